@@ -1,0 +1,8 @@
+"""longbow: fast LLM inference for Apple Silicon GPUs, with a portable CPU backend."""
+
+from pkgutil import extend_path
+
+# Developer builds place _core in a separate folder on PYTHONPATH (see README, "Developing").
+__path__ = extend_path(__path__, __name__)
+
+__version__ = "0.1.0"

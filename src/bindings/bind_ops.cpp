@@ -1,0 +1,5 @@
+#include "bindings.h"
+
+namespace longbow::bindings {
+void bind_ops(pybind11::module_& m) {}
+}  // namespace longbow::bindings

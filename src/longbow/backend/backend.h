@@ -1,0 +1,212 @@
+// The backend seam: buffers and a small set of fused ops. The model and engine are written
+// once against this interface; cpu, metal and metal-sim implement it (DESIGN.md §3).
+//
+// Conventions for every op:
+//  - a BufView is (buffer, byte offset); shapes are given explicitly, row-major, outermost first;
+//  - activations are f32; weights may be any DType the backend supports (see supports());
+//  - ops are enqueued in order; results are visible to the host only after synchronize()
+//    (the CPU backend runs them eagerly; Metal records one command buffer per step).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "longbow/core/dtype.h"
+
+namespace longbow {
+
+// Device memory owned by one backend. On unified memory host_ptr() is valid for every buffer.
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  // Size in bytes.
+  virtual size_t bytes() const = 0;
+  // Host-visible address of byte 0, or nullptr when the memory is not host-visible.
+  virtual void* host_ptr() const = 0;
+};
+
+struct BufView {
+  const Buffer* buffer = nullptr;
+  size_t offset = 0;  // bytes
+  bool empty() const { return buffer == nullptr; }
+  BufView at(size_t extra_bytes) const { return {buffer, offset + extra_bytes}; }
+};
+
+enum class Op : uint8_t {
+  Embed, RmsNorm, Matmul, Rope, KvWrite, Attention, SiluMul, Add, GetRows, Sample, CopyBlocks,
+};
+
+// Attention algorithm variants (the split one is the reference baseline).
+enum class AttentionVariant : uint8_t { Auto, Split, FusedDecode, FlashPrefill };
+
+// ---- per-op arguments (mirrored by metal/kargs.h for the Metal kernels) ----
+
+struct EmbedArgs {
+  BufView out;        // (num_tokens, dim) f32
+  BufView token_ids;  // (num_tokens,) i32
+  BufView table;      // (vocab_size, dim) table_dtype
+  DType table_dtype = DType::F32;
+  int num_tokens = 0, dim = 0, vocab_size = 0;
+};
+
+// out = rms_norm(x (+ residual)) * weight. When `residual` is set, x is first added into it
+// (residual += x) and the sum is normalized: the pre-norm transformer's residual stream.
+struct RmsNormArgs {
+  BufView out;       // (num_rows, dim) f32
+  BufView x;         // (num_rows, dim) f32
+  BufView residual;  // (num_rows, dim) f32, optional, updated in place
+  BufView weight;    // (dim,) f32
+  int num_rows = 0, dim = 0;
+  float eps = 1e-5f;
+};
+
+// out (M, N) = x (M, K) · wᵀ where w is (N, K) in w_dtype (+ bias (N,) f32 if set).
+// When accumulate is true, out += x · wᵀ (fuses the residual add).
+struct MatmulArgs {
+  BufView out;  // (M, N) f32
+  BufView x;    // (M, K) f32
+  BufView w;    // (N, K) w_dtype
+  BufView bias; // (N,) f32, optional
+  DType w_dtype = DType::F32;
+  int M = 0, N = 0, K = 0;
+  bool accumulate = false;
+};
+
+// Rotary position embedding applied in place to q and k.
+// interleaved = true rotates adjacent pairs (x[2i], x[2i+1]) (GGUF llama weights);
+// false rotates halves (x[i], x[i + rot_dim/2]) (HF weights). Both give the same model.
+struct RopeArgs {
+  BufView q;          // (num_tokens, num_heads, head_dim) f32
+  BufView k;          // (num_tokens, num_kv_heads, head_dim) f32
+  BufView positions;  // (num_tokens,) i32
+  BufView inv_freq;   // (rot_dim / 2,) f32: per-pair frequency, rope scaling already applied
+  int num_tokens = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, rot_dim = 0;
+  bool interleaved = false;
+};
+
+// Paged KV cache layout for one layer: (num_blocks, block_size, num_kv_heads, head_dim).
+struct KvWriteArgs {
+  BufView k, v;          // (num_tokens, num_kv_heads, head_dim) f32
+  BufView k_cache, v_cache;  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
+  BufView slot_mapping;  // (num_tokens,) i32: block * block_size + offset; < 0 skips the token
+  DType cache_dtype = DType::F16;
+  int num_tokens = 0, num_kv_heads = 0, head_dim = 0, num_slots = 0;
+};
+
+// Causal attention over the paged cache for a flattened varlen batch (DESIGN.md §2).
+// Query token t of sequence s (query_start[s] <= t < query_start[s+1]) at position p attends
+// to keys 0..p of s, read through block_tables[s].
+struct AttentionArgs {
+  BufView out;           // (num_tokens, num_heads, head_dim) f32
+  BufView q;             // (num_tokens, num_heads, head_dim) f32
+  BufView k_cache, v_cache;  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
+  BufView block_tables;  // (num_seqs, max_blocks_per_seq) i32
+  BufView query_start;   // (num_seqs + 1,) i32
+  BufView seq_lens;      // (num_seqs,) i32: context length after this step
+  BufView positions;     // (num_tokens,) i32
+  DType cache_dtype = DType::F16;
+  int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
+  float scale = 1.0f;
+  AttentionVariant variant = AttentionVariant::Auto;
+};
+
+// out (M, F) = silu(gate) * up, gate and up (M, F) f32.
+struct SiluMulArgs {
+  BufView out, gate, up;
+  int num_rows = 0, dim = 0;
+};
+
+// out = a + b elementwise over n f32.
+struct AddArgs {
+  BufView out, a, b;
+  int64_t n = 0;
+};
+
+// out (num_rows, dim) = x[rows] where x is (num_src_rows, dim) f32.
+struct GetRowsArgs {
+  BufView out, x, rows;  // rows: (num_rows,) i32
+  int num_rows = 0, dim = 0, num_src_rows = 0;
+};
+
+// Per-row sampling parameters (one row per logits row). Layout shared with the Metal kernel.
+struct SampleRowParams {
+  float temperature = 0.0f;  // 0 = greedy
+  int32_t top_k = 0;         // 0 = off
+  float top_p = 1.0f;        // 1 = off
+  float min_p = 0.0f;        // 0 = off
+  float repetition_penalty = 1.0f;  // 1 = off (CTRL-style: divide positive logits, multiply negative)
+  float presence_penalty = 0.0f;    // subtracted once from every token already seen
+  float frequency_penalty = 0.0f;   // subtracted per occurrence
+  uint32_t seed_lo = 0, seed_hi = 0;  // Philox key
+  uint32_t counter = 0;               // token index within the request (Philox counter)
+  int32_t penalty_start = 0, penalty_count = 0;  // slice of the penalty token list
+};
+
+// Samples one token per logits row on the device; only ids and logprobs come back.
+struct SampleArgs {
+  BufView out_ids;       // (num_rows,) i32
+  BufView out_logprobs;  // (num_rows,) f32: log-softmax of the raw logits at the chosen id
+  BufView logits;        // (num_rows, vocab_size) f32, may be modified (scratch)
+  BufView params;        // (num_rows,) SampleRowParams
+  BufView penalty_tokens;  // (total,) i32: tokens seen so far per row, sliced by params
+  int num_rows = 0, vocab_size = 0;
+};
+
+// Copies whole KV blocks src[i] -> dst[i] in every layer's cache (copy-on-write).
+struct CopyBlocksArgs {
+  BufView cache;         // all layers: (num_layers * 2, num_blocks, block_bytes)
+  BufView pairs;         // (num_pairs, 2) i32: (src, dst)
+  int num_pairs = 0, num_planes = 0, num_blocks = 0;
+  size_t block_bytes = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // "cpu", "metal" or "metal-sim".
+  virtual std::string name() const = 0;
+
+  // ---- memory ----
+  // New device buffer of `bytes` bytes (zero-initialized).
+  virtual std::unique_ptr<Buffer> alloc(size_t bytes) = 0;
+  // Wraps host memory (e.g. mmap'ed weights) without copying when the device can; the memory
+  // must outlive the buffer.
+  virtual std::unique_ptr<Buffer> wrap_host(const void* ptr, size_t bytes) = 0;
+  // Host → device and device → host copies; download waits for pending work.
+  virtual void upload(BufView dst, const void* src, size_t bytes) = 0;
+  virtual void download(void* dst, BufView src, size_t bytes) = 0;
+
+  // Whether op can run with this dtype (weight dtype for Matmul/Embed, cache dtype for KV ops).
+  virtual bool supports(Op op, DType dtype) const = 0;
+  // Waits until every enqueued op has completed.
+  virtual void synchronize() = 0;
+
+  // ---- ops (contracts on the Args structs above) ----
+  virtual void embed(const EmbedArgs& a) = 0;
+  virtual void rms_norm(const RmsNormArgs& a) = 0;
+  virtual void matmul(const MatmulArgs& a) = 0;
+  virtual void rope(const RopeArgs& a) = 0;
+  virtual void kv_write(const KvWriteArgs& a) = 0;
+  virtual void attention(const AttentionArgs& a) = 0;
+  virtual void silu_mul(const SiluMulArgs& a) = 0;
+  virtual void add(const AddArgs& a) = 0;
+  virtual void get_rows(const GetRowsArgs& a) = 0;
+  virtual void sample(const SampleArgs& a) = 0;
+  virtual void copy_blocks(const CopyBlocksArgs& a) = 0;
+};
+
+struct BackendOptions {
+  int num_threads = 0;  // CPU: 0 = number of cores
+};
+
+// Creates a backend by name ("cpu", "metal", "metal-sim", "auto"); throws std::invalid_argument
+// naming the available backends when the name is unknown or not built in.
+std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& options = {});
+// Names of the backends compiled into this build and usable on this machine.
+std::vector<std::string> available_backends();
+
+}  // namespace longbow

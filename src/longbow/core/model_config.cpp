@@ -1,0 +1,61 @@
+#include "longbow/core/model_config.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace longbow {
+
+namespace {
+void require(bool ok, const std::string& source, const std::string& what) {
+  if (!ok) throw std::invalid_argument("[" + source + "] invalid model config: " + what);
+}
+}  // namespace
+
+void ModelConfig::validate(const std::string& source) const {
+  require(vocab_size > 0, source, "vocab_size must be > 0, found " + std::to_string(vocab_size));
+  require(hidden_size > 0, source, "hidden_size must be > 0, found " + std::to_string(hidden_size));
+  require(intermediate_size > 0, source, "intermediate_size must be > 0, found " + std::to_string(intermediate_size));
+  require(num_layers > 0 && num_layers <= 1024, source, "num_layers must be in 1..1024, found " + std::to_string(num_layers));
+  require(num_heads > 0, source, "num_heads must be > 0, found " + std::to_string(num_heads));
+  require(num_kv_heads > 0 && num_heads % num_kv_heads == 0, source,
+          "num_kv_heads must divide num_heads=" + std::to_string(num_heads) + ", found " + std::to_string(num_kv_heads));
+  require(head_dim > 0 && head_dim % 2 == 0 && head_dim <= 512, source,
+          "head_dim must be even and in 2..512, found " + std::to_string(head_dim));
+  require(rot_dim > 0 && rot_dim % 2 == 0 && rot_dim <= head_dim, source,
+          "rotary dims must be even and <= head_dim, found " + std::to_string(rot_dim));
+  require(max_position > 0, source, "max_position must be > 0");
+  require(rms_eps > 0 && std::isfinite(rms_eps), source, "rms_norm_eps must be positive");
+  require(rope_theta > 0 && std::isfinite(rope_theta), source, "rope_theta must be positive");
+  require(rope_scaling.type.empty() || rope_scaling.type == "llama3" || rope_scaling.type == "linear", source,
+          "unsupported rope_scaling type '" + rope_scaling.type + "' (expected llama3 or linear)");
+  require(rope_scaling.factor > 0, source, "rope_scaling.factor must be positive");
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const int half = c.rot_dim / 2;
+  std::vector<float> inv(half);
+  for (int i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(static_cast<double>(c.rope_theta), (2.0 * i) / c.rot_dim);
+    if (c.rope_scaling.type == "linear") {
+      f /= c.rope_scaling.factor;
+    } else if (c.rope_scaling.type == "llama3") {
+      // Llama 3.1 frequency-dependent scaling: long wavelengths slowed by `factor`, short kept,
+      // a smooth blend in between.
+      const RopeScaling& s = c.rope_scaling;
+      const double low_wavelen = s.original_max_position / s.low_freq_factor;
+      const double high_wavelen = s.original_max_position / s.high_freq_factor;
+      const double wavelen = 2.0 * M_PI / f;
+      if (wavelen > low_wavelen) {
+        f /= s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        f = (1.0 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    inv[i] = static_cast<float>(f);
+  }
+  return inv;
+}
+
+}  // namespace longbow
