@@ -1,0 +1,249 @@
+#include "longbow/engine/engine.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace longbow::engine {
+
+Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& config)
+    : config_(config), file_(std::move(model)), seed_source_(std::random_device{}()) {
+  if (!file_) throw std::invalid_argument("[engine] no model");
+  if (config_.block_size <= 0 || config_.max_num_seqs <= 0 || config_.max_num_batched_tokens <= 0) {
+    throw std::invalid_argument("[engine] block_size, max_num_seqs and max_num_batched_tokens must be > 0");
+  }
+  backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
+  model_ = std::make_unique<LlamaModel>(file_, *backend_);
+  const ModelConfig& mc = model_->config();
+  if (config_.max_model_len <= 0) config_.max_model_len = mc.max_position;
+
+  KvCacheLayout layout;
+  layout.num_layers = mc.num_layers;
+  layout.block_size = config_.block_size;
+  layout.num_kv_heads = mc.num_kv_heads;
+  layout.head_dim = mc.head_dim;
+  layout.dtype = config_.kv_dtype;
+  layout.num_blocks = 1;
+  const int blocks_one_seq = (config_.max_model_len + config_.block_size - 1) / config_.block_size;
+  if (config_.num_blocks > 0) {
+    layout.num_blocks = config_.num_blocks;
+  } else {
+    const size_t per_block = layout.block_bytes() * 2 * static_cast<size_t>(mc.num_layers);
+    layout.num_blocks = static_cast<int>(std::min<size_t>(config_.kv_cache_bytes / per_block + 1, 1u << 24));
+    layout.num_blocks = std::max(layout.num_blocks, blocks_one_seq + 1);  // one full-length sequence fits
+  }
+  config_.num_blocks = layout.num_blocks;
+  kv_ = std::make_unique<KvCache>(*backend_, layout);
+  blocks_ = std::make_unique<BlockManager>(layout.num_blocks, layout.block_size);
+  scheduler_ = std::make_unique<Scheduler>(
+      SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len}, *blocks_);
+  max_blocks_per_seq_ = blocks_one_seq;
+  model_->reserve(config_.max_num_batched_tokens, config_.max_num_seqs, max_blocks_per_seq_, config_.max_num_seqs);
+
+  eos_ids_ = mc.eos_token_ids;
+  sample_ids_ = backend_->alloc(config_.max_num_seqs * sizeof(int32_t));
+  sample_logprobs_ = backend_->alloc(config_.max_num_seqs * sizeof(float));
+  sample_params_ = backend_->alloc(config_.max_num_seqs * sizeof(SampleRowParams));
+  penalty_capacity_ = 4096;
+  penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
+}
+
+void Engine::set_eos_token_ids(std::vector<int> ids) {
+  for (int id : ids) {
+    if (id < 0 || id >= model_config().vocab_size) {
+      throw std::invalid_argument("[engine] eos token id " + std::to_string(id) + " out of range");
+    }
+  }
+  eos_ids_ = std::move(ids);
+}
+
+void Engine::add_request(const std::string& request_id, std::vector<int> prompt, const SamplingParams& params) {
+  const int vocab = model_config().vocab_size;
+  params.validate(vocab);
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= vocab) {
+      throw std::invalid_argument("[engine] request '" + request_id + "': prompt token " + std::to_string(i) + " = " +
+                                  std::to_string(prompt[i]) + " out of range for vocab_size " + std::to_string(vocab));
+    }
+  }
+  auto seq = std::make_unique<Sequence>();
+  seq->request_id = request_id;
+  seq->num_prompt_tokens = static_cast<int>(prompt.size());
+  seq->tokens = std::move(prompt);
+  seq->params = params;
+  seq->seed = params.seed ? *params.seed : seed_source_();
+  scheduler_->add(std::move(seq));
+}
+
+bool Engine::abort(const std::string& request_id) {
+  if (!scheduler_->abort(request_id)) return false;
+  pending_aborts_.push_back({request_id, -1, 0.0f, true, FinishReason::Abort});
+  return true;
+}
+
+Batch Engine::build_batch(const SchedulerOutput& plan) const {
+  Batch b;
+  const int bs = config_.block_size;
+  b.max_blocks_per_seq = 1;
+  for (const ScheduledSeq& s : plan.scheduled) {
+    b.max_blocks_per_seq = std::max(b.max_blocks_per_seq, static_cast<int>(s.seq->block_table.size()));
+  }
+  b.query_start.push_back(0);
+  for (const ScheduledSeq& s : plan.scheduled) {
+    const Sequence& seq = *s.seq;
+    for (int p = seq.num_computed; p < seq.num_computed + s.num_new_tokens; ++p) {
+      b.token_ids.push_back(seq.tokens[p]);
+      b.positions.push_back(p);
+      b.slot_mapping.push_back(seq.block_table[p / bs] * bs + p % bs);
+    }
+    if (s.needs_logits) b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.seq_lens.push_back(seq.num_computed + s.num_new_tokens);
+    std::vector<int32_t> row(b.max_blocks_per_seq, 0);
+    std::copy(seq.block_table.begin(), seq.block_table.end(), row.begin());
+    b.block_tables.insert(b.block_tables.end(), row.begin(), row.end());
+  }
+  return b;
+}
+
+bool Engine::is_stop(const Sequence& seq, int token) const {
+  const auto& p = seq.params;
+  if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end()) return true;
+  if (p.ignore_eos || seq.num_generated() < p.min_tokens) return false;
+  return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
+}
+
+std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan, const Batch& batch) {
+  std::vector<Sequence*> rows;
+  for (const ScheduledSeq& s : plan.scheduled) {
+    s.seq->num_computed += s.num_new_tokens;
+    if (s.needs_logits) rows.push_back(s.seq);
+  }
+  std::vector<TokenOutput> out;
+  if (rows.empty()) return out;
+
+  const int R = static_cast<int>(rows.size());
+  std::vector<SampleRowParams> params(R);
+  std::vector<int32_t> penalty;
+  for (int r = 0; r < R; ++r) {
+    const Sequence& seq = *rows[r];
+    const SamplingParams& sp = seq.params;
+    SampleRowParams& p = params[r];
+    p.temperature = sp.temperature;
+    p.top_k = sp.top_k;
+    p.top_p = sp.top_p;
+    p.min_p = sp.min_p;
+    p.repetition_penalty = sp.repetition_penalty;
+    p.presence_penalty = sp.presence_penalty;
+    p.frequency_penalty = sp.frequency_penalty;
+    p.seed_lo = static_cast<uint32_t>(seq.seed);
+    p.seed_hi = static_cast<uint32_t>(seq.seed >> 32);
+    p.counter = static_cast<uint32_t>(seq.num_generated());
+    const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
+    p.penalty_start = static_cast<int32_t>(penalty.size());
+    p.penalty_count = penalized ? seq.num_tokens() : 0;
+    if (penalized) penalty.insert(penalty.end(), seq.tokens.begin(), seq.tokens.end());
+  }
+  if (penalty.size() > penalty_capacity_) {  // grows rarely, never inside a forward
+    penalty_capacity_ = std::max(penalty.size(), 2 * penalty_capacity_);
+    penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
+  }
+  backend_->upload({sample_params_.get(), 0}, params.data(), R * sizeof(SampleRowParams));
+  if (!penalty.empty()) backend_->upload({penalty_tokens_.get(), 0}, penalty.data(), penalty.size() * sizeof(int32_t));
+  backend_->sample({.out_ids = {sample_ids_.get(), 0}, .out_logprobs = {sample_logprobs_.get(), 0},
+                    .logits = model_->logits(), .params = {sample_params_.get(), 0},
+                    .penalty_tokens = {penalty_tokens_.get(), 0}, .num_rows = R,
+                    .vocab_size = model_config().vocab_size});
+  std::vector<int32_t> ids(R);
+  std::vector<float> logprobs(R);
+  backend_->download(ids.data(), {sample_ids_.get(), 0}, R * sizeof(int32_t));
+  backend_->download(logprobs.data(), {sample_logprobs_.get(), 0}, R * sizeof(float));
+
+  for (int r = 0; r < R; ++r) {
+    Sequence* seq = rows[r];
+    seq->tokens.push_back(ids[r]);
+    TokenOutput t{seq->request_id, ids[r], logprobs[r], false, FinishReason::None};
+    if (is_stop(*seq, ids[r])) {
+      t.finish_reason = FinishReason::Stop;
+    } else if (seq->num_generated() >= seq->params.max_tokens || seq->num_tokens() >= config_.max_model_len) {
+      t.finish_reason = FinishReason::Length;
+    }
+    if (t.finish_reason != FinishReason::None) {
+      t.finished = true;
+      scheduler_->finish(seq, t.finish_reason);
+    }
+    out.push_back(std::move(t));
+  }
+  (void)batch;
+  return out;
+}
+
+std::vector<TokenOutput> Engine::step() {
+  std::vector<TokenOutput> out;
+  out.swap(pending_aborts_);
+  scheduler_->reap_finished();
+  SchedulerOutput plan = scheduler_->schedule();
+  last_step_tokens_ = plan.num_batched_tokens;
+  last_step_seqs_ = static_cast<int>(plan.scheduled.size());
+  if (plan.empty()) return out;
+  ++num_steps_;
+  Batch batch = build_batch(plan);
+  model_->forward(batch, *kv_, config_.attention);
+  std::vector<TokenOutput> tokens = sample_and_update(plan, batch);
+  out.insert(out.end(), tokens.begin(), tokens.end());
+  scheduler_->reap_finished();
+  return out;
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.num_running = scheduler_->num_running();
+  s.num_waiting = scheduler_->num_waiting();
+  s.num_blocks_total = blocks_->num_blocks() - 1;
+  s.num_blocks_free = blocks_->num_free();
+  s.num_blocks_used = blocks_->num_used();
+  int64_t stored = 0;
+  for (const Sequence* seq : scheduler_->running()) stored += seq->num_computed;
+  const int64_t slots = static_cast<int64_t>(s.num_blocks_used) * blocks_->block_size();
+  s.kv_utilization = slots > 0 ? static_cast<double>(stored) / slots : 0.0;
+  s.num_preemptions = scheduler_->num_preemptions();
+  s.last_step_tokens = last_step_tokens_;
+  s.last_step_seqs = last_step_seqs_;
+  s.num_steps = num_steps_;
+  return s;
+}
+
+std::vector<float> Engine::prompt_logits(const std::vector<int>& prompt) {
+  if (scheduler_->has_unfinished()) throw std::logic_error("[engine] prompt_logits needs an idle engine");
+  const int vocab = model_config().vocab_size;
+  if (prompt.empty() || static_cast<int>(prompt.size()) > config_.max_model_len) {
+    throw std::invalid_argument("[engine] prompt_logits: prompt must have 1..max_model_len tokens");
+  }
+  for (int id : prompt) {
+    if (id < 0 || id >= vocab) throw std::invalid_argument("[engine] prompt token " + std::to_string(id) + " out of range");
+  }
+  Sequence seq;
+  seq.tokens = prompt;
+  seq.num_prompt_tokens = static_cast<int>(prompt.size());
+  if (!blocks_->ensure_capacity(seq.block_table, seq.num_tokens())) {
+    throw std::runtime_error("[engine] prompt_logits: KV pool too small for the prompt");
+  }
+  std::vector<float> logits(vocab);
+  try {
+    while (seq.num_computed < seq.num_tokens()) {
+      const int n = std::min(seq.num_tokens() - seq.num_computed, config_.max_num_batched_tokens);
+      SchedulerOutput plan;
+      plan.scheduled.push_back({&seq, n, seq.num_computed + n == seq.num_tokens()});
+      Batch batch = build_batch(plan);
+      model_->forward(batch, *kv_, config_.attention);
+      seq.num_computed += n;
+    }
+    backend_->download(logits.data(), model_->logits(), vocab * sizeof(float));
+  } catch (...) {
+    blocks_->release(seq.block_table);
+    throw;
+  }
+  blocks_->release(seq.block_table);
+  return logits;
+}
+
+}  // namespace longbow::engine

@@ -1,0 +1,97 @@
+// The engine step loop: scheduler → one batched forward → sampling on the device → token ids.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "longbow/backend/backend.h"
+#include "longbow/core/model_file.h"
+#include "longbow/engine/block_manager.h"
+#include "longbow/engine/sampling_params.h"
+#include "longbow/engine/scheduler.h"
+#include "longbow/models/kv_cache.h"
+#include "longbow/models/llama.h"
+
+namespace longbow::engine {
+
+struct EngineConfig {
+  std::string backend = "cpu";
+  int num_threads = 0;                 // CPU backend threads; 0 = number of cores
+  DType kv_dtype = DType::F16;
+  int block_size = 16;
+  int num_blocks = 0;                  // 0: derived from kv_cache_bytes
+  size_t kv_cache_bytes = 256u << 20;  // used when num_blocks == 0
+  int max_num_seqs = 64;
+  int max_num_batched_tokens = 512;
+  int max_model_len = 0;               // 0: the model's context length
+  AttentionVariant attention = AttentionVariant::Auto;
+};
+
+struct TokenOutput {
+  std::string request_id;
+  int token_id = -1;
+  float logprob = 0.0f;
+  bool finished = false;
+  FinishReason finish_reason = FinishReason::None;
+};
+
+struct EngineStats {
+  int num_running = 0, num_waiting = 0;
+  int num_blocks_total = 0, num_blocks_used = 0, num_blocks_free = 0;
+  double kv_utilization = 0.0;  // tokens stored / token slots allocated
+  uint64_t num_preemptions = 0;
+  int last_step_tokens = 0, last_step_seqs = 0;
+  uint64_t num_steps = 0;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& config);
+
+  const ModelConfig& model_config() const { return model_->config(); }
+  const EngineConfig& config() const { return config_; }
+  Backend& backend() { return *backend_; }
+
+  // Token ids that end a request (unless ignore_eos); defaults to the model's eos ids.
+  void set_eos_token_ids(std::vector<int> ids);
+  const std::vector<int>& eos_token_ids() const { return eos_ids_; }
+
+  // Queues a request; throws std::invalid_argument for bad ids, params or lengths.
+  void add_request(const std::string& request_id, std::vector<int> prompt, const SamplingParams& params);
+  // One iteration: returns the tokens produced this step (one per sequence that sampled) and
+  // the requests that finished (aborted requests are reported once, with token_id = -1).
+  std::vector<TokenOutput> step();
+  bool abort(const std::string& request_id);
+  bool has_unfinished() const { return scheduler_->has_unfinished() || !pending_aborts_.empty(); }
+  EngineStats stats() const;
+
+  // Logits (vocab_size,) of the last token of `prompt`, computed through the same paged path;
+  // needs an idle engine (used by oracle tests and `longbow info`).
+  std::vector<float> prompt_logits(const std::vector<int>& prompt);
+
+ private:
+  Batch build_batch(const SchedulerOutput& plan) const;
+  std::vector<TokenOutput> sample_and_update(const SchedulerOutput& plan, const Batch& batch);
+  bool is_stop(const Sequence& seq, int token) const;
+
+  EngineConfig config_;
+  std::shared_ptr<const ModelFile> file_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<BlockManager> blocks_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::vector<int> eos_ids_;
+  std::vector<TokenOutput> pending_aborts_;
+  std::mt19937_64 seed_source_;
+  int max_blocks_per_seq_ = 0;
+  // Sampling buffers on the device.
+  std::unique_ptr<Buffer> sample_ids_, sample_logprobs_, sample_params_, penalty_tokens_;
+  size_t penalty_capacity_ = 0;
+  int last_step_tokens_ = 0, last_step_seqs_ = 0;
+  uint64_t num_steps_ = 0;
+};
+
+}  // namespace longbow::engine

@@ -1,0 +1,28 @@
+// Per-request generation settings (the engine side of Python's SamplingParams).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace longbow::engine {
+
+struct SamplingParams {
+  int max_tokens = 16;
+  int min_tokens = 0;  // end-of-sequence tokens are not honoured before this many tokens
+  float temperature = 0.0f;  // 0 = greedy
+  int top_k = 0;             // 0 = off
+  float top_p = 1.0f;        // 1 = off
+  float min_p = 0.0f;        // 0 = off
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  std::optional<uint64_t> seed;   // none: drawn at random when the request is added
+  std::vector<int> stop_token_ids;  // besides the model's end-of-sequence ids
+  bool ignore_eos = false;
+
+  // Throws std::invalid_argument naming the offending field.
+  void validate(int vocab_size) const;
+};
+
+}  // namespace longbow::engine

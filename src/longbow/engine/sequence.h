@@ -1,0 +1,33 @@
+// A request as the scheduler sees it: its tokens, KV blocks and progress.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "longbow/engine/sampling_params.h"
+
+namespace longbow::engine {
+
+enum class SeqStatus { Waiting, Running, Finished };
+enum class FinishReason { None, Stop, Length, Abort };
+
+const char* finish_reason_name(FinishReason r);
+
+struct Sequence {
+  std::string request_id;
+  std::vector<int> tokens;   // prompt followed by generated tokens
+  int num_prompt_tokens = 0;
+  int num_computed = 0;      // tokens whose K/V are in the cache
+  std::vector<int> block_table;
+  SamplingParams params;
+  uint64_t seed = 0;
+  SeqStatus status = SeqStatus::Waiting;
+  FinishReason finish_reason = FinishReason::None;
+  int num_preemptions = 0;
+  uint64_t arrival = 0;      // arrival order (FCFS)
+
+  int num_tokens() const { return static_cast<int>(tokens.size()); }
+  int num_generated() const { return num_tokens() - num_prompt_tokens; }
+};
+
+}  // namespace longbow::engine
