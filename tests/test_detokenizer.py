@@ -114,9 +114,11 @@ def test_held_text_is_released_when_not_a_stop():
     assert sc.flush() == "ST"
 
 
-def test_earliest_stop_wins_and_after_stop_nothing():
+def test_first_completed_stop_wins_and_after_stop_nothing():
     text, stopped, sc = _run_stop(["bb", "a"], ["xxbba"])
     assert (text, sc.matched) == ("xx", "bb")
+    text, stopped, sc = _run_stop(["b", "abb"], ["aabb"])
+    assert (text, sc.matched) == ("aa", "b")
     assert sc.push("more") == ("", True)
 
 
@@ -138,8 +140,9 @@ def test_stop_property(text, stops, cuts):
         pos += c
     chunks.append(text[pos:])
     out, stopped, _ = _run_stop(stops, chunks)
-    hits = [text.find(s) for s in stops if s in text]
+    # Oracle: the stop string whose first occurrence ends earliest (ties: longest) wins.
+    hits = [(text.find(s) + len(s), -len(s), text.find(s)) for s in stops if s in text]
     if hits:
-        assert stopped and out == text[: min(hits)]
+        assert stopped and out == text[: min(hits)[2]]
     else:
         assert not stopped and out == text

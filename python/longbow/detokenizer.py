@@ -68,7 +68,7 @@ class StopChecker:
     """Find stop strings in streamed text, holding back text that may start one.
 
     `push(text)` returns `(emit, stopped)`: `emit` is safe to show; once a stop string is
-    found, `emit` holds the text before it (the stop string itself is dropped) and
+    complete (the first to complete wins), `emit` holds the text before it (the stop string itself is dropped) and
     `stopped` is True. Call `flush()` at the end to get held-back text.
     """
 
@@ -98,11 +98,14 @@ class StopChecker:
         if not self.stop_strings:
             return text, False
         buf = self._held + text
-        first_idx, first_stop = -1, None
+        # The stop string that completes first in the stream wins (ties: the longer one), so
+        # the result does not depend on how the text was chunked.
+        first_idx, first_stop, first_key = -1, None, None
         for stop in self.stop_strings:
             idx = buf.find(stop)
-            if idx != -1 and (first_idx == -1 or idx < first_idx):
-                first_idx, first_stop = idx, stop
+            key = (idx + len(stop), -len(stop))
+            if idx != -1 and (first_key is None or key < first_key):
+                first_idx, first_stop, first_key = idx, stop, key
         if first_stop is not None:
             self.stopped = True
             self.matched = first_stop
