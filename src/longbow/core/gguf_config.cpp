@@ -1,0 +1,109 @@
+// ModelConfig from GGUF metadata (llama.cpp key names).
+#include <stdexcept>
+
+#include "longbow/core/gguf_reader.h"
+
+namespace longbow {
+
+namespace {
+
+class Meta {
+ public:
+  Meta(const std::map<std::string, GgufValue>& md, const std::string& path) : md_(md), path_(path) {}
+
+  [[noreturn]] void fail(const std::string& msg) const { throw std::invalid_argument("[gguf] " + path_ + ": " + msg); }
+  const GgufValue* find(const std::string& key) const {
+    auto it = md_.find(key);
+    return it == md_.end() ? nullptr : &it->second;
+  }
+  bool has(const std::string& key) const { return find(key) != nullptr; }
+
+  int64_t get_int(const std::string& key) const {
+    const GgufValue* v = find(key);
+    if (v == nullptr) fail("missing metadata key " + key);
+    if (const int64_t* i = std::get_if<int64_t>(v)) return *i;
+    if (const uint64_t* u = std::get_if<uint64_t>(v)) {
+      if (*u > static_cast<uint64_t>(INT64_MAX)) fail("metadata key " + key + ": value " + std::to_string(*u) + " too large");
+      return static_cast<int64_t>(*u);
+    }
+    fail("metadata key " + key + ": expected an integer, found another type");
+  }
+  int get_int32(const std::string& key, int64_t lo = 0, int64_t hi = (int64_t{1} << 30)) const {
+    const int64_t v = get_int(key);
+    if (v < lo || v > hi) {
+      fail("metadata key " + key + ": expected a value in " + std::to_string(lo) + ".." + std::to_string(hi) + ", found " +
+           std::to_string(v));
+    }
+    return static_cast<int>(v);
+  }
+  int get_int32_or(const std::string& key, int fallback) const { return has(key) ? get_int32(key) : fallback; }
+  double get_float(const std::string& key) const {
+    const GgufValue* v = find(key);
+    if (v == nullptr) fail("missing metadata key " + key);
+    if (const double* d = std::get_if<double>(v)) return *d;
+    return static_cast<double>(get_int(key));
+  }
+  std::string get_string(const std::string& key) const {
+    const GgufValue* v = find(key);
+    if (v == nullptr) fail("missing metadata key " + key);
+    if (const std::string* s = std::get_if<std::string>(v)) return *s;
+    fail("metadata key " + key + ": expected a string, found another type");
+  }
+
+ private:
+  const std::map<std::string, GgufValue>& md_;
+  const std::string& path_;
+};
+
+}  // namespace
+
+ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool has_output, const std::string& path) {
+  const Meta m(md, path);
+  ModelConfig c;
+  const std::string arch = m.get_string("general.architecture");
+  if (arch != "llama" && arch != "mistral") {
+    m.fail("general.architecture: expected 'llama' or 'mistral', found '" + arch + "'");
+  }
+  c.architecture = arch;
+  const std::string a = arch + ".";
+  c.num_layers = m.get_int32(a + "block_count", 1);
+  c.hidden_size = m.get_int32(a + "embedding_length", 1);
+  c.intermediate_size = m.get_int32(a + "feed_forward_length", 1);
+  c.num_heads = m.get_int32(a + "attention.head_count", 1);
+  c.num_kv_heads = m.get_int32_or(a + "attention.head_count_kv", c.num_heads);
+  c.head_dim = m.get_int32_or(a + "attention.key_length", c.hidden_size / c.num_heads);
+  c.rot_dim = m.get_int32_or(a + "rope.dimension_count", c.head_dim);
+  c.max_position = m.get_int32_or(a + "context_length", c.max_position);
+  if (m.has(a + "attention.layer_norm_rms_epsilon")) c.rms_eps = static_cast<float>(m.get_float(a + "attention.layer_norm_rms_epsilon"));
+  if (m.has(a + "rope.freq_base")) c.rope_theta = static_cast<float>(m.get_float(a + "rope.freq_base"));
+  if (m.has(a + "rope.scaling.type")) {
+    const std::string t = m.get_string(a + "rope.scaling.type");
+    c.rope_scaling.type = (t == "none") ? "" : t;
+  }
+  if (m.has(a + "rope.scaling.factor")) c.rope_scaling.factor = static_cast<float>(m.get_float(a + "rope.scaling.factor"));
+  if (m.has(a + "rope.scaling.original_context_length")) {
+    c.rope_scaling.original_max_position = m.get_int32(a + "rope.scaling.original_context_length", 1);
+  }
+  if (m.has(a + "vocab_size")) {
+    c.vocab_size = m.get_int32(a + "vocab_size", 1);
+  } else if (const GgufValue* tokens = m.find("tokenizer.ggml.tokens")) {
+    const auto* list = std::get_if<std::vector<std::string>>(tokens);
+    if (list == nullptr) m.fail("tokenizer.ggml.tokens: expected an array of strings");
+    c.vocab_size = static_cast<int>(list->size());
+  } else {
+    m.fail("missing metadata key " + a + "vocab_size (and no tokenizer.ggml.tokens to count)");
+  }
+  if (m.has("tokenizer.ggml.bos_token_id")) c.bos_token_id = m.get_int32("tokenizer.ggml.bos_token_id");
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"}) {
+    if (!m.has(key)) continue;
+    const int id = m.get_int32(key);
+    bool dup = false;
+    for (int e : c.eos_token_ids) dup = dup || e == id;
+    if (!dup) c.eos_token_ids.push_back(id);
+  }
+  c.tie_embeddings = !has_output;
+  c.rope_interleaved = true;  // llama.cpp's converter permutes Q/K rows for adjacent-pair RoPE
+  return c;
+}
+
+}  // namespace longbow
