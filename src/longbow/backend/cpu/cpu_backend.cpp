@@ -1,10 +1,168 @@
-// PLACEHOLDER until the CPU backend lands (being written now).
 #include "longbow/backend/cpu/cpu_backend.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <stdexcept>
+#include <string>
 
 namespace longbow::cpu {
-std::unique_ptr<Backend> make_cpu_backend(const BackendOptions&) {
-  throw std::runtime_error("[cpu] backend not built yet");
+
+namespace {
+constexpr size_t ALIGNMENT = 64;
+
+// Host memory: either owned (64-byte aligned, zeroed) or wrapped (not owned).
+class CpuBuffer final : public Buffer {
+ public:
+  CpuBuffer(void* ptr, size_t bytes, bool owned) : ptr_(ptr), bytes_(bytes), owned_(owned) {}
+  ~CpuBuffer() override {
+    if (owned_) ::operator delete(ptr_, std::align_val_t(ALIGNMENT));
+  }
+  size_t bytes() const override { return bytes_; }
+  void* host_ptr() const override { return ptr_; }
+
+ private:
+  void* ptr_;
+  size_t bytes_;
+  bool owned_;
+};
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Embed: return "embed";
+    case Op::RmsNorm: return "rms_norm";
+    case Op::Matmul: return "matmul";
+    case Op::Rope: return "rope";
+    case Op::KvWrite: return "kv_write";
+    case Op::Attention: return "attention";
+    case Op::SiluMul: return "silu_mul";
+    case Op::Add: return "add";
+    case Op::GetRows: return "get_rows";
+    case Op::Sample: return "sample";
+    case Op::CopyBlocks: return "copy_blocks";
+  }
+  return "?";
 }
+}  // namespace
+
+// ---- shared helpers of cpu_ops.h ----
+
+void Scratch::ensure(int num_threads, size_t f32_elems, size_t i32_elems) {
+  if (f32.size() < static_cast<size_t>(num_threads)) f32.resize(num_threads);
+  if (i32.size() < static_cast<size_t>(num_threads)) i32.resize(num_threads);
+  for (int t = 0; t < num_threads; ++t) {
+    if (f32[t].size() < f32_elems) f32[t].resize(f32_elems);
+    if (i32[t].size() < i32_elems) i32[t].resize(i32_elems);
+  }
+}
+
+void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* what) {
+  if (v.buffer == nullptr) {
+    throw std::invalid_argument(std::string("[") + where + "] " + what + ": expected a buffer, found none");
+  }
+  const size_t size = v.buffer->bytes();
+  if (v.offset > size || bytes > size - v.offset) {
+    throw std::invalid_argument(std::string("[") + where + "] " + what + ": view needs bytes [" +
+                                std::to_string(v.offset) + ", " + std::to_string(v.offset + bytes) +
+                                ") but the buffer has " + std::to_string(size) + " bytes");
+  }
+  void* base = v.buffer->host_ptr();
+  if (base == nullptr) {
+    throw std::runtime_error(std::string("[") + where + "] " + what + ": buffer is not host-visible");
+  }
+  return static_cast<char*>(base) + v.offset;
+}
+
+void require(bool cond, const char* where, const std::string& message) {
+  if (!cond) throw std::invalid_argument(std::string("[") + where + "] " + message);
+}
+
+// ---- CpuBackend ----
+
+CpuBackend::CpuBackend(const BackendOptions& options) : pool_(options.num_threads), ctx_{pool_, scratch_} {}
+
+std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) {
+  const size_t rounded = ((bytes + ALIGNMENT - 1) / ALIGNMENT) * ALIGNMENT;
+  void* p = nullptr;
+  try {
+    p = ::operator new(rounded == 0 ? ALIGNMENT : rounded, std::align_val_t(ALIGNMENT));
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error("[cpu.alloc] out of memory allocating " + std::to_string(bytes) + " bytes");
+  }
+  std::memset(p, 0, rounded == 0 ? ALIGNMENT : rounded);
+  return std::make_unique<CpuBuffer>(p, bytes, true);
+}
+
+std::unique_ptr<Buffer> CpuBackend::wrap_host(const void* ptr, size_t bytes) {
+  require(ptr != nullptr || bytes == 0, "cpu.wrap_host", "expected a host pointer, found nullptr");
+  return std::make_unique<CpuBuffer>(const_cast<void*>(ptr), bytes, false);
+}
+
+void CpuBackend::upload(BufView dst, const void* src, size_t bytes) {
+  void* d = view_ptr(dst, bytes, "cpu.upload", "dst");
+  if (bytes) std::memcpy(d, src, bytes);
+}
+
+void CpuBackend::download(void* dst, BufView src, size_t bytes) {
+  const void* s = view_ptr(src, bytes, "cpu.download", "src");
+  if (bytes) std::memcpy(dst, s, bytes);
+}
+
+bool CpuBackend::supports(Op op, DType dtype) const {
+  switch (op) {
+    case Op::Matmul:
+    case Op::Embed:
+      return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::Q8_0 ||
+             dtype == DType::Q4_0 || dtype == DType::Q4_1;
+    case Op::KvWrite:
+    case Op::Attention:
+    case Op::CopyBlocks:
+      return dtype == DType::F32 || dtype == DType::F16;
+    case Op::RmsNorm:
+    case Op::Rope:
+    case Op::SiluMul:
+    case Op::Add:
+    case Op::GetRows:
+    case Op::Sample:
+      return dtype == DType::F32;
+  }
+  return false;
+}
+
+void CpuBackend::require_supported(Op op, DType dtype, const char* where) const {
+  if (!supports(op, dtype)) {
+    throw std::invalid_argument(std::string("[") + where + "] the cpu backend does not support " + op_name(op) +
+                                " with dtype " + dtype_name(dtype));
+  }
+}
+
+void CpuBackend::embed(const EmbedArgs& a) {
+  require_supported(Op::Embed, a.table_dtype, "cpu.embed");
+  op_embed(ctx_, a);
+}
+void CpuBackend::rms_norm(const RmsNormArgs& a) { op_rms_norm(ctx_, a); }
+void CpuBackend::matmul(const MatmulArgs& a) {
+  require_supported(Op::Matmul, a.w_dtype, "cpu.matmul");
+  op_matmul(ctx_, a);
+}
+void CpuBackend::rope(const RopeArgs& a) { op_rope(ctx_, a); }
+void CpuBackend::kv_write(const KvWriteArgs& a) {
+  require_supported(Op::KvWrite, a.cache_dtype, "cpu.kv_write");
+  op_kv_write(ctx_, a);
+}
+void CpuBackend::attention(const AttentionArgs& a) {
+  require_supported(Op::Attention, a.cache_dtype, "cpu.attention");
+  // Every variant computes the same function; the split baseline is the CPU implementation.
+  op_attention_split(ctx_, a);
+}
+void CpuBackend::silu_mul(const SiluMulArgs& a) { op_silu_mul(ctx_, a); }
+void CpuBackend::add(const AddArgs& a) { op_add(ctx_, a); }
+void CpuBackend::get_rows(const GetRowsArgs& a) { op_get_rows(ctx_, a); }
+void CpuBackend::sample(const SampleArgs& a) { op_sample(ctx_, a); }
+void CpuBackend::copy_blocks(const CopyBlocksArgs& a) { op_copy_blocks(ctx_, a); }
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
 }  // namespace longbow::cpu

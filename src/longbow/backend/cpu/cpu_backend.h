@@ -4,8 +4,44 @@
 #include <memory>
 
 #include "longbow/backend/backend.h"
+#include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/thread_pool.h"
 
 namespace longbow::cpu {
+
+// Runs every op eagerly on the calling thread plus a persistent worker pool.
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& options);
+  std::string name() const override { return "cpu"; }
+
+  std::unique_ptr<Buffer> alloc(size_t bytes) override;
+  std::unique_ptr<Buffer> wrap_host(const void* ptr, size_t bytes) override;
+  void upload(BufView dst, const void* src, size_t bytes) override;
+  void download(void* dst, BufView src, size_t bytes) override;
+  bool supports(Op op, DType dtype) const override;
+  void synchronize() override {}
+
+  void embed(const EmbedArgs& a) override;
+  void rms_norm(const RmsNormArgs& a) override;
+  void matmul(const MatmulArgs& a) override;
+  void rope(const RopeArgs& a) override;
+  void kv_write(const KvWriteArgs& a) override;
+  void attention(const AttentionArgs& a) override;
+  void silu_mul(const SiluMulArgs& a) override;
+  void add(const AddArgs& a) override;
+  void get_rows(const GetRowsArgs& a) override;
+  void sample(const SampleArgs& a) override;
+  void copy_blocks(const CopyBlocksArgs& a) override;
+
+  int num_threads() const { return pool_.num_threads(); }
+
+ private:
+  void require_supported(Op op, DType dtype, const char* where) const;
+  ThreadPool pool_;
+  Scratch scratch_;
+  Ctx ctx_;
+};
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);
 

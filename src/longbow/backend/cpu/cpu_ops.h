@@ -1,0 +1,65 @@
+// Internal to the CPU backend: view helpers, the SIMD kernel table and one entry per op family.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "longbow/backend/backend.h"
+#include "longbow/backend/cpu/thread_pool.h"
+
+namespace longbow::cpu {
+
+// Per-thread scratch owned by the backend; grown before parallel work, never inside it.
+struct Scratch {
+  std::vector<std::vector<float>> f32;     // one per thread
+  std::vector<std::vector<int32_t>> i32;   // one per thread
+  std::vector<int32_t> token_seq;          // (num_tokens,) sequence of each token, shared
+  void ensure(int num_threads, size_t f32_elems, size_t i32_elems = 0);
+};
+
+struct Ctx {
+  ThreadPool& pool;
+  Scratch& scratch;
+};
+
+// Checks that `bytes` bytes starting at view lie inside its buffer; returns the host address.
+void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* what);
+template <typename T>
+T* view_as(const BufView& v, size_t count, const char* where, const char* what) {
+  return static_cast<T*>(view_ptr(v, count * sizeof(T), where, what));
+}
+// Throws std::invalid_argument "[where] what: expected ..., found ..." when cond is false.
+void require(bool cond, const char* where, const std::string& message);
+
+// Row kernels chosen once at start-up: AVX2/FMA/F16C when available, else portable scalar.
+struct RowKernels {
+  const char* name;
+  // dst (n,) f32 = dequantized src row of n elements in dtype t (n multiple of the block size).
+  void (*dequant_row)(DType t, const void* src, float* dst, int64_t n);
+  // sum_i a[i] * b[i]
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y[i] += alpha * x[i]
+  void (*axpy)(float alpha, const float* x, float* y, int64_t n);
+};
+const RowKernels& scalar_kernels();
+const RowKernels* avx2_kernels();  // nullptr when not compiled in
+// The active kernels: AVX2 if the CPU supports it, unless LONGBOW_CPU_SIMD=scalar.
+const RowKernels& row_kernels();
+
+// ---- op families (one .cpp each) ----
+void op_embed(Ctx& c, const EmbedArgs& a);
+void op_rms_norm(Ctx& c, const RmsNormArgs& a);
+void op_matmul(Ctx& c, const MatmulArgs& a);
+void op_rope(Ctx& c, const RopeArgs& a);
+void op_kv_write(Ctx& c, const KvWriteArgs& a);
+void op_copy_blocks(Ctx& c, const CopyBlocksArgs& a);
+void op_attention_split(Ctx& c, const AttentionArgs& a);
+void op_silu_mul(Ctx& c, const SiluMulArgs& a);
+void op_add(Ctx& c, const AddArgs& a);
+void op_get_rows(Ctx& c, const GetRowsArgs& a);
+void op_sample(Ctx& c, const SampleArgs& a);
+
+}  // namespace longbow::cpu

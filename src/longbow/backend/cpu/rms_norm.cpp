@@ -1,0 +1,35 @@
+// RMSNorm (Zhang & Sennrich 2019), optionally fused with the residual add of a pre-norm block.
+#include <cmath>
+#include <string>
+
+#include "longbow/backend/cpu/cpu_ops.h"
+
+namespace longbow::cpu {
+
+void op_rms_norm(Ctx& c, const RmsNormArgs& a) {
+  const char* where = "cpu.rms_norm";
+  require(a.num_rows >= 0 && a.dim > 0, where,
+          "expected num_rows >= 0 and dim > 0, found " + std::to_string(a.num_rows) + ", " + std::to_string(a.dim));
+  const size_t n = static_cast<size_t>(a.num_rows) * a.dim, dim = a.dim;
+  float* out = view_as<float>(a.out, n, where, "out");                 // (num_rows, dim)
+  const float* x = view_as<const float>(a.x, n, where, "x");           // (num_rows, dim)
+  float* res = a.residual.empty() ? nullptr : view_as<float>(a.residual, n, where, "residual");  // (num_rows, dim)
+  const float* w = view_as<const float>(a.weight, dim, where, "weight");  // (dim,)
+  c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* src = x + r * dim;
+      if (res) {
+        float* rr = res + r * dim;
+        for (size_t i = 0; i < dim; ++i) rr[i] += src[i];
+        src = rr;
+      }
+      double ss = 0.0;
+      for (size_t i = 0; i < dim; ++i) ss += static_cast<double>(src[i]) * src[i];
+      const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + a.eps));
+      float* o = out + r * dim;
+      for (size_t i = 0; i < dim; ++i) o[i] = src[i] * inv * w[i];
+    }
+  });
+}
+
+}  // namespace longbow::cpu

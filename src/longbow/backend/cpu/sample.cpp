@@ -1,0 +1,173 @@
+// Token sampling, one logits row per thread-chunk. The exact rule (shared with the Metal kernel):
+//  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties;
+//  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by
+//  (logit desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF
+//  with u = Philox(seed, counter). Sorting is lazy: only a growing head of the candidates is
+//  selected (nth_element) and sorted, which is all the truncation and the draw ever look at.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+#include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/core/philox.h"
+
+namespace longbow::cpu {
+
+namespace {
+constexpr int FIRST_HEAD = 256;  // candidates sorted in the first round
+
+struct RowScratch {
+  float* vals;      // (vocab,) working logits
+  int32_t* idx;     // (vocab,) candidate order
+  int32_t* counts;  // (vocab,) penalty counts of the row's tokens
+};
+
+void apply_penalties(const SampleRowParams& p, const int32_t* toks, int vocab, RowScratch& s) {
+  if (p.penalty_count == 0) return;
+  for (int i = 0; i < p.penalty_count; ++i) {  // counts scratch may hold another op's data
+    if (toks[i] >= 0 && toks[i] < vocab) s.counts[toks[i]] = 0;
+  }
+  for (int i = 0; i < p.penalty_count; ++i) {
+    require(toks[i] >= 0 && toks[i] < vocab, "cpu.sample",
+            "penalty token " + std::to_string(i) + ": expected 0 <= id < " + std::to_string(vocab) + ", found " +
+                std::to_string(toks[i]));
+    s.counts[toks[i]]++;
+  }
+  for (int i = 0; i < p.penalty_count; ++i) {
+    const int tok = toks[i];
+    const int count = s.counts[tok];
+    if (count == 0) continue;  // already handled (distinct tokens once)
+    s.counts[tok] = 0;
+    float l = s.vals[tok];
+    if (p.repetition_penalty != 1.0f) l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
+    l -= p.presence_penalty;
+    l -= p.frequency_penalty * static_cast<float>(count);
+    s.vals[tok] = l;
+  }
+}
+
+int argmax(const float* v, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i) {
+    if (v[i] > v[best]) best = i;
+  }
+  return best;
+}
+
+// Draws from the truncated distribution; vals are already divided by the temperature.
+int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
+  const float* v = s.vals;
+  auto before = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
+  const int k = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : vocab;
+  std::iota(s.idx, s.idx + vocab, 0);
+  const float vmax = v[argmax(v, vocab)];
+  // Softmax normalizer over the top_k candidates (all of them when top_k is off).
+  if (k < vocab) std::nth_element(s.idx, s.idx + k, s.idx + vocab, before);
+  double z = 0.0;
+  for (int i = 0; i < k; ++i) z += std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
+  const bool use_top_p = p.top_p < 1.0f;
+  const double top_p_mass = static_cast<double>(p.top_p) * z;
+  const double u = uniform_from_philox(p.seed_lo, p.seed_hi, p.counter);
+  // Grow the sorted head until it contains the end of the kept prefix and the drawn token.
+  for (int head = std::min(FIRST_HEAD, k);; head = std::min(2 * head, k)) {
+    if (head < k) std::nth_element(s.idx, s.idx + head, s.idx + k, before);
+    std::sort(s.idx, s.idx + head, before);
+    // Kept prefix length within the head: top_p (smallest prefix with mass >= top_p), min_p.
+    int kept = head;
+    bool kept_final = head == k;
+    double cum = 0.0;
+    for (int i = 0; i < head; ++i) {
+      const double w = std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
+      if (p.min_p > 0.0f && w < static_cast<double>(p.min_p)) {  // prob < min_p * max prob
+        kept = i;
+        kept_final = true;
+        break;
+      }
+      cum += w;
+      if (use_top_p && cum >= top_p_mass) {
+        kept = i + 1;
+        kept_final = true;
+        break;
+      }
+    }
+    kept = std::max(kept, 1);
+    if (!kept_final) continue;
+    double total = 0.0;
+    for (int i = 0; i < kept; ++i) total += std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
+    const double target = u * total;
+    double acc = 0.0;
+    for (int i = 0; i < kept; ++i) {
+      acc += std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
+      if (acc > target) return s.idx[i];
+    }
+    return s.idx[kept - 1];
+  }
+}
+
+void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks, int vocab, RowScratch& s,
+                int32_t* out_id, float* out_logprob) {
+  // a) log-softmax normalizer of the raw logits.
+  const float raw_max = raw[argmax(raw, vocab)];
+  double sum = 0.0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(raw[i]) - raw_max);
+  const double lse = raw_max + std::log(sum);
+  // b) penalties on a working copy.
+  std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
+  apply_penalties(p, toks, vocab, s);
+  int id;
+  if (p.temperature == 0.0f) {  // c) greedy
+    id = argmax(s.vals, vocab);
+  } else {  // d)
+    const float inv_t = 1.0f / p.temperature;
+    for (int i = 0; i < vocab; ++i) s.vals[i] *= inv_t;
+    id = sample_truncated(p, vocab, s);
+  }
+  *out_id = id;
+  *out_logprob = static_cast<float>(static_cast<double>(raw[id]) - lse);
+}
+
+void validate_params(const SampleRowParams& p, int row) {
+  const std::string at = "row " + std::to_string(row) + ": ";
+  require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample",
+          at + "expected temperature >= 0, found " + std::to_string(p.temperature));
+  require(p.top_k >= 0, "cpu.sample", at + "expected top_k >= 0, found " + std::to_string(p.top_k));
+  require(p.top_p > 0.0f && p.top_p <= 1.0f, "cpu.sample", at + "expected 0 < top_p <= 1, found " + std::to_string(p.top_p));
+  require(p.min_p >= 0.0f && p.min_p <= 1.0f, "cpu.sample", at + "expected 0 <= min_p <= 1, found " + std::to_string(p.min_p));
+  require(p.repetition_penalty > 0.0f, "cpu.sample",
+          at + "expected repetition_penalty > 0, found " + std::to_string(p.repetition_penalty));
+  require(p.penalty_start >= 0 && p.penalty_count >= 0, "cpu.sample",
+          at + "expected non-negative penalty_start and penalty_count");
+}
+}  // namespace
+
+void op_sample(Ctx& c, const SampleArgs& a) {
+  const char* where = "cpu.sample";
+  require(a.num_rows >= 0 && a.vocab_size > 0, where,
+          "expected num_rows >= 0 and vocab_size > 0, found " + std::to_string(a.num_rows) + ", " +
+              std::to_string(a.vocab_size));
+  const size_t R = a.num_rows, V = a.vocab_size;
+  int32_t* ids = view_as<int32_t>(a.out_ids, R, where, "out_ids");                      // (num_rows,)
+  float* logprobs = view_as<float>(a.out_logprobs, R, where, "out_logprobs");          // (num_rows,)
+  const float* logits = view_as<const float>(a.logits, R * V, where, "logits");        // (num_rows, vocab)
+  const auto* params = view_as<const SampleRowParams>(a.params, R, where, "params");  // (num_rows,)
+  std::vector<const int32_t*> toks(R);  // per row: its slice of penalty_tokens
+  for (size_t r = 0; r < R; ++r) {
+    validate_params(params[r], static_cast<int>(r));
+    toks[r] = params[r].penalty_count == 0
+                  ? nullptr
+                  : view_as<const int32_t>(a.penalty_tokens.at(params[r].penalty_start * sizeof(int32_t)),
+                                           params[r].penalty_count, where, "penalty_tokens");
+  }
+  c.scratch.ensure(c.pool.num_threads(), V, 2 * V);
+  c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int thread_idx) {
+    RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.i32[thread_idx].data(),
+                 c.scratch.i32[thread_idx].data() + V};
+    for (int64_t r = b; r < e; ++r) {
+      sample_row(params[r], logits + r * V, toks[r], a.vocab_size, s, ids + r, logprobs + r);
+    }
+  });
+}
+
+}  // namespace longbow::cpu
