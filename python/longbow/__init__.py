@@ -6,3 +6,9 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
+
+from .llm import LLM  # noqa: E402
+from .outputs import RequestOutput  # noqa: E402
+from .sampling import SamplingParams  # noqa: E402
+
+__all__ = ["LLM", "RequestOutput", "SamplingParams", "__version__"]

@@ -1,5 +1,138 @@
+// Engine, SamplingParams and BlockManager bindings.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
 #include "bindings.h"
+#include "longbow/engine/engine.h"
+
+namespace py = pybind11;
 
 namespace longbow::bindings {
-void bind_engine(pybind11::module_& m) {}
+
+namespace {
+
+DType kv_dtype_from(const std::string& name) {
+  DType t = dtype_from_name(name, "engine kv_dtype");
+  if (t != DType::F16 && t != DType::F32) {
+    throw std::invalid_argument("[engine] kv_dtype must be 'f16' or 'f32', got '" + name + "'");
+  }
+  return t;
+}
+
+AttentionVariant attention_from(const std::string& name) {
+  if (name == "auto") return AttentionVariant::Auto;
+  if (name == "split") return AttentionVariant::Split;
+  if (name == "fused") return AttentionVariant::FusedDecode;
+  if (name == "flash") return AttentionVariant::FlashPrefill;
+  throw std::invalid_argument("[engine] attention must be auto, split, fused or flash, got '" + name + "'");
+}
+
+}  // namespace
+
+void bind_engine(py::module_& m) {
+  using namespace longbow::engine;
+
+  py::class_<SamplingParams>(m, "EngineSamplingParams", "Engine-side sampling settings of one request.")
+      .def(py::init<>())
+      .def_readwrite("max_tokens", &SamplingParams::max_tokens)
+      .def_readwrite("min_tokens", &SamplingParams::min_tokens)
+      .def_readwrite("temperature", &SamplingParams::temperature)
+      .def_readwrite("top_k", &SamplingParams::top_k)
+      .def_readwrite("top_p", &SamplingParams::top_p)
+      .def_readwrite("min_p", &SamplingParams::min_p)
+      .def_readwrite("repetition_penalty", &SamplingParams::repetition_penalty)
+      .def_readwrite("presence_penalty", &SamplingParams::presence_penalty)
+      .def_readwrite("frequency_penalty", &SamplingParams::frequency_penalty)
+      .def_readwrite("seed", &SamplingParams::seed)
+      .def_readwrite("stop_token_ids", &SamplingParams::stop_token_ids)
+      .def_readwrite("ignore_eos", &SamplingParams::ignore_eos);
+
+  py::class_<BlockManager>(m, "BlockManager", "Paged KV block allocator (block 0 is the null block).")
+      .def(py::init<int, int>(), py::arg("num_blocks"), py::arg("block_size"))
+      .def_property_readonly("num_free", &BlockManager::num_free)
+      .def_property_readonly("num_used", &BlockManager::num_used)
+      .def("allocate", &BlockManager::allocate, py::arg("n"))
+      .def("share", &BlockManager::share)
+      .def("release", &BlockManager::release)
+      .def("ref_count", &BlockManager::ref_count)
+      .def("free_queue", &BlockManager::free_queue);
+
+  py::class_<Engine>(m, "Engine", "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
+      .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
+                       const std::string& kv_dtype, int block_size, int num_blocks, size_t kv_cache_bytes,
+                       int max_num_seqs, int max_num_batched_tokens, int max_model_len,
+                       const std::string& attention) {
+             EngineConfig c;
+             c.backend = backend;
+             c.num_threads = num_threads;
+             c.kv_dtype = kv_dtype_from(kv_dtype);
+             c.block_size = block_size;
+             c.num_blocks = num_blocks;
+             if (kv_cache_bytes > 0) c.kv_cache_bytes = kv_cache_bytes;
+             c.max_num_seqs = max_num_seqs;
+             c.max_num_batched_tokens = max_num_batched_tokens;
+             c.max_model_len = max_model_len;
+             c.attention = attention_from(attention);
+             std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
+             return std::make_unique<Engine>(file, c);
+           }),
+           py::arg("model_path"), py::arg("backend") = "cpu", py::arg("num_threads") = 0,
+           py::arg("kv_dtype") = "f16", py::arg("block_size") = 16, py::arg("num_blocks") = 0,
+           py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = 64, py::arg("max_num_batched_tokens") = 512,
+           py::arg("max_model_len") = 0, py::arg("attention") = "auto",
+           py::call_guard<py::gil_scoped_release>())
+      .def("add_request", &Engine::add_request, py::arg("request_id"), py::arg("prompt_token_ids"),
+           py::arg("params"), "Queue a request of prompt token ids.")
+      .def(
+          "step",
+          [](Engine& e) {
+            std::vector<TokenOutput> outs;
+            {
+              py::gil_scoped_release release;
+              outs = e.step();
+            }
+            py::list result;
+            for (const auto& t : outs) {
+              result.append(py::make_tuple(t.request_id, t.token_id, t.logprob, t.finished,
+                                           finish_reason_name(t.finish_reason)));
+            }
+            return result;
+          },
+          "Run one iteration; returns [(request_id, token_id, logprob, finished, finish_reason)].")
+      .def("abort", &Engine::abort, py::arg("request_id"))
+      .def("has_unfinished", &Engine::has_unfinished)
+      .def("set_eos_token_ids", &Engine::set_eos_token_ids)
+      .def_property_readonly("eos_token_ids", &Engine::eos_token_ids)
+      .def_property_readonly("backend_name", [](Engine& e) { return e.backend().name(); })
+      .def_property_readonly("num_blocks", [](const Engine& e) { return e.config().num_blocks; })
+      .def_property_readonly("max_model_len", [](const Engine& e) { return e.config().max_model_len; })
+      .def("stats",
+           [](const Engine& e) {
+             EngineStats s = e.stats();
+             py::dict d;
+             d["num_running"] = s.num_running;
+             d["num_waiting"] = s.num_waiting;
+             d["num_blocks_total"] = s.num_blocks_total;
+             d["num_blocks_used"] = s.num_blocks_used;
+             d["num_blocks_free"] = s.num_blocks_free;
+             d["kv_utilization"] = s.kv_utilization;
+             d["num_preemptions"] = s.num_preemptions;
+             d["last_step_tokens"] = s.last_step_tokens;
+             d["last_step_seqs"] = s.last_step_seqs;
+             d["num_steps"] = s.num_steps;
+             return d;
+           })
+      .def(
+          "prompt_logits",
+          [](Engine& e, const std::vector<int>& prompt) {
+            std::vector<float> logits;
+            {
+              py::gil_scoped_release release;
+              logits = e.prompt_logits(prompt);
+            }
+            return py::array_t<float>(static_cast<py::ssize_t>(logits.size()), logits.data());
+          },
+          py::arg("prompt_token_ids"), "Logits of the last prompt token (vocab_size,), float32.");
+}
+
 }  // namespace longbow::bindings

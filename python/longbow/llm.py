@@ -1,0 +1,197 @@
+"""The public Python API: load a model once, generate, stream and chat."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .outputs import RequestOutput, RequestState
+from .sampling import SamplingParams
+
+_request_counter = itertools.count()
+
+
+def load_tokenizer(path: Path, model_file) -> "Tokenizer":  # noqa: F821
+    """The tokenizer of a GGUF file (from its metadata) or of an HF folder (tokenizer.json)."""
+    from .tokenizer import Tokenizer
+
+    if model_file.format == "gguf":
+        return Tokenizer.from_gguf_metadata(model_file.metadata())
+    folder = path if path.is_dir() else path.parent
+    return Tokenizer.from_hf_folder(folder)
+
+
+class LLM:
+    """A model loaded on a backend, ready to generate.
+
+    model: a GGUF file, an HF folder (config.json + safetensors + tokenizer.json), a known
+    model name, or None for the default (SmolLM2-135M-Instruct, pulled on first use).
+    backend: "cpu", "metal", "metal-sim" or "auto" (Metal when available, else CPU).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        backend: str = "cpu",
+        *,
+        num_threads: int = 0,
+        kv_dtype: str = "f16",
+        max_num_seqs: int = 64,
+        max_num_batched_tokens: int = 512,
+        max_model_len: int = 0,
+        num_blocks: int = 0,
+        kv_cache_bytes: int = 0,
+        attention: str = "auto",
+    ) -> None:
+        from . import _core
+        from .pull import resolve_model
+
+        self.model_path = Path(resolve_model(None if model is None else str(model)))
+        self.model_file = _core.ModelFile(str(self.model_path))
+        self.config = self.model_file.config
+        self.tokenizer = load_tokenizer(self.model_path, self.model_file)
+        self.engine = _core.Engine(
+            str(self.model_path),
+            backend=backend,
+            num_threads=num_threads,
+            kv_dtype=kv_dtype,
+            num_blocks=num_blocks,
+            kv_cache_bytes=kv_cache_bytes,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            max_model_len=max_model_len,
+            attention=attention,
+        )
+        vocab = self.config.vocab_size
+        eos = sorted(i for i in self.tokenizer.eos_token_ids | set(self.engine.eos_token_ids) if 0 <= i < vocab)
+        self.engine.set_eos_token_ids(eos)
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    def _encode(self, prompt: str | Sequence[int], add_special_tokens: bool = True) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, str):
+            return prompt, self.tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
+        ids = [int(t) for t in prompt]
+        if not ids:
+            raise ValueError("[LLM] empty prompt token list")
+        return None, ids
+
+    def _add(self, prompt, params: SamplingParams, add_special_tokens: bool = True) -> RequestState:
+        if not isinstance(params, SamplingParams):
+            raise ValueError(f"[LLM] expected SamplingParams, got {type(params).__name__}")
+        text, ids = self._encode(prompt, add_special_tokens)
+        if not ids:
+            raise ValueError(f"[LLM] prompt {prompt!r} encodes to no tokens")
+        state = RequestState(f"req-{next(_request_counter)}", text, ids, params, self.tokenizer)
+        self.engine.add_request(state.request_id, ids, params.to_engine())
+        return state
+
+    def _drive(self, states: dict[str, RequestState]) -> Iterator[tuple[RequestState, str]]:
+        """Steps the engine until every request in `states` is finished, yielding text deltas."""
+        pending = {rid for rid, s in states.items() if not s.finished}
+        try:
+            while pending:
+                for rid, token, logprob, finished, reason in self.engine.step():
+                    state = states.get(rid)
+                    if state is None or state.finished:
+                        continue
+                    delta, must_abort = state.on_token(token, logprob, finished, reason)
+                    if must_abort:
+                        self.engine.abort(rid)
+                    if state.finished:
+                        pending.discard(rid)
+                    if delta:
+                        yield state, delta
+                if pending and not self.engine.has_unfinished():
+                    raise RuntimeError("[LLM] engine stopped with unfinished requests: " + ", ".join(pending))
+        finally:
+            # The consumer stopped early or an error was raised: free the requests' KV blocks
+            # at once (the engine reports the aborts on its next step).
+            for rid in pending:
+                self.engine.abort(rid)
+
+    def generate(
+        self,
+        prompts: str | Sequence[int] | Sequence[str] | Sequence[Sequence[int]],
+        params: SamplingParams | Sequence[SamplingParams] | None = None,
+        *,
+        use_tqdm: bool = False,
+    ) -> list[RequestOutput]:
+        """Generate for one or many prompts (text or token ids), batched through the paged cache.
+
+        Returns one RequestOutput per prompt, in order.
+        """
+        if isinstance(prompts, str) or (
+            isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], int)
+        ):
+            prompts = [prompts]
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        if params is None:
+            params = SamplingParams()
+        plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
+        if len(plist) != len(prompts):
+            raise ValueError(f"[LLM] {len(plist)} SamplingParams for {len(prompts)} prompts")
+        states: dict[str, RequestState] = {}
+        try:
+            for prompt, p in zip(prompts, plist):
+                s = self._add(prompt, p)
+                states[s.request_id] = s
+        except Exception:
+            for rid in states:
+                self.engine.abort(rid)
+            self._drain()
+            raise
+        bar = None
+        if use_tqdm:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(states), desc="generate", unit="req")
+        done = 0
+        for _ in self._drive_until_done(states):
+            if bar is not None:
+                n = sum(s.finished for s in states.values())
+                bar.update(n - done)
+                done = n
+        if bar is not None:
+            bar.update(len(states) - done)
+            bar.close()
+        return [s.output() for s in states.values()]
+
+    def _drive_until_done(self, states: dict[str, RequestState]) -> Iterator[None]:
+        for _ in self._drive(states):
+            yield None
+        yield None
+
+    def _drain(self) -> None:
+        while self.engine.has_unfinished():
+            self.engine.step()
+
+    def stream(self, prompt: str | Sequence[int], params: SamplingParams | None = None,
+               *, add_special_tokens: bool = True) -> Iterator[str]:
+        """Yield text pieces as they are produced (stop strings are never shown)."""
+        state = self._add(prompt, params or SamplingParams(), add_special_tokens)
+        for _, delta in self._drive({state.request_id: state}):
+            yield delta
+        self.last_output = state.output()
+
+    def chat(self, messages: list[dict], params: SamplingParams | None = None, *, stream: bool = False):
+        """Apply the model's chat template to `messages` and answer as the assistant."""
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        if stream:
+            return self.stream(prompt, params, add_special_tokens=False)
+        state = self._add(prompt, params or SamplingParams(), add_special_tokens=False)
+        for _ in self._drive({state.request_id: state}):
+            pass
+        return state.output()
+
+    def prompt_logits(self, prompt: str | Sequence[int]):
+        """Logits (vocab_size,) float32 of the last prompt token."""
+        _, ids = self._encode(prompt)
+        return self.engine.prompt_logits(ids)
+
+    def stats(self) -> dict:
+        """Engine counters: running/waiting requests, KV blocks, utilization, preemptions."""
+        return self.engine.stats()

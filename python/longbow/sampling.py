@@ -1,0 +1,92 @@
+"""Sampling settings of one request (the Python face of the engine's SamplingParams)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SamplingParams:
+    """How to pick tokens and when to stop.
+
+    temperature 0 is greedy decoding. top_k 0, top_p 1 and min_p 0 disable those filters.
+    Penalties apply to every token of the context (prompt and output). A seed makes sampling
+    reproducible on every backend (Philox keyed by seed and token index). `stop` strings end
+    the output before the stop string; `stop_token_ids` end it after that token (not shown).
+    """
+
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    min_tokens: int = 0
+    logprobs: bool = False
+    skip_special_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+
+        def bad(name: str, expected: str) -> None:
+            raise ValueError(
+                f"[SamplingParams] {name} must be {expected}, got {getattr(self, name)!r}"
+            )
+
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            bad("max_tokens", "an int >= 1")
+        if not isinstance(self.min_tokens, int) or not 0 <= self.min_tokens <= self.max_tokens:
+            bad("min_tokens", "an int in 0..max_tokens")
+        if not _finite(self.temperature) or self.temperature < 0:
+            bad("temperature", ">= 0")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            bad("top_k", "an int >= 0 (0 disables it)")
+        if not _finite(self.top_p) or not 0 < self.top_p <= 1:
+            bad("top_p", "in (0, 1]")
+        if not _finite(self.min_p) or not 0 <= self.min_p <= 1:
+            bad("min_p", "in [0, 1]")
+        if not _finite(self.repetition_penalty) or self.repetition_penalty <= 0:
+            bad("repetition_penalty", "> 0")
+        if not _finite(self.presence_penalty) or not _finite(self.frequency_penalty):
+            bad("presence_penalty", "finite")
+        if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**64):
+            bad("seed", "an int in [0, 2**64)")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            bad("stop", "a list of non-empty strings")
+        if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
+            bad("stop_token_ids", "a list of token ids")
+
+    def to_engine(self):
+        """The engine's copy of these settings (a _core.EngineSamplingParams)."""
+        from . import _core
+
+        p = _core.EngineSamplingParams()
+        p.max_tokens = self.max_tokens
+        p.min_tokens = self.min_tokens
+        p.temperature = self.temperature
+        p.top_k = self.top_k
+        p.top_p = self.top_p
+        p.min_p = self.min_p
+        p.repetition_penalty = self.repetition_penalty
+        p.presence_penalty = self.presence_penalty
+        p.frequency_penalty = self.frequency_penalty
+        p.seed = self.seed
+        p.stop_token_ids = list(self.stop_token_ids)
+        p.ignore_eos = self.ignore_eos
+        return p
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
