@@ -1,0 +1,250 @@
+"""The `longbow` command line: generate, chat, pull, info."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+from typing import Sequence
+
+BACKENDS = ("cpu", "metal", "metal-sim", "auto")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as `error: <message>`, exit code 1."""
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default=None,
+                   help="GGUF file, HF folder or known name (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--backend", "-b", choices=BACKENDS, default="auto",
+                   help="compute backend (default: auto = metal when available, else cpu)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, max_tokens: int) -> None:
+    p.add_argument("--max-tokens", "-n", type=int, default=max_tokens)
+    p.add_argument("--temperature", "-t", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--min-p", type=float, default=0.0)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="longbow", description="LLM inference on Apple Silicon GPUs (and CPU)."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate a completion for PROMPT")
+    gen.add_argument("prompt", help="prompt text ('-' reads stdin)")
+    _add_model_args(gen)
+    _add_sampling_args(gen, max_tokens=256)
+    chat_group = gen.add_mutually_exclusive_group()
+    chat_group.add_argument("--chat", dest="chat", action="store_true", default=None,
+                            help="wrap PROMPT in the chat template (default when the model has one)")
+    chat_group.add_argument("--no-chat", dest="chat", action="store_false",
+                            help="send PROMPT as raw text")
+    gen.add_argument("--system", default=None, help="system message (chat mode)")
+    gen.add_argument("--no-stream", action="store_true", help="print the text when done")
+    gen.add_argument("--stats", action="store_true", help="print metrics to stderr")
+
+    chat = sub.add_parser("chat", help="interactive chat (/reset, /exit, Ctrl-D)")
+    _add_model_args(chat)
+    _add_sampling_args(chat, max_tokens=512)
+    chat.add_argument("--system", default=None, help="system message")
+
+    pull = sub.add_parser("pull", help="download a known model into the cache")
+    pull.add_argument("name", nargs="?", default=None, help="model name (default: the default model)")
+
+    info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
+    info.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")
+    return parser
+
+
+# ---- helpers (patched in tests) ------------------------------------------------------------
+
+
+def load_llm(args: argparse.Namespace):
+    """Construct the LLM for `args` (imports the C++ core lazily)."""
+    from longbow import LLM
+
+    return LLM(model=args.model, backend=args.backend, num_threads=args.threads)
+
+
+def sampling_params(args: argparse.Namespace):
+    from longbow.sampling import SamplingParams
+
+    return SamplingParams(
+        max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty,
+        seed=args.seed, stop=list(args.stop),
+    )
+
+
+def _write(out, text: str) -> None:
+    out.write(text)
+    out.flush()
+
+
+def _print_metrics(metrics: dict | None, err) -> None:
+    if metrics:
+        parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
+        err.write("[" + " ".join(parts) + "]\n")
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace, out, err) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    params = sampling_params(args)
+    llm = load_llm(args)
+    use_chat = args.chat
+    if use_chat is None:
+        use_chat = llm.tokenizer.chat_template is not None
+    if use_chat:
+        messages = [{"role": "user", "content": prompt}]
+        if args.system:
+            messages.insert(0, {"role": "system", "content": args.system})
+        if llm.tokenizer.chat_template is None:
+            raise CliError("--chat: this model has no chat template; use --no-chat")
+        if args.no_stream:
+            result = llm.chat(messages, params, stream=False)
+            _write(out, result.text + "\n")
+        else:
+            for piece in llm.chat(messages, params, stream=True):
+                _write(out, piece)
+            _write(out, "\n")
+            result = getattr(llm, "last_output", None)
+    elif args.no_stream:
+        result = llm.generate([prompt], params)[0]
+        _write(out, result.text + "\n")
+    else:
+        for piece in llm.stream(prompt, params):
+            _write(out, piece)
+        _write(out, "\n")
+        result = getattr(llm, "last_output", None)
+    if args.stats:
+        _print_metrics(getattr(result, "metrics", None), err)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, out, err, read_line=input) -> int:
+    params = sampling_params(args)
+    llm = load_llm(args)
+    if llm.tokenizer.chat_template is None:
+        raise CliError("chat: this model has no chat template; use `longbow generate --no-chat`")
+    base = [{"role": "system", "content": args.system}] if args.system else []
+    history = list(base)
+    _write(err, "Type a message. /reset clears the history, /exit or Ctrl-D quits.\n")
+    while True:
+        try:
+            line = read_line(">>> ")
+        except EOFError:
+            _write(out, "\n")
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return 0
+        if text == "/reset":
+            history = list(base)
+            _write(err, "(history cleared)\n")
+            continue
+        if text.startswith("/"):
+            _write(err, f"unknown command {text!r}: expected /reset or /exit\n")
+            continue
+        history.append({"role": "user", "content": line})
+        pieces: list[str] = []
+        try:
+            for piece in llm.chat(history, params, stream=True):
+                pieces.append(piece)
+                _write(out, piece)
+        except KeyboardInterrupt:
+            _write(err, "\n(interrupted)")
+        _write(out, "\n")
+        history.append({"role": "assistant", "content": "".join(pieces)})
+
+
+def cmd_pull(args: argparse.Namespace, out, err) -> int:
+    from longbow.pull import pull
+
+    path = pull(args.name)
+    _write(out, f"{path}\n")
+    return 0
+
+
+def dtype_histogram(model_file) -> dict[str, tuple[int, int]]:
+    """dtype -> (number of tensors, bytes)."""
+    hist: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for name in model_file.tensor_names():
+        info = model_file.tensor_info(name)
+        entry = hist[str(info["dtype"])]
+        entry[0] += 1
+        entry[1] += int(info.get("nbytes", 0))
+    return {k: (v[0], v[1]) for k, v in sorted(hist.items())}
+
+
+def cmd_info(args: argparse.Namespace, out, err) -> int:
+    from longbow import _core
+    from longbow.llm import load_tokenizer
+    from longbow.pull import resolve_model
+
+    path = Path(resolve_model(args.model))
+    model_file = _core.ModelFile(str(path))
+    cfg = model_file.config
+    lines = [f"model: {path}", f"format: {model_file.format}", "config:"]
+    for key in ("architecture", "vocab_size", "hidden_size", "intermediate_size", "num_layers",
+                "num_heads", "num_kv_heads", "head_dim", "max_position", "rms_eps", "rope_theta",
+                "tie_embeddings"):
+        if hasattr(cfg, key):
+            lines.append(f"  {key}: {getattr(cfg, key)}")
+    scaling = getattr(cfg, "rope_scaling", None)
+    if scaling is not None and getattr(scaling, "type", ""):
+        lines.append(f"  rope_scaling: {scaling.type} x{scaling.factor}")
+    lines.append("weights:")
+    total = 0
+    for dtype, (count, nbytes) in dtype_histogram(model_file).items():
+        total += nbytes
+        lines.append(f"  {dtype:>6}: {count:4d} tensors, {nbytes / 2**20:9.2f} MiB")
+    lines.append(f"  total: {total / 2**20:.2f} MiB")
+    tok = load_tokenizer(path, model_file)
+    lines.append(
+        f"tokenizer: vocab {tok.vocab_size}, bos {tok.bos_token_id} ({tok.bos_token!r}), "
+        f"end-of-generation {sorted(tok.eos_token_ids)}"
+    )
+    lines.append(f"chat template: {'yes' if tok.chat_template else 'no'}")
+    lines.append(f"backends: {', '.join(_core.available_backends())}")
+    _write(out, "\n".join(lines) + "\n")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "chat": cmd_chat, "pull": cmd_pull, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None, out=None, err=None) -> int:
+    """Entry point of the `longbow` console script; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, out, err)
+    except KeyboardInterrupt:
+        _write(err, "\ninterrupted\n")
+        return 130
+    except (CliError, ValueError, RuntimeError, OSError, ImportError) as exc:
+        if args.debug:
+            raise
+        _write(err, f"error: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
