@@ -1,5 +1,412 @@
+// longbow._core.ops: run ONE backend op on numpy arrays, for tests (any backend by name).
+// Each call allocates device buffers, uploads, runs the op, synchronizes and downloads.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <map>
+#include <optional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "bindings.h"
+#include "longbow/backend/backend.h"
+#include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/core/philox.h"
+
+namespace py = pybind11;
 
 namespace longbow::bindings {
-void bind_ops(pybind11::module_& m) {}
+
+namespace {
+
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+// Backends are created once per name and kept for the life of the process.
+Backend& get_backend(const std::string& name) {
+  static auto* cache = new std::map<std::string, std::unique_ptr<Backend>>();
+  auto it = cache->find(name);
+  if (it == cache->end()) it = cache->emplace(name, create_backend(name)).first;
+  return *it->second;
+}
+
+void check(bool cond, const std::string& message) {
+  if (!cond) throw std::invalid_argument("[ops] " + message);
+}
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void check_shape(const py::array& a, std::vector<py::ssize_t> expected, const char* what) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(expected.size());
+  for (size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || a.shape(i) == expected[i];
+  if (!ok) {
+    std::string e = "(";
+    for (size_t i = 0; i < expected.size(); ++i) {
+      if (i) e += ", ";
+      e += expected[i] < 0 ? std::string("*") : std::to_string(expected[i]);
+    }
+    throw std::invalid_argument(std::string("[ops] ") + what + ": expected shape " + e + (expected.size() == 1 ? ",)" : ")") +
+                                ", found " + shape_str(a));
+  }
+}
+
+// A device buffer holding a copy of a numpy array (at least 4 bytes so views are never empty).
+struct Dev {
+  std::unique_ptr<Buffer> buf;
+  size_t bytes = 0;
+  BufView view() const { return {buf.get(), 0}; }
+};
+
+Dev to_dev(Backend& be, const py::array& a) {
+  py::array c = py::array::ensure(a, py::array::c_style);
+  Dev d;
+  d.bytes = static_cast<size_t>(c.nbytes());
+  d.buf = be.alloc(std::max<size_t>(d.bytes, 4));
+  if (d.bytes) be.upload(d.view(), c.data(), d.bytes);
+  return d;
+}
+
+Dev new_dev(Backend& be, size_t bytes) { return {be.alloc(std::max<size_t>(bytes, 4)), bytes}; }
+
+template <typename T>
+py::array_t<T> from_dev(Backend& be, const Dev& d, std::vector<py::ssize_t> shape) {
+  py::array_t<T> out(shape);
+  be.synchronize();
+  if (out.nbytes()) be.download(out.mutable_data(), d.view(), static_cast<size_t>(out.nbytes()));
+  return out;
+}
+
+py::array raw_from_dev(Backend& be, const Dev& d, const py::array& like) {
+  py::array out(like.dtype(), std::vector<py::ssize_t>(like.shape(), like.shape() + like.ndim()));
+  be.synchronize();
+  if (out.nbytes()) be.download(out.mutable_data(), d.view(), static_cast<size_t>(out.nbytes()));
+  return out;
+}
+
+DType cache_dtype_of(const py::array& a, const char* what) {
+  if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
+  if (a.dtype().is(py::dtype("float16"))) return DType::F16;
+  throw std::invalid_argument(std::string("[ops] ") + what + ": expected float32 or float16, found " +
+                              std::string(py::str(a.dtype())));
+}
+
+AttentionVariant variant_from_name(const std::string& v) {
+  if (v == "auto") return AttentionVariant::Auto;
+  if (v == "split") return AttentionVariant::Split;
+  if (v == "fused_decode") return AttentionVariant::FusedDecode;
+  if (v == "flash_prefill") return AttentionVariant::FlashPrefill;
+  throw std::invalid_argument("[ops] attention variant: expected auto, split, fused_decode or flash_prefill, found '" +
+                              v + "'");
+}
+
+}  // namespace
+
+// One SampleRowParams from a dict; its "penalty_tokens" list is appended to `flat`.
+SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
+  static const char* known[] = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
+                                "frequency_penalty", "seed", "counter", "penalty_tokens"};
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    check(ok, "sample params: unknown key '" + key +
+                  "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
+                  "frequency_penalty, seed, counter, penalty_tokens)");
+  }
+  auto get = [&](const char* k, auto def) { return d.contains(k) ? d[k].cast<decltype(def)>() : def; };
+  SampleRowParams p;
+  p.temperature = get("temperature", 0.0f);
+  p.top_k = get("top_k", int32_t{0});
+  p.top_p = get("top_p", 1.0f);
+  p.min_p = get("min_p", 0.0f);
+  p.repetition_penalty = get("repetition_penalty", 1.0f);
+  p.presence_penalty = get("presence_penalty", 0.0f);
+  p.frequency_penalty = get("frequency_penalty", 0.0f);
+  const uint64_t seed = get("seed", uint64_t{0});
+  p.seed_lo = static_cast<uint32_t>(seed), p.seed_hi = static_cast<uint32_t>(seed >> 32);
+  p.counter = get("counter", uint32_t{0});
+  const auto toks = get("penalty_tokens", std::vector<int32_t>{});
+  p.penalty_start = static_cast<int32_t>(flat.size());
+  p.penalty_count = static_cast<int32_t>(toks.size());
+  flat.insert(flat.end(), toks.begin(), toks.end());
+  return p;
+}
+
+void bind_ops(py::module_& m) {
+  py::module_ ops = m.def_submodule("ops", "Single backend ops on numpy arrays (test entry points).");
+
+  ops.def(
+      "matmul",
+      [](const std::string& backend, F32 x, py::array w, const std::string& w_dtype, int N, int K,
+         std::optional<F32> bias, std::optional<F32> accumulate_into) {
+        Backend& be = get_backend(backend);
+        check_shape(x, {-1, K}, "x");
+        const int M = static_cast<int>(x.shape(0));
+        const DType wt = dtype_from_name(w_dtype, "ops.matmul");
+        const size_t wbytes = static_cast<size_t>(N) * dtype_row_bytes(wt, K);
+        check(static_cast<size_t>(w.nbytes()) == wbytes,
+              "w: expected " + std::to_string(wbytes) + " bytes for (" + std::to_string(N) + ", " + std::to_string(K) +
+                  ") " + w_dtype + ", found " + std::to_string(w.nbytes()));
+        Dev dx = to_dev(be, x), dw = to_dev(be, w), db, dout;
+        if (bias) {
+          check_shape(*bias, {N}, "bias");
+          db = to_dev(be, *bias);
+        }
+        if (accumulate_into) {
+          check_shape(*accumulate_into, {M, N}, "accumulate_into");
+          dout = to_dev(be, *accumulate_into);
+        } else {
+          dout = new_dev(be, static_cast<size_t>(M) * N * 4);
+        }
+        MatmulArgs a;
+        a.out = dout.view(), a.x = dx.view(), a.w = dw.view(), a.bias = bias ? db.view() : BufView{};
+        a.w_dtype = wt, a.M = M, a.N = N, a.K = K, a.accumulate = accumulate_into.has_value();
+        be.matmul(a);
+        return from_dev<float>(be, dout, {M, N});
+      },
+      py::arg("backend"), py::arg("x"), py::arg("w"), py::arg("w_dtype"), py::arg("N"), py::arg("K"),
+      py::arg("bias") = py::none(), py::arg("accumulate_into") = py::none(),
+      "out (M, N) = x (M, K) @ w.T (+ bias) (+ accumulate_into); w is raw bytes of (N, K) in w_dtype.");
+
+  ops.def(
+      "embed",
+      [](const std::string& backend, I32 ids, py::array table, const std::string& dtype, int vocab_size, int dim) {
+        Backend& be = get_backend(backend);
+        check_shape(ids, {-1}, "token_ids");
+        const DType t = dtype_from_name(dtype, "ops.embed");
+        const size_t tbytes = static_cast<size_t>(vocab_size) * dtype_row_bytes(t, dim);
+        check(static_cast<size_t>(table.nbytes()) == tbytes,
+              "table: expected " + std::to_string(tbytes) + " bytes, found " + std::to_string(table.nbytes()));
+        const int T = static_cast<int>(ids.shape(0));
+        Dev di = to_dev(be, ids), dt = to_dev(be, table), dout = new_dev(be, static_cast<size_t>(T) * dim * 4);
+        EmbedArgs a;
+        a.out = dout.view(), a.token_ids = di.view(), a.table = dt.view(), a.table_dtype = t;
+        a.num_tokens = T, a.dim = dim, a.vocab_size = vocab_size;
+        be.embed(a);
+        return from_dev<float>(be, dout, {T, dim});
+      },
+      py::arg("backend"), py::arg("token_ids"), py::arg("table"), py::arg("dtype"), py::arg("vocab_size"),
+      py::arg("dim"), "out (T, dim) = dequantized rows of table (vocab_size, dim) in dtype.");
+
+  ops.def(
+      "rms_norm",
+      [](const std::string& backend, F32 x, F32 weight, float eps, std::optional<F32> residual) -> py::object {
+        Backend& be = get_backend(backend);
+        check_shape(x, {-1, -1}, "x");
+        const int R = static_cast<int>(x.shape(0)), D = static_cast<int>(x.shape(1));
+        check_shape(weight, {D}, "weight");
+        Dev dx = to_dev(be, x), dw = to_dev(be, weight), dr, dout = new_dev(be, static_cast<size_t>(R) * D * 4);
+        if (residual) {
+          check_shape(*residual, {R, D}, "residual");
+          dr = to_dev(be, *residual);
+        }
+        RmsNormArgs a;
+        a.out = dout.view(), a.x = dx.view(), a.weight = dw.view(), a.residual = residual ? dr.view() : BufView{};
+        a.num_rows = R, a.dim = D, a.eps = eps;
+        be.rms_norm(a);
+        auto out = from_dev<float>(be, dout, {R, D});
+        if (!residual) return out;
+        return py::make_tuple(out, from_dev<float>(be, dr, {R, D}));
+      },
+      py::arg("backend"), py::arg("x"), py::arg("weight"), py::arg("eps") = 1e-5f, py::arg("residual") = py::none(),
+      "rms_norm(x) * weight; with residual: returns (out, residual + x) normalizing the sum.");
+
+  ops.def(
+      "rope",
+      [](const std::string& backend, F32 q, F32 k, I32 positions, F32 inv_freq, bool interleaved) {
+        Backend& be = get_backend(backend);
+        check_shape(q, {-1, -1, -1}, "q");
+        const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)), D = static_cast<int>(q.shape(2));
+        check_shape(k, {T, -1, D}, "k");
+        check_shape(positions, {T}, "positions");
+        check_shape(inv_freq, {-1}, "inv_freq");
+        const int Hkv = static_cast<int>(k.shape(1)), rot = 2 * static_cast<int>(inv_freq.shape(0));
+        Dev dq = to_dev(be, q), dk = to_dev(be, k), dp = to_dev(be, positions), df = to_dev(be, inv_freq);
+        RopeArgs a;
+        a.q = dq.view(), a.k = dk.view(), a.positions = dp.view(), a.inv_freq = df.view();
+        a.num_tokens = T, a.num_heads = H, a.num_kv_heads = Hkv, a.head_dim = D, a.rot_dim = rot;
+        a.interleaved = interleaved;
+        be.rope(a);
+        return py::make_tuple(from_dev<float>(be, dq, {T, H, D}), from_dev<float>(be, dk, {T, Hkv, D}));
+      },
+      py::arg("backend"), py::arg("q"), py::arg("k"), py::arg("positions"), py::arg("inv_freq"),
+      py::arg("interleaved"), "Rotated (q, k); rot_dim = 2 * len(inv_freq).");
+
+  ops.def(
+      "kv_write",
+      [](const std::string& backend, F32 k, F32 v, py::array k_cache, py::array v_cache, I32 slot_mapping) {
+        Backend& be = get_backend(backend);
+        check_shape(k, {-1, -1, -1}, "k");
+        const int T = static_cast<int>(k.shape(0)), Hkv = static_cast<int>(k.shape(1)), D = static_cast<int>(k.shape(2));
+        check_shape(v, {T, Hkv, D}, "v");
+        check_shape(k_cache, {-1, -1, Hkv, D}, "k_cache");
+        check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), Hkv, D}, "v_cache");
+        check_shape(slot_mapping, {T}, "slot_mapping");
+        const DType dt = cache_dtype_of(k_cache, "k_cache");
+        check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
+        Dev dk = to_dev(be, k), dv = to_dev(be, v), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache),
+            ds = to_dev(be, slot_mapping);
+        KvWriteArgs a;
+        a.k = dk.view(), a.v = dv.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view(), a.slot_mapping = ds.view();
+        a.cache_dtype = dt, a.num_tokens = T, a.num_kv_heads = Hkv, a.head_dim = D;
+        a.num_slots = static_cast<int>(k_cache.shape(0) * k_cache.shape(1));
+        be.kv_write(a);
+        return py::make_tuple(raw_from_dev(be, dkc, k_cache), raw_from_dev(be, dvc, v_cache));
+      },
+      py::arg("backend"), py::arg("k"), py::arg("v"), py::arg("k_cache"), py::arg("v_cache"), py::arg("slot_mapping"),
+      "Updated (k_cache, v_cache), caches (num_blocks, block_size, num_kv_heads, head_dim) f32 or f16.");
+
+  ops.def(
+      "attention",
+      [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
+         I32 seq_lens, I32 positions, float scale, const std::string& variant) {
+        Backend& be = get_backend(backend);
+        check_shape(q, {-1, -1, -1}, "q");
+        const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)), D = static_cast<int>(q.shape(2));
+        check_shape(k_cache, {-1, -1, -1, D}, "k_cache");
+        check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), k_cache.shape(2), D}, "v_cache");
+        check_shape(block_tables, {-1, -1}, "block_tables");
+        const int S = static_cast<int>(block_tables.shape(0));
+        check_shape(query_start, {S + 1}, "query_start");
+        check_shape(seq_lens, {S}, "seq_lens");
+        check_shape(positions, {T}, "positions");
+        const DType dt = cache_dtype_of(k_cache, "k_cache");
+        check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
+        Dev dq = to_dev(be, q), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache), dbt = to_dev(be, block_tables),
+            dqs = to_dev(be, query_start), dsl = to_dev(be, seq_lens), dp = to_dev(be, positions),
+            dout = new_dev(be, static_cast<size_t>(T) * H * D * 4);
+        AttentionArgs a;
+        a.out = dout.view(), a.q = dq.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view();
+        a.block_tables = dbt.view(), a.query_start = dqs.view(), a.seq_lens = dsl.view(), a.positions = dp.view();
+        a.cache_dtype = dt, a.num_tokens = T, a.num_seqs = S, a.num_heads = H;
+        a.num_kv_heads = static_cast<int>(k_cache.shape(2)), a.head_dim = D;
+        a.block_size = static_cast<int>(k_cache.shape(1)), a.max_blocks_per_seq = static_cast<int>(block_tables.shape(1));
+        a.num_blocks = static_cast<int>(k_cache.shape(0)), a.scale = scale, a.variant = variant_from_name(variant);
+        be.attention(a);
+        return from_dev<float>(be, dout, {T, H, D});
+      },
+      py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
+      py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"),
+      py::arg("variant") = "split", "Paged causal attention over a varlen batch; out (T, H, D).");
+
+  ops.def(
+      "silu_mul",
+      [](const std::string& backend, F32 gate, F32 up) {
+        Backend& be = get_backend(backend);
+        check_shape(gate, {-1, -1}, "gate");
+        const int R = static_cast<int>(gate.shape(0)), D = static_cast<int>(gate.shape(1));
+        check_shape(up, {R, D}, "up");
+        Dev dg = to_dev(be, gate), du = to_dev(be, up), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
+        SiluMulArgs a;
+        a.out = dout.view(), a.gate = dg.view(), a.up = du.view(), a.num_rows = R, a.dim = D;
+        be.silu_mul(a);
+        return from_dev<float>(be, dout, {R, D});
+      },
+      py::arg("backend"), py::arg("gate"), py::arg("up"), "silu(gate) * up, (M, F) f32.");
+
+  ops.def(
+      "add",
+      [](const std::string& backend, F32 x, F32 y) {
+        Backend& be = get_backend(backend);
+        check_shape(x, {-1}, "a");
+        check_shape(y, {x.shape(0)}, "b");
+        const int64_t n = x.shape(0);
+        Dev da = to_dev(be, x), db = to_dev(be, y), dout = new_dev(be, static_cast<size_t>(n) * 4);
+        AddArgs a;
+        a.out = dout.view(), a.a = da.view(), a.b = db.view(), a.n = n;
+        be.add(a);
+        return from_dev<float>(be, dout, {static_cast<py::ssize_t>(n)});
+      },
+      py::arg("backend"), py::arg("a"), py::arg("b"), "a + b over 1-D f32 arrays.");
+
+  ops.def(
+      "get_rows",
+      [](const std::string& backend, F32 x, I32 rows) {
+        Backend& be = get_backend(backend);
+        check_shape(x, {-1, -1}, "x");
+        check_shape(rows, {-1}, "rows");
+        const int R = static_cast<int>(rows.shape(0)), D = static_cast<int>(x.shape(1));
+        Dev dx = to_dev(be, x), dr = to_dev(be, rows), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
+        GetRowsArgs a;
+        a.out = dout.view(), a.x = dx.view(), a.rows = dr.view(), a.num_rows = R, a.dim = D;
+        a.num_src_rows = static_cast<int>(x.shape(0));
+        be.get_rows(a);
+        return from_dev<float>(be, dout, {R, D});
+      },
+      py::arg("backend"), py::arg("x"), py::arg("rows"), "x[rows] for x (num_src_rows, dim) f32.");
+
+  ops.def(
+      "copy_blocks",
+      [](const std::string& backend, py::array cache, I32 pairs) {
+        Backend& be = get_backend(backend);
+        check(cache.ndim() >= 3, "cache: expected shape (num_planes, num_blocks, ...), found " + shape_str(cache));
+        check_shape(pairs, {-1, 2}, "pairs");
+        const int planes = static_cast<int>(cache.shape(0)), blocks = static_cast<int>(cache.shape(1));
+        const size_t block_bytes =
+            blocks == 0 || planes == 0 ? 0 : static_cast<size_t>(cache.nbytes()) / (static_cast<size_t>(planes) * blocks);
+        Dev dc = to_dev(be, cache), dp = to_dev(be, pairs);
+        CopyBlocksArgs a;
+        a.cache = dc.view(), a.pairs = dp.view(), a.num_pairs = static_cast<int>(pairs.shape(0));
+        a.num_planes = planes, a.num_blocks = blocks, a.block_bytes = block_bytes;
+        be.copy_blocks(a);
+        return raw_from_dev(be, dc, cache);
+      },
+      py::arg("backend"), py::arg("cache"), py::arg("pairs"),
+      "cache (num_planes, num_blocks, ...) with block src copied onto dst for each (src, dst) pair.");
+
+  ops.def(
+      "philox_uniform",
+      [](uint64_t seed, uint32_t counter) {
+        return uniform_from_philox(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), counter);
+      },
+      py::arg("seed"), py::arg("counter"), "The uniform in [0, 1) the sampler draws for (64-bit seed, counter).");
+  ops.def(
+      "philox4x32_10",
+      [](std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
+        return philox4x32_10(counter.data(), key.data());
+      },
+      py::arg("counter"), py::arg("key"), "Raw Philox 4x32-10 block (4 words).");
+
+  ops.def(
+      "sample",
+      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params) {
+        Backend& be = get_backend(backend);
+        check_shape(logits, {-1, -1}, "logits");
+        const int R = static_cast<int>(logits.shape(0)), V = static_cast<int>(logits.shape(1));
+        check(static_cast<int>(params.size()) == R, "params: expected one dict per logits row (" + std::to_string(R) +
+                                                        "), found " + std::to_string(params.size()));
+        std::vector<int32_t> flat;
+        std::vector<SampleRowParams> rows;
+        for (const auto& d : params) rows.push_back(row_params(d, flat));
+        Dev dl = to_dev(be, logits), dp = new_dev(be, rows.size() * sizeof(SampleRowParams)),
+            dt = new_dev(be, flat.size() * 4), dids = new_dev(be, static_cast<size_t>(R) * 4),
+            dlp = new_dev(be, static_cast<size_t>(R) * 4);
+        if (!rows.empty()) be.upload(dp.view(), rows.data(), rows.size() * sizeof(SampleRowParams));
+        if (!flat.empty()) be.upload(dt.view(), flat.data(), flat.size() * 4);
+        SampleArgs a;
+        a.out_ids = dids.view(), a.out_logprobs = dlp.view(), a.logits = dl.view(), a.params = dp.view();
+        a.penalty_tokens = dt.view(), a.num_rows = R, a.vocab_size = V;
+        be.sample(a);
+        return py::make_tuple(from_dev<int32_t>(be, dids, {R}), from_dev<float>(be, dlp, {R}));
+      },
+      py::arg("backend"), py::arg("logits"), py::arg("params"),
+      "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys temperature, "
+      "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), counter, "
+      "penalty_tokens (list).");
+
+  ops.def(
+      "cpu_simd", [] { return std::string(cpu::row_kernels().name); },
+      "Row kernels the cpu backend uses: 'avx2' or 'scalar' (LONGBOW_CPU_SIMD=scalar forces scalar).");
+}
+
 }  // namespace longbow::bindings
