@@ -158,12 +158,14 @@ def test_sentencepiece_gguf_roundtrip():
     assert tok.decode(ids) == "hé"
 
 
+@pytest.mark.slow
 @pytest.mark.oracle
-def test_tiny_gguf_matches_transformers(tiny):
+@pytest.mark.parametrize("add_bos,pre", [(False, "smollm"), (True, "llama-bpe"), (False, "qwen2")])
+def test_tiny_gguf_matches_transformers(tiny, tmp_path, add_bos, pre):
     pytest.importorskip("transformers")
     from transformers import AutoTokenizer
 
-    _, _, gguf_path = tiny
+    gguf_path = write_gguf(tiny[0], tmp_path / "t.gguf", add_bos=add_bos, pre=pre)
     ref = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     tok = Tokenizer.from_gguf_metadata(gguf_metadata_py(gguf_path))
     for text in TEXTS:
