@@ -1,0 +1,177 @@
+"""Naive numpy references for every backend op (float64 where it matters), used by the op tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---- weights ----
+
+_QTYPES = {"q8_0": "Q8_0", "q4_0": "Q4_0", "q4_1": "Q4_1"}
+
+
+def make_weight(w: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(raw bytes of w (N, K) in dtype, the f32 values those bytes decode to)."""
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    if dtype == "f32":
+        return w.view(np.uint8).reshape(-1), w.copy()
+    if dtype == "f16":
+        h = w.astype(np.float16)
+        return h.view(np.uint8).reshape(-1), h.astype(np.float32)
+    if dtype == "bf16":
+        bits = w.view(np.uint32)
+        # round to nearest even on the upper 16 bits
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+        deq = (rounded.astype(np.uint32) << 16).view(np.float32)
+        return rounded.view(np.uint8).reshape(-1), deq
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+
+    qt = getattr(GGMLQuantizationType, _QTYPES[dtype])
+    raw = quantize(w, qt)
+    return np.ascontiguousarray(raw).view(np.uint8).reshape(-1), dequantize(raw, qt).astype(np.float32)
+
+
+# ---- dense ops ----
+
+def matmul(x, w_deq, bias=None, acc=None):
+    out = x.astype(np.float64) @ w_deq.astype(np.float64).T
+    if bias is not None:
+        out += bias
+    if acc is not None:
+        out += acc
+    return out
+
+
+def rms_norm(x, weight, eps, residual=None):
+    x = x.astype(np.float64)
+    if residual is not None:
+        x = x + residual
+    inv = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+    return x * inv * weight, x
+
+
+def rope(x, positions, inv_freq, interleaved):
+    """x (T, H, D) rotated by angle pos * inv_freq on the first 2 * len(inv_freq) dims."""
+    x = x.astype(np.float64).copy()
+    half = len(inv_freq)
+    ang = positions.astype(np.float64)[:, None] * inv_freq.astype(np.float64)[None, :]  # (T, half)
+    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    if interleaved:
+        i0, i1 = np.arange(half) * 2, np.arange(half) * 2 + 1
+    else:
+        i0, i1 = np.arange(half), np.arange(half) + half
+    x0, x1 = x[..., i0].copy(), x[..., i1].copy()
+    x[..., i0] = x0 * c - x1 * s
+    x[..., i1] = x0 * s + x1 * c
+    return x
+
+
+def silu_mul(g, u):
+    g = g.astype(np.float64)
+    return g / (1.0 + np.exp(-g)) * u
+
+
+def kv_write(k, v, k_cache, v_cache, slots):
+    kc, vc = k_cache.copy(), v_cache.copy()
+    nb, bs = kc.shape[:2]
+    for t, slot in enumerate(slots):
+        if slot < 0:
+            continue
+        kc[slot // bs, slot % bs] = k[t].astype(kc.dtype)
+        vc[slot // bs, slot % bs] = v[t].astype(vc.dtype)
+    return kc, vc
+
+
+def attention(q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale):
+    """Paged causal attention, one (token, head) at a time in float64."""
+    T, H, D = q.shape
+    bs, hkv = k_cache.shape[1], k_cache.shape[2]
+    group = H // hkv
+    out = np.zeros((T, H, D))
+    for s in range(len(seq_lens)):
+        n = seq_lens[s]
+        slots = [(block_tables[s, j // bs], j % bs) for j in range(n)]
+        keys = np.stack([k_cache[b, o] for b, o in slots]).astype(np.float64)  # (n, hkv, D)
+        vals = np.stack([v_cache[b, o] for b, o in slots]).astype(np.float64)
+        for t in range(query_start[s], query_start[s + 1]):
+            p = positions[t]
+            for h in range(H):
+                sc = keys[: p + 1, h // group] @ q[t, h].astype(np.float64) * scale
+                w = np.exp(sc - sc.max())
+                out[t, h] = (w / w.sum()) @ vals[: p + 1, h // group]
+    return out
+
+
+# ---- sampling (the exact rule of backend.h / sample.cpp) ----
+
+M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+MASK = 0xFFFFFFFF
+
+
+def philox4x32_10(counter, key):
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + W0) & MASK, (k1 + W1) & MASK
+        p0, p1 = M0 * c0, M1 * c2
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK, (p0 >> 32) ^ c3 ^ k1, p0 & MASK
+    return [c0, c1, c2, c3]
+
+
+def philox_uniform(seed, counter):
+    x0 = philox4x32_10([counter & MASK, 0, 0, 0], [seed & MASK, (seed >> 32) & MASK])[0]
+    return (x0 >> 8) * 2.0**-24
+
+
+def penalize(logits, p):
+    lg = logits.astype(np.float32).copy()
+    toks = p.get("penalty_tokens", [])
+    ids, counts = np.unique(np.asarray(toks, dtype=np.int64), return_counts=True)
+    rp = np.float32(p.get("repetition_penalty", 1.0))
+    for t, c in zip(ids, counts):
+        v = lg[t]
+        if rp != 1.0:
+            v = v / rp if v > 0 else v * rp
+        v = np.float32(v - np.float32(p.get("presence_penalty", 0.0)))
+        v = np.float32(v - np.float32(p.get("frequency_penalty", 0.0)) * np.float32(c))
+        lg[t] = v
+    return lg
+
+
+def truncated_distribution(logits, p):
+    """(candidate ids in draw order, their probabilities) after penalties, T, top_k/top_p/min_p."""
+    lg = penalize(logits, p) * np.float32(1.0 / np.float32(p["temperature"]))
+    lg = lg.astype(np.float32)
+    order = np.lexsort((np.arange(len(lg)), -lg.astype(np.float64)))  # logit desc, index asc
+    k = p.get("top_k", 0)
+    if 0 < k < len(lg):
+        order = order[:k]
+    w = np.exp(lg[order].astype(np.float64) - float(lg.max()))
+    z = w.sum()
+    kept = len(order)
+    top_p, min_p = p.get("top_p", 1.0), p.get("min_p", 0.0)
+    if top_p < 1.0:
+        cum = np.cumsum(w)
+        kept = min(kept, int(np.argmax(cum >= np.float64(np.float32(top_p)) * z)) + 1)
+    if min_p > 0.0:
+        below = np.nonzero(w < np.float64(np.float32(min_p)))[0]
+        if len(below):
+            kept = min(kept, max(int(below[0]), 1))
+    w = w[:kept]
+    return order[:kept], w / w.sum()
+
+
+def sample(logits, p):
+    """(id, logprob) for one row."""
+    raw = logits.astype(np.float64)
+    lse = raw.max() + np.log(np.exp(raw - raw.max()).sum())
+    if p.get("temperature", 0.0) == 0.0:
+        tid = int(np.argmax(penalize(logits, p)))
+    else:
+        ids, probs = truncated_distribution(logits, p)
+        u = philox_uniform(p.get("seed", 0), p.get("counter", 0))
+        cum = np.cumsum(probs)
+        hit = np.nonzero(cum > u)[0]
+        tid = int(ids[hit[0]] if len(hit) else ids[-1])
+    return tid, raw[tid] - lse
