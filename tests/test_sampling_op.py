@@ -1,0 +1,172 @@
+"""The sample op against the exact rule (op_refs.sample) and Philox against a Python Philox."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import op_refs as ref
+
+ops = pytest.importorskip("longbow._core").ops
+
+BACKENDS = ["cpu"]
+TOL = {"logprob": 1e-5, "chi2_per_dof": 3.0}
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+# ---- Philox ----
+
+# Known-answer vectors of Philox 4x32-10 (Random123 kat_vectors).
+KAT = [
+    ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+    ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+    ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+     [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+]
+
+
+@pytest.mark.parametrize("counter,key,want", KAT)
+def test_philox_known_answers(counter, key, want):
+    assert ops.philox4x32_10(counter, key) == want
+    assert ref.philox4x32_10(counter, key) == want
+
+
+def test_philox_uniform_matches_python():
+    r = rng(0)
+    for _ in range(200):
+        seed, counter = int(r.integers(0, 2**64, dtype=np.uint64)), int(r.integers(0, 2**32))
+        u = ops.philox_uniform(seed, counter)
+        assert u == ref.philox_uniform(seed, counter)
+        assert 0.0 <= u < 1.0
+    us = np.array([ops.philox_uniform(42, c) for c in range(4000)])
+    assert abs(us.mean() - 0.5) < 0.02 and len(np.unique(us)) > 3990
+
+
+# ---- greedy ----
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_greedy_argmax_ties_and_logprob(backend):
+    r = rng(1)
+    logits = r.standard_normal((4, 1000)).astype(np.float32)
+    logits[1, [7, 500, 999]] = 10.0  # tie: lowest index wins
+    logits[2, :] = 0.0  # all tied
+    ids, lps = ops.sample(backend, logits, [{}] * 4)
+    assert ids.tolist() == [int(np.argmax(logits[0])), 7, 0, int(np.argmax(logits[3]))]
+    for i in range(4):
+        raw = logits[i].astype(np.float64)
+        lse = raw.max() + np.log(np.exp(raw - raw.max()).sum())
+        assert lps[i] == pytest.approx(raw[ids[i]] - lse, abs=TOL["logprob"])
+
+
+def test_top_k_one_is_greedy():
+    r = rng(2)
+    logits = r.standard_normal((16, 5000)).astype(np.float32)
+    params = [{"temperature": 0.7, "top_k": 1, "seed": s, "counter": s} for s in range(16)]
+    ids, _ = ops.sample("cpu", logits, params)
+    np.testing.assert_array_equal(ids, np.argmax(logits, axis=1))
+
+
+# ---- exact agreement with the numpy rule ----
+
+def random_params(r, vocab):
+    p = {"temperature": float(r.choice([0.3, 0.8, 1.0, 1.7])), "seed": int(r.integers(0, 2**63)),
+         "counter": int(r.integers(0, 2**32))}
+    if r.random() < 0.5:
+        p["top_k"] = int(r.choice([1, 2, 5, 40, 300, vocab + 5]))
+    if r.random() < 0.5:
+        p["top_p"] = float(r.choice([0.1, 0.5, 0.9, 0.999]))
+    if r.random() < 0.4:
+        p["min_p"] = float(r.choice([0.01, 0.05, 0.3]))
+    if r.random() < 0.4:
+        p["penalty_tokens"] = r.integers(0, vocab, int(r.integers(1, 30))).tolist()
+        p["repetition_penalty"] = float(r.choice([1.0, 1.3, 0.8]))
+        p["presence_penalty"] = float(r.choice([0.0, 0.5]))
+        p["frequency_penalty"] = float(r.choice([0.0, 0.25]))
+    return p
+
+
+@pytest.mark.parametrize("vocab", [1, 31, 33, 4097, 49152])
+def test_sample_matches_numpy_rule(vocab):
+    r = rng(vocab)
+    rows = 24 if vocab < 49152 else 8
+    logits = (r.standard_normal((rows, vocab)) * 3).astype(np.float32)
+    params = [random_params(r, vocab) for _ in range(rows)]
+    ids, lps = ops.sample("cpu", logits, params)
+    for i in range(rows):
+        want_id, want_lp = ref.sample(logits[i], params[i])
+        assert ids[i] == want_id, (i, params[i])
+        assert lps[i] == pytest.approx(want_lp, abs=TOL["logprob"])
+
+
+def test_flat_logits_need_a_long_sorted_head():
+    """top_p near 1 on near-uniform logits keeps thousands of candidates (lazy sort must grow)."""
+    r = rng(3)
+    vocab = 49152
+    logits = (r.standard_normal((6, vocab)) * 0.01).astype(np.float32)
+    params = [{"temperature": 1.0, "top_p": 0.97, "seed": 9, "counter": c} for c in range(3)]
+    params += [{"temperature": 1.0, "seed": 9, "counter": c} for c in range(3)]
+    ids, _ = ops.sample("cpu", logits, params)
+    assert ids.tolist() == [ref.sample(logits[i], params[i])[0] for i in range(6)]
+
+
+def test_seeded_reproducibility():
+    r = rng(4)
+    logits = r.standard_normal((1, 2000)).astype(np.float32)
+    p = {"temperature": 1.0, "seed": 1234, "counter": 17}
+    first = ops.sample("cpu", logits, [p])[0][0]
+    assert all(ops.sample("cpu", logits, [p])[0][0] == first for _ in range(5))
+    draws = ops.sample("cpu", np.repeat(logits, 64, 0), [dict(p, counter=c) for c in range(64)])[0]
+    assert len(set(draws.tolist())) > 10  # the counter moves the draw
+
+
+# ---- distribution ----
+
+@pytest.mark.parametrize("trunc", [{"top_k": 8}, {"top_p": 0.8}, {"min_p": 0.1}, {"top_k": 20, "top_p": 0.9, "min_p": 0.02}])
+def test_distribution_matches_truncated_softmax(trunc):
+    r = rng(5)
+    vocab, n = 300, 6000
+    logits = (r.standard_normal(vocab) * 2).astype(np.float32)
+    p = dict(temperature=0.9, seed=77, **trunc)
+    support, probs = ref.truncated_distribution(logits, p)
+    rows = np.repeat(logits[None], n, 0)
+    ids, _ = ops.sample("cpu", rows, [dict(p, counter=c) for c in range(n)])
+    assert set(ids.tolist()) <= set(support.tolist())  # truncation exact
+    counts = np.array([(ids == t).sum() for t in support])
+    expected = probs * n
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 / max(len(support) - 1, 1) < TOL["chi2_per_dof"]
+
+
+# ---- penalties ----
+
+def test_penalties_change_the_greedy_choice():
+    logits = np.array([[3.0, 2.9, -1.0, 0.5]], np.float32)
+    ids, lps = ops.sample("cpu", logits, [{"repetition_penalty": 1.2, "penalty_tokens": [0]}])
+    assert ids[0] == 1  # 3.0 / 1.2 = 2.5 < 2.9
+    raw = logits[0].astype(np.float64)
+    assert lps[0] == pytest.approx(raw[1] - np.log(np.exp(raw).sum()), abs=1e-5)  # logprob of the raw logits
+    ids, _ = ops.sample("cpu", logits, [{"presence_penalty": 0.2, "penalty_tokens": [0, 0, 0]}])
+    assert ids[0] == 1  # 3.0 - 0.2 < 2.9, presence counted once
+    ids, _ = ops.sample("cpu", logits, [{"presence_penalty": 0.05, "penalty_tokens": [0, 0, 0]}])
+    assert ids[0] == 0  # 2.95 > 2.9
+    ids, _ = ops.sample("cpu", logits, [{"frequency_penalty": 0.05, "penalty_tokens": [0, 0, 0]}])
+    assert ids[0] == 1  # 3.0 - 0.15 < 2.9: frequency counts every occurrence
+    ids, _ = ops.sample("cpu", logits, [{"repetition_penalty": 3.0, "penalty_tokens": [2, 3, 0, 1]}])
+    assert ids[0] == 0  # 3.0/3 = 1.0 vs 2.9/3; negative logit -1 * 3 stays lowest
+
+
+def test_sample_bad_params():
+    logits = np.zeros((1, 10), np.float32)
+    with pytest.raises(ValueError, match="temperature"):
+        ops.sample("cpu", logits, [{"temperature": -1.0}])
+    with pytest.raises(ValueError, match="top_p"):
+        ops.sample("cpu", logits, [{"temperature": 1.0, "top_p": 0.0}])
+    with pytest.raises(ValueError, match="penalty token 0: expected 0 <= id < 10, found 10"):
+        ops.sample("cpu", logits, [{"penalty_tokens": [10]}])
+    with pytest.raises(ValueError, match="unknown key 'topk'"):
+        ops.sample("cpu", logits, [{"topk": 3}])
+    with pytest.raises(ValueError, match="one dict per logits row"):
+        ops.sample("cpu", logits, [{}, {}])
