@@ -20,6 +20,7 @@ constexpr int FIRST_HEAD = 256;  // candidates sorted in the first round
 
 struct RowScratch {
   float* vals;      // (vocab,) working logits
+  float* weights;   // (vocab,) exp(logit - max)
   int32_t* idx;     // (vocab,) candidate order
   int32_t* counts;  // (vocab,) penalty counts of the row's tokens
 };
@@ -59,50 +60,69 @@ int argmax(const float* v, int n) {
 // Draws from the truncated distribution; vals are already divided by the temperature.
 int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
   const float* v = s.vals;
+  float* w = s.weights;
   auto before = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
   const int k = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : vocab;
   std::iota(s.idx, s.idx + vocab, 0);
   const float vmax = v[argmax(v, vocab)];
-  // Softmax normalizer over the top_k candidates (all of them when top_k is off).
-  if (k < vocab) std::nth_element(s.idx, s.idx + k, s.idx + vocab, before);
-  double z = 0.0;
-  for (int i = 0; i < k; ++i) z += std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
-  const bool use_top_p = p.top_p < 1.0f;
-  const double top_p_mass = static_cast<double>(p.top_p) * z;
+  for (int i = 0; i < vocab; ++i) w[i] = std::exp(v[i] - vmax);  // unnormalized probs, max = 1
+  // Candidates with w >= 1e-4 precede all others in the sorted order: select among them first.
+  const float v_cut = vmax - 9.21f;
+  int num_likely =
+      static_cast<int>(std::partition(s.idx, s.idx + vocab, [v, v_cut](int32_t i) { return v[i] >= v_cut; }) - s.idx);
+  if (k < vocab) {  // the top_k set, in front
+    if (k <= num_likely) {
+      std::nth_element(s.idx, s.idx + k, s.idx + num_likely, before);
+      num_likely = k;
+    } else {
+      std::nth_element(s.idx + num_likely, s.idx + k, s.idx + vocab, before);
+    }
+  }
+  double z = 0.0;  // softmax normalizer over the top_k candidates
+  for (int i = 0; i < k; ++i) z += w[s.idx[i]];
   const double u = uniform_from_philox(p.seed_lo, p.seed_hi, p.counter);
-  // Grow the sorted head until it contains the end of the kept prefix and the drawn token.
-  for (int head = std::min(FIRST_HEAD, k);; head = std::min(2 * head, k)) {
-    if (head < k) std::nth_element(s.idx, s.idx + head, s.idx + k, before);
-    std::sort(s.idx, s.idx + head, before);
-    // Kept prefix length within the head: top_p (smallest prefix with mass >= top_p), min_p.
-    int kept = head;
-    bool kept_final = head == k;
-    double cum = 0.0;
-    for (int i = 0; i < head; ++i) {
-      const double w = std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
-      if (p.min_p > 0.0f && w < static_cast<double>(p.min_p)) {  // prob < min_p * max prob
-        kept = i;
-        kept_final = true;
-        break;
-      }
-      cum += w;
-      if (use_top_p && cum >= top_p_mass) {
-        kept = i + 1;
-        kept_final = true;
-        break;
+  const bool use_top_p = p.top_p < 1.0f;
+  // Without top_p the kept set is {w >= min_p} among the top_k: a sorted prefix, found in O(V).
+  int kept = -1;
+  double total = 0.0;
+  if (!use_top_p) {
+    kept = 0;
+    for (int i = 0; i < k; ++i) {
+      if (p.min_p <= 0.0f || w[s.idx[i]] >= p.min_p) {
+        ++kept;
+        total += w[s.idx[i]];
       }
     }
-    kept = std::max(kept, 1);
-    if (!kept_final) continue;
-    double total = 0.0;
-    for (int i = 0; i < kept; ++i) total += std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
+  }
+  // Grow the sorted head until it contains the end of the kept prefix (top_p) and the draw.
+  for (int head = std::min(FIRST_HEAD, k);; head = std::min(2 * head, k)) {
+    const int range = head <= num_likely ? num_likely : k;
+    if (head < range) std::nth_element(s.idx, s.idx + head, s.idx + range, before);
+    std::sort(s.idx, s.idx + head, before);
+    if (kept < 0) {  // top_p: smallest prefix with mass >= top_p, cut earlier by min_p
+      double cum = 0.0;
+      for (int i = 0; i < head && kept < 0; ++i) {
+        const double wi = w[s.idx[i]];
+        if (p.min_p > 0.0f && wi < p.min_p) {
+          kept = std::max(i, 1);
+        } else {
+          cum += wi;
+          if (cum >= static_cast<double>(p.top_p) * z) kept = i + 1;
+        }
+      }
+      if (kept < 0 && head == k) kept = k;
+      if (kept < 0) continue;
+      total = 0.0;
+      for (int i = 0; i < kept; ++i) total += w[s.idx[i]];
+    }
     const double target = u * total;
+    const int limit = std::min(head, kept);
     double acc = 0.0;
-    for (int i = 0; i < kept; ++i) {
-      acc += std::exp(static_cast<double>(v[s.idx[i]]) - vmax);
+    for (int i = 0; i < limit; ++i) {
+      acc += w[s.idx[i]];
       if (acc > target) return s.idx[i];
     }
-    return s.idx[kept - 1];
+    if (limit == kept) return s.idx[kept - 1];  // rounding left none: the last kept candidate
   }
 }
 
@@ -111,7 +131,7 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
   // a) log-softmax normalizer of the raw logits.
   const float raw_max = raw[argmax(raw, vocab)];
   double sum = 0.0;
-  for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(raw[i]) - raw_max);
+  for (int i = 0; i < vocab; ++i) sum += std::exp(raw[i] - raw_max);  // f32 exp, f64 sum
   const double lse = raw_max + std::log(sum);
   // b) penalties on a working copy.
   std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
@@ -160,9 +180,9 @@ void op_sample(Ctx& c, const SampleArgs& a) {
                   : view_as<const int32_t>(a.penalty_tokens.at(params[r].penalty_start * sizeof(int32_t)),
                                            params[r].penalty_count, where, "penalty_tokens");
   }
-  c.scratch.ensure(c.pool.num_threads(), V, 2 * V);
+  c.scratch.ensure(c.pool.num_threads(), 2 * V, 2 * V);
   c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int thread_idx) {
-    RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.i32[thread_idx].data(),
+    RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.f32[thread_idx].data() + V, c.scratch.i32[thread_idx].data(),
                  c.scratch.i32[thread_idx].data() + V};
     for (int64_t r = b; r < e; ++r) {
       sample_row(params[r], logits + r * V, toks[r], a.vocab_size, s, ids + r, logprobs + r);
