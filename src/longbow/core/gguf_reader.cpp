@@ -219,7 +219,7 @@ void GgufFile::parse() {
   if (magic != GGUF_MAGIC) {
     char found[5] = {};
     std::memcpy(found, &magic, 4);
-    for (char& ch : found) ch = (ch >= 32 && ch < 127) ? ch : '?';
+    for (int i = 0; i < 4; ++i) found[i] = (found[i] >= 32 && found[i] < 127) ? found[i] : '?';
     c.fail(std::string("bad magic: expected 'GGUF', found '") + found + "'");
   }
   version_ = c.read<uint32_t>("version");
