@@ -77,8 +77,11 @@ void bind_weights(py::module_& m) {
       .def_readonly("bos_token_id", &ModelConfig::bos_token_id)
       .def_readonly("eos_token_ids", &ModelConfig::eos_token_ids);
 
-  py::class_<ModelFile>(m, "ModelFile", "A memory-mapped, validated model (GGUF file or HF safetensors folder).")
-      .def(py::init([](const std::string& path) { return ModelFile::open(path); }), py::arg("path"),
+  // shared_ptr holder so other bindings (Engine) can share an opened file with C++ owners.
+  py::class_<ModelFile, std::shared_ptr<ModelFile>>(m, "ModelFile",
+                                                    "A memory-mapped, validated model (GGUF file or HF safetensors folder).")
+      .def(py::init([](const std::string& path) { return std::shared_ptr<ModelFile>(ModelFile::open(path)); }),
+           py::arg("path"),
            "Opens and validates a .gguf file, a .safetensors file or an HF folder; ValueError when malformed.")
       .def_property_readonly("format", &ModelFile::format, "'gguf' or 'safetensors'.")
       .def_property_readonly("path", &ModelFile::path)
