@@ -97,14 +97,14 @@ def matching(masked, pos, open_ch, close_ch):
     raise GenError(f"unbalanced '{open_ch}' at offset {pos}")
 
 
-def find_attributes(masked):
-    """[(start, end, content)] of every [[...]] attribute."""
+def find_attributes(masked, text):
+    """[(start, end, content)] of every [[...]] attribute (content from the unmasked text)."""
     attrs = []
     for m in re.finditer(r"\[\[", masked):
         end = masked.find("]]", m.end())
         if end < 0:
             continue
-        attrs.append((m.start(), end + 2, masked[m.end():end].strip()))
+        attrs.append((m.start(), end + 2, text[m.end():end].strip()))
     return attrs
 
 
@@ -223,6 +223,9 @@ TG_DECL = re.compile(
     re.M)
 
 
+CONST_DECL = re.compile(r"^[ \t]*(constant)\s+(?!const\b|constexpr\b)[^;(){}]*=[^;{}]*;", re.M)
+
+
 def rewrite(text, masked, attrs, path):
     """Blank non-standard attributes and rewrite in-body threadgroup declarations."""
     chars = list(text)
@@ -249,6 +252,10 @@ def rewrite(text, masked, attrs, path):
         else:
             new = f"{indent}{typ}& {name} = MSL_SIM_TG_VAR({typ});"
         edits.append((m.start(), m.end(), new))
+    # Namespace-scope `constant T x = ...;` is a compile-time constant in MSL: make it const.
+    for m in CONST_DECL.finditer(masked):
+        edits.append((m.start(1), m.end(1), "const   "))
+    edits.sort()
     for s, e, new in reversed(edits):
         out = out[:s] + new + out[e:]
     return out
@@ -267,7 +274,7 @@ def launcher(i, ns, call, params):
         else:
             args.append(f"::msl_sim::launch::builtin_scalar<{p}>({SCALAR_BUILTINS[val]})")
     joined = ",\n      ".join(args)
-    return (f"static void launch_{i}(const ::msl_sim::ThreadCtx& c) {{\n"
+    return (f"void launch_{i}(const ::msl_sim::ThreadCtx& c) {{\n"
             f"  using F = decltype(&{ns}::{call});\n"
             f"  (void)c;\n"
             f"  {ns}::{call}(\n      {joined});\n}}\n")
@@ -282,7 +289,7 @@ def gen_kernel(src_path, out_path, uid):
         text = f.read()
     path = os.path.abspath(src_path)
     masked = mask_source(text)
-    attrs = find_attributes(masked)
+    attrs = find_attributes(masked, text)
     kernels = find_kernels(text, masked, attrs, path)
     body = rewrite(text, masked, attrs, path)
     ns = f"msl_sim_k_{uid}"
@@ -298,15 +305,16 @@ def gen_kernel(src_path, out_path, uid):
     out = "\n".join(lines) + "\n" + body
     if not body.endswith("\n"):
         out += "\n"
-    tail = [f"}}  // namespace {ns}", "#include \"msl_sim/shim/undef_keywords.h\"", "namespace {"]
+    tail = [f"}}  // namespace {ns}", "#include \"msl_sim/shim/undef_keywords.h\"",
+            f"namespace {ns} {{"]
     for i, (host, call, params, line) in enumerate(kernels):
         tail.append(launcher(i, ns, call, params))
-    tail.append("}  // namespace")
+    tail.append(f"}}  // namespace {ns}")
     infos = []
     for i, (host, call, params, line) in enumerate(kernels):
         bmask = sum(1 << v for k, v in params if k == "buffer")
         tmask = sum(1 << v for k, v in params if k == "threadgroup")
-        infos.append(f"    {{{c_string(host)}, &launch_{i}, {c_string(path)}, {line}u, "
+        infos.append(f"    {{{c_string(host)}, &{ns}::launch_{i}, {c_string(path)}, {line}u, "
                      f"0x{bmask:x}ull, 0x{tmask:x}u}},")
     tail.append(f"void msl_sim_register_{uid}() {{")
     if infos:
