@@ -36,6 +36,9 @@ void overflow_handler(int sig, siginfo_t* info, void* uctx) {
 }
 
 void install_overflow_handler() {
+#if defined(__SANITIZE_ADDRESS__)
+  return;  // AddressSanitizer reports stack overflows itself and owns the signal stacks
+#endif
   static std::once_flag once;
   std::call_once(once, [] {
     struct sigaction sa;
@@ -46,14 +49,28 @@ void install_overflow_handler() {
     sigaction(SIGSEGV, &sa, &g_old_segv);
     sigaction(SIGBUS, &sa, &g_old_bus);
   });
-  thread_local std::vector<char> alt_stack;
-  if (alt_stack.empty()) {
-    alt_stack.resize(64 * 1024);
+  // The handler runs on an alternate stack (the fiber's is exhausted); unregistered at exit.
+  struct AltStack {
+    std::vector<char> mem;
+    bool installed = false;
+    ~AltStack() {
+      if (!installed) return;
+      stack_t ss;
+      std::memset(&ss, 0, sizeof ss);
+      ss.ss_flags = SS_DISABLE;
+      sigaltstack(&ss, nullptr);
+    }
+  };
+  thread_local AltStack alt;
+  if (!alt.installed) {
+    stack_t old;
+    if (sigaltstack(nullptr, &old) == 0 && !(old.ss_flags & SS_DISABLE)) return;  // keep theirs
+    alt.mem.resize(64 * 1024);
     stack_t ss;
     std::memset(&ss, 0, sizeof ss);
-    ss.ss_sp = alt_stack.data();
-    ss.ss_size = alt_stack.size();
-    sigaltstack(&ss, nullptr);
+    ss.ss_sp = alt.mem.data();
+    ss.ss_size = alt.mem.size();
+    alt.installed = sigaltstack(&ss, nullptr) == 0;
   }
 }
 

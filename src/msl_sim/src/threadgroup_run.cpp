@@ -23,6 +23,13 @@
 
 namespace msl_sim::detail {
 
+#ifdef MSL_SIM_ASAN
+// Poisoned gap after every threadgroup allocation, so ASan reports threadgroup overruns.
+constexpr std::size_t REDZONE_BYTES = 64;
+#else
+constexpr std::size_t REDZONE_BYTES = 0;
+#endif
+
 ThreadgroupRun*& current_run() {
   thread_local ThreadgroupRun* run = nullptr;
   return run;
@@ -34,7 +41,7 @@ ThreadgroupRun::ThreadgroupRun(const DispatchShared& d, std::vector<FiberStack>&
   fibers_.resize(num_threads_);
   groups_.resize((num_threads_ + SIMD_WIDTH - 1) / SIMD_WIDTH);
   order_.resize(num_threads_);
-  arena_.resize(MAX_THREADGROUP_MEMORY_BYTES + 64);
+  arena_.resize(2 * MAX_THREADGROUP_MEMORY_BYTES + 64);
   while (stacks_.size() < num_threads_) stacks_.emplace_back();
   for (std::uint32_t i = 0; i < num_threads_; ++i) {
     if (stacks_[i].bytes < d.options.stack_bytes) stacks_[i].allocate(d.options.stack_bytes);
@@ -57,16 +64,31 @@ void ThreadgroupRun::fail(const Site& site, const std::string& message) const {
   throw SimError(os.str());
 }
 
+// Places bytes in the arena (16-byte aligned, then a redzone under ASan); returns the offset.
+std::size_t ThreadgroupRun::place(std::size_t bytes, std::size_t align) {
+  auto base = reinterpret_cast<std::uintptr_t>(arena_.data());
+  std::size_t a = std::max<std::size_t>(align, 16);
+  std::size_t off = ((base + arena_used_ + a - 1) & ~std::uintptr_t(a - 1)) - base;
+  arena_used_ = off + bytes + REDZONE_BYTES;
+  accounted_ += (bytes + 15) / 16 * 16;
+#ifdef MSL_SIM_ASAN
+  __asan_unpoison_memory_region(arena_.data() + off, bytes);
+#endif
+  return off;
+}
+
 void ThreadgroupRun::reset_memory() {
   tg_vars_.clear();
   arena_used_ = 0;
+  accounted_ = 0;
+#ifdef MSL_SIM_ASAN
+  __asan_poison_memory_region(arena_.data(), arena_.size());
+#endif
   tg_args_.assign(d_.tg_arg_bytes.size(), nullptr);
-  auto base = reinterpret_cast<std::uintptr_t>(arena_.data());
   for (std::size_t i = 0; i < d_.tg_arg_bytes.size(); ++i) {
-    std::size_t off = ((base + arena_used_ + 15) & ~std::uintptr_t(15)) - base;
+    std::size_t off = place(d_.tg_arg_bytes[i], 16);
     tg_args_[i] = arena_.data() + off;
     std::memset(arena_.data() + off, 0xff, d_.tg_arg_bytes[i]);  // NaN for every float type
-    arena_used_ = off + d_.tg_arg_bytes[i];
   }
 }
 
@@ -76,15 +98,12 @@ void* ThreadgroupRun::tg_var(const Site& site, std::size_t bytes, std::size_t al
                     std::to_string(site.column);
   auto it = tg_vars_.find(key);
   if (it != tg_vars_.end()) return it->second;
-  auto base = reinterpret_cast<std::uintptr_t>(arena_.data());
-  std::size_t a = std::max<std::size_t>(align, 16);
-  std::size_t off = ((base + arena_used_ + a - 1) & ~std::uintptr_t(a - 1)) - base;
-  if (off + bytes > MAX_THREADGROUP_MEMORY_BYTES)
+  if (accounted_ + bytes > MAX_THREADGROUP_MEMORY_BYTES)
     fail(site, "threadgroup memory exceeds " + std::to_string(MAX_THREADGROUP_MEMORY_BYTES) +
-                   " bytes: this declaration needs " + std::to_string(bytes) + " bytes at offset " +
-                   std::to_string(off));
+                   " bytes: this declaration needs " + std::to_string(bytes) + " bytes, " +
+                   std::to_string(accounted_) + " are already in use");
+  std::size_t off = place(bytes, align);
   std::memset(arena_.data() + off, poison == PoisonKind::nan_bytes ? 0xff : 0xcd, bytes);
-  arena_used_ = off + bytes;
   void* p = arena_.data() + off;
   tg_vars_.emplace(std::move(key), p);
   return p;

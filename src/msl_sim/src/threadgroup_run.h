@@ -61,6 +61,7 @@ class ThreadgroupRun {
  private:
   void init_fibers(const std::uint32_t tg[3]);
   void reset_memory();
+  std::size_t place(std::size_t bytes, std::size_t align);
   void schedule();
   void abort_all();
   void yield();
@@ -79,7 +80,8 @@ class ThreadgroupRun {
   std::vector<unsigned char> arena_;     // threadgroup memory
   std::vector<void*> tg_args_;           // (num [[threadgroup(i)]] slots,)
   std::map<std::string, void*> tg_vars_; // declaration site -> memory
-  std::size_t arena_used_ = 0;
+  std::size_t arena_used_ = 0;  // physical bytes used (with redzones)
+  std::size_t accounted_ = 0;   // bytes counted against the 32 KiB limit
   std::uint32_t num_threads_ = 0;
   std::uint32_t num_done_ = 0;
   std::uint32_t barrier_arrived_ = 0;
