@@ -28,6 +28,8 @@ class LLM:
     model: a GGUF file, an HF folder (config.json + safetensors + tokenizer.json), a known
     model name, or None for the default (SmolLM2-135M-Instruct, pulled on first use).
     backend: "cpu", "metal", "metal-sim" or "auto" (Metal when available, else CPU).
+    enable_prefix_caching: requests whose prompts start with the same full KV blocks as an
+    earlier one reuse those blocks instead of recomputing them.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class LLM:
         num_blocks: int = 0,
         kv_cache_bytes: int = 0,
         attention: str = "auto",
+        enable_prefix_caching: bool = True,
     ) -> None:
         from . import _core
         from .pull import resolve_model
@@ -62,6 +65,7 @@ class LLM:
             max_num_batched_tokens=max_num_batched_tokens,
             max_model_len=max_model_len,
             attention=attention,
+            enable_prefix_caching=enable_prefix_caching,
         )
         vocab = self.config.vocab_size
         eos = sorted(i for i in self.tokenizer.eos_token_ids | set(self.engine.eos_token_ids) if 0 <= i < vocab)
@@ -87,22 +91,23 @@ class LLM:
         self.engine.add_request(state.request_id, ids, params.to_engine())
         return state
 
-    def _drive(self, states: dict[str, RequestState]) -> Iterator[tuple[RequestState, str]]:
-        """Steps the engine until every request in `states` is finished, yielding text deltas."""
+    def _drive(self, states: dict[str, RequestState]) -> Iterator[tuple[RequestState, int, str]]:
+        """Steps the engine until every request in `states` is finished, yielding
+        (state, sample index, text delta)."""
         pending = {rid for rid, s in states.items() if not s.finished}
         try:
             while pending:
-                for rid, token, logprob, finished, reason in self.engine.step():
+                for rid, token, logprob, finished, reason, idx in self.engine.step():
                     state = states.get(rid)
                     if state is None or state.finished:
                         continue
-                    delta, must_abort = state.on_token(token, logprob, finished, reason)
+                    delta, must_abort = state.on_token(token, logprob, finished, reason, idx)
                     if must_abort:
-                        self.engine.abort(rid)
+                        self.engine.abort(rid, idx)
                     if state.finished:
                         pending.discard(rid)
                     if delta:
-                        yield state, delta
+                        yield state, idx, delta
                 if pending and not self.engine.has_unfinished():
                     raise RuntimeError("[LLM] engine stopped with unfinished requests: " + ", ".join(pending))
         finally:
@@ -171,10 +176,12 @@ class LLM:
 
     def stream(self, prompt: str | Sequence[int], params: SamplingParams | None = None,
                *, add_special_tokens: bool = True) -> Iterator[str]:
-        """Yield text pieces as they are produced (stop strings are never shown)."""
+        """Yield text pieces as they are produced (stop strings are never shown). With n > 1
+        samples, the pieces of the first sample; all of them end up in `self.last_output`."""
         state = self._add(prompt, params or SamplingParams(), add_special_tokens)
-        for _, delta in self._drive({state.request_id: state}):
-            yield delta
+        for _, idx, delta in self._drive({state.request_id: state}):
+            if idx == 0:
+                yield delta
         self.last_output = state.output()
 
     def chat(self, messages: list[dict], params: SamplingParams | None = None, *, stream: bool = False):
@@ -193,5 +200,7 @@ class LLM:
         return self.engine.prompt_logits(ids)
 
     def stats(self) -> dict:
-        """Engine counters: running/waiting requests, KV blocks, utilization, preemptions."""
+        """Engine counters: running/waiting sequences, KV blocks used/free/cached, KV utilization,
+        preemptions, prefix-cache queries/hits/hit rate (tokens), copy-on-write copies, tokens per
+        step (last and mean)."""
         return self.engine.stats()

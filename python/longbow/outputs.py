@@ -10,8 +10,23 @@ from .sampling import SamplingParams
 
 
 @dataclass
+class CompletionOutput:
+    """One of a request's n samples."""
+
+    index: int
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None  # "stop", "length", "abort", or None while running
+    logprobs: list[float] | None = None
+
+
+@dataclass
 class RequestOutput:
-    """One finished (or aborted) request."""
+    """One finished (or aborted) request.
+
+    `outputs` holds all n samples (SamplingParams.n); `text`, `token_ids`, `finish_reason` and
+    `logprobs` are those of the first sample.
+    """
 
     request_id: str
     prompt: str | None
@@ -21,36 +36,41 @@ class RequestOutput:
     finish_reason: str  # "stop", "length" or "abort"
     logprobs: list[float] | None = None
     metrics: dict = field(default_factory=dict)
+    outputs: list[CompletionOutput] = field(default_factory=list)
 
 
-class RequestState:
-    """Tracks one request's tokens, streamed text, stop strings and timings."""
+@dataclass
+class StreamDelta:
+    """What one engine step added to one sample of a request (AsyncEngine.generate items)."""
 
-    def __init__(self, request_id: str, prompt: str | None, prompt_ids: list[int],
-                 params: SamplingParams, tokenizer) -> None:
-        self.request_id = request_id
-        self.prompt = prompt
-        self.prompt_ids = prompt_ids
-        self.params = params
+    request_id: str
+    index: int  # sample index (0 unless SamplingParams.n > 1)
+    text: str  # new text (stop strings are never shown)
+    token_ids: list[int]  # new token ids
+    finished: bool  # this sample is done
+    finish_reason: str | None
+    output: RequestOutput | None = None  # the whole request, on its last delta
+
+
+class SampleState:
+    """One sample's tokens, streamed text and stop strings."""
+
+    def __init__(self, index: int, prompt_ids: list[int], params: SamplingParams, tokenizer) -> None:
+        self.index = index
         self.token_ids: list[int] = []
         self.logprobs: list[float] = []
         self.text = ""
         self.finish_reason: str | None = None
-        self._detok = IncrementalDetokenizer(tokenizer, prompt_ids, params.skip_special_tokens)
-        self._stops = StopChecker(params.stop)
-        self._stop_ids = set(params.stop_token_ids)
-        self.t_arrival = time.perf_counter()
         self.t_first_token: float | None = None
         self.t_finish: float | None = None
+        self._detok = IncrementalDetokenizer(tokenizer, prompt_ids, params.skip_special_tokens)
+        self._stops = StopChecker(params.stop)
 
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
 
-    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str) -> tuple[str, bool]:
-        """Feed one engine output; returns (new text, whether the engine must abort the request
-        because a stop string matched)."""
-        now = time.perf_counter()
+    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str, now: float) -> tuple[str, bool]:
         if self.finished:
             return "", False
         if token_id >= 0:
@@ -78,26 +98,80 @@ class RequestState:
         self.finish_reason = reason
         self.t_finish = now
 
+    def output(self, with_logprobs: bool) -> CompletionOutput:
+        return CompletionOutput(self.index, self.text, list(self.token_ids), self.finish_reason or "abort",
+                                list(self.logprobs) if with_logprobs else None)
+
+
+class RequestState:
+    """Tracks one request's samples, timings and stop strings."""
+
+    def __init__(self, request_id: str, prompt: str | None, prompt_ids: list[int],
+                 params: SamplingParams, tokenizer) -> None:
+        self.request_id = request_id
+        self.prompt = prompt
+        self.prompt_ids = prompt_ids
+        self.params = params
+        n = getattr(params, "n", 1)
+        self.samples = [SampleState(i, prompt_ids, params, tokenizer) for i in range(n)]
+        self.t_arrival = time.perf_counter()
+
+    # The first sample, for callers that ask for one completion.
+    @property
+    def token_ids(self) -> list[int]:
+        return self.samples[0].token_ids
+
+    @property
+    def text(self) -> str:
+        return self.samples[0].text
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.samples[0].finish_reason if self.finished else None
+
+    @property
+    def t_first_token(self) -> float | None:
+        times = [s.t_first_token for s in self.samples if s.t_first_token is not None]
+        return min(times) if times else None
+
+    @property
+    def finished(self) -> bool:
+        return all(s.finished for s in self.samples)
+
+    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str,
+                 sample_idx: int = 0) -> tuple[str, bool]:
+        """Feed one engine output; returns (new text, whether the engine must abort this sample
+        because a stop string matched)."""
+        if not 0 <= sample_idx < len(self.samples):
+            raise ValueError(f"[RequestState] {self.request_id}: expected sample index in "
+                             f"[0, {len(self.samples)}), found {sample_idx}")
+        return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, time.perf_counter())
+
     def output(self) -> RequestOutput:
-        n = len(self.token_ids)
-        t_end = self.t_finish or time.perf_counter()
-        ttft = (self.t_first_token - self.t_arrival) if self.t_first_token else None
-        decode_s = (t_end - self.t_first_token) if self.t_first_token else 0.0
+        first = self.samples[0]
+        n = len(first.token_ids)
+        ends = [s.t_finish for s in self.samples if s.t_finish is not None]
+        t_end = max(ends) if self.finished and ends else time.perf_counter()
+        t_first = first.t_first_token
+        ttft = (t_first - self.t_arrival) if t_first else None
+        decode_s = ((first.t_finish or t_end) - t_first) if t_first else 0.0
         metrics = {
             "num_prompt_tokens": len(self.prompt_ids),
-            "num_generated_tokens": n,
+            "num_generated_tokens": sum(len(s.token_ids) for s in self.samples),
             "time_to_first_token_s": ttft,
             "total_s": t_end - self.t_arrival,
             "prefill_tokens_per_s": (len(self.prompt_ids) / ttft) if ttft else None,
             "decode_tokens_per_s": ((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
         }
+        outs = [s.output(self.params.logprobs) for s in self.samples]
         return RequestOutput(
             request_id=self.request_id,
             prompt=self.prompt,
             prompt_token_ids=list(self.prompt_ids),
-            text=self.text,
-            token_ids=list(self.token_ids),
-            finish_reason=self.finish_reason or "abort",
-            logprobs=list(self.logprobs) if self.params.logprobs else None,
+            text=first.text,
+            token_ids=list(first.token_ids),
+            finish_reason=first.finish_reason or "abort",
+            logprobs=outs[0].logprobs,
             metrics=metrics,
+            outputs=outs,
         )

@@ -14,6 +14,8 @@ class SamplingParams:
     Penalties apply to every token of the context (prompt and output). A seed makes sampling
     reproducible on every backend (Philox keyed by seed and token index). `stop` strings end
     the output before the stop string; `stop_token_ids` end it after that token (not shown).
+    `n` samples of the prompt share its KV blocks (copy-on-write); sample i of a seeded request
+    uses seed + i.
     """
 
     max_tokens: int = 128
@@ -31,6 +33,7 @@ class SamplingParams:
     min_tokens: int = 0
     logprobs: bool = False
     skip_special_tokens: bool = True
+    n: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -45,6 +48,8 @@ class SamplingParams:
                 f"[SamplingParams] {name} must be {expected}, got {getattr(self, name)!r}"
             )
 
+        if not isinstance(self.n, int) or self.n < 1:
+            bad("n", "an int >= 1")
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
             bad("max_tokens", "an int >= 1")
         if not isinstance(self.min_tokens, int) or not 0 <= self.min_tokens <= self.max_tokens:
@@ -73,6 +78,7 @@ class SamplingParams:
         from . import _core
 
         p = _core.EngineSamplingParams()
+        p.n = self.n
         p.max_tokens = self.max_tokens
         p.min_tokens = self.min_tokens
         p.temperature = self.temperature

@@ -34,6 +34,7 @@ void bind_engine(py::module_& m) {
 
   py::class_<SamplingParams>(m, "EngineSamplingParams", "Engine-side sampling settings of one request.")
       .def(py::init<>())
+      .def_readwrite("n", &SamplingParams::n)
       .def_readwrite("max_tokens", &SamplingParams::max_tokens)
       .def_readwrite("min_tokens", &SamplingParams::min_tokens)
       .def_readwrite("temperature", &SamplingParams::temperature)
@@ -47,21 +48,68 @@ void bind_engine(py::module_& m) {
       .def_readwrite("stop_token_ids", &SamplingParams::stop_token_ids)
       .def_readwrite("ignore_eos", &SamplingParams::ignore_eos);
 
-  py::class_<BlockManager>(m, "BlockManager", "Paged KV block allocator (block 0 is the null block).")
-      .def(py::init<int, int>(), py::arg("num_blocks"), py::arg("block_size"))
+  py::class_<BlockManager>(m, "BlockManager",
+                           "Paged KV block allocator (block 0 is the null block): ref counts, LRU free "
+                           "queue, prefix caching by chained block hashes, copy-on-write.")
+      .def(py::init<int, int, bool>(), py::arg("num_blocks"), py::arg("block_size"),
+           py::arg("enable_prefix_caching") = true)
+      .def_property_readonly("num_blocks", &BlockManager::num_blocks)
+      .def_property_readonly("block_size", &BlockManager::block_size)
       .def_property_readonly("num_free", &BlockManager::num_free)
       .def_property_readonly("num_used", &BlockManager::num_used)
-      .def("allocate", &BlockManager::allocate, py::arg("n"))
-      .def("share", &BlockManager::share)
-      .def("release", &BlockManager::release)
-      .def("ref_count", &BlockManager::ref_count)
-      .def("free_queue", &BlockManager::free_queue);
+      .def_property_readonly("num_cached", &BlockManager::num_cached)
+      .def_property_readonly("num_evictions", &BlockManager::num_evictions)
+      .def("allocate", &BlockManager::allocate, py::arg("n"), "n fresh blocks, or None when fewer are free.")
+      .def(
+          "ensure_capacity",
+          [](BlockManager& bm, std::vector<int> table, int num_tokens) -> std::optional<std::vector<int>> {
+            if (!bm.ensure_capacity(table, num_tokens)) return std::nullopt;
+            return table;
+          },
+          py::arg("table"), py::arg("num_tokens"), "The grown table, or None (nothing changed).")
+      .def(
+          "prepare_write",
+          [](BlockManager& bm, std::vector<int> table, int begin, int end) -> py::object {
+            std::vector<std::pair<int, int>> copies;
+            if (!bm.prepare_write(table, begin, end, copies)) return py::none();
+            return py::make_tuple(table, copies);
+          },
+          py::arg("table"), py::arg("begin"), py::arg("end"),
+          "(new table, [(src, dst) copies]) making positions [begin, end) writable, or None.")
+      .def("share", &BlockManager::share, py::arg("blocks"))
+      .def("release", &BlockManager::release, py::arg("blocks"))
+      .def("ref_count", &BlockManager::ref_count, py::arg("block_id"))
+      .def("free_queue", &BlockManager::free_queue)
+      .def_static("hash_block",
+                  [](uint64_t parent, const std::vector<int>& tokens) {
+                    return BlockManager::hash_block(parent, tokens.data(), static_cast<int>(tokens.size()));
+                  },
+                  py::arg("parent"), py::arg("tokens"))
+      .def("match_prefix", &BlockManager::match_prefix, py::arg("tokens"), py::arg("max_tokens"))
+      .def(
+          "acquire_prefix",
+          [](BlockManager& bm, const std::vector<int>& tokens, int max_tokens) {
+            PrefixHit h = bm.acquire_prefix(tokens, max_tokens);
+            return py::make_tuple(h.blocks, h.hashes);
+          },
+          py::arg("tokens"), py::arg("max_tokens"), "(blocks, hashes) of the cached prefix, now owned.")
+      .def(
+          "cache_full_blocks",
+          [](BlockManager& bm, const std::vector<int>& table, const std::vector<int>& tokens, int num_computed,
+             std::vector<uint64_t> hashes) {
+            bm.cache_full_blocks(table, tokens, num_computed, hashes);
+            return hashes;
+          },
+          py::arg("table"), py::arg("tokens"), py::arg("num_computed"), py::arg("hashes"),
+          "Registers full computed blocks; returns the extended hash list.")
+      .def("block_hash", &BlockManager::block_hash, py::arg("block_id"))
+      .def("cached_block", &BlockManager::cached_block, py::arg("hash"));
 
   py::class_<Engine>(m, "Engine", "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
       .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
                        const std::string& kv_dtype, int block_size, int num_blocks, size_t kv_cache_bytes,
                        int max_num_seqs, int max_num_batched_tokens, int max_model_len,
-                       const std::string& attention) {
+                       const std::string& attention, bool enable_prefix_caching) {
              EngineConfig c;
              c.backend = backend;
              c.num_threads = num_threads;
@@ -73,6 +121,7 @@ void bind_engine(py::module_& m) {
              c.max_num_batched_tokens = max_num_batched_tokens;
              c.max_model_len = max_model_len;
              c.attention = attention_from(attention);
+             c.enable_prefix_caching = enable_prefix_caching;
              std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
              return std::make_unique<Engine>(file, c);
            }),
@@ -80,6 +129,7 @@ void bind_engine(py::module_& m) {
            py::arg("kv_dtype") = "f16", py::arg("block_size") = 16, py::arg("num_blocks") = 0,
            py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = 64, py::arg("max_num_batched_tokens") = 512,
            py::arg("max_model_len") = 0, py::arg("attention") = "auto",
+           py::arg("enable_prefix_caching") = true,
            py::call_guard<py::gil_scoped_release>())
       .def("add_request", &Engine::add_request, py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("params"), "Queue a request of prompt token ids.")
@@ -94,18 +144,24 @@ void bind_engine(py::module_& m) {
             py::list result;
             for (const auto& t : outs) {
               result.append(py::make_tuple(t.request_id, t.token_id, t.logprob, t.finished,
-                                           finish_reason_name(t.finish_reason)));
+                                           finish_reason_name(t.finish_reason), t.sample_idx));
             }
             return result;
           },
-          "Run one iteration; returns [(request_id, token_id, logprob, finished, finish_reason)].")
-      .def("abort", &Engine::abort, py::arg("request_id"))
+          "Run one iteration; returns [(request_id, token_id, logprob, finished, finish_reason, "
+          "sample_idx)].")
+      .def("abort", &Engine::abort, py::arg("request_id"), py::arg("sample_idx") = -1,
+           "Abort a request (every sample, or one); False if it was not running.")
       .def("has_unfinished", &Engine::has_unfinished)
       .def("set_eos_token_ids", &Engine::set_eos_token_ids)
       .def_property_readonly("eos_token_ids", &Engine::eos_token_ids)
       .def_property_readonly("backend_name", [](Engine& e) { return e.backend().name(); })
       .def_property_readonly("num_blocks", [](const Engine& e) { return e.config().num_blocks; })
       .def_property_readonly("max_model_len", [](const Engine& e) { return e.config().max_model_len; })
+      .def_property_readonly("block_size", [](const Engine& e) { return e.config().block_size; })
+      .def_property_readonly("max_num_seqs", [](const Engine& e) { return e.config().max_num_seqs; })
+      .def_property_readonly("enable_prefix_caching",
+                             [](const Engine& e) { return e.config().enable_prefix_caching; })
       .def("stats",
            [](const Engine& e) {
              EngineStats s = e.stats();
@@ -117,6 +173,13 @@ void bind_engine(py::module_& m) {
              d["num_blocks_free"] = s.num_blocks_free;
              d["kv_utilization"] = s.kv_utilization;
              d["num_preemptions"] = s.num_preemptions;
+             d["num_blocks_cached"] = s.num_blocks_cached;
+             d["prefix_cache_queries"] = s.prefix_cache_queries;
+             d["prefix_cache_hits"] = s.prefix_cache_hits;
+             d["prefix_cache_hit_rate"] = s.prefix_cache_hit_rate;
+             d["num_cow_copies"] = s.num_cow_copies;
+             d["num_evictions"] = s.num_evictions;
+             d["mean_step_tokens"] = s.mean_step_tokens;
              d["last_step_tokens"] = s.last_step_tokens;
              d["last_step_seqs"] = s.last_step_seqs;
              d["num_steps"] = s.num_steps;

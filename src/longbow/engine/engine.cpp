@@ -33,7 +33,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   }
   config_.num_blocks = layout.num_blocks;
   kv_ = std::make_unique<KvCache>(*backend_, layout);
-  blocks_ = std::make_unique<BlockManager>(layout.num_blocks, layout.block_size);
+  blocks_ = std::make_unique<BlockManager>(layout.num_blocks, layout.block_size, config_.enable_prefix_caching);
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len}, *blocks_);
   max_blocks_per_seq_ = blocks_one_seq;
@@ -45,6 +45,8 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   sample_params_ = backend_->alloc(config_.max_num_seqs * sizeof(SampleRowParams));
   penalty_capacity_ = 4096;
   penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
+  copy_capacity_ = static_cast<size_t>(config_.max_num_seqs);
+  copy_pairs_ = backend_->alloc(copy_capacity_ * 2 * sizeof(int32_t));
 }
 
 void Engine::set_eos_token_ids(std::vector<int> ids) {
@@ -74,10 +76,28 @@ void Engine::add_request(const std::string& request_id, std::vector<int> prompt,
   scheduler_->add(std::move(seq));
 }
 
-bool Engine::abort(const std::string& request_id) {
-  if (!scheduler_->abort(request_id)) return false;
-  pending_aborts_.push_back({request_id, -1, 0.0f, true, FinishReason::Abort});
-  return true;
+bool Engine::abort(const std::string& request_id, int sample_idx) {
+  const std::vector<int> done = scheduler_->abort(request_id, sample_idx);
+  for (int i : done) pending_aborts_.push_back({request_id, -1, 0.0f, true, FinishReason::Abort, i});
+  return !done.empty();
+}
+
+void Engine::copy_blocks(const std::vector<std::pair<int, int>>& copies) {
+  if (copies.empty()) return;
+  if (copies.size() > copy_capacity_) {  // grows rarely, never inside a forward
+    copy_capacity_ = std::max(copies.size(), 2 * copy_capacity_);
+    copy_pairs_ = backend_->alloc(copy_capacity_ * 2 * sizeof(int32_t));
+  }
+  std::vector<int32_t> pairs;  // (num_pairs, 2)
+  for (const auto& [src, dst] : copies) {
+    pairs.push_back(src);
+    pairs.push_back(dst);
+  }
+  backend_->upload({copy_pairs_.get(), 0}, pairs.data(), pairs.size() * sizeof(int32_t));
+  const KvCacheLayout& layout = kv_->layout();
+  backend_->copy_blocks({.cache = kv_->all(), .pairs = {copy_pairs_.get(), 0},
+                         .num_pairs = static_cast<int>(copies.size()), .num_planes = 2 * layout.num_layers,
+                         .num_blocks = layout.num_blocks, .block_bytes = layout.block_bytes()});
 }
 
 Batch Engine::build_batch(const SchedulerOutput& plan) const {
@@ -95,7 +115,10 @@ Batch Engine::build_batch(const SchedulerOutput& plan) const {
       b.positions.push_back(p);
       b.slot_mapping.push_back(seq.block_table[p / bs] * bs + p % bs);
     }
-    if (s.needs_logits) b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    // A prompt whose samples fork now needs one logits row per sample (the same row repeated).
+    for (int r = 0; s.needs_logits && r <= seq.num_pending_forks; ++r) {
+      b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    }
     b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
     b.seq_lens.push_back(seq.num_computed + s.num_new_tokens);
     std::vector<int32_t> row(b.max_blocks_per_seq, 0);
@@ -112,11 +135,18 @@ bool Engine::is_stop(const Sequence& seq, int token) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
 
-std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan, const Batch& batch) {
-  std::vector<Sequence*> rows;
+std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) {
+  std::vector<Sequence*> rows;  // in logits-row order
   for (const ScheduledSeq& s : plan.scheduled) {
-    s.seq->num_computed += s.num_new_tokens;
-    if (s.needs_logits) rows.push_back(s.seq);
+    Sequence* seq = s.seq;
+    seq->num_computed += s.num_new_tokens;
+    blocks_->cache_full_blocks(seq->block_table, seq->tokens, seq->num_computed, seq->block_hashes);
+    if (!s.needs_logits) continue;
+    if (seq->num_pending_forks > 0) {
+      for (Sequence* sample : scheduler_->fork(seq)) rows.push_back(sample);
+    } else {
+      rows.push_back(seq);
+    }
   }
   std::vector<TokenOutput> out;
   if (rows.empty()) return out;
@@ -161,7 +191,7 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan, 
   for (int r = 0; r < R; ++r) {
     Sequence* seq = rows[r];
     seq->tokens.push_back(ids[r]);
-    TokenOutput t{seq->request_id, ids[r], logprobs[r], false, FinishReason::None};
+    TokenOutput t{seq->request_id, ids[r], logprobs[r], false, FinishReason::None, seq->sample_idx};
     if (is_stop(*seq, ids[r])) {
       t.finish_reason = FinishReason::Stop;
     } else if (seq->num_generated() >= seq->params.max_tokens || seq->num_tokens() >= config_.max_model_len) {
@@ -173,7 +203,6 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan, 
     }
     out.push_back(std::move(t));
   }
-  (void)batch;
   return out;
 }
 
@@ -186,9 +215,11 @@ std::vector<TokenOutput> Engine::step() {
   last_step_seqs_ = static_cast<int>(plan.scheduled.size());
   if (plan.empty()) return out;
   ++num_steps_;
+  total_step_tokens_ += static_cast<uint64_t>(plan.num_batched_tokens);
   Batch batch = build_batch(plan);
+  copy_blocks(plan.copies);  // copy-on-write before any K/V of this step is written
   model_->forward(batch, *kv_, config_.attention);
-  std::vector<TokenOutput> tokens = sample_and_update(plan, batch);
+  std::vector<TokenOutput> tokens = sample_and_update(plan);
   out.insert(out.end(), tokens.begin(), tokens.end());
   scheduler_->reap_finished();
   return out;
@@ -201,14 +232,31 @@ EngineStats Engine::stats() const {
   s.num_blocks_total = blocks_->num_blocks() - 1;
   s.num_blocks_free = blocks_->num_free();
   s.num_blocks_used = blocks_->num_used();
+  s.num_blocks_cached = blocks_->num_cached();
+  // Tokens stored per block, counting a block shared by several sequences once.
+  const int bs = blocks_->block_size();
+  std::vector<int> filled(static_cast<size_t>(blocks_->num_blocks()), 0);
+  for (const Sequence* seq : scheduler_->running()) {
+    for (size_t i = 0; i < seq->block_table.size(); ++i) {
+      const int n = std::clamp(seq->num_computed - static_cast<int>(i) * bs, 0, bs);
+      filled[seq->block_table[i]] = std::max(filled[seq->block_table[i]], n);
+    }
+  }
   int64_t stored = 0;
-  for (const Sequence* seq : scheduler_->running()) stored += seq->num_computed;
-  const int64_t slots = static_cast<int64_t>(s.num_blocks_used) * blocks_->block_size();
+  for (int f : filled) stored += f;
+  const int64_t slots = static_cast<int64_t>(s.num_blocks_used) * bs;
   s.kv_utilization = slots > 0 ? static_cast<double>(stored) / slots : 0.0;
   s.num_preemptions = scheduler_->num_preemptions();
+  s.prefix_cache_queries = scheduler_->num_prefix_queries();
+  s.prefix_cache_hits = scheduler_->num_prefix_hits();
+  s.prefix_cache_hit_rate =
+      s.prefix_cache_queries > 0 ? static_cast<double>(s.prefix_cache_hits) / s.prefix_cache_queries : 0.0;
+  s.num_cow_copies = scheduler_->num_cow_copies();
+  s.num_evictions = blocks_->num_evictions();
   s.last_step_tokens = last_step_tokens_;
   s.last_step_seqs = last_step_seqs_;
   s.num_steps = num_steps_;
+  s.mean_step_tokens = num_steps_ > 0 ? static_cast<double>(total_step_tokens_) / num_steps_ : 0.0;
   return s;
 }
 

@@ -27,6 +27,7 @@ struct EngineConfig {
   int max_num_batched_tokens = 512;
   int max_model_len = 0;               // 0: the model's context length
   AttentionVariant attention = AttentionVariant::Auto;
+  bool enable_prefix_caching = true;   // reuse cached full blocks of earlier prompts
 };
 
 struct TokenOutput {
@@ -35,14 +36,20 @@ struct TokenOutput {
   float logprob = 0.0f;
   bool finished = false;
   FinishReason finish_reason = FinishReason::None;
+  int sample_idx = 0;  // which of the request's n samples
 };
 
 struct EngineStats {
-  int num_running = 0, num_waiting = 0;
+  int num_running = 0, num_waiting = 0;  // sequences (a request with n samples counts n once forked)
   int num_blocks_total = 0, num_blocks_used = 0, num_blocks_free = 0;
-  double kv_utilization = 0.0;  // tokens stored / token slots allocated
+  int num_blocks_cached = 0;    // blocks registered in the prefix cache (used or free)
+  double kv_utilization = 0.0;  // tokens stored / token slots allocated (shared blocks once)
   uint64_t num_preemptions = 0;
+  uint64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // tokens looked up / found cached
+  double prefix_cache_hit_rate = 0.0;
+  uint64_t num_cow_copies = 0, num_evictions = 0;
   int last_step_tokens = 0, last_step_seqs = 0;
+  double mean_step_tokens = 0.0;  // running mean of batched tokens over non-empty steps
   uint64_t num_steps = 0;
 };
 
@@ -63,7 +70,8 @@ class Engine {
   // One iteration: returns the tokens produced this step (one per sequence that sampled) and
   // the requests that finished (aborted requests are reported once, with token_id = -1).
   std::vector<TokenOutput> step();
-  bool abort(const std::string& request_id);
+  // Aborts a request (all samples, or one when sample_idx >= 0); false if nothing was running.
+  bool abort(const std::string& request_id, int sample_idx = -1);
   bool has_unfinished() const { return scheduler_->has_unfinished() || !pending_aborts_.empty(); }
   EngineStats stats() const;
 
@@ -73,7 +81,8 @@ class Engine {
 
  private:
   Batch build_batch(const SchedulerOutput& plan) const;
-  std::vector<TokenOutput> sample_and_update(const SchedulerOutput& plan, const Batch& batch);
+  std::vector<TokenOutput> sample_and_update(const SchedulerOutput& plan);
+  void copy_blocks(const std::vector<std::pair<int, int>>& copies);
   bool is_stop(const Sequence& seq, int token) const;
 
   EngineConfig config_;
@@ -90,6 +99,9 @@ class Engine {
   // Sampling buffers on the device.
   std::unique_ptr<Buffer> sample_ids_, sample_logprobs_, sample_params_, penalty_tokens_;
   size_t penalty_capacity_ = 0;
+  std::unique_ptr<Buffer> copy_pairs_;  // (capacity, 2) i32 (src, dst) for copy-on-write
+  size_t copy_capacity_ = 0;
+  uint64_t total_step_tokens_ = 0;
   int last_step_tokens_ = 0, last_step_seqs_ = 0;
   uint64_t num_steps_ = 0;
 };

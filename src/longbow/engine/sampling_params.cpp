@@ -13,6 +13,7 @@ void check(bool ok, const std::string& what) {
 }  // namespace
 
 void SamplingParams::validate(int vocab_size) const {
+  check(n >= 1, "n must be >= 1, got " + std::to_string(n));
   check(max_tokens >= 1, "max_tokens must be >= 1, got " + std::to_string(max_tokens));
   check(min_tokens >= 0 && min_tokens <= max_tokens, "min_tokens must be in 0..max_tokens, got " +
                                                          std::to_string(min_tokens));

@@ -8,6 +8,7 @@
 namespace longbow::engine {
 
 struct SamplingParams {
+  int n = 1;           // samples of the prompt (they share its KV blocks; sample i uses seed + i)
   int max_tokens = 16;
   int min_tokens = 0;  // end-of-sequence tokens are not honoured before this many tokens
   float temperature = 0.0f;  // 0 = greedy

@@ -28,6 +28,10 @@ void Scheduler::add(std::unique_ptr<Sequence> seq) {
     throw std::invalid_argument("[scheduler] request '" + id + "': prompt of " + std::to_string(seq->num_tokens()) +
                                 " tokens leaves no room within max_model_len=" + std::to_string(config_.max_model_len));
   }
+  if (seq->params.n < 1 || seq->params.n > config_.max_num_seqs) {
+    throw std::invalid_argument("[scheduler] request '" + id + "': expected n in [1, max_num_seqs=" +
+                                std::to_string(config_.max_num_seqs) + "], found " + std::to_string(seq->params.n));
+  }
   const int longest = std::min(config_.max_model_len, seq->num_tokens() + seq->params.max_tokens);
   if (blocks_.blocks_for(longest) > blocks_.num_blocks() - 1) {
     throw std::invalid_argument("[scheduler] request '" + id + "' needs up to " + std::to_string(longest) +
@@ -35,20 +39,60 @@ void Scheduler::add(std::unique_ptr<Sequence> seq) {
                                 std::to_string((blocks_.num_blocks() - 1) * blocks_.block_size()));
   }
   seq->status = SeqStatus::Waiting;
+  seq->sample_idx = 0;
+  seq->num_pending_forks = seq->params.n - 1;
   seq->arrival = next_arrival_++;
   waiting_.push_back(seq.get());
-  table_[id] = std::move(seq);
+  table_[id].push_back(std::move(seq));
 }
 
 void Scheduler::preempt(Sequence* victim) {
   blocks_.release(victim->block_table);
   victim->block_table.clear();
+  victim->block_hashes.clear();
   victim->num_computed = 0;
   victim->status = SeqStatus::Waiting;
   ++victim->num_preemptions;
   ++num_preemptions_;
   running_.erase(std::find(running_.begin(), running_.end(), victim));
   waiting_.push_front(victim);  // recomputed first when blocks return
+}
+
+int Scheduler::num_reserved_seqs() const {
+  int n = static_cast<int>(running_.size());
+  for (const Sequence* s : running_) n += s->num_pending_forks;
+  return n;
+}
+
+// Admits the front waiting sequence: takes its cached prefix blocks, then blocks for its first
+// chunk. False (nothing changed) when the pool cannot hold the chunk.
+bool Scheduler::admit(Sequence* seq, int budget, SchedulerOutput& out) {
+  const int bs = blocks_.block_size();
+  // Never hit the whole sequence: its last token must run to produce logits.
+  const int max_hit = seq->num_tokens() - 1;
+  const std::vector<int> hits = blocks_.match_prefix(seq->tokens, max_hit);
+  const int cached = static_cast<int>(hits.size()) * bs;
+  const int n = std::min(seq->num_tokens() - cached, budget);
+  const int need = blocks_.blocks_for(cached + n) - static_cast<int>(hits.size());
+  int free_hits = 0;
+  for (int b : hits) free_hits += blocks_.ref_count(b) == 0;
+  if (blocks_.num_free() - free_hits < need) return false;
+
+  PrefixHit hit = blocks_.acquire_prefix(seq->tokens, max_hit);
+  seq->block_table = std::move(hit.blocks);
+  seq->block_hashes = std::move(hit.hashes);
+  seq->num_computed = cached;
+  if (!blocks_.ensure_capacity(seq->block_table, cached + n)) {
+    throw std::logic_error("[scheduler] admit: block count check and allocation disagree");
+  }
+  if (blocks_.prefix_caching()) {
+    num_prefix_queries_ += static_cast<uint64_t>(seq->num_tokens());
+    num_prefix_hits_ += static_cast<uint64_t>(cached);
+  }
+  seq->status = SeqStatus::Running;
+  running_.push_back(seq);
+  out.scheduled.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
+  return true;
 }
 
 SchedulerOutput Scheduler::schedule() {
@@ -60,7 +104,8 @@ SchedulerOutput Scheduler::schedule() {
     const int n = std::min(seq->num_tokens() - seq->num_computed, budget);
     if (n <= 0) continue;
     bool self_preempted = false;
-    while (!blocks_.ensure_capacity(seq->block_table, seq->num_computed + n)) {
+    const size_t num_copies = out.copies.size();
+    while (!blocks_.prepare_write(seq->block_table, seq->num_computed, seq->num_computed + n, out.copies)) {
       Sequence* victim = running_.back();
       preempt(victim);
       ++out.num_preempted;
@@ -70,24 +115,39 @@ SchedulerOutput Scheduler::schedule() {
       }
     }
     if (self_preempted) break;
+    num_cow_copies_ += out.copies.size() - num_copies;
     out.scheduled.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
     budget -= n;
   }
 
   // Admit waiting requests only when nothing was preempted (so preempted work goes first).
-  while (out.num_preempted == 0 && budget > 0 && !waiting_.empty() &&
-         static_cast<int>(running_.size()) < config_.max_num_seqs) {
+  while (out.num_preempted == 0 && budget > 0 && !waiting_.empty()) {
     Sequence* seq = waiting_.front();
-    const int n = std::min(seq->num_tokens() - seq->num_computed, budget);
-    if (!blocks_.ensure_capacity(seq->block_table, seq->num_computed + n)) break;
+    if (num_reserved_seqs() + 1 + seq->num_pending_forks > config_.max_num_seqs) break;
+    if (!admit(seq, budget, out)) break;
     waiting_.pop_front();
-    seq->status = SeqStatus::Running;
-    running_.push_back(seq);
-    out.scheduled.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
-    budget -= n;
+    budget -= out.scheduled.back().num_new_tokens;
   }
   out.num_batched_tokens = config_.max_num_batched_tokens - budget;
   return out;
+}
+
+std::vector<Sequence*> Scheduler::fork(Sequence* parent) {
+  auto& samples = table_.at(parent->request_id);
+  std::vector<Sequence*> all{parent};
+  const int n = parent->num_pending_forks;
+  parent->num_pending_forks = 0;
+  for (int i = 1; i <= n; ++i) {
+    auto child = std::make_unique<Sequence>(*parent);
+    child->sample_idx = static_cast<int>(samples.size());
+    child->seed = parent->seed + static_cast<uint64_t>(child->sample_idx);
+    child->num_preemptions = 0;
+    blocks_.share(child->block_table);
+    running_.push_back(child.get());
+    all.push_back(child.get());
+    samples.push_back(std::move(child));
+  }
+  return all;
 }
 
 void Scheduler::finish(Sequence* seq, FinishReason reason) {
@@ -103,22 +163,38 @@ void Scheduler::finish(Sequence* seq, FinishReason reason) {
   seq->finish_reason = reason;
 }
 
-bool Scheduler::abort(const std::string& request_id) {
-  Sequence* seq = find(request_id);
-  if (!seq || seq->status == SeqStatus::Finished) return false;
-  finish(seq, FinishReason::Abort);
-  return true;
+std::vector<int> Scheduler::abort(const std::string& request_id, int sample_idx) {
+  std::vector<int> done;
+  auto it = table_.find(request_id);
+  if (it == table_.end()) return done;
+  auto& samples = it->second;
+  // Samples not forked yet are aborted with their parent (sample 0).
+  const int n_total = samples.front()->params.n;
+  const bool parent_pending = samples.front()->num_pending_forks > 0;
+  for (auto& s : samples) {
+    if (sample_idx >= 0 && s->sample_idx != sample_idx) continue;
+    if (s->status == SeqStatus::Finished) continue;
+    finish(s.get(), FinishReason::Abort);
+    done.push_back(s->sample_idx);
+  }
+  if (parent_pending && samples.front()->status == SeqStatus::Finished) {
+    for (int i = static_cast<int>(samples.size()); i < n_total; ++i) done.push_back(i);
+    samples.front()->num_pending_forks = 0;
+  }
+  return done;
 }
 
 void Scheduler::reap_finished() {
   for (auto it = table_.begin(); it != table_.end();) {
-    it = it->second->status == SeqStatus::Finished ? table_.erase(it) : std::next(it);
+    bool all_done = true;
+    for (const auto& s : it->second) all_done = all_done && s->status == SeqStatus::Finished;
+    it = all_done ? table_.erase(it) : std::next(it);
   }
 }
 
-Sequence* Scheduler::find(const std::string& request_id) const {
+const std::vector<std::unique_ptr<Sequence>>* Scheduler::find(const std::string& request_id) const {
   auto it = table_.find(request_id);
-  return it == table_.end() ? nullptr : it->second.get();
+  return it == table_.end() ? nullptr : &it->second;
 }
 
 }  // namespace longbow::engine

@@ -1,6 +1,7 @@
 // A request as the scheduler sees it: its tokens, KV blocks and progress.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,11 +15,14 @@ enum class FinishReason { None, Stop, Length, Abort };
 const char* finish_reason_name(FinishReason r);
 
 struct Sequence {
-  std::string request_id;
+  std::string request_id;    // the request (shared by its n samples)
+  int sample_idx = 0;        // which of the request's n samples this is
+  int num_pending_forks = 0; // samples still to fork from this one when its prompt is done
   std::vector<int> tokens;   // prompt followed by generated tokens
   int num_prompt_tokens = 0;
   int num_computed = 0;      // tokens whose K/V are in the cache
   std::vector<int> block_table;
+  std::vector<uint64_t> block_hashes;  // chained hashes of the full blocks registered so far
   SamplingParams params;
   uint64_t seed = 0;
   SeqStatus status = SeqStatus::Waiting;
