@@ -12,3 +12,12 @@ from .outputs import RequestOutput  # noqa: E402
 from .sampling import SamplingParams  # noqa: E402
 
 __all__ = ["LLM", "RequestOutput", "SamplingParams", "__version__"]
+
+
+def cmake_dir() -> str:
+    """Folder of the installed CMake package (find_package(longbow) -> longbow::core), for
+    embedding the C++ core in native apps: cmake -Dlongbow_DIR=$(python -c
+    "import longbow; print(longbow.cmake_dir())")."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent / "lib" / "cmake" / "longbow")

@@ -1,0 +1,102 @@
+// longbow — the public C++ API for embedding the engine in native apps.
+//
+//   auto model = longbow::Model::load("SmolLM2-135M-Instruct.Q4_1.gguf");
+//   longbow::Generator gen(model, {.backend = "cpu"});
+//   gen.submit("r1", {1, 504, 2365}, {.max_tokens = 16});
+//   while (gen.has_work())
+//     for (const longbow::Token& t : gen.step()) std::printf("%s: %d\n", t.request_id.c_str(), t.id);
+//
+// Errors: bad input throws std::invalid_argument; I/O or device failure std::runtime_error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace longbow {
+
+class ModelFile;
+namespace engine {
+class Engine;
+}
+
+// Hyper-parameters a host app typically needs.
+struct ModelInfo {
+  std::string architecture;
+  int vocab_size = 0, hidden_size = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0;
+  int max_position = 0;
+  int bos_token_id = -1;
+  std::vector<int> eos_token_ids;
+};
+
+// A memory-mapped model (GGUF file or Hugging Face folder), validated on load.
+class Model {
+ public:
+  static std::shared_ptr<Model> load(const std::string& path);
+  const ModelInfo& info() const { return info_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  friend class Generator;
+  std::shared_ptr<const ModelFile> file_;
+  ModelInfo info_;
+  std::string path_;
+};
+
+struct GeneratorOptions {
+  std::string backend = "cpu";  // "cpu", "metal", "metal-sim" or "auto"
+  int num_threads = 0;          // 0 = all cores
+  std::string kv_dtype = "f16"; // "f16" or "f32"
+  int max_num_seqs = 16;
+  int max_num_batched_tokens = 512;
+  int max_model_len = 0;        // 0 = the model's context length
+};
+
+struct GenerationOptions {
+  int max_tokens = 16;
+  float temperature = 0.0f;  // 0 = greedy
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  std::optional<uint64_t> seed;
+  std::vector<int> stop_token_ids;
+  bool ignore_eos = false;
+};
+
+struct Token {
+  std::string request_id;
+  int id = -1;               // -1 when an aborted request is reported
+  float logprob = 0.0f;
+  bool finished = false;
+  std::string finish_reason; // "stop", "length", "abort" or ""
+};
+
+// Continuous-batching generator over token ids: submit requests any time, step to advance all.
+class Generator {
+ public:
+  Generator(std::shared_ptr<Model> model, const GeneratorOptions& options = {});
+  ~Generator();
+  Generator(const Generator&) = delete;
+  Generator& operator=(const Generator&) = delete;
+
+  void submit(const std::string& request_id, const std::vector<int>& prompt_token_ids,
+              const GenerationOptions& options = {});
+  // One engine iteration: the tokens produced (one per running request that sampled).
+  std::vector<Token> step();
+  bool abort(const std::string& request_id);
+  bool has_work() const;
+  // Runs one request to completion (other queued requests advance too); returns its token ids.
+  std::vector<int> generate(const std::vector<int>& prompt_token_ids, const GenerationOptions& options = {});
+
+ private:
+  std::shared_ptr<Model> model_;
+  std::unique_ptr<engine::Engine> engine_;
+  uint64_t next_id_ = 0;
+};
+
+// Backends compiled into this build and usable here.
+std::vector<std::string> available_backends();
+
+}  // namespace longbow

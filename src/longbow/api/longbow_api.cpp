@@ -1,0 +1,73 @@
+// The public C++ API (include/longbow/longbow.h): a thin facade over ModelFile and Engine.
+#include "longbow/longbow.h"
+
+#include "longbow/core/model_file.h"
+#include "longbow/engine/engine.h"
+
+namespace longbow {
+
+std::shared_ptr<Model> Model::load(const std::string& path) {
+  auto m = std::make_shared<Model>();
+  m->file_ = ModelFile::open(path);
+  m->path_ = path;
+  const ModelConfig& c = m->file_->config();
+  m->info_ = {c.architecture, c.vocab_size, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads,
+              c.max_position, c.bos_token_id, c.eos_token_ids};
+  return m;
+}
+
+Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o) : model_(std::move(model)) {
+  if (!model_) throw std::invalid_argument("[longbow] Generator needs a model");
+  engine::EngineConfig c;
+  c.backend = o.backend;
+  c.num_threads = o.num_threads;
+  c.kv_dtype = dtype_from_name(o.kv_dtype, "longbow kv_dtype");
+  c.max_num_seqs = o.max_num_seqs;
+  c.max_num_batched_tokens = o.max_num_batched_tokens;
+  c.max_model_len = o.max_model_len;
+  engine_ = std::make_unique<engine::Engine>(model_->file_, c);
+}
+
+Generator::~Generator() = default;
+
+void Generator::submit(const std::string& request_id, const std::vector<int>& prompt, const GenerationOptions& o) {
+  engine::SamplingParams p;
+  p.max_tokens = o.max_tokens;
+  p.temperature = o.temperature;
+  p.top_k = o.top_k;
+  p.top_p = o.top_p;
+  p.min_p = o.min_p;
+  p.seed = o.seed;
+  p.stop_token_ids = o.stop_token_ids;
+  p.ignore_eos = o.ignore_eos;
+  engine_->add_request(request_id, prompt, p);
+}
+
+std::vector<Token> Generator::step() {
+  std::vector<Token> out;
+  for (const engine::TokenOutput& t : engine_->step()) {
+    out.push_back({t.request_id, t.token_id, t.logprob, t.finished, engine::finish_reason_name(t.finish_reason)});
+  }
+  return out;
+}
+
+bool Generator::abort(const std::string& request_id) { return engine_->abort(request_id); }
+
+bool Generator::has_work() const { return engine_->has_unfinished(); }
+
+std::vector<int> Generator::generate(const std::vector<int>& prompt, const GenerationOptions& o) {
+  const std::string id = "__generate_" + std::to_string(next_id_++);
+  submit(id, prompt, o);
+  std::vector<int> ids;
+  bool done = false;
+  while (!done && has_work()) {
+    for (const Token& t : step()) {
+      if (t.request_id != id) continue;
+      if (t.id >= 0) ids.push_back(t.id);
+      done = done || t.finished;
+    }
+  }
+  return ids;
+}
+
+}  // namespace longbow
