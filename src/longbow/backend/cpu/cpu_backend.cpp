@@ -152,8 +152,7 @@ void CpuBackend::kv_write(const KvWriteArgs& a) {
 }
 void CpuBackend::attention(const AttentionArgs& a) {
   require_supported(Op::Attention, a.cache_dtype, "cpu.attention");
-  // Every variant computes the same function; the split baseline is the CPU implementation.
-  op_attention_split(ctx_, a);
+  op_attention(ctx_, a);  // variant choice: attention_dispatch.cpp
 }
 void CpuBackend::silu_mul(const SiluMulArgs& a) { op_silu_mul(ctx_, a); }
 void CpuBackend::add(const AddArgs& a) { op_add(ctx_, a); }

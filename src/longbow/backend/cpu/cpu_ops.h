@@ -17,6 +17,8 @@ struct Scratch {
   std::vector<std::vector<float>> f32;     // one per thread
   std::vector<std::vector<int32_t>> i32;   // one per thread
   std::vector<int32_t> token_seq;          // (num_tokens,) sequence of each token, shared
+  std::vector<int32_t> attn_items;         // attention work list + split merges, shared (attention_dispatch.cpp)
+  std::vector<float> attn_partials;        // (num_partials, group, head_dim + 2) flash-decoding partials, shared
   void ensure(int num_threads, size_t f32_elems, size_t i32_elems = 0);
 };
 
@@ -57,6 +59,8 @@ void op_rope(Ctx& c, const RopeArgs& a);
 void op_kv_write(Ctx& c, const KvWriteArgs& a);
 void op_copy_blocks(Ctx& c, const CopyBlocksArgs& a);
 void op_attention_split(Ctx& c, const AttentionArgs& a);
+// Variant dispatch: split baseline, fused decode, flash prefill, or per sequence for Auto.
+void op_attention(Ctx& c, const AttentionArgs& a);
 void op_silu_mul(Ctx& c, const SiluMulArgs& a);
 void op_add(Ctx& c, const AddArgs& a);
 void op_get_rows(Ctx& c, const GetRowsArgs& a);

@@ -1,0 +1,102 @@
+// Shared pieces of the CPU attention variants (fused decode, flash prefill): the parsed batch
+// view, the work-item list, the SIMD tile kernels and the online-softmax tile loop.
+//
+// Algorithm map (CPU -> future Metal threadgroup kernel), one work item = one threadgroup:
+//   item  = (sequence, query tokens [t0, t1), kv head, key range [k_begin, k_end))
+//   rows  = (t1 - t0) query tokens x group query heads sharing the kv head   (simdgroups x rows)
+//   tile  = up to ATTN_TILE_KEYS keys, whole paged blocks read through the block table
+//           (staged in threadgroup memory on Metal; read in place from L1 here)
+//   state = per row running max m, running sum l, unnormalized accumulator O (rows, head_dim)
+//   loop  : S = Q·Kᵀ (tile) -> causal mask -> m' = max(m, rowmax S) -> P = exp(S - m')
+//           -> O = O·exp(m - m') + P·V, l = l·exp(m - m') + rowsum P   (FlashAttention-2)
+//   end   : out = O / l, or, when the keys were split (flash-decoding), write (m, l, O) as a
+//           partial and merge the splits in a second pass.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "longbow/backend/cpu/cpu_ops.h"
+
+namespace longbow::cpu {
+
+// Keys per online-softmax tile (rounded to whole paged blocks).
+constexpr int ATTN_TILE_KEYS = 64;
+// Query tokens per flash-prefill tile.
+constexpr int ATTN_PREFILL_TOKENS = 16;
+// Auto: sequences with at most this many query tokens in the step run the fused decode path.
+constexpr int ATTN_DECODE_MAX_QUERY = 2;
+// Flash-decoding: a key split is never shorter than this.
+constexpr int ATTN_MIN_SPLIT_KEYS = 256;
+
+// The batch of one attention call, validated.
+struct AttnBatch {
+  float* out = nullptr;              // (num_tokens, num_heads, head_dim)
+  const float* q = nullptr;          // (num_tokens, num_heads, head_dim)
+  const uint8_t* k_cache = nullptr;  // (num_blocks, block_size, num_kv_heads, head_dim) f16|f32
+  const uint8_t* v_cache = nullptr;  // (num_blocks, block_size, num_kv_heads, head_dim) f16|f32
+  const int32_t* block_tables = nullptr;  // (num_seqs, max_blocks_per_seq)
+  const int32_t* query_start = nullptr;   // (num_seqs + 1,)
+  const int32_t* seq_lens = nullptr;      // (num_seqs,)
+  const int32_t* positions = nullptr;     // (num_tokens,)
+  bool f16 = false;
+  int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, group = 1;
+  int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
+  int max_ctx = 0;  // longest seq_len
+  float scale = 1.0f;
+
+  size_t esize() const { return f16 ? 2 : 4; }
+  // Address of key/value row j of sequence s, kv head kvh; rows of one block are contiguous
+  // with a stride of row_stride() elements.
+  const void* row(const uint8_t* cache, int s, int kvh, int j) const {
+    const int32_t blk = block_tables[static_cast<size_t>(s) * max_blocks_per_seq + j / block_size];
+    const size_t slot = static_cast<size_t>(blk) * block_size + j % block_size;
+    return cache + ((slot * num_kv_heads + kvh) * head_dim) * esize();
+  }
+  size_t row_stride() const { return static_cast<size_t>(num_kv_heads) * head_dim; }
+};
+
+// Validates the args (same checks as the split baseline) and returns the parsed batch.
+AttnBatch parse_attention(const AttentionArgs& a);
+
+// One unit of parallel work (see the map at the top). Stored as int32 in shared scratch.
+struct AttnItem {
+  int32_t seq, t0, t1, kvh;
+  int32_t k_begin, k_end;  // key range; the causal limit per row still applies
+  int32_t partial;         // >= 0: write (m, l, O) to this partial slot instead of out
+  int32_t decode_stage;    // 0: online tile loop (flash / fused stage 2); 1: fused stage 1
+};
+
+// SIMD kernels of the tile loop; AVX2 or scalar, chosen once (LONGBOW_CPU_SIMD=scalar forces scalar).
+struct AttnKernels {
+  const char* name;
+  // s[r, j] = q[r, :] · k_j for r < rows, j < nk; k_j at k + j * k_stride elements (f16 or f32).
+  void (*scores)(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk, bool f16,
+                 float* s, int s_stride);
+  // acc[r, :] += sum_j p[r, j] * v_j for r < rows, j < nk.
+  void (*values)(const float* p, int p_stride, int rows, int head_dim, const void* v, size_t v_stride, int nk,
+                 bool f16, float* acc);
+  // x[i] = exp(x[i] - m) for i < n; returns the sum (exp(-inf) = 0).
+  float (*exp_sum)(float* x, int n, float m);
+  // max_i x[i] over n > 0 elements.
+  float (*row_max)(const float* x, int n);
+};
+const AttnKernels& attn_scalar_kernels();
+const AttnKernels* attn_avx2_kernels();  // nullptr when not compiled in
+const AttnKernels& attn_kernels();
+
+// Per-thread f32 scratch needed by run_attention_item for items of up to `rows` rows and
+// (stage 1) `stage1_keys` keys; i32 scratch is `rows`.
+size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys);
+
+// Work item runners with per-thread scratch `f32` / `i32`; partials is (num_partials, group, head_dim + 2)
+// and holds (O (head_dim,), m, l) per query head of the kv group.
+// FlashAttention-2 online tile loop: flash prefill and fused decode stage 2 (attention_flash_prefill.cpp).
+void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+// Fused decode stage 1: scores + online max/sum in one pass over K, then one pass over V.
+void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials);
+
+// Merges the key splits of token t, kv head kvh: partial slots [p0, p0 + num_splits).
+void merge_attention_splits(const AttnBatch& b, int t, int kvh, int p0, int num_splits, const float* partials);
+
+}  // namespace longbow::cpu

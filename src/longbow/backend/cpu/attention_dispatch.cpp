@@ -1,0 +1,151 @@
+// CPU attention variant choice and scheduling. Split forces the baseline (attention_split.cpp);
+// FusedDecode / FlashPrefill force one algorithm for every token; Auto picks per sequence:
+// few query tokens -> fused decode (flash-decoding key splits when the context is long and there
+// are fewer (token x kv head) items than 2 x threads), many -> flash prefill.
+// All items of one call go to one dynamic work queue (an atomic counter), so decode tokens and
+// prefill tiles of a mixed batch share the threads; the costliest prefill tiles are queued first.
+// Scratch is per thread and grow-only; nothing is allocated per item.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "longbow/backend/cpu/attention_common.h"
+
+namespace longbow::cpu {
+
+namespace {
+constexpr int ITEM_INTS = sizeof(AttnItem) / sizeof(int32_t);
+constexpr int MERGE_INTS = 4;  // (token, kv head, first partial, num_splits)
+
+// LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), read once.
+int decode_stage() {
+  static const int stage = [] {
+    const char* env = std::getenv("LONGBOW_ATTN_DECODE_STAGE");
+    if (env == nullptr || std::string(env).empty()) return 2;
+    const std::string v(env);
+    if (v != "1" && v != "2") {
+      throw std::invalid_argument("[cpu.attention] LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '" + v + "'");
+    }
+    return v == "1" ? 1 : 2;
+  }();
+  return stage;
+}
+
+bool is_decode(AttentionVariant v, int num_query) {
+  if (v == AttentionVariant::FusedDecode) return true;
+  if (v == AttentionVariant::FlashPrefill) return false;
+  return num_query <= ATTN_DECODE_MAX_QUERY;
+}
+
+struct Plan {
+  int num_items = 0, num_merges = 0, num_partials = 0;
+  int max_rows = 1, stage1_keys = 0;
+};
+
+// Fills c.scratch.attn_items with the work items followed by the split merges.
+Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
+  const int stage = decode_stage();
+  const int Hkv = b.num_kv_heads, bs = b.block_size, threads = c.pool.num_threads();
+  int num_decode_tokens = 0;
+  for (int s = 0; s < b.num_seqs; ++s) {
+    const int nq = b.query_start[s + 1] - b.query_start[s];
+    if (is_decode(variant, nq)) num_decode_tokens += nq;
+  }
+  const int decode_items = num_decode_tokens * Hkv;
+  const int want_splits =
+      decode_items > 0 && decode_items < 2 * threads ? (4 * threads + decode_items - 1) / decode_items : 1;
+
+  std::vector<int32_t>& v = c.scratch.attn_items;
+  v.clear();  // keeps capacity: grow-only
+  Plan plan;
+  auto push = [&](const AttnItem& it) {
+    const auto* p = reinterpret_cast<const int32_t*>(&it);
+    v.insert(v.end(), p, p + ITEM_INTS);
+    ++plan.num_items;
+  };
+  // Prefill tiles first, latest (costliest) query tiles first.
+  for (int s = 0; s < b.num_seqs; ++s) {
+    const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
+    if (q1 == q0 || is_decode(variant, q1 - q0)) continue;
+    const int num_tiles = (q1 - q0 + ATTN_PREFILL_TOKENS - 1) / ATTN_PREFILL_TOKENS;
+    for (int tile = num_tiles - 1; tile >= 0; --tile) {
+      const int t0 = q0 + tile * ATTN_PREFILL_TOKENS, t1 = std::min(q1, t0 + ATTN_PREFILL_TOKENS);
+      plan.max_rows = std::max(plan.max_rows, (t1 - t0) * b.group);
+      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 0, b.seq_lens[s], -1, 0});
+    }
+  }
+  // Decode tokens: one item per (token, kv head, key split); then the merges of split tokens.
+  for (int pass = 0; pass < 2; ++pass) {
+    int num_partials = 0;
+    for (int s = 0; s < b.num_seqs; ++s) {
+      const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
+      if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
+      plan.max_rows = std::max(plan.max_rows, b.group);
+      for (int t = q0; t < q1; ++t) {
+        const int keys = b.positions[t] + 1;
+        int splits = std::min(want_splits, std::max(1, keys / ATTN_MIN_SPLIT_KEYS));
+        const int chunk = ((keys + splits - 1) / splits + bs - 1) / bs * bs;  // whole blocks
+        splits = (keys + chunk - 1) / chunk;
+        plan.stage1_keys = std::max(plan.stage1_keys, std::min(chunk, keys));
+        for (int kvh = 0; kvh < Hkv; ++kvh) {
+          const int p0 = splits > 1 ? num_partials : -1;
+          if (splits > 1) num_partials += splits;
+          if (pass == 1) {
+            if (splits > 1) v.insert(v.end(), {t, kvh, p0, splits}), ++plan.num_merges;
+            continue;
+          }
+          for (int i = 0; i < splits; ++i) {
+            push({s, t, t + 1, kvh, i * chunk, std::min(keys, (i + 1) * chunk), p0 < 0 ? -1 : p0 + i,
+                  stage == 1 ? 1 : 0});
+          }
+        }
+      }
+    }
+    plan.num_partials = num_partials;
+  }
+  return plan;
+}
+}  // namespace
+
+void op_attention(Ctx& c, const AttentionArgs& a) {
+  if (a.variant == AttentionVariant::Split) {
+    op_attention_split(c, a);
+    return;
+  }
+  const AttnBatch b = parse_attention(a);
+  if (b.num_tokens == 0 || b.num_heads == 0) return;
+  const Plan plan = plan_items(c, b, a.variant);
+  const int threads = c.pool.num_threads();
+  c.scratch.ensure(threads, attn_item_scratch(b, plan.max_rows, plan.stage1_keys), plan.max_rows);
+  const size_t partial_elems = static_cast<size_t>(plan.num_partials) * b.group * (b.head_dim + 2);
+  if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
+  float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
+  const auto* items = reinterpret_cast<const AttnItem*>(c.scratch.attn_items.data());  // (num_items,)
+  const int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;
+
+  std::atomic<int> next{0};
+  c.pool.parallel_for(threads, [&](int64_t, int64_t, int thread_idx) {
+    float* f32 = c.scratch.f32[thread_idx].data();
+    int32_t* i32 = c.scratch.i32[thread_idx].data();
+    for (int i = next.fetch_add(1, std::memory_order_relaxed); i < plan.num_items;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      if (items[i].decode_stage == 1) {
+        run_stage1_item(b, items[i], f32, partials);
+      } else {
+        run_online_item(b, items[i], f32, i32, partials);
+      }
+    }
+  });
+  if (plan.num_merges == 0) return;
+  c.pool.parallel_for(plan.num_merges, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int32_t* mg = merges + i * MERGE_INTS;
+      merge_attention_splits(b, mg[0], mg[1], mg[2], mg[3], partials);
+    }
+  });
+}
+
+}  // namespace longbow::cpu
