@@ -1,0 +1,202 @@
+"""An asyncio front for the engine: one background thread steps the engine while any number of
+coroutines await their own requests' outputs (what the OpenAI server uses).
+
+Only the background thread touches the C++ engine: requests and aborts are queued to it and
+applied between steps; outputs go back to each request's asyncio.Queue through
+`loop.call_soon_threadsafe`. `Engine.step` releases the GIL, so the event loop keeps running
+while a step computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import threading
+from collections.abc import AsyncIterator, Sequence
+
+from .llm import LLM
+from .outputs import RequestState, StreamDelta
+from .sampling import SamplingParams
+
+_ids = itertools.count()
+
+
+class _Request:
+    def __init__(self, state: RequestState, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, item) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the caller's event loop is closed: nobody is listening
+            pass
+
+
+class AsyncEngine:
+    """Streams many concurrent requests through one LLM.
+
+        llm = LLM(...)
+        async with AsyncEngine(llm) as engine:
+            async for delta in engine.generate("Hello", SamplingParams(max_tokens=8)):
+                print(delta.text, end="")
+    """
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+        self._cv = threading.Condition()
+        self._commands: list[tuple] = []
+        self._requests: dict[str, _Request] = {}  # owned by the background thread
+        self._stats: dict = llm.engine.stats()
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="longbow-engine", daemon=True)
+        self._thread.start()
+
+    # ---- public API ------------------------------------------------------------------------
+
+    async def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None,
+                       request_id: str | None = None, *,
+                       add_special_tokens: bool = True) -> AsyncIterator[StreamDelta]:
+        """Async iterator of StreamDelta (text delta, new token ids, finished) for one request;
+        the last delta of the request carries the whole RequestOutput in `.output`. Leaving the
+        loop early aborts the request."""
+        params = params or SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise ValueError(f"[AsyncEngine] expected SamplingParams, got {type(params).__name__}")
+        text, ids = self.llm._encode(prompt, add_special_tokens)
+        if not ids:
+            raise ValueError(f"[AsyncEngine] prompt {prompt!r} encodes to no tokens")
+        rid = request_id if request_id is not None else f"async-{next(_ids)}"
+        req = _Request(RequestState(rid, text, ids, params, self.llm.tokenizer), asyncio.get_running_loop())
+        added: concurrent.futures.Future = concurrent.futures.Future()
+        self._submit(("add", req, added))
+        await asyncio.wrap_future(added)  # raises ValueError for a bad or duplicate request
+        done = False
+        try:
+            while True:
+                item = await req.queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item.output is not None:
+                    done = True
+                yield item
+                if done:
+                    return
+        finally:
+            if not done:
+                self._submit(("abort", rid, None))
+
+    def abort(self, request_id: str) -> None:
+        """Abort a request (its iterator ends with finish_reason "abort"); unknown ids are ignored."""
+        self._submit(("abort", request_id, None))
+
+    def stats(self) -> dict:
+        """Engine counters after the latest step (see LLM.stats)."""
+        with self._cv:
+            return dict(self._stats)
+
+    @property
+    def num_unfinished(self) -> int:
+        with self._cv:
+            return len(self._requests) + sum(1 for c in self._commands if c[0] == "add")
+
+    async def shutdown(self) -> None:
+        """Abort whatever is running and stop the background thread."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        await asyncio.to_thread(self._thread.join)
+
+    async def __aenter__(self) -> AsyncEngine:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.shutdown()
+
+    # ---- background thread -----------------------------------------------------------------
+
+    def _submit(self, command: tuple) -> None:
+        with self._cv:
+            if self._stopping or self._error is not None:
+                err = self._error or RuntimeError("[AsyncEngine] engine is shut down")
+                if command[0] == "add":
+                    command[2].set_exception(err)
+                return
+            self._commands.append(command)
+            self._cv.notify()
+
+    def _apply(self, command: tuple) -> None:
+        kind, payload, fut = command
+        engine = self.llm.engine
+        if kind == "add":
+            state = payload.state
+            if state.request_id in self._requests:
+                fut.set_exception(ValueError(f"[AsyncEngine] duplicate request id '{state.request_id}'"))
+                return
+            try:
+                engine.add_request(state.request_id, state.prompt_ids, state.params.to_engine())
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(exc)
+                return
+            self._requests[state.request_id] = payload
+            fut.set_result(None)
+        elif kind == "abort":
+            engine.abort(payload)
+
+    def _deliver(self, outs) -> None:
+        engine = self.llm.engine
+        for rid, token, logprob, finished, reason, idx in outs:
+            req = self._requests.get(rid)
+            if req is None or req.state.finished:
+                continue
+            sample = req.state.samples[idx]
+            if sample.finished:
+                continue
+            delta, must_abort = req.state.on_token(token, logprob, finished, reason, idx)
+            if must_abort:
+                engine.abort(rid, idx)
+            output = None
+            if req.state.finished:
+                output = req.state.output()
+                del self._requests[rid]
+            new_ids = [token] if token >= 0 else []
+            req.put(StreamDelta(rid, idx, delta, new_ids, sample.finished, sample.finish_reason, output))
+
+    def _run(self) -> None:
+        engine = self.llm.engine
+        try:
+            while True:
+                with self._cv:
+                    while not (self._commands or self._stopping or engine.has_unfinished()):
+                        self._cv.wait()
+                    commands, self._commands = self._commands, []
+                    stopping = self._stopping
+                for c in commands:
+                    self._apply(c)
+                if stopping:
+                    for rid in list(self._requests):
+                        engine.abort(rid)
+                    while engine.has_unfinished():
+                        self._deliver(engine.step())
+                    break
+                if engine.has_unfinished():
+                    outs = engine.step()
+                    self._deliver(outs)
+                    stats = engine.stats()
+                    with self._cv:
+                        self._stats = stats
+        except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear of it
+            with self._cv:
+                self._error = exc
+                pending, self._commands = self._commands, []
+            for c in pending:
+                if c[0] == "add":
+                    c[2].set_exception(exc)
+            for req in self._requests.values():
+                req.put(exc)
+            self._requests.clear()
+        with self._cv:
+            self._stats = engine.stats()
