@@ -1,0 +1,212 @@
+"""Attention variants (split baseline, fused decode, flash prefill, auto) on the CPU backend
+against the split reference and a float64 numpy reference: context lengths 1..8192, head dims
+64/128, GQA 1/3/4, mixed varlen batches (prefill, chunked prefill mid-sequence, decode),
+shuffled block tables, f16/f32 caches, extreme logits, odd block sizes and head dims."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ops = pytest.importorskip("longbow._core").ops
+
+VARIANTS = ["auto", "fused_decode", "flash_prefill"]
+# (atol, rtol) vs the float64 reference and vs split; extreme logits get their own row because
+# f32 scores of magnitude ~1e3 carry ~1e-4 absolute rounding, amplified by the softmax.
+TOL = {
+    "f32": (2e-5, 1e-4),
+    "f16": (2e-5, 1e-4),  # both sides read the same f16 cache values
+    "large_logits": (2e-3, 2e-3),
+}
+
+
+def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
+    """Varlen batch: sequence s has ctx_lens[s] keys, its last new_lens[s] tokens are queries.
+    Block tables are a random permutation of the physical blocks (block 0 = null block)."""
+    need = [(n + bs - 1) // bs for n in ctx_lens]
+    num_blocks = sum(need) + 3
+    perm = r.permutation(np.arange(1, num_blocks))
+    tables = np.zeros((len(ctx_lens), max(need)), np.int32)
+    at = 0
+    for s, nb in enumerate(need):
+        tables[s, :nb] = perm[at : at + nb]
+        at += nb
+    kc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
+    vc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
+    qs = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int32)
+    pos = np.concatenate([np.arange(c - n, c) for c, n in zip(ctx_lens, new_lens)]).astype(np.int32)
+    return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
+
+
+def ref64(q, kc, vc, bt, qs, sl, pos, scale):
+    """Causal paged attention in float64, vectorized per sequence over query tiles."""
+    T, H, D = q.shape
+    bs, hkv = kc.shape[1], kc.shape[2]
+    g = H // hkv
+    out = np.zeros((T, H, D))
+    for s in range(len(sl)):
+        n = int(sl[s])
+        j = np.arange(n)
+        slots = bt[s, j // bs] * bs + j % bs
+        keys = kc.reshape(-1, hkv, D)[slots].astype(np.float64)  # (n, hkv, D)
+        vals = vc.reshape(-1, hkv, D)[slots].astype(np.float64)
+        keys, vals = np.repeat(keys, g, axis=1), np.repeat(vals, g, axis=1)  # (n, H, D)
+        for t0 in range(qs[s], qs[s + 1], 128):
+            t1 = min(t0 + 128, qs[s + 1])
+            qt = q[t0:t1].astype(np.float64)  # (nt, H, D)
+            sc = np.einsum("thd,nhd->thn", qt, keys, optimize=True) * scale  # (nt, H, n)
+            sc = np.where(j[None, None, :] > pos[t0:t1, None, None], -np.inf, sc)
+            w = np.exp(sc - sc.max(axis=2, keepdims=True))
+            out[t0:t1] = np.einsum("thn,nhd->thd", w / w.sum(axis=2, keepdims=True), vals, optimize=True)
+    return out
+
+
+def check_all(q, batch, scale, tol_key, variants=VARIANTS):
+    kc, vc, bt, qs, sl, pos = batch
+    want = ref64(q, kc, vc, bt, qs, sl, pos, scale)
+    atol, rtol = TOL[tol_key]
+    split = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, "split")
+    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg="split vs float64")
+    for v in variants:
+        got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, v)
+        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"{v} vs float64")
+        np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"{v} vs split")
+
+
+def dtype_key(cache_dtype):
+    return "f16" if cache_dtype == np.float16 else "f32"
+
+
+# Mixed batch: a length-1 row, a full 17-token prefill, a decode at 255, a chunk of 40 queries
+# starting mid-sequence at 216 of 256, a 3-token verify-like chunk at 2049, a decode at 2049.
+MIXED_CTX = [1, 17, 255, 256, 2049, 2049]
+MIXED_NEW = [1, 17, 1, 40, 3, 1]
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("group", [1, 3, 4])
+def test_mixed_batch(cache_dtype, head_dim, group):
+    r = np.random.default_rng(100 * group + head_dim)
+    hkv = 2
+    batch = make_batch(r, MIXED_CTX, MIXED_NEW, hkv, head_dim, 16, cache_dtype)
+    q = r.standard_normal((int(batch[3][-1]), hkv * group, head_dim)).astype(np.float32)
+    check_all(q, batch, head_dim**-0.5, dtype_key(cache_dtype))
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+def test_context_8192(cache_dtype):
+    # Decode tokens at 8192 and 8191 (flash-decoding splits: few items for the threads) and a
+    # 16-token chunk ending at 8192; few heads keep the default run fast.
+    r = np.random.default_rng(8192)
+    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 16], 1, 64, 16, cache_dtype)
+    q = r.standard_normal((18, 3, 64)).astype(np.float32)
+    check_all(q, batch, 0.125, dtype_key(cache_dtype))
+
+
+@pytest.mark.parametrize("ctx", [1, 17, 255, 256, 2049, 8192])
+def test_single_decode_splits(ctx):
+    # One sequence, one kv head: the fused decode path splits long contexts across threads.
+    r = np.random.default_rng(ctx)
+    batch = make_batch(r, [ctx], [1], 1, 64, 16, np.float16)
+    q = r.standard_normal((1, 4, 64)).astype(np.float32)
+    check_all(q, batch, 0.125, "f16")
+
+
+@pytest.mark.slow  # ~9 s, mostly the float64 reference
+def test_full_prefill_2049():
+    r = np.random.default_rng(2049)
+    batch = make_batch(r, [2049], [2049], 1, 64, 16, np.float16)
+    q = r.standard_normal((2049, 3, 64)).astype(np.float32)
+    check_all(q, batch, 0.125, "f16")
+
+
+@pytest.mark.parametrize("q_scale", [1e3, 1e-3])
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+def test_extreme_logits(q_scale, cache_dtype):
+    r = np.random.default_rng(7)
+    batch = make_batch(r, [1, 300, 300, 70], [1, 1, 60, 70], 2, 64, 16, cache_dtype)
+    q = (r.standard_normal((132, 6, 64)) * q_scale).astype(np.float32)
+    key = "large_logits" if q_scale > 1 else dtype_key(cache_dtype)
+    check_all(q, batch, 0.125, key)
+    out = ops.attention("cpu", q, *batch, 0.125, "auto")
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64, 128])
+def test_odd_block_sizes(block_size):
+    # Tiles are whole blocks: blocks smaller than, not dividing, equal to and larger than a tile.
+    r = np.random.default_rng(block_size)
+    batch = make_batch(r, [5, 333, 333, 600], [5, 1, 100, 1], 2, 64, block_size, np.float32)
+    q = r.standard_normal((107, 6, 64)).astype(np.float32)
+    check_all(q, batch, 0.125, "f32")
+
+
+@pytest.mark.parametrize("head_dim", [20, 36])
+def test_head_dim_not_multiple_of_8(head_dim):
+    r = np.random.default_rng(head_dim)
+    batch = make_batch(r, [40, 300], [40, 1], 1, head_dim, 16, np.float16)
+    q = r.standard_normal((41, 3, head_dim)).astype(np.float32)
+    check_all(q, batch, head_dim**-0.5, "f16")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bad_positions_rejected(variant):
+    r = np.random.default_rng(3)
+    kc, vc, bt, qs, sl, pos = make_batch(r, [20], [2], 1, 32, 16, np.float32)
+    q = r.standard_normal((2, 2, 32)).astype(np.float32)
+    bad = pos.copy()
+    bad[1] = 20
+    with pytest.raises(ValueError, match=r"\[cpu.attention\] positions\[1\]"):
+        ops.attention("cpu", q, kc, vc, bt, qs, sl, bad, 0.1, variant)
+    bad_bt = bt.copy()
+    bad_bt[0, 0] = kc.shape[0]
+    with pytest.raises(ValueError, match=r"block_tables\[0, 0\]"):
+        ops.attention("cpu", q, kc, vc, bad_bt, qs, sl, pos, 0.1, variant)
+
+
+def test_empty_batch():
+    kc = np.zeros((2, 16, 1, 64), np.float16)
+    out = ops.attention("cpu", np.zeros((0, 2, 64), np.float32), kc, kc, np.zeros((0, 1), np.int32),
+                        np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), 0.1, "auto")
+    assert out.shape == (0, 2, 64)
+
+
+CHILD = r"""
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+import test_attention as ta
+r = np.random.default_rng(11)
+batch = ta.make_batch(r, [1, 255, 700, 2049], [1, 1, 30, 1], 2, 64, 16, np.float16)
+q = r.standard_normal((33, 6, 64)).astype(np.float32)
+ta.check_all(q, batch, 0.125, "f16")
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    "env", [{"LONGBOW_ATTN_DECODE_STAGE": "1"}, {"LONGBOW_CPU_SIMD": "scalar"},
+            {"LONGBOW_ATTN_DECODE_STAGE": "1", "LONGBOW_CPU_SIMD": "scalar"}]
+)
+def test_env_selected_paths(env):
+    # Env vars are read once per process: the decode stage-1 path and the scalar kernels run in a child.
+    tests = str(Path(__file__).parent)
+    res = subprocess.run([sys.executable, "-c", CHILD.format(tests=tests)], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().endswith("ok")
+
+
+def test_bad_decode_stage_env():
+    code = ("import numpy as np\nfrom longbow._core import ops\nkc = np.zeros((2, 16, 1, 64), np.float32)\n"
+            "ops.attention('cpu', np.zeros((1, 1, 64), np.float32), kc, kc, np.array([[1]], np.int32),"
+            " np.array([0, 1], np.int32), np.array([1], np.int32), np.array([0], np.int32), 0.1, 'auto')\n")
+    res = subprocess.run([sys.executable, "-c", code], env={**os.environ, "LONGBOW_ATTN_DECODE_STAGE": "3"},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert "LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '3'" in res.stderr
