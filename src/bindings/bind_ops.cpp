@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "bindings.h"
 #include "longbow/backend/backend.h"
+#include "longbow/backend/cpu/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/core/philox.h"
 
@@ -99,6 +101,36 @@ DType cache_dtype_of(const py::array& a, const char* what) {
   throw std::invalid_argument(std::string("[ops] ") + what + ": expected float32 or float16, found " +
                               std::string(py::str(a.dtype())));
 }
+
+// Device copies of one attention call's inputs and its AttentionArgs (shapes checked).
+struct AttnCall {
+  Dev dq, dkc, dvc, dbt, dqs, dsl, dp, dout;
+  AttentionArgs args;
+  AttnCall(Backend& be, const F32& q, const py::array& k_cache, const py::array& v_cache, const I32& block_tables,
+           const I32& query_start, const I32& seq_lens, const I32& positions, float scale) {
+    check_shape(q, {-1, -1, -1}, "q");
+    const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)), D = static_cast<int>(q.shape(2));
+    check_shape(k_cache, {-1, -1, -1, D}, "k_cache");
+    check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), k_cache.shape(2), D}, "v_cache");
+    check_shape(block_tables, {-1, -1}, "block_tables");
+    const int S = static_cast<int>(block_tables.shape(0));
+    check_shape(query_start, {S + 1}, "query_start");
+    check_shape(seq_lens, {S}, "seq_lens");
+    check_shape(positions, {T}, "positions");
+    const DType dt = cache_dtype_of(k_cache, "k_cache");
+    check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
+    dq = to_dev(be, q), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache), dbt = to_dev(be, block_tables);
+    dqs = to_dev(be, query_start), dsl = to_dev(be, seq_lens), dp = to_dev(be, positions);
+    dout = new_dev(be, static_cast<size_t>(T) * H * D * 4);
+    AttentionArgs& a = args;
+    a.out = dout.view(), a.q = dq.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view();
+    a.block_tables = dbt.view(), a.query_start = dqs.view(), a.seq_lens = dsl.view(), a.positions = dp.view();
+    a.cache_dtype = dt, a.num_tokens = T, a.num_seqs = S, a.num_heads = H;
+    a.num_kv_heads = static_cast<int>(k_cache.shape(2)), a.head_dim = D;
+    a.block_size = static_cast<int>(k_cache.shape(1)), a.max_blocks_per_seq = static_cast<int>(block_tables.shape(1));
+    a.num_blocks = static_cast<int>(k_cache.shape(0)), a.scale = scale;
+  }
+};
 
 AttentionVariant variant_from_name(const std::string& v) {
   if (v == "auto") return AttentionVariant::Auto;
@@ -271,33 +303,59 @@ void bind_ops(py::module_& m) {
       [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
          I32 seq_lens, I32 positions, float scale, const std::string& variant) {
         Backend& be = get_backend(backend);
-        check_shape(q, {-1, -1, -1}, "q");
-        const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)), D = static_cast<int>(q.shape(2));
-        check_shape(k_cache, {-1, -1, -1, D}, "k_cache");
-        check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), k_cache.shape(2), D}, "v_cache");
-        check_shape(block_tables, {-1, -1}, "block_tables");
-        const int S = static_cast<int>(block_tables.shape(0));
-        check_shape(query_start, {S + 1}, "query_start");
-        check_shape(seq_lens, {S}, "seq_lens");
-        check_shape(positions, {T}, "positions");
-        const DType dt = cache_dtype_of(k_cache, "k_cache");
-        check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
-        Dev dq = to_dev(be, q), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache), dbt = to_dev(be, block_tables),
-            dqs = to_dev(be, query_start), dsl = to_dev(be, seq_lens), dp = to_dev(be, positions),
-            dout = new_dev(be, static_cast<size_t>(T) * H * D * 4);
-        AttentionArgs a;
-        a.out = dout.view(), a.q = dq.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view();
-        a.block_tables = dbt.view(), a.query_start = dqs.view(), a.seq_lens = dsl.view(), a.positions = dp.view();
-        a.cache_dtype = dt, a.num_tokens = T, a.num_seqs = S, a.num_heads = H;
-        a.num_kv_heads = static_cast<int>(k_cache.shape(2)), a.head_dim = D;
-        a.block_size = static_cast<int>(k_cache.shape(1)), a.max_blocks_per_seq = static_cast<int>(block_tables.shape(1));
-        a.num_blocks = static_cast<int>(k_cache.shape(0)), a.scale = scale, a.variant = variant_from_name(variant);
-        be.attention(a);
-        return from_dev<float>(be, dout, {T, H, D});
+        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        call.args.variant = variant_from_name(variant);
+        be.attention(call.args);
+        return from_dev<float>(be, call.dout, {call.args.num_tokens, call.args.num_heads, call.args.head_dim});
       },
       py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
       py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"),
       py::arg("variant") = "split", "Paged causal attention over a varlen batch; out (T, H, D).");
+
+  ops.def(
+      "attention_timed",
+      [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
+         I32 seq_lens, I32 positions, float scale, const std::vector<std::string>& variants, int repeats) {
+        check(repeats >= 1, "attention_timed: expected repeats >= 1, found " + std::to_string(repeats));
+        Backend& be = get_backend(backend);
+        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        std::vector<AttentionVariant> vs;
+        for (const auto& v : variants) vs.push_back(variant_from_name(v));
+        std::vector<std::vector<double>> secs(vs.size());
+        for (int rep = 0; rep < repeats; ++rep) {  // alternate the variants within each repeat
+          for (size_t i = 0; i < vs.size(); ++i) {
+            call.args.variant = vs[i];
+            const auto t0 = std::chrono::steady_clock::now();
+            be.attention(call.args);
+            be.synchronize();
+            secs[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          }
+        }
+        py::dict out;
+        for (size_t i = 0; i < vs.size(); ++i) out[py::str(variants[i])] = secs[i];
+        return out;
+      },
+      py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
+      py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"), py::arg("variants"),
+      py::arg("repeats"),
+      "Bench entry: uploads once, runs the attention variants alternately `repeats` times; "
+      "returns {variant: [seconds per call]}.");
+
+  ops.def(
+      "attention_split_phases",
+      [](F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start, I32 seq_lens,
+         I32 positions, float scale, int num_threads) {
+        Backend& be = get_backend("cpu");
+        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        const cpu::AttentionPhaseTimes t = cpu::profile_attention_split(call.args, num_threads);
+        py::dict out;
+        out["scores"] = t.scores, out["softmax"] = t.softmax, out["values"] = t.values, out["wall"] = t.wall;
+        return out;
+      },
+      py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"), py::arg("query_start"),
+      py::arg("seq_lens"), py::arg("positions"), py::arg("scale"), py::arg("num_threads") = 0,
+      "Profile of the CPU split baseline: seconds per phase (scores, softmax, values) summed over threads, "
+      "and wall seconds.");
 
   ops.def(
       "silu_mul",

@@ -99,4 +99,11 @@ void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* 
 // Merges the key splits of token t, kv head kvh: partial slots [p0, p0 + num_splits).
 void merge_attention_splits(const AttnBatch& b, int t, int kvh, int p0, int num_splits, const float* partials);
 
+// Seconds per phase of the split baseline, summed over threads, and the wall time of the call.
+struct AttentionPhaseTimes {
+  double scores = 0.0, softmax = 0.0, values = 0.0, wall = 0.0;
+};
+// Runs the split algorithm on its own pool of num_threads with phase timers (profiling only).
+AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_threads);
+
 }  // namespace longbow::cpu
