@@ -10,7 +10,7 @@ import longbow
 
 
 def _engine(path, **kw):
-    kw.setdefault("num_threads", 2)
+    kw.setdefault("num_threads", 1)  # tiny models: threads only add sync cost
     kw.setdefault("max_model_len", 256)
     return longbow.LLM(str(path), backend="cpu", **kw).engine
 

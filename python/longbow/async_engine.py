@@ -184,10 +184,10 @@ class AsyncEngine:
                     break
                 if engine.has_unfinished():
                     outs = engine.step()
-                    self._deliver(outs)
-                    stats = engine.stats()
+                    stats = engine.stats()  # before delivering, so a finished caller sees it
                     with self._cv:
                         self._stats = stats
+                    self._deliver(outs)
         except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear of it
             with self._cv:
                 self._error = exc
