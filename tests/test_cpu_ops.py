@@ -225,8 +225,9 @@ def test_attention(cache_dtype, group):
     want = ref.attention(q, kc, vc, bt, qs, sl, pos, scale)
     atol, rtol = TOL["attention_f16" if cache_dtype == np.float16 else "attention_f32"]
     np.testing.assert_allclose(got, want, atol=atol, rtol=rtol)
-    for variant in ["auto", "fused_decode", "flash_prefill"]:  # same function on the cpu backend
-        np.testing.assert_array_equal(ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, variant), got)
+    for variant in ["split", "auto", "fused_decode", "flash_prefill"]:  # each algorithm, same answer
+        np.testing.assert_allclose(ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, variant), want,
+                                   atol=atol, rtol=rtol)
 
 
 def test_attention_long_context():
