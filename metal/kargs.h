@@ -1,0 +1,118 @@
+// Argument structs shared by the Metal host code (src/longbow/backend/metal/) and the kernels in
+// metal/*.metal. Each kernel takes one of these at [[buffer(0)]]; data buffers start at 1.
+// Plain 32-bit scalars only, so the layout is the same in MSL, in the simulator and on the host.
+#pragma once
+
+#if defined(__METAL_VERSION__)
+typedef int kargs_i32;
+typedef uint kargs_u32;
+#define LONGBOW_KARGS_BEGIN
+#define LONGBOW_KARGS_END
+#else
+#include <cstdint>
+#define LONGBOW_KARGS_BEGIN namespace longbow::metal {
+#define LONGBOW_KARGS_END }
+typedef int32_t kargs_i32;
+typedef uint32_t kargs_u32;
+#endif
+
+LONGBOW_KARGS_BEGIN
+
+// Threads per threadgroup the host uses for row-parallel kernels (must match the kernels).
+#define LONGBOW_ROW_THREADS 256
+// matmul tiled kernel: output tile (rows of x) x (rows of w), k step, threads.
+#define LONGBOW_MM_TILE_M 32
+#define LONGBOW_MM_TILE_N 32
+#define LONGBOW_MM_TILE_K 32
+#define LONGBOW_MM_THREADS 128
+// matmul matrix-vector kernel: SIMD groups (= output rows) per threadgroup.
+#define LONGBOW_MV_ROWS 4
+// sample: threads per row.
+#define LONGBOW_SAMPLE_THREADS 1024
+
+// embed: out (num_tokens, dim) = table[token_ids]
+struct EmbedKArgs {
+  kargs_i32 num_tokens, dim, vocab_size;
+  kargs_u32 row_bytes;  // bytes of one table row
+};
+
+// rms_norm: out = rms_norm(x (+ residual)) * weight
+struct RmsNormKArgs {
+  kargs_i32 num_rows, dim;
+  kargs_i32 has_residual;  // 1: residual += x first, normalize the sum
+  float eps;
+};
+
+// matmul: out (M, N) = x (M, K) . w (N, K)^T (+ bias) (+ out when accumulate)
+struct MatmulKArgs {
+  kargs_i32 M, N, K;
+  kargs_u32 row_bytes;  // bytes of one w row
+  kargs_i32 has_bias, accumulate;
+};
+
+// rope: in place on q (T, H, D) and k (T, Hkv, D)
+struct RopeKArgs {
+  kargs_i32 num_tokens, num_heads, num_kv_heads, head_dim, rot_dim, interleaved;
+};
+
+// kv_write: k/v (T, Hkv, D) f32 -> caches (num_slots, Hkv, D)
+struct KvWriteKArgs {
+  kargs_i32 num_tokens, row_elems, num_slots;  // row_elems = Hkv * D
+};
+
+// copy_blocks: cache (num_planes, num_blocks, block_bytes), pairs (num_pairs, 2)
+struct CopyBlocksKArgs {
+  kargs_i32 num_pairs, num_planes, num_blocks;
+  kargs_u32 block_words;  // block_bytes / word size of the variant
+};
+
+// attention split baseline: scores -> softmax -> values with a scratch (T * H, ctx_cap) f32
+struct AttentionKArgs {
+  kargs_i32 num_tokens, num_seqs, num_heads, num_kv_heads, head_dim;
+  kargs_i32 block_size, max_blocks_per_seq, num_blocks;
+  kargs_i32 ctx_cap;  // scores row stride = max_blocks_per_seq * block_size
+  float scale;
+};
+
+// silu_mul / add / get_rows
+struct SiluMulKArgs {
+  kargs_u32 n;  // num_rows * dim
+};
+struct AddKArgs {
+  kargs_u32 n;
+};
+struct GetRowsKArgs {
+  kargs_i32 num_rows, dim, num_src_rows;
+};
+
+// sample: one threadgroup per logits row
+struct SampleKArgs {
+  kargs_i32 num_rows, vocab_size;
+  kargs_i32 sort_size;  // power of two >= vocab_size (bitonic sort length)
+};
+
+// Per-row sampling parameters, same layout as longbow::SampleRowParams (backend.h).
+struct SampleRowKParams {
+  float temperature;
+  kargs_i32 top_k;
+  float top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty;
+  kargs_u32 seed_lo, seed_hi, counter;
+  kargs_i32 penalty_start, penalty_count;
+};
+
+LONGBOW_KARGS_END
+
+#if !defined(__METAL_VERSION__)
+static_assert(sizeof(longbow::metal::EmbedKArgs) == 16);
+static_assert(sizeof(longbow::metal::RmsNormKArgs) == 16);
+static_assert(sizeof(longbow::metal::MatmulKArgs) == 24);
+static_assert(sizeof(longbow::metal::RopeKArgs) == 24);
+static_assert(sizeof(longbow::metal::KvWriteKArgs) == 12);
+static_assert(sizeof(longbow::metal::CopyBlocksKArgs) == 16);
+static_assert(sizeof(longbow::metal::AttentionKArgs) == 40);
+static_assert(sizeof(longbow::metal::SiluMulKArgs) == 4);
+static_assert(sizeof(longbow::metal::AddKArgs) == 4);
+static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
+static_assert(sizeof(longbow::metal::SampleKArgs) == 12);
+static_assert(sizeof(longbow::metal::SampleRowKParams) == 48);
+#endif

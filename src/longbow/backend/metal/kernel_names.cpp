@@ -1,0 +1,64 @@
+// The one place kernel host names are made; all_kernel_names() mirrors the choices the op
+// encoders make (metal_ops.cpp, metal_attention.cpp, metal_sample.cpp).
+#include "longbow/backend/metal/kernel_names.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace longbow::metal {
+
+const char* op_kernel_prefix(Op op) {
+  switch (op) {
+    case Op::Embed: return "embed";
+    case Op::RmsNorm: return "rms_norm";
+    case Op::Matmul: return "matmul";
+    case Op::Rope: return "rope";
+    case Op::KvWrite: return "kv_write";
+    case Op::Attention: return "attention";
+    case Op::SiluMul: return "silu_mul";
+    case Op::Add: return "add";
+    case Op::GetRows: return "get_rows";
+    case Op::Sample: return "sample";
+    case Op::CopyBlocks: return "copy_blocks";
+  }
+  throw std::invalid_argument("[metal.kernel_name] unknown op " + std::to_string(static_cast<int>(op)));
+}
+
+std::string kernel_name(Op op, const std::string& variant, const std::string& type) {
+  std::string name = op_kernel_prefix(op);
+  if (!variant.empty()) name += "_" + variant;
+  return name + "_" + type;
+}
+
+std::string kernel_name(Op op, const std::string& variant, DType dtype) {
+  return kernel_name(op, variant, std::string(dtype_name(dtype)));
+}
+
+std::vector<std::string> all_kernel_names() {
+  const DType weight_types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
+  const DType cache_types[] = {DType::F32, DType::F16};
+  std::vector<std::string> names;
+  for (DType t : weight_types) {
+    names.push_back(kernel_name(Op::Embed, "", t));
+    names.push_back(kernel_name(Op::Matmul, "mv", t));
+    names.push_back(kernel_name(Op::Matmul, "tiled", t));
+  }
+  for (DType t : cache_types) {
+    names.push_back(kernel_name(Op::KvWrite, "", t));
+    names.push_back(kernel_name(Op::Attention, "scores", t));
+    names.push_back(kernel_name(Op::Attention, "values", t));
+  }
+  names.push_back(kernel_name(Op::Attention, "softmax", DType::F32));
+  names.push_back(kernel_name(Op::RmsNorm, "", DType::F32));
+  names.push_back(kernel_name(Op::Rope, "", DType::F32));
+  names.push_back(kernel_name(Op::SiluMul, "", DType::F32));
+  names.push_back(kernel_name(Op::Add, "", DType::F32));
+  names.push_back(kernel_name(Op::GetRows, "", DType::F32));
+  names.push_back(kernel_name(Op::Sample, "", DType::F32));
+  names.push_back(kernel_name(Op::CopyBlocks, "", "u32"));
+  names.push_back(kernel_name(Op::CopyBlocks, "", "u8"));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace longbow::metal
