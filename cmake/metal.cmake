@@ -41,7 +41,7 @@ if(_longbow_sim)
   find_package(Python3 REQUIRED COMPONENTS Interpreter)  # imported targets are per directory
   msl_sim_add_kernels(longbow_metal_kernels SOURCES ${LONGBOW_METAL_KERNELS} INCLUDE_DIRS ${LONGBOW_METAL_KERNEL_DIR})
   target_sources(longbow_core PRIVATE ${LONGBOW_METAL_HOST_DIR}/sim_runtime.cpp)
-  target_compile_definitions(longbow_core PRIVATE LONGBOW_HAS_METAL_SIM=1)
+  target_compile_definitions(longbow_core PUBLIC LONGBOW_HAS_METAL_SIM=1)  # bindings see it too
   target_link_libraries(longbow_core PRIVATE longbow_metal_kernels)
   target_include_directories(longbow_core PRIVATE $<TARGET_PROPERTY:msl_sim,INTERFACE_INCLUDE_DIRECTORIES>)
   # longbow_core is static: the export set must carry what it links.
@@ -52,7 +52,7 @@ if(_longbow_metal)
   include(${PROJECT_SOURCE_DIR}/cmake/metal_cpp.cmake)
   longbow_fetch_metal_cpp()
   target_sources(longbow_core PRIVATE ${LONGBOW_METAL_HOST_DIR}/metal_cpp_runtime.cpp)
-  target_compile_definitions(longbow_core PRIVATE LONGBOW_HAS_METAL=1)
+  target_compile_definitions(longbow_core PUBLIC LONGBOW_HAS_METAL=1)
   target_include_directories(longbow_core PRIVATE ${METAL_CPP_DIR})
   target_link_libraries(longbow_core PUBLIC "-framework Metal" "-framework Foundation" "-framework QuartzCore")
   longbow_add_metallib(longbow_metallib ${CMAKE_CURRENT_BINARY_DIR}/longbow.metallib ${LONGBOW_METAL_KERNELS})

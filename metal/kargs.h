@@ -88,7 +88,8 @@ struct GetRowsKArgs {
 // sample: one threadgroup per logits row
 struct SampleKArgs {
   kargs_i32 num_rows, vocab_size;
-  kargs_i32 sort_size;  // power of two >= vocab_size (bitonic sort length)
+  kargs_i32 sort_size;          // power of two >= vocab_size (bitonic sort length)
+  kargs_i32 penalty_capacity;   // elements in the bound penalty_tokens buffer (slices are clamped)
 };
 
 // Per-row sampling parameters, same layout as longbow::SampleRowParams (backend.h).
@@ -113,6 +114,6 @@ static_assert(sizeof(longbow::metal::AttentionKArgs) == 40);
 static_assert(sizeof(longbow::metal::SiluMulKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
-static_assert(sizeof(longbow::metal::SampleKArgs) == 12);
+static_assert(sizeof(longbow::metal::SampleKArgs) == 16);
 static_assert(sizeof(longbow::metal::SampleRowKParams) == 48);
 #endif

@@ -2,11 +2,29 @@
 
 #include "bindings.h"
 #include "longbow/backend/backend.h"
+#if defined(LONGBOW_HAS_METAL) || defined(LONGBOW_HAS_METAL_SIM)
+#include "longbow/backend/metal/kernel_names.h"
+#endif
+#if defined(LONGBOW_HAS_METAL_SIM)
+#include "longbow/backend/metal/sim_runtime.h"
+#endif
 
 namespace py = pybind11;
 
 namespace longbow::bindings {
 void bind_core(py::module_& m) {
   m.def("available_backends", &available_backends, "Names of the backends usable in this build.");
+#if defined(LONGBOW_HAS_METAL) || defined(LONGBOW_HAS_METAL_SIM)
+  m.def("metal_kernel_names", &metal::all_kernel_names,
+        "Every kernel host name the Metal host code can request (sorted).");
+#endif
+#if defined(LONGBOW_HAS_METAL_SIM)
+  m.def("sim_kernel_names", &metal::sim_kernel_names, "Host names of the kernels compiled into the MSL simulator.");
+  m.def("set_sim_thread_order", &metal::set_sim_thread_order, py::arg("order"), py::arg("seed") = 0,
+        "Thread order of later metal-sim dispatches: 'inorder', 'reverse' or 'random' (with seed).");
+  m.def(
+      "sim_thread_order", [] { return py::make_tuple(metal::sim_thread_order(), metal::sim_seed()); },
+      "(order, seed) of the metal-sim backend (defaults: LONGBOW_SIM_ORDER, LONGBOW_SIM_SEED).");
+#endif
 }
 }  // namespace longbow::bindings

@@ -1,8 +1,50 @@
-// Metal sample op encoder (kernel: metal/sample.metal, in progress): declined until it lands.
+// Metal sample op encoder: one threadgroup per logits row (metal/sample.metal), with scratch for
+// the working logits and the sort keys.
 #include <stdexcept>
+#include <string>
 
+#include "kargs.h"
+#include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
 
 namespace longbow::metal {
-void MetalBackend::sample(const SampleArgs&) { require_supported(Op::Sample, DType::I32, "sample"); }
+
+namespace {
+constexpr size_t VALS_SLOT = 1, KEYS_SLOT = 2;  // scratch slots (attention uses 0)
+static_assert(sizeof(SampleRowKParams) == sizeof(SampleRowParams), "kargs.h mirrors backend.h SampleRowParams");
+
+void require(bool cond, const std::string& where, const std::string& message) {
+  if (!cond) throw std::invalid_argument("[" + where + "] " + message);
+}
+}  // namespace
+
+void MetalBackend::sample(const SampleArgs& a) {
+  const std::string where = name_ + ".sample";
+  require(a.num_rows >= 0 && a.vocab_size > 0, where,
+          "expected num_rows >= 0 and vocab_size > 0, found " + std::to_string(a.num_rows) + ", " +
+              std::to_string(a.vocab_size));
+  require(a.vocab_size <= (1 << 30), where, "expected vocab_size <= 2^30, found " + std::to_string(a.vocab_size));
+  const size_t R = a.num_rows, V = a.vocab_size;
+  const Bound ids = bind_view(a.out_ids, R * 4, "sample", "out_ids");              // (num_rows,) i32
+  const Bound lps = bind_view(a.out_logprobs, R * 4, "sample", "out_logprobs");    // (num_rows,) f32
+  const Bound logits = bind_view(a.logits, R * V * 4, "sample", "logits");         // (num_rows, vocab) f32
+  const Bound params = bind_view(a.params, R * sizeof(SampleRowParams), "sample", "params");  // (num_rows,)
+  // (capacity,) i32: the kernel clamps each row's slice to what is bound.
+  size_t capacity = 0;
+  Bound toks = logits;
+  if (!a.penalty_tokens.empty()) {
+    const size_t bytes = a.penalty_tokens.buffer->bytes();
+    capacity = a.penalty_tokens.offset < bytes ? (bytes - a.penalty_tokens.offset) / 4 : 0;
+    toks = bind_view(a.penalty_tokens, capacity * 4, "sample", "penalty_tokens");
+  }
+  if (R == 0) return;
+  int sort_size = 1;
+  while (static_cast<size_t>(sort_size) < V) sort_size <<= 1;
+  const Bound vals = scratch(VALS_SLOT, R * V * 4);                                 // (num_rows, vocab) f32
+  const Bound keys = scratch(KEYS_SLOT, R * static_cast<size_t>(sort_size) * 8);    // (num_rows, sort_size) u64
+  SampleKArgs k{a.num_rows, a.vocab_size, sort_size, static_cast<int32_t>(std::min<size_t>(capacity, 0x7fffffff))};
+  encode(kernel_name(Op::Sample, "", DType::F32), &k, sizeof k, {ids, lps, logits, params, toks, vals, keys},
+         {static_cast<uint32_t>(R), 1, 1}, {LONGBOW_SAMPLE_THREADS, 1, 1});
+}
+
 }  // namespace longbow::metal

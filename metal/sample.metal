@@ -1,0 +1,223 @@
+// Token sampling, one threadgroup per logits row; the exact rule of the CPU backend
+// (src/longbow/backend/cpu/sample.cpp):
+//  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties on a
+//  working copy;  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates
+//  ordered by (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch,
+//  top_k, softmax, top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10
+//  (Salmon et al. 2011) keyed by (seed, counter). Prefix sums are chunked per thread.
+#include <metal_stdlib>
+#include "kargs.h"
+using namespace metal;
+
+#define NT LONGBOW_SAMPLE_THREADS
+#define NSG (LONGBOW_SAMPLE_THREADS / 32)
+
+// ---- threadgroup reductions (every thread of the threadgroup calls them at the same site) ----
+inline float sample_sum(float v, threadgroup float* part, uint sg, uint lane) {
+  v = simd_sum(v);
+  if (lane == 0) part[sg] = v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float t = 0.0f;
+  for (uint i = 0; i < NSG; ++i) t += part[i];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return t;
+}
+inline float sample_max(float v, threadgroup float* part, uint sg, uint lane) {
+  v = simd_max(v);
+  if (lane == 0) part[sg] = v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float t = -INFINITY;
+  for (uint i = 0; i < NSG; ++i) t = max(t, part[i]);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return t;
+}
+inline int sample_min_int(int v, threadgroup int* part, uint sg, uint lane) {
+  v = simd_min(v);
+  if (lane == 0) part[sg] = v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  int t = v;
+  for (uint i = 0; i < NSG; ++i) t = min(t, part[i]);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return t;
+}
+// Exclusive prefix sum over the threads in thread order.
+inline float sample_exclusive_scan(float v, threadgroup float* part, uint sg, uint lane) {
+  const float ex = simd_prefix_exclusive_sum(v);
+  if (lane == 31) part[sg] = ex + v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float base = 0.0f;
+  for (uint i = 0; i < sg; ++i) base += part[i];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return base + ex;
+}
+// Index of the largest value, lowest index on ties (argmax of the CPU backend).
+inline int sample_argmax(device const float* v, int n, threadgroup float* fpart, threadgroup int* ipart, uint tid,
+                         uint sg, uint lane) {
+  float best = -INFINITY;
+  int best_idx = n;
+  for (int i = int(tid); i < n; i += NT) {
+    if (v[i] > best || best_idx == n) {
+      best = v[i];
+      best_idx = i;
+    }
+  }
+  const float m = sample_max(best, fpart, sg, lane);
+  return sample_min_int(best == m ? best_idx : n, ipart, sg, lane);
+}
+
+// ---- Philox 4x32-10, as longbow/core/philox.h ----
+inline float philox_uniform(uint seed_lo, uint seed_hi, uint counter) {
+  uint c0 = counter, c1 = 0, c2 = 0, c3 = 0, k0 = seed_lo, k1 = seed_hi;
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const uint hi0 = mulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint hi1 = mulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+  }
+  return float(c0 >> 8) * (1.0f / 16777216.0f);
+}
+
+// Sort key: ascending order = (value desc, index asc); padding sorts last.
+inline ulong sample_key(float v, uint idx) {
+  const uint u = as_type<uint>(v);
+  const uint ordered = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);  // monotone in v
+  return (ulong(~ordered) << 32) | ulong(idx);
+}
+
+kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
+                       device int* out_ids [[buffer(1)]],                       // (num_rows,)
+                       device float* out_logprobs [[buffer(2)]],                // (num_rows,)
+                       device const float* logits [[buffer(3)]],                // (num_rows, vocab_size)
+                       device const SampleRowKParams* params [[buffer(4)]],     // (num_rows,)
+                       device const int* penalty_tokens [[buffer(5)]],          // (penalty_capacity,)
+                       device float* vals_all [[buffer(6)]],                    // (num_rows, vocab_size) scratch
+                       device ulong* keys_all [[buffer(7)]],                    // (num_rows, sort_size) scratch
+                       uint row [[threadgroup_position_in_grid]],
+                       uint tid [[thread_index_in_threadgroup]],
+                       uint sg [[simdgroup_index_in_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float fpart[NSG];
+  threadgroup int ipart[NSG];
+  const int V = args.vocab_size, S = args.sort_size;
+  const SampleRowKParams p = params[row];
+  device const float* raw = logits + ulong(row) * V;
+  device float* vals = vals_all + ulong(row) * V;
+  device ulong* keys = keys_all + ulong(row) * S;
+
+  // a) log-softmax normalizer of the raw logits.
+  float m = -INFINITY;
+  for (int i = int(tid); i < V; i += NT) m = max(m, raw[i]);
+  const float raw_max = sample_max(m, fpart, sg, lane);
+  float se = 0.0f;
+  for (int i = int(tid); i < V; i += NT) se += exp(raw[i] - raw_max);
+  const float lse = raw_max + log(sample_sum(se, fpart, sg, lane));
+
+  // b) penalties on the working copy; each distinct token is updated by the thread of its first occurrence.
+  for (int i = int(tid); i < V; i += NT) vals[i] = raw[i];
+  threadgroup_barrier(mem_flags::mem_device);
+  const int start = clamp(p.penalty_start, 0, args.penalty_capacity);
+  const int count = clamp(p.penalty_count, 0, args.penalty_capacity - start);
+  device const int* toks = penalty_tokens + start;
+  for (int i = int(tid); i < count; i += NT) {
+    const int tok = toks[i];
+    if (tok < 0 || tok >= V) continue;
+    bool first = true;
+    for (int j = 0; j < i && first; ++j) first = toks[j] != tok;
+    if (!first) continue;
+    int n = 0;
+    for (int j = 0; j < count; ++j) n += toks[j] == tok ? 1 : 0;
+    float l = vals[tok];
+    if (p.repetition_penalty != 1.0f) l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
+    l -= p.presence_penalty;
+    l -= p.frequency_penalty * float(n);
+    vals[tok] = l;
+  }
+  threadgroup_barrier(mem_flags::mem_device);
+
+  int id;
+  if (p.temperature == 0.0f) {  // c) greedy
+    id = sample_argmax(vals, V, fpart, ipart, tid, sg, lane);
+  } else {  // d)
+    const float inv_t = 1.0f / p.temperature;
+    float vm = -INFINITY;
+    for (int i = int(tid); i < V; i += NT) {
+      vals[i] *= inv_t;
+      vm = max(vm, vals[i]);
+    }
+    const float vmax = sample_max(vm, fpart, sg, lane);
+    for (int i = int(tid); i < S; i += NT) keys[i] = i < V ? sample_key(vals[i], uint(i)) : ~ulong(0);
+    threadgroup_barrier(mem_flags::mem_device);
+    // Bitonic sort of the keys, ascending.
+    for (int k = 2; k <= S; k <<= 1) {
+      for (int j = k >> 1; j > 0; j >>= 1) {
+        for (int i = int(tid); i < S; i += NT) {
+          const int l = i ^ j;
+          if (l > i) {
+            const ulong a = keys[i], b = keys[l];
+            if ((a > b) == ((i & k) == 0)) {
+              keys[i] = b;
+              keys[l] = a;
+            }
+          }
+        }
+        threadgroup_barrier(mem_flags::mem_device);
+      }
+    }
+    const int kk = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
+    // Each thread owns a contiguous chunk of the sorted candidates [c0, c1).
+    const int chunk = (kk + NT - 1) / NT;
+    const int c0 = min(int(tid) * chunk, kk), c1 = min(c0 + chunk, kk);
+    float zs = 0.0f;
+    for (int i = c0; i < c1; ++i) zs += exp(vals[uint(keys[i])] - vmax);
+    const float z = sample_sum(zs, fpart, sg, lane);
+    int kept;
+    if (p.top_p >= 1.0f) {  // kept = the min_p prefix of the top_k candidates
+      int cnt = 0;
+      for (int i = c0; i < c1; ++i) cnt += (p.min_p <= 0.0f || exp(vals[uint(keys[i])] - vmax) >= p.min_p) ? 1 : 0;
+      kept = int(sample_sum(float(cnt), fpart, sg, lane) + 0.5f);
+    } else {  // top_p: smallest prefix with mass >= top_p * z, cut earlier by min_p
+      float cum = sample_exclusive_scan(zs, fpart, sg, lane);
+      int cand = kk;
+      for (int i = c0; i < c1; ++i) {
+        const float wi = exp(vals[uint(keys[i])] - vmax);
+        if (p.min_p > 0.0f && wi < p.min_p) {
+          cand = max(i, 1);
+          break;
+        }
+        cum += wi;
+        if (cum >= p.top_p * z) {
+          cand = i + 1;
+          break;
+        }
+      }
+      kept = sample_min_int(cand, ipart, sg, lane);
+    }
+    // Inverse-CDF draw over the kept prefix.
+    const int d1 = min(c1, kept);
+    float ts = 0.0f;
+    for (int i = c0; i < d1; ++i) ts += exp(vals[uint(keys[i])] - vmax);
+    const float total = sample_sum(ts, fpart, sg, lane);
+    const float target = philox_uniform(p.seed_lo, p.seed_hi, p.counter) * total;
+    float acc = sample_exclusive_scan(ts, fpart, sg, lane);
+    int pick = kept - 1;  // rounding left none: the last kept candidate
+    for (int i = c0; i < d1; ++i) {
+      acc += exp(vals[uint(keys[i])] - vmax);
+      if (acc > target) {
+        pick = i;
+        break;
+      }
+    }
+    pick = sample_min_int(pick, ipart, sg, lane);
+    id = int(uint(keys[pick]));
+  }
+  if (tid == 0) {
+    out_ids[row] = id;
+    out_logprobs[row] = raw[id] - lse;
+  }
+}

@@ -1,0 +1,285 @@
+"""Every Metal kernel, run by the MSL simulator (backend "metal-sim"), against the CPU backend:
+awkward sizes (1, 31, 32, 33, 4097), every weight dtype, shuffled block tables, and the
+simulator's three thread orders (in order, reverse, seeded random). Tolerances live in TOL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import op_refs as ref
+
+core = pytest.importorskip("longbow._core")
+if "metal-sim" not in core.available_backends():
+    pytest.skip("this build has no metal-sim backend", allow_module_level=True)
+ops = core.ops
+
+SIM = "metal-sim"
+SIZES = [1, 31, 32, 33, 4097]
+WEIGHT_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
+ORDERS = [("inorder", 0), ("reverse", 0), ("random", 7)]
+
+# One tolerance table: (atol, rtol) of metal-sim vs cpu. Reductions run in a different order
+# (SIMD-group sums, 8x8 tiles) and in f32 where the CPU sometimes uses f64.
+TOL = {
+    "matmul": (2e-4, 2e-4),
+    # Quantized weights: the CPU multiplies int8-quantized activations (llama.cpp style), the Metal
+    # kernels use the f32 activations, so vs cpu only an NMSE bound; vs the exact dequantized
+    # numpy product "matmul" applies (atol scaled by sqrt(K)).
+    "matmul_quant_nmse_vs_cpu": 1e-4,
+    "embed": (1e-6, 1e-6),
+    "rms_norm": (1e-5, 1e-5),
+    "rope": (2e-5, 2e-5),
+    "silu_mul": (1e-6, 1e-5),
+    "add": (0.0, 0.0),
+    "get_rows": (0.0, 0.0),
+    "kv_write": (0.0, 0.0),
+    "attention": (2e-5, 2e-4),
+    "logprob": (1e-4, 1e-5),
+}
+
+
+@pytest.fixture(autouse=True, params=ORDERS, ids=[o for o, _ in ORDERS])
+def sim_order(request):
+    """Runs each test under one of the simulator's thread orders."""
+    old = core.sim_thread_order()
+    core.set_sim_thread_order(*request.param)
+    yield request.param
+    core.set_sim_thread_order(*old)
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+def close(got, want, key):
+    atol, rtol = TOL[key]
+    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol)
+
+
+def check_matmul(got, cpu, dtype, exact, K):
+    """Float weights: close to cpu. Quantized: NMSE vs cpu, close to the exact f64 product."""
+    if dtype in ("q8_0", "q4_0", "q4_1"):
+        err = float(np.sum((got - cpu) ** 2) / max(np.sum(cpu.astype(np.float64) ** 2), 1e-30))
+        assert err <= TOL["matmul_quant_nmse_vs_cpu"]
+        atol, rtol = TOL["matmul"]
+        np.testing.assert_allclose(got, exact, atol=atol * np.sqrt(K), rtol=rtol)
+    else:
+        close(got, cpu, "matmul")
+
+
+# ---- matmul: matrix-vector (M < 8) and simdgroup-tiled (M >= 8) kernels ----
+
+@pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
+@pytest.mark.parametrize("M,N,K", [(1, 1, 32), (1, 33, 64), (1, 4097, 32), (31, 32, 96), (33, 31, 32),
+                                   (32, 33, 64), (2, 17, 4128)])
+def test_matmul(dtype, M, N, K):
+    r = rng(M * 1000 + N + K)
+    x = r.standard_normal((M, K)).astype(np.float32)
+    raw, w_deq = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
+    check_matmul(ops.matmul(SIM, x, raw, dtype, N, K), ops.matmul("cpu", x, raw, dtype, N, K), dtype,
+                 ref.matmul(x, w_deq), K)
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
+@pytest.mark.parametrize("M", [1, 31, 33])
+@pytest.mark.parametrize("K", [1, 31, 33])
+def test_matmul_float_odd_k_bias_accumulate(dtype, M, K):
+    r = rng(M + 100 * K)
+    N = 33
+    x = r.standard_normal((M, K)).astype(np.float32)
+    raw, _ = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
+    bias = r.standard_normal(N).astype(np.float32)
+    acc = r.standard_normal((M, N)).astype(np.float32)
+    got = ops.matmul(SIM, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
+    close(got, ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc), "matmul")
+
+
+@pytest.mark.parametrize("dtype", ["q8_0", "q4_1"])
+def test_matmul_quant_bias_accumulate_tiled(dtype):
+    r = rng(3)
+    M, N, K = 33, 40, 64
+    x = r.standard_normal((M, K)).astype(np.float32)
+    raw, w_deq = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
+    bias = r.standard_normal(N).astype(np.float32)
+    acc = r.standard_normal((M, N)).astype(np.float32)
+    got = ops.matmul(SIM, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
+    check_matmul(got, ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc), dtype,
+                 ref.matmul(x, w_deq, bias, acc), K)
+
+
+# ---- embed, rms_norm, rope, elementwise ----
+
+@pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
+@pytest.mark.parametrize("T", [1, 33])
+def test_embed(dtype, T):
+    r = rng(T)
+    vocab, dim = 37, (33 if dtype in ("f32", "f16", "bf16") else 64)
+    raw, _ = ref.make_weight(r.standard_normal((vocab, dim)).astype(np.float32), dtype)
+    ids = r.integers(0, vocab, T).astype(np.int32)
+    close(ops.embed(SIM, ids, raw, dtype, vocab, dim), ops.embed("cpu", ids, raw, dtype, vocab, dim), "embed")
+
+
+@pytest.mark.parametrize("dim", SIZES)
+@pytest.mark.parametrize("fused", [False, True])
+def test_rms_norm(dim, fused):
+    r = rng(dim)
+    rows = 3
+    x = r.standard_normal((rows, dim)).astype(np.float32)
+    w = r.standard_normal(dim).astype(np.float32)
+    if not fused:
+        close(ops.rms_norm(SIM, x, w, 1e-5), ops.rms_norm("cpu", x, w, 1e-5), "rms_norm")
+        return
+    res = r.standard_normal((rows, dim)).astype(np.float32)
+    got, got_res = ops.rms_norm(SIM, x, w, 1e-5, res)
+    want, want_res = ops.rms_norm("cpu", x, w, 1e-5, res)
+    close(got, want, "rms_norm")
+    np.testing.assert_array_equal(got_res, want_res)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("T,H,Hkv,D,rot", [(1, 1, 1, 2, 2), (33, 3, 1, 64, 64), (31, 4, 2, 32, 16), (2, 2, 2, 128, 128)])
+def test_rope(interleaved, T, H, Hkv, D, rot):
+    r = rng(T * H + D)
+    q = r.standard_normal((T, H, D)).astype(np.float32)
+    k = r.standard_normal((T, Hkv, D)).astype(np.float32)
+    pos = r.integers(0, 100_000, T).astype(np.int32)
+    inv_freq = (10000.0 ** (-np.arange(0, rot, 2) / rot)).astype(np.float32)
+    gq, gk = ops.rope(SIM, q, k, pos, inv_freq, interleaved)
+    wq, wk = ops.rope("cpu", q, k, pos, inv_freq, interleaved)
+    close(gq, wq, "rope")
+    close(gk, wk, "rope")
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_elementwise(n):
+    r = rng(n)
+    g = (r.standard_normal((1, n)) * 4).astype(np.float32)
+    u = r.standard_normal((1, n)).astype(np.float32)
+    close(ops.silu_mul(SIM, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
+    close(ops.add(SIM, g[0], u[0]), ops.add("cpu", g[0], u[0]), "add")
+    rows = r.integers(0, 1, 5).astype(np.int32)
+    close(ops.get_rows(SIM, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
+
+
+def test_silu_mul_rows_and_get_rows():
+    r = rng(9)
+    g = r.standard_normal((33, 31)).astype(np.float32)
+    u = r.standard_normal((33, 31)).astype(np.float32)
+    close(ops.silu_mul(SIM, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
+    rows = r.permutation(33)[:17].astype(np.int32)
+    close(ops.get_rows(SIM, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
+
+
+# ---- KV cache ----
+
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("T", [1, 33])
+def test_kv_write(cache_dtype, T):
+    r = rng(T)
+    nb, bs, hkv, d = 8, 16, 2, 32
+    k = r.standard_normal((T, hkv, d)).astype(np.float32)
+    v = r.standard_normal((T, hkv, d)).astype(np.float32)
+    kc = r.standard_normal((nb, bs, hkv, d)).astype(cache_dtype)
+    vc = r.standard_normal((nb, bs, hkv, d)).astype(cache_dtype)
+    slots = r.permutation(nb * bs)[:T].astype(np.int32)
+    slots[0] = -1  # a padding token is skipped
+    got = ops.kv_write(SIM, k, v, kc, vc, slots)
+    want = ops.kv_write("cpu", k, v, kc, vc, slots)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("block_shape,dtype", [((16, 2, 8), np.float16), ((3, 1, 3), np.uint8), ((1, 1, 33), np.float32)])
+def test_copy_blocks(block_shape, dtype):
+    r = rng(4)
+    planes, nb = 4, 9
+    cache = (r.standard_normal((planes, nb, *block_shape)) * 50).astype(dtype)
+    pairs = np.array([[1, 5], [2, 6], [5, 7], [3, 3]], np.int32)  # 5 -> 7 after 1 -> 5: in order
+    np.testing.assert_array_equal(ops.copy_blocks(SIM, cache, pairs), ops.copy_blocks("cpu", cache, pairs))
+
+
+def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
+    """A varlen batch over a paged cache with shuffled block tables (block 0 is the null block)."""
+    need = [(n + bs - 1) // bs for n in ctx_lens]
+    num_blocks = sum(need) + 3
+    perm = r.permutation(np.arange(1, num_blocks))
+    tables = np.zeros((len(ctx_lens), max(need)), np.int32)
+    at = 0
+    for s, nb in enumerate(need):
+        tables[s, :nb] = perm[at : at + nb]
+        at += nb
+    kc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
+    vc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
+    qs = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int32)
+    pos = np.concatenate([np.arange(c - n, c) for c, n in zip(ctx_lens, new_lens)]).astype(np.int32)
+    return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("group", [1, 3])
+def test_attention(cache_dtype, group):
+    r = rng(group)
+    hkv, d, bs = 2, 32, 16
+    ctx_lens, new_lens = [1, 31, 33, 70, 32], [1, 31, 1, 5, 2]  # prefill, decode and chunks
+    kc, vc, bt, qs, sl, pos = make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype)
+    q = r.standard_normal((int(qs[-1]), hkv * group, d)).astype(np.float32)
+    args = (q, kc, vc, bt, qs, sl, pos, d**-0.5)
+    close(ops.attention(SIM, *args), ops.attention("cpu", *args, "split"), "attention")
+
+
+def test_attention_long_context_odd_head_dim():
+    r = rng(5)
+    kc, vc, bt, qs, sl, pos = make_batch(r, [4097], [1], 1, 33, 16, np.float16)
+    q = r.standard_normal((1, 2, 33)).astype(np.float32)
+    args = (q, kc, vc, bt, qs, sl, pos, 0.17)
+    close(ops.attention(SIM, *args), ops.attention("cpu", *args, "split"), "attention")
+
+
+# ---- sample: ids identical to the CPU rule, logprobs close ----
+
+def random_params(r, vocab):
+    p = {"temperature": float(r.choice([0.0, 0.3, 0.8, 1.7])), "seed": int(r.integers(0, 2**63)),
+         "counter": int(r.integers(0, 2**32))}
+    if r.random() < 0.5:
+        p["top_k"] = int(r.choice([1, 2, 5, 40, vocab + 5]))
+    if r.random() < 0.5:
+        p["top_p"] = float(r.choice([0.1, 0.5, 0.9, 0.999]))
+    if r.random() < 0.4:
+        p["min_p"] = float(r.choice([0.01, 0.05, 0.3]))
+    if r.random() < 0.4:
+        p["penalty_tokens"] = r.integers(0, vocab, int(r.integers(1, 30))).tolist()
+        p["repetition_penalty"] = float(r.choice([1.0, 1.3, 0.8]))
+        p["presence_penalty"] = float(r.choice([0.0, 0.5]))
+        p["frequency_penalty"] = float(r.choice([0.0, 0.25]))
+    return p
+
+
+def check_sample(logits, params):
+    ids, lps = ops.sample(SIM, logits, params)
+    want_ids, want_lps = ops.sample("cpu", logits, params)
+    np.testing.assert_array_equal(ids, want_ids, err_msg=str(params))
+    close(lps, want_lps, "logprob")
+
+
+@pytest.mark.parametrize("vocab", [1, 31, 32, 33, 4097])
+def test_sample(vocab):
+    r = rng(vocab)
+    rows = 6
+    logits = (r.standard_normal((rows, vocab)) * 3).astype(np.float32)
+    check_sample(logits, [random_params(r, vocab) for _ in range(rows)])
+
+
+def test_sample_greedy_ties_lowest_index():
+    logits = np.zeros((2, 100), np.float32)
+    logits[0, [7, 40, 99]] = 5.0
+    logits[1, [0, 1]] = -1.0
+    check_sample(logits, [{}, {}])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("vocab", [49152])
+def test_sample_large_vocab(vocab):
+    r = rng(vocab)
+    logits = (r.standard_normal((4, vocab)) * 3).astype(np.float32)
+    check_sample(logits, [random_params(r, vocab) for _ in range(4)])
