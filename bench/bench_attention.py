@@ -4,7 +4,8 @@ Decode: a batch of 8 sequences, one query token each, context 512/2048/8192.
 Prefill: one sequence of 512/2048/8192 prompt tokens.
 SmolLM2-135M shapes: 9 query heads, 3 kv heads, head dim 64, f16 cache, block size 16.
 Variants alternate inside each repeat (same inputs, same process); we report medians and
-the ratio split / variant. Writes JSON lines to bench/results/attention.jsonl and prints a
+the ratio split / variant (of medians, and of minima: the
+machine may be shared, the load average is recorded). Writes JSON lines to bench/results/attention.jsonl and prints a
 markdown table.
 
     PYTHONPATH=build/py:python python3 bench/bench_attention.py [--repeats 7] [--quick]
@@ -68,7 +69,9 @@ def main():
                 "decode_stage": int(stage) if kind == "decode" else None,
                 "batch_seqs": 8 if kind == "decode" else 1, "heads": H, "kv_heads": HKV, "head_dim": D,
                 "cache": "f16", "repeats": reps, "split_ms": round(split_ms, 3), "variant_ms": round(var_ms, 3),
-                "speedup": round(split_ms / var_ms, 3), "cpu": platform.processor() or platform.machine(),
+                "speedup": round(split_ms / var_ms, 3),
+                "split_min_ms": round(min(t["split"]) * 1e3, 3), "variant_min_ms": round(min(t[variant]) * 1e3, 3),
+                "speedup_min": round(min(t["split"]) / min(t[variant]), 3), "loadavg": round(os.getloadavg()[0], 2), "cpu": platform.processor() or platform.machine(),
                 "threads": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
             rows.append(row)
@@ -77,12 +80,12 @@ def main():
     with open(args.out, "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    print("| kind | context | split ms | variant | variant ms | speedup |")
-    print("|---|---:|---:|---|---:|---:|")
+    print("| kind | context | split ms | variant | variant ms | speedup (median) | speedup (min) | load |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         name = r["variant"] + (f" (stage {r['decode_stage']})" if r["kind"] == "decode" else "")
         print(f"| {r['kind']} | {r['context']} | {r['split_ms']:.2f} | {name} | {r['variant_ms']:.2f} | "
-              f"{r['speedup']:.2f}x |")
+              f"{r['speedup']:.2f}x | {r['speedup_min']:.2f}x | {r['loadavg']} |")
 
 
 if __name__ == "__main__":
