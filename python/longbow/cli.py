@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     pull = sub.add_parser("pull", help="download a known model into the cache")
     pull.add_argument("name", nargs="?", default=None, help="model name (default: the default model)")
 
+    serve = sub.add_parser("serve", help="OpenAI-compatible HTTP server (needs the 'server' extra)")
+    _add_model_args(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--served-model-name", default=None, help="model id reported by /v1/models")
+    serve.add_argument("--max-num-seqs", type=int, default=64, help="concurrent requests in a batch")
+
     info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
     info.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")
     return parser
@@ -226,7 +233,19 @@ def cmd_info(args: argparse.Namespace, out, err) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "chat": cmd_chat, "pull": cmd_pull, "info": cmd_info}
+def cmd_serve(args: argparse.Namespace, out, err) -> int:
+    from longbow import LLM
+    from longbow.server import serve
+
+    llm = LLM(model=args.model, backend=args.backend, num_threads=args.threads, max_num_seqs=args.max_num_seqs)
+    err.write(f"serving {llm.model_path.name} on http://{args.host}:{args.port}/v1 (backend "
+              f"{llm.engine.backend_name})\n")
+    serve(llm, host=args.host, port=args.port, model_name=args.served_model_name)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "chat": cmd_chat, "pull": cmd_pull, "info": cmd_info,
+            "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None, out=None, err=None) -> int:

@@ -1,0 +1,147 @@
+"""The OpenAI-compatible server on a tiny model: completions, chat, streaming (SSE), n > 1,
+errors in OpenAI's format, and a real uvicorn process on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import longbow  # noqa: E402
+from longbow.server import create_app  # noqa: E402
+
+GREEDY = {"max_tokens": 12, "temperature": 0, "ignore_eos": True}
+
+
+@pytest.fixture(scope="module")
+def llm(tiny_gguf_model):
+    return longbow.LLM(str(tiny_gguf_model), backend="cpu", max_model_len=256)
+
+
+@pytest.fixture(scope="module")
+def client(llm):
+    with TestClient(create_app(llm, model_name="tiny")) as c:
+        yield c
+
+
+def _sse_events(text: str) -> list:
+    events = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    return [json.loads(e) for e in events[:-1]]
+
+
+def test_models_and_health(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["tiny"]
+
+
+def test_completion_matches_llm(client, llm):
+    r = client.post("/v1/completions", json={"model": "tiny", "prompt": "Hello world", **GREEDY})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    want = llm.generate("Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True))[0]
+    assert body["choices"][0]["text"] == want.text
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"] == {"prompt_tokens": len(want.prompt_token_ids), "completion_tokens": 12,
+                             "total_tokens": len(want.prompt_token_ids) + 12}
+
+
+def test_chat_and_streaming_agree(client):
+    req = {"messages": [{"role": "user", "content": "Say something"}], **GREEDY}
+    full = client.post("/v1/chat/completions", json=req).json()
+    text = full["choices"][0]["message"]["content"]
+    r = client.post("/v1/chat/completions", json={**req, "stream": True,
+                                                  "stream_options": {"include_usage": True}})
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = _sse_events(r.text)
+    assert events[0]["choices"][0]["delta"].get("role") == "assistant"
+    streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+    assert streamed == text
+    assert events[-1]["usage"]["completion_tokens"] == 12
+    assert [e for e in events if e["choices"]][-1]["choices"][0]["finish_reason"] == "length"
+
+
+def test_streaming_completion_with_stop(client):
+    base = client.post("/v1/completions", json={"prompt": "Hello world", **GREEDY}).json()["choices"][0]["text"]
+    stop = base[3:5]
+    r = client.post("/v1/completions", json={"prompt": "Hello world", "stream": True, "stop": stop, **GREEDY})
+    events = _sse_events(r.text)
+    assert "".join(e["choices"][0]["text"] for e in events) == base[: base.index(stop)]
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_n_samples_and_seed(client):
+    req = {"prompt": "Hello", "max_tokens": 8, "temperature": 1.0, "seed": 3, "n": 3, "ignore_eos": True}
+    a = client.post("/v1/completions", json=req).json()
+    b = client.post("/v1/completions", json=req).json()
+    assert len(a["choices"]) == 3
+    assert [c["text"] for c in a["choices"]] == [c["text"] for c in b["choices"]]
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"prompt": "x", "temperature": -1}, None),
+    ({"prompt": "x", "n": 0}, "n"),
+    ({"prompt": "x", "bogus": 1}, "bogus"),
+    ({"prompt": 5}, "prompt"),
+    ({"prompt": "x", "model": "other"}, "model"),
+])
+def test_bad_requests_get_openai_errors(client, body, param):
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["message"]
+    if param:
+        assert err["param"] == param
+
+
+def test_chat_without_messages_and_bad_json(client):
+    assert client.post("/v1/chat/completions", json={"messages": []}).status_code == 400
+    r = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
+
+
+def test_metrics_after_requests(client):
+    m = client.get("/metrics").json()
+    assert m["num_running"] == 0 and m["num_blocks_used"] >= 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_longbow_serve_process(tiny_gguf_model):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "longbow", "serve", "--model", str(tiny_gguf_model),
+                             "--backend", "cpu", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert json.load(r) == {"status": "ok"}
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.time() < deadline, "server did not start within 60 s"
+                time.sleep(0.3)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions",
+                                     data=json.dumps({"prompt": "Hi", **GREEDY}).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert json.load(r)["usage"]["completion_tokens"] == 12
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
