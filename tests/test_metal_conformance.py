@@ -4,6 +4,8 @@ simulator's three thread orders (in order, reverse, seeded random). Tolerances l
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,9 @@ if "metal-sim" not in core.available_backends():
     pytest.skip("this build has no metal-sim backend", allow_module_level=True)
 ops = core.ops
 
-SIM = "metal-sim"
+# metal-sim always; real Metal too when LONGBOW_TEST_BACKENDS lists it (macOS CI) and it exists.
+_wanted = os.environ.get("LONGBOW_TEST_BACKENDS", "").split(",")
+HAS_METAL = "metal" in _wanted and "metal" in core.available_backends()
 SIZES = [1, 31, 32, 33, 4097]
 WEIGHT_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
 ORDERS = [("inorder", 0), ("reverse", 0), ("random", 7)]
@@ -39,12 +43,19 @@ TOL = {
 }
 
 
-@pytest.fixture(autouse=True, params=ORDERS, ids=[o for o, _ in ORDERS])
-def sim_order(request):
-    """Runs each test under one of the simulator's thread orders."""
+CASES = [("metal-sim", o) for o in ORDERS] + ([("metal", None)] if HAS_METAL else [])
+
+
+@pytest.fixture(params=CASES, ids=[b if o is None else f"sim-{o[0]}" for b, o in CASES])
+def backend(request):
+    """The backend under test; metal-sim once per simulator thread order."""
+    name, order = request.param
+    if order is None:
+        yield name
+        return
     old = core.sim_thread_order()
-    core.set_sim_thread_order(*request.param)
-    yield request.param
+    core.set_sim_thread_order(*order)
+    yield name
     core.set_sim_thread_order(*old)
 
 
@@ -73,37 +84,37 @@ def check_matmul(got, cpu, dtype, exact, K):
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
 @pytest.mark.parametrize("M,N,K", [(1, 1, 32), (1, 33, 64), (1, 4097, 32), (31, 32, 96), (33, 31, 32),
                                    (32, 33, 64), (2, 17, 4128)])
-def test_matmul(dtype, M, N, K):
+def test_matmul(backend, dtype, M, N, K):
     r = rng(M * 1000 + N + K)
     x = r.standard_normal((M, K)).astype(np.float32)
     raw, w_deq = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
-    check_matmul(ops.matmul(SIM, x, raw, dtype, N, K), ops.matmul("cpu", x, raw, dtype, N, K), dtype,
+    check_matmul(ops.matmul(backend, x, raw, dtype, N, K), ops.matmul("cpu", x, raw, dtype, N, K), dtype,
                  ref.matmul(x, w_deq), K)
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
 @pytest.mark.parametrize("M", [1, 31, 33])
 @pytest.mark.parametrize("K", [1, 31, 33])
-def test_matmul_float_odd_k_bias_accumulate(dtype, M, K):
+def test_matmul_float_odd_k_bias_accumulate(backend, dtype, M, K):
     r = rng(M + 100 * K)
     N = 33
     x = r.standard_normal((M, K)).astype(np.float32)
     raw, _ = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
     bias = r.standard_normal(N).astype(np.float32)
     acc = r.standard_normal((M, N)).astype(np.float32)
-    got = ops.matmul(SIM, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
+    got = ops.matmul(backend, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
     close(got, ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc), "matmul")
 
 
 @pytest.mark.parametrize("dtype", ["q8_0", "q4_1"])
-def test_matmul_quant_bias_accumulate_tiled(dtype):
+def test_matmul_quant_bias_accumulate_tiled(backend, dtype):
     r = rng(3)
     M, N, K = 33, 40, 64
     x = r.standard_normal((M, K)).astype(np.float32)
     raw, w_deq = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
     bias = r.standard_normal(N).astype(np.float32)
     acc = r.standard_normal((M, N)).astype(np.float32)
-    got = ops.matmul(SIM, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
+    got = ops.matmul(backend, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
     check_matmul(got, ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc), dtype,
                  ref.matmul(x, w_deq, bias, acc), K)
 
@@ -112,26 +123,26 @@ def test_matmul_quant_bias_accumulate_tiled(dtype):
 
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
 @pytest.mark.parametrize("T", [1, 33])
-def test_embed(dtype, T):
+def test_embed(backend, dtype, T):
     r = rng(T)
     vocab, dim = 37, (33 if dtype in ("f32", "f16", "bf16") else 64)
     raw, _ = ref.make_weight(r.standard_normal((vocab, dim)).astype(np.float32), dtype)
     ids = r.integers(0, vocab, T).astype(np.int32)
-    close(ops.embed(SIM, ids, raw, dtype, vocab, dim), ops.embed("cpu", ids, raw, dtype, vocab, dim), "embed")
+    close(ops.embed(backend, ids, raw, dtype, vocab, dim), ops.embed("cpu", ids, raw, dtype, vocab, dim), "embed")
 
 
 @pytest.mark.parametrize("dim", SIZES)
 @pytest.mark.parametrize("fused", [False, True])
-def test_rms_norm(dim, fused):
+def test_rms_norm(backend, dim, fused):
     r = rng(dim)
     rows = 3
     x = r.standard_normal((rows, dim)).astype(np.float32)
     w = r.standard_normal(dim).astype(np.float32)
     if not fused:
-        close(ops.rms_norm(SIM, x, w, 1e-5), ops.rms_norm("cpu", x, w, 1e-5), "rms_norm")
+        close(ops.rms_norm(backend, x, w, 1e-5), ops.rms_norm("cpu", x, w, 1e-5), "rms_norm")
         return
     res = r.standard_normal((rows, dim)).astype(np.float32)
-    got, got_res = ops.rms_norm(SIM, x, w, 1e-5, res)
+    got, got_res = ops.rms_norm(backend, x, w, 1e-5, res)
     want, want_res = ops.rms_norm("cpu", x, w, 1e-5, res)
     close(got, want, "rms_norm")
     np.testing.assert_array_equal(got_res, want_res)
@@ -139,43 +150,43 @@ def test_rms_norm(dim, fused):
 
 @pytest.mark.parametrize("interleaved", [False, True])
 @pytest.mark.parametrize("T,H,Hkv,D,rot", [(1, 1, 1, 2, 2), (33, 3, 1, 64, 64), (31, 4, 2, 32, 16), (2, 2, 2, 128, 128)])
-def test_rope(interleaved, T, H, Hkv, D, rot):
+def test_rope(backend, interleaved, T, H, Hkv, D, rot):
     r = rng(T * H + D)
     q = r.standard_normal((T, H, D)).astype(np.float32)
     k = r.standard_normal((T, Hkv, D)).astype(np.float32)
     pos = r.integers(0, 100_000, T).astype(np.int32)
     inv_freq = (10000.0 ** (-np.arange(0, rot, 2) / rot)).astype(np.float32)
-    gq, gk = ops.rope(SIM, q, k, pos, inv_freq, interleaved)
+    gq, gk = ops.rope(backend, q, k, pos, inv_freq, interleaved)
     wq, wk = ops.rope("cpu", q, k, pos, inv_freq, interleaved)
     close(gq, wq, "rope")
     close(gk, wk, "rope")
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_elementwise(n):
+def test_elementwise(backend, n):
     r = rng(n)
     g = (r.standard_normal((1, n)) * 4).astype(np.float32)
     u = r.standard_normal((1, n)).astype(np.float32)
-    close(ops.silu_mul(SIM, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
-    close(ops.add(SIM, g[0], u[0]), ops.add("cpu", g[0], u[0]), "add")
+    close(ops.silu_mul(backend, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
+    close(ops.add(backend, g[0], u[0]), ops.add("cpu", g[0], u[0]), "add")
     rows = r.integers(0, 1, 5).astype(np.int32)
-    close(ops.get_rows(SIM, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
+    close(ops.get_rows(backend, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
 
 
-def test_silu_mul_rows_and_get_rows():
+def test_silu_mul_rows_and_get_rows(backend):
     r = rng(9)
     g = r.standard_normal((33, 31)).astype(np.float32)
     u = r.standard_normal((33, 31)).astype(np.float32)
-    close(ops.silu_mul(SIM, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
+    close(ops.silu_mul(backend, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
     rows = r.permutation(33)[:17].astype(np.int32)
-    close(ops.get_rows(SIM, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
+    close(ops.get_rows(backend, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
 
 
 # ---- KV cache ----
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("T", [1, 33])
-def test_kv_write(cache_dtype, T):
+def test_kv_write(backend, cache_dtype, T):
     r = rng(T)
     nb, bs, hkv, d = 8, 16, 2, 32
     k = r.standard_normal((T, hkv, d)).astype(np.float32)
@@ -184,19 +195,19 @@ def test_kv_write(cache_dtype, T):
     vc = r.standard_normal((nb, bs, hkv, d)).astype(cache_dtype)
     slots = r.permutation(nb * bs)[:T].astype(np.int32)
     slots[0] = -1  # a padding token is skipped
-    got = ops.kv_write(SIM, k, v, kc, vc, slots)
+    got = ops.kv_write(backend, k, v, kc, vc, slots)
     want = ops.kv_write("cpu", k, v, kc, vc, slots)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("block_shape,dtype", [((16, 2, 8), np.float16), ((3, 1, 3), np.uint8), ((1, 1, 33), np.float32)])
-def test_copy_blocks(block_shape, dtype):
+def test_copy_blocks(backend, block_shape, dtype):
     r = rng(4)
     planes, nb = 4, 9
     cache = (r.standard_normal((planes, nb, *block_shape)) * 50).astype(dtype)
     pairs = np.array([[1, 5], [2, 6], [5, 7], [3, 3]], np.int32)  # 5 -> 7 after 1 -> 5: in order
-    np.testing.assert_array_equal(ops.copy_blocks(SIM, cache, pairs), ops.copy_blocks("cpu", cache, pairs))
+    np.testing.assert_array_equal(ops.copy_blocks(backend, cache, pairs), ops.copy_blocks("cpu", cache, pairs))
 
 
 def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
@@ -218,22 +229,22 @@ def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("group", [1, 3])
-def test_attention(cache_dtype, group):
+def test_attention(backend, cache_dtype, group):
     r = rng(group)
     hkv, d, bs = 2, 32, 16
     ctx_lens, new_lens = [1, 31, 33, 70, 32], [1, 31, 1, 5, 2]  # prefill, decode and chunks
     kc, vc, bt, qs, sl, pos = make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype)
     q = r.standard_normal((int(qs[-1]), hkv * group, d)).astype(np.float32)
     args = (q, kc, vc, bt, qs, sl, pos, d**-0.5)
-    close(ops.attention(SIM, *args), ops.attention("cpu", *args, "split"), "attention")
+    close(ops.attention(backend, *args), ops.attention("cpu", *args, "split"), "attention")
 
 
-def test_attention_long_context_odd_head_dim():
+def test_attention_long_context_odd_head_dim(backend):
     r = rng(5)
     kc, vc, bt, qs, sl, pos = make_batch(r, [4097], [1], 1, 33, 16, np.float16)
     q = r.standard_normal((1, 2, 33)).astype(np.float32)
     args = (q, kc, vc, bt, qs, sl, pos, 0.17)
-    close(ops.attention(SIM, *args), ops.attention("cpu", *args, "split"), "attention")
+    close(ops.attention(backend, *args), ops.attention("cpu", *args, "split"), "attention")
 
 
 # ---- sample: ids identical to the CPU rule, logprobs close ----
@@ -255,31 +266,31 @@ def random_params(r, vocab):
     return p
 
 
-def check_sample(logits, params):
-    ids, lps = ops.sample(SIM, logits, params)
+def check_sample(backend, logits, params):
+    ids, lps = ops.sample(backend, logits, params)
     want_ids, want_lps = ops.sample("cpu", logits, params)
     np.testing.assert_array_equal(ids, want_ids, err_msg=str(params))
     close(lps, want_lps, "logprob")
 
 
 @pytest.mark.parametrize("vocab", [1, 31, 32, 33, 4097])
-def test_sample(vocab):
+def test_sample(backend, vocab):
     r = rng(vocab)
     rows = 6
     logits = (r.standard_normal((rows, vocab)) * 3).astype(np.float32)
-    check_sample(logits, [random_params(r, vocab) for _ in range(rows)])
+    check_sample(backend, logits, [random_params(r, vocab) for _ in range(rows)])
 
 
-def test_sample_greedy_ties_lowest_index():
+def test_sample_greedy_ties_lowest_index(backend):
     logits = np.zeros((2, 100), np.float32)
     logits[0, [7, 40, 99]] = 5.0
     logits[1, [0, 1]] = -1.0
-    check_sample(logits, [{}, {}])
+    check_sample(backend, logits, [{}, {}])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("vocab", [49152])
-def test_sample_large_vocab(vocab):
+def test_sample_large_vocab(backend, vocab):
     r = rng(vocab)
     logits = (r.standard_normal((4, vocab)) * 3).astype(np.float32)
-    check_sample(logits, [random_params(r, vocab) for _ in range(4)])
+    check_sample(backend, logits, [random_params(r, vocab) for _ in range(4)])
