@@ -21,6 +21,9 @@ TOL = {
     "matmul_f16": (1e-4, 1e-4),
     "matmul_bf16": (1e-4, 1e-4),
     "matmul_quant_nmse": 5e-4,
+    # Q4_0/Q4_1/Q8_0 weights multiply activations quantized per 32 values to int16 (f32 scale
+    # amax/32767, round to nearest even; q16_act emulates it exactly): (atol, rtol) against that.
+    "matmul_q16_act": (1e-4, 1e-4),
     "embed": (0.0, 0.0),
     "rms_norm": (1e-5, 1e-5),
     "rope": (1e-5, 1e-5),
@@ -34,6 +37,18 @@ WEIGHT_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
 
 def nmse(a, b):
     return float(np.sum((a - b) ** 2) / max(np.sum(b**2), 1e-30))
+
+
+def q16_act(x):
+    """The activations quantized-weight matmuls see: per 32 values d = amax/32767, q = rint(x/d)."""
+    x = np.asarray(x, np.float32)
+    blocks = x.reshape(*x.shape[:-1], -1, 32)
+    amax = np.abs(blocks).max(axis=-1, keepdims=True)
+    d = (amax / np.float32(32767)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax > 0, np.float32(32767) / amax, np.float32(0)).astype(np.float32)
+    q = np.rint((blocks * inv).astype(np.float32))
+    return (q.astype(np.float64) * d.astype(np.float64)).reshape(x.shape)
 
 
 def rng(seed):
@@ -71,7 +86,11 @@ def test_matmul_sizes_bias_accumulate(dtype, M):
     bias = r.standard_normal(N).astype(np.float32)
     acc = r.standard_normal((M, N)).astype(np.float32)
     out = ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
-    np.testing.assert_allclose(out, ref.matmul(x, w_deq, bias, acc), atol=1e-4, rtol=1e-4)
+    if dtype == "q4_1":  # quantized activations: compare against the exact emulation
+        atol, rtol = TOL["matmul_q16_act"]
+        np.testing.assert_allclose(out, ref.matmul(q16_act(x), w_deq, bias, acc), atol=atol, rtol=rtol)
+    else:
+        np.testing.assert_allclose(out, ref.matmul(x, w_deq, bias, acc), atol=1e-4, rtol=1e-4)
 
 
 def test_matmul_quantized_vs_float_weights():
@@ -285,3 +304,31 @@ def test_scalar_fallback_matches_simd(tmp_path):
     for dt in WEIGHT_DTYPES:
         raw, _ = ref.make_weight(r.standard_normal((33, 96)).astype(np.float32), dt)
         np.testing.assert_allclose(ops.matmul("cpu", x, raw, dt, 33, 96), scalar[dt], atol=1e-4, rtol=1e-5)
+
+
+# ---- quantized-weight matmuls see 16-bit block-quantized activations (exact emulation) ----
+
+@pytest.mark.parametrize("dtype", ["q8_0", "q4_0", "q4_1"])
+@pytest.mark.parametrize("M,K", [(1, 32), (5, 96), (9, 576)])
+def test_matmul_quantized_activation_emulation(dtype, M, K):
+    r = rng(M * 7 + K)
+    # Awkward scales per block, an all-zero block and exact ties at .5 after scaling.
+    x = (r.standard_normal((M, K)) * r.choice([1e-3, 1.0, 50.0], size=(M, K // 32)).repeat(32, 1)).astype(np.float32)
+    x[0, :32] = 0.0
+    raw, w_deq = ref.make_weight(r.standard_normal((40, K)).astype(np.float32), dtype)
+    out = ops.matmul("cpu", x, raw, dtype, 40, K)
+    want = ref.matmul(q16_act(x), w_deq)
+    atol, rtol = TOL["matmul_q16_act"]
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(out, want, atol=atol * scale, rtol=rtol)
+
+
+def test_matmul_batched_rows_equal_single_rows():
+    """A token's output does not depend on how many rows share the call (tile sizes 1..4)."""
+    r = rng(11)
+    x = r.standard_normal((7, 128)).astype(np.float32)
+    for dtype in WEIGHT_DTYPES:
+        raw, _ = ref.make_weight(r.standard_normal((19, 128)).astype(np.float32), dtype)
+        full = ops.matmul("cpu", x, raw, dtype, 19, 128)
+        for m in range(7):
+            np.testing.assert_array_equal(ops.matmul("cpu", x[m:m + 1], raw, dtype, 19, 128)[0], full[m])

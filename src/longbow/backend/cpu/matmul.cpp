@@ -1,15 +1,18 @@
 // Matmul out (M, N) = x (M, K) · wᵀ for every weight dtype, plus the portable scalar row kernels
 // and the run-time choice between them and the AVX2 ones (matmul_avx2.cpp).
 //
-// Each thread owns a contiguous range of W rows. It dequantizes a tile of W rows once into its
-// scratch and reuses the tile for all M activation rows, so decode (M = 1) is parallel over N and
-// prefill pays the dequantization once per tile, not once per token.
+// Each thread owns a contiguous range of W rows (decode, M = 1, is parallel over N). Quantized
+// weights: activations are quantized once to BlockQ16A, then integer block dot products
+// (matmul_kernels.h). Float weights: direct SIMD dot products, or on the scalar path a tile of W
+// rows dequantized once and reused for all M activation rows. Prefill walks W in cache tiles and
+// runs MAX_MR activation rows per weight row.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/matmul_kernels.h"
 
 namespace longbow::cpu {
 
@@ -115,6 +118,34 @@ const RowKernels& row_kernels() {
 const RowKernels* avx2_kernels() { return nullptr; }
 #endif
 
+namespace {
+
+// Applies bias / accumulate to `rows` results r[0..rows) that belong at out[0..rows).
+inline void store(float* out, const float* r, int rows, const float* bias, bool accumulate) {
+  for (int j = 0; j < rows; ++j) {
+    const float v = bias ? r[j] + bias[j] : r[j];
+    out[j] = accumulate ? out[j] + v : v;
+  }
+}
+
+// W rows per cache tile: small enough that the tile stays in L1/L2 while every activation row
+// streams past it.
+int64_t w_tile_rows(size_t row_bytes) { return std::clamp<int64_t>(16384 / std::max<size_t>(row_bytes, 1), 4, 64); }
+
+}  // namespace
+
+const MatmulKernels& matmul_kernels() {
+  static const MatmulKernels& k = [&]() -> const MatmulKernels& {
+    const char* env = std::getenv("LONGBOW_CPU_SIMD");
+    if (env != nullptr && std::string(env) == "scalar") return scalar_matmul_kernels();
+    if (neon_matmul_kernels() != nullptr) return *neon_matmul_kernels();  // arm64: NEON is baseline
+    // x86-64: the same CPU check as the row kernels (AVX2 + FMA + F16C).
+    if (std::string(row_kernels().name) == "avx2" && avx2_matmul_kernels() != nullptr) return *avx2_matmul_kernels();
+    return scalar_matmul_kernels();
+  }();
+  return k;
+}
+
 void op_matmul(Ctx& c, const MatmulArgs& a) {
   const char* where = "cpu.matmul";
   require(a.M >= 0 && a.N >= 0 && a.K >= 0, where,
@@ -127,16 +158,64 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
   const float* x = view_as<const float>(a.x, M * K, where, "x");                              // (M, K)
   const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, N * row_bytes, where, "w"));     // (N, K) w_dtype
   const float* bias = a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");  // (N,)
+  const MatmulKernels& mk = matmul_kernels();
+  const int64_t tile = w_tile_rows(row_bytes);
 
+  if (is_block_quant(a.w_dtype)) {
+    // Quantize every activation row once, then integer dot products against the weight blocks.
+    const size_t nb = K / QK;
+    c.scratch.act_q.resize(M * nb * sizeof(BlockQ16A));
+    auto* xq = reinterpret_cast<BlockQ16A*>(c.scratch.act_q.data());  // (M, K/32) BlockQ16A
+    if (M >= 4) {
+      c.pool.parallel_for(a.M, [&](int64_t b, int64_t e, int) {
+        for (int64_t m = b; m < e; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, a.K);
+      });
+    } else {
+      for (size_t m = 0; m < M; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, a.K);
+    }
+    c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int) {
+      float r[MAX_MR];
+      for (int64_t n0 = begin; n0 < end; n0 += tile) {
+        const int64_t n1 = std::min<int64_t>(end, n0 + tile);
+        for (size_t m0 = 0; m0 < M; m0 += MAX_MR) {
+          const int mr = static_cast<int>(std::min<size_t>(MAX_MR, M - m0));
+          for (int64_t n = n0; n < n1; ++n) {
+            mk.dot_q(a.w_dtype, w + n * row_bytes, xq + m0 * nb, nb, mr, a.K, r, 1);
+            for (int i = 0; i < mr; ++i) store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
+          }
+        }
+      }
+    });
+    return;
+  }
+
+  if (mk.dot_f != nullptr) {
+    c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int) {
+      float r[MAX_MR];
+      for (int64_t n0 = begin; n0 < end; n0 += tile) {
+        const int64_t n1 = std::min<int64_t>(end, n0 + tile);
+        for (size_t m0 = 0; m0 < M; m0 += MAX_MR) {
+          const int mr = static_cast<int>(std::min<size_t>(MAX_MR, M - m0));
+          for (int64_t n = n0; n < n1; ++n) {
+            mk.dot_f(a.w_dtype, w + n * row_bytes, x + m0 * K, K, mr, a.K, r, 1);
+            for (int i = 0; i < mr; ++i) store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
+          }
+        }
+      }
+    });
+    return;
+  }
+
+  // Portable path for float weights: dequantize a tile of W rows once, reuse it for every x row.
   const RowKernels& kern = row_kernels();
-  const int tile = tile_rows(a.K);
+  const int ftile = tile_rows(a.K);
   const bool direct = a.w_dtype == DType::F32;  // f32 rows are used in place
-  if (!direct) c.scratch.ensure(c.pool.num_threads(), static_cast<size_t>(tile) * K);
+  if (!direct) c.scratch.ensure(c.pool.num_threads(), static_cast<size_t>(ftile) * K);
 
   c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int thread_idx) {
-    float* wt = direct ? nullptr : c.scratch.f32[thread_idx].data();  // (tile, K)
-    for (int64_t n0 = begin; n0 < end; n0 += tile) {
-      const int64_t rows = std::min<int64_t>(tile, end - n0);
+    float* wt = direct ? nullptr : c.scratch.f32[thread_idx].data();  // (ftile, K)
+    for (int64_t n0 = begin; n0 < end; n0 += ftile) {
+      const int64_t rows = std::min<int64_t>(ftile, end - n0);
       const float* tile_ptr;
       if (direct) {
         tile_ptr = reinterpret_cast<const float*>(w + n0 * row_bytes);

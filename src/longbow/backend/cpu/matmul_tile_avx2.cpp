@@ -1,0 +1,197 @@
+// AVX2 + FMA + F16C matmul micro-kernels: activation quantization to BlockQ16A, integer block dot
+// products (vpmaddwd) against Q4_0/Q4_1/Q8_0 rows, and F32/F16/BF16 rows against f32
+// activations. Each kernel handles up to MAX_MR activation rows per weight row so the weight
+// block is loaded and unpacked once per tile. Compiled with -mavx2 -mfma -mf16c; only called
+// after the run-time CPU check (matmul.cpp).
+#include <immintrin.h>
+
+#include <string>
+
+#include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/matmul_kernels.h"
+
+namespace longbow::cpu {
+
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+void avx2_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < K / QK; ++b, x += QK) {
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / Q16_MAX;
+    const __m256 id = _mm256_set1_ps(amax > 0.f ? Q16_MAX / amax : 0.f);
+    constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), R));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), R));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), R));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, id), R));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_hadd_epi32(s4, s4);
+    s4 = _mm_hadd_epi32(s4, s4);
+    // Pack int32 -> int16; the in-lane pack interleaves 128-bit halves, the permute restores order.
+    __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
+    __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i2, i3), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), p01);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs + 16), p23);
+    y[b].d = d;
+    y[b].s = d * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
+// 8 int32 partial sums of 32 int16 weights (w0: elements 0..15, w1: 16..31) times activations.
+inline __m256i dot_i16(__m256i w0, __m256i w1, const BlockQ16A* x) {
+  const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs));
+  const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs + 16));
+  return _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
+}
+
+template <int MR>
+void dot_q_mr(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+  __m256 acc[MR];
+  float corr[MR];
+  for (int m = 0; m < MR; ++m) {
+    acc[m] = _mm256_setzero_ps();
+    corr[m] = 0.f;
+  }
+  if (t == DType::Q4_0 || t == DType::Q4_1) {
+    const bool q41 = t == DType::Q4_1;
+    const auto* w0 = static_cast<const BlockQ4_0*>(w_row);
+    const auto* w1 = static_cast<const BlockQ4_1*>(w_row);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* qs = q41 ? w1[b].qs : w0[b].qs;
+      const float dw = h2f(q41 ? w1[b].d : w0[b].d);
+      const float cw = q41 ? h2f(w1[b].m) : dw;  // Q4_1: + m * s ; Q4_0: - 8 * d * s (sign at the end)
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+      const __m128i nib = _mm_set1_epi8(0x0F);
+      const __m256i w0 = _mm256_cvtepu8_epi16(_mm_and_si128(q, nib));                     // elements 0..15
+      const __m256i w1 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), nib));  // elements 16..31
+      for (int m = 0; m < MR; ++m) {
+        const BlockQ16A* x = xq + m * ldx + b;
+        const __m256 p = _mm256_cvtepi32_ps(dot_i16(w0, w1, x));
+        acc[m] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * x->d), acc[m]);
+        corr[m] += cw * x->s;
+      }
+    }
+    for (int m = 0; m < MR; ++m) out[m * ldo] = q41 ? hsum(acc[m]) + corr[m] : hsum(acc[m]) - 8.f * corr[m];
+    return;
+  }
+  const auto* w = static_cast<const BlockQ8_0*>(w_row);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs)));
+    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs + 16)));
+    const float dw = h2f(w[b].d);
+    for (int m = 0; m < MR; ++m) {
+      const BlockQ16A* x = xq + m * ldx + b;
+      const __m256 p = _mm256_cvtepi32_ps(dot_i16(w0, w1, x));
+      acc[m] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * x->d), acc[m]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) out[m * ldo] = hsum(acc[m]);
+}
+
+void avx2_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
+                size_t ldo) {
+  if (!is_block_quant(t)) {
+    throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
+                                dtype_name(t));
+  }
+  const int64_t nb = K / QK;
+  switch (mr) {
+    case 1: return dot_q_mr<1>(t, w_row, xq, ldx, nb, out, ldo);
+    case 2: return dot_q_mr<2>(t, w_row, xq, ldx, nb, out, ldo);
+    case 3: return dot_q_mr<3>(t, w_row, xq, ldx, nb, out, ldo);
+    default: return dot_q_mr<4>(t, w_row, xq, ldx, nb, out, ldo);
+  }
+}
+
+// 8 weights starting at element i of a float-type row, as f32.
+template <DType T>
+inline __m256 load_w8(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(w) + i);
+  } else if constexpr (T == DType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i)));
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <DType T>
+inline float load_w1(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) return static_cast<const float*>(w)[i];
+  else if constexpr (T == DType::F16) return h2f(static_cast<const uint16_t*>(w)[i]);
+  else return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+}
+
+// Two accumulators per row (16 elements per step), then 8, then a scalar tail.
+template <DType T, int MR>
+void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, size_t ldo) {
+  __m256 a0[MR], a1[MR];
+  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= K; i += 16) {
+    const __m256 w0 = load_w8<T>(w, i), w1 = load_w8<T>(w, i + 8);
+    for (int m = 0; m < MR; ++m) {
+      a0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * ldx + i), a0[m]);
+      a1[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + m * ldx + i + 8), a1[m]);
+    }
+  }
+  if (i + 8 <= K) {
+    const __m256 w0 = load_w8<T>(w, i);
+    for (int m = 0; m < MR; ++m) a0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * ldx + i), a0[m]);
+    i += 8;
+  }
+  for (int m = 0; m < MR; ++m) {
+    float s = hsum(_mm256_add_ps(a0[m], a1[m]));
+    for (int64_t j = i; j < K; ++j) s += load_w1<T>(w, j) * x[m * ldx + j];
+    out[m * ldo] = s;
+  }
+}
+
+template <DType T>
+void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float* out, size_t ldo) {
+  switch (mr) {
+    case 1: return dot_f_mr<T, 1>(w, x, ldx, K, out, ldo);
+    case 2: return dot_f_mr<T, 2>(w, x, ldx, K, out, ldo);
+    case 3: return dot_f_mr<T, 3>(w, x, ldx, K, out, ldo);
+    default: return dot_f_mr<T, 4>(w, x, ldx, K, out, ldo);
+  }
+}
+
+void avx2_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K, float* out,
+                size_t ldo) {
+  switch (t) {
+    case DType::F32: return dot_f_t<DType::F32>(w_row, x, ldx, mr, K, out, ldo);
+    case DType::F16: return dot_f_t<DType::F16>(w_row, x, ldx, mr, K, out, ldo);
+    case DType::BF16: return dot_f_t<DType::BF16>(w_row, x, ldx, mr, K, out, ldo);
+    default:
+      throw std::invalid_argument(std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") +
+                                  dtype_name(t));
+  }
+}
+
+const MatmulKernels AVX2 = {"avx2", avx2_quantize_q16a, avx2_dot_q, avx2_dot_f};
+
+}  // namespace
+
+const MatmulKernels* avx2_matmul_kernels() { return &AVX2; }
+
+}  // namespace longbow::cpu
