@@ -28,7 +28,7 @@ LONGBOW_KARGS_BEGIN
 // matmul matrix-vector kernel: SIMD groups (= output rows) per threadgroup.
 #define LONGBOW_MV_ROWS 4
 // sample: threads per row.
-#define LONGBOW_SAMPLE_THREADS 1024
+#define LONGBOW_SAMPLE_THREADS 512
 
 // embed: out (num_tokens, dim) = table[token_ids]
 struct EmbedKArgs {
