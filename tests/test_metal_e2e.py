@@ -59,3 +59,26 @@ def test_smollm2_first_greedy_tokens_match_cpu(gpu):
     want = greedy(model, "cpu", prompt, 4)
     got = greedy(model, gpu, prompt, 4)
     assert got == want
+
+
+@pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
+def test_backend_selection(tiny_gguf_model):
+    assert "metal-sim" in core.available_backends()
+    with pytest.raises(ValueError, match="metal-sim"):  # the error lists what is available
+        longbow.LLM(str(tiny_gguf_model), backend="no-such-backend")
+    # "auto" never picks the simulator: Metal when it exists, else cpu
+    want = greedy(tiny_gguf_model, "metal" if "metal" in core.available_backends() else "cpu", PROMPTS[:1], 4)
+    assert greedy(tiny_gguf_model, "auto", PROMPTS[:1], 4) == want
+
+
+def test_sim_order_from_environment():
+    import subprocess
+    import sys
+
+    code = "import longbow._core as c; print(*c.sim_thread_order())"
+    env = {**os.environ, "LONGBOW_SIM_ORDER": "random", "LONGBOW_SIM_SEED": "99"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["random", "99"]
+    with pytest.raises(ValueError, match="inorder, reverse or random"):
+        core.set_sim_thread_order("sideways", 0)
