@@ -7,11 +7,13 @@ __path__ = extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
+from .async_engine import AsyncEngine  # noqa: E402
 from .llm import LLM  # noqa: E402
-from .outputs import RequestOutput  # noqa: E402
+from .outputs import CompletionOutput, RequestOutput, StreamDelta  # noqa: E402
 from .sampling import SamplingParams  # noqa: E402
 
-__all__ = ["LLM", "RequestOutput", "SamplingParams", "__version__"]
+__all__ = ["AsyncEngine", "CompletionOutput", "LLM", "RequestOutput", "SamplingParams", "StreamDelta",
+           "__version__", "cmake_dir"]
 
 
 def cmake_dir() -> str:
