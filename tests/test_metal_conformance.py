@@ -27,9 +27,9 @@ ORDERS = [("inorder", 0), ("reverse", 0), ("random", 7)]
 # (SIMD-group sums, 8x8 tiles) and in f32 where the CPU sometimes uses f64.
 TOL = {
     "matmul": (2e-4, 2e-4),
-    # Quantized weights: the CPU multiplies int8-quantized activations (llama.cpp style), the Metal
-    # kernels use the f32 activations, so vs cpu only an NMSE bound; vs the exact dequantized
-    # numpy product "matmul" applies (atol scaled by sqrt(K)).
+    # Quantized weights: the CPU multiplies activations quantized to blocks, the Metal kernels
+    # use the f32 activations, so vs cpu only an NMSE bound; vs the exact dequantized numpy
+    # product "matmul" applies (atol scaled by sqrt(K)).
     "matmul_quant_nmse_vs_cpu": 1e-4,
     "embed": (1e-6, 1e-6),
     "rms_norm": (1e-5, 1e-5),

@@ -25,9 +25,9 @@ def greedy(model, backend, prompts, n, **kw):
     return [o.token_ids for o in outs]
 
 
-# f32 weights: the CPU multiplies quantized weights with int8-quantized activations, the Metal
-# kernels with f32 ones, so random tiny models with quantized weights may differ on near-ties.
-@pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
+@pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}, {"weight_dtype": "q4_1", "max_position": 256},
+                                             {"weight_dtype": "q8_0", "max_position": 256}],
+                         indirect=True, ids=["f32", "q4_1", "q8_0"])
 @pytest.mark.parametrize("kv_dtype", ["f16", "f32"])
 @pytest.mark.parametrize("gpu", GPU)
 def test_tiny_llama_greedy_tokens_match_cpu(tiny_gguf_model, kv_dtype, gpu):
