@@ -30,20 +30,31 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run_chunk(int thread_idx) {
+void ThreadPool::run_chunk(int chunk_idx) {
   const int64_t chunk = (job_n_ + num_threads_ - 1) / num_threads_;
-  const int64_t begin = std::min<int64_t>(job_n_, chunk * thread_idx);
+  const int64_t begin = std::min<int64_t>(job_n_, chunk * chunk_idx);
   const int64_t end = std::min<int64_t>(job_n_, begin + chunk);
-  if (begin >= end) return;
-  try {
-    (*job_)(begin, end, thread_idx);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(error_mutex_);
-    if (!error_) error_ = std::current_exception();
+  if (begin < end) {
+    try {
+      (*job_)(begin, end, chunk_idx);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  done_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+// Claims and runs chunks of the current job until none is left.
+void ThreadPool::drain_chunks() {
+  for (;;) {
+    const int i = next_chunk_.fetch_add(1, std::memory_order_acq_rel);
+    if (i >= num_threads_) return;
+    run_chunk(i);
   }
 }
 
-void ThreadPool::worker_loop(int thread_idx) {
+void ThreadPool::worker_loop(int) {
   uint64_t seen = 0;
   for (;;) {
     // Short spin: consecutive ops of one forward pass arrive microseconds apart.
@@ -59,8 +70,7 @@ void ThreadPool::worker_loop(int thread_idx) {
     }
     if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
-    run_chunk(thread_idx);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    drain_chunks();
   }
 }
 
@@ -74,14 +84,17 @@ void ThreadPool::run(int64_t n, RangeFn fn) {
   job_ = &fn;
   job_n_ = n;
   error_ = nullptr;
-  pending_.store(num_threads_ - 1, std::memory_order_release);
+  done_.store(0, std::memory_order_relaxed);
+  next_chunk_.store(0, std::memory_order_release);  // publishes the job to chunk claimers
   {
     std::lock_guard<std::mutex> lock(mutex_);
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   wake_cv_.notify_all();
-  run_chunk(0);
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+  // The caller claims chunks too: a worker that is descheduled (a busy machine) or still asleep
+  // delays nothing, its chunk is simply run here.
+  drain_chunks();
+  for (int spins = 0; done_.load(std::memory_order_acquire) != num_threads_; ++spins) {
     if (spins < SPIN_ITERS) {
       cpu_relax();
     } else {
