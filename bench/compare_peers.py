@@ -218,17 +218,42 @@ def compare(model: str, dtypes, threads, reps: int, out_dir: Path, with_transfor
                 with open(out_dir / "compare_peers.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
+    add_roofline(summary, src, out_dir, threads)
     (out_dir / "compare_peers.md").write_text(markdown(summary))
     chart(summary, out_dir / "compare_peers.png")
     return summary
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| weights | threads | metric | longbow | llama.cpp FA on | llama.cpp FA off | longbow / best llama.cpp |",
-             "|---|---|---|---|---|---|---|"]
+def add_roofline(rows: list[dict], src: Path, out_dir: Path, threads) -> None:
+    """Adds roofline_tok_s and roofline fractions to the decode rows (bench/roofline.py probe)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from roofline import read_bandwidth, weight_bytes_per_token
+
+    bw = {t: read_bandwidth(t)[0] for t in threads}
     for r in rows:
+        if not r["metric"].startswith("decode"):
+            continue
+        path = src if r["dtype"] == "q4_1" else out_dir / f"{src.stem}.{r['dtype']}.gguf"
+        roof = bw[r["threads"]] / weight_bytes_per_token(str(path))
+        r["read_bw_gb_s"] = bw[r["threads"]] / 1e9
+        r["roofline_tok_s"] = roof
+        r["longbow_fraction_of_roofline"] = r["longbow"] / roof
+        r["llama_fraction_of_roofline"] = r["llama.cpp_best"] / roof
+    with open(out_dir / "compare_peers.jsonl", "a") as f:
+        for r in rows:
+            if "roofline_tok_s" in r:
+                f.write(json.dumps({"roofline": True, **r}) + "\n")
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| weights | threads | metric | longbow | llama.cpp FA on | llama.cpp FA off | longbow / best llama.cpp "
+             "| roofline tok/s (longbow, llama.cpp fraction) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        roof = (f"{r['roofline_tok_s']:.0f} ({r['longbow_fraction_of_roofline']:.0%}, "
+                f"{r['llama_fraction_of_roofline']:.0%})" if "roofline_tok_s" in r else "")
         lines.append(f"| {r['dtype']} | {r['threads']} | {r['metric']} | {r['longbow']:.1f} | {r['llama.cpp_fa_on']:.1f} | "
-                     f"{r['llama.cpp_fa_off']:.1f} | {r['ratio_longbow_over_llama']:.2f}x |")
+                     f"{r['llama.cpp_fa_off']:.1f} | {r['ratio_longbow_over_llama']:.2f}x | {roof} |")
     lines.append("")
     lines.append("tok/s for prefill/decode (higher is better); seconds for ttft and MB for peak RSS "
                  "(lower is better; the ratio is then longbow / the lower llama.cpp value).")
