@@ -29,6 +29,16 @@ LONGBOW_KARGS_BEGIN
 #define LONGBOW_MV_ROWS 4
 // sample: threads per row.
 #define LONGBOW_SAMPLE_THREADS 512
+// attention fused decode / flash prefill (attention_decode.metal, attention_flash.metal).
+#define LONGBOW_ATTN_MAX_HEAD_DIM 256      // largest head_dim of the fused kernels
+#define LONGBOW_ATTN_DECODE_MAX_QUERY 2    // Auto: sequences with <= this many query tokens decode
+#define LONGBOW_ATTN_MIN_SPLIT_KEYS 256    // flash-decoding: a key split is never shorter
+#define LONGBOW_ATTN_DECODE_THREADS 128    // decode threadgroup: 4 SIMD groups over keys
+#define LONGBOW_ATTN_DECODE_HEADS 8        // most query heads per decode threadgroup
+#define LONGBOW_ATTN_FLASH_ROWS 32         // flash prefill: query rows (tokens x heads) per tile
+#define LONGBOW_ATTN_FLASH_THREADS 128     // 4 SIMD groups, 8 rows each
+#define LONGBOW_ATTN_FLASH_KV_FLOATS 4096  // K/V tile (key_tile, head_dim padded to 8) in f32
+#define LONGBOW_ATTN_FLASH_MAX_KEYS 64     // most keys per tile
 
 // embed: out (num_tokens, dim) = table[token_ids]
 struct EmbedKArgs {
@@ -74,6 +84,27 @@ struct AttentionKArgs {
   float scale;
 };
 
+// attention_decode_{fused,stage1}_<cache> and attention_decode_merge_f32. Grid: (decode tokens,
+// num_kv_heads * num_head_chunks, num_splits).
+struct AttentionDecodeKArgs {
+  AttentionKArgs base;
+  kargs_i32 select;           // 0: sequences with <= LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
+  kargs_i32 num_splits;       // most key splits per token (flash-decoding); 1: none
+  kargs_i32 head_chunk;       // query heads per threadgroup (<= LONGBOW_ATTN_DECODE_HEADS)
+  kargs_i32 num_head_chunks;  // ceil(group / head_chunk)
+};
+
+// attention_flash_prefill_<cache>. Grid: (query tiles, num_kv_heads * num_head_chunks).
+struct AttentionFlashKArgs {
+  AttentionKArgs base;
+  kargs_i32 select;           // 0: sequences with > LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
+  kargs_i32 head_chunk;       // query heads per tile (<= LONGBOW_ATTN_FLASH_ROWS)
+  kargs_i32 num_head_chunks;  // ceil(group / head_chunk)
+  kargs_i32 tile_tokens;      // query tokens per tile = LONGBOW_ATTN_FLASH_ROWS / head_chunk
+  kargs_i32 key_tile;         // keys per K/V tile, a multiple of 8
+  kargs_i32 dim_pad;          // head_dim rounded up to a multiple of 8
+};
+
 // silu_mul / add / get_rows
 struct SiluMulKArgs {
   kargs_u32 n;  // num_rows * dim
@@ -111,6 +142,8 @@ static_assert(sizeof(longbow::metal::RopeKArgs) == 24);
 static_assert(sizeof(longbow::metal::KvWriteKArgs) == 12);
 static_assert(sizeof(longbow::metal::CopyBlocksKArgs) == 16);
 static_assert(sizeof(longbow::metal::AttentionKArgs) == 40);
+static_assert(sizeof(longbow::metal::AttentionDecodeKArgs) == 56);
+static_assert(sizeof(longbow::metal::AttentionFlashKArgs) == 64);
 static_assert(sizeof(longbow::metal::SiluMulKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);

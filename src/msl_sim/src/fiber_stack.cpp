@@ -1,4 +1,7 @@
 // Fiber stacks: mmap + a PROT_NONE guard page at the low end (stacks grow down).
+// Under ASan a fiber's frames leave poisoned shadow (stack redzones) in the mapping; it is cleared
+// before every munmap, or the kernel may hand the same pages to later allocations (e.g. a new
+// worker thread's stack) that ASan would then report as out-of-bounds.
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cerrno>
@@ -8,7 +11,28 @@
 #include <utility>
 #include "fiber.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define MSL_SIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MSL_SIM_ASAN 1
+#endif
+#endif
+#ifdef MSL_SIM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace msl_sim::detail {
+
+namespace {
+// Clears ASan's poisoning of [map, map + bytes), then unmaps it.
+void unmap_stack(void* map, std::size_t bytes) {
+#ifdef MSL_SIM_ASAN
+  __asan_unpoison_memory_region(map, bytes);
+#endif
+  munmap(map, bytes);
+}
+}  // namespace
 
 FiberStack& FiberStack::operator=(FiberStack&& o) noexcept {
   std::swap(map, o.map);
@@ -19,7 +43,7 @@ FiberStack& FiberStack::operator=(FiberStack&& o) noexcept {
 }
 
 FiberStack::~FiberStack() {
-  if (map) munmap(map, map_bytes);
+  if (map) unmap_stack(map, map_bytes);
 }
 
 void FiberStack::allocate(std::size_t usable_bytes) {
@@ -35,7 +59,7 @@ void FiberStack::allocate(std::size_t usable_bytes) {
     throw std::runtime_error(std::string("[msl_sim] mprotect of a stack guard page failed: ") +
                              std::strerror(errno));
   }
-  if (map) munmap(map, map_bytes);
+  if (map) unmap_stack(map, map_bytes);
   map = m;
   map_bytes = total;
   lo = static_cast<char*>(m) + page;

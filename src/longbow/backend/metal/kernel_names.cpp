@@ -47,8 +47,12 @@ std::vector<std::string> all_kernel_names() {
     names.push_back(kernel_name(Op::KvWrite, "", t));
     names.push_back(kernel_name(Op::Attention, "scores", t));
     names.push_back(kernel_name(Op::Attention, "values", t));
+    names.push_back(kernel_name(Op::Attention, "decode_fused", t));
+    names.push_back(kernel_name(Op::Attention, "decode_stage1", t));
+    names.push_back(kernel_name(Op::Attention, "flash_prefill", t));
   }
   names.push_back(kernel_name(Op::Attention, "softmax", DType::F32));
+  names.push_back(kernel_name(Op::Attention, "decode_merge", DType::F32));
   names.push_back(kernel_name(Op::RmsNorm, "", DType::F32));
   names.push_back(kernel_name(Op::Rope, "", DType::F32));
   names.push_back(kernel_name(Op::SiluMul, "", DType::F32));

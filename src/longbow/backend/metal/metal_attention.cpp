@@ -1,5 +1,17 @@
-// Metal op encoders for the paged KV cache: kv_write, copy_blocks and attention (split baseline:
-// scores -> softmax -> values through a scratch of (num_tokens * num_heads, ctx_cap) f32).
+// Metal op encoders for the paged KV cache: kv_write, copy_blocks and attention. Attention variants:
+//  Split         the baseline (attention.metal): scores -> softmax -> values through a scratch of
+//                (num_tokens * num_heads, ctx_cap) f32.
+//  FusedDecode   every token through attention_decode_{fused,stage1}_<cache> (+ the flash-decoding
+//                merge when keys are split across threadgroups); LONGBOW_ATTN_DECODE_STAGE=1|2.
+//  FlashPrefill  every token through attention_flash_prefill_<cache> (FlashAttention-2 tiles).
+//  Auto          per sequence, the CPU rule (attention_dispatch.cpp): at most
+//                LONGBOW_ATTN_DECODE_MAX_QUERY query tokens -> fused decode, else flash prefill.
+//                Head dims above LONGBOW_ATTN_MAX_HEAD_DIM run the baseline (forcing a fused
+//                variant there is an error).
+// The host reads query_start (uploaded by the runner; unified memory) to size the grids; the
+// kernels map threadgroups to tokens with the same rules (metal/attention_paged.h).
+#include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -10,13 +22,63 @@
 namespace longbow::metal {
 
 namespace {
-constexpr size_t SCORES_SLOT = 0;  // scratch slot of the attention scores
+constexpr size_t SCORES_SLOT = 0;    // scratch slot of the split baseline's scores
+constexpr size_t PARTIALS_SLOT = 3;  // flash-decoding partials (sample uses slots 1 and 2)
+constexpr size_t STAGE1_SLOT = 4;    // fused decode stage 1 scores
 constexpr uint32_t SCORE_THREADS = 128;
+// Flash-decoding: split keys while there are fewer decode threadgroups than this (enough to fill
+// the GPU's cores), at most MAX_SPLITS ways.
+constexpr int64_t DECODE_TARGET_THREADGROUPS = 128;
+constexpr int MAX_SPLITS = 32;
 
 void require(bool cond, const std::string& where, const std::string& message) {
   if (!cond) throw std::invalid_argument("[" + where + "] " + message);
 }
 uint32_t ceil_div(int64_t n, int64_t d) { return static_cast<uint32_t>((n + d - 1) / d); }
+
+// LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), as on the CPU; read once.
+int decode_stage() {
+  static const int stage = [] {
+    const char* env = std::getenv("LONGBOW_ATTN_DECODE_STAGE");
+    if (env == nullptr || *env == '\0') return 2;
+    const std::string v(env);
+    if (v != "1" && v != "2") {
+      throw std::invalid_argument("[metal.attention] LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '" + v + "'");
+    }
+    return v == "1" ? 1 : 2;
+  }();
+  return stage;
+}
+
+// Work of one attention call for the fused kernels, from the host copy of query_start.
+struct FusedPlan {
+  int decode_select = 0, flash_select = 0;  // kargs `select` (0: the Auto rule, 1: every sequence)
+  int64_t num_decode = 0;                   // tokens run by the decode kernels
+  int64_t num_tiles = 0;                    // flash prefill query tiles
+};
+
+FusedPlan plan_fused(const std::string& where, AttentionVariant variant, const int32_t* qs, int num_seqs,
+                     int num_tokens, int tile_tokens) {
+  require(qs[0] == 0 && qs[num_seqs] == num_tokens, where,
+          "query_start: expected to run from 0 to num_tokens=" + std::to_string(num_tokens) + ", found " +
+              std::to_string(qs[0]) + " .. " + std::to_string(qs[num_seqs]));
+  FusedPlan p;
+  const bool decode = variant != AttentionVariant::FlashPrefill, flash = variant != AttentionVariant::FusedDecode;
+  p.decode_select = variant == AttentionVariant::FusedDecode ? 1 : 0;
+  p.flash_select = variant == AttentionVariant::FlashPrefill ? 1 : 0;
+  for (int s = 0; s < num_seqs; ++s) {
+    const int n = qs[s + 1] - qs[s];
+    require(n >= 0, where, "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s));
+    if (n == 0) continue;
+    const bool is_decode = p.decode_select == 1 || (decode && flash && n <= LONGBOW_ATTN_DECODE_MAX_QUERY);
+    if (decode && is_decode) {
+      p.num_decode += n;
+    } else if (flash) {
+      p.num_tiles += (n + tile_tokens - 1) / tile_tokens;
+    }
+  }
+  return p;
+}
 }  // namespace
 
 void MetalBackend::kv_write(const KvWriteArgs& a) {
@@ -54,8 +116,7 @@ void MetalBackend::copy_blocks(const CopyBlocksArgs& a) {
          {static_cast<uint32_t>(a.num_planes), 1, 1}, {LONGBOW_ROW_THREADS, 1, 1});
 }
 
-// Every variant runs the split baseline here (fused decode / flash prefill kernels come later);
-// all variants compute the same function.
+// Split: the baseline. Others: the fused kernels chosen by plan_fused (see the top of the file).
 void MetalBackend::attention(const AttentionArgs& a) {
   require_supported(Op::Attention, a.cache_dtype, "attention");
   const std::string where = name_ + ".attention";
@@ -68,6 +129,12 @@ void MetalBackend::attention(const AttentionArgs& a) {
   require(a.head_dim <= 1024, where, "expected head_dim <= 1024, found " + std::to_string(a.head_dim));
   require(a.num_tokens == 0 || a.num_seqs > 0, where,
           "expected at least one sequence for " + std::to_string(a.num_tokens) + " tokens, found none");
+  const bool fused = a.variant != AttentionVariant::Split;
+  if (fused && a.head_dim > LONGBOW_ATTN_MAX_HEAD_DIM) {
+    require(a.variant == AttentionVariant::Auto, where,
+            "fused_decode / flash_prefill: expected head_dim <= " + std::to_string(LONGBOW_ATTN_MAX_HEAD_DIM) +
+                ", found " + std::to_string(a.head_dim) + " (use the split variant)");
+  }
   const size_t T = a.num_tokens, H = a.num_heads, D = a.head_dim;
   const size_t esize = a.cache_dtype == DType::F16 ? 2 : 4;
   const size_t cache_bytes = static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * D * esize;
@@ -84,18 +151,72 @@ void MetalBackend::attention(const AttentionArgs& a) {
   const Bound pos = bind_view(a.positions, T * 4, "attention", "positions");                            // (num_tokens,)
   if (T == 0 || H == 0 || ctx_cap == 0) return;
   require(ctx_cap <= 0x7fffffff, where, "expected max_blocks_per_seq * block_size < 2^31");
-  const Bound scores = scratch(SCORES_SLOT, T * H * ctx_cap * 4);  // (num_tokens * num_heads, ctx_cap) f32
-
   AttentionKArgs k{a.num_tokens, a.num_seqs, a.num_heads, a.num_kv_heads, a.head_dim, a.block_size,
                    a.max_blocks_per_seq, a.num_blocks, static_cast<int32_t>(ctx_cap), a.scale};
-  const GpuSize grid{static_cast<uint32_t>(H), static_cast<uint32_t>(T), 1};
-  encode(kernel_name(Op::Attention, "scores", a.cache_dtype), &k, sizeof k, {scores, q, kc, bt, qs, sl, pos}, grid,
-         {SCORE_THREADS, 1, 1});
-  encode(kernel_name(Op::Attention, "softmax", DType::F32), &k, sizeof k, {scores, qs, sl, pos}, grid,
-         {LONGBOW_ROW_THREADS, 1, 1});
-  const uint32_t value_threads = static_cast<uint32_t>((D + 31) / 32 * 32);
-  encode(kernel_name(Op::Attention, "values", a.cache_dtype), &k, sizeof k, {out, scores, vc, bt, qs, sl, pos}, grid,
-         {value_threads, 1, 1});
+
+  if (!fused || a.head_dim > LONGBOW_ATTN_MAX_HEAD_DIM) {
+    const Bound scores = scratch(SCORES_SLOT, T * H * ctx_cap * 4);  // (num_tokens * num_heads, ctx_cap) f32
+    const GpuSize grid{static_cast<uint32_t>(H), static_cast<uint32_t>(T), 1};
+    encode(kernel_name(Op::Attention, "scores", a.cache_dtype), &k, sizeof k, {scores, q, kc, bt, qs, sl, pos}, grid,
+           {SCORE_THREADS, 1, 1});
+    encode(kernel_name(Op::Attention, "softmax", DType::F32), &k, sizeof k, {scores, qs, sl, pos}, grid,
+           {LONGBOW_ROW_THREADS, 1, 1});
+    const uint32_t value_threads = static_cast<uint32_t>((D + 31) / 32 * 32);
+    encode(kernel_name(Op::Attention, "values", a.cache_dtype), &k, sizeof k, {out, scores, vc, bt, qs, sl, pos}, grid,
+           {value_threads, 1, 1});
+    return;
+  }
+
+  // Fused kernels: cache rows are int32 in the kernels.
+  require(static_cast<int64_t>(a.num_blocks) * a.block_size * a.num_kv_heads <= 0x7fffffff, where,
+          "expected num_blocks * block_size * num_kv_heads < 2^31 for the fused kernels, found " +
+              std::to_string(static_cast<int64_t>(a.num_blocks) * a.block_size * a.num_kv_heads));
+  const int group = a.num_heads / a.num_kv_heads;
+  AttentionFlashKArgs fk{k, 0, 0, 0, 0, 0, 0};
+  fk.head_chunk = std::min(group, LONGBOW_ATTN_FLASH_ROWS);
+  fk.num_head_chunks = (group + fk.head_chunk - 1) / fk.head_chunk;
+  fk.tile_tokens = LONGBOW_ATTN_FLASH_ROWS / fk.head_chunk;
+  fk.dim_pad = (a.head_dim + 7) / 8 * 8;
+  fk.key_tile = std::min(LONGBOW_ATTN_FLASH_MAX_KEYS, LONGBOW_ATTN_FLASH_KV_FLOATS / fk.dim_pad / 8 * 8);
+  const auto* qs_host = reinterpret_cast<const int32_t*>(static_cast<const char*>(qs.buffer->contents()) + qs.offset);
+  const FusedPlan plan = plan_fused(where, a.variant, qs_host, a.num_seqs, a.num_tokens, fk.tile_tokens);
+  fk.select = plan.flash_select;
+
+  if (plan.num_decode > 0) {
+    AttentionDecodeKArgs dk{k, plan.decode_select, 1, std::min(group, LONGBOW_ATTN_DECODE_HEADS), 0};
+    dk.num_head_chunks = (group + dk.head_chunk - 1) / dk.head_chunk;
+    const int64_t items = plan.num_decode * a.num_kv_heads * dk.num_head_chunks;
+    if (items < DECODE_TARGET_THREADGROUPS) {
+      const int64_t most = std::max<int64_t>(1, static_cast<int64_t>(ctx_cap) / LONGBOW_ATTN_MIN_SPLIT_KEYS);
+      dk.num_splits = static_cast<int32_t>(
+          std::min<int64_t>({(DECODE_TARGET_THREADGROUPS + items - 1) / items, MAX_SPLITS, most}));
+    }
+    const GpuSize grid{static_cast<uint32_t>(plan.num_decode), static_cast<uint32_t>(a.num_kv_heads * dk.num_head_chunks),
+                       static_cast<uint32_t>(dk.num_splits)};
+    // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2) f32, or unused
+    const Bound parts = dk.num_splits > 1 ? scratch(PARTIALS_SLOT, static_cast<size_t>(items) * dk.num_splits *
+                                                                       dk.head_chunk * (D + 2) * 4)
+                                          : out;
+    const GpuSize threads{LONGBOW_ATTN_DECODE_THREADS, 1, 1};
+    if (decode_stage() == 1) {
+      const Bound scores = scratch(STAGE1_SLOT, static_cast<size_t>(plan.num_decode) * H * ctx_cap * 4);  // (decode tokens, num_heads, ctx_cap)
+      encode(kernel_name(Op::Attention, "decode_stage1", a.cache_dtype), &dk, sizeof dk,
+             {out, parts, scores, q, kc, vc, bt, qs, sl, pos}, grid, threads);
+    } else {
+      encode(kernel_name(Op::Attention, "decode_fused", a.cache_dtype), &dk, sizeof dk,
+             {out, parts, q, kc, vc, bt, qs, sl, pos}, grid, threads);
+    }
+    if (dk.num_splits > 1) {
+      encode(kernel_name(Op::Attention, "decode_merge", DType::F32), &dk, sizeof dk, {out, parts, qs, sl, pos},
+             {grid.x, grid.y, 1}, threads);
+    }
+  }
+  if (plan.num_tiles > 0) {
+    encode(kernel_name(Op::Attention, "flash_prefill", a.cache_dtype), &fk, sizeof fk,
+           {out, q, kc, vc, bt, qs, sl, pos},
+           {static_cast<uint32_t>(plan.num_tiles), static_cast<uint32_t>(a.num_kv_heads * fk.num_head_chunks), 1},
+           {LONGBOW_ATTN_FLASH_THREADS, 1, 1});
+  }
 }
 
 }  // namespace longbow::metal
