@@ -288,7 +288,7 @@ kernel void attention_decode_merge_f32(constant AttentionDecodeKArgs& args [[buf
                                        uint3 tg [[threadgroup_position_in_grid]],
                                        uint tid [[thread_index_in_threadgroup]]) {
   DecodeItem it;
-  if (!decode_item(args, query_start, seq_lens, positions, uint3(tg.x, tg.y, 0), it)) return;
+  if (!decode_item(args, query_start, seq_lens, positions, uint3(tg.x, tg.y, 0u), it)) return;
   if (it.splits <= 1) return;  // the decode kernel wrote out directly; no barriers here
   const int D = args.base.head_dim;
   const long p0 = (long(tg.x) * (args.num_head_chunks * args.base.num_kv_heads) + tg.y) * args.num_splits;
