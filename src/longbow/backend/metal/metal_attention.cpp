@@ -63,17 +63,18 @@ FusedPlan plan_fused(const std::string& where, AttentionVariant variant, const i
           "query_start: expected to run from 0 to num_tokens=" + std::to_string(num_tokens) + ", found " +
               std::to_string(qs[0]) + " .. " + std::to_string(qs[num_seqs]));
   FusedPlan p;
-  const bool decode = variant != AttentionVariant::FlashPrefill, flash = variant != AttentionVariant::FusedDecode;
   p.decode_select = variant == AttentionVariant::FusedDecode ? 1 : 0;
   p.flash_select = variant == AttentionVariant::FlashPrefill ? 1 : 0;
   for (int s = 0; s < num_seqs; ++s) {
     const int n = qs[s + 1] - qs[s];
     require(n >= 0, where, "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s));
     if (n == 0) continue;
-    const bool is_decode = p.decode_select == 1 || (decode && flash && n <= LONGBOW_ATTN_DECODE_MAX_QUERY);
-    if (decode && is_decode) {
+    // Same rule as attn_is_decode / attn_is_prefill in metal/attention_paged.h.
+    const bool is_decode = variant == AttentionVariant::FusedDecode ||
+                           (variant == AttentionVariant::Auto && n <= LONGBOW_ATTN_DECODE_MAX_QUERY);
+    if (is_decode) {
       p.num_decode += n;
-    } else if (flash) {
+    } else {
       p.num_tiles += (n + tile_tokens - 1) / tile_tokens;
     }
   }
