@@ -1,5 +1,8 @@
 #include "longbow/backend/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,21 +13,28 @@ namespace longbow::cpu {
 
 namespace {
 constexpr size_t ALIGNMENT = 64;
+// Buffers this large come from anonymous mappings: zero pages are committed only when touched,
+// so a big, mostly idle KV cache does not count against resident memory.
+constexpr size_t MMAP_THRESHOLD = 1u << 20;
 
-// Host memory: either owned (64-byte aligned, zeroed) or wrapped (not owned).
+enum class Ownership { Heap, Mapped, Wrapped };
+
+// Host memory: owned (64-byte aligned heap or a page-aligned mapping, zeroed) or wrapped.
 class CpuBuffer final : public Buffer {
  public:
-  CpuBuffer(void* ptr, size_t bytes, bool owned) : ptr_(ptr), bytes_(bytes), owned_(owned) {}
+  CpuBuffer(void* ptr, size_t bytes, size_t capacity, Ownership own)
+      : ptr_(ptr), bytes_(bytes), capacity_(capacity), own_(own) {}
   ~CpuBuffer() override {
-    if (owned_) ::operator delete(ptr_, std::align_val_t(ALIGNMENT));
+    if (own_ == Ownership::Heap) ::operator delete(ptr_, std::align_val_t(ALIGNMENT));
+    if (own_ == Ownership::Mapped) ::munmap(ptr_, capacity_);
   }
   size_t bytes() const override { return bytes_; }
   void* host_ptr() const override { return ptr_; }
 
  private:
   void* ptr_;
-  size_t bytes_;
-  bool owned_;
+  size_t bytes_, capacity_;
+  Ownership own_;
 };
 
 const char* op_name(Op op) {
@@ -82,20 +92,27 @@ void require(bool cond, const char* where, const std::string& message) {
 CpuBackend::CpuBackend(const BackendOptions& options) : pool_(options.num_threads), ctx_{pool_, scratch_} {}
 
 std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) {
-  const size_t rounded = ((bytes + ALIGNMENT - 1) / ALIGNMENT) * ALIGNMENT;
+  const size_t rounded = std::max(ALIGNMENT, ((bytes + ALIGNMENT - 1) / ALIGNMENT) * ALIGNMENT);
+  if (rounded >= MMAP_THRESHOLD) {
+    void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      throw std::runtime_error("[cpu.alloc] out of memory mapping " + std::to_string(bytes) + " bytes");
+    }
+    return std::make_unique<CpuBuffer>(p, bytes, rounded, Ownership::Mapped);
+  }
   void* p = nullptr;
   try {
-    p = ::operator new(rounded == 0 ? ALIGNMENT : rounded, std::align_val_t(ALIGNMENT));
+    p = ::operator new(rounded, std::align_val_t(ALIGNMENT));
   } catch (const std::bad_alloc&) {
     throw std::runtime_error("[cpu.alloc] out of memory allocating " + std::to_string(bytes) + " bytes");
   }
-  std::memset(p, 0, rounded == 0 ? ALIGNMENT : rounded);
-  return std::make_unique<CpuBuffer>(p, bytes, true);
+  std::memset(p, 0, rounded);
+  return std::make_unique<CpuBuffer>(p, bytes, rounded, Ownership::Heap);
 }
 
 std::unique_ptr<Buffer> CpuBackend::wrap_host(const void* ptr, size_t bytes) {
   require(ptr != nullptr || bytes == 0, "cpu.wrap_host", "expected a host pointer, found nullptr");
-  return std::make_unique<CpuBuffer>(const_cast<void*>(ptr), bytes, false);
+  return std::make_unique<CpuBuffer>(const_cast<void*>(ptr), bytes, bytes, Ownership::Wrapped);
 }
 
 void CpuBackend::upload(BufView dst, const void* src, size_t bytes) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "longbow/backend/cpu/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
 
@@ -93,9 +94,7 @@ const RowKernels& choose_kernels() {
   const char* env = std::getenv("LONGBOW_CPU_SIMD");
   if (env != nullptr && std::string(env) == "scalar") return SCALAR;
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (avx2_kernels() != nullptr && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c")) {
+  if (avx2_kernels() != nullptr && cpu_has_avx2_fma_f16c()) {
     return *avx2_kernels();
   }
 #endif
