@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "longbow/backend/cpu/cpu_features.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
 
 using namespace longbow;
@@ -57,10 +58,7 @@ int main() {
   const MatmulKernels* simd = avx2_matmul_kernels();
   const bool bit_exact = false;
 #if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (simd && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))) {
-    simd = nullptr;
-  }
+  if (simd && !longbow::cpu::cpu_has_avx2_fma_f16c()) simd = nullptr;
 #endif
 #endif
   if (simd == nullptr) {
