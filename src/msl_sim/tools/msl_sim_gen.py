@@ -223,7 +223,9 @@ TG_DECL = re.compile(
     re.M)
 
 
-CONST_DECL = re.compile(r"^[ \t]*(constant)\s+(?!const\b|constexpr\b)[^;(){}]*=[^;{}]*;", re.M)
+# `constant T x = ...;` (a compile-time constant in MSL) but not `constant T& x = ...;`, which in a
+# function body binds a reference into the constant address space and must stay a reference.
+CONST_DECL = re.compile(r"^[ \t]*(constant)\s+(?!const\b|constexpr\b)[^;(){}&]*=[^;{}]*;", re.M)
 
 
 def rewrite(text, masked, attrs, path):

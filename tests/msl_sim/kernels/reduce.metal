@@ -14,8 +14,9 @@ kernel void reduce_sum_f32(constant ReduceArgs& args [[buffer(0)]],
                            uint tg [[threadgroup_position_in_grid]],
                            uint ntg [[threadgroups_per_grid]]) {
   threadgroup float partial[256];
+  constant ReduceArgs& a = args;  // a reference into constant memory stays a reference
   float acc = 0.0f;
-  for (uint i = tg * 256 + tid; i < args.n; i += ntg * 256) acc += src[i];
+  for (uint i = tg * 256 + tid; i < a.n; i += ntg * 256) acc += src[i];
   partial[tid] = acc;
   threadgroup_barrier(mem_flags::mem_threadgroup);
   for (uint stride = 128; stride > 0; stride /= 2) {
