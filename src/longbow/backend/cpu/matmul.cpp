@@ -138,7 +138,9 @@ const MatmulKernels& matmul_kernels() {
     const char* env = std::getenv("LONGBOW_CPU_SIMD");
     if (env != nullptr && std::string(env) == "scalar") return scalar_matmul_kernels();
     if (neon_matmul_kernels() != nullptr) return *neon_matmul_kernels();  // arm64: NEON is baseline
-    // x86-64: the same CPU check as the row kernels (AVX2 + FMA + F16C).
+    // x86-64: AVX-512 (own CPUID check) unless capped at AVX2, else the row kernels' check (AVX2 + FMA + F16C).
+    const bool cap_avx2 = env != nullptr && std::string(env) == "avx2";
+    if (!cap_avx2 && avx512_matmul_kernels() != nullptr) return *avx512_matmul_kernels();
     if (std::string(row_kernels().name) == "avx2" && avx2_matmul_kernels() != nullptr) return *avx2_matmul_kernels();
     return scalar_matmul_kernels();
   }();

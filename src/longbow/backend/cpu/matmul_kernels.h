@@ -45,8 +45,10 @@ struct MatmulKernels {
 
 const MatmulKernels& scalar_matmul_kernels();
 const MatmulKernels* avx2_matmul_kernels();  // nullptr when not compiled in
+const MatmulKernels* avx512_matmul_kernels();  // nullptr when not compiled in or the CPU lacks AVX-512 F/BW/VL
 const MatmulKernels* neon_matmul_kernels();  // nullptr when not compiled in
-// The active set, chosen like row_kernels(): SIMD when the CPU has it, unless LONGBOW_CPU_SIMD=scalar.
+// The active set: the widest SIMD set the CPU has (avx512 > avx2 on x86-64, neon on arm64);
+// LONGBOW_CPU_SIMD=scalar forces the portable kernels, LONGBOW_CPU_SIMD=avx2 caps x86-64 at AVX2.
 const MatmulKernels& matmul_kernels();
 
 inline bool is_block_quant(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
