@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import numbers
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .outputs import RequestOutput, RequestState
@@ -22,6 +23,30 @@ def load_tokenizer(path: Path, model_file) -> "Tokenizer":  # noqa: F821
     return Tokenizer.from_hf_folder(folder)
 
 
+def token_ids_of(prompt) -> list[int]:
+    """A prompt given as token ids (a list, tuple or 1-D numpy array of integers) as a list of
+    ints; ValueError for anything else (floats, strings, bools, nesting, an empty list)."""
+    if isinstance(prompt, (str, bytes)) or not isinstance(prompt, Iterable):
+        raise ValueError(f"[LLM] expected a prompt string or a sequence of token ids, found "
+                         f"{type(prompt).__name__}")
+    ids = list(prompt)
+    for i, t in enumerate(ids):
+        if not isinstance(t, numbers.Integral) or isinstance(t, bool):
+            raise ValueError(f"[LLM] prompt token {i}: expected an integer token id, found {t!r}")
+    if not ids:
+        raise ValueError("[LLM] empty prompt token list")
+    return [int(t) for t in ids]
+
+
+def _is_token_ids(prompts) -> bool:
+    """One prompt of token ids (rather than a batch of prompts)."""
+    if isinstance(prompts, str):
+        return False
+    if getattr(prompts, "ndim", None) == 1:  # a 1-D numpy array
+        return True
+    return isinstance(prompts, Sequence) and len(prompts) > 0 and isinstance(prompts[0], numbers.Integral)
+
+
 class LLM:
     """A model loaded on a backend, ready to generate.
 
@@ -30,6 +55,9 @@ class LLM:
     backend: "cpu", "metal", "metal-sim" or "auto" (Metal when available, else CPU).
     enable_prefix_caching: requests whose prompts start with the same full KV blocks as an
     earlier one reuse those blocks instead of recomputing them.
+    max_model_len (0: the model's context length) may not exceed the model's context length;
+    block_size is the KV block size in tokens; num_blocks (0: derived from kv_cache_bytes) the
+    KV pool size. Out-of-range settings raise ValueError.
     """
 
     def __init__(
@@ -42,6 +70,7 @@ class LLM:
         max_num_seqs: int = 64,
         max_num_batched_tokens: int = 512,
         max_model_len: int = 0,
+        block_size: int = 16,
         num_blocks: int = 0,
         kv_cache_bytes: int = 0,
         attention: str = "auto",
@@ -59,6 +88,7 @@ class LLM:
             backend=backend,
             num_threads=num_threads,
             kv_dtype=kv_dtype,
+            block_size=block_size,
             num_blocks=num_blocks,
             kv_cache_bytes=kv_cache_bytes,
             max_num_seqs=max_num_seqs,
@@ -76,10 +106,7 @@ class LLM:
     def _encode(self, prompt: str | Sequence[int], add_special_tokens: bool = True) -> tuple[str | None, list[int]]:
         if isinstance(prompt, str):
             return prompt, self.tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
-        ids = [int(t) for t in prompt]
-        if not ids:
-            raise ValueError("[LLM] empty prompt token list")
-        return None, ids
+        return None, token_ids_of(prompt)
 
     def _add(self, prompt, params: SamplingParams, add_special_tokens: bool = True) -> RequestState:
         if not isinstance(params, SamplingParams):
@@ -127,10 +154,10 @@ class LLM:
 
         Returns one RequestOutput per prompt, in order.
         """
-        if isinstance(prompts, str) or (
-            isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], int)
-        ):
+        if isinstance(prompts, str) or _is_token_ids(prompts):
             prompts = [prompts]
+        if not isinstance(prompts, Iterable):
+            raise ValueError(f"[LLM] expected a prompt or a list of prompts, found {type(prompts).__name__}")
         prompts = list(prompts)
         if not prompts:
             return []

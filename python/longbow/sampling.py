@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 
@@ -38,6 +39,10 @@ class SamplingParams:
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
             self.stop = [self.stop]
+        elif self.stop is None:
+            self.stop = []
+        if self.stop_token_ids is None:
+            self.stop_token_ids = []
         self.validate()
 
     def validate(self) -> None:
@@ -48,15 +53,17 @@ class SamplingParams:
                 f"[SamplingParams] {name} must be {expected}, got {getattr(self, name)!r}"
             )
 
-        if not isinstance(self.n, int) or self.n < 1:
+        # The engine stores these as 32-bit ints: larger values are errors here, not TypeErrors
+        # (or silent wrap-around) when the request reaches the engine.
+        if not _int(self.n) or not 1 <= self.n <= _INT32_MAX:
             bad("n", "an int >= 1")
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            bad("max_tokens", "an int >= 1")
-        if not isinstance(self.min_tokens, int) or not 0 <= self.min_tokens <= self.max_tokens:
+        if not _int(self.max_tokens) or not 1 <= self.max_tokens <= _INT32_MAX:
+            bad("max_tokens", f"an int in [1, {_INT32_MAX}]")
+        if not _int(self.min_tokens) or not 0 <= self.min_tokens <= self.max_tokens:
             bad("min_tokens", "an int in 0..max_tokens")
         if not _finite(self.temperature) or self.temperature < 0:
             bad("temperature", ">= 0")
-        if not isinstance(self.top_k, int) or self.top_k < 0:
+        if not _int(self.top_k) or not 0 <= self.top_k <= _INT32_MAX:
             bad("top_k", "an int >= 0 (0 disables it)")
         if not _finite(self.top_p) or not 0 < self.top_p <= 1:
             bad("top_p", "in (0, 1]")
@@ -66,11 +73,15 @@ class SamplingParams:
             bad("repetition_penalty", "> 0")
         if not _finite(self.presence_penalty) or not _finite(self.frequency_penalty):
             bad("presence_penalty", "finite")
-        if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**64):
+        if self.seed is not None and (not _int(self.seed) or not 0 <= self.seed < 2**64):
             bad("seed", "an int in [0, 2**64)")
-        if any(not isinstance(s, str) or not s for s in self.stop):
+        if isinstance(self.stop, (bytes, bytearray)) or not _iterable(self.stop) or any(
+            not isinstance(s, str) or not s for s in self.stop
+        ):
             bad("stop", "a list of non-empty strings")
-        if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
+        if not _iterable(self.stop_token_ids) or any(
+            not _int(t) or not 0 <= t <= _INT32_MAX for t in self.stop_token_ids
+        ):
             bad("stop_token_ids", "a list of token ids")
 
     def to_engine(self):
@@ -78,21 +89,33 @@ class SamplingParams:
         from . import _core
 
         p = _core.EngineSamplingParams()
-        p.n = self.n
-        p.max_tokens = self.max_tokens
-        p.min_tokens = self.min_tokens
-        p.temperature = self.temperature
-        p.top_k = self.top_k
-        p.top_p = self.top_p
-        p.min_p = self.min_p
-        p.repetition_penalty = self.repetition_penalty
-        p.presence_penalty = self.presence_penalty
-        p.frequency_penalty = self.frequency_penalty
-        p.seed = self.seed
-        p.stop_token_ids = list(self.stop_token_ids)
-        p.ignore_eos = self.ignore_eos
+        p.n = int(self.n)
+        p.max_tokens = int(self.max_tokens)
+        p.min_tokens = int(self.min_tokens)
+        p.temperature = float(self.temperature)
+        p.top_k = int(self.top_k)
+        p.top_p = float(self.top_p)
+        p.min_p = float(self.min_p)
+        p.repetition_penalty = float(self.repetition_penalty)
+        p.presence_penalty = float(self.presence_penalty)
+        p.frequency_penalty = float(self.frequency_penalty)
+        p.seed = None if self.seed is None else int(self.seed)
+        p.stop_token_ids = [int(t) for t in self.stop_token_ids]
+        p.ignore_eos = bool(self.ignore_eos)
         return p
 
 
+_INT32_MAX = 2**31 - 1
+
+
+def _int(x: object) -> bool:
+    """An integer, numpy integers included; not a bool (True is not a count)."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _iterable(x: object) -> bool:
+    return isinstance(x, (list, tuple, set, frozenset))
+
+
 def _finite(x: object) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)

@@ -14,7 +14,7 @@ namespace {
 DType kv_dtype_from(const std::string& name) {
   DType t = dtype_from_name(name, "engine kv_dtype");
   if (t != DType::F16 && t != DType::F32) {
-    throw std::invalid_argument("[engine] kv_dtype must be 'f16' or 'f32', got '" + name + "'");
+    throw std::invalid_argument("[engine] expected kv_dtype 'f16' or 'f32', found '" + name + "'");
   }
   return t;
 }
@@ -24,7 +24,7 @@ AttentionVariant attention_from(const std::string& name) {
   if (name == "split") return AttentionVariant::Split;
   if (name == "fused") return AttentionVariant::FusedDecode;
   if (name == "flash") return AttentionVariant::FlashPrefill;
-  throw std::invalid_argument("[engine] attention must be auto, split, fused or flash, got '" + name + "'");
+  throw std::invalid_argument("[engine] expected attention 'auto', 'split', 'fused' or 'flash', found '" + name + "'");
 }
 
 }  // namespace

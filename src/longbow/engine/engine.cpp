@@ -5,16 +5,40 @@
 
 namespace longbow::engine {
 
+namespace {
+void check_range(const char* name, int64_t value, int64_t lo, int64_t hi, const std::string& note = "") {
+  if (value < lo || value > hi) {
+    throw std::invalid_argument("[engine] expected " + std::string(name) + " in [" + std::to_string(lo) + ", " +
+                                std::to_string(hi) + "]" + note + ", found " + std::to_string(value));
+  }
+}
+}  // namespace
+
+// Rejects settings that would crash, overflow or silently change meaning (ValueError in Python).
+void validate_config(const EngineConfig& c, const ModelConfig& mc) {
+  check_range("block_size", c.block_size, 1, MAX_BLOCK_SIZE);
+  check_range("max_num_seqs", c.max_num_seqs, 1, MAX_NUM_SEQS);
+  check_range("max_num_batched_tokens", c.max_num_batched_tokens, 1, MAX_NUM_BATCHED_TOKENS);
+  check_range("num_threads", c.num_threads, 0, 1024, " (0 = number of cores)");
+  check_range("num_blocks", c.num_blocks, 0, MAX_NUM_BLOCKS, " (0 = derived from kv_cache_bytes)");
+  if (c.num_blocks == 1) {
+    throw std::invalid_argument("[engine] expected num_blocks 0 (derived) or >= 2 (block 0 is the null block), found 1");
+  }
+  check_range("max_model_len", c.max_model_len, 0, mc.max_position,
+              " (0 = the model's context length " + std::to_string(mc.max_position) + ")");
+  if (c.kv_dtype != DType::F16 && c.kv_dtype != DType::F32) {
+    throw std::invalid_argument(std::string("[engine] expected kv_dtype f16 or f32, found ") + dtype_name(c.kv_dtype));
+  }
+}
+
 Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& config)
     : config_(config), file_(std::move(model)), seed_source_(std::random_device{}()) {
   if (!file_) throw std::invalid_argument("[engine] no model");
-  if (config_.block_size <= 0 || config_.max_num_seqs <= 0 || config_.max_num_batched_tokens <= 0) {
-    throw std::invalid_argument("[engine] block_size, max_num_seqs and max_num_batched_tokens must be > 0");
-  }
+  validate_config(config_, file_->config());
   backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
   model_ = std::make_unique<LlamaModel>(file_, *backend_);
   const ModelConfig& mc = model_->config();
-  if (config_.max_model_len <= 0) config_.max_model_len = mc.max_position;
+  if (config_.max_model_len == 0) config_.max_model_len = mc.max_position;
 
   KvCacheLayout layout;
   layout.num_layers = mc.num_layers;

@@ -30,6 +30,16 @@ struct EngineConfig {
   bool enable_prefix_caching = true;   // reuse cached full blocks of earlier prompts
 };
 
+// Upper bounds of the config (beyond them buffers sizes overflow or cannot be allocated).
+constexpr int MAX_BLOCK_SIZE = 1024;
+constexpr int MAX_NUM_SEQS = 1 << 16;
+constexpr int MAX_NUM_BATCHED_TOKENS = 1 << 20;
+constexpr int MAX_NUM_BLOCKS = 1 << 24;
+
+// Throws std::invalid_argument naming the first setting out of range (max_model_len must not
+// exceed the model's context length; 0 means "the model's").
+void validate_config(const EngineConfig& config, const ModelConfig& model);
+
 struct TokenOutput {
   std::string request_id;
   int token_id = -1;

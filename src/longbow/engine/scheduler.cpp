@@ -32,7 +32,9 @@ void Scheduler::add(std::unique_ptr<Sequence> seq) {
     throw std::invalid_argument("[scheduler] request '" + id + "': expected n in [1, max_num_seqs=" +
                                 std::to_string(config_.max_num_seqs) + "], found " + std::to_string(seq->params.n));
   }
-  const int longest = std::min(config_.max_model_len, seq->num_tokens() + seq->params.max_tokens);
+  // In 64 bits: max_tokens may be INT_MAX ("until the context is full").
+  const int longest = static_cast<int>(std::min<int64_t>(
+      config_.max_model_len, static_cast<int64_t>(seq->num_tokens()) + seq->params.max_tokens));
   if (blocks_.blocks_for(longest) > blocks_.num_blocks() - 1) {
     throw std::invalid_argument("[scheduler] request '" + id + "' needs up to " + std::to_string(longest) +
                                 " tokens of KV cache but the pool holds only " +
