@@ -2,27 +2,14 @@
 // encoders make (metal_ops.cpp, metal_attention.cpp, metal_sample.cpp).
 #include "longbow/backend/metal/kernel_names.h"
 
+#include "longbow/backend/op_checks.h"
+
 #include <algorithm>
 #include <stdexcept>
 
 namespace longbow::metal {
 
-const char* op_kernel_prefix(Op op) {
-  switch (op) {
-    case Op::Embed: return "embed";
-    case Op::RmsNorm: return "rms_norm";
-    case Op::Matmul: return "matmul";
-    case Op::Rope: return "rope";
-    case Op::KvWrite: return "kv_write";
-    case Op::Attention: return "attention";
-    case Op::SiluMul: return "silu_mul";
-    case Op::Add: return "add";
-    case Op::GetRows: return "get_rows";
-    case Op::Sample: return "sample";
-    case Op::CopyBlocks: return "copy_blocks";
-  }
-  throw std::invalid_argument("[metal.kernel_name] unknown op " + std::to_string(static_cast<int>(op)));
-}
+const char* op_kernel_prefix(Op op) { return op_family_name(op); }
 
 std::string kernel_name(Op op, const std::string& variant, const std::string& type) {
   std::string name = op_kernel_prefix(op);

@@ -18,6 +18,7 @@
 #include "kargs.h"
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
+#include "longbow/backend/op_checks.h"
 
 namespace longbow::metal {
 
@@ -121,12 +122,7 @@ void MetalBackend::copy_blocks(const CopyBlocksArgs& a) {
 void MetalBackend::attention(const AttentionArgs& a) {
   require_supported(Op::Attention, a.cache_dtype, "attention");
   const std::string where = name_ + ".attention";
-  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
-              a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
-          where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
-  require(a.num_heads % a.num_kv_heads == 0, where,
-          "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
-              std::to_string(a.num_kv_heads));
+  check_attention_sizes(a, where);
   require(a.head_dim <= 1024, where, "expected head_dim <= 1024, found " + std::to_string(a.head_dim));
   require(a.num_tokens == 0 || a.num_seqs > 0, where,
           "expected at least one sequence for " + std::to_string(a.num_tokens) + " tokens, found none");

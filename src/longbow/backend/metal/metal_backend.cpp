@@ -1,6 +1,7 @@
 // MetalBackend core: buffers, the per-step command buffer, argument binding and scratch. The op
 // encoders live in metal_ops.cpp, metal_attention.cpp and metal_sample.cpp.
 #include "longbow/backend/metal/metal_backend.h"
+#include "longbow/backend/op_checks.h"
 
 #include <cstring>
 #include <stdexcept>
@@ -58,31 +59,12 @@ void MetalBackend::download(void* dst, BufView src, size_t bytes) {
   if (bytes) std::memcpy(dst, static_cast<const char*>(b.buffer->contents()) + b.offset, bytes);
 }
 
-bool MetalBackend::supports(Op op, DType dtype) const {
-  switch (op) {
-    case Op::Matmul:
-    case Op::Embed:
-      return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::Q8_0 ||
-             dtype == DType::Q4_0 || dtype == DType::Q4_1;
-    case Op::KvWrite:
-    case Op::Attention:
-    case Op::CopyBlocks:
-      return dtype == DType::F32 || dtype == DType::F16;
-    case Op::RmsNorm:
-    case Op::Rope:
-    case Op::SiluMul:
-    case Op::Add:
-    case Op::GetRows:
-    case Op::Sample:
-      return dtype == DType::F32;
-  }
-  return false;
-}
+bool MetalBackend::supports(Op op, DType dtype) const { return kernel_set_supports(op, dtype); }
 
 void MetalBackend::require_supported(Op op, DType dtype, const char* where) const {
   if (!supports(op, dtype)) {
     throw std::invalid_argument("[" + name_ + "." + where + "] the " + name_ + " backend does not support " +
-                                op_kernel_prefix(op) + " with dtype " + dtype_name(dtype));
+                                op_family_name(op) + " with dtype " + dtype_name(dtype));
   }
 }
 

@@ -6,6 +6,7 @@
 #include "kargs.h"
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
+#include "longbow/backend/op_checks.h"
 
 namespace longbow::metal {
 
@@ -59,9 +60,7 @@ void MetalBackend::rms_norm(const RmsNormArgs& a) {
 void MetalBackend::matmul(const MatmulArgs& a) {
   require_supported(Op::Matmul, a.w_dtype, "matmul");
   const std::string where = name_ + ".matmul";
-  require(a.M >= 0 && a.N >= 0 && a.K >= 0, where,
-          "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " + std::to_string(a.N) + ", " +
-              std::to_string(a.K));
+  check_matmul_sizes(a, where);
   if (a.M == 0 || a.N == 0) return;
   const size_t row_bytes = dtype_row_bytes(a.w_dtype, a.K);
   const size_t M = a.M, N = a.N, K = a.K;
@@ -83,11 +82,7 @@ void MetalBackend::matmul(const MatmulArgs& a) {
 
 void MetalBackend::rope(const RopeArgs& a) {
   const std::string where = name_ + ".rope";
-  require(a.num_tokens >= 0 && a.num_heads >= 0 && a.num_kv_heads >= 0 && a.head_dim > 0, where,
-          "expected non-negative sizes and head_dim > 0");
-  require(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where,
-          "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
-              std::to_string(a.rot_dim));
+  check_rope_sizes(a, where);
   const size_t T = a.num_tokens, D = a.head_dim;
   std::vector<Bound> bufs = {bind_view(a.q, T * a.num_heads * D * 4, "rope", "q"),      // (T, num_heads, head_dim)
                              bind_view(a.k, T * a.num_kv_heads * D * 4, "rope", "k"),   // (T, num_kv_heads, head_dim)

@@ -1,0 +1,76 @@
+#include "longbow/backend/op_checks.h"
+
+#include <stdexcept>
+
+namespace longbow {
+
+namespace {
+void check(bool ok, const std::string& where, const std::string& message) {
+  if (!ok) throw std::invalid_argument("[" + where + "] " + message);
+}
+}  // namespace
+
+const char* op_family_name(Op op) {
+  switch (op) {
+    case Op::Embed: return "embed";
+    case Op::RmsNorm: return "rms_norm";
+    case Op::Matmul: return "matmul";
+    case Op::Rope: return "rope";
+    case Op::KvWrite: return "kv_write";
+    case Op::Attention: return "attention";
+    case Op::SiluMul: return "silu_mul";
+    case Op::Add: return "add";
+    case Op::GetRows: return "get_rows";
+    case Op::Sample: return "sample";
+    case Op::CopyBlocks: return "copy_blocks";
+  }
+  throw std::invalid_argument("[backend] expected a known op, found " + std::to_string(static_cast<int>(op)));
+}
+
+bool kernel_set_supports(Op op, DType dtype) {
+  switch (op) {
+    case Op::Matmul:
+    case Op::Embed:
+      return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::Q8_0 ||
+             dtype == DType::Q4_0 || dtype == DType::Q4_1;
+    case Op::KvWrite:
+    case Op::Attention:
+    case Op::CopyBlocks:
+      return dtype == DType::F32 || dtype == DType::F16;
+    case Op::RmsNorm:
+    case Op::Rope:
+    case Op::SiluMul:
+    case Op::Add:
+    case Op::GetRows:
+    case Op::Sample:
+      return dtype == DType::F32;
+  }
+  return false;
+}
+
+void check_matmul_sizes(const MatmulArgs& a, const std::string& where) {
+  check(a.M >= 0 && a.N >= 0 && a.K >= 0, where,
+        "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " + std::to_string(a.N) + ", " +
+            std::to_string(a.K));
+}
+
+void check_rope_sizes(const RopeArgs& a, const std::string& where) {
+  check(a.num_tokens >= 0 && a.num_heads >= 0 && a.num_kv_heads >= 0 && a.head_dim > 0, where,
+        "expected non-negative sizes and head_dim > 0, found num_tokens=" + std::to_string(a.num_tokens) +
+            " num_heads=" + std::to_string(a.num_heads) + " num_kv_heads=" + std::to_string(a.num_kv_heads) +
+            " head_dim=" + std::to_string(a.head_dim));
+  check(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where,
+        "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
+            std::to_string(a.rot_dim));
+}
+
+void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
+  check(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
+            a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
+        where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
+  check(a.num_heads % a.num_kv_heads == 0, where,
+        "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
+            std::to_string(a.num_kv_heads));
+}
+
+}  // namespace longbow

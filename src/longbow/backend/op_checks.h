@@ -1,0 +1,21 @@
+// Backend-independent pieces every backend shares: op family names, the (op, dtype) table of
+// the kernel set, and the size checks of op arguments (before any view is bound).
+#pragma once
+
+#include <string>
+
+#include "longbow/backend/backend.h"
+
+namespace longbow {
+
+// "matmul", "rms_norm", ... (the `<op>` of kernel names and of error messages).
+const char* op_family_name(Op op);
+// The (op, dtype) pairs of the shared kernel set: weights in every dtype for matmul/embed,
+// f16/f32 KV cache, f32 activations elsewhere. A backend's supports() may narrow it.
+bool kernel_set_supports(Op op, DType dtype);
+// Throw std::invalid_argument("[where] expected ..., found ...") for sizes no kernel can take.
+void check_matmul_sizes(const MatmulArgs& a, const std::string& where);
+void check_rope_sizes(const RopeArgs& a, const std::string& where);
+void check_attention_sizes(const AttentionArgs& a, const std::string& where);
+
+}  // namespace longbow
