@@ -171,3 +171,16 @@ def test_n_samples_with_stop_strings_stop_each_sample(llm):
         else:
             assert (g.text, g.finish_reason) == (f.text, "length")
     assert llm.stats()["num_blocks_used"] == 0 and not llm.engine.has_unfinished()
+
+
+# ---- shared op argument checks (backend/op_checks) -----------------------------------------
+
+@pytest.mark.parametrize("backend", ["cpu", "metal-sim"])
+def test_rope_rot_dim_beyond_head_dim_is_a_value_error(backend):
+    if backend not in _core.available_backends():
+        pytest.skip(f"no {backend} backend in this build")
+    q = np.zeros((2, 2, 4), np.float32)
+    k = np.zeros((2, 1, 4), np.float32)
+    pos = np.arange(2, dtype=np.int32)
+    with pytest.raises(ValueError, match=r"rope\] expected an even rot_dim in \(0, head_dim=4\], found 6"):
+        _core.ops.rope(backend, q, k, pos, np.ones(3, np.float32), False)
