@@ -1,6 +1,6 @@
 // SIMD matmul micro-kernels (AVX2 on x86-64, NEON on arm64) against the portable scalar ones:
 // activation quantization must be identical, block dot products equal within float reassociation
-// (NEON: bit-identical). Exit code 0 = pass; prints what it checked. Builds for arm64 with only
+// (NEON: bit-identical). On x86-64 every set the CPU supports is checked (AVX2, AVX-512). Exit code 0 = pass; prints what it checked. Builds for arm64 with only
 // matmul_scalar.cpp, matmul_tile_neon.cpp and core/dtype.cpp, so it runs under qemu-aarch64
 // (tests/test_matmul_kernels.py does the cross build: aarch64-linux-gnu-g++ -static, then
 // qemu-aarch64 on the binary).
@@ -48,29 +48,14 @@ std::vector<uint8_t> random_row(DType t, int K, std::mt19937& rng) {
   return row;
 }
 
-}  // namespace
-
-int main() {
-#if defined(__aarch64__)
-  const MatmulKernels* simd = neon_matmul_kernels();
-  const bool bit_exact = true;
-#else
-  const MatmulKernels* simd = avx2_matmul_kernels();
-  const bool bit_exact = false;
-#if defined(__x86_64__)
-  if (simd && !longbow::cpu::cpu_has_avx2_fma_f16c()) simd = nullptr;
-#endif
-#endif
-  if (simd == nullptr) {
-    std::printf("SKIP no SIMD matmul kernels on this CPU/build\n");
-    return 0;
-  }
+// Checks one SIMD kernel set against the scalar one; returns the number of dot products checked.
+int check_set(const MatmulKernels* simd, bool bit_exact) {
   const MatmulKernels& ref = scalar_matmul_kernels();
   std::mt19937 rng(42);
   std::normal_distribution<float> nd(0.f, 1.f);
   int checked = 0;
   for (int K : {32, 64, 96, 576, 1536}) {
-    for (int M : {1, 2, 3, 4, 5}) {
+    for (int M : {1, 2, 3, 4, 5, 7, 8, 9}) {
       std::vector<float> x(static_cast<size_t>(M) * K);
       for (auto& v : x) v = nd(rng) * (rng() % 4 == 0 ? 40.f : 1.f);
       std::fill(x.begin(), x.begin() + 32, 0.f);                   // an all-zero block
@@ -84,22 +69,48 @@ int main() {
       check(std::memcmp(qa.data(), qs.data(), qa.size() * sizeof(BlockQ16A)) == 0, "quantize_q16a identical", 0, 0);
       for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
         auto row = random_row(t, K, rng);
-        const int mr = M < MAX_MR ? M : MAX_MR;
-        float a[MAX_MR], s[MAX_MR];
-        simd->dot_q(t, row.data(), qs.data(), nb, mr, K, a, 1);
-        ref.dot_q(t, row.data(), qs.data(), nb, mr, K, s, 1);
-        for (int m = 0; m < mr; ++m) {
+        float a[MAX_MR + 1], s[MAX_MR + 1];
+        simd->dot_q(t, row.data(), qs.data(), nb, M, K, a, 1);  // M = 9 > MAX_MR: split by the kernel
+        ref.dot_q(t, row.data(), qs.data(), nb, M, K, s, 1);
+        for (int m = 0; m < M; ++m) {
           const double tol = bit_exact ? 0.0 : 1e-5 * (1.0 + std::fabs(s[m])) + 1e-6 * K;
           check(std::fabs(a[m] - s[m]) <= tol, dtype_name(t), a[m], s[m]);
           ++checked;
+          // Each row alone equals the same row inside the tile (batch composition never matters).
+          float one;
+          simd->dot_q(t, row.data(), qs.data() + m * nb, nb, 1, K, &one, 1);
+          check(one == a[m], "tile row == single row", one, a[m]);
         }
-        // A row alone equals the same row inside a tile.
-        float one;
-        simd->dot_q(t, row.data(), qs.data(), nb, 1, K, &one, 1);
-        check(one == a[0], "tile row 0 == single row", one, a[0]);
       }
     }
   }
-  std::printf("%s: %d dot products checked against scalar, %d failures\n", simd->name, checked, failures);
+  return checked;
+}
+
+}  // namespace
+
+int main() {
+#if defined(__aarch64__)
+  const MatmulKernels* sets[] = {neon_matmul_kernels()};
+  const bool bit_exact = true;
+#else
+  const MatmulKernels* sets[] = {avx2_matmul_kernels(), avx512_matmul_kernels()};
+  const bool bit_exact = false;
+#if defined(__x86_64__)
+  if (!longbow::cpu::cpu_has_avx2_fma_f16c()) sets[0] = nullptr;
+#endif
+#endif
+  int num_sets = 0;
+  for (const MatmulKernels* simd : sets) {
+    if (simd == nullptr) continue;
+    const int before = failures;
+    const int checked = check_set(simd, bit_exact);
+    std::printf("%s: %d dot products checked against scalar, %d failures\n", simd->name, checked, failures - before);
+    ++num_sets;
+  }
+  if (num_sets == 0) {
+    std::printf("SKIP no SIMD matmul kernels on this CPU/build\n");
+    return 0;
+  }
   return failures == 0 ? 0 : 1;
 }

@@ -5,7 +5,7 @@
 // weights: activations are quantized once to BlockQ16A, then integer block dot products
 // (matmul_kernels.h). Float weights: direct SIMD dot products, or on the scalar path a tile of W
 // rows dequantized once and reused for all M activation rows. Prefill walks W in cache tiles and
-// runs MAX_MR activation rows per weight row.
+// runs mk.mr (<= MAX_MR) activation rows per weight row.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -178,8 +178,8 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
       float r[MAX_MR];
       for (int64_t n0 = begin; n0 < end; n0 += tile) {
         const int64_t n1 = std::min<int64_t>(end, n0 + tile);
-        for (size_t m0 = 0; m0 < M; m0 += MAX_MR) {
-          const int mr = static_cast<int>(std::min<size_t>(MAX_MR, M - m0));
+        for (size_t m0 = 0; m0 < M; m0 += mk.mr) {
+          const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
           for (int64_t n = n0; n < n1; ++n) {
             mk.dot_q(a.w_dtype, w + n * row_bytes, xq + m0 * nb, nb, mr, a.K, r, 1);
             for (int i = 0; i < mr; ++i) store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
@@ -195,8 +195,8 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
       float r[MAX_MR];
       for (int64_t n0 = begin; n0 < end; n0 += tile) {
         const int64_t n1 = std::min<int64_t>(end, n0 + tile);
-        for (size_t m0 = 0; m0 < M; m0 += MAX_MR) {
-          const int mr = static_cast<int>(std::min<size_t>(MAX_MR, M - m0));
+        for (size_t m0 = 0; m0 < M; m0 += mk.mr) {
+          const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
           for (int64_t n = n0; n < n1; ++n) {
             mk.dot_f(a.w_dtype, w + n * row_bytes, x + m0 * K, K, mr, a.K, r, 1);
             for (int i = 0; i < mr; ++i) store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);

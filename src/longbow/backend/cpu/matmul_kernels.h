@@ -27,10 +27,11 @@ struct BlockQ16A {
 static_assert(sizeof(BlockQ16A) == 72);
 constexpr float Q16_MAX = 32767.f;
 
-constexpr int MAX_MR = 4;  // activation rows per tile call
+constexpr int MAX_MR = 8;  // activation rows per tile call (upper bound over kernel sets)
 
 struct MatmulKernels {
   const char* name;
+  int mr;  // activation rows per dot_q / dot_f call that this set runs best with (<= MAX_MR)
   // y (K/32,) = quantized x (K,) ; K a multiple of 32. Rounds to nearest-even, |q| <= 32767.
   void (*quantize_q16a)(const float* x, BlockQ16A* y, int64_t K);
   // out[m * ldo] = w_row · x_m for m < mr; w_row is one (K,) row in dtype t (Q4_0/Q4_1/Q8_0),

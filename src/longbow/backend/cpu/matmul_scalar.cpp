@@ -77,7 +77,7 @@ void scalar_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, i
   for (int m = 0; m < mr; ++m) out[m * ldo] = dot_row(t, w_row, xq + m * ldx, K / QK);
 }
 
-const MatmulKernels SCALAR = {"scalar", scalar_quantize_q16a, scalar_dot_q, nullptr};
+const MatmulKernels SCALAR = {"scalar", 4, scalar_quantize_q16a, scalar_dot_q, nullptr};
 
 }  // namespace
 

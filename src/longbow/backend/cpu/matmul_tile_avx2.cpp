@@ -112,6 +112,10 @@ void avx2_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int
     throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
                                 dtype_name(t));
   }
+  if (mr > 4) {  // rows beyond the widest template: the same per-row kernel, four rows at a time
+    avx2_dot_q(t, w_row, xq, ldx, 4, K, out, ldo);
+    return avx2_dot_q(t, w_row, xq + 4 * ldx, ldx, mr - 4, K, out + 4 * ldo, ldo);
+  }
   const int64_t nb = K / QK;
   switch (mr) {
     case 1: return dot_q_mr<1>(t, w_row, xq, ldx, nb, out, ldo);
@@ -168,6 +172,10 @@ void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, 
 
 template <DType T>
 void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float* out, size_t ldo) {
+  if (mr > 4) {
+    dot_f_t<T>(w, x, ldx, 4, K, out, ldo);
+    return dot_f_t<T>(w, x + 4 * ldx, ldx, mr - 4, K, out + 4 * ldo, ldo);
+  }
   switch (mr) {
     case 1: return dot_f_mr<T, 1>(w, x, ldx, K, out, ldo);
     case 2: return dot_f_mr<T, 2>(w, x, ldx, K, out, ldo);
@@ -188,7 +196,7 @@ void avx2_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, 
   }
 }
 
-const MatmulKernels AVX2 = {"avx2", avx2_quantize_q16a, avx2_dot_q, avx2_dot_f};
+const MatmulKernels AVX2 = {"avx2", 4, avx2_quantize_q16a, avx2_dot_q, avx2_dot_f};
 
 }  // namespace
 

@@ -7,6 +7,8 @@
 //
 // The file is compiled with the baseline flags; `#pragma GCC target` enables AVX-512 for the
 // kernels only, and avx512_matmul_kernels() returns them only after a CPUID + XGETBV check.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -52,62 +54,88 @@ inline __m512i unpack_q4(const uint8_t* qs) {
   return _mm512_cvtepu8_epi16(both);
 }
 
-// acc[m] += (w · x_m as int32 lanes) * (dw * d_m) for the MR activation rows of one block.
+// acc[m] += (w · x_m as int32 lanes) * d_m * dw for the MR activation rows of one block.
+// (p * d_m) * dw rather than p * (dw * d_m): d_m is a broadcast memory operand and dw one register
+// per block, so a pair costs no scalar multiply and no shuffle (the multiply ports are the limit).
 template <int MR>
 inline void block_fma(__m512i w, float dw, const BlockQ16A* xb, size_t ldx, __m512* acc) {
+  const __m512 dwv = _mm512_set1_ps(dw);
   for (int m = 0; m < MR; ++m) {
     const BlockQ16A* x = xb + m * ldx;
     const __m512i p = _mm512_madd_epi16(w, _mm512_loadu_si512(x->qs));
-    acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(dw * x->d), acc[m]);
+    acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(x->d)), dwv, acc[m]);
   }
 }
 
-template <int MR>
-void dot_q_mr(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+// Weight block b of a Q4_0/Q4_1/Q8_0 row as 32 int16, its scale and its correction factor
+// (Q4_1: + m * s; Q4_0: - 8 * d * s, the sign applied at the end; Q8_0: none).
+template <DType T>
+inline __m512i weight_block(const void* w_row, int64_t b, float* dw, float* cw) {
+  if constexpr (T == DType::Q4_1) {
+    const auto& blk = static_cast<const BlockQ4_1*>(w_row)[b];
+    *dw = h2f(blk.d), *cw = h2f(blk.m);
+    return unpack_q4(blk.qs);
+  } else if constexpr (T == DType::Q4_0) {
+    const auto& blk = static_cast<const BlockQ4_0*>(w_row)[b];
+    *dw = *cw = h2f(blk.d);
+    return unpack_q4(blk.qs);
+  } else {
+    const auto& blk = static_cast<const BlockQ8_0*>(w_row)[b];
+    *dw = h2f(blk.d), *cw = 0.f;
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)));
+  }
+}
+
+template <DType T>
+inline float finish(float acc, float corr) {
+  return T == DType::Q4_1 ? acc + corr : T == DType::Q4_0 ? acc - 8.f * corr : acc;
+}
+
+template <DType T, int MR>
+void dot_q_mr(const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
   __m512 acc[MR];
   float corr[MR];
   for (int m = 0; m < MR; ++m) {
     acc[m] = _mm512_setzero_ps();
     corr[m] = 0.f;
   }
-  if (t == DType::Q4_1) {
-    const auto* w = static_cast<const BlockQ4_1*>(w_row);
-    for (int64_t b = 0; b < nb; ++b) {
-      block_fma<MR>(unpack_q4(w[b].qs), h2f(w[b].d), xq + b, ldx, acc);
-      const float mw = h2f(w[b].m);
-      for (int m = 0; m < MR; ++m) corr[m] += mw * xq[m * ldx + b].s;
-    }
-    for (int m = 0; m < MR; ++m) out[m * ldo] = _mm512_reduce_add_ps(acc[m]) + corr[m];
-  } else if (t == DType::Q4_0) {
-    const auto* w = static_cast<const BlockQ4_0*>(w_row);
-    for (int64_t b = 0; b < nb; ++b) {
-      const float dw = h2f(w[b].d);
-      block_fma<MR>(unpack_q4(w[b].qs), dw, xq + b, ldx, acc);
-      for (int m = 0; m < MR; ++m) corr[m] += dw * xq[m * ldx + b].s;
-    }
-    for (int m = 0; m < MR; ++m) out[m * ldo] = _mm512_reduce_add_ps(acc[m]) - 8.f * corr[m];
-  } else {
-    const auto* w = static_cast<const BlockQ8_0*>(w_row);
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs)));
-      block_fma<MR>(wv, h2f(w[b].d), xq + b, ldx, acc);
-    }
-    for (int m = 0; m < MR; ++m) out[m * ldo] = _mm512_reduce_add_ps(acc[m]);
+  for (int64_t b = 0; b < nb; ++b) {
+    float dw, cw;
+    const __m512i w = weight_block<T>(w_row, b, &dw, &cw);
+    block_fma<MR>(w, dw, xq + b, ldx, acc);
+    for (int m = 0; m < MR; ++m) corr[m] = std::fma(cw, xq[m * ldx + b].s, corr[m]);
+  }
+  for (int m = 0; m < MR; ++m) out[m * ldo] = finish<T>(_mm512_reduce_add_ps(acc[m]), corr[m]);
+}
+
+template <DType T>
+void dot_q_t(const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+  switch (mr) {
+    case 1: return dot_q_mr<T, 1>(w_row, xq, ldx, nb, out, ldo);
+    case 2: return dot_q_mr<T, 2>(w_row, xq, ldx, nb, out, ldo);
+    case 3: return dot_q_mr<T, 3>(w_row, xq, ldx, nb, out, ldo);
+    case 4: return dot_q_mr<T, 4>(w_row, xq, ldx, nb, out, ldo);
+    case 5: return dot_q_mr<T, 5>(w_row, xq, ldx, nb, out, ldo);
+    case 6: return dot_q_mr<T, 6>(w_row, xq, ldx, nb, out, ldo);
+    case 7: return dot_q_mr<T, 7>(w_row, xq, ldx, nb, out, ldo);
+    default: return dot_q_mr<T, 8>(w_row, xq, ldx, nb, out, ldo);
   }
 }
 
 void avx512_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
                   size_t ldo) {
-  if (!is_block_quant(t)) {
-    throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
-                                dtype_name(t));
+  if (mr > 8) {
+    avx512_dot_q(t, w_row, xq, ldx, 8, K, out, ldo);
+    return avx512_dot_q(t, w_row, xq + 8 * ldx, ldx, mr - 8, K, out + 8 * ldo, ldo);
   }
   const int64_t nb = K / QK;
-  switch (mr) {
-    case 1: return dot_q_mr<1>(t, w_row, xq, ldx, nb, out, ldo);
-    case 2: return dot_q_mr<2>(t, w_row, xq, ldx, nb, out, ldo);
-    case 3: return dot_q_mr<3>(t, w_row, xq, ldx, nb, out, ldo);
-    default: return dot_q_mr<4>(t, w_row, xq, ldx, nb, out, ldo);
+  switch (t) {
+    case DType::Q4_0: return dot_q_t<DType::Q4_0>(w_row, xq, ldx, mr, nb, out, ldo);
+    case DType::Q4_1: return dot_q_t<DType::Q4_1>(w_row, xq, ldx, mr, nb, out, ldo);
+    case DType::Q8_0: return dot_q_t<DType::Q8_0>(w_row, xq, ldx, mr, nb, out, ldo);
+    default:
+      throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
+                                  dtype_name(t));
   }
 }
 
@@ -158,11 +186,19 @@ void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, 
 
 template <DType T>
 void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float* out, size_t ldo) {
+  if (mr > 8) {
+    dot_f_t<T>(w, x, ldx, 8, K, out, ldo);
+    return dot_f_t<T>(w, x + 8 * ldx, ldx, mr - 8, K, out + 8 * ldo, ldo);
+  }
   switch (mr) {
     case 1: return dot_f_mr<T, 1>(w, x, ldx, K, out, ldo);
     case 2: return dot_f_mr<T, 2>(w, x, ldx, K, out, ldo);
     case 3: return dot_f_mr<T, 3>(w, x, ldx, K, out, ldo);
-    default: return dot_f_mr<T, 4>(w, x, ldx, K, out, ldo);
+    case 4: return dot_f_mr<T, 4>(w, x, ldx, K, out, ldo);
+    case 5: return dot_f_mr<T, 5>(w, x, ldx, K, out, ldo);
+    case 6: return dot_f_mr<T, 6>(w, x, ldx, K, out, ldo);
+    case 7: return dot_f_mr<T, 7>(w, x, ldx, K, out, ldo);
+    default: return dot_f_mr<T, 8>(w, x, ldx, K, out, ldo);
   }
 }
 
@@ -178,7 +214,7 @@ void avx512_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr
   }
 }
 
-const MatmulKernels AVX512 = {"avx512", avx512_quantize_q16a, avx512_dot_q, avx512_dot_f};
+const MatmulKernels AVX512 = {"avx512", 8, avx512_quantize_q16a, avx512_dot_q, avx512_dot_f};
 
 }  // namespace
 

@@ -104,6 +104,10 @@ void neon_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int
     throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
                                 dtype_name(t));
   }
+  if (mr > 4) {  // rows beyond the widest template: the same per-row kernel, four rows at a time
+    neon_dot_q(t, w_row, xq, ldx, 4, K, out, ldo);
+    return neon_dot_q(t, w_row, xq + 4 * ldx, ldx, mr - 4, K, out + 4 * ldo, ldo);
+  }
   const int64_t nb = K / QK;
   switch (mr) {
     case 1: return dot_q_mr<1>(t, w_row, xq, ldx, nb, out, ldo);
@@ -113,7 +117,7 @@ void neon_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int
   }
 }
 
-const MatmulKernels NEON = {"neon", neon_quantize_q16a, neon_dot_q, nullptr};
+const MatmulKernels NEON = {"neon", 4, neon_quantize_q16a, neon_dot_q, nullptr};
 
 }  // namespace
 
