@@ -1,4 +1,4 @@
-"""The `longbow` command line: generate, chat, pull, info."""
+"""The `longbow` command line: generate, chat, pull, info, serve, bench."""
 
 from __future__ import annotations
 
@@ -71,6 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
     info.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")
+
+    bench = sub.add_parser("bench", help="prefill/decode tokens/s (--peers: against llama.cpp on the same GGUF)")
+    bench.add_argument("--model", "-m", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1)")
+    bench.add_argument("--backend", "-b", choices=BACKENDS, default="cpu", help="backend (without --peers)")
+    bench.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
+    bench.add_argument("--reps", type=int, default=3, help="runs per case; medians are reported")
+    bench.add_argument("--peers", action="store_true",
+                       help="compare with llama.cpp (and --transformers) in alternating subprocesses; "
+                            "needs the 'bench' extra")
+    bench.add_argument("--prefill-len", type=int, default=512, help="prompt tokens (without --peers)")
+    bench.add_argument("--decode-len", type=int, default=128, help="generated tokens (without --peers)")
+    bench.add_argument("--out", default=None, help="append JSON lines here (without --peers)")
+    from longbow.benchmarks import peers
+
+    peers.add_args(bench)
     return parser
 
 
@@ -244,8 +259,28 @@ def cmd_serve(args: argparse.Namespace, out, err) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, out, err) -> int:
+    from longbow.pull import resolve_model
+
+    if min(args.threads) < 1 or args.reps < 1 or args.prefill_len < 1 or args.decode_len < 2:
+        raise CliError(f"expected threads >= 1, reps >= 1, prefill-len >= 1 and decode-len >= 2, found "
+                       f"{args.threads}, {args.reps}, {args.prefill_len}, {args.decode_len}")
+    model = str(resolve_model(args.model))
+    if args.peers:
+        from longbow.benchmarks import peers
+
+        peers.compare(model, args.dtypes, args.threads, args.reps, Path(args.out_dir), args.transformers)
+        _write(out, (Path(args.out_dir) / "compare_peers.md").read_text())
+        return 0
+    from longbow.benchmarks import generate
+
+    generate.run(model, args.threads, args.reps, args.out, prefill_len=args.prefill_len,
+                 decode_len=args.decode_len, backend=args.backend, write=lambda line: _write(out, line + "\n"))
+    return 0
+
+
 COMMANDS = {"generate": cmd_generate, "chat": cmd_chat, "pull": cmd_pull, "info": cmd_info,
-            "serve": cmd_serve}
+            "serve": cmd_serve, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None, out=None, err=None) -> int:
