@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
@@ -46,12 +48,12 @@ void avx512_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   }
 }
 
-// 32 Q4 nibbles (elements 0..15 in the low nibbles, 16..31 in the high ones) -> 32 int16.
+// 32 Q4 nibbles (elements 0..15 in the low nibbles, 16..31 in the high ones) -> 32 int16: the 16
+// bytes widened twice, the upper copy shifted right by 4, both masked.
 inline __m512i unpack_q4(const uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i nib = _mm_set1_epi8(0x0F);
-  const __m256i both = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), nib), _mm_and_si128(q, nib));
-  return _mm512_cvtepu8_epi16(both);
+  const __m256i q2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+  return _mm512_and_si512(_mm512_srlv_epi16(_mm512_cvtepu8_epi16(q2), shift), _mm512_set1_epi16(0x0F));
 }
 
 // acc[m] += (w · x_m as int32 lanes) * d_m * dw for the MR activation rows of one block.
@@ -73,7 +75,10 @@ template <DType T>
 inline __m512i weight_block(const void* w_row, int64_t b, float* dw, float* cw) {
   if constexpr (T == DType::Q4_1) {
     const auto& blk = static_cast<const BlockQ4_1*>(w_row)[b];
-    *dw = h2f(blk.d), *cw = h2f(blk.m);
+    uint32_t dm_bits;  // d and m, adjacent f16 values: one conversion for both
+    std::memcpy(&dm_bits, &blk.d, sizeof(dm_bits));
+    const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dm_bits)));
+    *dw = _mm_cvtss_f32(dm), *cw = _mm_cvtss_f32(_mm_movehdup_ps(dm));
     return unpack_q4(blk.qs);
   } else if constexpr (T == DType::Q4_0) {
     const auto& blk = static_cast<const BlockQ4_0*>(w_row)[b];
@@ -91,21 +96,38 @@ inline float finish(float acc, float corr) {
   return T == DType::Q4_1 ? acc + corr : T == DType::Q4_0 ? acc - 8.f * corr : acc;
 }
 
+// Two accumulator chains per row (even and odd blocks, summed at the end) so that a single row
+// (decode) is not bound by the FMA latency of one chain; the same for every mr, so a row gets the
+// same bits alone or in a tile.
 template <DType T, int MR>
 void dot_q_mr(const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
-  __m512 acc[MR];
-  float corr[MR];
-  for (int m = 0; m < MR; ++m) {
-    acc[m] = _mm512_setzero_ps();
-    corr[m] = 0.f;
+  __m512 acc[2][MR];
+  float corr[2][MR];
+  for (int c = 0; c < 2; ++c) {
+    for (int m = 0; m < MR; ++m) {
+      acc[c][m] = _mm512_setzero_ps();
+      corr[c][m] = 0.f;
+    }
   }
-  for (int64_t b = 0; b < nb; ++b) {
+  // One block into chain C (a compile-time index, so the accumulators stay in registers).
+  auto step = [&](auto chain, int64_t b) {
+    constexpr int C = decltype(chain)::value;
     float dw, cw;
     const __m512i w = weight_block<T>(w_row, b, &dw, &cw);
-    block_fma<MR>(w, dw, xq + b, ldx, acc);
-    for (int m = 0; m < MR; ++m) corr[m] = std::fma(cw, xq[m * ldx + b].s, corr[m]);
+    block_fma<MR>(w, dw, xq + b, ldx, acc[C]);
+    if constexpr (T != DType::Q8_0) {
+      for (int m = 0; m < MR; ++m) corr[C][m] = std::fma(cw, xq[m * ldx + b].s, corr[C][m]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    step(std::integral_constant<int, 0>{}, b);
+    step(std::integral_constant<int, 1>{}, b + 1);
   }
-  for (int m = 0; m < MR; ++m) out[m * ldo] = finish<T>(_mm512_reduce_add_ps(acc[m]), corr[m]);
+  if (b < nb) step(std::integral_constant<int, 0>{}, b);
+  for (int m = 0; m < MR; ++m) {
+    out[m * ldo] = finish<T>(_mm512_reduce_add_ps(_mm512_add_ps(acc[0][m], acc[1][m])), corr[0][m] + corr[1][m]);
+  }
 }
 
 template <DType T>
