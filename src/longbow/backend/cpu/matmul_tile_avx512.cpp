@@ -1,12 +1,13 @@
 // AVX-512 (F + BW + VL) matmul micro-kernels: the AVX2 tile kernels (matmul_tile_avx2.cpp) at
 // twice the width. A whole 32-value block is one zmm: 32 int16 weights (widened from Q4/Q8) times
 // the 32 int16 activations of a BlockQ16A in one vpmaddwd, so each (weight block, token) pair costs
-// one multiply-add, one int->float conversion and one FMA, where AVX2 needs five vector ops.
+// vpmaddwd, an int->float conversion, a multiply by the broadcast activation scale and an FMA.
 // Same activation format (BlockQ16A) and the same accumulation order at every mr, so a token's
 // result does not depend on the batch. Float weights (F32/F16/BF16): 16-lane FMA dot products.
 //
-// The file is compiled with the baseline flags; `#pragma GCC target` enables AVX-512 for the
-// kernels only, and avx512_matmul_kernels() returns them only after a CPUID + XGETBV check.
+// The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
+// enables AVX-512 for the kernels only, and avx512_matmul_kernels() returns them only after a
+// CPUID + XGETBV check.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -20,8 +21,12 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+#endif
 #include <immintrin.h>
 
 namespace longbow::cpu {
@@ -241,7 +246,11 @@ const MatmulKernels AVX512 = {"avx512", 8, avx512_quantize_q16a, avx512_dot_q, a
 }  // namespace
 
 }  // namespace longbow::cpu
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace longbow::cpu {
 
