@@ -89,8 +89,10 @@ class SampleState:
             self.text += emit
             return emit, True
         if finished:
-            emit += self._stops.push(self._detok.flush())[0] + self._stops.flush()
-            self._finish(reason or "stop", now)
+            tail, stopped_at_end = self._stops.push(self._detok.flush())
+            emit += tail + self._stops.flush()
+            # Text held back until the end (an unfinished character) can still complete a stop string.
+            self._finish("stop" if stopped_at_end else (reason or "stop"), now)
         self.text += emit
         return emit, False
 
