@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "longbow/backend/op_checks.h"
+
 namespace longbow::cpu {
 
 namespace {
@@ -37,22 +39,6 @@ class CpuBuffer final : public Buffer {
   Ownership own_;
 };
 
-const char* op_name(Op op) {
-  switch (op) {
-    case Op::Embed: return "embed";
-    case Op::RmsNorm: return "rms_norm";
-    case Op::Matmul: return "matmul";
-    case Op::Rope: return "rope";
-    case Op::KvWrite: return "kv_write";
-    case Op::Attention: return "attention";
-    case Op::SiluMul: return "silu_mul";
-    case Op::Add: return "add";
-    case Op::GetRows: return "get_rows";
-    case Op::Sample: return "sample";
-    case Op::CopyBlocks: return "copy_blocks";
-  }
-  return "?";
-}
 }  // namespace
 
 // ---- shared helpers of cpu_ops.h ----
@@ -126,29 +112,12 @@ void CpuBackend::download(void* dst, BufView src, size_t bytes) {
 }
 
 bool CpuBackend::supports(Op op, DType dtype) const {
-  switch (op) {
-    case Op::Matmul:
-    case Op::Embed:
-      return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::Q8_0 ||
-             dtype == DType::Q4_0 || dtype == DType::Q4_1;
-    case Op::KvWrite:
-    case Op::Attention:
-    case Op::CopyBlocks:
-      return dtype == DType::F32 || dtype == DType::F16;
-    case Op::RmsNorm:
-    case Op::Rope:
-    case Op::SiluMul:
-    case Op::Add:
-    case Op::GetRows:
-    case Op::Sample:
-      return dtype == DType::F32;
-  }
-  return false;
+  return kernel_set_supports(op, dtype);  // the CPU implements the whole shared kernel set
 }
 
 void CpuBackend::require_supported(Op op, DType dtype, const char* where) const {
   if (!supports(op, dtype)) {
-    throw std::invalid_argument(std::string("[") + where + "] the cpu backend does not support " + op_name(op) +
+    throw std::invalid_argument(std::string("[") + where + "] the cpu backend does not support " + op_family_name(op) +
                                 " with dtype " + dtype_name(dtype));
   }
 }
