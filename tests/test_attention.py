@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from op_refs import paged_batch as make_batch, attention64 as ref64
 
 ops = pytest.importorskip("longbow._core").ops
 
@@ -23,47 +24,6 @@ TOL = {
     "f16": (2e-5, 1e-4),  # both sides read the same f16 cache values
     "large_logits": (2e-3, 2e-3),
 }
-
-
-def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
-    """Varlen batch: sequence s has ctx_lens[s] keys, its last new_lens[s] tokens are queries.
-    Block tables are a random permutation of the physical blocks (block 0 = null block)."""
-    need = [(n + bs - 1) // bs for n in ctx_lens]
-    num_blocks = sum(need) + 3
-    perm = r.permutation(np.arange(1, num_blocks))
-    tables = np.zeros((len(ctx_lens), max(need)), np.int32)
-    at = 0
-    for s, nb in enumerate(need):
-        tables[s, :nb] = perm[at : at + nb]
-        at += nb
-    kc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    vc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    qs = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int32)
-    pos = np.concatenate([np.arange(c - n, c) for c, n in zip(ctx_lens, new_lens)]).astype(np.int32)
-    return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
-
-
-def ref64(q, kc, vc, bt, qs, sl, pos, scale):
-    """Causal paged attention in float64, vectorized per sequence over query tiles."""
-    T, H, D = q.shape
-    bs, hkv = kc.shape[1], kc.shape[2]
-    g = H // hkv
-    out = np.zeros((T, H, D))
-    for s in range(len(sl)):
-        n = int(sl[s])
-        j = np.arange(n)
-        slots = bt[s, j // bs] * bs + j % bs
-        keys = kc.reshape(-1, hkv, D)[slots].astype(np.float64)  # (n, hkv, D)
-        vals = vc.reshape(-1, hkv, D)[slots].astype(np.float64)
-        keys, vals = np.repeat(keys, g, axis=1), np.repeat(vals, g, axis=1)  # (n, H, D)
-        for t0 in range(qs[s], qs[s + 1], 128):
-            t1 = min(t0 + 128, qs[s + 1])
-            qt = q[t0:t1].astype(np.float64)  # (nt, H, D)
-            sc = np.einsum("thd,nhd->thn", qt, keys, optimize=True) * scale  # (nt, H, n)
-            sc = np.where(j[None, None, :] > pos[t0:t1, None, None], -np.inf, sc)
-            w = np.exp(sc - sc.max(axis=2, keepdims=True))
-            out[t0:t1] = np.einsum("thn,nhd->thd", w / w.sum(axis=2, keepdims=True), vals, optimize=True)
-    return out
 
 
 def check_all(q, batch, scale, tol_key, variants=VARIANTS):

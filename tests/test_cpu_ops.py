@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import op_refs as ref
+from op_refs import paged_batch as make_batch
 
 ops = pytest.importorskip("longbow._core").ops
 
@@ -211,24 +212,6 @@ def test_copy_blocks():
 
 
 # ---- attention ----
-
-def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype, num_blocks=None):
-    """A varlen batch over a paged cache with shuffled block tables."""
-    need = [(n + bs - 1) // bs for n in ctx_lens]
-    num_blocks = num_blocks or sum(need) + 3
-    perm = r.permutation(np.arange(1, num_blocks))  # block 0 is the null block
-    max_blocks = max(need)
-    tables = np.zeros((len(ctx_lens), max_blocks), np.int32)
-    at = 0
-    for s, nb in enumerate(need):
-        tables[s, :nb] = perm[at : at + nb]
-        at += nb
-    kc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    vc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    qs = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int32)
-    pos = np.concatenate([np.arange(c - n, c) for c, n in zip(ctx_lens, new_lens)]).astype(np.int32)
-    return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
-
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("group", [1, 3, 4])

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import longbow
+from op_refs import paged_batch as make_batch, attention64 as ref64
 
 core = pytest.importorskip("longbow._core")
 if "metal-sim" not in core.available_backends():
@@ -40,45 +41,6 @@ def order(request):
     core.set_sim_thread_order(*request.param)
     yield request.param[0]
     core.set_sim_thread_order(*old)
-
-
-def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
-    """Varlen batch: sequence s has ctx_lens[s] keys, its last new_lens[s] tokens are queries. Block
-    tables are a random permutation of the physical blocks (block 0 = null block, never used)."""
-    need = [(n + bs - 1) // bs for n in ctx_lens]
-    num_blocks = sum(need) + 3
-    perm = r.permutation(np.arange(1, num_blocks))
-    tables = np.zeros((len(ctx_lens), max(need)), np.int32)
-    at = 0
-    for s, nb in enumerate(need):
-        tables[s, :nb] = perm[at : at + nb]
-        at += nb
-    kc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    vc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    qs = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int32)
-    pos = np.concatenate([np.arange(c - n, c) for c, n in zip(ctx_lens, new_lens)]).astype(np.int32)
-    return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
-
-
-def ref64(q, kc, vc, bt, qs, sl, pos, scale):
-    """Causal paged attention in float64 (keys 0..pos of each token's sequence)."""
-    T, H, D = q.shape
-    bs, hkv = kc.shape[1], kc.shape[2]
-    g = H // hkv
-    out = np.zeros((T, H, D))
-    for s in range(len(sl)):
-        n = int(sl[s])
-        j = np.arange(n)
-        slots = bt[s, j // bs] * bs + j % bs
-        keys = np.repeat(kc.reshape(-1, hkv, D)[slots].astype(np.float64), g, axis=1)  # (n, H, D)
-        vals = np.repeat(vc.reshape(-1, hkv, D)[slots].astype(np.float64), g, axis=1)  # (n, H, D)
-        for t0 in range(qs[s], qs[s + 1], 128):
-            t1 = min(t0 + 128, qs[s + 1])
-            sc = np.einsum("thd,nhd->thn", q[t0:t1].astype(np.float64), keys, optimize=True) * scale
-            sc = np.where(j[None, None, :] > pos[t0:t1, None, None], -np.inf, sc)
-            w = np.exp(sc - sc.max(axis=2, keepdims=True))
-            out[t0:t1] = np.einsum("thn,nhd->thd", w / w.sum(axis=2, keepdims=True), vals, optimize=True)
-    return out
 
 
 def check_variants(q, batch, scale, tol_key, variants=VARIANTS):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import op_refs as ref
+from op_refs import paged_batch as make_batch
 
 core = pytest.importorskip("longbow._core")
 if "metal-sim" not in core.available_backends():
@@ -208,23 +209,6 @@ def test_copy_blocks(backend, block_shape, dtype):
     cache = (r.standard_normal((planes, nb, *block_shape)) * 50).astype(dtype)
     pairs = np.array([[1, 5], [2, 6], [5, 7], [3, 3]], np.int32)  # 5 -> 7 after 1 -> 5: in order
     np.testing.assert_array_equal(ops.copy_blocks(backend, cache, pairs), ops.copy_blocks("cpu", cache, pairs))
-
-
-def make_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype):
-    """A varlen batch over a paged cache with shuffled block tables (block 0 is the null block)."""
-    need = [(n + bs - 1) // bs for n in ctx_lens]
-    num_blocks = sum(need) + 3
-    perm = r.permutation(np.arange(1, num_blocks))
-    tables = np.zeros((len(ctx_lens), max(need)), np.int32)
-    at = 0
-    for s, nb in enumerate(need):
-        tables[s, :nb] = perm[at : at + nb]
-        at += nb
-    kc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    vc = r.standard_normal((num_blocks, bs, hkv, d)).astype(cache_dtype)
-    qs = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int32)
-    pos = np.concatenate([np.arange(c - n, c) for c, n in zip(ctx_lens, new_lens)]).astype(np.int32)
-    return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
 
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
