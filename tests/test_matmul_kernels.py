@@ -12,7 +12,8 @@ import pytest
 from cpp_programs import REPO, require_program
 
 SOURCES = ["tests/cpp/test_matmul_kernels.cpp", "src/longbow/backend/cpu/matmul_scalar.cpp",
-           "src/longbow/backend/cpu/matmul_tile_neon.cpp", "src/longbow/core/dtype.cpp"]
+           "src/longbow/backend/cpu/matmul_tile_neon.cpp", "src/longbow/backend/cpu/matmul_pack.cpp",
+           "src/longbow/core/dtype.cpp"]
 
 
 def test_native_simd_kernels_match_scalar():

@@ -189,7 +189,11 @@ void bind_ops(py::module_& m) {
         check(static_cast<size_t>(w.nbytes()) == wbytes,
               "w: expected " + std::to_string(wbytes) + " bytes for (" + std::to_string(N) + ", " + std::to_string(K) +
                   ") " + w_dtype + ", found " + std::to_string(w.nbytes()));
-        Dev dx = to_dev(be, x), dw = to_dev(be, w), db, dout;
+        // The weight goes through matmul_weight like a model's (the CPU packs quantized ones);
+        // wc stays alive for the call in case the backend wraps it.
+        py::array wc = py::array::ensure(w, py::array::c_style);
+        std::unique_ptr<Buffer> wbuf = be.matmul_weight(wc.data(), wt, N, K);
+        Dev dx = to_dev(be, x), db, dout;
         if (bias) {
           check_shape(*bias, {N}, "bias");
           db = to_dev(be, *bias);
@@ -201,7 +205,7 @@ void bind_ops(py::module_& m) {
           dout = new_dev(be, static_cast<size_t>(M) * N * 4);
         }
         MatmulArgs a;
-        a.out = dout.view(), a.x = dx.view(), a.w = dw.view(), a.bias = bias ? db.view() : BufView{};
+        a.out = dout.view(), a.x = dx.view(), a.w = {wbuf.get(), 0}, a.bias = bias ? db.view() : BufView{};
         a.w_dtype = wt, a.M = M, a.N = N, a.K = K, a.accumulate = accumulate_into.has_value();
         be.matmul(a);
         return from_dev<float>(be, dout, {M, N});

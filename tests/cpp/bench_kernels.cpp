@@ -61,7 +61,8 @@ std::unique_ptr<Buffer> random_f32(size_t n) {
 }
 
 void matmul_bench(bench::State& s, DType t, int M, int N, int K) {
-  auto w = random_weights(t, N, K);                         // (N, K) t
+  auto raw = random_weights(t, N, K);                       // (N, K) t, row-major
+  auto w = backend().matmul_weight(raw->host_ptr(), t, N, K);  // the backend's layout (packed for Q*)
   auto x = random_f32(static_cast<size_t>(M) * K);          // (M, K) f32
   auto out = backend().alloc(static_cast<size_t>(M) * N * 4);  // (M, N) f32
   MatmulArgs a;

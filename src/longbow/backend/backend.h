@@ -68,7 +68,7 @@ struct RmsNormArgs {
 struct MatmulArgs {
   BufView out;  // (M, N) f32
   BufView x;    // (M, K) f32
-  BufView w;    // (N, K) w_dtype
+  BufView w;    // (N, K) w_dtype, from Backend::matmul_weight (layout is the backend's)
   BufView bias; // (N,) f32, optional
   DType w_dtype = DType::F32;
   int M = 0, N = 0, K = 0;
@@ -176,6 +176,11 @@ class Backend {
   // Wraps host memory (e.g. mmap'ed weights) without copying when the device can; the memory
   // must outlive the buffer.
   virtual std::unique_ptr<Buffer> wrap_host(const void* ptr, size_t bytes) = 0;
+  // A matmul weight (N, K) in `dtype` made from host memory (e.g. mmap'ed file data). The
+  // backend may keep the rows as they are (default: wrap_host, so the memory must outlive the
+  // buffer) or re-lay them out for its kernels (the CPU backend packs Q4_0/Q4_1/Q8_0 into
+  // 16-row panels and copies). MatmulArgs::w must be a view at offset 0 of such a buffer.
+  virtual std::unique_ptr<Buffer> matmul_weight(const void* ptr, DType dtype, int N, int K);
   // Host → device and device → host copies; download waits for pending work.
   virtual void upload(BufView dst, const void* src, size_t bytes) = 0;
   virtual void download(void* dst, BufView src, size_t bytes) = 0;

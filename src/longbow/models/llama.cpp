@@ -14,9 +14,11 @@ std::string layer_name(int i, const char* suffix) { return "blk." + std::to_stri
 LlamaModel::LlamaModel(std::shared_ptr<const ModelFile> file, Backend& backend)
     : file_(std::move(file)), backend_(backend), config_(file_->config()) {
   config_.validate(file_->path());
-  token_embd_ = weight("token_embd.weight");
-  output_norm_ = weight("output_norm.weight", /*norm=*/true);
-  output_ = file_->find("output.weight") ? weight("output.weight") : token_embd_;
+  token_embd_ = weight("token_embd.weight", WeightUse::Embedding);
+  output_norm_ = weight("output_norm.weight", WeightUse::Norm);
+  // Tied embeddings: the same file data serves as the LM head, as a matmul weight of its own
+  // (the backend may lay matmul weights out differently from the embedding rows).
+  output_ = weight(file_->find("output.weight") ? "output.weight" : "token_embd.weight");
   if (!backend_.supports(Op::Embed, token_embd_.dtype)) {
     throw std::invalid_argument(std::string("[model] backend ") + backend_.name() + " cannot embed from " +
                                 dtype_name(token_embd_.dtype) + " tensor token_embd.weight");
@@ -24,12 +26,12 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFile> file, Backend& backend)
   layers_.resize(config_.num_layers);
   for (int i = 0; i < config_.num_layers; ++i) {
     Layer& L = layers_[i];
-    L.attn_norm = weight(layer_name(i, "attn_norm.weight"), true);
+    L.attn_norm = weight(layer_name(i, "attn_norm.weight"), WeightUse::Norm);
     L.wq = weight(layer_name(i, "attn_q.weight"));
     L.wk = weight(layer_name(i, "attn_k.weight"));
     L.wv = weight(layer_name(i, "attn_v.weight"));
     L.wo = weight(layer_name(i, "attn_output.weight"));
-    L.ffn_norm = weight(layer_name(i, "ffn_norm.weight"), true);
+    L.ffn_norm = weight(layer_name(i, "ffn_norm.weight"), WeightUse::Norm);
     L.w_gate = weight(layer_name(i, "ffn_gate.weight"));
     L.w_up = weight(layer_name(i, "ffn_up.weight"));
     L.w_down = weight(layer_name(i, "ffn_down.weight"));
@@ -55,13 +57,13 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFile> file, Backend& backend)
   backend_.upload({inv_freq_.get(), 0}, inv_freq.data(), inv_freq.size() * sizeof(float));
 }
 
-WeightRef LlamaModel::weight(const std::string& name, bool norm) {
+WeightRef LlamaModel::weight(const std::string& name, WeightUse use) {
   const TensorInfo& t = file_->get(name);
   WeightRef ref;
   ref.dtype = t.dtype;
   ref.rows = static_cast<int>(t.shape.size() == 2 ? t.shape[0] : 1);
   ref.cols = static_cast<int>(t.shape.back());
-  if (norm || t.shape.size() == 1) {
+  if (use == WeightUse::Norm || t.shape.size() == 1) {
     // Norm vectors are tiny: keep them as f32 whatever the file stores.
     std::vector<float> f(static_cast<size_t>(t.numel()));
     for (size_t j = 0; j < f.size(); ++j) {
@@ -84,14 +86,18 @@ WeightRef LlamaModel::weight(const std::string& name, bool norm) {
     throw std::invalid_argument("[model] backend " + backend_.name() + " has no matmul for " + dtype_name(t.dtype) +
                                 " weights (tensor " + name + " in " + t.file + ")");
   }
-  owned_.push_back(backend_.wrap_host(t.data, t.bytes));
+  if (use == WeightUse::Embedding) {
+    owned_.push_back(backend_.wrap_host(t.data, t.bytes));
+  } else {
+    owned_.push_back(backend_.matmul_weight(t.data, t.dtype, ref.rows, ref.cols));
+  }
   ref.view = {owned_.back().get(), 0};
   return ref;
 }
 
 WeightRef LlamaModel::optional_bias(const std::string& name) {
   if (!file_->find(name)) return {};
-  return weight(name, /*norm=*/true);
+  return weight(name, WeightUse::Norm);
 }
 
 void LlamaModel::reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int max_rows) {

@@ -43,7 +43,10 @@ class LlamaModel {
     WeightRef bq, bk, bv;  // optional biases (Qwen-style); empty views when absent
   };
 
-  WeightRef weight(const std::string& name, bool norm = false);
+  // Norm vectors and biases become f32 copies; embedding tables are wrapped in place; matmul
+  // weights go through Backend::matmul_weight (the CPU backend packs quantized ones).
+  enum class WeightUse { Matmul, Norm, Embedding };
+  WeightRef weight(const std::string& name, WeightUse use = WeightUse::Matmul);
   WeightRef optional_bias(const std::string& name);
   void upload_batch(const Batch& batch);
   void run_layer(int layer_idx, const Batch& batch, KvCache& kv, AttentionVariant variant);

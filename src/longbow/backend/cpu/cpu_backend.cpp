@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "longbow/backend/cpu/matmul_kernels.h"
 #include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {
@@ -99,6 +100,22 @@ std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) {
 std::unique_ptr<Buffer> CpuBackend::wrap_host(const void* ptr, size_t bytes) {
   require(ptr != nullptr || bytes == 0, "cpu.wrap_host", "expected a host pointer, found nullptr");
   return std::make_unique<CpuBuffer>(const_cast<void*>(ptr), bytes, bytes, Ownership::Wrapped);
+}
+
+std::unique_ptr<Buffer> CpuBackend::matmul_weight(const void* ptr, DType dtype, int N, int K) {
+  const char* where = "cpu.matmul_weight";
+  require(N >= 0 && K >= 0, where, "expected non-negative N, K, found " + std::to_string(N) + ", " + std::to_string(K));
+  if (!is_block_quant(dtype)) return Backend::matmul_weight(ptr, dtype, N, K);
+  require(K % QK == 0, where, "expected K a multiple of 32 for " + std::string(dtype_name(dtype)) + ", found " +
+                                  std::to_string(K));
+  require(ptr != nullptr || N == 0 || K == 0, where, "expected a host pointer, found nullptr");
+  auto storage = alloc(std::max<size_t>(packed_bytes(dtype, N, K), 4));
+  void* dst = storage->host_ptr();
+  const int64_t panels = (static_cast<int64_t>(N) + PANEL_ROWS - 1) / PANEL_ROWS;
+  if (K > 0) {
+    pool_.parallel_for(panels, [&](int64_t p0, int64_t p1, int) { pack_panels(dtype, ptr, N, K, p0, p1, dst); });
+  }
+  return std::make_unique<PackedWeight>(std::move(storage), dtype, N, K);
 }
 
 void CpuBackend::upload(BufView dst, const void* src, size_t bytes) {

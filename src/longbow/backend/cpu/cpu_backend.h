@@ -17,6 +17,8 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<Buffer> alloc(size_t bytes) override;
   std::unique_ptr<Buffer> wrap_host(const void* ptr, size_t bytes) override;
+  // Q4_0/Q4_1/Q8_0: a copy packed into 16-row panels (matmul_kernels.h); float dtypes: wrapped.
+  std::unique_ptr<Buffer> matmul_weight(const void* ptr, DType dtype, int N, int K) override;
   void upload(BufView dst, const void* src, size_t bytes) override;
   void download(void* dst, BufView src, size_t bytes) override;
   bool supports(Op op, DType dtype) const override;

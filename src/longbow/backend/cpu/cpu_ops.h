@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +27,24 @@ struct Scratch {
 struct Ctx {
   ThreadPool& pool;
   Scratch& scratch;
+};
+
+// A Q4_0/Q4_1/Q8_0 matmul weight (N, K) packed into 16-row panels (matmul_kernels.h) by
+// CpuBackend::matmul_weight; op_matmul accepts quantized weights only in this form.
+class PackedWeight final : public Buffer {
+ public:
+  PackedWeight(std::unique_ptr<Buffer> storage, DType dtype, int64_t N, int64_t K)
+      : storage_(std::move(storage)), dtype_(dtype), N_(N), K_(K) {}
+  size_t bytes() const override { return storage_->bytes(); }
+  void* host_ptr() const override { return storage_->host_ptr(); }
+  DType dtype() const { return dtype_; }
+  int64_t rows() const { return N_; }
+  int64_t cols() const { return K_; }
+
+ private:
+  std::unique_ptr<Buffer> storage_;
+  DType dtype_;
+  int64_t N_, K_;
 };
 
 // Checks that `bytes` bytes starting at view lie inside its buffer; returns the host address.

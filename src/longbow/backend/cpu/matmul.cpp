@@ -2,10 +2,11 @@
 // and the run-time choice between them and the AVX2 ones (matmul_avx2.cpp).
 //
 // Each thread owns a contiguous range of W rows (decode, M = 1, is parallel over N). Quantized
-// weights: activations are quantized once to BlockQ16A, then integer block dot products
-// (matmul_kernels.h). Float weights: direct SIMD dot products, or on the scalar path a tile of W
-// rows dequantized once and reused for all M activation rows. Prefill walks W in cache tiles and
-// runs mk.mr (<= MAX_MR) activation rows per weight row.
+// weights arrive packed in 16-row panels (CpuBackend::matmul_weight): activations are quantized
+// once to BlockQ16A, then each kernel call computes 16 rows x mr tokens with integer block dot
+// products (matmul_kernels.h). Float weights: direct SIMD dot products, or on the scalar path a
+// tile of W rows dequantized once and reused for all M activation rows. Prefill walks W in cache
+// tiles and runs mk.mr (<= MAX_MR) activation rows per weight row or panel.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -153,19 +154,26 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
           "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " + std::to_string(a.N) + ", " +
               std::to_string(a.K));
   if (a.M == 0 || a.N == 0) return;
-  const size_t row_bytes = dtype_row_bytes(a.w_dtype, a.K);
   const size_t M = a.M, N = a.N, K = a.K;
-  float* out = view_as<float>(a.out, M * N, where, "out");                                    // (M, N)
-  const float* x = view_as<const float>(a.x, M * K, where, "x");                              // (M, K)
-  const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, N * row_bytes, where, "w"));     // (N, K) w_dtype
+  float* out = view_as<float>(a.out, M * N, where, "out");                                        // (M, N)
+  const float* x = view_as<const float>(a.x, M * K, where, "x");                                  // (M, K)
   const float* bias = a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");  // (N,)
   const MatmulKernels& mk = matmul_kernels();
-  const int64_t tile = w_tile_rows(row_bytes);
 
   if (is_block_quant(a.w_dtype)) {
-    // Quantize every activation row once, then integer dot products against the weight blocks.
+    const auto* packed = dynamic_cast<const PackedWeight*>(a.w.buffer);
+    require(packed != nullptr && a.w.offset == 0, where,
+            std::string("w: expected a ") + dtype_name(a.w_dtype) +
+                " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or view");
+    require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where,
+            std::string("w: expected packed (") + std::to_string(a.N) + ", " + std::to_string(a.K) + ") " +
+                dtype_name(a.w_dtype) + ", found packed (" + std::to_string(packed->rows()) + ", " +
+                std::to_string(packed->cols()) + ") " + dtype_name(packed->dtype()));
+    require(K % QK == 0, where, "expected K a multiple of 32, found " + std::to_string(K));
+    const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, packed_bytes(a.w_dtype, N, K), where, "w"));  // panels
+    // Quantize every activation row once, then integer dot products against the weight panels.
     const size_t nb = K / QK;
-    c.scratch.act_q.resize(M * nb * sizeof(BlockQ16A));
+    c.scratch.act_q.resize(std::max<size_t>(M * nb, 1) * sizeof(BlockQ16A));
     auto* xq = reinterpret_cast<BlockQ16A*>(c.scratch.act_q.data());  // (M, K/32) BlockQ16A
     if (M >= 4) {
       c.pool.parallel_for(a.M, [&](int64_t b, int64_t e, int) {
@@ -174,21 +182,33 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
     } else {
       for (size_t m = 0; m < M; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, a.K);
     }
-    c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int) {
-      float r[MAX_MR];
-      for (int64_t n0 = begin; n0 < end; n0 += tile) {
-        const int64_t n1 = std::min<int64_t>(end, n0 + tile);
+    const size_t panel_bytes = nb * panel_block_bytes(a.w_dtype);
+    const int64_t panels = static_cast<int64_t>((N + PANEL_ROWS - 1) / PANEL_ROWS);
+    // Panels per cache tile: every activation row streams past a tile that stays in L2.
+    const int64_t ptile = std::clamp<int64_t>(65536 / std::max<size_t>(panel_bytes, 1), 1, 64);
+    c.pool.parallel_for(panels, [&](int64_t begin, int64_t end, int) {
+      float r[MAX_MR * PANEL_ROWS];  // (mr, 16)
+      for (int64_t p0 = begin; p0 < end; p0 += ptile) {
+        const int64_t p1 = std::min<int64_t>(end, p0 + ptile);
         for (size_t m0 = 0; m0 < M; m0 += mk.mr) {
           const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
-          for (int64_t n = n0; n < n1; ++n) {
-            mk.dot_q(a.w_dtype, w + n * row_bytes, xq + m0 * nb, nb, mr, a.K, r, 1);
-            for (int i = 0; i < mr; ++i) store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
+          for (int64_t p = p0; p < p1; ++p) {
+            mk.dot_q(a.w_dtype, w + p * panel_bytes, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), r, PANEL_ROWS);
+            const size_t n0 = static_cast<size_t>(p) * PANEL_ROWS;
+            const int rows = static_cast<int>(std::min<size_t>(PANEL_ROWS, N - n0));
+            for (int i = 0; i < mr; ++i) {
+              store(out + (m0 + i) * N + n0, r + i * PANEL_ROWS, rows, bias ? bias + n0 : nullptr, a.accumulate);
+            }
           }
         }
       }
     });
     return;
   }
+
+  const size_t row_bytes = dtype_row_bytes(a.w_dtype, a.K);
+  const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, N * row_bytes, where, "w"));  // (N, K) w_dtype
+  const int64_t tile = w_tile_rows(row_bytes);
 
   if (mk.dot_f != nullptr) {
     c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int) {

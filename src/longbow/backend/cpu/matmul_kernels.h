@@ -1,14 +1,23 @@
-// Matmul micro-kernels shared by the scalar, AVX2 and NEON implementations (matmul_*.cpp).
+// Matmul micro-kernels shared by the scalar, AVX2, AVX-512 and NEON implementations (matmul_*.cpp).
 //
-// Quantized weights (Q4_0, Q4_1, Q8_0) are multiplied against activations quantized once per
-// matmul into BlockQ16A (per 32 values: f32 scale, f32 scaled sum, int16 values), with integer dot
-// products per block (16-bit multiplies, 32-bit sums). 16-bit rather than llama.cpp's 8-bit
-// activations: the rounding error (amax / 65534) is far below the weight quantization error, so
-// quantized-weight models keep the accuracy of f32 activations, for about 20 % more ALU work. Float weights (F32, F16, BF16) are multiplied against f32 activations.
+// Quantized weights (Q4_0, Q4_1, Q8_0) are repacked once, when the weight is created
+// (CpuBackend::matmul_weight, matmul_pack.cpp), into panels of PANEL_ROWS = 16 rows: per 32-wide
+// block, the 16 rows' scales side by side, then their quants interleaved in pairs, so that one
+// SIMD register holds the same two columns of 16 different rows and one multiply-add of int16
+// pairs (vpdpwssd / vpmaddwd) updates 16 row sums at once. Activations are quantized once per
+// matmul into BlockQ16A (per 32 values: f32 scale, f32 scaled sum, int16 values). 16-bit rather
+// than llama.cpp's 8-bit activations: the rounding error (amax / 65534) is far below the weight
+// quantization error (8-bit activations failed the transformers oracle at 2.2e-2 of the logit
+// range). Float weights (F32, F16, BF16) stay row-major and are multiplied against f32 activations.
 //
-// A tile kernel computes out[m * ldo] = dot(w_row, x_m) for up to MAX_MR activation rows at once,
-// so one unpacked weight block serves several tokens during prefill. Every output accumulates in
-// the same order whatever mr is, so a token gives bit-identical results alone or in a batch.
+// Every kernel set computes, for each (row r, token m), exactly this sequence (the scalar kernel is
+// the reference; the SIMD ones match it bit for bit):
+//   acc = 0
+//   for each block b:  isum = sum_k wq[r][k] * xq[m][k]            (exact int32)
+//                      acc = fma(float(isum), dw[r] * xd[m], acc)
+//                      Q4_1: acc = fma(mw[r], xs[m], acc);  Q4_0: acc = fma(-8 * dw[r], xs[m], acc)
+//   out[m][r] = acc
+// so a token's result is the same whichever set runs it and whatever else is in the batch.
 #pragma once
 
 #include <cstddef>
@@ -28,15 +37,42 @@ static_assert(sizeof(BlockQ16A) == 72);
 constexpr float Q16_MAX = 32767.f;
 
 constexpr int MAX_MR = 8;  // activation rows per tile call (upper bound over kernel sets)
+constexpr int PANEL_ROWS = 16;
+
+// One 32-column block of a 16-row panel. Q4_0/Q4_1: qs[32 t + 2 r + e] is byte 2 t + e of row r's
+// original block (low nibble = column 2 t + e, high nibble = column 16 + 2 t + e), t < 8.
+// Q4_0 keeps only d (m is zero). Rows past N in the last panel are zero (d = m = 0).
+struct PanelQ4 {
+  uint16_t d[PANEL_ROWS];  // f16 bits
+  uint16_t m[PANEL_ROWS];  // f16 bits (Q4_1)
+  uint8_t qs[PANEL_ROWS * QK / 2];
+};
+// Q8_0: qs[32 j + 2 r + e] = column 2 j + e of row r, j < 16. pad keeps blocks 64-byte multiples.
+struct PanelQ8 {
+  uint16_t d[PANEL_ROWS];
+  uint16_t pad[PANEL_ROWS];
+  int8_t qs[PANEL_ROWS * QK];
+};
+static_assert(sizeof(PanelQ4) == 320 && sizeof(PanelQ8) == 576);
+
+// Bytes of one panel block for a quantized dtype (PanelQ4 or PanelQ8).
+inline size_t panel_block_bytes(DType t) { return t == DType::Q8_0 ? sizeof(PanelQ8) : sizeof(PanelQ4); }
+// Bytes of a packed (N, K) weight: ceil(N / 16) panels of K / 32 blocks.
+inline size_t packed_bytes(DType t, int64_t N, int64_t K) {
+  return static_cast<size_t>((N + PANEL_ROWS - 1) / PANEL_ROWS) * static_cast<size_t>(K / QK) * panel_block_bytes(t);
+}
+// Packs panels [p0, p1) of the row-major (N, K) quantized weight `rows` into `dst` (the whole
+// packed buffer). K a multiple of 32.
+void pack_panels(DType t, const void* rows, int64_t N, int64_t K, int64_t p0, int64_t p1, void* dst);
 
 struct MatmulKernels {
   const char* name;
   int mr;  // activation rows per dot_q / dot_f call that this set runs best with (<= MAX_MR)
   // y (K/32,) = quantized x (K,) ; K a multiple of 32. Rounds to nearest-even, |q| <= 32767.
   void (*quantize_q16a)(const float* x, BlockQ16A* y, int64_t K);
-  // out[m * ldo] = w_row · x_m for m < mr; w_row is one (K,) row in dtype t (Q4_0/Q4_1/Q8_0),
-  // x_m = xq + m * ldx blocks.
-  void (*dot_q)(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
+  // out[m * ldo + r] = w_r · x_m for r < 16, m < mr (any mr >= 1); `panel` is one packed panel
+  // (nb blocks of PanelQ4/PanelQ8 for t = Q4_0/Q4_1 or Q8_0), x_m = xq + m * ldx blocks.
+  void (*dot_q)(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
                 size_t ldo);
   // Same for F32/F16/BF16 weights against f32 activations x_m = x + m * ldx; nullptr when the
   // implementation has no direct float kernel (the caller then dequantizes rows and uses RowKernels).
@@ -52,6 +88,29 @@ const MatmulKernels* neon_matmul_kernels();  // nullptr when not compiled in
 // LONGBOW_CPU_SIMD=scalar forces the portable kernels, LONGBOW_CPU_SIMD=avx2 caps x86-64 at AVX2.
 const MatmulKernels& matmul_kernels();
 
+// Runs Panel<T>(args...) for the quantized weight dtype t (each SIMD file passes its own,
+// internal-linkage kernel template); throws for other dtypes.
+template <void (*Q4_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
+          void (*Q4_1)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
+          void (*Q8_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t)>
+void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
+                    size_t ldo);
+
 inline bool is_block_quant(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
+
+void throw_not_block_quant(DType t);  // "[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ..."
+
+template <void (*Q4_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
+          void (*Q4_1)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
+          void (*Q8_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t)>
+void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
+                    size_t ldo) {
+  switch (t) {
+    case DType::Q4_0: return Q4_0(panel, xq, ldx, mr, nb, out, ldo);
+    case DType::Q4_1: return Q4_1(panel, xq, ldx, mr, nb, out, ldo);
+    case DType::Q8_0: return Q8_0(panel, xq, ldx, mr, nb, out, ldo);
+    default: throw_not_block_quant(t);
+  }
+}
 
 }  // namespace longbow::cpu

@@ -28,53 +28,52 @@ void scalar_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   }
 }
 
-// One weight row against one quantized activation row.
-float dot_row(DType t, const void* w_row, const BlockQ16A* x, int64_t nb) {
-  float acc = 0.f, corr = 0.f;
-  switch (t) {
-    case DType::Q4_0: {
-      const auto* w = static_cast<const BlockQ4_0*>(w_row);
-      for (int64_t b = 0; b < nb; ++b) {
-        int isum = 0;
-        for (int j = 0; j < QK / 2; ++j) {
-          isum += (w[b].qs[j] & 0x0F) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + QK / 2];
+// One panel (16 rows) against one quantized activation row, in the exact operation order of
+// matmul_kernels.h.
+template <DType T>
+void dot_panel_row(const void* panel, const BlockQ16A* x, int64_t nb, float* out) {
+  float acc[PANEL_ROWS] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t isum[PANEL_ROWS] = {};
+    const uint16_t* d;
+    const uint16_t* m = nullptr;
+    if constexpr (T == DType::Q8_0) {
+      const auto& pk = static_cast<const PanelQ8*>(panel)[b];
+      d = pk.d;
+      for (int j = 0; j < QK / 2; ++j) {
+        for (int r = 0; r < PANEL_ROWS; ++r) {
+          isum[r] += pk.qs[32 * j + 2 * r] * x[b].qs[2 * j] + pk.qs[32 * j + 2 * r + 1] * x[b].qs[2 * j + 1];
         }
-        const float dw = f16_to_f32(w[b].d);
-        acc += static_cast<float>(isum) * (dw * x[b].d);
-        corr += dw * x[b].s;
       }
-      return acc - 8.f * corr;
-    }
-    case DType::Q4_1: {
-      const auto* w = static_cast<const BlockQ4_1*>(w_row);
-      for (int64_t b = 0; b < nb; ++b) {
-        int isum = 0;
-        for (int j = 0; j < QK / 2; ++j) {
-          isum += (w[b].qs[j] & 0x0F) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + QK / 2];
+    } else {
+      const auto& pk = static_cast<const PanelQ4*>(panel)[b];
+      d = pk.d, m = pk.m;
+      for (int t8 = 0; t8 < QK / 4; ++t8) {
+        for (int r = 0; r < PANEL_ROWS; ++r) {
+          const uint8_t q0 = pk.qs[32 * t8 + 2 * r], q1 = pk.qs[32 * t8 + 2 * r + 1];
+          isum[r] += (q0 & 0x0F) * x[b].qs[2 * t8] + (q1 & 0x0F) * x[b].qs[2 * t8 + 1] +
+                     (q0 >> 4) * x[b].qs[16 + 2 * t8] + (q1 >> 4) * x[b].qs[16 + 2 * t8 + 1];
         }
-        acc += static_cast<float>(isum) * (f16_to_f32(w[b].d) * x[b].d);
-        corr += f16_to_f32(w[b].m) * x[b].s;
       }
-      return acc + corr;
     }
-    case DType::Q8_0: {
-      const auto* w = static_cast<const BlockQ8_0*>(w_row);
-      for (int64_t b = 0; b < nb; ++b) {
-        int isum = 0;
-        for (int j = 0; j < QK; ++j) isum += w[b].qs[j] * x[b].qs[j];
-        acc += static_cast<float>(isum) * (f16_to_f32(w[b].d) * x[b].d);
-      }
-      return acc;
+    for (int r = 0; r < PANEL_ROWS; ++r) {
+      const float dw = f16_to_f32(d[r]);
+      acc[r] = std::fma(static_cast<float>(isum[r]), dw * x[b].d, acc[r]);
+      if constexpr (T == DType::Q4_1) acc[r] = std::fma(f16_to_f32(m[r]), x[b].s, acc[r]);
+      if constexpr (T == DType::Q4_0) acc[r] = std::fma(-8.f * dw, x[b].s, acc[r]);
     }
-    default:
-      throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
-                                  dtype_name(t));
   }
+  for (int r = 0; r < PANEL_ROWS; ++r) out[r] = acc[r];
 }
 
-void scalar_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
+template <DType T>
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+  for (int m = 0; m < mr; ++m) dot_panel_row<T>(panel, xq + m * ldx, nb, out + m * ldo);
+}
+
+void scalar_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
                   size_t ldo) {
-  for (int m = 0; m < mr; ++m) out[m * ldo] = dot_row(t, w_row, xq + m * ldx, K / QK);
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 const MatmulKernels SCALAR = {"scalar", 4, scalar_quantize_q16a, scalar_dot_q, nullptr};

@@ -1,10 +1,12 @@
 // AVX2 + FMA + F16C matmul micro-kernels: activation quantization to BlockQ16A, integer block dot
-// products (vpmaddwd) against Q4_0/Q4_1/Q8_0 rows, and F32/F16/BF16 rows against f32
-// activations. Each kernel handles up to MAX_MR activation rows per weight row so the weight
-// block is loaded and unpacked once per tile. Compiled with -mavx2 -mfma -mf16c; only called
+// products (vpmaddwd over 8 rows of a 16-row panel at a time, matmul_kernels.h) against
+// Q4_0/Q4_1/Q8_0, bit-identical to the scalar reference, and F32/F16/BF16 rows against f32
+// activations. Each kernel handles up to 4 activation rows per weight panel half (or row) so the
+// weights are loaded and unpacked once per tile. Compiled with -mavx2 -mfma -mf16c; only called
 // after the run-time CPU check (matmul.cpp).
 #include <immintrin.h>
 
+#include <cstring>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
@@ -55,74 +57,79 @@ void avx2_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   }
 }
 
-// 8 int32 partial sums of 32 int16 weights (w0: elements 0..15, w1: 16..31) times activations.
-inline __m256i dot_i16(__m256i w0, __m256i w1, const BlockQ16A* x) {
-  const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs));
-  const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs + 16));
-  return _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
+inline __m256i bcast_pair(const int16_t* p) {  // (p[0], p[1]) in every 32-bit lane
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
 }
 
+// isum[m] (+)= w · (x_m pair j) over 8 rows; the first product of a block starts the sum.
 template <int MR>
-void dot_q_mr(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
-  __m256 acc[MR];
-  float corr[MR];
+inline void pair_madd(__m256i w, const BlockQ16A* xb, size_t ldx, int j, bool first, __m256i* isum) {
   for (int m = 0; m < MR; ++m) {
-    acc[m] = _mm256_setzero_ps();
-    corr[m] = 0.f;
+    const __m256i p = _mm256_madd_epi16(w, bcast_pair(xb[m * ldx].qs + 2 * j));
+    isum[m] = first ? p : _mm256_add_epi32(isum[m], p);
   }
-  if (t == DType::Q4_0 || t == DType::Q4_1) {
-    const bool q41 = t == DType::Q4_1;
-    const auto* w0 = static_cast<const BlockQ4_0*>(w_row);
-    const auto* w1 = static_cast<const BlockQ4_1*>(w_row);
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* qs = q41 ? w1[b].qs : w0[b].qs;
-      const float dw = h2f(q41 ? w1[b].d : w0[b].d);
-      const float cw = q41 ? h2f(w1[b].m) : dw;  // Q4_1: + m * s ; Q4_0: - 8 * d * s (sign at the end)
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-      const __m128i nib = _mm_set1_epi8(0x0F);
-      const __m256i w0 = _mm256_cvtepu8_epi16(_mm_and_si128(q, nib));                     // elements 0..15
-      const __m256i w1 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), nib));  // elements 16..31
-      for (int m = 0; m < MR; ++m) {
-        const BlockQ16A* x = xq + m * ldx + b;
-        const __m256 p = _mm256_cvtepi32_ps(dot_i16(w0, w1, x));
-        acc[m] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * x->d), acc[m]);
-        corr[m] += cw * x->s;
+}
+
+// Rows 8 h .. 8 h + 7 of one panel (the 16-byte half h of every 32-byte quant group) against MR
+// activation rows, in the operation order of matmul_kernels.h (exact int32 block sums, then one
+// conversion, scale multiply and FMA(s) per block and token).
+template <DType T, int MR>
+void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+  __m256 acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_ps();
+  const __m256i nibble = _mm256_set1_epi16(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ16A* xb = xq + b;
+    __m256i isum[MR];
+    const uint16_t* d;
+    __m256 mw = _mm256_setzero_ps();
+    if constexpr (T == DType::Q8_0) {
+      const PanelQ8& pk = static_cast<const PanelQ8*>(panel)[b];
+      d = pk.d;
+      for (int j = 0; j < QK / 2; ++j) {
+        const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.qs + 32 * j + 16 * h)));
+        pair_madd<MR>(w, xb, ldx, j, j == 0, isum);
+      }
+    } else {
+      const PanelQ4& pk = static_cast<const PanelQ4*>(panel)[b];
+      d = pk.d;
+      for (int t = 0; t < QK / 4; ++t) {
+        const __m256i raw = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.qs + 32 * t + 16 * h)));
+        pair_madd<MR>(_mm256_and_si256(raw, nibble), xb, ldx, t, t == 0, isum);
+        pair_madd<MR>(_mm256_srli_epi16(raw, 4), xb, ldx, t + QK / 4, false, isum);
+      }
+      if constexpr (T == DType::Q4_1) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.m + 8 * h)));
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 8 * h)));
+    if constexpr (T == DType::Q4_0) mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.f));
+    for (int m = 0; m < MR; ++m) {
+      const BlockQ16A& x = xb[m * ldx];
+      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m]), _mm256_mul_ps(dw, _mm256_set1_ps(x.d)), acc[m]);
+      if constexpr (T != DType::Q8_0) acc[m] = _mm256_fmadd_ps(mw, _mm256_set1_ps(x.s), acc[m]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) _mm256_storeu_ps(out + m * ldo + 8 * h, acc[m]);
+}
+
+template <DType T>
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+  for (; mr > 0; mr -= 4, xq += 4 * ldx, out += 4 * ldo) {
+    for (int h = 0; h < 2; ++h) {
+      switch (mr) {
+        case 1: panel_half_mr<T, 1>(panel, h, xq, ldx, nb, out, ldo); break;
+        case 2: panel_half_mr<T, 2>(panel, h, xq, ldx, nb, out, ldo); break;
+        case 3: panel_half_mr<T, 3>(panel, h, xq, ldx, nb, out, ldo); break;
+        default: panel_half_mr<T, 4>(panel, h, xq, ldx, nb, out, ldo); break;
       }
     }
-    for (int m = 0; m < MR; ++m) out[m * ldo] = q41 ? hsum(acc[m]) + corr[m] : hsum(acc[m]) - 8.f * corr[m];
-    return;
   }
-  const auto* w = static_cast<const BlockQ8_0*>(w_row);
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs)));
-    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs + 16)));
-    const float dw = h2f(w[b].d);
-    for (int m = 0; m < MR; ++m) {
-      const BlockQ16A* x = xq + m * ldx + b;
-      const __m256 p = _mm256_cvtepi32_ps(dot_i16(w0, w1, x));
-      acc[m] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * x->d), acc[m]);
-    }
-  }
-  for (int m = 0; m < MR; ++m) out[m * ldo] = hsum(acc[m]);
 }
 
-void avx2_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
+void avx2_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
                 size_t ldo) {
-  if (!is_block_quant(t)) {
-    throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
-                                dtype_name(t));
-  }
-  if (mr > 4) {  // rows beyond the widest template: the same per-row kernel, four rows at a time
-    avx2_dot_q(t, w_row, xq, ldx, 4, K, out, ldo);
-    return avx2_dot_q(t, w_row, xq + 4 * ldx, ldx, mr - 4, K, out + 4 * ldo, ldo);
-  }
-  const int64_t nb = K / QK;
-  switch (mr) {
-    case 1: return dot_q_mr<1>(t, w_row, xq, ldx, nb, out, ldo);
-    case 2: return dot_q_mr<2>(t, w_row, xq, ldx, nb, out, ldo);
-    case 3: return dot_q_mr<3>(t, w_row, xq, ldx, nb, out, ldo);
-    default: return dot_q_mr<4>(t, w_row, xq, ldx, nb, out, ldo);
-  }
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 // 8 weights starting at element i of a float-type row, as f32.

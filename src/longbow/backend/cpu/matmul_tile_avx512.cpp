@@ -1,9 +1,9 @@
-// AVX-512 (F + BW + VL) matmul micro-kernels: the AVX2 tile kernels (matmul_tile_avx2.cpp) at
-// twice the width. A whole 32-value block is one zmm: 32 int16 weights (widened from Q4/Q8) times
-// the 32 int16 activations of a BlockQ16A in one vpmaddwd, so each (weight block, token) pair costs
-// vpmaddwd, an int->float conversion, a multiply by the broadcast activation scale and an FMA.
-// Same activation format (BlockQ16A) and the same accumulation order at every mr, so a token's
-// result does not depend on the batch. Float weights (F32/F16/BF16): 16-lane FMA dot products.
+// AVX-512 (F + BW + VL + VNNI) matmul micro-kernels. Quantized weights come as 16-row panels
+// (matmul_kernels.h): one zmm holds the same two columns of 16 rows as int16, and one vpdpwssd
+// with a broadcast activation pair updates the 16 exact int32 row sums of a block, so the float
+// work (conversion, scale, FMA) is paid once per (block, token) for 16 rows instead of once per
+// row. Results equal the scalar reference bit for bit, at every mr. Float weights (F32/F16/BF16):
+// 16-lane FMA dot products over row-major rows.
 //
 // The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
 // enables AVX-512 for the kernels only, and avx512_matmul_kernels() returns them only after a
@@ -22,10 +22,10 @@
 #include <cpuid.h>
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
 #endif
 #include <immintrin.h>
 
@@ -53,117 +53,88 @@ void avx512_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   }
 }
 
-// 32 Q4 nibbles (elements 0..15 in the low nibbles, 16..31 in the high ones) -> 32 int16: the 16
-// bytes widened twice, the upper copy shifted right by 4, both masked.
-inline __m512i unpack_q4(const uint8_t* qs) {
-  const __m256i q2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-  const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-  return _mm512_and_si512(_mm512_srlv_epi16(_mm512_cvtepu8_epi16(q2), shift), _mm512_set1_epi16(0x0F));
+inline __m512i bcast_pair(const int16_t* p) {  // (p[0], p[1]) in every 32-bit lane
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
 }
 
-// acc[m] += (w · x_m as int32 lanes) * d_m * dw for the MR activation rows of one block.
-// (p * d_m) * dw rather than p * (dw * d_m): d_m is a broadcast memory operand and dw one register
-// per block, so a pair costs no scalar multiply and no shuffle (the multiply ports are the limit).
-template <int MR>
-inline void block_fma(__m512i w, float dw, const BlockQ16A* xb, size_t ldx, __m512* acc) {
-  const __m512 dwv = _mm512_set1_ps(dw);
+// isum[m] (+)= w · (x_m pair j) over 16 rows; the first product of a block starts the sum.
+template <int MR, bool FIRST>
+inline void pair_dp(__m512i w, const BlockQ16A* xb, size_t ldx, int j, __m512i* isum) {
   for (int m = 0; m < MR; ++m) {
-    const BlockQ16A* x = xb + m * ldx;
-    const __m512i p = _mm512_madd_epi16(w, _mm512_loadu_si512(x->qs));
-    acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(x->d)), dwv, acc[m]);
+    const __m512i xv = bcast_pair(xb[m * ldx].qs + 2 * j);
+    isum[m] = FIRST ? _mm512_madd_epi16(w, xv) : _mm512_dpwssd_epi32(isum[m], w, xv);
   }
 }
 
-// Weight block b of a Q4_0/Q4_1/Q8_0 row as 32 int16, its scale and its correction factor
-// (Q4_1: + m * s; Q4_0: - 8 * d * s, the sign applied at the end; Q8_0: none).
-template <DType T>
-inline __m512i weight_block(const void* w_row, int64_t b, float* dw, float* cw) {
-  if constexpr (T == DType::Q4_1) {
-    const auto& blk = static_cast<const BlockQ4_1*>(w_row)[b];
-    uint32_t dm_bits;  // d and m, adjacent f16 values: one conversion for both
-    std::memcpy(&dm_bits, &blk.d, sizeof(dm_bits));
-    const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dm_bits)));
-    *dw = _mm_cvtss_f32(dm), *cw = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-    return unpack_q4(blk.qs);
-  } else if constexpr (T == DType::Q4_0) {
-    const auto& blk = static_cast<const BlockQ4_0*>(w_row)[b];
-    *dw = *cw = h2f(blk.d);
-    return unpack_q4(blk.qs);
-  } else {
-    const auto& blk = static_cast<const BlockQ8_0*>(w_row)[b];
-    *dw = h2f(blk.d), *cw = 0.f;
-    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)));
-  }
-}
-
-template <DType T>
-inline float finish(float acc, float corr) {
-  return T == DType::Q4_1 ? acc + corr : T == DType::Q4_0 ? acc - 8.f * corr : acc;
-}
-
-// Two accumulator chains per row (even and odd blocks, summed at the end) so that a single row
-// (decode) is not bound by the FMA latency of one chain; the same for every mr, so a row gets the
-// same bits alone or in a tile.
+// One panel (16 rows) against MR activation rows, in the operation order of matmul_kernels.h:
+// per block, exact int32 row sums from vpdpwssd (16 rows per instruction), then per token one
+// conversion, one scale multiply and one or two FMAs for all 16 rows.
 template <DType T, int MR>
-void dot_q_mr(const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
-  __m512 acc[2][MR];
-  float corr[2][MR];
-  for (int c = 0; c < 2; ++c) {
+void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+  __m512 acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
+  const __m512i nibble = _mm512_set1_epi16(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ16A* xb = xq + b;
+    __m512i isum[MR];
+    const uint16_t* d;
+    __m512 mw = _mm512_setzero_ps();
+    if constexpr (T == DType::Q8_0) {
+      const PanelQ8& pk = static_cast<const PanelQ8*>(panel)[b];
+      d = pk.d;
+      pair_dp<MR, true>(_mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs))), xb, ldx, 0,
+                        isum);
+      for (int j = 1; j < QK / 2; ++j) {
+        const __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs + 32 * j)));
+        pair_dp<MR, false>(w, xb, ldx, j, isum);
+      }
+    } else {
+      const PanelQ4& pk = static_cast<const PanelQ4*>(panel)[b];
+      d = pk.d;
+      for (int t = 0; t < QK / 4; ++t) {
+        const __m512i raw = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs + 32 * t)));
+        const __m512i lo = _mm512_and_si512(raw, nibble), hi = _mm512_srli_epi16(raw, 4);
+        if (t == 0) {
+          pair_dp<MR, true>(lo, xb, ldx, t, isum);
+        } else {
+          pair_dp<MR, false>(lo, xb, ldx, t, isum);
+        }
+        pair_dp<MR, false>(hi, xb, ldx, t + QK / 4, isum);
+      }
+      if constexpr (T == DType::Q4_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.m)));
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)));
+    if constexpr (T == DType::Q4_0) mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.f));
     for (int m = 0; m < MR; ++m) {
-      acc[c][m] = _mm512_setzero_ps();
-      corr[c][m] = 0.f;
+      const BlockQ16A& x = xb[m * ldx];
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_mul_ps(dw, _mm512_set1_ps(x.d)), acc[m]);
+      if constexpr (T != DType::Q8_0) acc[m] = _mm512_fmadd_ps(mw, _mm512_set1_ps(x.s), acc[m]);
     }
   }
-  // One block into chain C (a compile-time index, so the accumulators stay in registers).
-  auto step = [&](auto chain, int64_t b) {
-    constexpr int C = decltype(chain)::value;
-    float dw, cw;
-    const __m512i w = weight_block<T>(w_row, b, &dw, &cw);
-    block_fma<MR>(w, dw, xq + b, ldx, acc[C]);
-    if constexpr (T != DType::Q8_0) {
-      for (int m = 0; m < MR; ++m) corr[C][m] = std::fma(cw, xq[m * ldx + b].s, corr[C][m]);
-    }
-  };
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    step(std::integral_constant<int, 0>{}, b);
-    step(std::integral_constant<int, 1>{}, b + 1);
-  }
-  if (b < nb) step(std::integral_constant<int, 0>{}, b);
-  for (int m = 0; m < MR; ++m) {
-    out[m * ldo] = finish<T>(_mm512_reduce_add_ps(_mm512_add_ps(acc[0][m], acc[1][m])), corr[0][m] + corr[1][m]);
-  }
+  for (int m = 0; m < MR; ++m) _mm512_storeu_ps(out + m * ldo, acc[m]);
 }
 
 template <DType T>
-void dot_q_t(const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+  for (; mr > 8; mr -= 8, xq += 8 * ldx, out += 8 * ldo) panel_mr<T, 8>(panel, xq, ldx, nb, out, ldo);
   switch (mr) {
-    case 1: return dot_q_mr<T, 1>(w_row, xq, ldx, nb, out, ldo);
-    case 2: return dot_q_mr<T, 2>(w_row, xq, ldx, nb, out, ldo);
-    case 3: return dot_q_mr<T, 3>(w_row, xq, ldx, nb, out, ldo);
-    case 4: return dot_q_mr<T, 4>(w_row, xq, ldx, nb, out, ldo);
-    case 5: return dot_q_mr<T, 5>(w_row, xq, ldx, nb, out, ldo);
-    case 6: return dot_q_mr<T, 6>(w_row, xq, ldx, nb, out, ldo);
-    case 7: return dot_q_mr<T, 7>(w_row, xq, ldx, nb, out, ldo);
-    default: return dot_q_mr<T, 8>(w_row, xq, ldx, nb, out, ldo);
+    case 1: return panel_mr<T, 1>(panel, xq, ldx, nb, out, ldo);
+    case 2: return panel_mr<T, 2>(panel, xq, ldx, nb, out, ldo);
+    case 3: return panel_mr<T, 3>(panel, xq, ldx, nb, out, ldo);
+    case 4: return panel_mr<T, 4>(panel, xq, ldx, nb, out, ldo);
+    case 5: return panel_mr<T, 5>(panel, xq, ldx, nb, out, ldo);
+    case 6: return panel_mr<T, 6>(panel, xq, ldx, nb, out, ldo);
+    case 7: return panel_mr<T, 7>(panel, xq, ldx, nb, out, ldo);
+    case 8: return panel_mr<T, 8>(panel, xq, ldx, nb, out, ldo);
+    default: return;
   }
 }
 
-void avx512_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
+void avx512_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
                   size_t ldo) {
-  if (mr > 8) {
-    avx512_dot_q(t, w_row, xq, ldx, 8, K, out, ldo);
-    return avx512_dot_q(t, w_row, xq + 8 * ldx, ldx, mr - 8, K, out + 8 * ldo, ldo);
-  }
-  const int64_t nb = K / QK;
-  switch (t) {
-    case DType::Q4_0: return dot_q_t<DType::Q4_0>(w_row, xq, ldx, mr, nb, out, ldo);
-    case DType::Q4_1: return dot_q_t<DType::Q4_1>(w_row, xq, ldx, mr, nb, out, ldo);
-    case DType::Q8_0: return dot_q_t<DType::Q8_0>(w_row, xq, ldx, mr, nb, out, ldo);
-    default:
-      throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
-                                  dtype_name(t));
-  }
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 // 16 weights starting at element i of a float-type row, as f32.
@@ -256,8 +227,8 @@ namespace longbow::cpu {
 
 namespace {
 
-// AVX-512 F/BW/VL plus FMA/F16C, and an OS that saves the opmask and ZMM state (XCR0 bits 1, 2, 5-7).
-bool cpu_has_avx512bw() {
+// AVX-512 F/BW/VL/VNNI plus FMA/F16C, and an OS that saves the opmask and ZMM state (XCR0 bits 1, 2, 5-7).
+bool cpu_has_avx512_vnni() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
   const bool fma = (ecx >> 12) & 1u, osxsave = (ecx >> 27) & 1u, f16c = (ecx >> 29) & 1u;
@@ -267,13 +238,14 @@ bool cpu_has_avx512bw() {
   if ((xcr0_lo & 0xE6u) != 0xE6u) return false;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
   const bool avx2 = (ebx >> 5) & 1u, f = (ebx >> 16) & 1u, bw = (ebx >> 30) & 1u, vl = (ebx >> 31) & 1u;
-  return avx2 && f && bw && vl;
+  const bool vnni = (ecx >> 11) & 1u;
+  return avx2 && f && bw && vl && vnni;
 }
 
 }  // namespace
 
 const MatmulKernels* avx512_matmul_kernels() {
-  static const MatmulKernels* k = cpu_has_avx512bw() ? &AVX512 : nullptr;
+  static const MatmulKernels* k = cpu_has_avx512_vnni() ? &AVX512 : nullptr;
   return k;
 }
 

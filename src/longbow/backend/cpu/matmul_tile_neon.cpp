@@ -1,12 +1,14 @@
 // arm64 NEON matmul micro-kernels: activation quantization to BlockQ16A and integer block dot
-// products (16-bit multiplies widened into 32-bit lanes, vmlal_s16) against Q4_0/Q4_1/Q8_0.
-// Per block the integer sum is exact and the float accumulation follows the scalar kernel
-// operation for operation, so NEON results equal the scalar fallback bit for bit. Float weights
+// products (16-bit multiplies widened into 32-bit lanes, vmlal_s16) against Q4_0/Q4_1/Q8_0 weights
+// packed in 16-row panels (matmul_kernels.h). Per block the integer sums are exact and the float
+// accumulation follows the scalar kernel operation for operation, so NEON results equal the
+// scalar fallback bit for bit. Float weights
 // (F32/F16/BF16) use the dequantize-and-dot path (dot_f = nullptr). NEON is part of the arm64
 // baseline: no run-time check is needed. Compiled only on aarch64.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+#include <cstring>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
@@ -38,83 +40,97 @@ void neon_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   }
 }
 
-// Exact integer dot of 32 int16 weights (four int16x8 vectors, elements 0..31) with x.
-inline int dot_block(const int16x8_t w[4], const BlockQ16A* x) {
-  int32x4_t acc = vdupq_n_s32(0);
+// acc[0..8) += the 16 rows' int16 pairs in w[0..4) (4 rows each, e = 0/1 interleaved) times the
+// activation pair xp = (x[2j], x[2j+1], x[2j], ...); acc[2i] holds rows 4i, 4i+1 and acc[2i+1]
+// rows 4i+2, 4i+3, each as (e = 0, e = 1) partial products.
+inline void pair_mla(const int16x8_t w[4], int16x8_t xp, int32x4_t* acc) {
   for (int i = 0; i < 4; ++i) {
-    const int16x8_t xv = vld1q_s16(x->qs + 8 * i);
-    acc = vmlal_s16(acc, vget_low_s16(w[i]), vget_low_s16(xv));
-    acc = vmlal_high_s16(acc, w[i], xv);
+    acc[2 * i] = vmlal_s16(acc[2 * i], vget_low_s16(w[i]), vget_low_s16(xp));
+    acc[2 * i + 1] = vmlal_high_s16(acc[2 * i + 1], w[i], xp);
   }
-  return vaddvq_s32(acc);
 }
 
-inline void unpack_q4(const uint8_t* qs, int16x8_t w[4]) {
-  const uint8x16_t q = vld1q_u8(qs);
-  const uint8x16_t lo = vandq_u8(q, vdupq_n_u8(0x0F));  // elements 0..15
-  const uint8x16_t hi = vshrq_n_u8(q, 4);               // elements 16..31
-  w[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(lo)));
-  w[1] = vreinterpretq_s16_u16(vmovl_high_u8(lo));
-  w[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(hi)));
-  w[3] = vreinterpretq_s16_u16(vmovl_high_u8(hi));
+inline int16x8_t pair_of(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return vreinterpretq_s16_s32(vdupq_n_s32(v));
 }
 
-inline void unpack_q8(const int8_t* qs, int16x8_t w[4]) {
-  const int8x16_t a = vld1q_s8(qs), b = vld1q_s8(qs + 16);
-  w[0] = vmovl_s8(vget_low_s8(a));
-  w[1] = vmovl_high_s8(a);
-  w[2] = vmovl_s8(vget_low_s8(b));
-  w[3] = vmovl_high_s8(b);
+// 32 panel bytes (16 rows x 2) widened to int16: Q8_0 signed, Q4 as low (nibble) or high halves.
+inline void widen_s8(const int8_t* q, int16x8_t w[4]) {
+  const int8x16_t a = vld1q_s8(q), b = vld1q_s8(q + 16);
+  w[0] = vmovl_s8(vget_low_s8(a)), w[1] = vmovl_high_s8(a);
+  w[2] = vmovl_s8(vget_low_s8(b)), w[3] = vmovl_high_s8(b);
+}
+inline void widen_u8(uint8x16_t a, uint8x16_t b, int16x8_t w[4]) {
+  w[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(a))), w[1] = vreinterpretq_s16_u16(vmovl_high_u8(a));
+  w[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b))), w[3] = vreinterpretq_s16_u16(vmovl_high_u8(b));
 }
 
-template <int MR>
-void dot_q_mr(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
-  float acc[MR], corr[MR];
-  for (int m = 0; m < MR; ++m) acc[m] = corr[m] = 0.f;
-  int16x8_t w[4];
+inline float32x4_t f16x4(const uint16_t* h) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))); }
+
+// One 16-row panel against MR activation rows, in the operation order of matmul_kernels.h.
+template <DType T, int MR>
+void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+  float32x4_t acc[MR][4];
+  for (int m = 0; m < MR; ++m) {
+    for (int i = 0; i < 4; ++i) acc[m][i] = vdupq_n_f32(0.f);
+  }
   for (int64_t b = 0; b < nb; ++b) {
-    float dw, cw = 0.f;
-    if (t == DType::Q4_1) {
-      const auto& blk = static_cast<const BlockQ4_1*>(w_row)[b];
-      unpack_q4(blk.qs, w);
-      dw = f16_to_f32(blk.d), cw = f16_to_f32(blk.m);
-    } else if (t == DType::Q4_0) {
-      const auto& blk = static_cast<const BlockQ4_0*>(w_row)[b];
-      unpack_q4(blk.qs, w);
-      dw = f16_to_f32(blk.d), cw = dw;
-    } else {
-      const auto& blk = static_cast<const BlockQ8_0*>(w_row)[b];
-      unpack_q8(blk.qs, w);
-      dw = f16_to_f32(blk.d);
-    }
+    const BlockQ16A* xb = xq + b;
+    int32x4_t isum[MR][8];
     for (int m = 0; m < MR; ++m) {
-      const BlockQ16A* x = xq + m * ldx + b;
-      acc[m] += static_cast<float>(dot_block(w, x)) * (dw * x->d);
-      corr[m] += cw * x->s;
+      for (int i = 0; i < 8; ++i) isum[m][i] = vdupq_n_s32(0);
+    }
+    int16x8_t w[4];
+    const uint16_t* d;
+    const uint16_t* mq = nullptr;
+    if constexpr (T == DType::Q8_0) {
+      const PanelQ8& pk = static_cast<const PanelQ8*>(panel)[b];
+      d = pk.d;
+      for (int j = 0; j < QK / 2; ++j) {
+        widen_s8(pk.qs + 32 * j, w);
+        for (int m = 0; m < MR; ++m) pair_mla(w, pair_of(xb[m * ldx].qs + 2 * j), isum[m]);
+      }
+    } else {
+      const PanelQ4& pk = static_cast<const PanelQ4*>(panel)[b];
+      d = pk.d, mq = pk.m;
+      const uint8x16_t nibble = vdupq_n_u8(0x0F);
+      for (int t = 0; t < QK / 4; ++t) {
+        const uint8x16_t a = vld1q_u8(pk.qs + 32 * t), c = vld1q_u8(pk.qs + 32 * t + 16);
+        widen_u8(vandq_u8(a, nibble), vandq_u8(c, nibble), w);
+        for (int m = 0; m < MR; ++m) pair_mla(w, pair_of(xb[m * ldx].qs + 2 * t), isum[m]);
+        widen_u8(vshrq_n_u8(a, 4), vshrq_n_u8(c, 4), w);
+        for (int m = 0; m < MR; ++m) pair_mla(w, pair_of(xb[m * ldx].qs + 2 * (t + QK / 4)), isum[m]);
+      }
+    }
+    for (int i = 0; i < 4; ++i) {
+      const float32x4_t dw = f16x4(d + 4 * i);
+      float32x4_t mw = vdupq_n_f32(0.f);
+      if constexpr (T == DType::Q4_1) mw = f16x4(mq + 4 * i);
+      if constexpr (T == DType::Q4_0) mw = vmulq_n_f32(dw, -8.f);
+      for (int m = 0; m < MR; ++m) {
+        const BlockQ16A& x = xb[m * ldx];
+        const int32x4_t rows = vpaddq_s32(isum[m][2 * i], isum[m][2 * i + 1]);  // rows 4i .. 4i+3
+        acc[m][i] = vfmaq_f32(acc[m][i], vcvtq_f32_s32(rows), vmulq_n_f32(dw, x.d));
+        if constexpr (T != DType::Q8_0) acc[m][i] = vfmaq_f32(acc[m][i], mw, vdupq_n_f32(x.s));
+      }
     }
   }
   for (int m = 0; m < MR; ++m) {
-    out[m * ldo] = t == DType::Q4_1 ? acc[m] + corr[m] : t == DType::Q4_0 ? acc[m] - 8.f * corr[m] : acc[m];
+    for (int i = 0; i < 4; ++i) vst1q_f32(out + m * ldo + 4 * i, acc[m][i]);
   }
 }
 
-void neon_dot_q(DType t, const void* w_row, const BlockQ16A* xq, size_t ldx, int mr, int64_t K, float* out,
+template <DType T>
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+  for (; mr >= 2; mr -= 2, xq += 2 * ldx, out += 2 * ldo) panel_mr<T, 2>(panel, xq, ldx, nb, out, ldo);
+  if (mr == 1) panel_mr<T, 1>(panel, xq, ldx, nb, out, ldo);
+}
+
+void neon_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
                 size_t ldo) {
-  if (!is_block_quant(t)) {
-    throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") +
-                                dtype_name(t));
-  }
-  if (mr > 4) {  // rows beyond the widest template: the same per-row kernel, four rows at a time
-    neon_dot_q(t, w_row, xq, ldx, 4, K, out, ldo);
-    return neon_dot_q(t, w_row, xq + 4 * ldx, ldx, mr - 4, K, out + 4 * ldo, ldo);
-  }
-  const int64_t nb = K / QK;
-  switch (mr) {
-    case 1: return dot_q_mr<1>(t, w_row, xq, ldx, nb, out, ldo);
-    case 2: return dot_q_mr<2>(t, w_row, xq, ldx, nb, out, ldo);
-    case 3: return dot_q_mr<3>(t, w_row, xq, ldx, nb, out, ldo);
-    default: return dot_q_mr<4>(t, w_row, xq, ldx, nb, out, ldo);
-  }
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 const MatmulKernels NEON = {"neon", 4, neon_quantize_q16a, neon_dot_q, nullptr};
