@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "longbow/core/dtype.h"
@@ -86,12 +87,17 @@ float scalar_row_max(const float* x, int n) {
   return m;
 }
 
-const AttnKernels SCALAR = {"scalar", scalar_scores, scalar_values, scalar_exp_sum, scalar_row_max};
+const AttnKernels SCALAR = {"scalar", scalar_scores, scalar_values, scalar_exp_sum, scalar_row_max,
+                            nullptr,  0,             nullptr};
 
 const AttnKernels& choose() {
-  // Follow the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar).
-  if (std::string(row_kernels().name) != "scalar" && attn_avx2_kernels() != nullptr) return *attn_avx2_kernels();
-  return SCALAR;
+  // Follow the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar); AVX-512 on top
+  // unless LONGBOW_CPU_SIMD=avx2 caps the set (the matmul convention).
+  if (std::string(row_kernels().name) == "scalar" || attn_avx2_kernels() == nullptr) return SCALAR;
+  const char* env = std::getenv("LONGBOW_CPU_SIMD");
+  const bool cap_avx2 = env != nullptr && std::string(env) == "avx2";
+  if (!cap_avx2 && attn_avx512_kernels() != nullptr) return *attn_avx512_kernels();
+  return *attn_avx2_kernels();
 }
 }  // namespace
 

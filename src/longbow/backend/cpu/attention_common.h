@@ -67,7 +67,11 @@ struct AttnItem {
   int32_t decode_stage;    // 0: online tile loop (flash / fused stage 2); 1: fused stage 1
 };
 
-// SIMD kernels of the tile loop; AVX2 or scalar, chosen once (LONGBOW_CPU_SIMD=scalar forces scalar).
+// Keys per online-softmax tile for a block size: whole blocks, about ATTN_TILE_KEYS keys.
+inline int attn_tile_keys(int block_size) { return block_size * (ATTN_TILE_KEYS / block_size > 1 ? ATTN_TILE_KEYS / block_size : 1); }
+
+// SIMD kernels of the tile loop, chosen once: AVX-512, AVX2 or scalar (LONGBOW_CPU_SIMD=avx2 caps
+// at AVX2, =scalar forces scalar).
 struct AttnKernels {
   const char* name;
   // s[r, j] = q[r, :] · k_j for r < rows, j < nk; k_j at k + j * k_stride elements (f16 or f32).
@@ -80,9 +84,16 @@ struct AttnKernels {
   float (*exp_sum)(float* x, int n, float m);
   // max_i x[i] over n > 0 elements.
   float (*row_max)(const float* x, int n);
+  // Whole online-softmax item in the transposed form (attention_tile_simd.h), used for items of
+  // at least prefill_min_rows rows when head_dim % 4 == 0; nullptr: the generic tile loop.
+  void (*prefill_item)(const AttnBatch& b, const AttnItem& it, float* f32, float* partials);
+  int prefill_min_rows;
+  // f32 scratch prefill_item needs for `rows` rows.
+  size_t (*prefill_scratch)(const AttnBatch& b, int rows);
 };
 const AttnKernels& attn_scalar_kernels();
-const AttnKernels* attn_avx2_kernels();  // nullptr when not compiled in
+const AttnKernels* attn_avx2_kernels();    // nullptr when not compiled in
+const AttnKernels* attn_avx512_kernels();  // nullptr when not compiled in or the CPU lacks AVX-512 F/BW/VL
 const AttnKernels& attn_kernels();
 
 // Per-thread f32 scratch needed by run_attention_item for items of up to `rows` rows and

@@ -19,8 +19,6 @@
 namespace longbow::cpu {
 
 namespace {
-int tile_keys(int block_size) { return block_size * std::max(1, ATTN_TILE_KEYS / block_size); }
-
 // Rescales the running state of one row to the new max m_new (m may be -inf: O and l are 0).
 inline void rescale_row(float& m, float& l, float* o, int head_dim, float m_new) {
   if (m_new <= m) return;
@@ -35,16 +33,22 @@ inline void rescale_row(float& m, float& l, float* o, int head_dim, float m_new)
 
 size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys) {
   const size_t R = rows, D = b.head_dim, G = b.group;
-  const size_t online = 2 * R * D + R * tile_keys(b.block_size) + 2 * R;
+  const size_t online = 2 * R * D + R * attn_tile_keys(b.block_size) + 2 * R;
   const size_t nb = static_cast<size_t>(stage1_keys) / b.block_size + 2;
   const size_t stage1 = 2 * G * D + G * static_cast<size_t>(stage1_keys) + G * nb + 2 * G;
-  return std::max(online, stage1);
+  const AttnKernels& kern = attn_kernels();
+  const size_t simd = kern.prefill_item != nullptr ? kern.prefill_scratch(b, rows) : 0;
+  return std::max({online, stage1, simd});
 }
 
 void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   const AttnKernels& kern = attn_kernels();
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
-  const int R = (it.t1 - it.t0) * G, TK = tile_keys(bs);
+  const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(bs);
+  if (kern.prefill_item != nullptr && R >= kern.prefill_min_rows && D % 4 == 0) {
+    kern.prefill_item(b, it, f32, partials);  // many rows: the transposed SIMD form
+    return;
+  }
   const size_t stride = b.row_stride();
   float* qt = f32;                                // (R, D) queries * scale
   float* o = qt + static_cast<size_t>(R) * D;     // (R, D) unnormalized output

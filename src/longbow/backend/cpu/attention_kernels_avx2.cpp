@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention_tile_simd.h"
 
 namespace longbow::cpu {
 
@@ -185,7 +186,52 @@ float avx2_row_max(const float* x, int n) {
   return m;
 }
 
-const AttnKernels AVX2 = {"avx2", avx2_scores, avx2_values, avx2_exp_sum, avx2_row_max};
+struct Avx2 {
+  using reg = __m256;
+  static constexpr int W = 8, MAX_NV = 2;  // 16 ymm registers: 4 keys x 2 row vectors of accumulators
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static reg set1(float x) { return _mm256_set1_ps(x); }
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  // a < b ? x : y per lane.
+  static reg select_lt(reg a, reg b, reg x, reg y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+  static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2), times 2^n built in the
+  // exponent bits. x < -126 (and -inf) gives exactly 0.
+  static reg exp2(reg x) {
+    const reg drop = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(127.0f));
+    const reg n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const reg f = _mm256_sub_ps(x, n);
+    reg p = _mm256_set1_ps(1.525273380405984e-05f);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.5403530393381608e-04f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-03f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618129107628477e-03f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550410866482158e-02f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402265069591007e-01f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471805599453e-01f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(drop, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  }
+};
+
+void avx2_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
+  prefill_item_t<Avx2>(b, it, f32, partials);
+}
+
+size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
+  return prefill_item_scratch(rows, b.head_dim, attn_tile_keys(b.block_size), Avx2::W);
+}
+
+const AttnKernels AVX2 = {"avx2",           avx2_scores, avx2_values,          avx2_exp_sum, avx2_row_max,
+                          avx2_prefill_item, Avx2::W,    avx2_prefill_scratch};
 
 }  // namespace
 

@@ -1,0 +1,129 @@
+// AVX-512 attention kernels: the transposed FlashAttention-2 prefill item (attention_tile_simd.h)
+// at 16 lanes with up to 4 row vectors (64 rows) per register block; decode keeps the AVX2 tile
+// kernels (attention_kernels_avx2.cpp).
+//
+// The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
+// enables AVX-512 for these functions only, and attn_avx512_kernels() returns them only after a
+// CPUID + XGETBV check (and when the AVX2 kernels exist, whose decode kernels it reuses).
+#include "longbow/backend/cpu/attention_common.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+#endif
+#include <immintrin.h>
+
+#include "longbow/backend/cpu/attention_tile_simd.h"
+
+namespace longbow::cpu {
+
+namespace {
+
+struct Avx512 {
+  using reg = __m512;
+  static constexpr int W = 16, MAX_NV = 4;
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg set1(float x) { return _mm512_set1_ps(x); }
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  // a < b ? x : y per lane.
+  static reg select_lt(reg a, reg b, reg x, reg y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
+  static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2) (relative error < 1e-8),
+  // scaled by 2^n with vscalefps. x < -126 (and -inf) gives exactly 0.
+  static reg exp2(reg x) {
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    const reg n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const reg f = _mm512_sub_ps(x, n);
+    reg p = _mm512_set1_ps(1.525273380405984e-05f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393381608e-04f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-03f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129107628477e-03f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866482158e-02f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265069591007e-01f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471805599453e-01f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
+  }
+};
+
+void avx512_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
+  prefill_item_t<Avx512>(b, it, f32, partials);
+}
+
+size_t avx512_prefill_scratch(const AttnBatch& b, int rows) {
+  return prefill_item_scratch(rows, b.head_dim, attn_tile_keys(b.block_size), Avx512::W);
+}
+
+}  // namespace
+
+}  // namespace longbow::cpu
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+namespace longbow::cpu {
+
+namespace {
+
+// AVX-512 F/BW/VL plus FMA/F16C, and an OS that saves the opmask and ZMM state (XCR0 bits 1, 2, 5-7).
+bool cpu_has_avx512() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const bool fma = (ecx >> 12) & 1u, osxsave = (ecx >> 27) & 1u, f16c = (ecx >> 29) & 1u;
+  if (!(fma && osxsave && f16c)) return false;
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0xE6u) != 0xE6u) return false;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool avx2 = (ebx >> 5) & 1u, f = (ebx >> 16) & 1u, bw = (ebx >> 30) & 1u, vl = (ebx >> 31) & 1u;
+  return avx2 && f && bw && vl;
+}
+
+const AttnKernels* make_avx512() {
+  const AttnKernels* avx2 = attn_avx2_kernels();
+  if (avx2 == nullptr || !cpu_has_avx512()) return nullptr;
+  static AttnKernels k = *avx2;  // decode tile kernels stay AVX2
+  k.name = "avx512";
+  k.prefill_item = avx512_prefill_item;
+  k.prefill_min_rows = Avx512::W;
+  k.prefill_scratch = avx512_prefill_scratch;
+  return &k;
+}
+
+}  // namespace
+
+const AttnKernels* attn_avx512_kernels() {
+  static const AttnKernels* k = make_avx512();
+  return k;
+}
+
+}  // namespace longbow::cpu
+
+#else
+
+namespace longbow::cpu {
+const AttnKernels* attn_avx512_kernels() { return nullptr; }
+}  // namespace longbow::cpu
+
+#endif
