@@ -22,6 +22,10 @@ class FileMap {
   const uint8_t* data() const { return data_; }  // nullptr for an empty file
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops this process's resident pages of [p, p + bytes) when the range lies inside the map
+  // (whole pages only; they are read again from the file if touched). Returns whether it did.
+  // For data that has been copied elsewhere (e.g. weights repacked by a backend).
+  bool drop_pages(const void* p, size_t bytes) const;
 
  private:
   void release();

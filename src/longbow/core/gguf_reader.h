@@ -16,6 +16,7 @@ class GgufFile final : public ModelFile {
   explicit GgufFile(const std::string& path);
   std::string format() const override { return "gguf"; }
   std::string path() const override { return map_.path(); }
+  void drop_pages(const TensorInfo& t) const override { map_.drop_pages(t.data, t.bytes); }
   uint32_t version() const { return version_; }
   size_t alignment() const { return alignment_; }
 

@@ -44,6 +44,9 @@ class ModelFile {
   const TensorInfo* find(const std::string& canonical_name) const;
   // Throws std::invalid_argument "[<path>] missing tensor <name>" when absent.
   const TensorInfo& get(const std::string& canonical_name) const;
+  // Drops the resident file pages of tensor t (whole pages inside it) once its data has been
+  // copied elsewhere; reading t.data later is still valid (the pages come back from the file).
+  virtual void drop_pages(const TensorInfo& t) const = 0;
   // GGUF key/values (empty for safetensors).
   const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
 

@@ -18,6 +18,11 @@ class SafetensorsModel final : public ModelFile {
   explicit SafetensorsModel(const std::string& path);
   std::string format() const override { return "safetensors"; }
   std::string path() const override { return path_; }
+  void drop_pages(const TensorInfo& t) const override {
+    for (const FileMap& m : maps_) {
+      if (m.drop_pages(t.data, t.bytes)) return;
+    }
+  }
 
  private:
   // Maps one .safetensors file, validates its header and appends its tensors.

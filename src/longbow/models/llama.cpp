@@ -90,6 +90,9 @@ WeightRef LlamaModel::weight(const std::string& name, WeightUse use) {
     owned_.push_back(backend_.wrap_host(t.data, t.bytes));
   } else {
     owned_.push_back(backend_.matmul_weight(t.data, t.dtype, ref.rows, ref.cols));
+    // A backend that copied the data (the CPU packs quantized weights) no longer reads the file
+    // pages: give them back so the weights are resident once, not twice.
+    if (owned_.back()->host_ptr() != static_cast<const void*>(t.data)) file_->drop_pages(t);
   }
   ref.view = {owned_.back().get(), 0};
   return ref;
