@@ -1,15 +1,65 @@
-// Elementwise ops: silu_mul (SwiGLU), add, get_rows.
+// Elementwise ops: silu_mul (SwiGLU), add, get_rows; the scalar row kernels and the choice of the
+// elementwise kernel set (elementwise_kernels.h).
 #include <cmath>
 #include <cstring>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/elementwise_kernels.h"
+#include "longbow/core/dtype.h"
 
 namespace longbow::cpu {
 
 namespace {
 constexpr int64_t GRAIN = 16384;  // elements per parallel chunk below which we stay serial
+
+// ---- portable scalar row kernels ----
+
+void scalar_silu_mul(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
 }
+
+void scalar_to_f16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
+}
+
+double scalar_sum_squares(const float* x, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+  return s;
+}
+
+void scalar_scale_mul(const float* x, float inv, const float* w, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+void scalar_add_into(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+const EltKernels SCALAR = {"scalar", scalar_silu_mul, scalar_to_f16, scalar_sum_squares, scalar_scale_mul,
+                           scalar_add_into};
+
+// Follows the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar).
+const EltKernels& choose() {
+  if (std::string(row_kernels().name) == "avx2" && elt_avx2_kernels() != nullptr) return *elt_avx2_kernels();
+  return SCALAR;
+}
+}  // namespace
+
+const EltKernels& elt_scalar_kernels() { return SCALAR; }
+
+const EltKernels& elt_kernels() {
+  static const EltKernels& k = choose();
+  return k;
+}
+
+#if !(defined(__x86_64__) || defined(__i386__))
+const EltKernels* elt_avx2_kernels() { return nullptr; }
+#endif
 
 void op_silu_mul(Ctx& c, const SiluMulArgs& a) {
   const char* where = "cpu.silu_mul";
@@ -18,12 +68,8 @@ void op_silu_mul(Ctx& c, const SiluMulArgs& a) {
   float* out = view_as<float>(a.out, n, where, "out");              // (num_rows, dim)
   const float* gate = view_as<const float>(a.gate, n, where, "gate");  // (num_rows, dim)
   const float* up = view_as<const float>(a.up, n, where, "up");        // (num_rows, dim)
-  auto body = [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) {
-      const float g = gate[i];
-      out[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
-  };
+  const EltKernels& kern = elt_kernels();
+  auto body = [&](int64_t b, int64_t e, int) { kern.silu_mul(out + b, gate + b, up + b, e - b); };
   if (static_cast<int64_t>(n) < GRAIN) {
     body(0, static_cast<int64_t>(n), 0);
   } else {

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/elementwise_kernels.h"
 
 namespace longbow::cpu {
 
@@ -26,6 +27,7 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
             "slot_mapping[" + std::to_string(t) + "]: expected < num_slots=" + std::to_string(a.num_slots) +
                 " (or < 0 to skip), found " + std::to_string(slots[t]));
   }
+  const EltKernels& kern = elt_kernels();
   c.pool.parallel_for(a.num_tokens, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
       if (slots[t] < 0) continue;  // padding token: nothing to store
@@ -33,12 +35,8 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
       const float* ks = k + t * row;
       const float* vs = v + t * row;
       if (f16) {
-        auto* kd = reinterpret_cast<uint16_t*>(kc) + dst;
-        auto* vd = reinterpret_cast<uint16_t*>(vc) + dst;
-        for (size_t i = 0; i < row; ++i) {
-          kd[i] = f32_to_f16(ks[i]);
-          vd[i] = f32_to_f16(vs[i]);
-        }
+        kern.to_f16(ks, reinterpret_cast<uint16_t*>(kc) + dst, static_cast<int64_t>(row));
+        kern.to_f16(vs, reinterpret_cast<uint16_t*>(vc) + dst, static_cast<int64_t>(row));
       } else {
         std::memcpy(reinterpret_cast<float*>(kc) + dst, ks, row * sizeof(float));
         std::memcpy(reinterpret_cast<float*>(vc) + dst, vs, row * sizeof(float));

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/elementwise_kernels.h"
 
 namespace longbow::cpu {
 
@@ -15,19 +16,18 @@ void op_rms_norm(Ctx& c, const RmsNormArgs& a) {
   const float* x = view_as<const float>(a.x, n, where, "x");           // (num_rows, dim)
   float* res = a.residual.empty() ? nullptr : view_as<float>(a.residual, n, where, "residual");  // (num_rows, dim)
   const float* w = view_as<const float>(a.weight, dim, where, "weight");  // (dim,)
+  const EltKernels& kern = elt_kernels();
   c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int) {
     for (int64_t r = b; r < e; ++r) {
       const float* src = x + r * dim;
       if (res) {
         float* rr = res + r * dim;
-        for (size_t i = 0; i < dim; ++i) rr[i] += src[i];
+        kern.add_into(rr, src, a.dim);
         src = rr;
       }
-      double ss = 0.0;
-      for (size_t i = 0; i < dim; ++i) ss += static_cast<double>(src[i]) * src[i];
+      const double ss = kern.sum_squares(src, a.dim);
       const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + a.eps));
-      float* o = out + r * dim;
-      for (size_t i = 0; i < dim; ++i) o[i] = src[i] * inv * w[i];
+      kern.scale_mul(src, inv, w, out + r * dim, a.dim);
     }
   });
 }
