@@ -5,7 +5,8 @@ bench/results/batching.jsonl and a markdown table on stdout; the ratio of aggreg
 at 16 concurrent requests to 1. Each level runs `--reps` times; medians are reported.
 
     python bench/bench_batching.py [--model PATH] [--levels 1 4 16 64] [--prompt 96]
-                                   [--tokens 64] [--reps 3] [--threads 2] [--out FILE]
+                                   [--tokens 64] [--reps 3] [--threads 2] [--block-size 16]
+                                   [--out FILE]
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64, help="generated tokens per request")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--block-size", type=int, default=16, help="KV block size in tokens")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "batching.jsonl"))
     args = ap.parse_args()
 
@@ -81,14 +83,16 @@ def main() -> int:
 
     model = args.model or str(pull(progress=False))
     llm = longbow.LLM(model, backend="cpu", num_threads=args.threads, max_model_len=1024,
-                      max_num_seqs=max(64, max(args.levels)), enable_prefix_caching=False)
+                      max_num_seqs=max(64, max(args.levels)), enable_prefix_caching=False,
+                      block_size=args.block_size)
     run_level(llm, 2, 16, 4, seed=999)  # warm-up
     rows = []
     for level in args.levels:
         reps = [run_level(llm, level, args.prompt, args.tokens, seed=100 * level + r) for r in range(args.reps)]
         row = {k: statistics.median(r[k] for r in reps) if isinstance(reps[0][k], float) else reps[0][k]
                for k in reps[0]}
-        row.update(bench="batching", model=Path(model).name, threads=args.threads, prompt_tokens=args.prompt,
+        row.update(bench="batching", model=Path(model).name, threads=args.threads, block_size=args.block_size,
+                   prompt_tokens=args.prompt,
                    max_tokens=args.tokens, reps=args.reps, time=time.strftime("%Y-%m-%dT%H:%M:%S"))
         rows.append(row)
         print(f"concurrency {level}: {row['aggregate_tok_s']:.1f} tok/s", file=sys.stderr)

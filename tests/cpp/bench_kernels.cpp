@@ -1,5 +1,5 @@
-// CPU kernel micro-benchmarks (SmolLM2-135M shapes): matmul per weight dtype for decode (M = 1)
-// and prefill (M = 512), the activation quantizer, rms_norm, silu_mul and thread-pool dispatch.
+// CPU kernel micro-benchmarks (SmolLM2-135M shapes): matmul per weight dtype for decode (M = 1),
+// 16 batched decode tokens (M = 16) and prefill (M = 512), the activation quantizer, rms_norm, silu_mul and thread-pool dispatch.
 // Run: bench_kernels [--filter=matmul/decode*q4_1] [--min-ms=300] [--list]; LONGBOW_CPU_SIMD=scalar
 // benchmarks the portable path. Threads: $LONGBOW_BENCH_THREADS (default 2).
 #include <cstdlib>
@@ -92,6 +92,8 @@ bool register_all() {
       const Shape shape = sh;
       bench::Registrar(("matmul/decode/" + std::string(dn) + "/" + sh.name).c_str(),
                        [=](bench::State& s) { matmul_bench(s, t, 1, shape.N, shape.K); });
+      bench::Registrar(("matmul/batch16/" + std::string(dn) + "/" + sh.name).c_str(),
+                       [=](bench::State& s) { matmul_bench(s, t, 16, shape.N, shape.K); });
       bench::Registrar(("matmul/prefill512/" + std::string(dn) + "/" + sh.name).c_str(),
                        [=](bench::State& s) { matmul_bench(s, t, 512, shape.N, shape.K); });
     }
