@@ -189,6 +189,7 @@ float avx2_row_max(const float* x, int n) {
 struct Avx2 {
   using reg = __m256;
   static constexpr int W = 8, MAX_NV = 2;  // 16 ymm registers: 4 keys x 2 row vectors of accumulators
+  static constexpr int SCORE_KEYS = 4, VALUE_DIMS = 4;
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg set1(float x) { return _mm256_set1_ps(x); }

@@ -28,7 +28,6 @@ namespace {
 
 constexpr float LOG2E = 1.44269504088896341f;
 constexpr float LN2 = 0.693147180559945309f;
-constexpr int KEY_BLOCK = 4;  // keys (scores) or head dims (values) per register block
 
 // Copies nk rows of the paged cache (f16 or f32, row stride `stride`) to dst (nk, D) f32.
 template <class V>
@@ -57,6 +56,7 @@ void stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int 
 template <class V, int NV>
 void scores_t(const float* qt, int rp, int D, const float* kf, int nk, float* st, int rv0) {
   using R = typename V::reg;
+  constexpr int KEY_BLOCK = V::SCORE_KEYS;  // keys per register block
   int j = 0;
   for (; j + KEY_BLOCK <= nk; j += KEY_BLOCK) {
     R acc[KEY_BLOCK][NV];
@@ -87,10 +87,11 @@ void scores_t(const float* qt, int rp, int D, const float* kf, int nk, float* st
   }
 }
 
-// Oᵀ[d, rows] = Oᵀ[d, rows] * alpha[rows] + Σ_j Vf[j, d] * P[j, rows] for d < D (D % KEY_BLOCK == 0).
-template <class V, int NV>
+// Oᵀ[d, rows] = Oᵀ[d, rows] * alpha[rows] + Σ_j Vf[j, d] * P[j, rows] for d < D (D % DB == 0).
+template <class V, int NV, int DB>
 void values_t(const float* pt, int rp, int D, const float* vf, int nk, const float* alpha, float* ot, int rv0) {
   using R = typename V::reg;
+  constexpr int KEY_BLOCK = DB;  // head dims per register block
   R a[NV];
   for (int v = 0; v < NV; ++v) a[v] = V::load(alpha + rv0 + v * V::W);
   for (int d = 0; d < D; d += KEY_BLOCK) {
@@ -168,7 +169,7 @@ inline size_t prefill_item_scratch(int rows, int head_dim, int tile_keys, int la
   return 2 * D * rp + TK * rp + 2 * TK * D + 4 * rp;
 }
 
-// One flash-prefill item (see the map in attention_common.h). Needs head_dim % KEY_BLOCK == 0.
+// One flash-prefill item (see the map in attention_common.h). Needs head_dim % 4 == 0.
 template <class V>
 void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
   const int G = b.group, D = b.head_dim, H = b.num_heads;
@@ -204,7 +205,11 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32, float* p
     stage_rows<V>(b, b.v_cache, it.seq, it.kvh, j0, nk, vf);
     for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { scores_t<V, NV>(qt, rp, D, kf, nk, st, rv0); });
     softmax_t<V>(st, rp, nk, j0, j1 > min_lim, limf, m, l, alpha);
-    for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV>(st, rp, D, vf, nk, alpha, ot, rv0); });
+    if (D % V::VALUE_DIMS == 0) {
+      for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, V::VALUE_DIMS>(st, rp, D, vf, nk, alpha, ot, rv0); });
+    } else {
+      for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, 4>(st, rp, D, vf, nk, alpha, ot, rv0); });
+    }
     j0 = j1;
   }
   if (it.partial >= 0) {  // flash-decoding split: (O, m, l) per head, m back in natural-log units
