@@ -2,8 +2,9 @@
 transposed item, scalar tile loop), each in a child process because LONGBOW_CPU_SIMD is read
 once: prefill-heavy batches (partial query tiles, chunked prefill mid-sequence, GQA 1/3/4/8/16,
 head dims 64/128/72/36, block sizes 8/16/32/128, f16/f32 caches) against the float64 reference
-and the split baseline; flash-decoding partials written by the transposed item (groups of 8 and
-16 rows); and results that do not depend on the rest of the batch (bitwise)."""
+and the split baseline; wide GQA decode with flash-decoding splits; and results (bitwise) that
+depend neither on the rest of the batch nor on how the sequence was chunked (a prefix-cached
+suffix == the same rows of the full prefill)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,7 @@ for ctx, new, hkv, g, d, bs, dt in prefill_cases():
     q = r.standard_normal((int(batch[3][-1]), hkv * g, d)).astype(np.float32)
     ta.check_all(q, batch, d ** -0.5, "f16" if dt == np.float16 else "f32")
 
-# Decode with flash-decoding splits: with 8 or 16 query heads per kv head the item has enough rows
-# for the transposed form, which then writes the (O, m, l) partials.
+# Decode with flash-decoding splits and wide query groups (8 and 16 heads per kv head).
 for g in (8, 16):
     batch = ta.make_batch(r, [4096, 3000], [1, 1], 1, 64, 16, np.float16)
     q = r.standard_normal((2, g, 64)).astype(np.float32)
@@ -72,6 +72,15 @@ for s in (1, 3):
     alone = ops.attention("cpu", q[a:b], kc, vc, bt[s:s + 1], np.array([0, b - a], np.int32), sl[s:s + 1],
                           pos[a:b], 0.125, "auto")
     assert np.array_equal(alone, full[a:b]), f"sequence {{s}} differs alone vs in the batch"
+
+# Chunking independence: the last k tokens as a suffix chunk (prefix cache hit, chunked prefill)
+# == the same rows of the full prefill, bitwise; each prefill tile is computed per row.
+kc, vc, bt, qs, sl, pos = ta.make_batch(r, [230], [230], 3, 64, 16, np.float16)
+q = r.standard_normal((230, 9, 64)).astype(np.float32)
+full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "flash_prefill")
+for k in (1, 3, 5, 17, 40, 229):
+    part = ops.attention("cpu", q[-k:], kc, vc, bt, np.array([0, k], np.int32), sl, pos[-k:], 0.125, "flash_prefill")
+    assert np.array_equal(part, full[-k:]), f"suffix of {{k}} tokens differs from the full prefill"
 print("ok")
 """
 

@@ -64,7 +64,7 @@ struct AttnItem {
   int32_t seq, t0, t1, kvh;
   int32_t k_begin, k_end;  // key range; the causal limit per row still applies
   int32_t partial;         // >= 0: write (m, l, O) to this partial slot instead of out
-  int32_t decode_stage;    // 0: online tile loop (flash / fused stage 2); 1: fused stage 1
+  int32_t decode_stage;    // 0: flash prefill tile; 1: fused decode stage 1; 2: fused decode stage 2 (online loop)
 };
 
 // Keys per online-softmax tile for a block size: whole blocks, about ATTN_TILE_KEYS keys.
@@ -84,10 +84,11 @@ struct AttnKernels {
   float (*exp_sum)(float* x, int n, float m);
   // max_i x[i] over n > 0 elements.
   float (*row_max)(const float* x, int n);
-  // Whole online-softmax item in the transposed form (attention_tile_simd.h), used for items of
-  // at least prefill_min_rows rows when head_dim % 4 == 0; nullptr: the generic tile loop.
-  void (*prefill_item)(const AttnBatch& b, const AttnItem& it, float* f32, float* partials);
-  int prefill_min_rows;
+  // Whole online-softmax item in the transposed form (attention_tile_simd.h), used for every
+  // flash-prefill item (decode_stage 0) when head_dim % 4 == 0, whatever its number of rows, so a
+  // token's result does not depend on how its sequence was tiled (prefix caching, chunking);
+  // nullptr: the generic tile loop.
+  void (*prefill_item)(const AttnBatch& b, const AttnItem& it, float* f32);
   // f32 scratch prefill_item needs for `rows` rows.
   size_t (*prefill_scratch)(const AttnBatch& b, int rows);
 };

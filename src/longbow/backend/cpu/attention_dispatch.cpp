@@ -99,7 +99,7 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
           }
           for (int i = 0; i < splits; ++i) {
             push({s, t, t + 1, kvh, i * chunk, std::min(keys, (i + 1) * chunk), p0 < 0 ? -1 : p0 + i,
-                  stage == 1 ? 1 : 0});
+                  stage == 1 ? 1 : 2});
           }
         }
       }

@@ -45,8 +45,8 @@ void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t
   const AttnKernels& kern = attn_kernels();
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(bs);
-  if (kern.prefill_item != nullptr && R >= kern.prefill_min_rows && D % 4 == 0) {
-    kern.prefill_item(b, it, f32, partials);  // many rows: the transposed SIMD form
+  if (kern.prefill_item != nullptr && it.decode_stage == 0 && D % 4 == 0) {
+    kern.prefill_item(b, it, f32);  // prefill tiles: the transposed SIMD form
     return;
   }
   const size_t stride = b.row_stride();

@@ -223,16 +223,16 @@ struct Avx2 {
   }
 };
 
-void avx2_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
-  prefill_item_t<Avx2>(b, it, f32, partials);
+void avx2_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
+  prefill_item_t<Avx2>(b, it, f32);
 }
 
 size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
   return prefill_item_scratch(rows, b.head_dim, attn_tile_keys(b.block_size), Avx2::W);
 }
 
-const AttnKernels AVX2 = {"avx2",           avx2_scores, avx2_values,          avx2_exp_sum, avx2_row_max,
-                          avx2_prefill_item, Avx2::W,    avx2_prefill_scratch};
+const AttnKernels AVX2 = {"avx2",       avx2_scores,      avx2_values, avx2_exp_sum,
+                          avx2_row_max, avx2_prefill_item, avx2_prefill_scratch};
 
 }  // namespace
 

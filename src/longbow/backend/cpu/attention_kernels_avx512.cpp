@@ -67,8 +67,8 @@ struct Avx512 {
   }
 };
 
-void avx512_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
-  prefill_item_t<Avx512>(b, it, f32, partials);
+void avx512_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
+  prefill_item_t<Avx512>(b, it, f32);
 }
 
 size_t avx512_prefill_scratch(const AttnBatch& b, int rows) {
@@ -109,7 +109,6 @@ const AttnKernels* make_avx512() {
   static AttnKernels k = *avx2;  // decode tile kernels stay AVX2
   k.name = "avx512";
   k.prefill_item = avx512_prefill_item;
-  k.prefill_min_rows = Avx512::W;
   k.prefill_scratch = avx512_prefill_scratch;
   return &k;
 }

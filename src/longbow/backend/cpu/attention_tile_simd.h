@@ -27,7 +27,6 @@ namespace longbow::cpu {
 namespace {
 
 constexpr float LOG2E = 1.44269504088896341f;
-constexpr float LN2 = 0.693147180559945309f;
 
 // Copies nk rows of the paged cache (f16 or f32, row stride `stride`) to dst (nk, D) f32.
 template <class V>
@@ -169,9 +168,10 @@ inline size_t prefill_item_scratch(int rows, int head_dim, int tile_keys, int la
   return 2 * D * rp + TK * rp + 2 * TK * D + 4 * rp;
 }
 
-// One flash-prefill item (see the map in attention_common.h). Needs head_dim % 4 == 0.
+// One flash-prefill item (see the map in attention_common.h); prefill items are never split, so
+// the result goes straight to out. Needs head_dim % 4 == 0.
 template <class V>
-void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
+void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
   const int G = b.group, D = b.head_dim, H = b.num_heads;
   const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(b.block_size);
   const int rp = (R + V::W - 1) / V::W * V::W;
@@ -211,15 +211,6 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32, float* p
       for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, 4>(st, rp, D, vf, nk, alpha, ot, rv0); });
     }
     j0 = j1;
-  }
-  if (it.partial >= 0) {  // flash-decoding split: (O, m, l) per head, m back in natural-log units
-    float* p = partials + static_cast<size_t>(it.partial) * G * (D + 2);  // (G, D + 2)
-    for (int r = 0; r < G; ++r) {
-      for (int d = 0; d < D; ++d) p[static_cast<size_t>(r) * (D + 2) + d] = ot[static_cast<size_t>(d) * rp + r];
-      p[static_cast<size_t>(r) * (D + 2) + D] = m[r] * LN2;
-      p[static_cast<size_t>(r) * (D + 2) + D + 1] = l[r];
-    }
-    return;
   }
   for (int r = 0; r < R; ++r) {
     const int t = it.t0 + r / G, g = r % G;
