@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
@@ -80,7 +81,12 @@ void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, in
   __m256 acc[MR];
   for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_ps();
   const __m256i nibble = _mm256_set1_epi16(0x0F);
+  using Block = std::conditional_t<T == DType::Q8_0, PanelQ8, PanelQ4>;
   for (int64_t b = 0; b < nb; ++b) {
+    if (h == 0) {  // weights stream from DRAM: fetch a few blocks ahead (the second half hits cache)
+      const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + 8);
+      for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+    }
     const BlockQ16A* xb = xq + b;
     __m256i isum[MR];
     const uint16_t* d;

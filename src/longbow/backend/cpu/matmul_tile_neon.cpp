@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
@@ -76,7 +77,10 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
   for (int m = 0; m < MR; ++m) {
     for (int i = 0; i < 4; ++i) acc[m][i] = vdupq_n_f32(0.f);
   }
+  using Block = std::conditional_t<T == DType::Q8_0, PanelQ8, PanelQ4>;
   for (int64_t b = 0; b < nb; ++b) {
+    const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + 8);
+    for (size_t off = 0; off < sizeof(Block); off += 64) __builtin_prefetch(ahead + off);
     const BlockQ16A* xb = xq + b;
     int32x4_t isum[MR][8];
     for (int m = 0; m < MR; ++m) {
