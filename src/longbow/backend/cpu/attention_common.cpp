@@ -87,7 +87,8 @@ float scalar_row_max(const float* x, int n) {
   return m;
 }
 
-const AttnKernels SCALAR = {"scalar", scalar_scores, scalar_values, scalar_exp_sum, scalar_row_max, nullptr, nullptr};
+const AttnKernels SCALAR = {"scalar", scalar_scores, scalar_values, scalar_exp_sum, scalar_row_max,
+                             nullptr,       nullptr,       nullptr,        nullptr};
 
 const AttnKernels& choose() {
   // Follow the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar); AVX-512 on top

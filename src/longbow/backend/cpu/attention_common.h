@@ -13,6 +13,7 @@
 //           partial and merge the splits in a second pass.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,8 +27,12 @@ constexpr int ATTN_TILE_KEYS = 64;
 constexpr int ATTN_PREFILL_TOKENS = 16;
 // Auto: sequences with at most this many query tokens in the step run the fused decode path.
 constexpr int ATTN_DECODE_MAX_QUERY = 2;
-// Flash-decoding: a key split is never shorter than this.
-constexpr int ATTN_MIN_SPLIT_KEYS = 256;
+// Flash-decoding: a decode token's keys are split into ranges of about this many keys (whole
+// blocks), and into two from ATTN_SPLIT_MIN_KEYS keys on, so one sequence keeps two threads busy.
+// The split depends only on the token's context length, never on the rest of the batch, so a
+// decode row is bitwise the same alone or batched.
+constexpr int ATTN_SPLIT_KEYS = 256;
+constexpr int ATTN_SPLIT_MIN_KEYS = 128;
 
 // The batch of one attention call, validated.
 struct AttnBatch {
@@ -65,7 +70,14 @@ struct AttnItem {
   int32_t k_begin, k_end;  // key range; the causal limit per row still applies
   int32_t partial;         // >= 0: write (m, l, O) to this partial slot instead of out
   int32_t decode_stage;    // 0: flash prefill tile; 1: fused decode stage 1; 2: fused decode stage 2 (online loop)
+  int32_t merge;           // >= 0: index of the split merge this partial belongs to
 };
+
+// Number of flash-decoding key splits of a decode token that sees `keys` keys (see ATTN_SPLIT_KEYS).
+inline int attn_decode_splits(int keys) {
+  if (keys < ATTN_SPLIT_MIN_KEYS) return 1;
+  return std::max(2, (keys + ATTN_SPLIT_KEYS - 1) / ATTN_SPLIT_KEYS);
+}
 
 // Keys per online-softmax tile for a block size: whole blocks, about ATTN_TILE_KEYS keys.
 inline int attn_tile_keys(int block_size) { return block_size * (ATTN_TILE_KEYS / block_size > 1 ? ATTN_TILE_KEYS / block_size : 1); }
@@ -91,6 +103,12 @@ struct AttnKernels {
   void (*prefill_item)(const AttnBatch& b, const AttnItem& it, float* f32);
   // f32 scratch prefill_item needs for `rows` rows.
   size_t (*prefill_scratch)(const AttnBatch& b, int rows);
+  // Whole fused decode item (stage 2, one token; attention_decode_simd.h), writing out or its
+  // partial; returns false, doing nothing, when it does not handle the batch's head_dim (the
+  // generic tile loop runs instead). i32 scratch: attn_tile_keys. nullptr: none.
+  bool (*decode_item)(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+  // f32 scratch decode_item needs.
+  size_t (*decode_scratch)(const AttnBatch& b);
 };
 const AttnKernels& attn_scalar_kernels();
 const AttnKernels* attn_avx2_kernels();    // nullptr when not compiled in

@@ -1,7 +1,7 @@
 // CPU attention variant choice and scheduling. Split forces the baseline (attention_split.cpp);
 // FusedDecode / FlashPrefill force one algorithm for every token; Auto picks per sequence:
-// few query tokens -> fused decode (flash-decoding key splits when the context is long and there
-// are fewer (token x kv head) items than 2 x threads), many -> flash prefill.
+// few query tokens -> fused decode (flash-decoding key splits by context length alone, see
+// attn_decode_splits; the SIMD decode item of attention_decode_simd.h), many -> flash prefill.
 // All items of one call go to one dynamic work queue (an atomic counter), so decode tokens and
 // prefill tiles of a mixed batch share the threads; the costliest prefill tiles are queued first.
 // Scratch is per thread and grow-only; nothing is allocated per item.
@@ -18,7 +18,7 @@ namespace longbow::cpu {
 
 namespace {
 constexpr int ITEM_INTS = sizeof(AttnItem) / sizeof(int32_t);
-constexpr int MERGE_INTS = 4;  // (token, kv head, first partial, num_splits)
+constexpr int MERGE_INTS = 5;  // (token, kv head, first partial, num_splits, finished splits)
 
 // LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), read once.
 int decode_stage() {
@@ -45,19 +45,11 @@ struct Plan {
   int max_rows = 1, stage1_keys = 0;
 };
 
-// Fills c.scratch.attn_items with the work items followed by the split merges.
+// Fills c.scratch.attn_items with the work items followed by the split merges
+// (token, kv head, first partial, num_splits, done counter).
 Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
   const int stage = decode_stage();
-  const int Hkv = b.num_kv_heads, bs = b.block_size, threads = c.pool.num_threads();
-  int num_decode_tokens = 0;
-  for (int s = 0; s < b.num_seqs; ++s) {
-    const int nq = b.query_start[s + 1] - b.query_start[s];
-    if (is_decode(variant, nq)) num_decode_tokens += nq;
-  }
-  const int decode_items = num_decode_tokens * Hkv;
-  const int want_splits =
-      decode_items > 0 && decode_items < 2 * threads ? (4 * threads + decode_items - 1) / decode_items : 1;
-
+  const int Hkv = b.num_kv_heads, bs = b.block_size;
   std::vector<int32_t>& v = c.scratch.attn_items;
   v.clear();  // keeps capacity: grow-only
   Plan plan;
@@ -74,37 +66,40 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
     for (int tile = num_tiles - 1; tile >= 0; --tile) {
       const int t0 = q0 + tile * ATTN_PREFILL_TOKENS, t1 = std::min(q1, t0 + ATTN_PREFILL_TOKENS);
       plan.max_rows = std::max(plan.max_rows, (t1 - t0) * b.group);
-      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 0, b.seq_lens[s], -1, 0});
+      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 0, b.seq_lens[s], -1, 0, -1});
     }
   }
-  // Decode tokens: one item per (token, kv head, key split); then the merges of split tokens.
+  // Decode tokens: one item per (token, kv head, key split), the split count a function of the
+  // token's context only (batch independence); then the merges of split tokens.
   for (int pass = 0; pass < 2; ++pass) {
-    int num_partials = 0;
+    int num_partials = 0, num_merges = 0;
     for (int s = 0; s < b.num_seqs; ++s) {
       const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
       if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
       plan.max_rows = std::max(plan.max_rows, b.group);
       for (int t = q0; t < q1; ++t) {
         const int keys = b.positions[t] + 1;
-        int splits = std::min(want_splits, std::max(1, keys / ATTN_MIN_SPLIT_KEYS));
+        int splits = attn_decode_splits(keys);
         const int chunk = ((keys + splits - 1) / splits + bs - 1) / bs * bs;  // whole blocks
         splits = (keys + chunk - 1) / chunk;
         plan.stage1_keys = std::max(plan.stage1_keys, std::min(chunk, keys));
         for (int kvh = 0; kvh < Hkv; ++kvh) {
           const int p0 = splits > 1 ? num_partials : -1;
+          const int merge = splits > 1 ? num_merges++ : -1;
           if (splits > 1) num_partials += splits;
           if (pass == 1) {
-            if (splits > 1) v.insert(v.end(), {t, kvh, p0, splits}), ++plan.num_merges;
+            if (splits > 1) v.insert(v.end(), {t, kvh, p0, splits, 0});
             continue;
           }
           for (int i = 0; i < splits; ++i) {
             push({s, t, t + 1, kvh, i * chunk, std::min(keys, (i + 1) * chunk), p0 < 0 ? -1 : p0 + i,
-                  stage == 1 ? 1 : 2});
+                  stage == 1 ? 1 : 2, merge});
           }
         }
       }
     }
     plan.num_partials = num_partials;
+    plan.num_merges = num_merges;
   }
   return plan;
 }
@@ -119,31 +114,35 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   if (b.num_tokens == 0 || b.num_heads == 0) return;
   const Plan plan = plan_items(c, b, a.variant);
   const int threads = c.pool.num_threads();
-  c.scratch.ensure(threads, attn_item_scratch(b, plan.max_rows, plan.stage1_keys), plan.max_rows);
+  const AttnKernels& kern = attn_kernels();
+  const size_t f32_elems = std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
+                                    kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
+  c.scratch.ensure(threads, f32_elems, std::max(plan.max_rows, 2 * attn_tile_keys(b.block_size)));
   const size_t partial_elems = static_cast<size_t>(plan.num_partials) * b.group * (b.head_dim + 2);
   if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
   float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
   const auto* items = reinterpret_cast<const AttnItem*>(c.scratch.attn_items.data());  // (num_items,)
-  const int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;
+  int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, 5)
 
+  // One dynamic queue for all items; the split that finishes last merges its token's partials
+  // (no second pass over the threads). The acq_rel counter orders the other splits' writes.
   std::atomic<int> next{0};
   c.pool.parallel_for(threads, [&](int64_t, int64_t, int thread_idx) {
     float* f32 = c.scratch.f32[thread_idx].data();
     int32_t* i32 = c.scratch.i32[thread_idx].data();
     for (int i = next.fetch_add(1, std::memory_order_relaxed); i < plan.num_items;
          i = next.fetch_add(1, std::memory_order_relaxed)) {
-      if (items[i].decode_stage == 1) {
-        run_stage1_item(b, items[i], f32, partials);
-      } else {
-        run_online_item(b, items[i], f32, i32, partials);
+      const AttnItem& it = items[i];
+      if (it.decode_stage == 1) {
+        run_stage1_item(b, it, f32, partials);
+      } else if (it.decode_stage != 2 || kern.decode_item == nullptr || !kern.decode_item(b, it, f32, i32, partials)) {
+        run_online_item(b, it, f32, i32, partials);
       }
-    }
-  });
-  if (plan.num_merges == 0) return;
-  c.pool.parallel_for(plan.num_merges, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int32_t* mg = merges + i * MERGE_INTS;
-      merge_attention_splits(b, mg[0], mg[1], mg[2], mg[3], partials);
+      if (it.merge < 0) continue;
+      int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;
+      if (std::atomic_ref<int32_t>(mg[4]).fetch_add(1, std::memory_order_acq_rel) == mg[3] - 1) {
+        merge_attention_splits(b, mg[0], mg[1], mg[2], mg[3], partials);
+      }
     }
   });
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention_decode_simd.h"
 #include "longbow/backend/cpu/attention_tile_simd.h"
 
 namespace longbow::cpu {
@@ -190,6 +191,7 @@ struct Avx2 {
   using reg = __m256;
   static constexpr int W = 8, MAX_NV = 2;  // 16 ymm registers: 4 keys x 2 row vectors of accumulators
   static constexpr int SCORE_KEYS = 4, VALUE_DIMS = 4;
+  static constexpr int DECODE_VALUE_VECS = 2;  // decode P·V: up to 4 rows x 2 head-dim vectors
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg set1(float x) { return _mm256_set1_ps(x); }
@@ -203,6 +205,20 @@ struct Avx2 {
   static reg select_lt(reg a, reg b, reg x, reg y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
   static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // Lane j = sum of the 8 lanes of t[j, :] for t (8, 8): add-and-interleave tree (unpack ps, unpack
+  // pd, 128-bit halves), 9 shuffles and 7 adds for 8 keys instead of 8 horizontal sums.
+  static reg reduce_keys(const float* t) {
+    __m256 a[4], c[2];
+    for (int i = 0; i < 4; ++i) {
+      const __m256 x = _mm256_loadu_ps(t + 16 * i), y = _mm256_loadu_ps(t + 16 * i + 8);
+      a[i] = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+    }
+    for (int i = 0; i < 2; ++i) {
+      const __m256d x = _mm256_castps_pd(a[2 * i]), y = _mm256_castps_pd(a[2 * i + 1]);
+      c[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)), _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(c[0], c[1], 0x20), _mm256_permute2f128_ps(c[0], c[1], 0x31));
+  }
   // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2), times 2^n built in the
   // exponent bits. x < -126 (and -inf) gives exactly 0.
   static reg exp2(reg x) {
@@ -231,8 +247,23 @@ size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
   return prefill_item_scratch(rows, b.head_dim, attn_tile_keys(b.block_size), Avx2::W);
 }
 
-const AttnKernels AVX2 = {"avx2",       avx2_scores,      avx2_values, avx2_exp_sum,
-                          avx2_row_max, avx2_prefill_item, avx2_prefill_scratch};
+bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+  if (b.head_dim % Avx2::W != 0) return false;
+  if (b.f16) {
+    decode_item_t<Avx2, true>(b, it, f32, i32, partials);
+  } else {
+    decode_item_t<Avx2, false>(b, it, f32, i32, partials);
+  }
+  return true;
+}
+
+size_t avx2_decode_scratch(const AttnBatch& b) {
+  return decode_item_scratch(b.group, b.head_dim, attn_tile_keys(b.block_size), Avx2::W);
+}
+
+const AttnKernels AVX2 = {"avx2",       avx2_scores,       avx2_values,          avx2_exp_sum,
+                          avx2_row_max, avx2_prefill_item, avx2_prefill_scratch, avx2_decode_item,
+                          avx2_decode_scratch};
 
 }  // namespace
 

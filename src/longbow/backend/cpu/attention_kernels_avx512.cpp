@@ -1,6 +1,6 @@
 // AVX-512 attention kernels: the transposed FlashAttention-2 prefill item (attention_tile_simd.h)
-// at 16 lanes with up to 4 row vectors (64 rows) per register block; decode keeps the AVX2 tile
-// kernels (attention_kernels_avx2.cpp).
+// at 16 lanes with up to 4 row vectors (64 rows) per register block, and the fused decode item
+// (attention_decode_simd.h) at 16 lanes; the generic tile kernels stay AVX2 (attention_kernels_avx2.cpp).
 //
 // The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
 // enables AVX-512 for these functions only, and attn_avx512_kernels() returns them only after a
@@ -23,6 +23,7 @@
 #endif
 #include <immintrin.h>
 
+#include "longbow/backend/cpu/attention_decode_simd.h"
 #include "longbow/backend/cpu/attention_tile_simd.h"
 
 namespace longbow::cpu {
@@ -35,6 +36,7 @@ struct Avx512 {
   // Register blocks (4 keys or 4 head dims) x up to 4 row vectors: 16 accumulators. Larger blocks
   // (6 or 8) measured no faster on Zen 4.
   static constexpr int SCORE_KEYS = 4, VALUE_DIMS = 4;
+  static constexpr int DECODE_VALUE_VECS = 4;  // decode P·V: up to 4 rows x 4 head-dim vectors
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg set1(float x) { return _mm512_set1_ps(x); }
@@ -48,6 +50,25 @@ struct Avx512 {
   static reg select_lt(reg a, reg b, reg x, reg y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
   static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // Lane j = sum of the 16 lanes of t[j, :] for t (16, 16): add-and-interleave tree (unpack ps,
+  // unpack pd, two 128-bit lane shuffles), 30 shuffles and 15 adds for 16 keys.
+  static reg reduce_keys(const float* t) {
+    __m512 a[8], c[4], e[2];
+    for (int i = 0; i < 8; ++i) {
+      const __m512 x = _mm512_loadu_ps(t + 32 * i), y = _mm512_loadu_ps(t + 32 * i + 16);
+      a[i] = _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+    }
+    for (int i = 0; i < 4; ++i) {  // per 128-bit lane: the 4 keys 4i .. 4i+3
+      const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+      c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int i = 0; i < 2; ++i) {
+      e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
   // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2) (relative error < 1e-8),
   // scaled by 2^n with vscalefps. x < -126 (and -inf) gives exactly 0.
   static reg exp2(reg x) {
@@ -73,6 +94,22 @@ void avx512_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
 
 size_t avx512_prefill_scratch(const AttnBatch& b, int rows) {
   return prefill_item_scratch(rows, b.head_dim, attn_tile_keys(b.block_size), Avx512::W);
+}
+
+// Head dims that are not a multiple of 16 fall back to the AVX2 decode item (8 lanes).
+bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+  if (b.head_dim % Avx512::W != 0) return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
+  if (b.f16) {
+    decode_item_t<Avx512, true>(b, it, f32, i32, partials);
+  } else {
+    decode_item_t<Avx512, false>(b, it, f32, i32, partials);
+  }
+  return true;
+}
+
+size_t avx512_decode_scratch(const AttnBatch& b) {
+  return std::max(decode_item_scratch(b.group, b.head_dim, attn_tile_keys(b.block_size), Avx512::W),
+                  attn_avx2_kernels()->decode_scratch(b));
 }
 
 }  // namespace
@@ -110,6 +147,8 @@ const AttnKernels* make_avx512() {
   k.name = "avx512";
   k.prefill_item = avx512_prefill_item;
   k.prefill_scratch = avx512_prefill_scratch;
+  k.decode_item = avx512_decode_item;
+  k.decode_scratch = avx512_decode_scratch;
   return &k;
 }
 
