@@ -1,6 +1,8 @@
 """CPU flash-prefill attention under every SIMD set the CPU has (AVX-512 transposed item, AVX2
 transposed item, scalar tile loop), each in a child process because LONGBOW_CPU_SIMD is read
-once: prefill-heavy batches (partial query tiles, chunked prefill mid-sequence, GQA 1/3/4/8/16,
+once: decode rows at contexts around every tile/split edge, group sizes 1..16 and head dims
+64/128/72/36/32 (the SIMD decode item, its 8-lane fallback and the generic loop), bitwise decode
+rows alone == batched; prefill-heavy batches (partial query tiles, chunked prefill mid-sequence, GQA 1/3/4/8/16,
 head dims 64/128/72/36, block sizes 8/16/32/128, f16/f32 caches) against the float64 reference
 and the split baseline; wide GQA decode with flash-decoding splits; and results (bitwise) that
 depend neither on the rest of the batch nor on how the sequence was chunked (a prefix-cached
@@ -62,8 +64,8 @@ for g in (8, 16):
     q = r.standard_normal((2, g, 64)).astype(np.float32)
     ta.check_all(q, batch, 0.125, "f16", variants=["auto", "fused_decode"])
 
-# Batch independence: a prefill alone == the same prefill inside a mixed batch, bitwise. (Decode
-# tokens are not compared: their flash-decoding split count follows the batch's decode load.)
+# Batch independence: a prefill alone == the same prefill inside a mixed batch, bitwise (decode
+# rows: test_decode_attention_per_simd_set).
 kc, vc, bt, qs, sl, pos = ta.make_batch(r, [40, 300, 2049, 90], [1, 300, 1, 37], 3, 64, 16, np.float16)
 q = r.standard_normal((int(qs[-1]), 9, 64)).astype(np.float32)
 full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "auto")
@@ -94,5 +96,61 @@ def test_prefill_attention_per_simd_set(simd):
     tests = str(Path(__file__).parent)
     res = subprocess.run([sys.executable, "-c", CHILD.format(tests=tests)], env=env, capture_output=True, text=True,
                          timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert res.stdout.strip().endswith("ok")
+
+
+DECODE_CHILD = r"""
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+import test_attention as ta
+from longbow._core import ops
+
+r = np.random.default_rng(11)
+# Decode tokens at every context around tile (64), split (128, 256) and vector (8, 16) edges.
+CTX = [1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 513, 1000, 4097]
+for hkv, g, d, bs, dt in [(3, 3, 64, 16, np.float16),    # SmolLM2-135M
+                          (3, 3, 64, 16, np.float32),
+                          (2, 1, 128, 32, np.float16),
+                          (1, 5, 64, 8, np.float16),     # rows past one 4-row block, 8-key blocks
+                          (1, 16, 32, 16, np.float32),
+                          (2, 4, 72, 16, np.float16),    # head dim % 16 != 0: the 8-lane item
+                          (1, 3, 36, 128, np.float32)]:  # head dim % 8 != 0: generic loop; block > tile
+    batch = ta.make_batch(r, CTX, [1] * len(CTX), hkv, d, bs, dt)
+    q = r.standard_normal((len(CTX), hkv * g, d)).astype(np.float32)
+    ta.check_all(q, batch, d ** -0.5, "f16" if dt == np.float16 else "f32", variants=["auto", "fused_decode"])
+
+# Two-token rows (verify-like) also take the decode path; large logits stress the online max.
+batch = ta.make_batch(r, [300, 70, 2], [2, 2, 2], 3, 64, 16, np.float16)
+q = r.standard_normal((6, 9, 64)).astype(np.float32)
+ta.check_all(q, batch, 0.125, "f16", variants=["auto", "fused_decode"])
+ta.check_all(q * 40.0, batch, 0.125, "large_logits", variants=["auto", "fused_decode"])
+
+# Batch independence, bitwise: each decode row alone == the same row in a batch of 16 decodes
+# plus a prefill (split counts follow the row's context only, never the batch).
+ctx = [100, 129, 250, 2049, 16, 700, 300, 1, 64, 65, 128, 256, 257, 1024, 90, 3000, 200]
+new = [1] * 16 + [200]
+kc, vc, bt, qs, sl, pos = ta.make_batch(r, ctx, new, 3, 64, 16, np.float16)
+q = r.standard_normal((int(qs[-1]), 9, 64)).astype(np.float32)
+full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "auto")
+for s in range(16):
+    a, b = int(qs[s]), int(qs[s + 1])
+    alone = ops.attention("cpu", q[a:b], kc, vc, bt[s:s + 1], np.array([0, 1], np.int32), sl[s:s + 1],
+                          pos[a:b], 0.125, "auto")
+    assert np.array_equal(alone, full[a:b]), f"decode row {{s}} (context {{ctx[s]}}) differs alone vs batched"
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("simd", SIMD_SETS)
+def test_decode_attention_per_simd_set(simd):
+    """Fused decode (SIMD decode item, flash-decoding splits, merge) vs float64 and split."""
+    env = dict(os.environ)
+    env.pop("LONGBOW_CPU_SIMD", None)
+    if simd != "auto":
+        env["LONGBOW_CPU_SIMD"] = simd
+    tests = str(Path(__file__).parent)
+    res = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=tests)], env=env, capture_output=True,
+                         text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")
