@@ -107,7 +107,7 @@ import test_attention as ta
 from longbow._core import ops
 
 r = np.random.default_rng(11)
-# Decode tokens at every context around tile (64), split (128, 256) and vector (8, 16) edges.
+# Decode tokens at every context around tile (32, 64), split (128, 256) and vector (8, 16) edges.
 CTX = [1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 513, 1000, 4097]
 for hkv, g, d, bs, dt in [(3, 3, 64, 16, np.float16),    # SmolLM2-135M
                           (3, 3, 64, 16, np.float32),

@@ -4,7 +4,7 @@
 // SIMD vector type V (AVX2: 8 lanes, AVX-512: 16 lanes) and included by the kernel files under
 // their own target flags; the contents sit in an anonymous namespace so each file gets its own copy.
 //
-// Per key tile (whole paged blocks, at most attn_tile_keys keys), rows processed in blocks of up
+// Per key tile (whole paged blocks, about ATTN_DECODE_TILE_KEYS keys), rows processed in blocks of up
 // to DECODE_ROW_BLOCK so every K/V row is loaded and converted from f16 once per row block:
 //   scores: lanes = head dims; each (row, key) dot product is a chain of D/W FMAs, and W such
 //     vectors (W keys) are folded into one vector of W scores by a transpose-and-add tree
@@ -196,12 +196,12 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, c
 }
 
 // One fused decode item (AttnItem with t1 == t0 + 1). Needs head_dim % V::W == 0; i32 scratch
-// holds 2 x attn_tile_keys slots; partials is (num_partials, G, D + 2).
+// holds 2 x attn_decode_tile_keys slots; partials is (num_partials, G, D + 2).
 template <class V, bool F16>
 void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   constexpr int W = V::W;
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
-  const int TK = attn_tile_keys(bs), TKp = decode_tile_pad(TK, W);
+  const int TK = attn_decode_tile_keys(bs), TKp = decode_tile_pad(TK, W);
   const int t = it.t0;
   const int ke = std::min(it.k_end, b.positions[t] + 1);
   float* q = f32;                                   // (G, D) queries * scale * log2 e

@@ -117,7 +117,7 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   const AttnKernels& kern = attn_kernels();
   const size_t f32_elems = std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
                                     kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
-  c.scratch.ensure(threads, f32_elems, std::max(plan.max_rows, 2 * attn_tile_keys(b.block_size)));
+  c.scratch.ensure(threads, f32_elems, std::max(plan.max_rows, 2 * attn_decode_tile_keys(b.block_size)));
   const size_t partial_elems = static_cast<size_t>(plan.num_partials) * b.group * (b.head_dim + 2);
   if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
   float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
