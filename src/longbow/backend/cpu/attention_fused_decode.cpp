@@ -9,9 +9,11 @@
 //  stage 2, fully fused: one pass over K and V with a rescaled accumulator — the
 //    FlashAttention-2 tile loop of attention_flash_prefill.cpp with one query token (rows = group).
 //
-// Flash-decoding (Dao et al. 2023): when there are few (token x kv head) items for the threads,
-// the keys are split into ranges run as separate items writing (O, m, l) partials; the merge
-// below combines them: m* = max m_i, l* = sum l_i e^(m_i - m*), out = sum O_i e^(m_i - m*) / l*.
+// Stage 2 runs as the SIMD decode item of attention_decode_simd.h when the kernel set has one.
+// Flash-decoding (Dao et al. 2023): a token's keys are split into ranges by its context length
+// alone (attn_decode_splits, so results do not depend on the batch), run as separate items
+// writing (O, m, l) partials; the split that finishes last runs the merge below:
+// m* = max m_i, l* = sum l_i e^(m_i - m*), out = sum O_i e^(m_i - m*) / l*.
 // On Metal: one threadgroup per (token, kv head, split), one simdgroup per query head row,
 // simd_max / simd_sum for the row reductions, a second tiny kernel for the merge.
 #include <algorithm>
