@@ -53,3 +53,21 @@ def test_peers_markdown_ratio_and_roofline_columns():
     md = peers.markdown(rows).splitlines()
     assert md[2] == "| q8_0 | 2 | prefill_512 | 900.0 | 700.0 | 600.0 | 1.29x |  |"
     assert md[3] == "| q8_0 | 2 | decode_128_short | 200.0 | 150.0 | 160.0 | 1.25x | 400 (50%, 40%) |"
+
+
+def test_peak_rss_is_the_worker_own_not_the_parent_carried_through_exec():
+    """Workers are spawned by a large parent; their peak RSS must not include the parent's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import subprocess, sys\n"
+        "big = bytearray(300 * 1024 * 1024)\n"  # the parent touches 300 MB
+        "for i in range(0, len(big), 4096): big[i] = 1\n"
+        "out = subprocess.run([sys.executable, '-c', 'from longbow.benchmarks import peers; "
+        "print(peers._peak_rss_mb())'], capture_output=True, text=True, check=True).stdout\n"
+        "print(out.strip())\n"
+    )
+    child_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1])
+    assert 0 < child_mb < 200, child_mb

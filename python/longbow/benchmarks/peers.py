@@ -163,6 +163,21 @@ def worker_transformers(model: str, threads: int, seed: int) -> dict:
             "ttft_512_s": ttft}
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process. On Linux VmHWM of its own address space: ru_maxrss
+    would also count the parent's footprint carried through fork + exec (the parent that writes the
+    Q8_0/F16/F32 files is large), making every engine report the same number."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB elsewhere
+
+
 def _worker_main(args) -> int:
     if args.engine == "longbow":
         res = worker_longbow(args.model, args.threads_one, args.seed)
@@ -172,7 +187,7 @@ def _worker_main(args) -> int:
         res = worker_transformers(args.model, args.threads_one, args.seed)
     else:
         raise ValueError(f"[compare_peers] unknown engine {args.engine!r}")
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    res["peak_rss_mb"] = _peak_rss_mb()
     print("RESULT " + json.dumps(res), flush=True)
     return 0
 
