@@ -193,9 +193,13 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
         for (size_t m0 = 0; m0 < M; m0 += mk.mr) {
           const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
           for (int64_t p = p0; p < p1; ++p) {
-            mk.dot_q(a.w_dtype, w + p * panel_bytes, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), r, PANEL_ROWS);
             const size_t n0 = static_cast<size_t>(p) * PANEL_ROWS;
             const int rows = static_cast<int>(std::min<size_t>(PANEL_ROWS, N - n0));
+            if (rows == PANEL_ROWS && bias == nullptr && !a.accumulate) {  // straight into out
+              mk.dot_q(a.w_dtype, w + p * panel_bytes, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), out + m0 * N + n0, N);
+              continue;
+            }
+            mk.dot_q(a.w_dtype, w + p * panel_bytes, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), r, PANEL_ROWS);
             for (int i = 0; i < mr; ++i) {
               store(out + (m0 + i) * N + n0, r + i * PANEL_ROWS, rows, bias ? bias + n0 : nullptr, a.accumulate);
             }
