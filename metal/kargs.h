@@ -130,6 +130,7 @@ struct SampleRowKParams {
   float top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty;
   kargs_u32 seed_lo, seed_hi, counter;
   kargs_i32 penalty_start, penalty_count;
+  kargs_i32 ban_start, ban_count;
 };
 
 LONGBOW_KARGS_END
@@ -148,5 +149,5 @@ static_assert(sizeof(longbow::metal::SiluMulKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
 static_assert(sizeof(longbow::metal::SampleKArgs) == 16);
-static_assert(sizeof(longbow::metal::SampleRowKParams) == 48);
+static_assert(sizeof(longbow::metal::SampleRowKParams) == 56);
 #endif

@@ -1,7 +1,7 @@
 // Token sampling, one threadgroup per logits row; the exact rule of the CPU backend
 // (src/longbow/backend/cpu/sample.cpp):
 //  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties on a
-//  working copy;  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates
+//  working copy, then banned ids set to -inf;  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates
 //  ordered by (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch,
 //  top_k, softmax, top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10
 //  (Salmon et al. 2011) keyed by (seed, counter). Prefix sums are chunked per thread.
@@ -118,7 +118,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   for (int i = int(tid); i < V; i += NT) se += exp(raw[i] - raw_max);
   const float lse = raw_max + log(sample_sum(se, fpart, sg, lane));
 
-  // b) penalties on the working copy; each distinct token is updated by the thread of its first occurrence.
+  // b) penalties on the working copy, then banned ids; each distinct token is updated by the thread of its first occurrence.
   for (int i = int(tid); i < V; i += NT) vals[i] = raw[i];
   threadgroup_barrier(mem_flags::mem_device);
   const int start = clamp(p.penalty_start, 0, args.penalty_capacity);
@@ -137,6 +137,14 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     l -= p.presence_penalty;
     l -= p.frequency_penalty * float(n);
     vals[tok] = l;
+  }
+  threadgroup_barrier(mem_flags::mem_device);
+  // Banned ids (e.g. end-of-sequence before min_tokens) cannot be drawn.
+  const int ban_start = clamp(p.ban_start, 0, args.penalty_capacity);
+  const int ban_count = clamp(p.ban_count, 0, args.penalty_capacity - ban_start);
+  for (int i = int(tid); i < ban_count; i += NT) {
+    const int tok = penalty_tokens[ban_start + i];
+    if (tok >= 0 && tok < V) vals[tok] = -INFINITY;
   }
   threadgroup_barrier(mem_flags::mem_device);
 

@@ -136,6 +136,9 @@ def penalize(logits, p):
         v = np.float32(v - np.float32(p.get("presence_penalty", 0.0)))
         v = np.float32(v - np.float32(p.get("frequency_penalty", 0.0)) * np.float32(c))
         lg[t] = v
+    bans = p.get("ban_tokens", [])
+    if len(bans):
+        lg[np.asarray(bans, dtype=np.int64)] = -np.inf  # banned ids cannot be drawn
     return lg
 
 

@@ -159,6 +159,25 @@ def test_eos_as_first_token(tiny_gguf_model):
     assert llm.stats()["num_blocks_used"] == 0
 
 
+def test_min_tokens_masks_eos_and_stop_ids(tiny_gguf_model):
+    """Before min_tokens the end-of-sequence and stop ids cannot be drawn (vLLM semantics): the
+    output never holds them early, and greedy continues with the next best token."""
+    llm = _llm(tiny_gguf_model)
+    ref = llm.generate([_prompt(10)], GREEDY)[0].token_ids
+    llm.engine.set_eos_token_ids([ref[0]])  # the greedy first token is now end-of-sequence
+    out = llm.generate([_prompt(10)], SP(max_tokens=6, min_tokens=3))[0]
+    assert ref[0] not in out.token_ids[:3] and len(out.token_ids) >= 3
+    if out.finish_reason == "stop":  # ended on end-of-sequence, never before min_tokens + 1 tokens
+        assert out.token_ids[-1] == ref[0] and len(out.token_ids) >= 4
+    # A stop id is masked the same way; without min_tokens it ends the request at once.
+    llm.engine.set_eos_token_ids([])
+    early = llm.generate([_prompt(10)], SP(max_tokens=6, stop_token_ids=[ref[0]]))[0]
+    assert (early.token_ids, early.finish_reason) == ([ref[0]], "stop")
+    late = llm.generate([_prompt(10)], SP(max_tokens=6, stop_token_ids=[ref[0]], min_tokens=2))[0]
+    assert ref[0] not in late.token_ids[:2] and len(late.token_ids) >= 2
+    assert llm.stats()["num_blocks_used"] == 0
+
+
 def test_n_samples_with_stop_strings_stop_each_sample(llm):
     kw = dict(max_tokens=16, ignore_eos=True, temperature=1.0, seed=3, n=3)
     full = llm.generate("Hello world", SP(**kw))[0].outputs

@@ -247,6 +247,8 @@ def random_params(r, vocab):
         p["repetition_penalty"] = float(r.choice([1.0, 1.3, 0.8]))
         p["presence_penalty"] = float(r.choice([0.0, 0.5]))
         p["frequency_penalty"] = float(r.choice([0.0, 0.25]))
+    if vocab > 1 and r.random() < 0.3:  # e.g. end-of-sequence ids before min_tokens
+        p["ban_tokens"] = r.integers(0, vocab, int(r.integers(1, min(vocab, 4) + 1))).tolist()
     return p
 
 

@@ -85,6 +85,8 @@ def random_params(r, vocab):
         p["repetition_penalty"] = float(r.choice([1.0, 1.3, 0.8]))
         p["presence_penalty"] = float(r.choice([0.0, 0.5]))
         p["frequency_penalty"] = float(r.choice([0.0, 0.25]))
+    if vocab > 1 and r.random() < 0.3:  # e.g. end-of-sequence ids before min_tokens
+        p["ban_tokens"] = r.integers(0, vocab, int(r.integers(1, min(vocab, 4) + 1))).tolist()
     return p
 
 
@@ -158,6 +160,23 @@ def test_penalties_change_the_greedy_choice():
     assert ids[0] == 0  # 3.0/3 = 1.0 vs 2.9/3; negative logit -1 * 3 stays lowest
 
 
+def test_banned_ids_are_never_drawn():
+    logits = np.array([[3.0, 2.9, -1.0, 0.5]], np.float32)
+    ids, lps = ops.sample("cpu", logits, [{"ban_tokens": [0]}])
+    assert ids[0] == 1  # greedy skips the banned argmax
+    raw = logits[0].astype(np.float64)
+    assert lps[0] == pytest.approx(raw[1] - np.log(np.exp(raw).sum()), abs=1e-5)  # logprob of the raw logits
+    ids, _ = ops.sample("cpu", logits, [{"ban_tokens": [0, 1, 1]}])
+    assert ids[0] == 3
+    r = rng(6)
+    row = (r.standard_normal(50) * 0.1).astype(np.float32)
+    row[7] = 8.0  # nearly all the mass, banned
+    n = 500
+    draws, _ = ops.sample("cpu", np.repeat(row[None], n, 0),
+                          [{"temperature": 1.0, "seed": 3, "counter": c, "ban_tokens": [7, 9]} for c in range(n)])
+    assert not {7, 9} & set(draws.tolist()) and len(set(draws.tolist())) > 20
+
+
 def test_sample_bad_params():
     logits = np.zeros((1, 10), np.float32)
     with pytest.raises(ValueError, match="temperature"):
@@ -166,6 +185,8 @@ def test_sample_bad_params():
         ops.sample("cpu", logits, [{"temperature": 1.0, "top_p": 0.0}])
     with pytest.raises(ValueError, match="penalty token 0: expected 0 <= id < 10, found 10"):
         ops.sample("cpu", logits, [{"penalty_tokens": [10]}])
+    with pytest.raises(ValueError, match="banned id 0: expected 0 <= id < 10, found -1"):
+        ops.sample("cpu", logits, [{"ban_tokens": [-1]}])
     with pytest.raises(ValueError, match="unknown key 'topk'"):
         ops.sample("cpu", logits, [{"topk": 3}])
     with pytest.raises(ValueError, match="one dict per logits row"):

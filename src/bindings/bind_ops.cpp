@@ -143,17 +143,17 @@ AttentionVariant variant_from_name(const std::string& v) {
 
 }  // namespace
 
-// One SampleRowParams from a dict; its "penalty_tokens" list is appended to `flat`.
+// One SampleRowParams from a dict; its "penalty_tokens" and "ban_tokens" lists are appended to `flat`.
 SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
   static const char* known[] = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
-                                "frequency_penalty", "seed", "counter", "penalty_tokens"};
+                                "frequency_penalty", "seed", "counter", "penalty_tokens", "ban_tokens"};
   for (auto item : d) {
     const std::string key = py::str(item.first);
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
     check(ok, "sample params: unknown key '" + key +
                   "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
-                  "frequency_penalty, seed, counter, penalty_tokens)");
+                  "frequency_penalty, seed, counter, penalty_tokens, ban_tokens)");
   }
   auto get = [&](const char* k, auto def) { return d.contains(k) ? d[k].cast<decltype(def)>() : def; };
   SampleRowParams p;
@@ -171,6 +171,10 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
   p.penalty_start = static_cast<int32_t>(flat.size());
   p.penalty_count = static_cast<int32_t>(toks.size());
   flat.insert(flat.end(), toks.begin(), toks.end());
+  const auto bans = get("ban_tokens", std::vector<int32_t>{});
+  p.ban_start = static_cast<int32_t>(flat.size());
+  p.ban_count = static_cast<int32_t>(bans.size());
+  flat.insert(flat.end(), bans.begin(), bans.end());
   return p;
 }
 
@@ -464,7 +468,7 @@ void bind_ops(py::module_& m) {
       py::arg("backend"), py::arg("logits"), py::arg("params"),
       "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys temperature, "
       "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), counter, "
-      "penalty_tokens (list).");
+      "penalty_tokens (list), ban_tokens (list of ids that cannot be drawn).");
 
   ops.def(
       "cpu_simd", [] { return std::string(cpu::row_kernels().name); },

@@ -144,6 +144,9 @@ struct SampleRowParams {
   uint32_t seed_lo = 0, seed_hi = 0;  // Philox key
   uint32_t counter = 0;               // token index within the request (Philox counter)
   int32_t penalty_start = 0, penalty_count = 0;  // slice of the penalty token list
+  // Slice of the same token list holding ids that cannot be drawn (logit set to -inf after the
+  // penalties), e.g. end-of-sequence and stop ids before min_tokens.
+  int32_t ban_start = 0, ban_count = 0;
 };
 
 // Samples one token per logits row on the device; only ids and logprobs come back.
@@ -152,7 +155,7 @@ struct SampleArgs {
   BufView out_logprobs;  // (num_rows,) f32: log-softmax of the raw logits at the chosen id
   BufView logits;        // (num_rows, vocab_size) f32, may be modified (scratch)
   BufView params;        // (num_rows,) SampleRowParams
-  BufView penalty_tokens;  // (total,) i32: tokens seen so far per row, sliced by params
+  BufView penalty_tokens;  // (total,) i32: tokens seen so far / banned ids per row, sliced by params
   int num_rows = 0, vocab_size = 0;
 };
 

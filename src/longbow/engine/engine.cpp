@@ -154,9 +154,28 @@ Batch Engine::build_batch(const SchedulerOutput& plan) const {
 
 bool Engine::is_stop(const Sequence& seq, int token) const {
   const auto& p = seq.params;
+  // The first min_tokens tokens cannot be stop or end-of-sequence ids (banned_ids keeps the
+  // sampler from drawing them); num_generated() already counts `token`.
+  if (seq.num_generated() <= p.min_tokens) return false;
   if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end()) return true;
-  if (p.ignore_eos || seq.num_generated() < p.min_tokens) return false;
+  if (p.ignore_eos) return false;
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
+}
+
+void Engine::banned_ids(const Sequence& seq, std::vector<int32_t>& out) const {
+  const auto& p = seq.params;
+  // The token sampled now is generated token number num_generated() + 1 (as in vLLM: the first
+  // min_tokens tokens are never stop or end-of-sequence ids).
+  if (seq.num_generated() + 1 > p.min_tokens) return;
+  const int vocab = model_config().vocab_size;
+  for (int id : p.stop_token_ids) {
+    if (id >= 0 && id < vocab) out.push_back(id);
+  }
+  if (!p.ignore_eos) {
+    for (int id : eos_ids_) {
+      if (id >= 0 && id < vocab) out.push_back(id);
+    }
+  }
 }
 
 std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) {
@@ -196,6 +215,9 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
     p.penalty_start = static_cast<int32_t>(penalty.size());
     p.penalty_count = penalized ? seq.num_tokens() : 0;
     if (penalized) penalty.insert(penalty.end(), seq.tokens.begin(), seq.tokens.end());
+    p.ban_start = static_cast<int32_t>(penalty.size());
+    banned_ids(seq, penalty);
+    p.ban_count = static_cast<int32_t>(penalty.size()) - p.ban_start;
   }
   if (penalty.size() > penalty_capacity_) {  // grows rarely, never inside a forward
     penalty_capacity_ = std::max(penalty.size(), 2 * penalty_capacity_);

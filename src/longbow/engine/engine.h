@@ -94,6 +94,9 @@ class Engine {
   std::vector<TokenOutput> sample_and_update(const SchedulerOutput& plan);
   void copy_blocks(const std::vector<std::pair<int, int>>& copies);
   bool is_stop(const Sequence& seq, int token) const;
+  // Appends the ids the sampler must not draw for seq's next token (stop and end-of-sequence ids
+  // while fewer than min_tokens tokens have been generated).
+  void banned_ids(const Sequence& seq, std::vector<int32_t>& out) const;
 
   EngineConfig config_;
   std::shared_ptr<const ModelFile> file_;

@@ -10,7 +10,7 @@ namespace longbow::engine {
 struct SamplingParams {
   int n = 1;           // samples of the prompt (they share its KV blocks; sample i uses seed + i)
   int max_tokens = 16;
-  int min_tokens = 0;  // end-of-sequence tokens are not honoured before this many tokens
+  int min_tokens = 0;  // the first min_tokens tokens are never stop or end-of-sequence ids (masked)
   float temperature = 0.0f;  // 0 = greedy
   int top_k = 0;             // 0 = off
   float top_p = 1.0f;        // 1 = off

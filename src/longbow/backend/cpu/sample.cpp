@@ -1,5 +1,6 @@
 // Token sampling, one logits row per thread-chunk. The exact rule (shared with the Metal kernel):
-//  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties;
+//  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties, then
+//  banned ids (ban slice) set to -inf;
 //  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by
 //  (logit desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF
 //  with u = Philox(seed, counter). Sorting is lazy: only a growing head of the candidates is
@@ -127,8 +128,8 @@ int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
   }
 }
 
-void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks, int vocab, RowScratch& s,
-                int32_t* out_id, float* out_logprob) {
+void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks, const int32_t* bans, int vocab,
+                RowScratch& s, int32_t* out_id, float* out_logprob) {
   // a) log-softmax normalizer of the raw logits.
   // Vectorized max and exp-sum (the attention kernels' SIMD softmax pieces): a scalar exp per
   // vocab entry cost ~0.25 ms a row, a large share of a batched decode step.
@@ -136,9 +137,10 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
   const float raw_max = k.row_max(raw, vocab);
   std::memcpy(s.weights, raw, static_cast<size_t>(vocab) * sizeof(float));
   const double lse = raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
-  // b) penalties on a working copy.
+  // b) penalties on a working copy, then banned ids (checked in op_sample) cannot be drawn.
   std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
   apply_penalties(p, toks, vocab, s);
+  for (int i = 0; i < p.ban_count; ++i) s.vals[bans[i]] = -INFINITY;
   int id;
   if (p.temperature == 0.0f) {  // c) greedy
     id = argmax(s.vals, vocab);
@@ -162,6 +164,7 @@ void validate_params(const SampleRowParams& p, int row) {
           at + "expected repetition_penalty > 0, found " + std::to_string(p.repetition_penalty));
   require(p.penalty_start >= 0 && p.penalty_count >= 0, "cpu.sample",
           at + "expected non-negative penalty_start and penalty_count");
+  require(p.ban_start >= 0 && p.ban_count >= 0, "cpu.sample", at + "expected non-negative ban_start and ban_count");
 }
 }  // namespace
 
@@ -175,20 +178,28 @@ void op_sample(Ctx& c, const SampleArgs& a) {
   float* logprobs = view_as<float>(a.out_logprobs, R, where, "out_logprobs");          // (num_rows,)
   const float* logits = view_as<const float>(a.logits, R * V, where, "logits");        // (num_rows, vocab)
   const auto* params = view_as<const SampleRowParams>(a.params, R, where, "params");  // (num_rows,)
-  std::vector<const int32_t*> toks(R);  // per row: its slice of penalty_tokens
+  std::vector<const int32_t*> toks(R), bans(R);  // per row: its slices of penalty_tokens
   for (size_t r = 0; r < R; ++r) {
-    validate_params(params[r], static_cast<int>(r));
-    toks[r] = params[r].penalty_count == 0
-                  ? nullptr
-                  : view_as<const int32_t>(a.penalty_tokens.at(params[r].penalty_start * sizeof(int32_t)),
-                                           params[r].penalty_count, where, "penalty_tokens");
+    const SampleRowParams& p = params[r];
+    validate_params(p, static_cast<int>(r));
+    toks[r] = p.penalty_count == 0 ? nullptr
+                                   : view_as<const int32_t>(a.penalty_tokens.at(p.penalty_start * sizeof(int32_t)),
+                                                            p.penalty_count, where, "penalty_tokens");
+    bans[r] = p.ban_count == 0 ? nullptr
+                               : view_as<const int32_t>(a.penalty_tokens.at(p.ban_start * sizeof(int32_t)), p.ban_count,
+                                                        where, "penalty_tokens (banned ids)");
+    for (int i = 0; i < p.ban_count; ++i) {
+      require(bans[r][i] >= 0 && bans[r][i] < a.vocab_size, where,
+              "row " + std::to_string(r) + ": banned id " + std::to_string(i) + ": expected 0 <= id < " +
+                  std::to_string(a.vocab_size) + ", found " + std::to_string(bans[r][i]));
+    }
   }
   c.scratch.ensure(c.pool.num_threads(), 2 * V, 2 * V);
   c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int thread_idx) {
     RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.f32[thread_idx].data() + V, c.scratch.i32[thread_idx].data(),
                  c.scratch.i32[thread_idx].data() + V};
     for (int64_t r = b; r < e; ++r) {
-      sample_row(params[r], logits + r * V, toks[r], a.vocab_size, s, ids + r, logprobs + r);
+      sample_row(params[r], logits + r * V, toks[r], bans[r], a.vocab_size, s, ids + r, logprobs + r);
     }
   });
 }
