@@ -76,6 +76,29 @@ def test_n_samples_equal_seeded_single_runs(tiny_gguf_model):
     assert llm.stats()["num_blocks_used"] == 0
 
 
+def test_abort_one_sample_before_its_fork(tiny_gguf_model):
+    """Sample 2 of n = 4 aborted before the prompt ran: it is reported aborted with no tokens, is
+    never created, and the other samples are exactly those of a run without the abort."""
+    llm = _llm(tiny_gguf_model)
+    prompt = [5, 17, 42, 99, 7, 3, 250, 11, 64, 128, 31, 200, 77]
+    p = longbow.SamplingParams(max_tokens=12, temperature=1.0, seed=7, n=4, ignore_eos=True)
+    want = [o.token_ids for o in llm.generate([prompt], p)[0].outputs]
+    e = llm.engine
+    e.add_request("r", prompt, p.to_engine())
+    assert e.abort("r", 2) and not e.abort("r", 2) and not e.abort("r", 9)
+    tokens, reasons = {i: [] for i in range(4)}, {}
+    while e.has_unfinished():
+        for rid, tok, _lp, finished, reason, idx in e.step():
+            assert rid == "r"
+            if tok >= 0:
+                tokens[idx].append(tok)
+            if finished:
+                reasons[idx] = reason
+    assert reasons == {0: "length", 1: "length", 2: "abort", 3: "length"}
+    assert tokens[2] == [] and [tokens[i] for i in (0, 1, 3)] == [want[i] for i in (0, 1, 3)]
+    assert llm.stats()["num_blocks_used"] == 0 and llm.stats()["num_running"] == 0
+
+
 def test_n_samples_under_preemption(tiny_gguf_model):
     reqs = _requests(12, seed=9, max_prompt=40, max_out=16)
     want = _isolated(tiny_gguf_model, reqs)

@@ -139,9 +139,15 @@ std::vector<Sequence*> Scheduler::fork(Sequence* parent) {
   std::vector<Sequence*> all{parent};
   const int n = parent->num_pending_forks;
   parent->num_pending_forks = 0;
+  int next_idx = static_cast<int>(samples.size());
+  auto skipped = [&](int idx) {
+    return std::find(parent->skipped_forks.begin(), parent->skipped_forks.end(), idx) != parent->skipped_forks.end();
+  };
   for (int i = 1; i <= n; ++i) {
+    while (skipped(next_idx)) ++next_idx;  // aborted before the fork: its index stays unused
     auto child = std::make_unique<Sequence>(*parent);
-    child->sample_idx = static_cast<int>(samples.size());
+    child->skipped_forks.clear();
+    child->sample_idx = next_idx++;
     child->seed = parent->seed + static_cast<uint64_t>(child->sample_idx);
     child->num_preemptions = 0;
     blocks_.share(child->block_table);
@@ -170,18 +176,31 @@ std::vector<int> Scheduler::abort(const std::string& request_id, int sample_idx)
   auto it = table_.find(request_id);
   if (it == table_.end()) return done;
   auto& samples = it->second;
-  // Samples not forked yet are aborted with their parent (sample 0).
+  // Samples not forked yet are aborted with their parent (sample 0), or one by one (skipped at the fork).
   const int n_total = samples.front()->params.n;
   const bool parent_pending = samples.front()->num_pending_forks > 0;
+  Sequence* parent = samples.front().get();
+  auto is_skipped = [&](int idx) {
+    return std::find(parent->skipped_forks.begin(), parent->skipped_forks.end(), idx) != parent->skipped_forks.end();
+  };
+  if (parent_pending && sample_idx > 0 && sample_idx < n_total && !is_skipped(sample_idx)) {
+    // One sample that has not been forked yet: it will simply never be created.
+    parent->skipped_forks.push_back(sample_idx);
+    parent->num_pending_forks -= 1;
+    done.push_back(sample_idx);
+    return done;
+  }
   for (auto& s : samples) {
     if (sample_idx >= 0 && s->sample_idx != sample_idx) continue;
     if (s->status == SeqStatus::Finished) continue;
     finish(s.get(), FinishReason::Abort);
     done.push_back(s->sample_idx);
   }
-  if (parent_pending && samples.front()->status == SeqStatus::Finished) {
-    for (int i = static_cast<int>(samples.size()); i < n_total; ++i) done.push_back(i);
-    samples.front()->num_pending_forks = 0;
+  if (parent_pending && parent->status == SeqStatus::Finished) {
+    for (int i = 1; i < n_total; ++i) {
+      if (!is_skipped(i)) done.push_back(i);  // the samples it would have forked
+    }
+    parent->num_pending_forks = 0;
   }
   return done;
 }

@@ -18,6 +18,7 @@ struct Sequence {
   std::string request_id;    // the request (shared by its n samples)
   int sample_idx = 0;        // which of the request's n samples this is
   int num_pending_forks = 0; // samples still to fork from this one when its prompt is done
+  std::vector<int> skipped_forks;  // sample indices aborted before their fork (never created)
   std::vector<int> tokens;   // prompt followed by generated tokens
   int num_prompt_tokens = 0;
   int num_computed = 0;      // tokens whose K/V are in the cache
