@@ -111,11 +111,14 @@ def test_abort_all_samples_and_one_sample(tiny_gguf_model):
     e = _engine(tiny_gguf_model)
     e.add_request("a", _prompt(10), _params(max_tokens=20, n=3))
     e.add_request("b", _prompt(10), _params(max_tokens=20, n=2))
-    assert e.abort("a", 1) is False  # not forked yet: only the whole request can be aborted
-    e.step()
-    assert e.abort("a", 1) is True
+    assert e.abort("a", 1) is True  # not forked yet: skipped at the fork
+    assert e.abort("a", 1) is False
     out = e.step()
     assert ("a", -1, 1) in [(o[0], o[1], o[5]) for o in out]
+    assert sorted(o[5] for o in out if o[0] == "a" and o[1] >= 0) == [0, 2]  # the fork made sample 2 only
+    assert e.abort("a", 2) is True
+    out = e.step()
+    assert ("a", -1, 2) in [(o[0], o[1], o[5]) for o in out]
     assert e.abort("b") is True and e.abort("b") is False
     out = e.step()
     assert sorted((o[0], o[5]) for o in out if o[1] == -1) == [("b", 0), ("b", 1)]
