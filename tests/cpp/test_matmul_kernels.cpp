@@ -82,6 +82,9 @@ int check_set(const MatmulKernels* simd) {
       for (auto& v : x) v = nd(rng) * (rng() % 4 == 0 ? 40.f : 1.f);
       std::fill(x.begin(), x.begin() + 32, 0.f);                   // an all-zero block
       if (K >= 64) x[40] = 0.5f * 2.f, x[41] = -1.f;            // exact values
+      if (K >= 96) {                                              // a block of tiny values (and a zero)
+        for (int i = 64; i < 96; ++i) x[i] = (i % 3 - 1) * 1e-36f;
+      }
       const size_t nb = K / QK;
       std::vector<BlockQ16A> qa(M * nb), qs(M * nb);
       for (int m = 0; m < M; ++m) {

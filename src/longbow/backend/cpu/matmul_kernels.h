@@ -35,6 +35,9 @@ struct BlockQ16A {
 };
 static_assert(sizeof(BlockQ16A) == 72);
 constexpr float Q16_MAX = 32767.f;
+// Blocks whose largest |x| is below this quantize to zero: Q16_MAX / amax overflows to inf near
+// 1e-35, and the kernel sets would then round inf / NaN differently.
+constexpr float Q16_MIN_AMAX = 1e-30f;
 
 constexpr int MAX_MR = 8;  // activation rows per tile call (upper bound over kernel sets)
 constexpr int PANEL_ROWS = 16;

@@ -15,8 +15,9 @@ void scalar_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   for (int64_t b = 0; b < K / QK; ++b, x += QK) {
     float amax = 0.f;
     for (int i = 0; i < QK; ++i) amax = std::fmax(amax, std::fabs(x[i]));
-    const float d = amax / Q16_MAX;
-    const float id = amax > 0.f ? Q16_MAX / amax : 0.f;
+    const bool live = amax >= Q16_MIN_AMAX;  // else the whole block quantizes to zero
+    const float d = live ? amax / Q16_MAX : 0.f;
+    const float id = live ? Q16_MAX / amax : 0.f;
     int sum = 0;
     for (int i = 0; i < QK; ++i) {
       const int q = static_cast<int>(std::nearbyint(x[i] * id));

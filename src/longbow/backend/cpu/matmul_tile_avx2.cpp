@@ -37,8 +37,9 @@ void avx2_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float amax = _mm_cvtss_f32(m4);
-    const float d = amax / Q16_MAX;
-    const __m256 id = _mm256_set1_ps(amax > 0.f ? Q16_MAX / amax : 0.f);
+    const bool live = amax >= Q16_MIN_AMAX;  // else the whole block quantizes to zero
+    const float d = live ? amax / Q16_MAX : 0.f;
+    const __m256 id = _mm256_set1_ps(live ? Q16_MAX / amax : 0.f);
     constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), R));
     __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), R));

@@ -40,8 +40,9 @@ void avx512_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
   for (int64_t b = 0; b < K / QK; ++b, x += QK) {
     const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float d = amax / Q16_MAX;
-    const __m512 id = _mm512_set1_ps(amax > 0.f ? Q16_MAX / amax : 0.f);
+    const bool live = amax >= Q16_MIN_AMAX;  // else the whole block quantizes to zero
+    const float d = live ? amax / Q16_MAX : 0.f;
+    const __m512 id = _mm512_set1_ps(live ? Q16_MAX / amax : 0.f);
     constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     const __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, id), R);
     const __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, id), R);

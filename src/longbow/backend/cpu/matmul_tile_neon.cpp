@@ -28,8 +28,9 @@ void neon_quantize_q16a(const float* x, BlockQ16A* y, int64_t K) {
       m = vmaxq_f32(m, vabsq_f32(v[i]));
     }
     const float amax = vmaxvq_f32(m);
-    const float d = amax / Q16_MAX;
-    const float id = amax > 0.f ? Q16_MAX / amax : 0.f;
+    const bool live = amax >= Q16_MIN_AMAX;  // else the whole block quantizes to zero
+    const float d = live ? amax / Q16_MAX : 0.f;
+    const float id = live ? Q16_MAX / amax : 0.f;
     int32x4_t sum = vdupq_n_s32(0);
     for (int i = 0; i < 8; ++i) {
       const int32x4_t q = vcvtnq_s32_f32(vmulq_n_f32(v[i], id));  // round to nearest even
