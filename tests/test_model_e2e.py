@@ -43,8 +43,9 @@ def test_logits_match_numpy(tiny_model_factory, fmt, heads, kv_heads, tie):
 
 
 @pytest.mark.parametrize("dtype", ["f16", "bf16", "q8_0", "q4_0", "q4_1"])
-def test_gguf_weight_dtypes_match_numpy(tiny_model_factory, dtype):
-    knobs = dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128)
+@pytest.mark.parametrize("tie", [False, True])  # tied: the embedding table is also the (packed) LM head
+def test_gguf_weight_dtypes_match_numpy(tiny_model_factory, dtype, tie):
+    knobs = dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=tie)
     path = tiny_model_factory("gguf", weight_dtype=dtype, **knobs)
     weights = tiny_models.as_stored(tiny_models.tiny_weights(**knobs), dtype, "gguf")
     _check_logits(_llm(path, kv_dtype="f32"), weights, knobs, TOL[dtype])
