@@ -189,6 +189,8 @@ void bind_ops(py::module_& m) {
         check_shape(x, {-1, K}, "x");
         const int M = static_cast<int>(x.shape(0));
         const DType wt = dtype_from_name(w_dtype, "ops.matmul");
+        check(N >= 0 && K >= 0, "matmul: expected non-negative N and K, found " + std::to_string(N) + ", " +
+                                    std::to_string(K));
         const size_t wbytes = static_cast<size_t>(N) * dtype_row_bytes(wt, K);
         check(static_cast<size_t>(w.nbytes()) == wbytes,
               "w: expected " + std::to_string(wbytes) + " bytes for (" + std::to_string(N) + ", " + std::to_string(K) +

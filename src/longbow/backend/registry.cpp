@@ -1,6 +1,5 @@
 // Backend registry: names → factories for the backends compiled into this build.
 #include <stdexcept>
-#include <string>
 
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/cpu_backend.h"
@@ -9,14 +8,6 @@
 #endif
 
 namespace longbow {
-
-std::unique_ptr<Buffer> Backend::matmul_weight(const void* ptr, DType dtype, int N, int K) {
-  if (N < 0 || K < 0) {
-    throw std::invalid_argument("[" + name() + ".matmul_weight] expected non-negative N, K, found " + std::to_string(N) +
-                                ", " + std::to_string(K));
-  }
-  return wrap_host(ptr, static_cast<size_t>(N) * dtype_row_bytes(dtype, K));
-}
 
 namespace {
 #if defined(LONGBOW_HAS_METAL)

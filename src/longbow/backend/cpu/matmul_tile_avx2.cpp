@@ -85,7 +85,7 @@ void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, in
   using Block = std::conditional_t<T == DType::Q8_0, PanelQ8, PanelQ4>;
   for (int64_t b = 0; b < nb; ++b) {
     if (h == 0) {  // weights stream from DRAM: fetch a few blocks ahead (the second half hits cache)
-      const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + 8);
+      const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
       for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
     }
     const BlockQ16A* xb = xq + b;

@@ -80,7 +80,7 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
   }
   using Block = std::conditional_t<T == DType::Q8_0, PanelQ8, PanelQ4>;
   for (int64_t b = 0; b < nb; ++b) {
-    const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + 8);
+    const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
     for (size_t off = 0; off < sizeof(Block); off += 64) __builtin_prefetch(ahead + off);
     const BlockQ16A* xb = xq + b;
     int32x4_t isum[MR][8];
