@@ -186,12 +186,13 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
     const int64_t panels = static_cast<int64_t>((N + PANEL_ROWS - 1) / PANEL_ROWS);
     // Panels per cache tile: every activation row streams past a tile that stays in L2.
     const int64_t ptile = std::clamp<int64_t>(65536 / std::max<size_t>(panel_bytes, 1), 1, 64);
-    c.pool.parallel_for(panels, [&](int64_t begin, int64_t end, int) {
+    // Tokens [t0, t1) x panels [p0, p1): tiles of panels, each streamed past every mr-token group.
+    auto run = [&](size_t t0, size_t t1, int64_t p_begin, int64_t p_end) {
       float r[MAX_MR * PANEL_ROWS];  // (mr, 16)
-      for (int64_t p0 = begin; p0 < end; p0 += ptile) {
-        const int64_t p1 = std::min<int64_t>(end, p0 + ptile);
-        for (size_t m0 = 0; m0 < M; m0 += mk.mr) {
-          const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
+      for (int64_t p0 = p_begin; p0 < p_end; p0 += ptile) {
+        const int64_t p1 = std::min<int64_t>(p_end, p0 + ptile);
+        for (size_t m0 = t0; m0 < t1; m0 += mk.mr) {
+          const int mr = static_cast<int>(std::min<size_t>(mk.mr, t1 - m0));
           for (int64_t p = p0; p < p1; ++p) {
             const size_t n0 = static_cast<size_t>(p) * PANEL_ROWS;
             const int rows = static_cast<int>(std::min<size_t>(PANEL_ROWS, N - n0));
@@ -206,7 +207,18 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
           }
         }
       }
-    });
+    };
+    const int64_t groups = static_cast<int64_t>((M + mk.mr - 1) / mk.mr);  // mr-token groups
+    if (groups >= 2 * c.pool.num_threads()) {
+      // Prefill (>= 2 mr-groups per thread): threads split the tokens and each streams all the
+      // weights (shared in L3): 8-17 % faster than splitting panels (prefill of 48-512 tokens).
+      // Fewer tokens (decode, small batches) are memory-bound: each thread streams half the weights.
+      c.pool.parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
+        run(static_cast<size_t>(g0) * mk.mr, std::min<size_t>(M, static_cast<size_t>(g1) * mk.mr), 0, panels);
+      });
+    } else {
+      c.pool.parallel_for(panels, [&](int64_t p_begin, int64_t p_end, int) { run(0, M, p_begin, p_end); });
+    }
     return;
   }
 
