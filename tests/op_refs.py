@@ -165,6 +165,28 @@ def truncated_distribution(logits, p):
     return order[:kept], w / w.sum()
 
 
+def random_sample_params(r, vocab, temperatures, top_ks):
+    """Random sample-op parameters for one row (numpy Generator r): a temperature from
+    `temperatures`, sometimes top_k (from `top_ks` or vocab + 5), top_p, min_p, penalties over
+    random seen tokens, and banned ids."""
+    p = {"temperature": float(r.choice(temperatures)), "seed": int(r.integers(0, 2**63)),
+         "counter": int(r.integers(0, 2**32))}
+    if r.random() < 0.5:
+        p["top_k"] = int(r.choice([*top_ks, vocab + 5]))
+    if r.random() < 0.5:
+        p["top_p"] = float(r.choice([0.1, 0.5, 0.9, 0.999]))
+    if r.random() < 0.4:
+        p["min_p"] = float(r.choice([0.01, 0.05, 0.3]))
+    if r.random() < 0.4:
+        p["penalty_tokens"] = r.integers(0, vocab, int(r.integers(1, 30))).tolist()
+        p["repetition_penalty"] = float(r.choice([1.0, 1.3, 0.8]))
+        p["presence_penalty"] = float(r.choice([0.0, 0.5]))
+        p["frequency_penalty"] = float(r.choice([0.0, 0.25]))
+    if vocab > 1 and r.random() < 0.3:  # e.g. end-of-sequence ids before min_tokens
+        p["ban_tokens"] = r.integers(0, vocab, int(r.integers(1, min(vocab, 4) + 1))).tolist()
+    return p
+
+
 def sample(logits, p):
     """(id, logprob) for one row."""
     raw = logits.astype(np.float64)

@@ -72,22 +72,7 @@ def test_top_k_one_is_greedy():
 # ---- exact agreement with the numpy rule ----
 
 def random_params(r, vocab):
-    p = {"temperature": float(r.choice([0.3, 0.8, 1.0, 1.7])), "seed": int(r.integers(0, 2**63)),
-         "counter": int(r.integers(0, 2**32))}
-    if r.random() < 0.5:
-        p["top_k"] = int(r.choice([1, 2, 5, 40, 300, vocab + 5]))
-    if r.random() < 0.5:
-        p["top_p"] = float(r.choice([0.1, 0.5, 0.9, 0.999]))
-    if r.random() < 0.4:
-        p["min_p"] = float(r.choice([0.01, 0.05, 0.3]))
-    if r.random() < 0.4:
-        p["penalty_tokens"] = r.integers(0, vocab, int(r.integers(1, 30))).tolist()
-        p["repetition_penalty"] = float(r.choice([1.0, 1.3, 0.8]))
-        p["presence_penalty"] = float(r.choice([0.0, 0.5]))
-        p["frequency_penalty"] = float(r.choice([0.0, 0.25]))
-    if vocab > 1 and r.random() < 0.3:  # e.g. end-of-sequence ids before min_tokens
-        p["ban_tokens"] = r.integers(0, vocab, int(r.integers(1, min(vocab, 4) + 1))).tolist()
-    return p
+    return ref.random_sample_params(r, vocab, temperatures=[0.3, 0.8, 1.0, 1.7], top_ks=[1, 2, 5, 40, 300])
 
 
 @pytest.mark.parametrize("vocab", [1, 31, 33, 4097, 49152])
