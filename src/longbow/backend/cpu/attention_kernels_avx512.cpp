@@ -6,9 +6,9 @@
 // enables AVX-512 for these functions only, and attn_avx512_kernels() returns them only after a
 // CPUID + XGETBV check (and when the AVX2 kernels exist, whose decode kernels it reuses).
 #include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/cpu_features.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
 
 #include <algorithm>
 #include <cmath>
@@ -126,23 +126,9 @@ namespace longbow::cpu {
 
 namespace {
 
-// AVX-512 F/BW/VL plus FMA/F16C, and an OS that saves the opmask and ZMM state (XCR0 bits 1, 2, 5-7).
-bool cpu_has_avx512() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-  const bool fma = (ecx >> 12) & 1u, osxsave = (ecx >> 27) & 1u, f16c = (ecx >> 29) & 1u;
-  if (!(fma && osxsave && f16c)) return false;
-  unsigned xcr0_lo = 0, xcr0_hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & 0xE6u) != 0xE6u) return false;
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-  const bool avx2 = (ebx >> 5) & 1u, f = (ebx >> 16) & 1u, bw = (ebx >> 30) & 1u, vl = (ebx >> 31) & 1u;
-  return avx2 && f && bw && vl;
-}
-
 const AttnKernels* make_avx512() {
   const AttnKernels* avx2 = attn_avx2_kernels();
-  if (avx2 == nullptr || !cpu_has_avx512()) return nullptr;
+  if (avx2 == nullptr || !cpu_has_avx512(/*vnni=*/false)) return nullptr;
   static AttnKernels k = *avx2;  // decode tile kernels stay AVX2
   k.name = "avx512";
   k.prefill_item = avx512_prefill_item;

@@ -15,11 +15,11 @@
 #include <string>
 #include <type_traits>
 
+#include "longbow/backend/cpu/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
@@ -224,27 +224,8 @@ const MatmulKernels AVX512 = {"avx512", 8, avx512_quantize_q16a, avx512_dot_q, a
 
 namespace longbow::cpu {
 
-namespace {
-
-// AVX-512 F/BW/VL/VNNI plus FMA/F16C, and an OS that saves the opmask and ZMM state (XCR0 bits 1, 2, 5-7).
-bool cpu_has_avx512_vnni() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-  const bool fma = (ecx >> 12) & 1u, osxsave = (ecx >> 27) & 1u, f16c = (ecx >> 29) & 1u;
-  if (!(fma && osxsave && f16c)) return false;
-  unsigned xcr0_lo = 0, xcr0_hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & 0xE6u) != 0xE6u) return false;
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-  const bool avx2 = (ebx >> 5) & 1u, f = (ebx >> 16) & 1u, bw = (ebx >> 30) & 1u, vl = (ebx >> 31) & 1u;
-  const bool vnni = (ecx >> 11) & 1u;
-  return avx2 && f && bw && vl && vnni;
-}
-
-}  // namespace
-
 const MatmulKernels* avx512_matmul_kernels() {
-  static const MatmulKernels* k = cpu_has_avx512_vnni() ? &AVX512 : nullptr;
+  static const MatmulKernels* k = cpu_has_avx512(/*vnni=*/true) ? &AVX512 : nullptr;
   return k;
 }
 
