@@ -16,27 +16,30 @@ const char* WHERE = "cpu.attention";
 
 void validate_batch(AttnBatch& b) {
   const int32_t* qs = b.query_start;
-  require(qs[0] == 0 && qs[b.num_seqs] == b.num_tokens, WHERE,
-          "query_start: expected to run from 0 to num_tokens=" + std::to_string(b.num_tokens) + ", found " +
-              std::to_string(qs[0]) + " .. " + std::to_string(qs[b.num_seqs]));
+  require(qs[0] == 0 && qs[b.num_seqs] == b.num_tokens, WHERE, [&] {
+    return "query_start: expected to run from 0 to num_tokens=" + std::to_string(b.num_tokens) + ", found " +
+           std::to_string(qs[0]) + " .. " + std::to_string(qs[b.num_seqs]);
+  });
   for (int s = 0; s < b.num_seqs; ++s) {
     require(qs[s + 1] >= qs[s], WHERE,
-            "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s));
+            [&] { return "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s); });
     const int len = b.seq_lens[s];
-    require(len >= 0 && len <= b.max_blocks_per_seq * b.block_size, WHERE,
-            "seq_lens[" + std::to_string(s) + "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
-                std::to_string(b.max_blocks_per_seq * b.block_size) + ", found " + std::to_string(len));
+    require(len >= 0 && len <= b.max_blocks_per_seq * b.block_size, WHERE, [&] {
+      return "seq_lens[" + std::to_string(s) + "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
+             std::to_string(b.max_blocks_per_seq * b.block_size) + ", found " + std::to_string(len);
+    });
     for (int j = 0; j < (len + b.block_size - 1) / b.block_size; ++j) {
       const int blk = b.block_tables[static_cast<size_t>(s) * b.max_blocks_per_seq + j];
-      require(blk >= 0 && blk < b.num_blocks, WHERE,
-              "block_tables[" + std::to_string(s) + ", " + std::to_string(j) + "]: expected a block id in [0, " +
-                  std::to_string(b.num_blocks) + "), found " + std::to_string(blk));
+      require(blk >= 0 && blk < b.num_blocks, WHERE, [&] {
+        return "block_tables[" + std::to_string(s) + ", " + std::to_string(j) + "]: expected a block id in [0, " +
+               std::to_string(b.num_blocks) + "), found " + std::to_string(blk);
+      });
     }
     for (int t = qs[s]; t < qs[s + 1]; ++t) {
       const int p = b.positions[t];
       require(p >= 0 && p < len, WHERE,
-              "positions[" + std::to_string(t) + "]: expected 0 <= pos < seq_len=" + std::to_string(len) +
-                  ", found " + std::to_string(p));
+              [&] { return "positions[" + std::to_string(t) + "]: expected 0 <= pos < seq_len=" + std::to_string(len) +
+                  ", found " + std::to_string(p); });
     }
     b.max_ctx = std::max(b.max_ctx, len);
   }
@@ -106,8 +109,8 @@ AttnBatch parse_attention(const AttentionArgs& a) {
               a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
           WHERE, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
   require(a.num_heads % a.num_kv_heads == 0, WHERE,
-          "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
-              std::to_string(a.num_kv_heads));
+          [&] { return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
+              std::to_string(a.num_kv_heads); });
   AttnBatch b;
   b.f16 = a.cache_dtype == DType::F16;
   const size_t T = a.num_tokens, H = a.num_heads, D = a.head_dim;

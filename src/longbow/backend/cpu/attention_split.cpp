@@ -14,27 +14,31 @@ namespace {
 int validate(const AttentionArgs& a, const int32_t* qs, const int32_t* lens, const int32_t* pos,
              const int32_t* bt, int32_t* token_seq) {
   const char* where = "cpu.attention";
-  require(qs[0] == 0 && qs[a.num_seqs] == a.num_tokens, where,
-          "query_start: expected to run from 0 to num_tokens=" + std::to_string(a.num_tokens) + ", found " +
-              std::to_string(qs[0]) + " .. " + std::to_string(qs[a.num_seqs]));
+  require(qs[0] == 0 && qs[a.num_seqs] == a.num_tokens, where, [&] {
+    return "query_start: expected to run from 0 to num_tokens=" + std::to_string(a.num_tokens) + ", found " +
+           std::to_string(qs[0]) + " .. " + std::to_string(qs[a.num_seqs]);
+  });
   int max_ctx = 0;
   for (int s = 0; s < a.num_seqs; ++s) {
-    require(qs[s + 1] >= qs[s], where, "query_start: expected non-decreasing, found a decrease at sequence " +
-                                           std::to_string(s));
+    require(qs[s + 1] >= qs[s], where, [&] {
+      return "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s);
+    });
     const int len = lens[s];
-    require(len >= 0 && len <= a.max_blocks_per_seq * a.block_size, where,
-            "seq_lens[" + std::to_string(s) + "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
-                std::to_string(a.max_blocks_per_seq * a.block_size) + ", found " + std::to_string(len));
+    require(len >= 0 && len <= a.max_blocks_per_seq * a.block_size, where, [&] {
+      return "seq_lens[" + std::to_string(s) + "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
+             std::to_string(a.max_blocks_per_seq * a.block_size) + ", found " + std::to_string(len);
+    });
     for (int j = 0; j < (len + a.block_size - 1) / a.block_size; ++j) {
       const int blk = bt[static_cast<size_t>(s) * a.max_blocks_per_seq + j];
-      require(blk >= 0 && blk < a.num_blocks, where,
-              "block_tables[" + std::to_string(s) + ", " + std::to_string(j) + "]: expected a block id in [0, " +
-                  std::to_string(a.num_blocks) + "), found " + std::to_string(blk));
+      require(blk >= 0 && blk < a.num_blocks, where, [&] {
+        return "block_tables[" + std::to_string(s) + ", " + std::to_string(j) + "]: expected a block id in [0, " +
+               std::to_string(a.num_blocks) + "), found " + std::to_string(blk);
+      });
     }
     for (int t = qs[s]; t < qs[s + 1]; ++t) {
       require(pos[t] >= 0 && pos[t] < len, where,
-              "positions[" + std::to_string(t) + "]: expected 0 <= pos < seq_len=" + std::to_string(len) +
-                  ", found " + std::to_string(pos[t]));
+              [&] { return "positions[" + std::to_string(t) + "]: expected 0 <= pos < seq_len=" + std::to_string(len) +
+                  ", found " + std::to_string(pos[t]); });
       token_seq[t] = s;
     }
     max_ctx = std::max(max_ctx, len);
@@ -49,8 +53,8 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
               a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
           where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
   require(a.num_heads % a.num_kv_heads == 0, where,
-          "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
-              std::to_string(a.num_kv_heads));
+          [&] { return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
+              std::to_string(a.num_kv_heads); });
   const bool f16 = a.cache_dtype == DType::F16;
   const size_t T = a.num_tokens, H = a.num_heads, Hkv = a.num_kv_heads, D = a.head_dim;
   const size_t esize = f16 ? 2 : 4;

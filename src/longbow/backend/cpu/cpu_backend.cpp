@@ -70,8 +70,8 @@ void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* wh
   return static_cast<char*>(base) + v.offset;
 }
 
-void require(bool cond, const char* where, const std::string& message) {
-  if (!cond) throw std::invalid_argument(std::string("[") + where + "] " + message);
+void fail(const char* where, const std::string& message) {
+  throw std::invalid_argument(std::string("[") + where + "] " + message);
 }
 
 // ---- CpuBackend ----
@@ -104,10 +104,13 @@ std::unique_ptr<Buffer> CpuBackend::wrap_host(const void* ptr, size_t bytes) {
 
 std::unique_ptr<Buffer> CpuBackend::matmul_weight(const void* ptr, DType dtype, int N, int K) {
   const char* where = "cpu.matmul_weight";
-  require(N >= 0 && K >= 0, where, "expected non-negative N, K, found " + std::to_string(N) + ", " + std::to_string(K));
+  require(N >= 0 && K >= 0, where, [&] {
+    return "expected non-negative N, K, found " + std::to_string(N) + ", " + std::to_string(K);
+  });
   if (!is_block_quant(dtype)) return Backend::matmul_weight(ptr, dtype, N, K);
-  require(K % QK == 0, where, "expected K a multiple of 32 for " + std::string(dtype_name(dtype)) + ", found " +
-                                  std::to_string(K));
+  require(K % QK == 0, where, [&] {
+    return "expected K a multiple of 32 for " + std::string(dtype_name(dtype)) + ", found " + std::to_string(K);
+  });
   require(ptr != nullptr || N == 0 || K == 0, where, "expected a host pointer, found nullptr");
   auto storage = alloc(std::max<size_t>(packed_bytes(dtype, N, K), 4));
   void* dst = storage->host_ptr();
@@ -139,29 +142,67 @@ void CpuBackend::require_supported(Op op, DType dtype, const char* where) const 
   }
 }
 
+namespace {
+// Token-count class of an op in the profile: 1, 2-16, 17-64, ... (decode vs batched vs prefill).
+std::string tokens_class(int64_t n) {
+  if (n <= 1) return "T=1";
+  int64_t hi = 16;
+  while (hi < n) hi *= 4;
+  return "T<=" + std::to_string(hi);
+}
+}  // namespace
+
 void CpuBackend::embed(const EmbedArgs& a) {
+  OpTimer t(profile_, [&] { return "embed " + tokens_class(a.num_tokens); });
   require_supported(Op::Embed, a.table_dtype, "cpu.embed");
   op_embed(ctx_, a);
 }
-void CpuBackend::rms_norm(const RmsNormArgs& a) { op_rms_norm(ctx_, a); }
+void CpuBackend::rms_norm(const RmsNormArgs& a) {
+  OpTimer t(profile_, [&] { return "rms_norm " + tokens_class(a.num_rows); });
+  op_rms_norm(ctx_, a);
+}
 void CpuBackend::matmul(const MatmulArgs& a) {
+  OpTimer t(profile_, [&] {
+    return "matmul " + std::string(dtype_name(a.w_dtype)) + " " + std::to_string(a.N) + "x" + std::to_string(a.K) +
+           " " + tokens_class(a.M);
+  });
   require_supported(Op::Matmul, a.w_dtype, "cpu.matmul");
   op_matmul(ctx_, a);
 }
-void CpuBackend::rope(const RopeArgs& a) { op_rope(ctx_, a); }
+void CpuBackend::rope(const RopeArgs& a) {
+  OpTimer t(profile_, [&] { return "rope " + tokens_class(a.num_tokens); });
+  op_rope(ctx_, a);
+}
 void CpuBackend::kv_write(const KvWriteArgs& a) {
+  OpTimer t(profile_, [&] { return "kv_write " + tokens_class(a.num_tokens); });
   require_supported(Op::KvWrite, a.cache_dtype, "cpu.kv_write");
   op_kv_write(ctx_, a);
 }
 void CpuBackend::attention(const AttentionArgs& a) {
+  OpTimer t(profile_, [&] { return "attention " + tokens_class(a.num_tokens); });
   require_supported(Op::Attention, a.cache_dtype, "cpu.attention");
   op_attention(ctx_, a);  // variant choice: attention_dispatch.cpp
 }
-void CpuBackend::silu_mul(const SiluMulArgs& a) { op_silu_mul(ctx_, a); }
-void CpuBackend::add(const AddArgs& a) { op_add(ctx_, a); }
-void CpuBackend::get_rows(const GetRowsArgs& a) { op_get_rows(ctx_, a); }
-void CpuBackend::sample(const SampleArgs& a) { op_sample(ctx_, a); }
-void CpuBackend::copy_blocks(const CopyBlocksArgs& a) { op_copy_blocks(ctx_, a); }
+void CpuBackend::silu_mul(const SiluMulArgs& a) {
+  OpTimer t(profile_, [&] { return "silu_mul " + tokens_class(a.num_rows); });
+  op_silu_mul(ctx_, a);
+}
+void CpuBackend::add(const AddArgs& a) {
+  OpTimer t(profile_, [] { return std::string("add"); });
+  op_add(ctx_, a);
+}
+void CpuBackend::get_rows(const GetRowsArgs& a) {
+  OpTimer t(profile_, [] { return std::string("get_rows"); });
+  op_get_rows(ctx_, a);
+}
+void CpuBackend::sample(const SampleArgs& a) {
+  OpTimer t(profile_, [&] { return "sample " + tokens_class(a.num_rows); });
+  op_sample(ctx_, a);
+}
+void CpuBackend::copy_blocks(const CopyBlocksArgs& a) {
+  OpTimer t(profile_, [] { return std::string("copy_blocks"); });
+  op_copy_blocks(ctx_, a);
+}
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
   return std::make_unique<CpuBackend>(options);

@@ -5,6 +5,7 @@
 
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/op_profile.h"
 #include "longbow/backend/cpu/thread_pool.h"
 
 namespace longbow::cpu {
@@ -40,6 +41,7 @@ class CpuBackend final : public Backend {
 
  private:
   void require_supported(Op op, DType dtype, const char* where) const;
+  OpProfile profile_;  // LONGBOW_PROFILE_OPS=1
   ThreadPool pool_;
   Scratch scratch_;
   Ctx ctx_;

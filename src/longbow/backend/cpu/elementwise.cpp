@@ -79,7 +79,7 @@ void op_silu_mul(Ctx& c, const SiluMulArgs& a) {
 
 void op_add(Ctx& c, const AddArgs& a) {
   const char* where = "cpu.add";
-  require(a.n >= 0, where, "expected n >= 0, found " + std::to_string(a.n));
+  require(a.n >= 0, where, [&] { return "expected n >= 0, found " + std::to_string(a.n); });
   const size_t n = static_cast<size_t>(a.n);
   float* out = view_as<float>(a.out, n, where, "out");      // (n,)
   const float* x = view_as<const float>(a.a, n, where, "a");  // (n,)
@@ -102,9 +102,10 @@ void op_get_rows(Ctx& c, const GetRowsArgs& a) {
   const float* x = view_as<const float>(a.x, a.num_src_rows * dim, where, "x");   // (num_src_rows, dim)
   const int32_t* rows = view_as<const int32_t>(a.rows, a.num_rows, where, "rows");  // (num_rows,)
   for (int i = 0; i < a.num_rows; ++i) {
-    require(rows[i] >= 0 && rows[i] < a.num_src_rows, where,
-            "rows[" + std::to_string(i) + "]: expected 0 <= row < " + std::to_string(a.num_src_rows) + ", found " +
-                std::to_string(rows[i]));
+    require(rows[i] >= 0 && rows[i] < a.num_src_rows, where, [&] {
+      return "rows[" + std::to_string(i) + "]: expected 0 <= row < " + std::to_string(a.num_src_rows) + ", found " +
+             std::to_string(rows[i]);
+    });
     std::memcpy(out + i * dim, x + static_cast<size_t>(rows[i]) * dim, dim * sizeof(float));
   }
 }
