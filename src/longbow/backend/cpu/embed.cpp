@@ -15,9 +15,10 @@ void op_embed(Ctx& c, const EmbedArgs& a) {
   const auto* table = static_cast<const uint8_t*>(
       view_ptr(a.table, a.vocab_size * row_bytes, where, "table"));  // (vocab_size, dim) table_dtype
   for (int t = 0; t < a.num_tokens; ++t) {
-    require(ids[t] >= 0 && ids[t] < a.vocab_size, where,
-            [&] { return "token_ids[" + std::to_string(t) + "]: expected 0 <= id < " + std::to_string(a.vocab_size) +
-                ", found " + std::to_string(ids[t]); });
+    require(ids[t] >= 0 && ids[t] < a.vocab_size, where, [&] {
+      return "token_ids[" + std::to_string(t) + "]: expected 0 <= id < " + std::to_string(a.vocab_size) + ", found " +
+             std::to_string(ids[t]);
+    });
   }
   const RowKernels& kern = row_kernels();
   c.pool.parallel_for(a.num_tokens, [&](int64_t b, int64_t e, int) {

@@ -163,13 +163,15 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
 
   if (is_block_quant(a.w_dtype)) {
     const auto* packed = dynamic_cast<const PackedWeight*>(a.w.buffer);
-    require(packed != nullptr && a.w.offset == 0, where,
-            [&] { return std::string("w: expected a ") + dtype_name(a.w_dtype) +
-                " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or view"; });
-    require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where,
-            [&] { return std::string("w: expected packed (") + std::to_string(a.N) + ", " + std::to_string(a.K) + ") " +
-                dtype_name(a.w_dtype) + ", found packed (" + std::to_string(packed->rows()) + ", " +
-                std::to_string(packed->cols()) + ") " + dtype_name(packed->dtype()); });
+    require(packed != nullptr && a.w.offset == 0, where, [&] {
+      return std::string("w: expected a ") + dtype_name(a.w_dtype) +
+             " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or view";
+    });
+    require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where, [&] {
+      return std::string("w: expected packed (") + std::to_string(a.N) + ", " + std::to_string(a.K) + ") " +
+             dtype_name(a.w_dtype) + ", found packed (" + std::to_string(packed->rows()) + ", " +
+             std::to_string(packed->cols()) + ") " + dtype_name(packed->dtype());
+    });
     require(K % QK == 0, where, [&] { return "expected K a multiple of 32, found " + std::to_string(K); });
     const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, packed_bytes(a.w_dtype, N, K), where, "w"));  // panels
     // Quantize every activation row once, then integer dot products against the weight panels.

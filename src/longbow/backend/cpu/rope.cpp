@@ -31,9 +31,10 @@ void op_rope(Ctx& c, const RopeArgs& a) {
   const char* where = "cpu.rope";
   require(a.num_tokens >= 0 && a.num_heads >= 0 && a.num_kv_heads >= 0 && a.head_dim > 0, where,
           "expected non-negative sizes and head_dim > 0");
-  require(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where,
-          [&] { return "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
-              std::to_string(a.rot_dim); });
+  require(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where, [&] {
+    return "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
+           std::to_string(a.rot_dim);
+  });
   const size_t T = a.num_tokens, D = a.head_dim;
   float* q = view_as<float>(a.q, T * a.num_heads * D, where, "q");            // (num_tokens, num_heads, head_dim)
   float* k = view_as<float>(a.k, T * a.num_kv_heads * D, where, "k");         // (num_tokens, num_kv_heads, head_dim)

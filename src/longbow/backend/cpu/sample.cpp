@@ -155,31 +155,32 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
 }
 
 void validate_params(const SampleRowParams& p, int row) {
-  const std::string at = "row " + std::to_string(row) + ": ";
+  auto at = [row] { return "row " + std::to_string(row) + ": "; };  // built only on failure
   require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample",
-          [&] { return at + "expected temperature >= 0, found " + std::to_string(p.temperature); });
-  require(p.top_k >= 0, "cpu.sample", [&] { return at + "expected top_k >= 0, found " + std::to_string(p.top_k); });
+          [&] { return at() + "expected temperature >= 0, found " + std::to_string(p.temperature); });
+  require(p.top_k >= 0, "cpu.sample", [&] { return at() + "expected top_k >= 0, found " + std::to_string(p.top_k); });
   require(p.top_p > 0.0f && p.top_p <= 1.0f, "cpu.sample", [&] {
-    return at + "expected 0 < top_p <= 1, found " + std::to_string(p.top_p);
+    return at() + "expected 0 < top_p <= 1, found " + std::to_string(p.top_p);
   });
   require(p.min_p >= 0.0f && p.min_p <= 1.0f, "cpu.sample", [&] {
-    return at + "expected 0 <= min_p <= 1, found " + std::to_string(p.min_p);
+    return at() + "expected 0 <= min_p <= 1, found " + std::to_string(p.min_p);
   });
   require(p.repetition_penalty > 0.0f, "cpu.sample",
-          [&] { return at + "expected repetition_penalty > 0, found " + std::to_string(p.repetition_penalty); });
+          [&] { return at() + "expected repetition_penalty > 0, found " + std::to_string(p.repetition_penalty); });
   require(p.penalty_start >= 0 && p.penalty_count >= 0, "cpu.sample",
-          [&] { return at + "expected non-negative penalty_start and penalty_count"; });
+          [&] { return at() + "expected non-negative penalty_start and penalty_count"; });
   require(p.ban_start >= 0 && p.ban_count >= 0, "cpu.sample", [&] {
-    return at + "expected non-negative ban_start and ban_count";
+    return at() + "expected non-negative ban_start and ban_count";
   });
 }
 }  // namespace
 
 void op_sample(Ctx& c, const SampleArgs& a) {
   const char* where = "cpu.sample";
-  require(a.num_rows >= 0 && a.vocab_size > 0, where,
-          [&] { return "expected num_rows >= 0 and vocab_size > 0, found " + std::to_string(a.num_rows) + ", " +
-              std::to_string(a.vocab_size); });
+  require(a.num_rows >= 0 && a.vocab_size > 0, where, [&] {
+    return "expected num_rows >= 0 and vocab_size > 0, found " + std::to_string(a.num_rows) + ", " +
+           std::to_string(a.vocab_size);
+  });
   const size_t R = a.num_rows, V = a.vocab_size;
   int32_t* ids = view_as<int32_t>(a.out_ids, R, where, "out_ids");                      // (num_rows,)
   float* logprobs = view_as<float>(a.out_logprobs, R, where, "out_logprobs");          // (num_rows,)
@@ -196,9 +197,10 @@ void op_sample(Ctx& c, const SampleArgs& a) {
                                : view_as<const int32_t>(a.penalty_tokens.at(p.ban_start * sizeof(int32_t)), p.ban_count,
                                                         where, "penalty_tokens (banned ids)");
     for (int i = 0; i < p.ban_count; ++i) {
-      require(bans[r][i] >= 0 && bans[r][i] < a.vocab_size, where,
-              [&] { return "row " + std::to_string(r) + ": banned id " + std::to_string(i) + ": expected 0 <= id < " +
-                  std::to_string(a.vocab_size) + ", found " + std::to_string(bans[r][i]); });
+      require(bans[r][i] >= 0 && bans[r][i] < a.vocab_size, where, [&] {
+        return "row " + std::to_string(r) + ": banned id " + std::to_string(i) + ": expected 0 <= id < " +
+               std::to_string(a.vocab_size) + ", found " + std::to_string(bans[r][i]);
+      });
     }
   }
   c.scratch.ensure(c.pool.num_threads(), 2 * V, 2 * V);
