@@ -61,6 +61,22 @@ def test_greedy_argmax_ties_and_logprob(backend):
         assert lps[i] == pytest.approx(raw[ids[i]] - lse, abs=TOL["logprob"])
 
 
+def test_greedy_special_rows_plain_and_penalized_agree():
+    # The plain greedy path (no penalties, no bans) and the general one pick the same id, also on
+    # rows of -inf and rows holding NaN (the rule: the first index whose value beats all before it).
+    logits = np.zeros((4, 300), np.float32)
+    logits[0, :] = -np.inf
+    logits[1, 5] = np.nan
+    logits[1, 9] = 3.0
+    logits[2, 0] = np.nan
+    logits[2, 50] = 3.0
+    logits[3, [40, 41]] = np.inf
+    want = [0, 9, 0, 40]
+    plain, _ = ops.sample("cpu", logits, [{}] * 4)
+    general, _ = ops.sample("cpu", logits, [{"repetition_penalty": 1.0, "penalty_tokens": [299]}] * 4)
+    assert plain.tolist() == want and general.tolist() == want
+
+
 def test_top_k_one_is_greedy():
     r = rng(2)
     logits = r.standard_normal((16, 5000)).astype(np.float32)

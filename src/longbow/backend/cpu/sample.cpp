@@ -138,6 +138,14 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
   const float raw_max = k.row_max(raw, vocab);
   std::memcpy(s.weights, raw, static_cast<size_t>(vocab) * sizeof(float));
   const double lse = raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
+  if (p.temperature == 0.0f && p.penalty_count == 0 && p.ban_count == 0) {
+    // Plain greedy: the first index holding the maximum (argmax's lowest index on ties), no copy.
+    // Rows with NaN logits keep argmax's answer (NaN never wins a comparison, NaN first stays).
+    const float* hit = std::isnan(raw[0]) ? raw + vocab : std::find(raw, raw + vocab, raw_max);
+    *out_id = hit != raw + vocab ? static_cast<int32_t>(hit - raw) : argmax(raw, vocab);
+    *out_logprob = static_cast<float>(static_cast<double>(raw[*out_id]) - lse);
+    return;
+  }
   // b) penalties on a working copy, then banned ids (checked in op_sample) cannot be drawn.
   std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
   apply_penalties(p, toks, vocab, s);
