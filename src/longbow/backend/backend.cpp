@@ -3,6 +3,7 @@
 #include <string>
 
 #include "longbow/backend/backend.h"
+#include "longbow/backend/op_checks.h"
 
 namespace longbow {
 
@@ -12,6 +13,11 @@ std::unique_ptr<Buffer> Backend::matmul_weight(const void* ptr, DType dtype, int
                                 ", " + std::to_string(K));
   }
   return wrap_host(ptr, static_cast<size_t>(N) * dtype_row_bytes(dtype, K));
+}
+
+void Backend::matmul_group(std::span<const MatmulArgs> parts) {
+  check_matmul_group(parts, name() + ".matmul_group");
+  for (const MatmulArgs& a : parts) matmul(a);
 }
 
 }  // namespace longbow

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -197,6 +198,11 @@ class Backend {
   virtual void embed(const EmbedArgs& a) = 0;
   virtual void rms_norm(const RmsNormArgs& a) = 0;
   virtual void matmul(const MatmulArgs& a) = 0;
+  // Several matmuls that read the same activation (same x view, M and K), e.g. the q/k/v or the
+  // gate/up projections of a layer: each part as matmul(part) would compute it, bit for bit. A
+  // backend may run them as one job (the CPU quantizes x once and splits all parts' rows over its
+  // threads in one dispatch); the default runs matmul on each part in order.
+  virtual void matmul_group(std::span<const MatmulArgs> parts);
   virtual void rope(const RopeArgs& a) = 0;
   virtual void kv_write(const KvWriteArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;

@@ -1,5 +1,6 @@
 #include "longbow/backend/op_checks.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace longbow {
@@ -71,6 +72,29 @@ void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
   check(a.num_heads % a.num_kv_heads == 0, where,
         "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
             std::to_string(a.num_kv_heads));
+}
+
+void check_matmul_group(std::span<const MatmulArgs> parts, const std::string& where) {
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const MatmulArgs& a = parts[0];
+    const MatmulArgs& b = parts[i];
+    if (b.x.buffer != a.x.buffer || b.x.offset != a.x.offset || b.M != a.M || b.K != a.K) {
+      throw std::invalid_argument("[" + where + "] part " + std::to_string(i) +
+                                  ": expected the x view, M and K of part 0 (M=" + std::to_string(a.M) +
+                                  ", K=" + std::to_string(a.K) + "), found M=" + std::to_string(b.M) +
+                                  ", K=" + std::to_string(b.K) +
+                                  (b.x.buffer != a.x.buffer || b.x.offset != a.x.offset ? " and another x" : ""));
+    }
+  }
+  // Parts may run in any order or all at once: none may write where x is read.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const MatmulArgs& p = parts[i];
+    const size_t x0 = p.x.offset, x1 = x0 + static_cast<size_t>(std::max(p.M, 0)) * std::max(p.K, 0) * sizeof(float);
+    const size_t o0 = p.out.offset, o1 = o0 + static_cast<size_t>(std::max(p.M, 0)) * std::max(p.N, 0) * sizeof(float);
+    if (p.out.buffer != nullptr && p.out.buffer == p.x.buffer && o0 < x1 && x0 < o1) {
+      throw std::invalid_argument("[" + where + "] part " + std::to_string(i) + ": out overlaps x");
+    }
+  }
 }
 
 }  // namespace longbow

@@ -2,6 +2,7 @@
 // the kernel set, and the size checks of op arguments (before any view is bound).
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "longbow/backend/backend.h"
@@ -15,6 +16,8 @@ const char* op_family_name(Op op);
 bool kernel_set_supports(Op op, DType dtype);
 // Throw std::invalid_argument("[where] expected ..., found ...") for sizes no kernel can take.
 void check_matmul_sizes(const MatmulArgs& a, const std::string& where);
+// Every part of a matmul_group reads part 0's x view with its M and K.
+void check_matmul_group(std::span<const MatmulArgs> parts, const std::string& where);
 void check_rope_sizes(const RopeArgs& a, const std::string& where);
 void check_attention_sizes(const AttentionArgs& a, const std::string& where);
 

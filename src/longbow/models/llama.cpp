@@ -196,15 +196,14 @@ void LlamaModel::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant 
   const BufView x{x_.get(), 0}, h{h_.get(), 0}, q{q_.get(), 0}, k{k_.get(), 0}, v{v_.get(), 0};
   const BufView attn{attn_.get(), 0}, gate{gate_.get(), 0}, up{up_.get(), 0};
 
-  // Attention block: h = norm(x); q,k,v = h·W; rope; cache; attend; x += attn·Wo.
+  // Attention block: h = norm(x); q,k,v = h·W (one matmul group); rope; cache; attend; x += attn·Wo.
   backend_.rms_norm({.out = h, .x = x, .residual = {}, .weight = L.attn_norm.view, .num_rows = T, .dim = D,
                      .eps = c.rms_eps});
-  backend_.matmul({.out = q, .x = h, .w = L.wq.view, .bias = L.bq.view, .w_dtype = L.wq.dtype, .M = T,
-                   .N = q_dim, .K = D});
-  backend_.matmul({.out = k, .x = h, .w = L.wk.view, .bias = L.bk.view, .w_dtype = L.wk.dtype, .M = T,
-                   .N = kv_dim, .K = D});
-  backend_.matmul({.out = v, .x = h, .w = L.wv.view, .bias = L.bv.view, .w_dtype = L.wv.dtype, .M = T,
-                   .N = kv_dim, .K = D});
+  const MatmulArgs qkv[] = {
+      {.out = q, .x = h, .w = L.wq.view, .bias = L.bq.view, .w_dtype = L.wq.dtype, .M = T, .N = q_dim, .K = D},
+      {.out = k, .x = h, .w = L.wk.view, .bias = L.bk.view, .w_dtype = L.wk.dtype, .M = T, .N = kv_dim, .K = D},
+      {.out = v, .x = h, .w = L.wv.view, .bias = L.bv.view, .w_dtype = L.wv.dtype, .M = T, .N = kv_dim, .K = D}};
+  backend_.matmul_group(qkv);
   backend_.rope({.q = q, .k = k, .positions = positions_, .inv_freq = {inv_freq_.get(), 0}, .num_tokens = T,
                  .num_heads = c.num_heads, .num_kv_heads = c.num_kv_heads, .head_dim = Dh, .rot_dim = c.rot_dim,
                  .interleaved = c.rope_interleaved});
@@ -226,10 +225,10 @@ void LlamaModel::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant 
   backend_.rms_norm({.out = h, .x = x, .residual = {}, .weight = L.ffn_norm.view, .num_rows = T, .dim = D,
                      .eps = c.rms_eps});
   const int F = c.intermediate_size;
-  backend_.matmul({.out = gate, .x = h, .w = L.w_gate.view, .bias = {}, .w_dtype = L.w_gate.dtype, .M = T,
-                   .N = F, .K = D});
-  backend_.matmul({.out = up, .x = h, .w = L.w_up.view, .bias = {}, .w_dtype = L.w_up.dtype, .M = T, .N = F,
-                   .K = D});
+  const MatmulArgs gate_up[] = {
+      {.out = gate, .x = h, .w = L.w_gate.view, .bias = {}, .w_dtype = L.w_gate.dtype, .M = T, .N = F, .K = D},
+      {.out = up, .x = h, .w = L.w_up.view, .bias = {}, .w_dtype = L.w_up.dtype, .M = T, .N = F, .K = D}};
+  backend_.matmul_group(gate_up);
   backend_.silu_mul({.out = gate, .gate = gate, .up = up, .num_rows = T, .dim = F});
   backend_.matmul({.out = x, .x = gate, .w = L.w_down.view, .bias = {}, .w_dtype = L.w_down.dtype, .M = T, .N = D,
                    .K = F, .accumulate = true});

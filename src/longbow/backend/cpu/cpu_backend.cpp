@@ -169,6 +169,17 @@ void CpuBackend::matmul(const MatmulArgs& a) {
   require_supported(Op::Matmul, a.w_dtype, "cpu.matmul");
   op_matmul(ctx_, a);
 }
+void CpuBackend::matmul_group(std::span<const MatmulArgs> parts) {
+  OpTimer t(profile_, [&] {
+    std::string key = "matmul_group";
+    for (const MatmulArgs& a : parts) {
+      key += " " + std::string(dtype_name(a.w_dtype)) + " " + std::to_string(a.N) + "x" + std::to_string(a.K);
+    }
+    return key + " " + tokens_class(parts.empty() ? 0 : parts[0].M);
+  });
+  for (const MatmulArgs& a : parts) require_supported(Op::Matmul, a.w_dtype, "cpu.matmul_group");
+  op_matmul_group(ctx_, parts);
+}
 void CpuBackend::rope(const RopeArgs& a) {
   OpTimer t(profile_, [&] { return "rope " + tokens_class(a.num_tokens); });
   op_rope(ctx_, a);

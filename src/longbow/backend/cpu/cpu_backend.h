@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
   void embed(const EmbedArgs& a) override;
   void rms_norm(const RmsNormArgs& a) override;
   void matmul(const MatmulArgs& a) override;
+  void matmul_group(std::span<const MatmulArgs> parts) override;
   void rope(const RopeArgs& a) override;
   void kv_write(const KvWriteArgs& a) override;
   void attention(const AttentionArgs& a) override;

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -88,6 +89,8 @@ const RowKernels& row_kernels();
 void op_embed(Ctx& c, const EmbedArgs& a);
 void op_rms_norm(Ctx& c, const RmsNormArgs& a);
 void op_matmul(Ctx& c, const MatmulArgs& a);
+// Parts sharing x (Backend::matmul_group): quantized parts run as one job.
+void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts);
 void op_rope(Ctx& c, const RopeArgs& a);
 void op_kv_write(Ctx& c, const KvWriteArgs& a);
 void op_copy_blocks(Ctx& c, const CopyBlocksArgs& a);

@@ -10,11 +10,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "longbow/backend/cpu/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {
 
@@ -148,6 +151,143 @@ const MatmulKernels& matmul_kernels() {
   return k;
 }
 
+namespace {
+
+// One quantized part of a (group) matmul, its views bound and checked.
+struct QuantPart {
+  DType dtype;
+  size_t N;
+  float* out;            // (M, N)
+  const float* bias;     // (N,) or nullptr
+  bool accumulate;
+  const uint8_t* w;      // packed panels
+  size_t panel_bytes;    // one panel: K / 32 blocks
+  int64_t panels;        // ceil(N / 16)
+};
+
+QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
+  const size_t M = a.M, N = a.N, K = a.K;
+  const auto* packed = dynamic_cast<const PackedWeight*>(a.w.buffer);
+  require(packed != nullptr && a.w.offset == 0, where, [&] {
+    return std::string("w: expected a ") + dtype_name(a.w_dtype) +
+           " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or view";
+  });
+  require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where, [&] {
+    return std::string("w: expected packed (") + std::to_string(a.N) + ", " + std::to_string(a.K) + ") " +
+           dtype_name(a.w_dtype) + ", found packed (" + std::to_string(packed->rows()) + ", " +
+           std::to_string(packed->cols()) + ") " + dtype_name(packed->dtype());
+  });
+  require(K % QK == 0, where, [&] { return "expected K a multiple of 32, found " + std::to_string(K); });
+  QuantPart p;
+  p.dtype = a.w_dtype;
+  p.N = N;
+  p.out = view_as<float>(a.out, M * N, where, "out");
+  p.bias = a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");
+  p.accumulate = a.accumulate;
+  p.w = static_cast<const uint8_t*>(view_ptr(a.w, packed_bytes(a.w_dtype, N, K), where, "w"));
+  p.panel_bytes = (K / QK) * panel_block_bytes(a.w_dtype);
+  p.panels = static_cast<int64_t>((N + PANEL_ROWS - 1) / PANEL_ROWS);
+  return p;
+}
+
+// Quantized weights: every activation row is quantized once (shared by all parts), then integer
+// dot products against the weight panels. Threads split the tokens (prefill) or the panels of
+// all parts taken together (decode, small batches), so a group is one dispatch.
+void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, size_t M, size_t K) {
+  const MatmulKernels& mk = matmul_kernels();
+  const size_t nb = K / QK;
+  c.scratch.act_q.resize(std::max<size_t>(M * nb, 1) * sizeof(BlockQ16A));
+  auto* xq = reinterpret_cast<BlockQ16A*>(c.scratch.act_q.data());  // (M, K/32) BlockQ16A
+  if (M >= 4) {
+    c.pool.parallel_for(static_cast<int64_t>(M), [&](int64_t b, int64_t e, int) {
+      for (int64_t m = b; m < e; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, static_cast<int64_t>(K));
+    });
+  } else {
+    for (size_t m = 0; m < M; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, static_cast<int64_t>(K));
+  }
+  // Tokens [t0, t1) x panels [p_begin, p_end) of one part: tiles of panels, each streamed past
+  // every mr-token group.
+  auto run = [&](const QuantPart& p, size_t t0, size_t t1, int64_t p_begin, int64_t p_end) {
+    // Panels per cache tile: every activation row streams past a tile that stays in L2.
+    const int64_t ptile = std::clamp<int64_t>(65536 / std::max<size_t>(p.panel_bytes, 1), 1, 64);
+    float r[MAX_MR * PANEL_ROWS];  // (mr, 16)
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += ptile) {
+      const int64_t p1 = std::min<int64_t>(p_end, p0 + ptile);
+      for (size_t m0 = t0; m0 < t1; m0 += mk.mr) {
+        const int mr = static_cast<int>(std::min<size_t>(mk.mr, t1 - m0));
+        for (int64_t q = p0; q < p1; ++q) {
+          const size_t n0 = static_cast<size_t>(q) * PANEL_ROWS;
+          const int rows = static_cast<int>(std::min<size_t>(PANEL_ROWS, p.N - n0));
+          const uint8_t* panel = p.w + q * p.panel_bytes;
+          if (rows == PANEL_ROWS && p.bias == nullptr && !p.accumulate) {  // straight into out
+            mk.dot_q(p.dtype, panel, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), p.out + m0 * p.N + n0, p.N);
+            continue;
+          }
+          mk.dot_q(p.dtype, panel, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), r, PANEL_ROWS);
+          for (int i = 0; i < mr; ++i) {
+            store(p.out + (m0 + i) * p.N + n0, r + i * PANEL_ROWS, rows, p.bias ? p.bias + n0 : nullptr,
+                  p.accumulate);
+          }
+        }
+      }
+    }
+  };
+  const int64_t groups = static_cast<int64_t>((M + mk.mr - 1) / mk.mr);  // mr-token groups
+  if (groups >= 2 * c.pool.num_threads()) {
+    // Prefill (>= 2 mr-groups per thread): threads split the tokens and each streams all the
+    // weights (shared in L3): 8-17 % faster than splitting panels (prefill of 48-512 tokens).
+    c.pool.parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
+      const size_t t0 = static_cast<size_t>(g0) * mk.mr, t1 = std::min<size_t>(M, static_cast<size_t>(g1) * mk.mr);
+      for (const QuantPart& p : parts) run(p, t0, t1, 0, p.panels);
+    });
+    return;
+  }
+  // Fewer tokens (decode, small batches) are memory-bound: each thread streams its share of the
+  // panels of all parts, taken as one sequence.
+  int64_t total = 0;
+  for (const QuantPart& p : parts) total += p.panels;
+  c.pool.parallel_for(total, [&](int64_t g0, int64_t g1, int) {
+    int64_t first = 0;  // global index of the current part's panel 0
+    for (const QuantPart& p : parts) {
+      const int64_t b = std::max<int64_t>(g0 - first, 0), e = std::min<int64_t>(g1 - first, p.panels);
+      if (b < e) run(p, 0, M, b, e);
+      first += p.panels;
+    }
+  });
+}
+
+bool group_is_quantized(std::span<const MatmulArgs> parts) {
+  for (const MatmulArgs& a : parts) {
+    if (!is_block_quant(a.w_dtype)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts) {
+  const char* where = "cpu.matmul_group";
+  check_matmul_group(parts, where);
+  if (parts.empty()) return;
+  if (!group_is_quantized(parts) || parts.size() == 1) {
+    for (const MatmulArgs& a : parts) op_matmul(c, a);
+    return;
+  }
+  const MatmulArgs& a0 = parts[0];
+  require(a0.M >= 0 && a0.K >= 0, where, [&] {
+    return "expected non-negative M, K, found " + std::to_string(a0.M) + ", " + std::to_string(a0.K);
+  });
+  if (a0.M == 0) return;
+  std::vector<QuantPart> bound;
+  bound.reserve(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    require(parts[i].N >= 0, where, [&] { return "part " + std::to_string(i) + ": expected N >= 0"; });
+    if (parts[i].N > 0) bound.push_back(bind_quant_part(parts[i], where));
+  }
+  const float* x = view_as<const float>(a0.x, static_cast<size_t>(a0.M) * a0.K, where, "x");  // (M, K)
+  matmul_quantized(c, bound, x, a0.M, a0.K);
+}
+
 void op_matmul(Ctx& c, const MatmulArgs& a) {
   const char* where = "cpu.matmul";
   require(a.M >= 0 && a.N >= 0 && a.K >= 0, where, [&] {
@@ -162,66 +302,8 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
   const MatmulKernels& mk = matmul_kernels();
 
   if (is_block_quant(a.w_dtype)) {
-    const auto* packed = dynamic_cast<const PackedWeight*>(a.w.buffer);
-    require(packed != nullptr && a.w.offset == 0, where, [&] {
-      return std::string("w: expected a ") + dtype_name(a.w_dtype) +
-             " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or view";
-    });
-    require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where, [&] {
-      return std::string("w: expected packed (") + std::to_string(a.N) + ", " + std::to_string(a.K) + ") " +
-             dtype_name(a.w_dtype) + ", found packed (" + std::to_string(packed->rows()) + ", " +
-             std::to_string(packed->cols()) + ") " + dtype_name(packed->dtype());
-    });
-    require(K % QK == 0, where, [&] { return "expected K a multiple of 32, found " + std::to_string(K); });
-    const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, packed_bytes(a.w_dtype, N, K), where, "w"));  // panels
-    // Quantize every activation row once, then integer dot products against the weight panels.
-    const size_t nb = K / QK;
-    c.scratch.act_q.resize(std::max<size_t>(M * nb, 1) * sizeof(BlockQ16A));
-    auto* xq = reinterpret_cast<BlockQ16A*>(c.scratch.act_q.data());  // (M, K/32) BlockQ16A
-    if (M >= 4) {
-      c.pool.parallel_for(a.M, [&](int64_t b, int64_t e, int) {
-        for (int64_t m = b; m < e; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, a.K);
-      });
-    } else {
-      for (size_t m = 0; m < M; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, a.K);
-    }
-    const size_t panel_bytes = nb * panel_block_bytes(a.w_dtype);
-    const int64_t panels = static_cast<int64_t>((N + PANEL_ROWS - 1) / PANEL_ROWS);
-    // Panels per cache tile: every activation row streams past a tile that stays in L2.
-    const int64_t ptile = std::clamp<int64_t>(65536 / std::max<size_t>(panel_bytes, 1), 1, 64);
-    // Tokens [t0, t1) x panels [p0, p1): tiles of panels, each streamed past every mr-token group.
-    auto run = [&](size_t t0, size_t t1, int64_t p_begin, int64_t p_end) {
-      float r[MAX_MR * PANEL_ROWS];  // (mr, 16)
-      for (int64_t p0 = p_begin; p0 < p_end; p0 += ptile) {
-        const int64_t p1 = std::min<int64_t>(p_end, p0 + ptile);
-        for (size_t m0 = t0; m0 < t1; m0 += mk.mr) {
-          const int mr = static_cast<int>(std::min<size_t>(mk.mr, t1 - m0));
-          for (int64_t p = p0; p < p1; ++p) {
-            const size_t n0 = static_cast<size_t>(p) * PANEL_ROWS;
-            const int rows = static_cast<int>(std::min<size_t>(PANEL_ROWS, N - n0));
-            if (rows == PANEL_ROWS && bias == nullptr && !a.accumulate) {  // straight into out
-              mk.dot_q(a.w_dtype, w + p * panel_bytes, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), out + m0 * N + n0, N);
-              continue;
-            }
-            mk.dot_q(a.w_dtype, w + p * panel_bytes, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), r, PANEL_ROWS);
-            for (int i = 0; i < mr; ++i) {
-              store(out + (m0 + i) * N + n0, r + i * PANEL_ROWS, rows, bias ? bias + n0 : nullptr, a.accumulate);
-            }
-          }
-        }
-      }
-    };
-    const int64_t groups = static_cast<int64_t>((M + mk.mr - 1) / mk.mr);  // mr-token groups
-    if (groups >= 2 * c.pool.num_threads()) {
-      // Prefill (>= 2 mr-groups per thread): threads split the tokens and each streams all the
-      // weights (shared in L3): 8-17 % faster than splitting panels (prefill of 48-512 tokens).
-      // Fewer tokens (decode, small batches) are memory-bound: each thread streams half the weights.
-      c.pool.parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
-        run(static_cast<size_t>(g0) * mk.mr, std::min<size_t>(M, static_cast<size_t>(g1) * mk.mr), 0, panels);
-      });
-    } else {
-      c.pool.parallel_for(panels, [&](int64_t p_begin, int64_t p_end, int) { run(0, M, p_begin, p_end); });
-    }
+    const QuantPart part = bind_quant_part(a, where);
+    matmul_quantized(c, {&part, 1}, x, M, K);
     return;
   }
 
