@@ -205,19 +205,25 @@ struct Avx2 {
   static reg select_lt(reg a, reg b, reg x, reg y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
   static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-  // Lane j = sum of the 8 lanes of t[j, :] for t (8, 8): add-and-interleave tree (unpack ps, unpack
-  // pd, 128-bit halves), 9 shuffles and 7 adds for 8 keys instead of 8 horizontal sums.
-  static reg reduce_keys(const float* t) {
-    __m256 a[4], c[2];
-    for (int i = 0; i < 4; ++i) {
-      const __m256 x = _mm256_loadu_ps(t + 16 * i), y = _mm256_loadu_ps(t + 16 * i + 8);
-      a[i] = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+  // One level L of the decode score tree (8 keys -> one vector of 8 sums, 14 shuffles and 7
+  // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; levels:
+  // unpack ps, unpack pd, 128-bit halves. After level 2 lane j is the sum of key j.
+  template <int L>
+  static reg fold_keys(reg x, reg y) {
+    if constexpr (L == 0) {
+      return _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+    } else if constexpr (L == 1) {
+      const __m256d a = _mm256_castps_pd(x), b = _mm256_castps_pd(y);
+      return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)), _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+    } else {
+      return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
     }
-    for (int i = 0; i < 2; ++i) {
-      const __m256d x = _mm256_castps_pd(a[2 * i]), y = _mm256_castps_pd(a[2 * i + 1]);
-      c[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)), _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
-    }
-    return _mm256_add_ps(_mm256_permute2f128_ps(c[0], c[1], 0x20), _mm256_permute2f128_ps(c[0], c[1], 0x31));
+  }
+  static float hsum(reg v) { return longbow::cpu::hsum(v); }
+  static float hmax(reg v) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
   }
   // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2), times 2^n built in the
   // exponent bits. x < -126 (and -inf) gives exactly 0.

@@ -20,6 +20,10 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+// GCC 12 reports the _mm512_undefined_ps() pass-through operand of the unpack, shuffle and
+// cvtph intrinsics as maybe uninitialized once the decode score tree inlines them (false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
 
@@ -50,25 +54,24 @@ struct Avx512 {
   static reg select_lt(reg a, reg b, reg x, reg y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
   static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-  // Lane j = sum of the 16 lanes of t[j, :] for t (16, 16): add-and-interleave tree (unpack ps,
-  // unpack pd, two 128-bit lane shuffles), 30 shuffles and 15 adds for 16 keys.
-  static reg reduce_keys(const float* t) {
-    __m512 a[8], c[4], e[2];
-    for (int i = 0; i < 8; ++i) {
-      const __m512 x = _mm512_loadu_ps(t + 32 * i), y = _mm512_loadu_ps(t + 32 * i + 16);
-      a[i] = _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+  // One level L of the decode score tree (16 keys -> one vector of 16 sums, 30 shuffles and 15
+  // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; the result
+  // holds those of the 2^(L+1) keys with half as many partials per key. Levels: unpack ps,
+  // unpack pd, then two 128-bit lane shuffles; after level 3 lane j is the sum of key j.
+  template <int L>
+  static reg fold_keys(reg x, reg y) {
+    if constexpr (L == 0) {
+      return _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+    } else if constexpr (L == 1) {
+      const __m512d a = _mm512_castps_pd(x), b = _mm512_castps_pd(y);
+      return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    } else {
+      return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
     }
-    for (int i = 0; i < 4; ++i) {  // per 128-bit lane: the 4 keys 4i .. 4i+3
-      const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
-      c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    for (int i = 0; i < 2; ++i) {
-      e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                           _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    }
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
   }
+  static float hmax(reg v) { return _mm512_reduce_max_ps(v); }
+  static float hsum(reg v) { return _mm512_reduce_add_ps(v); }
   // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2) (relative error < 1e-8),
   // scaled by 2^n with vscalefps. x < -126 (and -inf) gives exactly 0.
   static reg exp2(reg x) {
@@ -119,6 +122,7 @@ size_t avx512_decode_scratch(const AttnBatch& b) {
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
