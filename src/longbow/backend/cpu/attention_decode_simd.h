@@ -87,61 +87,57 @@ DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k, t
 
 // Score partials of RB rows against keys [j, j + 2^L) of a W-key chunk, folded by L levels of
 // V::fold_keys (a transpose-and-add tree kept in registers: one pending vector per row and level).
-// After log2 W levels lane i of out[r] is q_r · K_{j+i}. Keys j >= n give 0. Unless vpf is null,
-// key j prefetches this tile's V row j (vpf + slots[j] * slot_elems, read after the softmax) and
-// the next tile's K row j (next[j], j < n_next).
+// After log2 W levels lane i of out[r] is q_r · K_{j+i}. Keys j >= n give 0. While key j runs,
+// the K row of the next tile's key j (next[j], j < n_next) is prefetched.
 template <class V, bool F16, int RB, int ND, int L>
 DECODE_INLINE void score_tree(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots,
-                              size_t slot_elems, int j, int n, const cache_elem_t<F16>* vpf,
-                              const int32_t* next, int n_next, typename V::reg* out) {
+                              size_t slot_elems, int j, int n, const int32_t* next, int n_next,
+                              typename V::reg* out) {
   if (j >= n) {
     for (int r = 0; r < RB; ++r) out[r] = V::zero();
   } else if constexpr (L == 0) {
-    if (vpf != nullptr) {
-      const size_t row_bytes = static_cast<size_t>(D) * sizeof(cache_elem_t<F16>);
-      prefetch_row(vpf + static_cast<size_t>(slots[j]) * slot_elems, row_bytes);
-      if (j < n_next) prefetch_row(kc + static_cast<size_t>(next[j]) * slot_elems, row_bytes);
+    if (j < n_next) {
+      prefetch_row(kc + static_cast<size_t>(next[j]) * slot_elems, static_cast<size_t>(D) * sizeof(cache_elem_t<F16>));
     }
     key_dots<V, F16, RB, ND>(q, D, kc + static_cast<size_t>(slots[j]) * slot_elems, out);
   } else {
     typename V::reg hi[RB];
-    score_tree<V, F16, RB, ND, L - 1>(q, D, kc, slots, slot_elems, j, n, vpf, next, n_next, out);
-    score_tree<V, F16, RB, ND, L - 1>(q, D, kc, slots, slot_elems, j + (1 << (L - 1)), n, vpf, next, n_next, hi);
+    score_tree<V, F16, RB, ND, L - 1>(q, D, kc, slots, slot_elems, j, n, next, n_next, out);
+    score_tree<V, F16, RB, ND, L - 1>(q, D, kc, slots, slot_elems, j + (1 << (L - 1)), n, next, n_next, hi);
     for (int r = 0; r < RB; ++r) out[r] = V::template fold_keys<L - 1>(out[r], hi[r]);
   }
 }
 
 // s[r, 0 .. nk rounded up to W) = q[r, :] · K_j for RB rows (q rows pre-scaled, stride D); lanes
-// past nk get -inf. K_j = kc + slots[j] * slot_elems. Unless vpf is null, this tile's V rows and
-// the next tile's K rows (next, n_next) are prefetched on the way.
+// past nk get -inf. K_j = kc + slots[j] * slot_elems. The next tile's K rows (next, n_next) are
+// prefetched on the way.
 template <class V, bool F16, int RB, int ND>
 void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots, size_t slot_elems,
-                   int nk, const cache_elem_t<F16>* vpf, const int32_t* next, int n_next, float* s, int s_stride) {
+                   int nk, const int32_t* next, int n_next, float* s, int s_stride) {
   using R = typename V::reg;
   constexpr int W = V::W;
   constexpr int LEVELS = W == 16 ? 4 : 3;  // log2 W
   static_assert(1 << LEVELS == W, "decode_scores: W must be 8 or 16");
   for (int j0 = 0; j0 < nk; j0 += W) {
     R acc[RB];
-    score_tree<V, F16, RB, ND, LEVELS>(q, D, kc, slots + j0, slot_elems, 0, nk - j0, vpf, next + j0,
+    score_tree<V, F16, RB, ND, LEVELS>(q, D, kc, slots + j0, slot_elems, 0, nk - j0, next + j0,
                                        std::max(0, n_next - j0), acc);
     for (int r = 0; r < RB; ++r) V::store(s + static_cast<size_t>(r) * s_stride + j0, acc[r]);
   }
   const int nkp = (nk + W - 1) / W * W;
   for (int r = 0; r < RB; ++r) std::fill(s + static_cast<size_t>(r) * s_stride + nk, s + static_cast<size_t>(r) * s_stride + nkp, -INFINITY);
   const size_t row_bytes = static_cast<size_t>(D) * sizeof(cache_elem_t<F16>);
-  if (vpf != nullptr) {
-    for (int j = nk; j < n_next; ++j) prefetch_row(kc + static_cast<size_t>(next[j]) * slot_elems, row_bytes);
-  }
+  for (int j = nk; j < n_next; ++j) prefetch_row(kc + static_cast<size_t>(next[j]) * slot_elems, row_bytes);
 }
 
 // o[r, :] = o[r, :] * alpha[r] + sum_{j < nk} p[r, j] V_j for RB rows; DB vectors of head dims
-// per register block (D % (DB * W) == 0).
+// per register block (D % (DB * W) == 0). Prefetches the next tile's V rows like decode_scores.
 template <class V, bool F16, int RB, int DB>
 void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>* vc, const int32_t* slots,
-                   size_t slot_elems, int nk, const float* alpha, float* o) {
+                   size_t slot_elems, int nk, const int32_t* next, int n_next, const float* alpha, float* o) {
   using R = typename V::reg;
   constexpr int W = V::W;
+  const size_t row_bytes = static_cast<size_t>(D) * sizeof(cache_elem_t<F16>);
   for (int d0 = 0; d0 < D; d0 += DB * W) {
     R acc[RB][DB];
     for (int r = 0; r < RB; ++r) {
@@ -149,6 +145,7 @@ void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>*
       for (int c = 0; c < DB; ++c) acc[r][c] = V::mul(V::load(o + static_cast<size_t>(r) * D + d0 + c * W), a);
     }
     for (int j = 0; j < nk; ++j) {
+      if (d0 == 0 && j < n_next) prefetch_row(vc + static_cast<size_t>(next[j]) * slot_elems, row_bytes);
       const cache_elem_t<F16>* v = vc + static_cast<size_t>(slots[j]) * slot_elems + d0;
       R vv[DB];
       for (int c = 0; c < DB; ++c) vv[c] = load_cache<V, F16>(v + c * W);
@@ -160,6 +157,7 @@ void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>*
     for (int r = 0; r < RB; ++r)
       for (int c = 0; c < DB; ++c) V::store(o + static_cast<size_t>(r) * D + d0 + c * W, acc[r][c]);
   }
+  for (int j = nk; j < n_next; ++j) prefetch_row(vc + static_cast<size_t>(next[j]) * slot_elems, row_bytes);
 }
 
 // Online softmax of RB rows' tile (rows interleaved so their reduction chains overlap): scores
@@ -195,28 +193,27 @@ DECODE_INLINE void decode_softmax_rows(float* s, int s_stride, int nkp, float* m
   }
 }
 
-// One key tile for RB rows: scores, online softmax, P·V. next/n_next: the next tile's slots. With
-// `prefetch` (the first row block), the scores prefetch this tile's V rows and the next tile's K rows.
+// One key tile for RB rows: scores, online softmax, P·V. next/n_next: the next tile's slots (its
+// K/V rows are prefetched on the way; only the first row block passes them).
 template <class V, bool F16, int RB>
 void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, const cache_elem_t<F16>* kc,
                       const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk,
-                      const int32_t* next, int n_next, bool prefetch, float* m, float* l, float* alpha) {
+                      const int32_t* next, int n_next, float* m, float* l, float* alpha) {
   constexpr int W = V::W;
   const int nkp = (nk + W - 1) / W * W;
-  const cache_elem_t<F16>* vpf = prefetch ? vc : nullptr;
   switch (D / W == 4 && D % W == 0 ? 4 : D / W == 8 && D % W == 0 ? 8 : 0) {
-    case 4: decode_scores<V, F16, RB, 4>(q, D, kc, slots, slot_elems, nk, vpf, next, n_next, s, s_stride); break;
-    case 8: decode_scores<V, F16, RB, 8>(q, D, kc, slots, slot_elems, nk, vpf, next, n_next, s, s_stride); break;
-    default: decode_scores<V, F16, RB, 0>(q, D, kc, slots, slot_elems, nk, vpf, next, n_next, s, s_stride); break;
+    case 4: decode_scores<V, F16, RB, 4>(q, D, kc, slots, slot_elems, nk, next, n_next, s, s_stride); break;
+    case 8: decode_scores<V, F16, RB, 8>(q, D, kc, slots, slot_elems, nk, next, n_next, s, s_stride); break;
+    default: decode_scores<V, F16, RB, 0>(q, D, kc, slots, slot_elems, nk, next, n_next, s, s_stride); break;
   }
   decode_softmax_rows<V, RB>(s, s_stride, nkp, m, l, alpha);
   constexpr int DB = V::DECODE_VALUE_VECS;
   if (D % (DB * W) == 0) {
-    decode_values<V, F16, RB, DB>(s, s_stride, D, vc, slots, slot_elems, nk, alpha, o);
+    decode_values<V, F16, RB, DB>(s, s_stride, D, vc, slots, slot_elems, nk, next, n_next, alpha, o);
   } else if (D % (2 * W) == 0) {
-    decode_values<V, F16, RB, 2>(s, s_stride, D, vc, slots, slot_elems, nk, alpha, o);
+    decode_values<V, F16, RB, 2>(s, s_stride, D, vc, slots, slot_elems, nk, next, n_next, alpha, o);
   } else {
-    decode_values<V, F16, RB, 1>(s, s_stride, D, vc, slots, slot_elems, nk, alpha, o);
+    decode_values<V, F16, RB, 1>(s, s_stride, D, vc, slots, slot_elems, nk, next, n_next, alpha, o);
   }
 }
 
@@ -246,9 +243,9 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
   const auto* kc = reinterpret_cast<const cache_elem_t<F16>*>(b.k_cache) + static_cast<size_t>(it.kvh) * D;
   const auto* vc = reinterpret_cast<const cache_elem_t<F16>*>(b.v_cache) + static_cast<size_t>(it.kvh) * D;
   const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
-  // Tile slots are double-buffered: while a tile's scores run, its V rows and the next tile's K
-  // rows are prefetched, spread over its keys (paged rows stream from DRAM in a batched step;
-  // demand misses alone leave the core waiting). The first tile's K rows are prefetched up front.
+  // Tile slots are double-buffered: the next tile's K/V rows are prefetched while this one runs,
+  // spread over its keys (paged rows stream from DRAM in a batched step; demand misses alone
+  // leave the core waiting). The first tile is prefetched up front.
   auto tile_end = [&](int j0) { return std::min(ke, (j0 / bs) * bs + TK); };  // whole blocks, <= TK keys
   auto fill_slots = [&](int j0, int32_t* dst) {
     const int j1 = tile_end(j0);
@@ -264,6 +261,7 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     const int n = fill_slots(it.k_begin, cur);
     const size_t row_bytes = static_cast<size_t>(D) * sizeof(cache_elem_t<F16>);
     for (int j = 0; j < n; ++j) prefetch_row(kc + static_cast<size_t>(cur[j]) * slot_elems, row_bytes);
+    for (int j = 0; j < n; ++j) prefetch_row(vc + static_cast<size_t>(cur[j]) * slot_elems, row_bytes);
   }
   for (int j0 = it.k_begin; j0 < ke;) {
     const int j1 = tile_end(j0);
@@ -272,11 +270,12 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     for (int r0 = 0; r0 < G; r0 += DECODE_ROW_BLOCK) {
       const size_t qo = static_cast<size_t>(r0) * D;
       float* sr = s + static_cast<size_t>(r0) * TKp;
+      const int nn = r0 == 0 ? n_next : 0;
       switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-        case 1: decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, n_next, r0 == 0, m + r0, l + r0, alpha + r0); break;
-        case 2: decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, n_next, r0 == 0, m + r0, l + r0, alpha + r0); break;
-        case 3: decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, n_next, r0 == 0, m + r0, l + r0, alpha + r0); break;
-        default: decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, n_next, r0 == 0, m + r0, l + r0, alpha + r0); break;
+        case 1: decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, nn, m + r0, l + r0, alpha + r0); break;
+        case 2: decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, nn, m + r0, l + r0, alpha + r0); break;
+        case 3: decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, nn, m + r0, l + r0, alpha + r0); break;
+        default: decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, cur, slot_elems, nk, nxt, nn, m + r0, l + r0, alpha + r0); break;
       }
     }
     std::swap(cur, nxt);
