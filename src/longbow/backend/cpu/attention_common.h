@@ -2,7 +2,9 @@
 // view, the work-item list, the SIMD tile kernels and the online-softmax tile loop.
 //
 // Algorithm map (CPU -> future Metal threadgroup kernel), one work item = one threadgroup:
-//   item  = (sequence, query tokens [t0, t1), kv head, key range [k_begin, k_end))
+//   item  = (sequence, query tokens [t0, t1), kv heads [kvh, kvh + num_kvh), key range [k_begin, k_end))
+//           prefill: one kv head; decode: all kv heads, so each paged slot (all heads of one
+//           token, contiguous) is read once by one item
 //   rows  = (t1 - t0) query tokens x group query heads sharing the kv head   (simdgroups x rows)
 //   tile  = up to ATTN_TILE_KEYS keys, whole paged blocks read through the block table
 //           (staged in threadgroup memory on Metal; read in place from L1 here)
@@ -23,10 +25,11 @@ namespace longbow::cpu {
 
 // Keys per online-softmax tile (rounded to whole paged blocks).
 constexpr int ATTN_TILE_KEYS = 64;
-// Keys per tile of the SIMD decode item: smaller than the prefill tile so even a short split has
-// several tiles and the next tile's prefetch overlaps the current one. 64 is ~10% faster when the
-// cache is hot but ~7% slower when it streams from DRAM (a real decode step), so 32 stays.
-constexpr int ATTN_DECODE_TILE_KEYS = 32;
+// Keys per tile of the SIMD decode item (all kv heads: 16 keys x 3 heads x 64 dims f16 = 6 KB of
+// K and 6 KB of V), the next tile prefetched while one runs. When the cache streams from DRAM (a
+// real batched decode step) 16 is ~15% faster end to end than 32 (L1 holds this tile and the
+// next); on an L3-resident cache 32 is ~10% faster.
+constexpr int ATTN_DECODE_TILE_KEYS = 16;
 // Query tokens per flash-prefill tile.
 constexpr int ATTN_PREFILL_TOKENS = 16;
 // Auto: sequences with at most this many query tokens in the step run the fused decode path.
@@ -70,12 +73,24 @@ AttnBatch parse_attention(const AttentionArgs& a);
 
 // One unit of parallel work (see the map at the top). Stored as int32 in shared scratch.
 struct AttnItem {
-  int32_t seq, t0, t1, kvh;
+  int32_t seq, t0, t1;
+  int32_t kvh, num_kvh;    // kv heads [kvh, kvh + num_kvh)
   int32_t k_begin, k_end;  // key range; the causal limit per row still applies
-  int32_t partial;         // >= 0: write (m, l, O) to this partial slot instead of out
+  // >= 0: write (m, l, O) of kv head kvh + h to partial slot partial + h * partial_stride instead
+  // of out (a token's slots are (num_kvh, num_splits), so each head's splits are contiguous).
+  int32_t partial, partial_stride;
   int32_t decode_stage;    // 0: flash prefill tile; 1: fused decode stage 1; 2: fused decode stage 2 (online loop)
-  int32_t merge;           // >= 0: index of the split merge this partial belongs to
+  int32_t merge;           // >= 0: index of the split merge (one per token) this partial belongs to
 };
+
+// The item's kv head h alone (h < num_kvh), for the single-head runners.
+inline AttnItem attn_item_head(const AttnItem& it, int h) {
+  AttnItem one = it;
+  one.kvh = it.kvh + h;
+  one.num_kvh = 1;
+  one.partial = it.partial < 0 ? -1 : it.partial + h * it.partial_stride;
+  return one;
+}
 
 // Number of flash-decoding key splits of a decode token that sees `keys` keys (see ATTN_SPLIT_KEYS).
 inline int attn_decode_splits(int keys) {
@@ -89,6 +104,32 @@ inline int attn_tile_keys(int block_size) { return block_size * (ATTN_TILE_KEYS 
 // Keys per SIMD decode tile for a block size: whole blocks, about ATTN_DECODE_TILE_KEYS keys.
 inline int attn_decode_tile_keys(int block_size) {
   return block_size * (ATTN_DECODE_TILE_KEYS / block_size > 1 ? ATTN_DECODE_TILE_KEYS / block_size : 1);
+}
+
+// Prefetches share `part` of `parts` of the cache lines holding keys [j0, j1) of one sequence
+// (block table `table`, slot_bytes per slot: all kv heads of one token). The slots of a paged
+// block are contiguous, so a key range is one contiguous run per block, each split into the
+// shares. Every line is prefetched: the hardware prefetchers do not follow these runs (measured:
+// prefetching every second line or only a run's first lines is 2x slower from DRAM).
+// LOCALITY: 3 into L1, 2 into L2.
+template <int LOCALITY>
+inline void attn_prefetch_keys(const uint8_t* cache, const int32_t* table, int block_size, size_t slot_bytes, int j0,
+                               int j1, int part, int parts) {
+  for (int j = j0; j < j1;) {
+    const int blk = j / block_size, je = std::min(j1, (blk + 1) * block_size);
+    const auto begin = reinterpret_cast<uintptr_t>(
+        cache + (static_cast<size_t>(table[blk]) * block_size + j % block_size) * slot_bytes);
+    const uintptr_t first = begin & ~uintptr_t{63}, end = begin + static_cast<size_t>(je - j) * slot_bytes;
+    const size_t lines = (end - first + 63) / 64;
+    const char* base = reinterpret_cast<const char*>(first);
+    for (size_t i = lines * part / parts; i < lines * (part + 1) / parts; ++i) {
+      __builtin_prefetch(base + i * 64, 0, LOCALITY);
+      // GCC (-ffinite-loops, the C++ default) deletes a loop of prefetches alone as side-effect
+      // free; the empty asm keeps it.
+      asm volatile("" : : "r"(base + i * 64));
+    }
+    j = je;
+  }
 }
 
 // SIMD kernels of the tile loop, chosen once: AVX-512, AVX2 or scalar (LONGBOW_CPU_SIMD=avx2 caps
@@ -112,9 +153,10 @@ struct AttnKernels {
   void (*prefill_item)(const AttnBatch& b, const AttnItem& it, float* f32);
   // f32 scratch prefill_item needs for `rows` rows.
   size_t (*prefill_scratch)(const AttnBatch& b, int rows);
-  // Whole fused decode item (stage 2, one token; attention_decode_simd.h), writing out or its
-  // partial; returns false, doing nothing, when it does not handle the batch's head_dim (the
-  // generic tile loop runs instead). i32 scratch: attn_tile_keys. nullptr: none.
+  // Whole fused decode item (stage 2, one token, all its kv heads; attention_decode_simd.h),
+  // writing out or its partials; returns false, doing nothing, when it does not handle the batch's
+  // head_dim (the generic tile loop runs per kv head instead). i32 scratch: 2 x
+  // attn_decode_tile_keys. nullptr: none.
   bool (*decode_item)(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
   // f32 scratch decode_item needs.
   size_t (*decode_scratch)(const AttnBatch& b);

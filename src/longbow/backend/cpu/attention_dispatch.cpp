@@ -18,7 +18,7 @@ namespace longbow::cpu {
 
 namespace {
 constexpr int ITEM_INTS = sizeof(AttnItem) / sizeof(int32_t);
-constexpr int MERGE_INTS = 5;  // (token, kv head, first partial, num_splits, finished splits)
+constexpr int MERGE_INTS = 6;  // (token, first kv head, num kv heads, first partial, num_splits, finished splits)
 
 // LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), read once.
 int decode_stage() {
@@ -46,7 +46,7 @@ struct Plan {
 };
 
 // Fills c.scratch.attn_items with the work items followed by the split merges
-// (token, kv head, first partial, num_splits, done counter).
+// (token, first kv head, num kv heads, first partial, num_splits, finished splits).
 Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
   const int stage = decode_stage();
   const int Hkv = b.num_kv_heads, bs = b.block_size;
@@ -66,11 +66,12 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
     for (int tile = num_tiles - 1; tile >= 0; --tile) {
       const int t0 = q0 + tile * ATTN_PREFILL_TOKENS, t1 = std::min(q1, t0 + ATTN_PREFILL_TOKENS);
       plan.max_rows = std::max(plan.max_rows, (t1 - t0) * b.group);
-      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 0, b.seq_lens[s], -1, 0, -1});
+      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 1, 0, b.seq_lens[s], -1, 0, 0, -1});
     }
   }
-  // Decode tokens: one item per (token, kv head, key split), the split count a function of the
-  // token's context only (batch independence); then the merges of split tokens.
+  // Decode tokens: one item per (token, key split) over all kv heads, so a paged slot's heads
+  // (contiguous) stream once through one core; the split count is a function of the token's
+  // context only (batch independence). Then the merges of split tokens, one per token.
   for (int pass = 0; pass < 2; ++pass) {
     int num_partials = 0, num_merges = 0;
     for (int s = 0; s < b.num_seqs; ++s) {
@@ -83,18 +84,16 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
         const int chunk = ((keys + splits - 1) / splits + bs - 1) / bs * bs;  // whole blocks
         splits = (keys + chunk - 1) / chunk;
         plan.stage1_keys = std::max(plan.stage1_keys, std::min(chunk, keys));
-        for (int kvh = 0; kvh < Hkv; ++kvh) {
-          const int p0 = splits > 1 ? num_partials : -1;
-          const int merge = splits > 1 ? num_merges++ : -1;
-          if (splits > 1) num_partials += splits;
-          if (pass == 1) {
-            if (splits > 1) v.insert(v.end(), {t, kvh, p0, splits, 0});
-            continue;
-          }
-          for (int i = 0; i < splits; ++i) {
-            push({s, t, t + 1, kvh, i * chunk, std::min(keys, (i + 1) * chunk), p0 < 0 ? -1 : p0 + i,
-                  stage == 1 ? 1 : 2, merge});
-          }
+        const int p0 = splits > 1 ? num_partials : -1;  // (Hkv, splits) partial slots
+        const int merge = splits > 1 ? num_merges++ : -1;
+        if (splits > 1) num_partials += Hkv * splits;
+        if (pass == 1) {
+          if (splits > 1) v.insert(v.end(), {t, 0, Hkv, p0, splits, 0});
+          continue;
+        }
+        for (int i = 0; i < splits; ++i) {
+          push({s, t, t + 1, 0, Hkv, i * chunk, std::min(keys, (i + 1) * chunk), p0 < 0 ? -1 : p0 + i, splits,
+                stage == 1 ? 1 : 2, merge});
         }
       }
     }
@@ -102,6 +101,16 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
     plan.num_merges = num_merges;
   }
   return plan;
+}
+// Prefetches a decode item's first tile (K and V of all its kv heads) into L2.
+void prefetch_item_start(const AttnBatch& b, const AttnItem& it) {
+  if (it.decode_stage == 0) return;
+  const int ke = std::min(it.k_end, b.positions[it.t0] + 1);
+  const int j1 = std::min(ke, it.k_begin + attn_decode_tile_keys(b.block_size));
+  const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
+  const size_t slot_bytes = b.row_stride() * b.esize();
+  attn_prefetch_keys<2>(b.k_cache, table, b.block_size, slot_bytes, it.k_begin, j1, 0, 1);
+  attn_prefetch_keys<2>(b.v_cache, table, b.block_size, slot_bytes, it.k_begin, j1, 0, 1);
 }
 }  // namespace
 
@@ -122,7 +131,7 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
   float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
   const auto* items = reinterpret_cast<const AttnItem*>(c.scratch.attn_items.data());  // (num_items,)
-  int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, 5)
+  int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, 6)
 
   // One dynamic queue for all items; the split that finishes last merges its token's partials
   // (no second pass over the threads). The acq_rel counter orders the other splits' writes.
@@ -130,19 +139,25 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   c.pool.parallel_for(threads, [&](int64_t, int64_t, int thread_idx) {
     float* f32 = c.scratch.f32[thread_idx].data();
     int32_t* i32 = c.scratch.i32[thread_idx].data();
-    for (int i = next.fetch_add(1, std::memory_order_relaxed); i < plan.num_items;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
+    // Each thread claims its next item one ahead and prefetches that item's first keys into L2
+    // while it runs the current one (decode K/V stream from DRAM; an item's first tile would
+    // otherwise wait a full round trip).
+    for (int i = next.fetch_add(1, std::memory_order_relaxed); i < plan.num_items;) {
+      const int i_next = next.fetch_add(1, std::memory_order_relaxed);
+      if (i_next < plan.num_items) prefetch_item_start(b, items[i_next]);
       const AttnItem& it = items[i];
       if (it.decode_stage == 1) {
-        run_stage1_item(b, it, f32, partials);
+        for (int h = 0; h < it.num_kvh; ++h) run_stage1_item(b, attn_item_head(it, h), f32, partials);
       } else if (it.decode_stage != 2 || kern.decode_item == nullptr || !kern.decode_item(b, it, f32, i32, partials)) {
-        run_online_item(b, it, f32, i32, partials);
+        for (int h = 0; h < it.num_kvh; ++h) run_online_item(b, attn_item_head(it, h), f32, i32, partials);
       }
-      if (it.merge < 0) continue;
-      int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;
-      if (std::atomic_ref<int32_t>(mg[4]).fetch_add(1, std::memory_order_acq_rel) == mg[3] - 1) {
-        merge_attention_splits(b, mg[0], mg[1], mg[2], mg[3], partials);
+      if (it.merge >= 0) {
+        int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;
+        if (std::atomic_ref<int32_t>(mg[5]).fetch_add(1, std::memory_order_acq_rel) == mg[4] - 1) {
+          for (int h = 0; h < mg[2]; ++h) merge_attention_splits(b, mg[0], mg[1] + h, mg[3] + h * mg[4], mg[4], partials);
+        }
       }
+      i = i_next;
     }
   });
 }

@@ -264,7 +264,7 @@ bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_
 }
 
 size_t avx2_decode_scratch(const AttnBatch& b) {
-  return decode_item_scratch(b.group, b.head_dim, attn_decode_tile_keys(b.block_size), Avx2::W);
+  return decode_item_scratch(b.num_kv_heads, b.group, b.head_dim, attn_decode_tile_keys(b.block_size), Avx2::W);
 }
 
 const AttnKernels AVX2 = {"avx2",       avx2_scores,       avx2_values,          avx2_exp_sum,

@@ -111,7 +111,7 @@ bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int3
 }
 
 size_t avx512_decode_scratch(const AttnBatch& b) {
-  return std::max(decode_item_scratch(b.group, b.head_dim, attn_decode_tile_keys(b.block_size), Avx512::W),
+  return std::max(decode_item_scratch(b.num_kv_heads, b.group, b.head_dim, attn_decode_tile_keys(b.block_size), Avx512::W),
                   attn_avx2_kernels()->decode_scratch(b));
 }
 
