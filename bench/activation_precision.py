@@ -70,7 +70,6 @@ def main() -> int:
     import numpy as np
     import torch
     import transformers
-
     from longbow.pull import pull
 
     torch.set_num_threads(args.threads)
@@ -128,9 +127,8 @@ def main() -> int:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:
-        for r in rows:
-            f.write(json.dumps({"bench": "activation_precision", "model": path.name, "prompts": len(PROMPTS),
-                                "time": stamp, **r}) + "\n")
+        f.writelines(json.dumps({"bench": "activation_precision", "model": path.name, "prompts": len(PROMPTS),
+                                "time": stamp, **r}) + "\n" for r in rows)
     print(f"relative last-token logit error vs the float32 oracle, {len(PROMPTS)} prompts (limit 1e-2)")
     print("| activations | worst | median | argmax flips |")
     print("|---|---:|---:|---:|")

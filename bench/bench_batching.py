@@ -22,6 +22,7 @@ Prompts are random token ids (distinct, so the prefix cache does not help). Each
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -40,7 +41,7 @@ def _pct(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
 def draw_requests(workload: str, n: int, prompt_len: int, max_tokens: int, seed: int) -> list[tuple[list[int], int]]:
@@ -60,7 +61,7 @@ def draw_requests(workload: str, n: int, prompt_len: int, max_tokens: int, seed:
         prompts = np.clip(np.rint(lognormal(p_mean)), 4, 512).astype(int)
         outputs = np.clip(np.rint(lognormal(o_mean)), 4, MAX_MODEL_LEN - 512).astype(int)  # prompts <= 512
         lens = list(zip(prompts.tolist(), outputs.tolist()))
-    return [([int(t) for t in rng.integers(200, 40000, size=p)], o) for p, o in lens]
+    return [(rng.integers(200, 40000, size=p).tolist(), o) for p, o in lens]
 
 
 def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag: str) -> dict:
@@ -99,7 +100,7 @@ def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag:
         admit()
     wall = time.perf_counter() - t0
     ttft = [ts[0] - arrival[rid] for rid, ts in times.items()]
-    itl = [b - a for ts in times.values() for a, b in zip(ts, ts[1:])]
+    itl = [b - a for ts in times.values() for a, b in itertools.pairwise(ts)]
     generated = sum(len(ts) for ts in times.values())
     expected = sum(m for _, m in requests)
     if generated != expected:
@@ -129,8 +130,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "batching.jsonl"))
     args = ap.parse_args()
 
-    import longbow
     from longbow.pull import pull
+
+    import longbow
 
     model = args.model or str(pull(progress=False))
     llm = longbow.LLM(model, backend="cpu", num_threads=args.threads, max_model_len=MAX_MODEL_LEN,

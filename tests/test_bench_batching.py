@@ -12,7 +12,7 @@ import pytest
 import longbow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import bench_batching  # noqa: E402
+import bench_batching
 
 
 def test_fixed_draw_has_the_given_lengths():
