@@ -127,17 +127,21 @@ ta.check_all(q, batch, 0.125, "f16", variants=["auto", "fused_decode"])
 ta.check_all(q * 40.0, batch, 0.125, "large_logits", variants=["auto", "fused_decode"])
 
 # Batch independence, bitwise: each decode row alone == the same row in a batch of 16 decodes
-# plus a prefill (split counts follow the row's context only, never the batch).
+# plus a prefill (split counts follow the row's context only, never the batch; a lone short row
+# runs one item per kv head, a batch one item per token over all kv heads).
 ctx = [100, 129, 250, 2049, 16, 700, 300, 1, 64, 65, 128, 256, 257, 1024, 90, 3000, 200]
 new = [1] * 16 + [200]
-kc, vc, bt, qs, sl, pos = ta.make_batch(r, ctx, new, 3, 64, 16, np.float16)
-q = r.standard_normal((int(qs[-1]), 9, 64)).astype(np.float32)
-full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "auto")
-for s in range(16):
-    a, b = int(qs[s]), int(qs[s + 1])
-    alone = ops.attention("cpu", q[a:b], kc, vc, bt[s:s + 1], np.array([0, 1], np.int32), sl[s:s + 1],
-                          pos[a:b], 0.125, "auto")
-    assert np.array_equal(alone, full[a:b]), f"decode row {{s}} (context {{ctx[s]}}) differs alone vs batched"
+for heads, kv_heads, dim, block, dtype in [(9, 3, 64, 16, np.float16), (8, 2, 128, 8, np.float32),
+                                           (12, 4, 72, 32, np.float16)]:
+    kc, vc, bt, qs, sl, pos = ta.make_batch(r, ctx, new, kv_heads, dim, block, dtype)
+    q = r.standard_normal((int(qs[-1]), heads, dim)).astype(np.float32)
+    full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, dim ** -0.5, "auto")
+    for s in range(16):
+        a, b = int(qs[s]), int(qs[s + 1])
+        alone = ops.attention("cpu", q[a:b], kc, vc, bt[s:s + 1], np.array([0, 1], np.int32), sl[s:s + 1],
+                              pos[a:b], dim ** -0.5, "auto")
+        assert np.array_equal(alone, full[a:b]), (
+            f"decode row {{s}} (context {{ctx[s]}}, {{heads}}/{{kv_heads}} heads, dim {{dim}}) differs alone vs batched")
 print("ok")
 """
 

@@ -18,7 +18,8 @@ namespace longbow::cpu {
 
 namespace {
 constexpr int ITEM_INTS = sizeof(AttnItem) / sizeof(int32_t);
-constexpr int MERGE_INTS = 6;  // (token, first kv head, num kv heads, first partial, num_splits, finished splits)
+// (token, first kv head, num kv heads, first partial, num_splits, items feeding it, finished items)
+constexpr int MERGE_INTS = 7;
 
 // LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), read once.
 int decode_stage() {
@@ -40,14 +41,24 @@ bool is_decode(AttentionVariant v, int num_query) {
   return num_query <= ATTN_DECODE_MAX_QUERY;
 }
 
+// A decode token's flash-decoding key splits: the count from its context alone, then whole-block
+// chunks (the last split may be shorter).
+struct DecodeSplits {
+  int splits, chunk;
+};
+DecodeSplits decode_split_plan(int keys, int block_size) {
+  const int want = attn_decode_splits(keys);
+  const int chunk = ((keys + want - 1) / want + block_size - 1) / block_size * block_size;  // whole blocks
+  return {(keys + chunk - 1) / chunk, chunk};
+}
+
 struct Plan {
   int num_items = 0, num_merges = 0, num_partials = 0;
   int max_rows = 1, stage1_keys = 0;
 };
 
-// Fills c.scratch.attn_items with the work items followed by the split merges
-// (token, first kv head, num kv heads, first partial, num_splits, finished splits).
-Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
+// Fills c.scratch.attn_items with the work items followed by the split merges (MERGE_INTS each).
+Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int threads) {
   const int stage = decode_stage();
   const int Hkv = b.num_kv_heads, bs = b.block_size;
   std::vector<int32_t>& v = c.scratch.attn_items;
@@ -71,29 +82,45 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant) {
   }
   // Decode tokens: one item per (token, key split) over all kv heads, so a paged slot's heads
   // (contiguous) stream once through one core; the split count is a function of the token's
-  // context only (batch independence). Then the merges of split tokens, one per token.
+  // context only (batch independence). When that leaves fewer than two items per thread (a lone
+  // sequence), each kv head gets its own items instead so every thread works. Both plans run each
+  // head with the same tiles and operation order, so the results are bitwise the same. Then the
+  // merges of split tokens, one per token.
+  int all_head_items = 0;
+  for (int s = 0; s < b.num_seqs; ++s) {
+    const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
+    if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
+    for (int t = q0; t < q1; ++t) all_head_items += decode_split_plan(b.positions[t] + 1, bs).splits;
+  }
+  const bool per_head = all_head_items < 2 * threads;
   for (int pass = 0; pass < 2; ++pass) {
     int num_partials = 0, num_merges = 0;
     for (int s = 0; s < b.num_seqs; ++s) {
       const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
       if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
-      plan.max_rows = std::max(plan.max_rows, b.group);
+      plan.max_rows = std::max(plan.max_rows, b.group);  // other runners go head by head
       for (int t = q0; t < q1; ++t) {
         const int keys = b.positions[t] + 1;
-        int splits = attn_decode_splits(keys);
-        const int chunk = ((keys + splits - 1) / splits + bs - 1) / bs * bs;  // whole blocks
-        splits = (keys + chunk - 1) / chunk;
+        const DecodeSplits sp = decode_split_plan(keys, bs);
+        const int splits = sp.splits, chunk = sp.chunk;
         plan.stage1_keys = std::max(plan.stage1_keys, std::min(chunk, keys));
         const int p0 = splits > 1 ? num_partials : -1;  // (Hkv, splits) partial slots
         const int merge = splits > 1 ? num_merges++ : -1;
         if (splits > 1) num_partials += Hkv * splits;
         if (pass == 1) {
-          if (splits > 1) v.insert(v.end(), {t, 0, Hkv, p0, splits, 0});
+          if (splits > 1) v.insert(v.end(), {t, 0, Hkv, p0, splits, per_head ? Hkv * splits : splits, 0});
           continue;
         }
+        const int stage_id = stage == 1 ? 1 : 2;
         for (int i = 0; i < splits; ++i) {
-          push({s, t, t + 1, 0, Hkv, i * chunk, std::min(keys, (i + 1) * chunk), p0 < 0 ? -1 : p0 + i, splits,
-                stage == 1 ? 1 : 2, merge});
+          const int k0 = i * chunk, k1 = std::min(keys, (i + 1) * chunk);
+          if (!per_head) {
+            push({s, t, t + 1, 0, Hkv, k0, k1, p0 < 0 ? -1 : p0 + i, splits, stage_id, merge});
+            continue;
+          }
+          for (int h = 0; h < Hkv; ++h) {
+            push({s, t, t + 1, h, 1, k0, k1, p0 < 0 ? -1 : p0 + h * splits + i, splits, stage_id, merge});
+          }
         }
       }
     }
@@ -121,8 +148,8 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   }
   const AttnBatch b = parse_attention(a);
   if (b.num_tokens == 0 || b.num_heads == 0) return;
-  const Plan plan = plan_items(c, b, a.variant);
   const int threads = c.pool.num_threads();
+  const Plan plan = plan_items(c, b, a.variant, threads);
   const AttnKernels& kern = attn_kernels();
   const size_t f32_elems = std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
                                     kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
@@ -131,7 +158,7 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
   float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
   const auto* items = reinterpret_cast<const AttnItem*>(c.scratch.attn_items.data());  // (num_items,)
-  int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, 6)
+  int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, MERGE_INTS)
 
   // One dynamic queue for all items; the split that finishes last merges its token's partials
   // (no second pass over the threads). The acq_rel counter orders the other splits' writes.
@@ -153,7 +180,7 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
       }
       if (it.merge >= 0) {
         int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;
-        if (std::atomic_ref<int32_t>(mg[5]).fetch_add(1, std::memory_order_acq_rel) == mg[4] - 1) {
+        if (std::atomic_ref<int32_t>(mg[6]).fetch_add(1, std::memory_order_acq_rel) == mg[5] - 1) {
           for (int h = 0; h < mg[2]; ++h) merge_attention_splits(b, mg[0], mg[1] + h, mg[3] + h * mg[4], mg[4], partials);
         }
       }
