@@ -4,10 +4,13 @@ allocated, mean over steps), TTFT and inter-token latency percentiles. JSON line
 bench/results/batching.jsonl and a markdown table on stdout; the ratio of aggregate throughput
 at 16 concurrent requests to 1.
 
-Each level serves the same kind of request set with at most `concurrency` requests in flight (a
-finished request is replaced by the next waiting one, as a server with that many clients):
-max(16, concurrency) requests, so levels 1, 4 and 16 serve the very same 16 requests and level 1
-is the single-request rate over them. Request lengths (`--workload`):
+Each level serves a request set with at most `concurrency` requests in flight (a finished request
+is replaced by the next waiting one, as a server with that many clients): max(--requests,
+concurrency) requests, so levels up to --requests serve the very same requests and level 1 is the
+single-request rate over them. With several waves per level the measure is close to steady state
+(one closed batch of variable-length requests would end with a long tail of a few stragglers).
+The KV pool is --kv-cache-gb (default 1 GiB, committed only as touched); preemptions are
+reported. Request lengths (`--workload`):
   fixed          every request has --prompt tokens and generates --tokens (default 96 / 64)
   sharegpt-like  lognormal lengths with the means of the ShareGPT conversations used by vLLM's
                  paper (Kwon et al. 2023, fig. 11): prompt ~161, output ~338 tokens
@@ -16,8 +19,8 @@ Prompts are random token ids (distinct, so the prefix cache does not help). Each
 `--reps` times with a different request draw; medians are reported.
 
     python bench/bench_batching.py [--model PATH] [--workload fixed] [--levels 1 4 16 64]
-                                   [--prompt 96] [--tokens 64] [--reps 3] [--threads 2]
-                                   [--block-size 16] [--out FILE]
+                                   [--requests 64] [--prompt 96] [--tokens 64] [--reps 3]
+                                   [--threads 2] [--block-size 16] [--kv-cache-gb 1] [--out FILE]
 """
 from __future__ import annotations
 
@@ -74,6 +77,7 @@ def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag:
     times: dict[str, list[float]] = {}
     utils = []
     in_flight = 0
+    preempted0 = e.stats()["num_preemptions"]
     t0 = time.perf_counter()
 
     def admit():
@@ -112,6 +116,7 @@ def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag:
         "wall_s": wall,
         "aggregate_tok_s": generated / wall,
         "kv_utilization_mean": statistics.fmean(utils) if utils else None,
+        "preemptions": e.stats()["num_preemptions"] - preempted0,
         "ttft_p50_s": _pct(ttft, 50), "ttft_p90_s": _pct(ttft, 90), "ttft_p99_s": _pct(ttft, 99),
         "itl_p50_s": _pct(itl, 50), "itl_p90_s": _pct(itl, 90), "itl_p99_s": _pct(itl, 99),
     }
@@ -122,11 +127,13 @@ def main() -> int:
     ap.add_argument("--model", default=os.environ.get("LONGBOW_TEST_GGUF"))
     ap.add_argument("--workload", choices=["fixed", *WORKLOADS], default="fixed")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--requests", type=int, default=64, help="requests per level (at least the level)")
     ap.add_argument("--prompt", type=int, default=96, help="prompt tokens per request (fixed workload)")
     ap.add_argument("--tokens", type=int, default=64, help="generated tokens per request (fixed workload)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--block-size", type=int, default=16, help="KV block size in tokens")
+    ap.add_argument("--kv-cache-gb", type=float, default=1.0, help="KV pool size in GiB")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "batching.jsonl"))
     args = ap.parse_args()
 
@@ -137,18 +144,20 @@ def main() -> int:
     model = args.model or str(pull(progress=False))
     llm = longbow.LLM(model, backend="cpu", num_threads=args.threads, max_model_len=MAX_MODEL_LEN,
                       max_num_seqs=max(64, max(args.levels)), enable_prefix_caching=False,
-                      block_size=args.block_size)
+                      block_size=args.block_size, kv_cache_bytes=int(args.kv_cache_gb * 2**30))
     run_level(llm, 2, draw_requests("fixed", 2, 16, 4, seed=999), "warmup")
     rows = []
     for level in args.levels:
-        n = max(16, level)
-        # Rep r draws the same requests at every level of size n (levels 1, 4, 16 share them).
+        n = max(args.requests, level)
+        # Rep r draws the same requests at every level of size n (levels up to --requests share them).
         reps = [run_level(llm, level, draw_requests(args.workload, n, args.prompt, args.tokens, seed=1000 * r + n),
                           f"c{level}r{r}")
                 for r in range(args.reps)]
         row = {k: statistics.median(r[k] for r in reps) if isinstance(reps[0][k], float) else reps[0][k]
                for k in reps[0]}
+        row["preemptions"] = max(r["preemptions"] for r in reps)
         row.update(bench="batching", model=Path(model).name, threads=args.threads, block_size=args.block_size,
+                   kv_cache_gb=args.kv_cache_gb,
                    workload=args.workload, prompt_tokens=args.prompt if args.workload == "fixed" else None,
                    max_tokens=args.tokens if args.workload == "fixed" else None, reps=args.reps,
                    time=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -166,11 +175,12 @@ def main() -> int:
         return "-" if x is None else f"{1000 * x:.0f}"
 
     print(f"workload {args.workload}, block size {args.block_size}, {args.threads} threads, median of {args.reps}")
-    print("| concurrent | requests | agg tok/s | x vs 1 | KV util | TTFT p50/p90/p99 ms | ITL p50/p90/p99 ms |")
-    print("|---:|---:|---:|---:|---:|---|---|")
+    print("| concurrent | requests | agg tok/s | x vs 1 | KV util | preempted | TTFT p50/p90/p99 ms | "
+          "ITL p50/p90/p99 ms |")
+    print("|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
         print(f"| {r['concurrency']} | {r['requests']} | {r['aggregate_tok_s']:.1f} | "
-              f"{(r['speedup_vs_1'] or 0):.2f} | {(r['kv_utilization_mean'] or 0):.3f} | "
+              f"{(r['speedup_vs_1'] or 0):.2f} | {(r['kv_utilization_mean'] or 0):.3f} | {r['preemptions']} | "
               f"{ms(r['ttft_p50_s'])}/{ms(r['ttft_p90_s'])}/{ms(r['ttft_p99_s'])} | "
               f"{ms(r['itl_p50_s'])}/{ms(r['itl_p90_s'])}/{ms(r['itl_p99_s'])} |")
     by = {r["concurrency"]: r for r in rows}
