@@ -20,7 +20,7 @@ Prompts are random token ids (distinct, so the prefix cache does not help). Each
 
     python bench/bench_batching.py [--model PATH] [--workload fixed] [--levels 1 4 16 64]
                                    [--requests 64] [--prompt 96] [--tokens 64] [--reps 3]
-                                   [--threads 2] [--block-size 16] [--kv-cache-gb 1] [--out FILE]
+                                   [--threads 2] [--block-size 0] [--kv-cache-gb 1] [--out FILE]
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64, help="generated tokens per request (fixed workload)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--block-size", type=int, default=16, help="KV block size in tokens")
+    ap.add_argument("--block-size", type=int, default=0, help="KV block size in tokens (0: the backend's)")
     ap.add_argument("--kv-cache-gb", type=float, default=1.0, help="KV pool size in GiB")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "batching.jsonl"))
     args = ap.parse_args()
@@ -156,7 +156,7 @@ def main() -> int:
         row = {k: statistics.median(r[k] for r in reps) if isinstance(reps[0][k], float) else reps[0][k]
                for k in reps[0]}
         row["preemptions"] = max(r["preemptions"] for r in reps)
-        row.update(bench="batching", model=Path(model).name, threads=args.threads, block_size=args.block_size,
+        row.update(bench="batching", model=Path(model).name, threads=args.threads, block_size=llm.engine.block_size,
                    kv_cache_gb=args.kv_cache_gb,
                    workload=args.workload, prompt_tokens=args.prompt if args.workload == "fixed" else None,
                    max_tokens=args.tokens if args.workload == "fixed" else None, reps=args.reps,
@@ -174,7 +174,8 @@ def main() -> int:
     def ms(x):
         return "-" if x is None else f"{1000 * x:.0f}"
 
-    print(f"workload {args.workload}, block size {args.block_size}, {args.threads} threads, median of {args.reps}")
+    print(f"workload {args.workload}, block size {llm.engine.block_size}, {args.threads} threads, "
+          f"median of {args.reps}")
     print("| concurrent | requests | agg tok/s | x vs 1 | KV util | preempted | TTFT p50/p90/p99 ms | "
           "ITL p50/p90/p99 ms |")
     print("|---:|---:|---:|---:|---:|---:|---|---|")

@@ -34,7 +34,6 @@ def _prompt(n, start=3):
 # ---- engine configuration ------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw, match", [
-    ({"block_size": 0}, "block_size"),
     ({"block_size": -1}, "block_size"),
     ({"block_size": 1 << 30}, "block_size"),
     ({"num_blocks": -5}, "num_blocks"),
@@ -61,6 +60,14 @@ def test_engine_config_at_the_limits(tiny_gguf_model):
     assert (e.max_model_len, e.num_blocks, e.block_size) == (256, 2, 256)
     assert _llm(tiny_gguf_model, max_model_len=0).engine.max_model_len == 256
     assert _llm(tiny_gguf_model, block_size=8).engine.block_size == 8
+
+
+def test_block_size_zero_is_the_backends_choice(tiny_gguf_model):
+    # The CPU's 8-token blocks halve the tail waste; Metal reads a 16-token block per SIMD group.
+    assert _llm(tiny_gguf_model).engine.block_size == 8
+    assert _core.Engine(str(tiny_gguf_model), num_threads=1, max_model_len=64).block_size == 8
+    if "metal-sim" in _core.available_backends():
+        assert longbow.LLM(str(tiny_gguf_model), backend="metal-sim", max_model_len=64).engine.block_size == 16
 
 
 # ---- SamplingParams --------------------------------------------------------------------------
@@ -140,8 +147,8 @@ def test_prompt_of_max_model_len_minus_one(llm):
 
 @pytest.mark.parametrize("n", [16, 32])
 def test_prompt_exactly_filling_blocks_with_prefix_hits(tiny_gguf_model, n):
-    cached = _llm(tiny_gguf_model)
-    plain = _llm(tiny_gguf_model, enable_prefix_caching=False)
+    cached = _llm(tiny_gguf_model, block_size=16)
+    plain = _llm(tiny_gguf_model, block_size=16, enable_prefix_caching=False)
     want = plain.generate([_prompt(n)], SP(max_tokens=6, ignore_eos=True))[0].token_ids
     for _ in range(2):  # the second run hits every full block but the last
         assert cached.generate([_prompt(n)], SP(max_tokens=6, ignore_eos=True))[0].token_ids == want

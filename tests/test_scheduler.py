@@ -12,6 +12,7 @@ import longbow
 def _engine(path, **kw):
     kw.setdefault("num_threads", 1)  # tiny models: threads only add sync cost
     kw.setdefault("max_model_len", 256)
+    kw.setdefault("block_size", 16)  # the block arithmetic below assumes 16-token blocks
     return longbow.LLM(str(path), backend="cpu", **kw).engine
 
 

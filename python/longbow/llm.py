@@ -56,7 +56,8 @@ class LLM:
     enable_prefix_caching: requests whose prompts start with the same full KV blocks as an
     earlier one reuse those blocks instead of recomputing them.
     max_model_len (0: the model's context length) may not exceed the model's context length;
-    block_size is the KV block size in tokens; num_blocks (0: derived from kv_cache_bytes) the
+    block_size is the KV block size in tokens (0: the backend's choice, 8 on the CPU and 16 on
+    Metal); num_blocks (0: derived from kv_cache_bytes) the
     KV pool size. Out-of-range settings raise ValueError.
     """
 
@@ -70,7 +71,7 @@ class LLM:
         max_num_seqs: int = 64,
         max_num_batched_tokens: int = 512,
         max_model_len: int = 0,
-        block_size: int = 16,
+        block_size: int = 0,
         num_blocks: int = 0,
         kv_cache_bytes: int = 0,
         attention: str = "auto",

@@ -126,7 +126,7 @@ void bind_engine(py::module_& m) {
              return std::make_unique<Engine>(file, c);
            }),
            py::arg("model_path"), py::arg("backend") = "cpu", py::arg("num_threads") = 0,
-           py::arg("kv_dtype") = "f16", py::arg("block_size") = 16, py::arg("num_blocks") = 0,
+           py::arg("kv_dtype") = "f16", py::arg("block_size") = 0, py::arg("num_blocks") = 0,
            py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = 64, py::arg("max_num_batched_tokens") = 512,
            py::arg("max_model_len") = 0, py::arg("attention") = "auto",
            py::arg("enable_prefix_caching") = true,

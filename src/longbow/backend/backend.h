@@ -189,6 +189,9 @@ class Backend {
   virtual void upload(BufView dst, const void* src, size_t bytes) = 0;
   virtual void download(void* dst, BufView src, size_t bytes) = 0;
 
+  // KV block size (tokens) used when the engine is given none: 16 by default (GPU kernels read a
+  // block per SIMD group); the CPU backend prefers 8.
+  virtual int preferred_block_size() const { return 16; }
   // Whether op can run with this dtype (weight dtype for Matmul/Embed, cache dtype for KV ops).
   virtual bool supports(Op op, DType dtype) const = 0;
   // Waits until every enqueued op has completed.

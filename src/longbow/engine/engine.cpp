@@ -16,7 +16,7 @@ void check_range(const char* name, int64_t value, int64_t lo, int64_t hi, const 
 
 // Rejects settings that would crash, overflow or silently change meaning (ValueError in Python).
 void validate_config(const EngineConfig& c, const ModelConfig& mc) {
-  check_range("block_size", c.block_size, 1, MAX_BLOCK_SIZE);
+  check_range("block_size", c.block_size, 0, MAX_BLOCK_SIZE, " (0 = the backend's choice)");
   check_range("max_num_seqs", c.max_num_seqs, 1, MAX_NUM_SEQS);
   check_range("max_num_batched_tokens", c.max_num_batched_tokens, 1, MAX_NUM_BATCHED_TOKENS);
   check_range("num_threads", c.num_threads, 0, 1024, " (0 = number of cores)");
@@ -36,6 +36,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   if (!file_) throw std::invalid_argument("[engine] no model");
   validate_config(config_, file_->config());
   backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
+  if (config_.block_size == 0) config_.block_size = backend_->preferred_block_size();
   model_ = std::make_unique<LlamaModel>(file_, *backend_);
   const ModelConfig& mc = model_->config();
   if (config_.max_model_len == 0) config_.max_model_len = mc.max_position;

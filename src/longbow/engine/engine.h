@@ -20,7 +20,7 @@ struct EngineConfig {
   std::string backend = "cpu";
   int num_threads = 0;                 // CPU backend threads; 0 = number of cores
   DType kv_dtype = DType::F16;
-  int block_size = 16;
+  int block_size = 0;                  // KV block size in tokens; 0: the backend's preferred_block_size()
   int num_blocks = 0;                  // 0: derived from kv_cache_bytes
   size_t kv_cache_bytes = 256u << 20;  // used when num_blocks == 0
   int max_num_seqs = 64;

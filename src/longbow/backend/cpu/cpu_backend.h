@@ -23,6 +23,9 @@ class CpuBackend final : public Backend {
   void upload(BufView dst, const void* src, size_t bytes) override;
   void download(void* dst, BufView src, size_t bytes) override;
   bool supports(Op op, DType dtype) const override;
+  // Half the tail waste of 16-token blocks (KV utilization 0.943 -> 0.973 for 96 + 64 token
+  // requests) at the same batched and single-sequence decode speed (bench_batching A/B).
+  int preferred_block_size() const override { return 8; }
   void synchronize() override {}
 
   void embed(const EmbedArgs& a) override;
