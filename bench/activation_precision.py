@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_oracle_transformers import PROMPTS as ORACLE_PROMPTS
+
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 # variant -> (bits, layer types quantized to those bits; the others stay at 16 bits)
 VARIANTS = {
@@ -30,13 +33,9 @@ VARIANTS = {
     "int8-gate": (8, ("gate_proj",)),
     "int10": (10, LINEARS),
 }
+# The oracle test's prompts, then more kinds of text (code, SQL, French, JSON, arithmetic).
 PROMPTS = [
-    "The capital of France is",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-    "Translate to German: The weather is nice today.",
-    "1, 1, 2, 3, 5, 8, 13,",
-    "<|im_start|>user\nWhat is photosynthesis?<|im_end|>\n<|im_start|>assistant\n",
-    "Ünïcödé, emoji 🙂 and 日本語: a short story begins",
+    *ORACLE_PROMPTS,
     "Once upon a time, in a small village at the edge of a dark forest, there lived",
     "import numpy as np\n\ndef softmax(x):\n    e = np.exp(x - x.max())\n    return",
     "Q: What is 17 multiplied by 23?\nA:",
