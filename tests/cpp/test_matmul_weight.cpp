@@ -9,24 +9,16 @@
 #include <vector>
 
 #include "longbow/backend/backend.h"
+#include "test_checks.h"
 
 using namespace longbow;
 
 namespace {
 
-int failures = 0;
+using testing::failures;
 
 void expect_error(Backend& be, const MatmulArgs& a, const char* needle, const char* what) {
-  try {
-    be.matmul(a);
-    std::printf("FAIL %s: no error\n", what);
-    ++failures;
-  } catch (const std::invalid_argument& e) {
-    if (std::string(e.what()).find(needle) == std::string::npos) {
-      std::printf("FAIL %s: message '%s' lacks '%s'\n", what, e.what(), needle);
-      ++failures;
-    }
-  }
+  testing::expect_invalid_argument([&] { be.matmul(a); }, needle, what);
 }
 
 }  // namespace
