@@ -1,9 +1,8 @@
 // CPU kernel micro-benchmarks (SmolLM2-135M shapes): matmul per weight dtype for decode (M = 1),
-// 16 batched decode tokens (M = 16) and prefill (M = 512), batched decode attention, the activation
-// quantizer, rms_norm, silu_mul and thread-pool dispatch.
+// 16 batched decode tokens (M = 16) and prefill (M = 512), the activation quantizer, rms_norm,
+// silu_mul and thread-pool dispatch. Decode attention: bench_decode_attention.cpp.
 // Run: bench_kernels [--filter=matmul/decode*q4_1] [--min-ms=300] [--list]; LONGBOW_CPU_SIMD=scalar
 // benchmarks the portable path. Threads: $LONGBOW_BENCH_THREADS (default 2).
-#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -52,42 +51,6 @@ std::unique_ptr<Buffer> random_weights(DType t, int N, int K) {
     }
   }
   return buf;
-}
-
-std::unique_ptr<Buffer> random_f32(size_t n);
-
-std::unique_ptr<Buffer> i32_buffer(const std::vector<int32_t>& v) {
-  auto buf = backend().alloc(std::max<size_t>(v.size(), 1) * sizeof(int32_t));
-  if (!v.empty()) backend().upload({buf.get(), 0}, v.data(), v.size() * sizeof(int32_t));
-  return buf;
-}
-
-// Batched decode attention (SmolLM2 heads: 9 query, 3 kv, head dim 64, f16 cache, block 16):
-// `seqs` sequences of `ctx` cached tokens, one query token each, blocks laid out in order.
-void attention_decode_bench(bench::State& s, int seqs, int ctx) {
-  constexpr int H = 9, HKV = 3, D = 64, BS = 16;
-  const int blocks_per_seq = (ctx + BS - 1) / BS, num_blocks = seqs * blocks_per_seq;
-  const size_t cache_elems = static_cast<size_t>(num_blocks) * BS * HKV * D;
-  auto k = backend().alloc(cache_elems * 2), v = backend().alloc(cache_elems * 2);
-  std::mt19937 rng(3);
-  for (auto* buf : {k.get(), v.get()}) {
-    auto* h = static_cast<uint16_t*>(buf->host_ptr());
-    for (size_t i = 0; i < cache_elems; ++i) h[i] = static_cast<uint16_t>(0x3000 + rng() % 0x800) | ((rng() & 1) << 15);
-  }
-  std::vector<int32_t> tables(static_cast<size_t>(num_blocks)), qstart(seqs + 1), lens(seqs, ctx), pos(seqs, ctx - 1);
-  for (int i = 0; i < num_blocks; ++i) tables[i] = i;
-  for (int i = 0; i <= seqs; ++i) qstart[i] = i;
-  auto tb = i32_buffer(tables), qs = i32_buffer(qstart), sl = i32_buffer(lens), ps = i32_buffer(pos);
-  auto q = random_f32(static_cast<size_t>(seqs) * H * D), out = random_f32(static_cast<size_t>(seqs) * H * D);
-  AttentionArgs a;
-  a.out = {out.get(), 0}, a.q = {q.get(), 0}, a.k_cache = {k.get(), 0}, a.v_cache = {v.get(), 0};
-  a.block_tables = {tb.get(), 0}, a.query_start = {qs.get(), 0}, a.seq_lens = {sl.get(), 0}, a.positions = {ps.get(), 0};
-  a.cache_dtype = DType::F16, a.num_tokens = seqs, a.num_seqs = seqs, a.num_heads = H, a.num_kv_heads = HKV;
-  a.head_dim = D, a.block_size = BS, a.max_blocks_per_seq = blocks_per_seq, a.num_blocks = num_blocks;
-  a.scale = 0.125f;
-  s.bytes = 2.0 * seqs * ctx * HKV * D * 2;  // K and V rows read once
-  s.flops = 4.0 * seqs * H * ctx * D;
-  s.run([&] { backend().attention(a); });
 }
 
 std::unique_ptr<Buffer> random_f32(size_t n) {
@@ -159,11 +122,6 @@ bool register_all() {
     s.bytes = 3.0 * 1536 * 4;
     s.run([&] { backend().silu_mul(a); });
   });
-  for (int ctx : {88, 512}) {
-    bench::Registrar(("attention/decode16/f16/ctx" + std::to_string(ctx)).c_str(), [ctx](bench::State& s) {
-      attention_decode_bench(s, 16, ctx);
-    });
-  }
   bench::Registrar("thread_pool/dispatch_empty", [](bench::State& s) {
     static cpu::ThreadPool pool(bench_threads());
     s.run([&] { pool.parallel_for(64, [](int64_t, int64_t, int) {}); });
