@@ -101,7 +101,11 @@ int main() {
   const std::vector<Part> mixed = {{DType::Q8_0, 21, false, false}, {DType::Q4_0, 48, true, true},
                                    {DType::Q4_1, 5, false, true}};
   const std::vector<Part> with_float = {{DType::Q4_1, 32, false, false}, {DType::F32, 17, true, false}};
+  const std::vector<Part> six = {{DType::Q4_1, 16, false, false}, {DType::Q8_0, 7, true, false},
+                                 {DType::Q4_0, 32, false, true},  {DType::Q4_1, 0, false, false},
+                                 {DType::Q4_1, 48, false, false}, {DType::Q8_0, 16, false, false}};
   for (int M : {1, 3, 5, 16, 33, 64}) {  // >= 32 tokens: threads split the tokens, else the panels
+    check_group(*be, M, 64, six, rng);  // more parts than the on-stack binding holds; an empty part
     check_group(*be, M, 64, qkv, rng);
     check_group(*be, M, 96, mixed, rng);
     check_group(*be, M, 64, with_float, rng);

@@ -278,14 +278,18 @@ void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts) {
     return "expected non-negative M, K, found " + std::to_string(a0.M) + ", " + std::to_string(a0.K);
   });
   if (a0.M == 0) return;
-  std::vector<QuantPart> bound;
-  bound.reserve(parts.size());
+  // Bound parts: on the stack for the model's groups (q/k/v, gate/up), so a step allocates nothing.
+  constexpr size_t STACK_PARTS = 4;
+  QuantPart on_stack[STACK_PARTS];
+  std::vector<QuantPart> on_heap(parts.size() > STACK_PARTS ? parts.size() : 0);
+  QuantPart* bound = on_heap.empty() ? on_stack : on_heap.data();
+  size_t num_bound = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     require(parts[i].N >= 0, where, [&] { return "part " + std::to_string(i) + ": expected N >= 0"; });
-    if (parts[i].N > 0) bound.push_back(bind_quant_part(parts[i], where));
+    if (parts[i].N > 0) bound[num_bound++] = bind_quant_part(parts[i], where);
   }
   const float* x = view_as<const float>(a0.x, static_cast<size_t>(a0.M) * a0.K, where, "x");  // (M, K)
-  matmul_quantized(c, bound, x, a0.M, a0.K);
+  matmul_quantized(c, {bound, num_bound}, x, a0.M, a0.K);
 }
 
 void op_matmul(Ctx& c, const MatmulArgs& a) {
