@@ -72,12 +72,15 @@ def test_hf_single_safetensors_file_and_tied(tiny_model_factory):
     assert "output.weight" not in mf.tensor_names()
 
 
-def test_hf_lm_head_absent_means_tied(tmp_path):
+def test_hf_lm_head_absent_but_untied_is_refused(tmp_path):
+    # transformers would run such a folder with a randomly initialised lm_head: refuse it.
     folder = tm.write_hf_model(tmp_path / "m", tie=True)
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["tie_word_embeddings"] = False  # the file has no lm_head: still tied
+    cfg["tie_word_embeddings"] = False
     (folder / "config.json").write_text(json.dumps(cfg))
-    assert _core.ModelFile(str(folder)).config.tie_embeddings
+    assert not _core.ModelFile(str(folder)).config.tie_embeddings
+    with pytest.raises(ValueError, match="missing tensor output.weight .*tie_word_embeddings is false"):
+        _core.Engine(str(folder), backend="cpu")
 
 
 def test_hf_config_fields(tmp_path):

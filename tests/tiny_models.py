@@ -183,6 +183,16 @@ def write_safetensors(path, tensors: dict[str, tuple[str, tuple, bytes]], metada
     return path
 
 
+def read_safetensors(path) -> dict[str, tuple[str, tuple, bytes]]:
+    """The entries of a .safetensors file in write_safetensors' form (dtype, shape, raw bytes)."""
+    data = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    return {name: (e["dtype"], tuple(e["shape"]), body[e["data_offsets"][0]:e["data_offsets"][1]])
+            for name, e in header.items() if name != "__metadata__"}
+
+
 def hf_config(*, vocab=384, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=False,
               head_dim=None, max_position=256, rope_theta=10000.0, rms_eps=1e-5) -> dict:
     cfg = {

@@ -231,6 +231,10 @@ def cmd_info(args: argparse.Namespace, out, err) -> int:
     scaling = getattr(cfg, "rope_scaling", None)
     if scaling is not None and getattr(scaling, "type", ""):
         lines.append(f"  rope_scaling: {scaling.type} x{scaling.factor}")
+    features = cfg.features
+    lines.append("needs: " + ("nothing beyond the Llama graph" if not features else ""))
+    for name, supported in features:
+        lines.append(f"  {name}: {'supported' if supported else 'NOT SUPPORTED (loading fails)'}")
     lines.append("weights:")
     total = 0
     for dtype, (count, nbytes) in dtype_histogram(model_file).items():

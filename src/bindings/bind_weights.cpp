@@ -6,6 +6,7 @@
 
 #include "bindings.h"
 #include "longbow/core/model_file.h"
+#include "longbow/models/features.h"
 
 namespace py = pybind11;
 
@@ -58,7 +59,7 @@ void bind_weights(py::module_& m) {
       .def_readonly("high_freq_factor", &RopeScaling::high_freq_factor)
       .def_readonly("original_max_position", &RopeScaling::original_max_position);
 
-  py::class_<ModelConfig>(m, "ModelConfig", "Hyper-parameters of a Llama-family model.")
+  py::class_<ModelConfig>(m, "ModelConfig", "Hyper-parameters of a decoder model (any supported family).")
       .def_readonly("architecture", &ModelConfig::architecture)
       .def_readonly("vocab_size", &ModelConfig::vocab_size)
       .def_readonly("hidden_size", &ModelConfig::hidden_size)
@@ -75,7 +76,46 @@ void bind_weights(py::module_& m) {
       .def_readonly("tie_embeddings", &ModelConfig::tie_embeddings)
       .def_readonly("rope_interleaved", &ModelConfig::rope_interleaved)
       .def_readonly("bos_token_id", &ModelConfig::bos_token_id)
-      .def_readonly("eos_token_ids", &ModelConfig::eos_token_ids);
+      .def_readonly("eos_token_ids", &ModelConfig::eos_token_ids)
+      .def_property_readonly("activation", [](const ModelConfig& c) { return activation_name(c.activation); })
+      .def_readonly("qkv_bias", &ModelConfig::qkv_bias)
+      .def_readonly("o_bias", &ModelConfig::o_bias)
+      .def_readonly("mlp_bias", &ModelConfig::mlp_bias)
+      .def_readonly("qk_norm", &ModelConfig::qk_norm)
+      .def_readonly("sandwich_norms", &ModelConfig::sandwich_norms)
+      .def_readonly("norm_weight_offset", &ModelConfig::norm_weight_offset)
+      .def_readonly("embedding_scale", &ModelConfig::embedding_scale)
+      .def_readonly("attention_scale", &ModelConfig::attention_scale)
+      .def_readonly("attn_logit_softcap", &ModelConfig::attn_logit_softcap)
+      .def_readonly("final_logit_softcap", &ModelConfig::final_logit_softcap)
+      .def_readonly("sliding_window", &ModelConfig::sliding_window)
+      .def_property_readonly("layer_sliding",
+                             [](const ModelConfig& c) {
+                               std::vector<bool> v;
+                               for (int l = 0; l < c.num_layers; ++l) v.push_back(c.layer_uses_window(l));
+                               return v;
+                             })
+      .def_readonly("rope_theta_sliding", &ModelConfig::rope_theta_sliding)
+      .def_property_readonly(
+          "features",
+          [](const ModelConfig& c) {
+            std::vector<std::pair<std::string, bool>> out;
+            for (const models::Feature& f : models::model_features(c)) out.emplace_back(f.name, f.supported);
+            return out;
+          },
+          "[(feature, supported)] beyond the plain Llama graph; an unsupported one makes loading fail.");
+
+  m.def(
+      "architectures",
+      [] {
+        std::vector<std::pair<std::string, std::vector<std::string>>> out;
+        for (const ArchFacts& a : architectures()) {
+          std::vector<std::string> types(a.hf_model_types.begin(), a.hf_model_types.end());
+          out.emplace_back(std::string(a.name), types);
+        }
+        return out;
+      },
+      "[(architecture, [HF model_type, ...])] of the supported model families.");
 
   // shared_ptr holder so other bindings (Engine) can share an opened file with C++ owners.
   py::class_<ModelFile, std::shared_ptr<ModelFile>>(m, "ModelFile",

@@ -1,7 +1,9 @@
 // ModelConfig from GGUF metadata (llama.cpp key names).
+#include <cmath>
 #include <stdexcept>
 
 #include "longbow/core/gguf_reader.h"
+#include "longbow/core/text.h"
 
 namespace longbow {
 
@@ -55,25 +57,53 @@ class Meta {
   const std::string& path_;
 };
 
+// `<arch>.` keys that are read below or do not change the math; any other key of the family
+// prefix is refused (it may describe a feature longbow does not implement).
+const char* const kArchKeys[] = {
+    "block_count", "embedding_length", "feed_forward_length", "attention.head_count",
+    "attention.head_count_kv", "attention.key_length", "attention.value_length", "rope.dimension_count",
+    "context_length", "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.scaling.type",
+    "rope.scaling.factor", "rope.scaling.original_context_length", "rope.scaling.finetuned", "vocab_size",
+    "attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping", "expert_count",
+    "expert_used_count", "attention.causal"};
+
+void refuse_unknown_arch_keys(const Meta& m, const std::map<std::string, GgufValue>& md, const std::string& arch) {
+  const std::string prefix = arch + ".";
+  for (const auto& [key, value] : md) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    const std::string rest = key.substr(prefix.size());
+    bool known = false;
+    for (const char* k : kArchKeys) known = known || rest == k;
+    if (!known) {
+      m.fail("metadata key " + printable(key) + " is not understood by longbow (it may change the model's output; refusing "
+             "rather than ignoring it)");
+    }
+  }
+}
+
 }  // namespace
 
 ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool has_output, const std::string& path) {
   const Meta m(md, path);
   ModelConfig c;
-  const std::string arch = m.get_string("general.architecture");
-  if (arch != "llama" && arch != "mistral") {
-    m.fail("general.architecture: expected 'llama' or 'mistral', found '" + arch + "'");
-  }
-  c.architecture = arch;
-  const std::string a = arch + ".";
+  const std::string arch_name = m.get_string("general.architecture");
+  const ArchFacts* arch = find_arch(arch_name);
+  if (arch == nullptr) m.fail("general.architecture: expected one of " + arch_names() + ", found '" + printable(arch_name) + "'");
+  refuse_unknown_arch_keys(m, md, arch_name);
+  c.architecture = arch_name;
+  const std::string a = arch_name + ".";
   c.num_layers = m.get_int32(a + "block_count", 1);
   c.hidden_size = m.get_int32(a + "embedding_length", 1);
   c.intermediate_size = m.get_int32(a + "feed_forward_length", 1);
   c.num_heads = m.get_int32(a + "attention.head_count", 1);
   c.num_kv_heads = m.get_int32_or(a + "attention.head_count_kv", c.num_heads);
   c.head_dim = m.get_int32_or(a + "attention.key_length", c.hidden_size / c.num_heads);
+  if (m.get_int32_or(a + "attention.value_length", c.head_dim) != c.head_dim) {
+    m.fail(a + "attention.value_length must equal " + a + "attention.key_length (" + std::to_string(c.head_dim) + ")");
+  }
   c.rot_dim = m.get_int32_or(a + "rope.dimension_count", c.head_dim);
   c.max_position = m.get_int32_or(a + "context_length", c.max_position);
+  c.rms_eps = arch->default_rms_eps;
   if (m.has(a + "attention.layer_norm_rms_epsilon")) c.rms_eps = static_cast<float>(m.get_float(a + "attention.layer_norm_rms_epsilon"));
   if (m.has(a + "rope.freq_base")) c.rope_theta = static_cast<float>(m.get_float(a + "rope.freq_base"));
   if (m.has(a + "rope.scaling.type")) {
@@ -83,6 +113,11 @@ ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool ha
   if (m.has(a + "rope.scaling.factor")) c.rope_scaling.factor = static_cast<float>(m.get_float(a + "rope.scaling.factor"));
   if (m.has(a + "rope.scaling.original_context_length")) {
     c.rope_scaling.original_max_position = m.get_int32(a + "rope.scaling.original_context_length", 1);
+  }
+  if (m.get_int32_or(a + "expert_count", 0) > 0) m.fail(a + "expert_count: mixture-of-experts models are not supported");
+  if (m.has(a + "attention.causal")) {
+    const bool* causal = std::get_if<bool>(m.find(a + "attention.causal"));
+    if (causal == nullptr || !*causal) m.fail(a + "attention.causal: only causal attention is supported");
   }
   if (m.has(a + "vocab_size")) {
     c.vocab_size = m.get_int32(a + "vocab_size", 1);
@@ -101,8 +136,26 @@ ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool ha
     for (int e : c.eos_token_ids) dup = dup || e == id;
     if (!dup) c.eos_token_ids.push_back(id);
   }
+  // Family facts. llama.cpp's converter stores Gemma norm weights with the +1 already added, and
+  // Qwen2 biases / Qwen3 and Gemma 3 q/k norms as tensors; the model checks those exist.
+  c.activation = arch->default_activation;
+  c.qkv_bias = arch->qkv_bias;
+  c.qk_norm = arch->qk_norm;
+  c.sandwich_norms = arch->sandwich_norms;
+  c.embedding_scale = arch->scaled_embedding ? std::sqrt(static_cast<float>(c.hidden_size)) : 1.0f;
+  if (m.has(a + "attn_logit_softcapping")) c.attn_logit_softcap = static_cast<float>(m.get_float(a + "attn_logit_softcapping"));
+  if (m.has(a + "final_logit_softcapping")) c.final_logit_softcap = static_cast<float>(m.get_float(a + "final_logit_softcapping"));
+  if (m.has(a + "attention.sliding_window")) {
+    c.sliding_window = m.get_int32(a + "attention.sliding_window");
+    if (arch->sliding_pattern > 0) {
+      const int n = arch->sliding_pattern;
+      for (int l = 0; l < c.num_layers; ++l) c.layer_sliding.push_back(l % n < n - 1);
+    }
+  }
+  // llama.cpp runs the sliding layers of Gemma 3 with a fixed base of 10000.
+  if (arch->name == "gemma3") c.rope_theta_sliding = 10000.0f;
   c.tie_embeddings = !has_output;
-  c.rope_interleaved = true;  // llama.cpp's converter permutes Q/K rows for adjacent-pair RoPE
+  c.rope_interleaved = arch->gguf_rope_interleaved;
   return c;
 }
 

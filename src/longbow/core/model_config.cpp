@@ -28,15 +28,32 @@ void ModelConfig::validate(const std::string& source) const {
   require(rope_theta > 0 && std::isfinite(rope_theta), source, "rope_theta must be positive");
   require(rope_scaling.type.empty() || rope_scaling.type == "llama3" || rope_scaling.type == "linear", source,
           "unsupported rope_scaling type '" + rope_scaling.type + "' (expected llama3 or linear)");
-  require(rope_scaling.factor > 0, source, "rope_scaling.factor must be positive");
+  require(rope_scaling.factor > 0 && std::isfinite(rope_scaling.factor), source, "rope_scaling.factor must be positive");
+  require(find_arch(architecture) != nullptr, source,
+          "unknown architecture '" + architecture + "' (supported: " + arch_names() + ")");
+  auto finite_nonneg = [](float x) { return std::isfinite(x) && x >= 0; };
+  require(finite_nonneg(norm_weight_offset) && std::isfinite(embedding_scale) && embedding_scale > 0, source,
+          "norm weight offset and embedding scale must be finite (scale > 0)");
+  require(finite_nonneg(attention_scale), source, "attention scale must be finite and >= 0");
+  require(finite_nonneg(attn_logit_softcap), source, "attention logit soft-cap must be finite and >= 0");
+  require(finite_nonneg(final_logit_softcap), source, "final logit soft-cap must be finite and >= 0");
+  require(sliding_window >= 0, source, "sliding_window must be >= 0, found " + std::to_string(sliding_window));
+  require(layer_sliding.empty() || static_cast<int>(layer_sliding.size()) == num_layers, source,
+          "per-layer attention types: expected " + std::to_string(num_layers) + " entries, found " +
+              std::to_string(layer_sliding.size()));
+  require(finite_nonneg(rope_theta_sliding), source, "sliding-layer rope theta must be finite and >= 0");
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
+std::vector<float> rope_inv_freq(const ModelConfig& c, float theta) {
   const int half = c.rot_dim / 2;
   std::vector<float> inv(half);
+  const bool plain = theta > 0;
+  if (!plain) theta = c.rope_theta;
   for (int i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(static_cast<double>(c.rope_theta), (2.0 * i) / c.rot_dim);
-    if (c.rope_scaling.type == "linear") {
+    double f = 1.0 / std::pow(static_cast<double>(theta), (2.0 * i) / c.rot_dim);
+    if (plain) {
+      // No scaling: the base alone.
+    } else if (c.rope_scaling.type == "linear") {
       f /= c.rope_scaling.factor;
     } else if (c.rope_scaling.type == "llama3") {
       // Llama 3.1 frequency-dependent scaling: long wavelengths slowed by `factor`, short kept,

@@ -1,4 +1,4 @@
-// ModelFile: format dispatch, lookup and the Llama tensor-shape checks shared by all formats.
+// ModelFile: format dispatch and lookup. Tensor shapes are checked by the model that uses them.
 #include "longbow/core/model_file.h"
 
 #include <cstring>
@@ -12,12 +12,6 @@ namespace longbow {
 
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
 bool ends_with(const std::string& s, const char* suffix) {
   const size_t n = std::strlen(suffix);
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
@@ -27,38 +21,6 @@ bool ends_with(const std::string& s, const char* suffix) {
 bool has_gguf_magic(const std::string& path) {
   FileMap m(path, "model");
   return m.size() >= 4 && std::memcmp(m.data(), "GGUF", 4) == 0;
-}
-
-// Checks every standard Llama tensor exists with the shape the config implies.
-void check_llama_tensors(const ModelFile& mf) {
-  const ModelConfig& c = mf.config();
-  const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
-  const int64_t q_rows = int64_t{c.num_heads} * c.head_dim, kv_rows = int64_t{c.num_kv_heads} * c.head_dim;
-  auto expect = [&](const std::string& name, std::vector<int64_t> shape) {
-    const TensorInfo* t = mf.find(name);
-    if (t == nullptr) {
-      throw std::invalid_argument("[" + mf.path() + "] missing tensor " + name + " (expected shape " + shape_text(shape) + ")");
-    }
-    if (t->shape != shape) {
-      throw std::invalid_argument("[" + t->file + "] tensor " + name + " (" + t->source_name + "): expected shape " +
-                                  shape_text(shape) + " from the config, found " + shape_text(t->shape));
-    }
-  };
-  expect("token_embd.weight", {V, D});
-  expect("output_norm.weight", {D});
-  if (mf.find("output.weight") != nullptr) expect("output.weight", {V, D});
-  for (int l = 0; l < c.num_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    expect(b + "attn_norm.weight", {D});
-    expect(b + "attn_q.weight", {q_rows, D});
-    expect(b + "attn_k.weight", {kv_rows, D});
-    expect(b + "attn_v.weight", {kv_rows, D});
-    expect(b + "attn_output.weight", {D, q_rows});
-    expect(b + "ffn_norm.weight", {D});
-    expect(b + "ffn_gate.weight", {F, D});
-    expect(b + "ffn_up.weight", {F, D});
-    expect(b + "ffn_down.weight", {D, F});
-  }
 }
 
 }  // namespace
@@ -95,7 +57,6 @@ std::unique_ptr<ModelFile> ModelFile::open(const std::string& path) {
                                 ": expected a .gguf file, a .safetensors file or an HF model folder");
   }
   mf->config().validate(mf->path());
-  check_llama_tensors(*mf);
   return mf;
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "longbow/core/architecture.h"
+
 namespace longbow {
 
 namespace {
@@ -15,6 +17,14 @@ constexpr Rule kLayerRules[] = {
     {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
     {"mlp.down_proj", "ffn_down"},       {"input_layernorm", "attn_norm"},
     {"post_attention_layernorm", "ffn_norm"},
+    {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},  // Qwen3, Gemma 3
+    {"self_attn.qkv_proj", "attn_qkv"},  {"mlp.gate_up_proj", "ffn_up"},         // Phi-3 (fused)
+};
+// Gemma 2/3 norms around attention and the MLP (llama.cpp's names).
+constexpr Rule kGemmaLayerRules[] = {
+    {"post_attention_layernorm", "attn_post_norm"},
+    {"pre_feedforward_layernorm", "ffn_norm"},
+    {"post_feedforward_layernorm", "ffn_post_norm"},
 };
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
@@ -33,7 +43,7 @@ bool split_param(const std::string& s, std::string& stem, std::string& suffix) {
 }
 }  // namespace
 
-std::string canonical_tensor_name(const std::string& hf_name) {
+std::string canonical_tensor_name(const std::string& hf_name, const std::string& arch) {
   std::string stem, suffix;
   if (!split_param(hf_name, stem, suffix)) return hf_name;
   if (stem == "model.embed_tokens") return "token_embd" + suffix;
@@ -47,6 +57,11 @@ std::string canonical_tensor_name(const std::string& hf_name) {
   if (num_end == num_start || num_end - num_start > 6 || num_end >= stem.size() || stem[num_end] != '.') return hf_name;
   const std::string layer = stem.substr(num_start, num_end - num_start);
   const std::string rest = stem.substr(num_end + 1);
+  if (const ArchFacts* facts = find_arch(arch); facts != nullptr && facts->sandwich_norms) {
+    for (const Rule& r : kGemmaLayerRules) {
+      if (rest == r.hf) return "blk." + layer + "." + r.canonical + suffix;
+    }
+  }
   for (const Rule& r : kLayerRules) {
     if (rest == r.hf) return "blk." + layer + "." + r.canonical + suffix;
   }

@@ -52,11 +52,17 @@ std::string read_text_file(const std::string& path, const char* where) {
 }
 
 SafetensorsModel::SafetensorsModel(const std::string& path) : path_(path) {
-  std::string dir;
+  const std::string dir = is_directory(path) ? path : parent_dir(path);
+  const std::string index_path = join_path(dir, "model.safetensors.index.json");
+  const std::string single = join_path(dir, "model.safetensors");
+  if (is_directory(path) && !is_regular_file(index_path) && !is_regular_file(single)) {
+    throw std::invalid_argument("[safetensors] " + path +
+                                ": folder has neither model.safetensors nor model.safetensors.index.json");
+  }
+  // The config comes first: tensor names map to canonical ones by architecture.
+  config_ = config_from_hf(dir);
+  arch_ = config_.architecture;
   if (is_directory(path)) {
-    dir = path;
-    const std::string index_path = join_path(dir, "model.safetensors.index.json");
-    const std::string single = join_path(dir, "model.safetensors");
     if (is_regular_file(index_path)) {
       const Json index = Json::parse(read_text_file(index_path, "safetensors"), index_path);
       const Json* wm = index.get("weight_map");
@@ -76,17 +82,12 @@ SafetensorsModel::SafetensorsModel(const std::string& path) : path_(path) {
         if (!is_regular_file(file)) fail(index_path, "shard " + shard + " listed in weight_map does not exist");
         add_file(file, &names);
       }
-    } else if (is_regular_file(single)) {
-      add_file(single, nullptr);
     } else {
-      throw std::invalid_argument("[safetensors] " + path +
-                                  ": folder has neither model.safetensors nor model.safetensors.index.json");
+      add_file(single, nullptr);
     }
   } else {
-    dir = parent_dir(path);
     add_file(path, nullptr);
   }
-  config_ = config_from_hf(dir, find("output.weight") != nullptr);
 }
 
 void SafetensorsModel::add_tensor(TensorInfo t) {
@@ -128,7 +129,7 @@ void SafetensorsModel::add_file(const std::string& file, const std::vector<std::
     if (jo == nullptr || !jo->is_array() || jo->as_array(where).size() != 2) fail(file, where + ": 'data_offsets' must be [begin, end]");
     TensorInfo t;
     t.source_name = name;
-    t.name = canonical_tensor_name(name);
+    t.name = canonical_tensor_name(name, arch_);
     t.file = file;
     if (!supported_dtype(jd->as_string(where), t.dtype)) {
       fail(file, where + ": unsupported dtype " + jd->as_string(where) + " (expected F32, F16 or BF16)");

@@ -30,12 +30,13 @@ class SafetensorsModel final : public ModelFile {
   void add_file(const std::string& file, const std::vector<std::string>* expected);
   void add_tensor(TensorInfo t);
   std::string path_;  // the folder (or the single file given)
+  std::string arch_;  // registry name, from config.json (tensor names depend on it)
   std::vector<FileMap> maps_;
 };
 
-// ModelConfig from an HF config.json (+ generation_config.json in `dir` when present).
-// `has_lm_head` tells whether output.weight exists. Does not call validate().
-ModelConfig config_from_hf(const std::string& dir, bool has_lm_head);
+// ModelConfig from an HF config.json (+ generation_config.json in `dir` when present). Refuses
+// keys that are not understood. Does not call validate().
+ModelConfig config_from_hf(const std::string& dir);
 
 // Reads a whole small text file (config/index JSON); std::invalid_argument if missing.
 std::string read_text_file(const std::string& path, const char* where);

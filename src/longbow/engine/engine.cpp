@@ -37,7 +37,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   validate_config(config_, file_->config());
   backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
   if (config_.block_size == 0) config_.block_size = backend_->preferred_block_size();
-  model_ = std::make_unique<LlamaModel>(file_, *backend_);
+  model_ = models::create_model(file_, *backend_);
   const ModelConfig& mc = model_->config();
   if (config_.max_model_len == 0) config_.max_model_len = mc.max_position;
 

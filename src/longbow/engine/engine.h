@@ -12,7 +12,7 @@
 #include "longbow/engine/sampling_params.h"
 #include "longbow/engine/scheduler.h"
 #include "longbow/models/kv_cache.h"
-#include "longbow/models/llama.h"
+#include "longbow/models/model.h"
 
 namespace longbow::engine {
 
@@ -101,7 +101,7 @@ class Engine {
   EngineConfig config_;
   std::shared_ptr<const ModelFile> file_;
   std::unique_ptr<Backend> backend_;
-  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<models::Model> model_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
