@@ -16,7 +16,7 @@ kernel void embed(constant EmbedKArgs& args [[buffer(0)]],
   int id = token_ids[t];
   float v = 0.0f;
   if (id >= 0 && id < args.vocab_size) v = W::elem(table + ulong(id) * args.row_bytes, i);
-  out[ulong(t) * args.dim + i] = v;
+  out[ulong(t) * args.dim + i] = v * args.scale;
 }
 
 template [[host_name("embed_f32")]] kernel void embed<w_f32>(

@@ -44,6 +44,7 @@ LONGBOW_KARGS_BEGIN
 struct EmbedKArgs {
   kargs_i32 num_tokens, dim, vocab_size;
   kargs_u32 row_bytes;  // bytes of one table row
+  float scale;          // rows are multiplied by it
 };
 
 // rms_norm: out = rms_norm(x (+ residual)) * weight
@@ -105,9 +106,13 @@ struct AttentionFlashKArgs {
   kargs_i32 dim_pad;          // head_dim rounded up to a multiple of 8
 };
 
-// silu_mul / add / get_rows
-struct SiluMulKArgs {
+// glu / add / softcap / get_rows
+struct GluKArgs {
   kargs_u32 n;  // num_rows * dim
+};
+struct SoftcapKArgs {
+  kargs_u32 n;
+  float cap;
 };
 struct AddKArgs {
   kargs_u32 n;
@@ -136,7 +141,7 @@ struct SampleRowKParams {
 LONGBOW_KARGS_END
 
 #if !defined(__METAL_VERSION__)
-static_assert(sizeof(longbow::metal::EmbedKArgs) == 16);
+static_assert(sizeof(longbow::metal::EmbedKArgs) == 20);
 static_assert(sizeof(longbow::metal::RmsNormKArgs) == 16);
 static_assert(sizeof(longbow::metal::MatmulKArgs) == 24);
 static_assert(sizeof(longbow::metal::RopeKArgs) == 24);
@@ -145,8 +150,9 @@ static_assert(sizeof(longbow::metal::CopyBlocksKArgs) == 16);
 static_assert(sizeof(longbow::metal::AttentionKArgs) == 40);
 static_assert(sizeof(longbow::metal::AttentionDecodeKArgs) == 56);
 static_assert(sizeof(longbow::metal::AttentionFlashKArgs) == 64);
-static_assert(sizeof(longbow::metal::SiluMulKArgs) == 4);
+static_assert(sizeof(longbow::metal::GluKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
+static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
 static_assert(sizeof(longbow::metal::SampleKArgs) == 16);
 static_assert(sizeof(longbow::metal::SampleRowKParams) == 56);

@@ -71,6 +71,15 @@ def silu_mul(g, u):
     return g / (1.0 + np.exp(-g)) * u
 
 
+def gelu_tanh_mul(g, u):
+    g = g.astype(np.float64)
+    return 0.5 * g * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (g + 0.044715 * g**3))) * u
+
+
+def softcap(x, cap):
+    return cap * np.tanh(x.astype(np.float64) / cap)
+
+
 def kv_write(k, v, k_cache, v_cache, slots):
     kc, vc = k_cache.copy(), v_cache.copy()
     nb, bs = kc.shape[:2]

@@ -29,6 +29,8 @@ TOL = {
     "rms_norm": (1e-5, 1e-5),
     "rope": (1e-5, 1e-5),
     "silu_mul": (1e-6, 1e-5),
+    "gelu_tanh_mul": (1e-6, 1e-5),
+    "softcap": (1e-6, 1e-6),
     "attention_f32": (1e-5, 1e-4),
     "attention_f16": (1e-5, 1e-4),  # reference reads the same f16 cache values
 }
@@ -125,6 +127,7 @@ def test_embed(dtype):
     raw, deq = ref.make_weight(r.standard_normal((vocab, dim)).astype(np.float32), dtype)
     ids = np.array([0, 36, 5, 5, 17], np.int32)
     np.testing.assert_array_equal(ops.embed("cpu", ids, raw, dtype, vocab, dim), deq[ids])
+    np.testing.assert_array_equal(ops.embed("cpu", ids, raw, dtype, vocab, dim, 8.0), deq[ids] * np.float32(8.0))
     with pytest.raises(ValueError, match=r"token_ids\[1\]: expected 0 <= id < 37, found 37"):
         ops.embed("cpu", np.array([1, 37], np.int32), raw, dtype, vocab, dim)
 
@@ -167,7 +170,13 @@ def test_elementwise(n):
     r = rng(n)
     g, u = r.standard_normal((2, n)).astype(np.float32)
     atol, rtol = TOL["silu_mul"]
-    np.testing.assert_allclose(ops.silu_mul("cpu", g[None], u[None])[0], ref.silu_mul(g, u), atol=atol, rtol=rtol)
+    np.testing.assert_allclose(ops.glu("cpu", g[None], u[None])[0], ref.silu_mul(g, u), atol=atol, rtol=rtol)
+    atol, rtol = TOL["gelu_tanh_mul"]
+    g4 = g * 4  # reaches the saturated tails of tanh
+    np.testing.assert_allclose(ops.glu("cpu", g4[None], u[None], "gelu_tanh")[0], ref.gelu_tanh_mul(g4, u),
+                               atol=atol, rtol=rtol)
+    atol, rtol = TOL["softcap"]
+    np.testing.assert_allclose(ops.softcap("cpu", g4 * 10, 30.0), ref.softcap(g4 * 10, 30.0), atol=atol * 30, rtol=rtol)
     np.testing.assert_array_equal(ops.add("cpu", g, u), g + u)
     x = r.standard_normal((7, 3)).astype(np.float32)
     rows = np.array([6, 0, 0, 3], np.int32)

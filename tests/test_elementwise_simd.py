@@ -48,7 +48,8 @@ def inputs():
 
 def run_all() -> dict:
     g, u, x, res, w, k, v, kc, slots, q4, k4, pos, inv_freq = inputs()
-    out = {"silu": ops.silu_mul("cpu", g, u), "norm": ops.rms_norm("cpu", x, w, 1e-5)}
+    out = {"silu": ops.glu("cpu", g, u), "gelu": ops.glu("cpu", g * 4, u, "gelu_tanh"),
+           "norm": ops.rms_norm("cpu", x, w, 1e-5)}
     out["norm_fused"], out["res_fused"] = ops.rms_norm("cpu", x, w, 1e-5, res)
     out["kc"], out["vc"] = ops.kv_write("cpu", k, v, kc, kc.copy(), slots)
     out["rq"], out["rk"] = ops.rope("cpu", q4, k4, pos, inv_freq, False)
@@ -75,6 +76,7 @@ def test_against_numpy(which, request):
     got = request.getfixturevalue(which)
     g, u, x, res, w, k, v, kc, slots, q4, k4, pos, inv_freq = inputs()
     np.testing.assert_allclose(got["silu"], ref.silu_mul(g, u), atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(got["gelu"], ref.gelu_tanh_mul(g * 4, u), atol=1e-6, rtol=1e-5)
     want, _ = ref.rms_norm(x, w, 1e-5, None)
     np.testing.assert_allclose(got["norm"], want, atol=1e-5, rtol=1e-5)
     want, new_res = ref.rms_norm(x, w, 1e-5, res)

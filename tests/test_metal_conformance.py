@@ -36,6 +36,7 @@ TOL = {
     "rms_norm": (1e-5, 1e-5),
     "rope": (2e-5, 2e-5),
     "silu_mul": (1e-6, 1e-5),
+    "softcap": (1e-5, 1e-6),
     "add": (0.0, 0.0),
     "get_rows": (0.0, 0.0),
     "kv_write": (0.0, 0.0),
@@ -130,6 +131,8 @@ def test_embed(backend, dtype, T):
     raw, _ = ref.make_weight(r.standard_normal((vocab, dim)).astype(np.float32), dtype)
     ids = r.integers(0, vocab, T).astype(np.int32)
     close(ops.embed(backend, ids, raw, dtype, vocab, dim), ops.embed("cpu", ids, raw, dtype, vocab, dim), "embed")
+    close(ops.embed(backend, ids, raw, dtype, vocab, dim, 5.5), ops.embed("cpu", ids, raw, dtype, vocab, dim, 5.5),
+          "embed")
 
 
 @pytest.mark.parametrize("dim", SIZES)
@@ -168,7 +171,9 @@ def test_elementwise(backend, n):
     r = rng(n)
     g = (r.standard_normal((1, n)) * 4).astype(np.float32)
     u = r.standard_normal((1, n)).astype(np.float32)
-    close(ops.silu_mul(backend, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
+    close(ops.glu(backend, g, u), ops.glu("cpu", g, u), "silu_mul")
+    close(ops.glu(backend, g, u, "gelu_tanh"), ops.glu("cpu", g, u, "gelu_tanh"), "silu_mul")
+    close(ops.softcap(backend, g[0] * 10, 30.0), ops.softcap("cpu", g[0] * 10, 30.0), "softcap")
     close(ops.add(backend, g[0], u[0]), ops.add("cpu", g[0], u[0]), "add")
     rows = r.integers(0, 1, 5).astype(np.int32)
     close(ops.get_rows(backend, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
@@ -178,7 +183,7 @@ def test_silu_mul_rows_and_get_rows(backend):
     r = rng(9)
     g = r.standard_normal((33, 31)).astype(np.float32)
     u = r.standard_normal((33, 31)).astype(np.float32)
-    close(ops.silu_mul(backend, g, u), ops.silu_mul("cpu", g, u), "silu_mul")
+    close(ops.glu(backend, g, u), ops.glu("cpu", g, u), "silu_mul")
     rows = r.permutation(33)[:17].astype(np.int32)
     close(ops.get_rows(backend, g, rows), ops.get_rows("cpu", g, rows), "get_rows")
 

@@ -222,7 +222,8 @@ void bind_ops(py::module_& m) {
 
   ops.def(
       "embed",
-      [](const std::string& backend, I32 ids, py::array table, const std::string& dtype, int vocab_size, int dim) {
+      [](const std::string& backend, I32 ids, py::array table, const std::string& dtype, int vocab_size, int dim,
+         float scale) {
         Backend& be = get_backend(backend);
         check_shape(ids, {-1}, "token_ids");
         const DType t = dtype_from_name(dtype, "ops.embed");
@@ -233,12 +234,13 @@ void bind_ops(py::module_& m) {
         Dev di = to_dev(be, ids), dt = to_dev(be, table), dout = new_dev(be, static_cast<size_t>(T) * dim * 4);
         EmbedArgs a;
         a.out = dout.view(), a.token_ids = di.view(), a.table = dt.view(), a.table_dtype = t;
-        a.num_tokens = T, a.dim = dim, a.vocab_size = vocab_size;
+        a.num_tokens = T, a.dim = dim, a.vocab_size = vocab_size, a.scale = scale;
         be.embed(a);
         return from_dev<float>(be, dout, {T, dim});
       },
       py::arg("backend"), py::arg("token_ids"), py::arg("table"), py::arg("dtype"), py::arg("vocab_size"),
-      py::arg("dim"), "out (T, dim) = dequantized rows of table (vocab_size, dim) in dtype.");
+      py::arg("dim"), py::arg("scale") = 1.0f,
+      "out (T, dim) = scale * dequantized rows of table (vocab_size, dim) in dtype.");
 
   ops.def(
       "rms_norm",
@@ -368,19 +370,41 @@ void bind_ops(py::module_& m) {
       "and wall seconds.");
 
   ops.def(
-      "silu_mul",
-      [](const std::string& backend, F32 gate, F32 up) {
+      "glu",
+      [](const std::string& backend, F32 gate, F32 up, const std::string& act) {
         Backend& be = get_backend(backend);
         check_shape(gate, {-1, -1}, "gate");
         const int R = static_cast<int>(gate.shape(0)), D = static_cast<int>(gate.shape(1));
         check_shape(up, {R, D}, "up");
         Dev dg = to_dev(be, gate), du = to_dev(be, up), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
-        SiluMulArgs a;
+        GluArgs a;
         a.out = dout.view(), a.gate = dg.view(), a.up = du.view(), a.num_rows = R, a.dim = D;
-        be.silu_mul(a);
+        if (act == "silu") {
+          a.act = Activation::Silu;
+        } else if (act == "gelu_tanh") {
+          a.act = Activation::GeluTanh;
+        } else {
+          throw std::invalid_argument("[ops.glu] act: expected 'silu' or 'gelu_tanh', found '" + act + "'");
+        }
+        be.glu(a);
         return from_dev<float>(be, dout, {R, D});
       },
-      py::arg("backend"), py::arg("gate"), py::arg("up"), "silu(gate) * up, (M, F) f32.");
+      py::arg("backend"), py::arg("gate"), py::arg("up"), py::arg("act") = "silu",
+      "act(gate) * up, (M, F) f32; act 'silu' (SwiGLU) or 'gelu_tanh' (GeGLU).");
+
+  ops.def(
+      "softcap",
+      [](const std::string& backend, F32 x, float cap) {
+        Backend& be = get_backend(backend);
+        check_shape(x, {-1}, "x");
+        const int64_t n = x.shape(0);
+        Dev dx = to_dev(be, x), dout = new_dev(be, static_cast<size_t>(n) * 4);
+        SoftcapArgs a;
+        a.out = dout.view(), a.x = dx.view(), a.n = n, a.cap = cap;
+        be.softcap(a);
+        return from_dev<float>(be, dout, {n});
+      },
+      py::arg("backend"), py::arg("x"), py::arg("cap"), "cap * tanh(x / cap), (n,) f32.");
 
   ops.def(
       "add",

@@ -116,11 +116,11 @@ bool register_all() {
   });
   bench::Registrar("silu_mul/1x1536", [](bench::State& s) {
     auto g = random_f32(1536), u = random_f32(1536), o = random_f32(1536);
-    SiluMulArgs a;
+    GluArgs a;
     a.out = {o.get(), 0}, a.gate = {g.get(), 0}, a.up = {u.get(), 0};
     a.num_rows = 1, a.dim = 1536;
     s.bytes = 3.0 * 1536 * 4;
-    s.run([&] { backend().silu_mul(a); });
+    s.run([&] { backend().glu(a); });
   });
   bench::Registrar("thread_pool/dispatch_empty", [](bench::State& s) {
     static cpu::ThreadPool pool(bench_threads());

@@ -160,11 +160,11 @@ bool register_all() {
   bench::Registrar("prefill512/silu_mul", [](bench::State& s) {
     const size_t n = static_cast<size_t>(T) * F;
     auto g = random_f32(n), u = random_f32(n), o = random_f32(n);
-    SiluMulArgs a;
+    GluArgs a;
     a.out = {o.get(), 0}, a.gate = {g.get(), 0}, a.up = {u.get(), 0};
     a.num_rows = T, a.dim = F;
     s.bytes = 3.0 * n * 4;
-    s.run([&] { backend().silu_mul(a); });
+    s.run([&] { backend().glu(a); });
   });
   // Per layer: q, k, v, o (576x576, 192x576 twice, 576x576), gate and up (1536x576), down (576x1536).
   bench::Registrar("prefill512/matmul_q8_0/576x576", [](bench::State& s) { bench_matmul(s, 576, 576); });

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "longbow/core/architecture.h"
 #include "longbow/core/dtype.h"
 
 namespace longbow {
@@ -37,7 +38,7 @@ struct BufView {
 };
 
 enum class Op : uint8_t {
-  Embed, RmsNorm, Matmul, Rope, KvWrite, Attention, SiluMul, Add, GetRows, Sample, CopyBlocks,
+  Embed, RmsNorm, Matmul, Rope, KvWrite, Attention, Glu, Add, Softcap, GetRows, Sample, CopyBlocks,
 };
 
 // Attention algorithm variants (the split one is the reference baseline).
@@ -51,6 +52,7 @@ struct EmbedArgs {
   BufView table;      // (vocab_size, dim) table_dtype
   DType table_dtype = DType::F32;
   int num_tokens = 0, dim = 0, vocab_size = 0;
+  float scale = 1.0f;  // out rows are multiplied by it (Gemma: sqrt(dim))
 };
 
 // out = rms_norm(x (+ residual)) * weight. When `residual` is set, x is first added into it
@@ -115,16 +117,25 @@ struct AttentionArgs {
   AttentionVariant variant = AttentionVariant::Auto;
 };
 
-// out (M, F) = silu(gate) * up, gate and up (M, F) f32.
-struct SiluMulArgs {
+// Gated activation: out (M, F) = act(gate) * up, gate and up (M, F) f32. SiLU (SwiGLU) or the
+// tanh approximation of GELU (GeGLU, Gemma): 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))).
+struct GluArgs {
   BufView out, gate, up;
   int num_rows = 0, dim = 0;
+  Activation act = Activation::Silu;
 };
 
 // out = a + b elementwise over n f32.
 struct AddArgs {
   BufView out, a, b;
   int64_t n = 0;
+};
+
+// Soft-capping: out = cap * tanh(x / cap) elementwise over n f32 (Gemma 2 final logits).
+struct SoftcapArgs {
+  BufView out, x;
+  int64_t n = 0;
+  float cap = 0.0f;  // > 0
 };
 
 // out (num_rows, dim) = x[rows] where x is (num_src_rows, dim) f32.
@@ -209,8 +220,9 @@ class Backend {
   virtual void rope(const RopeArgs& a) = 0;
   virtual void kv_write(const KvWriteArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;
-  virtual void silu_mul(const SiluMulArgs& a) = 0;
+  virtual void glu(const GluArgs& a) = 0;
   virtual void add(const AddArgs& a) = 0;
+  virtual void softcap(const SoftcapArgs& a) = 0;
   virtual void get_rows(const GetRowsArgs& a) = 0;
   virtual void sample(const SampleArgs& a) = 0;
   virtual void copy_blocks(const CopyBlocksArgs& a) = 0;

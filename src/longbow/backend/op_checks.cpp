@@ -19,7 +19,8 @@ const char* op_family_name(Op op) {
     case Op::Rope: return "rope";
     case Op::KvWrite: return "kv_write";
     case Op::Attention: return "attention";
-    case Op::SiluMul: return "silu_mul";
+    case Op::Glu: return "glu";
+    case Op::Softcap: return "softcap";
     case Op::Add: return "add";
     case Op::GetRows: return "get_rows";
     case Op::Sample: return "sample";
@@ -40,8 +41,9 @@ bool kernel_set_supports(Op op, DType dtype) {
       return dtype == DType::F32 || dtype == DType::F16;
     case Op::RmsNorm:
     case Op::Rope:
-    case Op::SiluMul:
+    case Op::Glu:
     case Op::Add:
+    case Op::Softcap:
     case Op::GetRows:
     case Op::Sample:
       return dtype == DType::F32;

@@ -201,7 +201,7 @@ void Decoder::forward(const Batch& b, KvCache& kv, AttentionVariant variant) {
   const int T = b.num_tokens();
   backend_.embed({.out = {x_.get(), 0}, .token_ids = token_ids_, .table = token_embd_.view,
                   .table_dtype = token_embd_.dtype, .num_tokens = T, .dim = c.hidden_size,
-                  .vocab_size = c.vocab_size});
+                  .vocab_size = c.vocab_size, .scale = c.embedding_scale});
   for (int l = 0; l < c.num_layers; ++l) run_layer(l, b, kv, variant);
 
   // Only the rows that need a token go through the final norm and the LM head.
@@ -213,6 +213,10 @@ void Decoder::forward(const Batch& b, KvCache& kv, AttentionVariant variant) {
                      .num_rows = R, .dim = c.hidden_size, .eps = c.rms_eps});
   backend_.matmul({.out = {logits_.get(), 0}, .x = {rows_.get(), 0}, .w = output_.view, .bias = {},
                    .w_dtype = output_.dtype, .M = R, .N = c.vocab_size, .K = c.hidden_size});
+  if (c.final_logit_softcap > 0) {
+    const BufView logits{logits_.get(), 0};
+    backend_.softcap({.out = logits, .x = logits, .n = int64_t{R} * c.vocab_size, .cap = c.final_logit_softcap});
+  }
 }
 
 void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant variant) {
@@ -279,7 +283,7 @@ void Decoder::run_mlp(const Layer& L, int T) {
        .K = D},
       {.out = up, .x = h, .w = L.w_up.view, .bias = L.b_up.view, .w_dtype = L.w_up.dtype, .M = T, .N = F, .K = D}};
   backend_.matmul_group(gate_up);
-  backend_.silu_mul({.out = gate, .gate = gate, .up = up, .num_rows = T, .dim = F});
+  backend_.glu({.out = gate, .gate = gate, .up = up, .num_rows = T, .dim = F, .act = c.activation});
   if (c.sandwich_norms) {
     backend_.matmul({.out = h, .x = gate, .w = L.w_down.view, .bias = L.b_down.view, .w_dtype = L.w_down.dtype,
                      .M = T, .N = D, .K = F});

@@ -16,11 +16,11 @@ std::vector<Feature> model_features(const ModelConfig& c) {
   add(c.qk_norm, "q/k RMSNorm", true);
   add(c.sandwich_norms, "post-attention and post-MLP norms", true);
   add(c.norm_weight_offset != 0.0f, "(1 + w) RMSNorm weights", true);
-  add(c.activation != Activation::Silu, std::string("activation ") + activation_name(c.activation), false);
-  add(c.embedding_scale != 1.0f, "scaled embeddings", false);
+  add(c.activation != Activation::Silu, std::string("activation ") + activation_name(c.activation), true);
+  add(c.embedding_scale != 1.0f, "scaled embeddings", true);
   add(c.attention_scale > 0, "attention scale from query_pre_attn_scalar", true);
   add(c.attn_logit_softcap > 0, "attention logit soft-capping", false);
-  add(c.final_logit_softcap > 0, "final logit soft-capping", false);
+  add(c.final_logit_softcap > 0, "final logit soft-capping", true);
   if (c.sliding_window > 0) {
     int n = 0;
     for (int l = 0; l < c.num_layers; ++l) n += c.layer_uses_window(l) ? 1 : 0;

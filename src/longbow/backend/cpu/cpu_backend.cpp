@@ -194,13 +194,17 @@ void CpuBackend::attention(const AttentionArgs& a) {
   require_supported(Op::Attention, a.cache_dtype, "cpu.attention");
   op_attention(ctx_, a);  // variant choice: attention_dispatch.cpp
 }
-void CpuBackend::silu_mul(const SiluMulArgs& a) {
-  OpTimer t(profile_, [&] { return "silu_mul " + tokens_class(a.num_rows); });
-  op_silu_mul(ctx_, a);
+void CpuBackend::glu(const GluArgs& a) {
+  OpTimer t(profile_, [&] { return "glu " + tokens_class(a.num_rows); });
+  op_glu(ctx_, a);
 }
 void CpuBackend::add(const AddArgs& a) {
   OpTimer t(profile_, [] { return std::string("add"); });
   op_add(ctx_, a);
+}
+void CpuBackend::softcap(const SoftcapArgs& a) {
+  OpTimer t(profile_, [] { return std::string("softcap"); });
+  op_softcap(ctx_, a);
 }
 void CpuBackend::get_rows(const GetRowsArgs& a) {
   OpTimer t(profile_, [] { return std::string("get_rows"); });

@@ -35,7 +35,8 @@ class CpuBackend final : public Backend {
   void rope(const RopeArgs& a) override;
   void kv_write(const KvWriteArgs& a) override;
   void attention(const AttentionArgs& a) override;
-  void silu_mul(const SiluMulArgs& a) override;
+  void glu(const GluArgs& a) override;
+  void softcap(const SoftcapArgs& a) override;
   void add(const AddArgs& a) override;
   void get_rows(const GetRowsArgs& a) override;
   void sample(const SampleArgs& a) override;

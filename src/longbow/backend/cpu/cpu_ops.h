@@ -97,8 +97,9 @@ void op_copy_blocks(Ctx& c, const CopyBlocksArgs& a);
 void op_attention_split(Ctx& c, const AttentionArgs& a);
 // Variant dispatch: split baseline, fused decode, flash prefill, or per sequence for Auto.
 void op_attention(Ctx& c, const AttentionArgs& a);
-void op_silu_mul(Ctx& c, const SiluMulArgs& a);
+void op_glu(Ctx& c, const GluArgs& a);
 void op_add(Ctx& c, const AddArgs& a);
+void op_softcap(Ctx& c, const SoftcapArgs& a);
 void op_get_rows(Ctx& c, const GetRowsArgs& a);
 void op_sample(Ctx& c, const SampleArgs& a);
 

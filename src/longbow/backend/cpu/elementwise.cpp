@@ -1,4 +1,4 @@
-// Elementwise ops: silu_mul (SwiGLU), add, get_rows; the scalar row kernels and the choice of the
+// Elementwise ops: glu (SwiGLU, GeGLU), add, softcap, get_rows; the scalar row kernels and the choice of the
 // elementwise kernel set (elementwise_kernels.h).
 #include <cmath>
 #include <cstring>
@@ -22,6 +22,14 @@ void scalar_silu_mul(float* out, const float* gate, const float* up, int64_t n) 
   }
 }
 
+void scalar_gelu_tanh_mul(float* out, const float* gate, const float* up, int64_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(k * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
 void scalar_to_f16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
 }
@@ -40,7 +48,7 @@ void scalar_add_into(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-const EltKernels SCALAR = {"scalar", scalar_silu_mul, scalar_to_f16, scalar_sum_squares, scalar_scale_mul,
+const EltKernels SCALAR = {"scalar", scalar_silu_mul, scalar_gelu_tanh_mul, scalar_to_f16, scalar_sum_squares, scalar_scale_mul,
                            scalar_add_into};
 
 // Follows the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar).
@@ -61,15 +69,16 @@ const EltKernels& elt_kernels() {
 const EltKernels* elt_avx2_kernels() { return nullptr; }
 #endif
 
-void op_silu_mul(Ctx& c, const SiluMulArgs& a) {
-  const char* where = "cpu.silu_mul";
+void op_glu(Ctx& c, const GluArgs& a) {
+  const char* where = "cpu.glu";
   require(a.num_rows >= 0 && a.dim >= 0, where, "expected non-negative num_rows and dim");
   const size_t n = static_cast<size_t>(a.num_rows) * a.dim;
   float* out = view_as<float>(a.out, n, where, "out");              // (num_rows, dim)
   const float* gate = view_as<const float>(a.gate, n, where, "gate");  // (num_rows, dim)
   const float* up = view_as<const float>(a.up, n, where, "up");        // (num_rows, dim)
   const EltKernels& kern = elt_kernels();
-  auto body = [&](int64_t b, int64_t e, int) { kern.silu_mul(out + b, gate + b, up + b, e - b); };
+  const auto fn = a.act == Activation::Silu ? kern.silu_mul : kern.gelu_tanh_mul;
+  auto body = [&](int64_t b, int64_t e, int) { fn(out + b, gate + b, up + b, e - b); };
   if (static_cast<int64_t>(n) < GRAIN) {
     body(0, static_cast<int64_t>(n), 0);
   } else {
@@ -86,6 +95,24 @@ void op_add(Ctx& c, const AddArgs& a) {
   const float* y = view_as<const float>(a.b, n, where, "b");  // (n,)
   auto body = [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) out[i] = x[i] + y[i];
+  };
+  if (a.n < GRAIN) {
+    body(0, a.n, 0);
+  } else {
+    c.pool.parallel_for(a.n, body);
+  }
+}
+
+void op_softcap(Ctx& c, const SoftcapArgs& a) {
+  const char* where = "cpu.softcap";
+  require(a.n >= 0, where, [&] { return "expected n >= 0, found " + std::to_string(a.n); });
+  require(a.cap > 0 && std::isfinite(a.cap), where, [&] { return "expected a finite cap > 0, found " + std::to_string(a.cap); });
+  const size_t n = static_cast<size_t>(a.n);
+  float* out = view_as<float>(a.out, n, where, "out");      // (n,)
+  const float* x = view_as<const float>(a.x, n, where, "x");  // (n,)
+  const float cap = a.cap;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) out[i] = cap * std::tanh(x[i] / cap);
   };
   if (a.n < GRAIN) {
     body(0, a.n, 0);

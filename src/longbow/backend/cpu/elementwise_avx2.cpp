@@ -40,6 +40,16 @@ inline __m256 silu8(__m256 g, __m256 u) {
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
+// gelu_tanh(g) * u with tanh(y) = 1 - 2 / (exp(2y) + 1) (exp8 clamps, so large |y| gives +-1).
+inline __m256 gelu_tanh8(__m256 g, __m256 u) {
+  const __m256 g3 = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
+  const __m256 y = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), g3, g));
+  const __m256 e = exp8(_mm256_add_ps(y, y));
+  const __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                                 _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), g), _mm256_add_ps(_mm256_set1_ps(1.0f), t)), u);
+}
+
 // Loads the first n < 8 floats of p, zero-filled.
 inline __m256 load_tail(const float* p, int64_t n) {
   alignas(32) float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -56,6 +66,14 @@ void avx2_silu_mul(float* out, const float* gate, const float* up, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, silu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
   if (i < n) store_tail(out + i, silu8(load_tail(gate + i, n - i), load_tail(up + i, n - i)), n - i);
+}
+
+void avx2_gelu_tanh_mul(float* out, const float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, gelu_tanh8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) store_tail(out + i, gelu_tanh8(load_tail(gate + i, n - i), load_tail(up + i, n - i)), n - i);
 }
 
 void avx2_to_f16(const float* x, uint16_t* y, int64_t n) {
@@ -101,7 +119,7 @@ void avx2_add_into(float* y, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += x[i];
 }
 
-const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_to_f16, avx2_sum_squares, avx2_scale_mul, avx2_add_into};
+const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_gelu_tanh_mul, avx2_to_f16, avx2_sum_squares, avx2_scale_mul, avx2_add_into};
 
 }  // namespace
 

@@ -1,4 +1,4 @@
-// Row kernels of the elementwise op families (silu_mul, rms_norm, kv_write): portable scalar or
+// Row kernels of the elementwise op families (glu, rms_norm, kv_write): portable scalar or
 // AVX2/FMA/F16C (elementwise_avx2.cpp), chosen once like the matmul row kernels
 // (LONGBOW_CPU_SIMD=scalar forces scalar).
 #pragma once
@@ -12,6 +12,8 @@ struct EltKernels {
   const char* name;
   // out[i] = gate[i] / (1 + exp(-gate[i])) * up[i] for i < n.
   void (*silu_mul)(float* out, const float* gate, const float* up, int64_t n);
+  // out[i] = gelu_tanh(gate[i]) * up[i] (GluArgs) for i < n.
+  void (*gelu_tanh_mul)(float* out, const float* gate, const float* up, int64_t n);
   // y[i] = f16(x[i]), round to nearest even, for i < n.
   void (*to_f16)(const float* x, uint16_t* y, int64_t n);
   // Σ x[i]² in double for i < n.

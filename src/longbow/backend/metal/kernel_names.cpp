@@ -21,6 +21,8 @@ std::string kernel_name(Op op, const std::string& variant, DType dtype) {
   return kernel_name(op, variant, std::string(dtype_name(dtype)));
 }
 
+const char* glu_variant(Activation act) { return act == Activation::Silu ? "silu" : "gelu_tanh"; }
+
 std::vector<std::string> all_kernel_names() {
   const DType weight_types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
   const DType cache_types[] = {DType::F32, DType::F16};
@@ -42,7 +44,8 @@ std::vector<std::string> all_kernel_names() {
   names.push_back(kernel_name(Op::Attention, "decode_merge", DType::F32));
   names.push_back(kernel_name(Op::RmsNorm, "", DType::F32));
   names.push_back(kernel_name(Op::Rope, "", DType::F32));
-  names.push_back(kernel_name(Op::SiluMul, "", DType::F32));
+  for (Activation act : {Activation::Silu, Activation::GeluTanh}) names.push_back(kernel_name(Op::Glu, glu_variant(act), DType::F32));
+  names.push_back(kernel_name(Op::Softcap, "", DType::F32));
   names.push_back(kernel_name(Op::Add, "", DType::F32));
   names.push_back(kernel_name(Op::GetRows, "", DType::F32));
   names.push_back(kernel_name(Op::Sample, "", DType::F32));

@@ -16,6 +16,8 @@ const char* op_kernel_prefix(Op op);
 std::string kernel_name(Op op, const std::string& variant, const std::string& type);
 std::string kernel_name(Op op, const std::string& variant, DType dtype);
 // Every name the Metal host code can request, sorted.
+// Kernel variant of the gated activation: "silu" or "gelu_tanh".
+const char* glu_variant(Activation act);
 std::vector<std::string> all_kernel_names();
 
 }  // namespace longbow::metal

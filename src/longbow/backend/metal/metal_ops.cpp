@@ -1,5 +1,6 @@
-// Metal op encoders for the row-parallel ops: embed, rms_norm, matmul, rope, silu_mul, add,
+// Metal op encoders for the row-parallel ops: embed, rms_norm, matmul, rope, glu, add, softcap,
 // get_rows. Each fills its kargs.h struct, checks every view, picks the grid and encodes.
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -36,7 +37,8 @@ void MetalBackend::embed(const EmbedArgs& a) {
       bind_view(a.out, T * D * 4, "embed", "out"),                                   // (num_tokens, dim) f32
       bind_view(a.token_ids, T * 4, "embed", "token_ids"),                           // (num_tokens,) i32
       bind_view(a.table, static_cast<size_t>(a.vocab_size) * row_bytes, "embed", "table")};  // (vocab, dim)
-  EmbedKArgs k{a.num_tokens, a.dim, a.vocab_size, u32(static_cast<int64_t>(row_bytes), where, "row_bytes")};
+  require(std::isfinite(a.scale), where, "expected a finite scale");
+  EmbedKArgs k{a.num_tokens, a.dim, a.vocab_size, u32(static_cast<int64_t>(row_bytes), where, "row_bytes"), a.scale};
   encode(kernel_name(Op::Embed, "", a.table_dtype), &k, sizeof k, bufs, {ceil_div(D, ROW_THREADS), u32(T, where, "num_tokens"), 1},
          {ROW_THREADS, 1, 1});
 }
@@ -96,15 +98,16 @@ void MetalBackend::rope(const RopeArgs& a) {
          {tx, 1, 1});
 }
 
-void MetalBackend::silu_mul(const SiluMulArgs& a) {
-  const std::string where = name_ + ".silu_mul";
+void MetalBackend::glu(const GluArgs& a) {
+  const std::string where = name_ + ".glu";
   require(a.num_rows >= 0 && a.dim >= 0, where, "expected non-negative num_rows and dim");
   const size_t n = static_cast<size_t>(a.num_rows) * a.dim;
-  std::vector<Bound> bufs = {bind_view(a.out, n * 4, "silu_mul", "out"),    // (num_rows, dim)
-                             bind_view(a.gate, n * 4, "silu_mul", "gate"),  // (num_rows, dim)
-                             bind_view(a.up, n * 4, "silu_mul", "up")};     // (num_rows, dim)
-  SiluMulKArgs k{u32(static_cast<int64_t>(n), where, "num_rows * dim")};
-  encode(kernel_name(Op::SiluMul, "", DType::F32), &k, sizeof k, bufs, {ceil_div(n, ROW_THREADS), 1, 1}, {ROW_THREADS, 1, 1});
+  std::vector<Bound> bufs = {bind_view(a.out, n * 4, "glu", "out"),    // (num_rows, dim)
+                             bind_view(a.gate, n * 4, "glu", "gate"),  // (num_rows, dim)
+                             bind_view(a.up, n * 4, "glu", "up")};     // (num_rows, dim)
+  GluKArgs k{u32(static_cast<int64_t>(n), where, "num_rows * dim")};
+  encode(kernel_name(Op::Glu, glu_variant(a.act), DType::F32), &k, sizeof k, bufs, {ceil_div(n, ROW_THREADS), 1, 1},
+         {ROW_THREADS, 1, 1});
 }
 
 void MetalBackend::add(const AddArgs& a) {
@@ -116,6 +119,18 @@ void MetalBackend::add(const AddArgs& a) {
                              bind_view(a.b, n * 4, "add", "b")};     // (n,)
   AddKArgs k{u32(a.n, where, "n")};
   encode(kernel_name(Op::Add, "", DType::F32), &k, sizeof k, bufs, {ceil_div(a.n, ROW_THREADS), 1, 1}, {ROW_THREADS, 1, 1});
+}
+
+void MetalBackend::softcap(const SoftcapArgs& a) {
+  const std::string where = name_ + ".softcap";
+  require(a.n >= 0, where, "expected n >= 0, found " + std::to_string(a.n));
+  require(a.cap > 0 && std::isfinite(a.cap), where, "expected a finite cap > 0, found " + std::to_string(a.cap));
+  const size_t n = static_cast<size_t>(a.n);
+  std::vector<Bound> bufs = {bind_view(a.out, n * 4, "softcap", "out"),  // (n,)
+                             bind_view(a.x, n * 4, "softcap", "x")};     // (n,)
+  SoftcapKArgs k{u32(a.n, where, "n"), a.cap};
+  encode(kernel_name(Op::Softcap, "", DType::F32), &k, sizeof k, bufs, {ceil_div(a.n, ROW_THREADS), 1, 1},
+         {ROW_THREADS, 1, 1});
 }
 
 void MetalBackend::get_rows(const GetRowsArgs& a) {
