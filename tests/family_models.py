@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import tiny_models
 
 VOCAB = 384
@@ -72,7 +73,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            {"sliding_window": None, "original_max_position_embeddings": 256}, spm_tokenizer=True),
     Family("gemma2", "Gemma2Config", "Gemma2ForCausalLM",
            {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": SLIDING_WINDOW,
-            "attn_logit_softcapping": 2.0, "final_logit_softcapping": 4.0,
+            # caps near the tiny model's score and logit sizes, so both bend them
+            "attn_logit_softcapping": 0.5, "final_logit_softcapping": 4.0,
             "hidden_activation": "gelu_pytorch_tanh"},
            spm_tokenizer=True),
     Family("gemma3_text", "Gemma3TextConfig", "Gemma3ForCausalLM",
@@ -193,3 +195,26 @@ def reference_greedy(model, ids: list[int], steps: int) -> list[int]:
     for _ in range(steps):
         seq.append(int(reference_logits(model, seq).argmax()))
     return seq[len(ids):]
+
+
+def compare(llm, ref_model, *, steps: int = 8) -> dict:
+    """longbow `llm` against the transformers `ref_model` on PROMPTS: worst max |logit diff| /
+    logit range at the last prompt token, and greedy continuations of `steps` tokens (at the
+    first disagreement, if any, the reference's margin between its top two logits / range)."""
+    import longbow
+
+    worst, greedy = 0.0, []
+    for ids in PROMPTS:
+        ref = reference_logits(ref_model, ids)
+        got = llm.engine.prompt_logits(ids).astype(np.float64)
+        worst = max(worst, float(np.abs(got - ref).max() / (ref.max() - ref.min())))
+        want = reference_greedy(ref_model, ids, steps)
+        params = longbow.SamplingParams(max_tokens=steps, ignore_eos=True)
+        have = llm.generate([ids], params)[0].token_ids
+        first = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b), None)
+        margin = None
+        if first is not None:
+            step = np.sort(reference_logits(ref_model, ids + want[:first]))
+            margin = float((step[-1] - step[-2]) / (step[-1] - step[0]))
+        greedy.append({"want": want, "have": have, "first_diff": first, "margin": margin})
+    return {"max_rel_err": worst, "greedy": greedy}
