@@ -71,17 +71,20 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("qwen3", "Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),
     Family("phi3", "Phi3Config", "Phi3ForCausalLM",
            {"sliding_window": None, "original_max_position_embeddings": 256}, spm_tokenizer=True),
+    # Gemma: tied embeddings (llama.cpp's Gemma 2 converter drops lm_head), query_pre_attn_scalar =
+    # head_dim (GGUF has no key for it) and, for Gemma 3, layer types in the fixed pattern of 5
+    # sliding + 1 global that llama.cpp assumes (GGUF has no key for the pattern either).
     Family("gemma2", "Gemma2Config", "Gemma2ForCausalLM",
-           {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": SLIDING_WINDOW,
+           {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": SLIDING_WINDOW,
+            "tie_word_embeddings": True,
             # caps near the tiny model's score and logit sizes, so both bend them
             "attn_logit_softcapping": 0.5, "final_logit_softcapping": 4.0,
             "hidden_activation": "gelu_pytorch_tanh"},
            spm_tokenizer=True),
     Family("gemma3_text", "Gemma3TextConfig", "Gemma3ForCausalLM",
-           {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": SLIDING_WINDOW,
-            "num_hidden_layers": 4,
-            "layer_types": ["sliding_attention", "sliding_attention", "full_attention",
-                            "sliding_attention"],
+           {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": SLIDING_WINDOW,
+            "tie_word_embeddings": True, "num_hidden_layers": 6,
+            "layer_types": ["sliding_attention"] * 5 + ["full_attention"],
             "rope_parameters": {
                 "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
                 "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}}),

@@ -35,7 +35,7 @@ EXPECT = {
     "phi3": {"hf": "match", "gguf": "match"},
     "gemma2": {"hf": "error: attention logit soft-capping",
                "gguf": "error: attention logit soft-capping"},
-    "gemma3_text": {"hf": r"error: sliding-window attention \(window 8, 3 of 4 layers\)",
+    "gemma3_text": {"hf": r"error: sliding-window attention \(window 8, 5 of 6 layers\)",
                     "gguf": r"error: gemma3\.rope\.freq_base_swa is not understood"},
 }
 
@@ -170,7 +170,6 @@ FEATURES = {
     "gemma2 attention softcap": ("gemma2", {"attn_logit_softcapping": None}),
     "gemma2 final softcap": ("gemma2", {"final_logit_softcapping": None}),
     "gemma2 sliding window": ("gemma2", {"sliding_window": 10_000}),
-    "gemma2 query_pre_attn_scalar": ("gemma2", {"query_pre_attn_scalar": 16}),
     "gemma3 local rope theta": ("gemma3_text", {"rope_parameters": {
         "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
         "sliding_attention": {"rope_type": "default", "rope_theta": 1000000.0}}}),
