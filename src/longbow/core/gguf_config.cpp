@@ -65,7 +65,7 @@ const char* const kArchKeys[] = {
     "context_length", "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.scaling.type",
     "rope.scaling.factor", "rope.scaling.original_context_length", "rope.scaling.finetuned", "vocab_size",
     "attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping", "expert_count",
-    "expert_used_count", "attention.causal"};
+    "expert_used_count", "attention.causal", "rope.freq_base_swa"};
 
 void refuse_unknown_arch_keys(const Meta& m, const std::map<std::string, GgufValue>& md, const std::string& arch) {
   const std::string prefix = arch + ".";
@@ -83,7 +83,8 @@ void refuse_unknown_arch_keys(const Meta& m, const std::map<std::string, GgufVal
 
 }  // namespace
 
-ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool has_output, const std::string& path) {
+ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md,
+                             const std::function<bool(const std::string&)>& has_tensor, const std::string& path) {
   const Meta m(md, path);
   ModelConfig c;
   const std::string arch_name = m.get_string("general.architecture");
@@ -139,7 +140,10 @@ ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool ha
   // Family facts. llama.cpp's converter stores Gemma norm weights with the +1 already added, and
   // Qwen2 biases / Qwen3 and Gemma 3 q/k norms as tensors; the model checks those exist.
   c.activation = arch->default_activation;
-  c.qkv_bias = arch->qkv_bias;
+  // Optional biases exist when layer 0 has them (the model then requires them in every layer).
+  c.qkv_bias = arch->qkv_bias || has_tensor("blk.0.attn_q.bias");
+  c.o_bias = has_tensor("blk.0.attn_output.bias");
+  c.mlp_bias = has_tensor("blk.0.ffn_gate.bias") || has_tensor("blk.0.ffn_up.bias") || has_tensor("blk.0.ffn_down.bias");
   c.qk_norm = arch->qk_norm;
   c.sandwich_norms = arch->sandwich_norms;
   c.embedding_scale = arch->scaled_embedding ? std::sqrt(static_cast<float>(c.hidden_size)) : 1.0f;
@@ -152,9 +156,12 @@ ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool ha
       for (int l = 0; l < c.num_layers; ++l) c.layer_sliding.push_back(l % n < n - 1);
     }
   }
-  // llama.cpp runs the sliding layers of Gemma 3 with a fixed base of 10000.
-  if (arch->name == "gemma3") c.rope_theta_sliding = 10000.0f;
-  c.tie_embeddings = !has_output;
+  // Gemma 3's sliding layers have their own RoPE base (llama.cpp's default when the key is absent).
+  if (arch->name == "gemma3") {
+    const std::string key = a + "rope.freq_base_swa";
+    c.rope_theta_sliding = m.has(key) ? static_cast<float>(m.get_float(key)) : 10000.0f;
+  }
+  c.tie_embeddings = !has_tensor("output.weight");
   c.rope_interleaved = arch->gguf_rope_interleaved;
   return c;
 }

@@ -297,7 +297,7 @@ void GgufFile::parse() {
     }
   }
   index_ = std::move(seen);
-  config_ = config_from_gguf(metadata_, find("output.weight") != nullptr, p);
+  config_ = config_from_gguf(metadata_, [this](const std::string& name) { return find(name) != nullptr; }, p);
 }
 
 }  // namespace longbow

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <string>
 
 #include "longbow/core/file_map.h"
@@ -29,6 +30,9 @@ class GgufFile final : public ModelFile {
 
 // ModelConfig from GGUF metadata (general.architecture llama|mistral); `has_output` tells whether
 // a separate output.weight exists. Does not call validate().
-ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md, bool has_output, const std::string& path);
+// `has_tensor` tells which canonical tensors the file holds: GGUF has no keys for the tied LM head
+// or for optional biases, llama.cpp infers them from the tensors present.
+ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md,
+                             const std::function<bool(const std::string&)>& has_tensor, const std::string& path);
 
 }  // namespace longbow

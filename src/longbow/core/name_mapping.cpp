@@ -22,9 +22,9 @@ constexpr Rule kLayerRules[] = {
 };
 // Gemma 2/3 norms around attention and the MLP (llama.cpp's names).
 constexpr Rule kGemmaLayerRules[] = {
-    {"post_attention_layernorm", "attn_post_norm"},
+    {"post_attention_layernorm", "post_attention_norm"},
     {"pre_feedforward_layernorm", "ffn_norm"},
-    {"post_feedforward_layernorm", "ffn_post_norm"},
+    {"post_feedforward_layernorm", "post_ffw_norm"},
 };
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }

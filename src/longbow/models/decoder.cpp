@@ -99,8 +99,8 @@ void Decoder::load_layer(WeightLoader& w, int l, Layer& L) {
     L.k_norm = w.vector(layer_name(l, "attn_k_norm.weight"), Dh, off);
   }
   if (c.sandwich_norms) {
-    L.attn_post_norm = w.vector(layer_name(l, "attn_post_norm.weight"), D, off);
-    L.ffn_post_norm = w.vector(layer_name(l, "ffn_post_norm.weight"), D, off);
+    L.attn_post_norm = w.vector(layer_name(l, "post_attention_norm.weight"), D, off);
+    L.ffn_post_norm = w.vector(layer_name(l, "post_ffw_norm.weight"), D, off);
   }
 }
 
