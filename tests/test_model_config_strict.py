@@ -228,9 +228,24 @@ def test_gguf_moe_is_refused(tmp_path):
 
 def test_gguf_unused_tensor_is_refused(tmp_path):
     from test_malformed_files import build_gguf, f32_tensors
-    ts = f32_tensors() + [dict(name="blk.0.attn_output.bias", shape=(64,), type=0,
-                                   data=np.zeros(64, np.float32).tobytes())]
+    # A q/k norm is not part of the llama graph: the tensor would change the math if it were used.
+    ts = f32_tensors() + [{"name": "blk.0.attn_q_norm.weight", "shape": (16,), "type": 0,
+                           "data": np.ones(16, np.float32).tobytes()}]
     path = tmp_path / "x.gguf"
     path.write_bytes(build_gguf(tensors=ts))
-    with pytest.raises(ValueError, match="blk.0.attn_output.bias is not used"):
+    with pytest.raises(ValueError, match="blk.0.attn_q_norm.weight is not used"):
         _engine(path)
+
+
+def test_gguf_biases_follow_the_tensors(tmp_path):
+    from test_malformed_files import build_gguf, f32_tensors
+    bias = {"name": "blk.0.attn_output.bias", "shape": (64,), "type": 0,
+            "data": np.full(64, 0.25, np.float32).tobytes()}
+    path = tmp_path / "x.gguf"
+    path.write_bytes(build_gguf(tensors=[*f32_tensors(), bias]))
+    assert _core.ModelFile(str(path)).config.o_bias
+    plain = tmp_path / "plain.gguf"
+    plain.write_bytes(build_gguf(tensors=f32_tensors()))
+    a = np.array(_engine(path).prompt_logits([1, 5]))
+    b = np.array(_engine(plain).prompt_logits([1, 5]))
+    assert np.abs(a - b).max() > 1e-4
