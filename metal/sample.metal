@@ -50,13 +50,15 @@ inline float sample_exclusive_scan(float v, threadgroup float* part, uint sg, ui
   threadgroup_barrier(mem_flags::mem_threadgroup);
   return base + ex;
 }
-// Index of the largest value, lowest index on ties (argmax of the CPU backend).
+// Index of the largest value, lowest index on ties (argmax of the CPU backend: the first index
+// whose value beats all before it, so NaN never wins and a NaN at index 0 is never beaten).
 inline int sample_argmax(device const float* v, int n, threadgroup float* fpart, threadgroup int* ipart, uint tid,
                          uint sg, uint lane) {
+  if (isnan(v[0])) return 0;  // uniform: every thread reads v[0]
   float best = -INFINITY;
   int best_idx = n;
   for (int i = int(tid); i < n; i += NT) {
-    if (v[i] > best || best_idx == n) {
+    if (!isnan(v[i]) && (v[i] > best || best_idx == n)) {
       best = v[i];
       best_idx = i;
     }

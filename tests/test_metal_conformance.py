@@ -259,6 +259,17 @@ def test_sample_greedy_ties_lowest_index(backend):
     check_sample(backend, logits, [{}, {}])
 
 
+def test_sample_greedy_nan_rows_match_cpu(backend):
+    # The CPU rule: the first index whose value beats all before it (NaN never wins; a NaN at 0 is
+    # never beaten). An all-NaN row used to give id vocab_size and read past the row.
+    logits = np.full((4, 40), np.nan, np.float32)
+    logits[1, 6] = -np.inf
+    logits[2, [0, 5]] = [1.0, 3.0]
+    logits[3, :] = -np.inf
+    logits[3, 0] = np.nan
+    check_sample(backend, logits, [{}, {}, {}, {"penalty_tokens": [1], "repetition_penalty": 1.0}])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("vocab", [49152])
 def test_sample_large_vocab(backend, vocab):
