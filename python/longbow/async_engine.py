@@ -166,7 +166,8 @@ class AsyncEngine:
             params = req.state.params
             lps = [logprob for _ in new_ids] if params.wants_logprobs else None
             tops = [dict(top) for _ in new_ids] if params.num_top_logprobs is not None else None
-            req.put(StreamDelta(rid, idx, delta, new_ids, sample.finished, sample.finish_reason, output, lps, tops))
+            req.put(StreamDelta(rid, idx, delta, new_ids, sample.finished, sample.finish_reason, output,
+                                lps, tops))
 
     def _run(self) -> None:
         engine = self.llm.engine

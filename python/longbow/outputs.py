@@ -110,9 +110,10 @@ class SampleState:
         self.t_finish = now
 
     def output(self, params: SamplingParams) -> CompletionOutput:
+        with_top = params.num_top_logprobs is not None
         return CompletionOutput(self.index, self.text, list(self.token_ids), self.finish_reason or "abort",
                                 list(self.logprobs) if params.wants_logprobs else None,
-                                list(self.top_logprobs) if params.num_top_logprobs is not None else None)
+                                list(self.top_logprobs) if with_top else None)
 
 
 class RequestState:
@@ -157,7 +158,8 @@ class RequestState:
         if not 0 <= sample_idx < len(self.samples):
             raise ValueError(f"[RequestState] {self.request_id}: expected sample index in "
                              f"[0, {len(self.samples)}), found {sample_idx}")
-        return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, time.perf_counter(), top)
+        now = time.perf_counter()
+        return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, now, top)
 
     def output(self) -> RequestOutput:
         first = self.samples[0]
