@@ -1,10 +1,11 @@
 // Token sampling, one threadgroup per logits row; the exact rule of the CPU backend
 // (src/longbow/backend/cpu/sample.cpp):
-//  a) logprob = log_softmax(raw logits)[id], NaN for a row holding NaN or +inf or only -inf;  b) repetition / presence / frequency penalties on a
-//  working copy, then banned ids set to -inf;  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates
-//  ordered by (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch,
-//  top_k, softmax, top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10
-//  (Salmon et al. 2011) keyed by (seed, counter). Prefix sums are chunked per thread.
+//  a) logprob = log_softmax(raw logits)[id], NaN for a row holding NaN or +inf or only -inf;
+//  b) repetition / presence / frequency penalties on a working copy, then banned ids set to -inf;
+//  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates ordered by
+//  (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch, top_k, softmax,
+//  top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10 (Salmon et al.
+//  2011) keyed by (seed, counter). Prefix sums are chunked per thread.
 //  e) top logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last), found by
 //  k rounds of a threadgroup arg-min over the rank keys after the previous pick (k <= 20).
 #include <metal_stdlib>
