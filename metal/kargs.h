@@ -126,6 +126,7 @@ struct SampleKArgs {
   kargs_i32 num_rows, vocab_size;
   kargs_i32 sort_size;          // power of two >= vocab_size (bitonic sort length)
   kargs_i32 penalty_capacity;   // elements in the bound penalty_tokens buffer (slices are clamped)
+  kargs_i32 max_top;            // row stride of the top-logprob outputs (0: none bound)
 };
 
 // Per-row sampling parameters, same layout as longbow::SampleRowParams (backend.h).
@@ -136,6 +137,7 @@ struct SampleRowKParams {
   kargs_u32 seed_lo, seed_hi, counter;
   kargs_i32 penalty_start, penalty_count;
   kargs_i32 ban_start, ban_count;
+  kargs_i32 num_top_logprobs;  // clamped to 0..max_top by the kernel
 };
 
 LONGBOW_KARGS_END
@@ -154,6 +156,6 @@ static_assert(sizeof(longbow::metal::GluKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
-static_assert(sizeof(longbow::metal::SampleKArgs) == 16);
-static_assert(sizeof(longbow::metal::SampleRowKParams) == 56);
+static_assert(sizeof(longbow::metal::SampleKArgs) == 20);
+static_assert(sizeof(longbow::metal::SampleRowKParams) == 60);
 #endif

@@ -1,10 +1,13 @@
 // Token sampling, one threadgroup per logits row; the exact rule of the CPU backend
 // (src/longbow/backend/cpu/sample.cpp):
-//  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties on a
-//  working copy, then banned ids set to -inf;  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates
-//  ordered by (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch,
-//  top_k, softmax, top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10
-//  (Salmon et al. 2011) keyed by (seed, counter). Prefix sums are chunked per thread.
+//  a) logprob = log_softmax(raw logits)[id], NaN for a row holding NaN or +inf or only -inf;
+//  b) repetition / presence / frequency penalties on a working copy, then banned ids set to -inf;
+//  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates ordered by
+//  (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch, top_k, softmax,
+//  top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10 (Salmon et al.
+//  2011) keyed by (seed, counter). Prefix sums are chunked per thread.
+//  e) top logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last), found by
+//  k rounds of a threadgroup arg-min over the rank keys after the previous pick (k <= 20).
 #include <metal_stdlib>
 #include "kargs.h"
 using namespace metal;
@@ -40,6 +43,15 @@ inline int sample_min_int(int v, threadgroup int* part, uint sg, uint lane) {
   threadgroup_barrier(mem_flags::mem_threadgroup);
   return t;
 }
+inline uint sample_min_uint(uint v, threadgroup uint* part, uint sg, uint lane) {
+  v = simd_min(v);
+  if (lane == 0) part[sg] = v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  uint t = v;
+  for (uint i = 0; i < NSG; ++i) t = min(t, part[i]);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return t;
+}
 // Exclusive prefix sum over the threads in thread order.
 inline float sample_exclusive_scan(float v, threadgroup float* part, uint sg, uint lane) {
   const float ex = simd_prefix_exclusive_sum(v);
@@ -50,13 +62,15 @@ inline float sample_exclusive_scan(float v, threadgroup float* part, uint sg, ui
   threadgroup_barrier(mem_flags::mem_threadgroup);
   return base + ex;
 }
-// Index of the largest value, lowest index on ties (argmax of the CPU backend).
+// Index of the largest value, lowest index on ties (argmax of the CPU backend: the first index
+// whose value beats all before it, so NaN never wins and a NaN at index 0 is never beaten).
 inline int sample_argmax(device const float* v, int n, threadgroup float* fpart, threadgroup int* ipart, uint tid,
                          uint sg, uint lane) {
+  if (isnan(v[0])) return 0;  // uniform: every thread reads v[0]
   float best = -INFINITY;
   int best_idx = n;
   for (int i = int(tid); i < n; i += NT) {
-    if (v[i] > best || best_idx == n) {
+    if (!isnan(v[i]) && (v[i] > best || best_idx == n)) {
       best = v[i];
       best_idx = i;
     }
@@ -90,20 +104,62 @@ inline ulong sample_key(float v, uint idx) {
   return (ulong(~ordered) << 32) | ulong(idx);
 }
 
+// Rank of a raw logit for the top logprobs: ascending = value descending, every NaN after -inf
+// (0xffffffff), -0 equal to +0 (ties then go by index, as the CPU's comparisons).
+inline uint sample_top_rank(float v) {
+  if (isnan(v)) return 0xffffffffu;
+  const uint u = as_type<uint>(v == 0.0f ? 0.0f : v);
+  return (u & 0x80000000u) != 0 ? u : ~(u | 0x80000000u);
+}
+
+// e) Writes the row's max_top entries: the first min(k, V) by rank, then id -1 / logprob -inf.
+inline void sample_top_logprobs(device const float* raw, int V, float lse, int k, int max_top, device int* top_ids,
+                                device float* top_lps, threadgroup uint* upart, threadgroup int* ipart, uint tid,
+                                uint sg, uint lane) {
+  const int n = min(k, V);
+  uint prev_rank = 0;
+  int prev_idx = -1;  // each round takes the first entry after (prev_rank, prev_idx)
+  for (int j = 0; j < n; ++j) {
+    uint best_rank = 0xffffffffu;
+    int best_idx = V;  // none yet
+    for (int i = int(tid); i < V; i += NT) {
+      const uint r = sample_top_rank(raw[i]);
+      const bool after = r > prev_rank || (r == prev_rank && i > prev_idx);
+      if (after && (r < best_rank || (r == best_rank && i < best_idx))) {
+        best_rank = r;
+        best_idx = i;
+      }
+    }
+    prev_rank = sample_min_uint(best_rank, upart, sg, lane);
+    prev_idx = sample_min_int(best_rank == prev_rank ? best_idx : V, ipart, sg, lane);
+    if (tid == 0) {
+      top_ids[j] = prev_idx;
+      top_lps[j] = raw[prev_idx] - lse;
+    }
+  }
+  for (int j = n + int(tid); j < max_top; j += NT) {
+    top_ids[j] = -1;
+    top_lps[j] = -INFINITY;
+  }
+}
+
 kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
                        device int* out_ids [[buffer(1)]],                       // (num_rows,)
                        device float* out_logprobs [[buffer(2)]],                // (num_rows,)
-                       device const float* logits [[buffer(3)]],                // (num_rows, vocab_size)
-                       device const SampleRowKParams* params [[buffer(4)]],     // (num_rows,)
-                       device const int* penalty_tokens [[buffer(5)]],          // (penalty_capacity,)
-                       device float* vals_all [[buffer(6)]],                    // (num_rows, vocab_size) scratch
-                       device ulong* keys_all [[buffer(7)]],                    // (num_rows, sort_size) scratch
+                       device int* out_top_ids [[buffer(3)]],                   // (num_rows, max_top)
+                       device float* out_top_lps [[buffer(4)]],                 // (num_rows, max_top)
+                       device const float* logits [[buffer(5)]],                // (num_rows, vocab_size)
+                       device const SampleRowKParams* params [[buffer(6)]],     // (num_rows,)
+                       device const int* penalty_tokens [[buffer(7)]],          // (penalty_capacity,)
+                       device float* vals_all [[buffer(8)]],                    // (num_rows, vocab_size) scratch
+                       device ulong* keys_all [[buffer(9)]],                    // (num_rows, sort_size) scratch
                        uint row [[threadgroup_position_in_grid]],
                        uint tid [[thread_index_in_threadgroup]],
                        uint sg [[simdgroup_index_in_threadgroup]],
                        uint lane [[thread_index_in_simdgroup]]) {
   threadgroup float fpart[NSG];
   threadgroup int ipart[NSG];
+  threadgroup uint upart[NSG];
   const int V = args.vocab_size, S = args.sort_size;
   const SampleRowKParams p = params[row];
   device const float* raw = logits + ulong(row) * V;
@@ -117,6 +173,11 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   float se = 0.0f;
   for (int i = int(tid); i < V; i += NT) se += exp(raw[i] - raw_max);
   const float lse = raw_max + log(sample_sum(se, fpart, sg, lane));
+  if (args.max_top > 0) {
+    const ulong at = ulong(row) * ulong(args.max_top);
+    sample_top_logprobs(raw, V, lse, clamp(p.num_top_logprobs, 0, args.max_top), args.max_top, out_top_ids + at,
+                        out_top_lps + at, upart, ipart, tid, sg, lane);
+  }
 
   // b) penalties on the working copy, then banned ids; each distinct token is updated by the thread of its first occurrence.
   for (int i = int(tid); i < V; i += NT) vals[i] = raw[i];

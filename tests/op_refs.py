@@ -211,6 +211,22 @@ def sample(logits, p):
     return tid, raw[tid] - lse
 
 
+def top_logprobs(logits, k):
+    """(ids, logprobs) of the min(k, V) most likely tokens of one row, padded to k with -1 / -inf:
+    raw logit descending, lower id first on ties, NaN after every number; logprobs are the
+    log-softmax of the raw logits (as sample())."""
+    raw = logits.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # NaN, +inf or only -inf: every logprob is NaN
+        lse = np.nan if np.isnan(raw).any() else raw.max() + np.log(np.exp(raw - raw.max()).sum())
+    nan = np.isnan(raw)
+    order = np.lexsort((np.arange(len(raw)), -np.where(nan, 0.0, raw), nan))[:k]
+    ids = np.full(k, -1, np.int64)
+    lps = np.full(k, -np.inf)
+    ids[: len(order)] = order
+    lps[: len(order)] = raw[order] - lse
+    return ids, lps
+
+
 def paged_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype, num_blocks=None):
     """A varlen batch over a paged cache: sequence s has ctx_lens[s] keys and its last new_lens[s]
     tokens are queries. Block tables are a random permutation of the physical blocks (block 0 is

@@ -38,7 +38,7 @@ def test_64_staggered_requests_equal_isolated_and_aborts_free_blocks():
                 if pending:
                     i, (p, m) = pending.pop(0)
                     e.add_request(f"r{i}", p, _greedy(m).to_engine())
-        for rid, tok, _, _, _, _ in e.step():
+        for rid, tok, *_ in e.step():
             if tok >= 0:
                 got.setdefault(rid, []).append(tok)
             if rid in aborted and tok >= 0 and len(got[rid]) == 1:

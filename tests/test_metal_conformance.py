@@ -264,6 +264,62 @@ def test_sample_greedy_ties_lowest_index(backend):
     check_sample(backend, logits, [{}, {}])
 
 
+def test_sample_greedy_nan_rows_match_cpu(backend):
+    # The CPU rule: the first index whose value beats all before it (NaN never wins; a NaN at 0 is
+    # never beaten). An all-NaN row used to give id vocab_size and read past the row.
+    logits = np.full((4, 40), np.nan, np.float32)
+    logits[1, 6] = -np.inf
+    logits[2, [0, 5]] = [1.0, 3.0]
+    logits[3, :] = -np.inf
+    logits[3, 0] = np.nan
+    check_sample(backend, logits, [{}, {}, {}, {"penalty_tokens": [1], "repetition_penalty": 1.0}])
+
+
+def check_sample_top(backend, logits, params, max_top):
+    """Ids and top ids identical to the CPU's and to numpy's order, logprobs close."""
+    got = ops.sample(backend, logits, params, max_top=max_top)
+    want = ops.sample("cpu", logits, params, max_top=max_top)
+    np.testing.assert_array_equal(got[0], want[0], err_msg=str(params))
+    np.testing.assert_array_equal(got[2], want[2], err_msg=str(params))
+    close(got[1], want[1], "logprob")
+    close(got[3], want[3], "logprob")
+    for i, p in enumerate(params):
+        k = p.get("top_logprobs", 0)
+        np.testing.assert_array_equal(got[2][i, :k], ref.top_logprobs(logits[i], k)[0], err_msg=f"row {i}")
+
+
+@pytest.mark.parametrize("vocab", [1, 31, 32, 33, 4097])
+def test_sample_top_logprobs(backend, vocab):
+    r = rng(200 + vocab)
+    max_top = 20
+    logits = (r.standard_normal((5, vocab)) * 3).astype(np.float32)
+    logits[1] = np.round(logits[1])  # many ties: lower id first
+    params = [dict(random_params(r, vocab), top_logprobs=k) for k in [max_top, 7, 0, 1, 13]]
+    check_sample_top(backend, logits, params, max_top)
+
+
+def test_sample_top_logprobs_special_rows(backend):
+    logits = np.zeros((7, 40), np.float32)
+    logits[0, :] = -np.inf
+    logits[1, [3, 30]] = np.nan  # NaN ranks last; the row's logprobs are NaN
+    logits[1, 5] = 2.0
+    logits[2, [1, 4]] = np.inf
+    logits[3, [2, 6, 7]] = 1.5
+    logits[4, ::2] = -0.0  # ties +0: lower id first
+    logits[4, 1] = -1.0
+    logits[5, :] = np.nan
+    logits[5, 6] = -np.inf  # greedy keeps the NaN at 0 (never beaten), as the CPU
+    logits[6, :] = np.nan  # greedy: 0, not out of range
+    params = [{"top_logprobs": k} for k in [5, 20, 3, 4, 8, 2, 3]]
+    params[2].update(temperature=0.5, seed=1)
+    check_sample_top(backend, logits, params, 20)
+
+
+def test_sample_top_logprobs_bad_max_top(backend):
+    with pytest.raises(ValueError, match=r"sample\] expected max_top in 0..20, found 21"):
+        ops.sample(backend, np.zeros((1, 8), np.float32), [{}], max_top=21)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("vocab", [49152])
 def test_sample_large_vocab(backend, vocab):

@@ -49,6 +49,22 @@ def test_tiny_llama_seeded_sampling_matches_cpu(tiny_gguf_model, gpu):
     assert outs[gpu] == outs["cpu"]
 
 
+@pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
+@pytest.mark.parametrize("gpu", GPU)
+def test_tiny_llama_top_logprobs_match_cpu(tiny_gguf_model, gpu):
+    params = [longbow.SamplingParams(max_tokens=6, ignore_eos=True, logprobs=k, temperature=t, seed=9)
+              for k, t in [(20, 0.0), (4, 0.9)]]
+    outs = {}
+    for backend in ["cpu", gpu]:
+        llm = longbow.LLM(str(tiny_gguf_model), backend=backend, max_model_len=256)
+        outs[backend] = llm.generate(PROMPTS[:2], params)
+    for got, want in zip(outs[gpu], outs["cpu"], strict=True):
+        assert got.token_ids == want.token_ids
+        assert [list(d) for d in got.top_logprobs] == [list(d) for d in want.top_logprobs]
+        for g, w in zip(got.top_logprobs, want.top_logprobs, strict=True):
+            assert list(g.values()) == pytest.approx(list(w.values()), abs=2e-3)  # f16 KV, other sums
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gpu", GPU)
 def test_smollm2_first_greedy_tokens_match_cpu(gpu):

@@ -154,6 +154,61 @@ def test_stop_token_ids_and_logprobs(tiny_gguf_model):
     assert abs(out.logprobs[0] - (logits[ref[0]] - lse)) < 1e-3
 
 
+def test_top_logprobs(tiny_gguf_model):
+    llm = _llm(tiny_gguf_model)
+    ref = llm.generate([PROMPT], GREEDY)[0].token_ids
+    out = llm.generate([PROMPT], longbow.SamplingParams(max_tokens=16, ignore_eos=True, logprobs=5))[0]
+    assert out.token_ids == ref  # reporting top logprobs changes nothing drawn
+    assert len(out.top_logprobs) == len(out.logprobs) == 16 and out.outputs[0].top_logprobs == out.top_logprobs
+    for tok, lp, top in zip(out.token_ids, out.logprobs, out.top_logprobs):
+        ids, lps = list(top), list(top.values())
+        assert len(top) == 5 and lps == sorted(lps, reverse=True)
+        assert ids[0] == tok and lps[0] == pytest.approx(lp, abs=1e-6)  # greedy: the chosen token leads
+    # The first step's top 5 are those of the prompt logits (raw: before temperature / penalties).
+    logits = llm.prompt_logits(PROMPT).astype(np.float64)
+    lse = np.log(np.exp(logits - logits.max()).sum()) + logits.max()
+    want = np.lexsort((np.arange(len(logits)), -logits))[:5]
+    assert list(out.top_logprobs[0]) == want.tolist()
+    np.testing.assert_allclose(list(out.top_logprobs[0].values()), logits[want] - lse, atol=1e-4)
+    hot = longbow.SamplingParams(max_tokens=4, ignore_eos=True, logprobs=3, temperature=5.0, seed=3,
+                                 repetition_penalty=2.0)
+    hot_out = llm.generate([PROMPT], hot)[0]
+    np.testing.assert_allclose(list(hot_out.top_logprobs[0].values()), logits[want[:3]] - lse, atol=1e-4)
+
+
+def test_top_logprobs_mixed_batch_and_flags(tiny_gguf_model):
+    llm = _llm(tiny_gguf_model)
+    ks = [20, 0, 3, True, False]
+    params = [longbow.SamplingParams(max_tokens=6, ignore_eos=True, logprobs=k) for k in ks]
+    batch = llm.generate([PROMPT] * len(ks), params)  # one step samples rows with different k
+    single = llm.generate([PROMPT], params[0])[0]
+    for a, b in zip(batch[0].top_logprobs, single.top_logprobs, strict=True):
+        assert list(a) == list(b)
+        np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-5)
+    assert [len(d) for d in batch[0].top_logprobs] == [20] * 6
+    assert batch[1].top_logprobs == [{}] * 6 and len(batch[1].logprobs) == 6  # 0: chosen only
+    assert [list(d) for d in batch[2].top_logprobs] == [list(d)[:3] for d in batch[0].top_logprobs]
+    assert batch[3].top_logprobs is None and len(batch[3].logprobs) == 6  # True: chosen only
+    assert batch[4].top_logprobs is None and batch[4].logprobs is None
+    n2 = llm.generate([PROMPT], longbow.SamplingParams(max_tokens=3, ignore_eos=True, logprobs=2, n=2,
+                                                      temperature=1.0, seed=5))[0]
+    assert all(len(o.top_logprobs) == 3 and all(len(d) == 2 for d in o.top_logprobs) for o in n2.outputs)
+
+
+@pytest.mark.parametrize("bad", [21, -1, 1.5, "3"])
+def test_bad_logprobs_raise_value_error(bad):
+    with pytest.raises(ValueError, match=r"\[SamplingParams\] logprobs must be True, False or an int in 0..20"):
+        longbow.SamplingParams(logprobs=bad)
+
+
+def test_engine_rejects_top_logprobs_out_of_range(tiny_gguf_model):
+    llm = _llm(tiny_gguf_model)
+    p = longbow.SamplingParams().to_engine()
+    p.top_logprobs = 21
+    with pytest.raises(ValueError, match=r"\[sampling\] top_logprobs must be in 0..20, got 21"):
+        llm.engine.add_request("bad", PROMPT, p)
+
+
 def test_bad_requests_raise_value_error(tiny_gguf_model):
     llm = _llm(tiny_gguf_model)
     with pytest.raises(ValueError, match="out of range"):

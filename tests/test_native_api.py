@@ -33,6 +33,25 @@ def test_example_program_matches_python(tiny_gguf_model):
     assert _run(program, tiny_gguf_model, 12) == _python_greedy(tiny_gguf_model, 12)
 
 
+@pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
+def test_api_top_logprobs_match_python(tiny_gguf_model):
+    program = require_program("test_api_top_logprobs")
+    out = subprocess.run([str(program), str(tiny_gguf_model), "5", "4", *map(str, PROMPT)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()]
+    llm = longbow.LLM(str(tiny_gguf_model), backend="cpu", kv_dtype="f16", max_model_len=256)
+    want = llm.generate([PROMPT], longbow.SamplingParams(max_tokens=5, ignore_eos=True, logprobs=4))[0]
+    assert [int(r[0]) for r in rows] == want.token_ids
+    for row, lp, top in zip(rows, want.logprobs, want.top_logprobs, strict=True):
+        assert float(row[1]) == pytest.approx(lp, abs=1e-5)
+        assert [int(i) for i in row[2::2]] == list(top)
+        assert [float(v) for v in row[3::2]] == pytest.approx(list(top.values()), abs=1e-5)
+    bad = subprocess.run([str(program), str(tiny_gguf_model), "5", "21", "1"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert bad.returncode == 1 and "[sampling] top_logprobs must be in 0..20, got 21" in bad.stderr
+
+
 def test_example_program_reports_bad_model(tmp_path):
     program = require_program("greedy_decode")
     bad = tmp_path / "bad.gguf"

@@ -192,3 +192,72 @@ def test_sample_bad_params():
         ops.sample("cpu", logits, [{"topk": 3}])
     with pytest.raises(ValueError, match="one dict per logits row"):
         ops.sample("cpu", logits, [{}, {}])
+
+
+# ---- top logprobs ----
+
+def special_rows(vocab):
+    """Rows of -inf, NaN, +inf, ties and signed zeros (vocab >= 8)."""
+    rows = np.zeros((6, vocab), np.float32)
+    rows[0, :] = -np.inf
+    rows[1, 3] = np.nan
+    rows[1, 5] = 2.0
+    rows[2, [1, 4]] = np.inf
+    rows[3, [2, 6, 7]] = 1.5  # ties: lower id first
+    rows[4, ::2] = -0.0
+    rows[4, 1] = -1.0
+    rows[5, :] = np.nan
+    rows[5, 6] = -np.inf
+    return rows
+
+
+def check_top(lps, top_ids, top_lps, logits, params, max_top):
+    for i, p in enumerate(params):
+        k = p.get("top_logprobs", 0)
+        want_ids, want_lps = ref.top_logprobs(logits[i], k)
+        np.testing.assert_array_equal(top_ids[i, :k], want_ids, err_msg=f"row {i}")
+        np.testing.assert_allclose(top_lps[i, :k], want_lps, atol=TOL["logprob"], equal_nan=True, err_msg=f"row {i}")
+        assert (top_ids[i, k:] == -1).all() and (top_lps[i, k:] == -np.inf).all()  # padding
+
+
+@pytest.mark.parametrize("vocab", [1, 31, 33, 4097])
+def test_top_logprobs_match_numpy(vocab):
+    r = rng(100 + vocab)
+    rows, max_top = 16, 20
+    logits = (r.standard_normal((rows, vocab)) * 3).astype(np.float32)
+    logits[1] = np.round(logits[1])  # many ties
+    params = [dict(random_params(r, vocab), top_logprobs=int(r.integers(0, max_top + 1))) for _ in range(rows)]
+    params[0]["top_logprobs"] = max_top  # k > vocab for the small vocabularies
+    ids, lps, top_ids, top_lps = ops.sample("cpu", logits, params, max_top=max_top)
+    check_top(lps, top_ids, top_lps, logits, params, max_top)
+    # The top entries are reported, never drawn from: ids and logprobs are those without them.
+    plain = [{k: v for k, v in p.items() if k != "top_logprobs"} for p in params]
+    want_ids, want_lps = ops.sample("cpu", logits, plain)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(lps, want_lps)
+    for i in range(rows):  # the chosen logprob and a top entry of the same id agree
+        hit = top_ids[i] == ids[i]
+        assert np.allclose(top_lps[i][hit], lps[i])
+
+
+def test_top_logprobs_special_rows():
+    logits = special_rows(12)
+    params = [{"top_logprobs": 5}, {"top_logprobs": 12}, {"top_logprobs": 3, "temperature": 0.5, "seed": 1},
+              {"top_logprobs": 4}, {"top_logprobs": 8}, {"top_logprobs": 2}]
+    _, lps, top_ids, top_lps = ops.sample("cpu", logits, params, max_top=12)
+    check_top(lps, top_ids, top_lps, logits, params, 12)
+    assert top_ids[1, :2].tolist() == [5, 0] and top_ids[1, -1] == 3  # NaN ranks last
+    assert top_ids[3].tolist()[:4] == [2, 6, 7, 0]
+    assert top_ids[4].tolist()[:3] == [0, 2, 3]  # -0 ties +0, lower id first
+
+
+def test_top_logprobs_bad_args():
+    logits = np.zeros((2, 10), np.float32)
+    with pytest.raises(ValueError, match=r"\[cpu.sample\] expected max_top in 0..20, found 21"):
+        ops.sample("cpu", logits, [{}, {}], max_top=21)
+    with pytest.raises(ValueError, match=r"row 1: expected num_top_logprobs in 0..max_top \(4\), found 5"):
+        ops.sample("cpu", logits, [{}, {"top_logprobs": 5}], max_top=4)
+    with pytest.raises(ValueError, match=r"row 0: expected num_top_logprobs in 0..max_top \(0\), found 1"):
+        ops.sample("cpu", logits, [{"top_logprobs": 1}, {}])
+    with pytest.raises(ValueError, match="found -1"):
+        ops.sample("cpu", logits, [{"top_logprobs": -1}, {}], max_top=3)

@@ -71,6 +71,69 @@ def test_chat_and_streaming_agree(client):
     assert [e for e in events if e["choices"]][-1]["choices"][0]["finish_reason"] == "length"
 
 
+def test_completion_top_logprobs(client, llm):
+    r = client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": 3, **GREEDY})
+    assert r.status_code == 200, r.text
+    lp = r.json()["choices"][0]["logprobs"]
+    want = llm.generate("Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True, logprobs=3))[0]
+    text = [llm.tokenizer.token_bytes(t).decode("utf-8", errors="replace") for t in want.token_ids]
+    assert lp["tokens"] == text
+    assert lp["token_logprobs"] == pytest.approx(want.logprobs, abs=1e-6)
+    assert lp["text_offset"] == [sum(len(t) for t in text[:i]) for i in range(len(text))]
+    for entry, top, tok in zip(lp["top_logprobs"], want.top_logprobs, text, strict=True):
+        # OpenAI: the k most likely and the chosen token (greedy: among them).
+        pieces = {llm.tokenizer.token_bytes(i).decode("utf-8", errors="replace"): v for i, v in top.items()}
+        assert entry == pytest.approx(pieces) and tok in entry
+    stream = _sse_events(client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": 3,
+                                                               "stream": True, **GREEDY}).text)
+    chunks = [e["choices"][0]["logprobs"] for e in stream]
+    for key in ["tokens", "top_logprobs", "text_offset"]:
+        assert [x for c in chunks for x in c[key]] == lp[key]
+    plain = client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": True, **GREEDY}).json()
+    assert plain["choices"][0]["logprobs"]["top_logprobs"] is None
+    assert plain["choices"][0]["logprobs"]["token_logprobs"] == lp["token_logprobs"]
+    assert client.post("/v1/completions", json={"prompt": "x", **GREEDY}).json()["choices"][0]["logprobs"] is None
+
+
+def test_chat_top_logprobs(client, llm):
+    req = {"messages": [{"role": "user", "content": "Say something"}], "logprobs": True, "top_logprobs": 2,
+           **GREEDY}
+    r = client.post("/v1/chat/completions", json=req)
+    assert r.status_code == 200, r.text
+    content = r.json()["choices"][0]["logprobs"]["content"]
+    assert len(content) == 12
+    for item in content:
+        assert set(item) == {"token", "logprob", "bytes", "top_logprobs"}
+        assert bytes(item["bytes"]).decode("utf-8", errors="replace") == item["token"]
+        assert len(item["top_logprobs"]) == 2
+        first = item["top_logprobs"][0]
+        assert first["token"] == item["token"] and first["logprob"] == pytest.approx(item["logprob"])  # greedy
+        assert item["top_logprobs"][0]["logprob"] >= item["top_logprobs"][1]["logprob"]
+    stream = _sse_events(client.post("/v1/chat/completions", json={**req, "stream": True}).text)
+    streamed = [item for e in stream if e["choices"] and "logprobs" in e["choices"][0]
+                for item in e["choices"][0]["logprobs"]["content"]]
+    assert streamed == content
+    only = client.post("/v1/chat/completions", json={**req, "top_logprobs": None}).json()
+    assert [c["top_logprobs"] for c in only["choices"][0]["logprobs"]["content"]] == [[]] * 12
+
+
+@pytest.mark.parametrize("chat,extra,param", [
+    (False, {"logprobs": 21}, "logprobs"),
+    (False, {"logprobs": -1}, "logprobs"),
+    (False, {"logprobs": "5"}, "logprobs"),
+    (True, {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    (True, {"logprobs": True, "top_logprobs": 1.5}, "top_logprobs"),
+    (True, {"top_logprobs": 3}, "top_logprobs"),  # needs logprobs: true
+    (True, {"logprobs": 2}, "logprobs"),
+])
+def test_bad_logprobs_requests(client, chat, extra, param):
+    body = {"messages": [{"role": "user", "content": "x"}]} if chat else {"prompt": "x"}
+    r = client.post("/v1/chat/completions" if chat else "/v1/completions", json={**body, **extra})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["param"] == param and err["message"].startswith(param)
+
+
 def test_streaming_completion_with_stop(client):
     base = client.post("/v1/completions", json={"prompt": "Hello world", **GREEDY}).json()["choices"][0]["text"]
     stop = base[3:5]

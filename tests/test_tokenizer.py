@@ -156,6 +156,18 @@ def test_sentencepiece_gguf_roundtrip():
     ids = tok.encode("hé")
     assert "<0xC3>" in [tok.id_to_piece(i) for i in ids]
     assert tok.decode(ids) == "hé"
+    # token_bytes (the server's logprobs `bytes`): ▁ is a space, <0xNN> one byte.
+    assert b"".join(tok.token_bytes(i) for i in ids[1:]) == " hé".encode()  # with the prefix space
+    assert tok.token_bytes(tokens.index("▁hello")) == b" hello"
+    assert tok.token_bytes(tokens.index("<0xC3>")) == b"\xc3"
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_token_bytes_of_byte_level_bpe_join_to_the_text(tiny, text):
+    _, folder, gguf_path = tiny
+    for tok in [Tokenizer.from_gguf_metadata(gguf_metadata_py(gguf_path)), Tokenizer.from_hf_folder(folder)]:
+        ids = tok.encode(text, add_special_tokens=False)
+        assert b"".join(tok.token_bytes(i) for i in ids) == text.encode()
 
 
 @pytest.mark.slow

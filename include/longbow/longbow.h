@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace longbow {
@@ -63,14 +64,16 @@ struct GenerationOptions {
   std::optional<uint64_t> seed;
   std::vector<int> stop_token_ids;
   bool ignore_eos = false;
+  int top_logprobs = 0;  // 0..20 most likely tokens reported with each token (Token::top_logprobs)
 };
 
 struct Token {
   std::string request_id;
   int id = -1;               // -1 when an aborted request is reported
-  float logprob = 0.0f;
+  float logprob = 0.0f;       // log-softmax of the raw logits (before penalties and temperature)
   bool finished = false;
   std::string finish_reason; // "stop", "length", "abort" or ""
+  std::vector<std::pair<int, float>> top_logprobs;  // (id, logprob), most likely first
 };
 
 // Continuous-batching generator over token ids: submit requests any time, step to advance all.

@@ -148,14 +148,14 @@ class AsyncEngine:
 
     def _deliver(self, outs) -> None:
         engine = self.llm.engine
-        for rid, token, logprob, finished, reason, idx in outs:
+        for rid, token, logprob, finished, reason, idx, top in outs:
             req = self._requests.get(rid)
             if req is None or req.state.finished:
                 continue
             sample = req.state.samples[idx]
             if sample.finished:
                 continue
-            delta, must_abort = req.state.on_token(token, logprob, finished, reason, idx)
+            delta, must_abort = req.state.on_token(token, logprob, finished, reason, idx, top)
             if must_abort:
                 engine.abort(rid, idx)
             output = None
@@ -163,7 +163,11 @@ class AsyncEngine:
                 output = req.state.output()
                 del self._requests[rid]
             new_ids = [token] if token >= 0 else []
-            req.put(StreamDelta(rid, idx, delta, new_ids, sample.finished, sample.finish_reason, output))
+            params = req.state.params
+            lps = [logprob for _ in new_ids] if params.wants_logprobs else None
+            tops = [dict(top) for _ in new_ids] if params.num_top_logprobs is not None else None
+            req.put(StreamDelta(rid, idx, delta, new_ids, sample.finished, sample.finish_reason, output,
+                                lps, tops))
 
     def _run(self) -> None:
         engine = self.llm.engine

@@ -125,11 +125,11 @@ class LLM:
         pending = {rid for rid, s in states.items() if not s.finished}
         try:
             while pending:
-                for rid, token, logprob, finished, reason, idx in self.engine.step():
+                for rid, token, logprob, finished, reason, idx, top in self.engine.step():
                     state = states.get(rid)
                     if state is None or state.finished:
                         continue
-                    delta, must_abort = state.on_token(token, logprob, finished, reason, idx)
+                    delta, must_abort = state.on_token(token, logprob, finished, reason, idx, top)
                     if must_abort:
                         self.engine.abort(rid, idx)
                     if state.finished:

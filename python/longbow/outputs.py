@@ -17,15 +17,18 @@ class CompletionOutput:
     text: str
     token_ids: list[int]
     finish_reason: str | None  # "stop", "length", "abort", or None while running
-    logprobs: list[float] | None = None
+    logprobs: list[float] | None = None  # per token, when SamplingParams.logprobs is set
+    # Per token: {token id: logprob} of the k most likely tokens, most likely first, when
+    # SamplingParams.logprobs is an int k (the chosen token is in it only if it is among them).
+    top_logprobs: list[dict[int, float]] | None = None
 
 
 @dataclass
 class RequestOutput:
     """One finished (or aborted) request.
 
-    `outputs` holds all n samples (SamplingParams.n); `text`, `token_ids`, `finish_reason` and
-    `logprobs` are those of the first sample.
+    `outputs` holds all n samples (SamplingParams.n); `text`, `token_ids`, `finish_reason`,
+    `logprobs` and `top_logprobs` are those of the first sample.
     """
 
     request_id: str
@@ -37,6 +40,7 @@ class RequestOutput:
     logprobs: list[float] | None = None
     metrics: dict = field(default_factory=dict)
     outputs: list[CompletionOutput] = field(default_factory=list)
+    top_logprobs: list[dict[int, float]] | None = None
 
 
 @dataclass
@@ -50,6 +54,8 @@ class StreamDelta:
     finished: bool  # this sample is done
     finish_reason: str | None
     output: RequestOutput | None = None  # the whole request, on its last delta
+    logprobs: list[float] | None = None  # of token_ids, when SamplingParams.logprobs is set
+    top_logprobs: list[dict[int, float]] | None = None  # of token_ids, when logprobs is an int
 
 
 class SampleState:
@@ -59,6 +65,7 @@ class SampleState:
         self.index = index
         self.token_ids: list[int] = []
         self.logprobs: list[float] = []
+        self.top_logprobs: list[dict[int, float]] = []
         self.text = ""
         self.finish_reason: str | None = None
         self.t_first_token: float | None = None
@@ -70,7 +77,8 @@ class SampleState:
     def finished(self) -> bool:
         return self.finish_reason is not None
 
-    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str, now: float) -> tuple[str, bool]:
+    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str, now: float,
+                 top: list[tuple[int, float]] | None = None) -> tuple[str, bool]:
         if self.finished:
             return "", False
         if token_id >= 0:
@@ -78,6 +86,7 @@ class SampleState:
                 self.t_first_token = now
             self.token_ids.append(token_id)
             self.logprobs.append(logprob)
+            self.top_logprobs.append(dict(top or ()))
         delta = ""
         # Stop tokens and eos end the text without being shown.
         shown = token_id >= 0 and not (finished and reason == "stop")
@@ -100,9 +109,11 @@ class SampleState:
         self.finish_reason = reason
         self.t_finish = now
 
-    def output(self, with_logprobs: bool) -> CompletionOutput:
+    def output(self, params: SamplingParams) -> CompletionOutput:
+        with_top = params.num_top_logprobs is not None
         return CompletionOutput(self.index, self.text, list(self.token_ids), self.finish_reason or "abort",
-                                list(self.logprobs) if with_logprobs else None)
+                                list(self.logprobs) if params.wants_logprobs else None,
+                                list(self.top_logprobs) if with_top else None)
 
 
 class RequestState:
@@ -141,13 +152,14 @@ class RequestState:
         return all(s.finished for s in self.samples)
 
     def on_token(self, token_id: int, logprob: float, finished: bool, reason: str,
-                 sample_idx: int = 0) -> tuple[str, bool]:
-        """Feed one engine output; returns (new text, whether the engine must abort this sample
-        because a stop string matched)."""
+                 sample_idx: int = 0, top: list[tuple[int, float]] | None = None) -> tuple[str, bool]:
+        """Feed one engine output (top: its [(token id, logprob)] top logprobs); returns (new
+        text, whether the engine must abort this sample because a stop string matched)."""
         if not 0 <= sample_idx < len(self.samples):
             raise ValueError(f"[RequestState] {self.request_id}: expected sample index in "
                              f"[0, {len(self.samples)}), found {sample_idx}")
-        return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, time.perf_counter())
+        now = time.perf_counter()
+        return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, now, top)
 
     def output(self) -> RequestOutput:
         first = self.samples[0]
@@ -165,7 +177,7 @@ class RequestState:
             "prefill_tokens_per_s": (len(self.prompt_ids) / ttft) if ttft else None,
             "decode_tokens_per_s": ((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
         }
-        outs = [s.output(self.params.logprobs) for s in self.samples]
+        outs = [s.output(self.params) for s in self.samples]
         return RequestOutput(
             request_id=self.request_id,
             prompt=self.prompt,
@@ -176,4 +188,5 @@ class RequestState:
             logprobs=outs[0].logprobs,
             metrics=metrics,
             outputs=outs,
+            top_logprobs=outs[0].top_logprobs,
         )

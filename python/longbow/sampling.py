@@ -17,6 +17,12 @@ class SamplingParams:
     the output before the stop string; `stop_token_ids` end it after that token (not shown).
     `n` samples of the prompt share its KV blocks (copy-on-write); sample i of a seeded request
     uses seed + i.
+
+    `logprobs`: False for none; True for each generated token's logprob; an int k in
+    0..MAX_TOP_LOGPROBS (20, OpenAI's limit) for that plus the k most likely tokens at each step
+    (CompletionOutput.top_logprobs; ties go to the lower token id). Logprobs are the
+    log-softmax of the model's raw logits, before penalties, temperature and top_k/top_p/min_p,
+    as in vLLM; they are computed on the device and only the k entries come back.
     """
 
     max_tokens: int = 128
@@ -32,7 +38,7 @@ class SamplingParams:
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = False
     min_tokens: int = 0
-    logprobs: bool = False
+    logprobs: bool | int = False
     skip_special_tokens: bool = True
     n: int = 1
 
@@ -73,6 +79,10 @@ class SamplingParams:
             bad("repetition_penalty", "> 0")
         if not _finite(self.presence_penalty) or not _finite(self.frequency_penalty):
             bad("presence_penalty", "finite")
+        if self.logprobs is not None and not isinstance(self.logprobs, bool) and (
+            not _int(self.logprobs) or not 0 <= self.logprobs <= MAX_TOP_LOGPROBS
+        ):
+            bad("logprobs", f"True, False or an int in 0..{MAX_TOP_LOGPROBS} (top logprobs per token)")
         if self.seed is not None and (not _int(self.seed) or not 0 <= self.seed < 2**64):
             bad("seed", "an int in [0, 2**64)")
         if isinstance(self.stop, (bytes, bytearray)) or not _iterable(self.stop) or any(
@@ -83,6 +93,16 @@ class SamplingParams:
             not _int(t) or not 0 <= t <= _INT32_MAX for t in self.stop_token_ids
         ):
             bad("stop_token_ids", "a list of token ids")
+
+    @property
+    def wants_logprobs(self) -> bool:
+        """Whether outputs carry each token's logprob (logprobs True or an int)."""
+        return self.logprobs is not None and self.logprobs is not False
+
+    @property
+    def num_top_logprobs(self) -> int | None:
+        """k of the top logprobs asked for (logprobs given as an int), else None."""
+        return None if self.logprobs is None or isinstance(self.logprobs, bool) else int(self.logprobs)
 
     def to_engine(self):
         """The engine's copy of these settings (a _core.EngineSamplingParams)."""
@@ -102,10 +122,12 @@ class SamplingParams:
         p.seed = None if self.seed is None else int(self.seed)
         p.stop_token_ids = [int(t) for t in self.stop_token_ids]
         p.ignore_eos = bool(self.ignore_eos)
+        p.top_logprobs = self.num_top_logprobs or 0
         return p
 
 
 _INT32_MAX = 2**31 - 1
+MAX_TOP_LOGPROBS = 20  # SampleArgs::MAX_TOP of the engine; OpenAI's top_logprobs limit
 
 
 def _int(x: object) -> bool:

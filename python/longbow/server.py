@@ -9,6 +9,7 @@ Every request goes through one AsyncEngine, so concurrent clients share continuo
 
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from typing import Any
 
 from .async_engine import AsyncEngine
 from .llm import LLM
-from .sampling import SamplingParams
+from .sampling import MAX_TOP_LOGPROBS, SamplingParams
 
 # OpenAI request fields we understand; anything else is rejected with a clear message rather
 # than silently ignored.
@@ -38,11 +39,38 @@ class RequestError(ValueError):
         self.param = param
 
 
+def _top_count(body: dict[str, Any], name: str) -> int:
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOP_LOGPROBS:
+        raise RequestError(f"{name} must be an int in 0..{MAX_TOP_LOGPROBS}, got {value!r}", name)
+    return value
+
+
+def logprobs_from(body: dict[str, Any], chat: bool) -> bool | int:
+    """SamplingParams.logprobs of a request. Completions: `logprobs: k` (the chosen token and
+    the k most likely; `true` = the chosen token only). Chat: `logprobs: true`, optionally with
+    `top_logprobs: k`."""
+    value = body.get("logprobs")
+    if not chat:
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        return _top_count(body, "logprobs")
+    if value is not None and not isinstance(value, bool):
+        raise RequestError(f"logprobs must be true or false, got {value!r}", "logprobs")
+    if body.get("top_logprobs") is None:
+        return bool(value)
+    top = _top_count(body, "top_logprobs")
+    if not value:
+        raise RequestError("top_logprobs needs logprobs: true", "top_logprobs")
+    return top
+
+
 def sampling_params_from(body: dict[str, Any], allowed: set[str]) -> SamplingParams:
     """SamplingParams from an OpenAI request body; RequestError names the offending field."""
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise RequestError(f"unsupported field(s): {', '.join(unknown)}", unknown[0])
+    logprobs = logprobs_from(body, chat="messages" in allowed)
     stop = body.get("stop") or []
     if isinstance(stop, str):
         stop = [stop]
@@ -62,7 +90,7 @@ def sampling_params_from(body: dict[str, Any], allowed: set[str]) -> SamplingPar
         stop_token_ids=list(body.get("stop_token_ids") or []),
         ignore_eos=bool(body.get("ignore_eos", False)),
         min_tokens=body.get("min_tokens", 0),
-        logprobs=bool(body.get("logprobs")),
+        logprobs=logprobs,
     )
     n = body.get("n", 1)
     if not isinstance(n, int) or n < 1 or n > 16:
@@ -81,6 +109,11 @@ def _usage(output) -> dict[str, int]:
 
 def _completions(output) -> list:
     return list(getattr(output, "outputs", None) or [output])
+
+
+def _finite(logprob: float) -> float:
+    """JSON has no -inf or NaN: OpenAI reports -9999.0 for impossible tokens."""
+    return logprob if math.isfinite(logprob) else -9999.0
 
 
 def _sse(payload: dict | str) -> str:
@@ -104,6 +137,44 @@ class OpenAIServer:
         name = body.get("model")
         if name is not None and name != self.model_name:
             raise RequestError(f"model {name!r} is not served here (serving {self.model_name!r})", "model")
+
+    def _token(self, token_id: int) -> tuple[str, list[int]]:
+        """(text, UTF-8 bytes) of one token; a partial character shows as U+FFFD in the text."""
+        raw = self.llm.tokenizer.token_bytes(token_id)
+        return raw.decode("utf-8", errors="replace"), list(raw)
+
+    def _completion_logprobs(self, token_ids: list[int], logprobs: list[float],
+                             tops: list[dict[int, float]] | None, offset: int = 0) -> dict:
+        """Legacy completions `logprobs`: per token its text, logprob, and (when asked) a
+        {text: logprob} of the top k plus the chosen token, as OpenAI; text_offset counts
+        characters of the token texts from `offset`."""
+        tokens = [self._token(t)[0] for t in token_ids]
+        offsets = []
+        for text in tokens:
+            offsets.append(offset)
+            offset += len(text)
+        top_logprobs = None
+        if tops is not None:
+            top_logprobs = []
+            for text, lp, top in zip(tokens, logprobs, tops):
+                entry = {self._token(i)[0]: _finite(v) for i, v in top.items()}
+                entry.setdefault(text, _finite(lp))
+                top_logprobs.append(entry)
+        return {"tokens": tokens, "token_logprobs": [_finite(lp) for lp in logprobs],
+                "top_logprobs": top_logprobs, "text_offset": offsets}
+
+    def _chat_logprobs(self, token_ids: list[int], logprobs: list[float],
+                       tops: list[dict[int, float]] | None) -> dict:
+        """Chat `logprobs.content`: per token {token, logprob, bytes, top_logprobs}."""
+        content = []
+        for j, (t, lp) in enumerate(zip(token_ids, logprobs)):
+            text, raw = self._token(t)
+            top = []
+            for i, v in (tops[j] if tops is not None else {}).items():
+                top_text, top_raw = self._token(i)
+                top.append({"token": top_text, "logprob": _finite(v), "bytes": top_raw})
+            content.append({"token": text, "logprob": _finite(lp), "bytes": raw, "top_logprobs": top})
+        return {"content": content}
 
     def _chat_prompt(self, body: dict) -> str:
         messages = body.get("messages")
@@ -143,9 +214,10 @@ class OpenAIServer:
                     text = prompt + text
                 choice = {"index": len(choices), "text": text, "finish_reason": c.finish_reason,
                           "logprobs": None}
-                if params.logprobs and c.logprobs is not None:
-                    choice["logprobs"] = {"token_logprobs": c.logprobs,
-                                          "tokens": [self.llm.tokenizer.id_to_piece(t) for t in c.token_ids]}
+                if c.logprobs is not None:
+                    offset = len(prompt) if body.get("echo") and isinstance(prompt, str) else 0
+                    choice["logprobs"] = self._completion_logprobs(c.token_ids, c.logprobs,
+                                                                   c.top_logprobs, offset)
                 choices.append(choice)
             for k, v in _usage(output).items():
                 usage[k] += v
@@ -160,10 +232,8 @@ class OpenAIServer:
         for i, c in enumerate(_completions(output)):
             choice = {"index": i, "message": {"role": "assistant", "content": c.text},
                       "finish_reason": c.finish_reason, "logprobs": None}
-            if params.logprobs and c.logprobs is not None:
-                choice["logprobs"] = {"content": [
-                    {"token": self.llm.tokenizer.id_to_piece(t), "logprob": lp}
-                    for t, lp in zip(c.token_ids, c.logprobs)]}
+            if c.logprobs is not None:
+                choice["logprobs"] = self._chat_logprobs(c.token_ids, c.logprobs, c.top_logprobs)
             choices.append(choice)
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": self.model_name, "choices": choices, "usage": _usage(output)}
@@ -187,6 +257,7 @@ class OpenAIServer:
     async def _events(self, rid, created, prompt, special, params, chat, include_usage) -> AsyncIterator[str]:
         obj = "chat.completion.chunk" if chat else "text_completion"
         started: set[int] = set()
+        offsets: dict[int, int] = {}  # per sample: characters of token texts so far (text_offset)
         output = None
         async for d in self.engine.generate(prompt, params, add_special_tokens=special):
             if chat:
@@ -197,10 +268,19 @@ class OpenAIServer:
                 if d.text:
                     delta["content"] = d.text
                 choice = {"index": d.index, "delta": delta, "finish_reason": d.finish_reason if d.finished else None}
+                if d.logprobs is not None:
+                    choice["logprobs"] = self._chat_logprobs(d.token_ids, d.logprobs, d.top_logprobs)
             else:
                 choice = {"index": d.index, "text": d.text,
                           "finish_reason": d.finish_reason if d.finished else None}
-            if d.text or d.finished or (chat and "role" in choice["delta"]):
+                if d.logprobs is not None:
+                    at = offsets.get(d.index, 0)
+                    lps = self._completion_logprobs(d.token_ids, d.logprobs, d.top_logprobs, at)
+                    offsets[d.index] = at + sum(len(t) for t in lps["tokens"])
+                    choice["logprobs"] = lps
+            # A token without new text still carries its logprobs.
+            with_logprobs = d.logprobs is not None and bool(d.token_ids)
+            if d.text or d.finished or with_logprobs or (chat and "role" in choice["delta"]):
                 yield _sse({"id": rid, "object": obj, "created": created, "model": self.model_name,
                             "choices": [choice]})
             if d.output is not None:

@@ -75,6 +75,11 @@ def bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
+@lru_cache(maxsize=1)
+def _unicode_to_bytes() -> dict[str, int]:
+    return {c: b for b, c in bytes_to_unicode().items()}
+
+
 def _token_content(value: Any) -> str | None:
     """tokenizer_config.json stores special tokens as a str or as an AddedToken dict."""
     if value is None:
@@ -270,6 +275,32 @@ class Tokenizer:
                 f"[tokenizer] id_to_piece: expected id in [0, {self.vocab_size}), found {token_id}"
             )
         return piece
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one token stands for (possibly part of a UTF-8 character), as OpenAI's
+        logprobs `bytes`: byte-level BPE pieces mapped back through GPT-2's byte map;
+        SentencePiece `<0xNN>` byte tokens and `▁` spaces; anything else as spelled."""
+        piece = self.id_to_piece(token_id)
+        if self._byte_level:
+            inverse = _unicode_to_bytes()
+            if all(c in inverse for c in piece):
+                return bytes(inverse[c] for c in piece)
+            return piece.encode("utf-8")
+        if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            try:
+                return bytes([int(piece[3:5], 16)])
+            except ValueError:
+                pass
+        return piece.replace("\u2581", " ").encode("utf-8")
+
+    @property
+    def _byte_level(self) -> bool:
+        """Whether the decoder is GPT-2 byte-level (else SentencePiece-style `▁` pieces)."""
+        if not hasattr(self, "_byte_level_decoder"):
+            decoder = self._tok.decoder
+            state = decoder.__getstate__() if decoder is not None else b""
+            self._byte_level_decoder = b'"ByteLevel"' in state
+        return self._byte_level_decoder
 
     def piece_to_id(self, piece: str) -> int | None:
         return self._tok.token_to_id(piece)

@@ -46,7 +46,8 @@ void bind_engine(py::module_& m) {
       .def_readwrite("frequency_penalty", &SamplingParams::frequency_penalty)
       .def_readwrite("seed", &SamplingParams::seed)
       .def_readwrite("stop_token_ids", &SamplingParams::stop_token_ids)
-      .def_readwrite("ignore_eos", &SamplingParams::ignore_eos);
+      .def_readwrite("ignore_eos", &SamplingParams::ignore_eos)
+      .def_readwrite("top_logprobs", &SamplingParams::top_logprobs);
 
   py::class_<BlockManager>(m, "BlockManager",
                            "Paged KV block allocator (block 0 is the null block): ref counts, LRU free "
@@ -144,12 +145,13 @@ void bind_engine(py::module_& m) {
             py::list result;
             for (const auto& t : outs) {
               result.append(py::make_tuple(t.request_id, t.token_id, t.logprob, t.finished,
-                                           finish_reason_name(t.finish_reason), t.sample_idx));
+                                           finish_reason_name(t.finish_reason), t.sample_idx, t.top_logprobs));
             }
             return result;
           },
           "Run one iteration; returns [(request_id, token_id, logprob, finished, finish_reason, "
-          "sample_idx)].")
+          "sample_idx, top_logprobs)]; top_logprobs is [(token_id, logprob)], most likely first, empty "
+          "unless the request asked for some.")
       .def("abort", &Engine::abort, py::arg("request_id"), py::arg("sample_idx") = -1,
            "Abort a request (every sample, or one); False if it was not running.")
       .def("has_unfinished", &Engine::has_unfinished)

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <map>
@@ -146,14 +147,15 @@ AttentionVariant variant_from_name(const std::string& v) {
 // One SampleRowParams from a dict; its "penalty_tokens" and "ban_tokens" lists are appended to `flat`.
 SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
   static const char* known[] = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
-                                "frequency_penalty", "seed", "counter", "penalty_tokens", "ban_tokens"};
+                                "frequency_penalty", "seed", "counter", "penalty_tokens", "ban_tokens",
+                                "top_logprobs"};
   for (auto item : d) {
     const std::string key = py::str(item.first);
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
     check(ok, "sample params: unknown key '" + key +
                   "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
-                  "frequency_penalty, seed, counter, penalty_tokens, ban_tokens)");
+                  "frequency_penalty, seed, counter, penalty_tokens, ban_tokens, top_logprobs)");
   }
   auto get = [&](const char* k, auto def) { return d.contains(k) ? d[k].cast<decltype(def)>() : def; };
   SampleRowParams p;
@@ -167,6 +169,7 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
   const uint64_t seed = get("seed", uint64_t{0});
   p.seed_lo = static_cast<uint32_t>(seed), p.seed_hi = static_cast<uint32_t>(seed >> 32);
   p.counter = get("counter", uint32_t{0});
+  p.num_top_logprobs = get("top_logprobs", int32_t{0});
   const auto toks = get("penalty_tokens", std::vector<int32_t>{});
   p.penalty_start = static_cast<int32_t>(flat.size());
   p.penalty_count = static_cast<int32_t>(toks.size());
@@ -471,7 +474,7 @@ void bind_ops(py::module_& m) {
 
   ops.def(
       "sample",
-      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params) {
+      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params, int max_top) -> py::tuple {
         Backend& be = get_backend(backend);
         check_shape(logits, {-1, -1}, "logits");
         const int R = static_cast<int>(logits.shape(0)), V = static_cast<int>(logits.shape(1));
@@ -483,18 +486,26 @@ void bind_ops(py::module_& m) {
         Dev dl = to_dev(be, logits), dp = new_dev(be, rows.size() * sizeof(SampleRowParams)),
             dt = new_dev(be, flat.size() * 4), dids = new_dev(be, static_cast<size_t>(R) * 4),
             dlp = new_dev(be, static_cast<size_t>(R) * 4);
+        // (R, max_top) each; an out-of-range max_top is passed on for the op to reject.
+        const size_t top_elems = static_cast<size_t>(R) * std::clamp(max_top, 0, SampleArgs::MAX_TOP);
+        Dev dti = new_dev(be, top_elems * 4), dtl = new_dev(be, top_elems * 4);
         if (!rows.empty()) be.upload(dp.view(), rows.data(), rows.size() * sizeof(SampleRowParams));
         if (!flat.empty()) be.upload(dt.view(), flat.data(), flat.size() * 4);
         SampleArgs a;
         a.out_ids = dids.view(), a.out_logprobs = dlp.view(), a.logits = dl.view(), a.params = dp.view();
         a.penalty_tokens = dt.view(), a.num_rows = R, a.vocab_size = V;
+        a.out_top_ids = dti.view(), a.out_top_logprobs = dtl.view(), a.max_top = max_top;
         be.sample(a);
-        return py::make_tuple(from_dev<int32_t>(be, dids, {R}), from_dev<float>(be, dlp, {R}));
+        auto ids = from_dev<int32_t>(be, dids, {R});
+        auto lps = from_dev<float>(be, dlp, {R});
+        if (max_top == 0) return py::make_tuple(ids, lps);
+        return py::make_tuple(ids, lps, from_dev<int32_t>(be, dti, {R, max_top}), from_dev<float>(be, dtl, {R, max_top}));
       },
-      py::arg("backend"), py::arg("logits"), py::arg("params"),
+      py::arg("backend"), py::arg("logits"), py::arg("params"), py::arg("max_top") = 0,
       "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys temperature, "
       "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), counter, "
-      "penalty_tokens (list), ban_tokens (list of ids that cannot be drawn).");
+      "penalty_tokens (list), ban_tokens (list of ids that cannot be drawn), top_logprobs (0..max_top). "
+      "With max_top > 0 also (top_ids (R, max_top) i32, top_logprobs (R, max_top) f32).");
 
   ops.def(
       "cpu_simd", [] { return std::string(cpu::row_kernels().name); },

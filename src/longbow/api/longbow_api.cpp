@@ -40,13 +40,15 @@ void Generator::submit(const std::string& request_id, const std::vector<int>& pr
   p.seed = o.seed;
   p.stop_token_ids = o.stop_token_ids;
   p.ignore_eos = o.ignore_eos;
+  p.top_logprobs = o.top_logprobs;
   engine_->add_request(request_id, prompt, p);
 }
 
 std::vector<Token> Generator::step() {
   std::vector<Token> out;
   for (const engine::TokenOutput& t : engine_->step()) {
-    out.push_back({t.request_id, t.token_id, t.logprob, t.finished, engine::finish_reason_name(t.finish_reason)});
+    out.push_back({t.request_id, t.token_id, t.logprob, t.finished, engine::finish_reason_name(t.finish_reason),
+                   t.top_logprobs});
   }
   return out;
 }

@@ -159,16 +159,28 @@ struct SampleRowParams {
   // Slice of the same token list holding ids that cannot be drawn (logit set to -inf after the
   // penalties), e.g. end-of-sequence and stop ids before min_tokens.
   int32_t ban_start = 0, ban_count = 0;
+  // Most likely tokens to report (log-softmax of the raw logits, like the chosen logprob), in
+  // 0..SampleArgs::max_top; 0 = none. Per row: a batch mixes requests asking for different k,
+  // and rows asking for none skip the selection.
+  int32_t num_top_logprobs = 0;
 };
 
-// Samples one token per logits row on the device; only ids and logprobs come back.
+// Samples one token per logits row on the device; only ids and logprobs come back (the chosen
+// one and each row's num_top_logprobs most likely, never the whole logits row).
 struct SampleArgs {
+  static constexpr int MAX_TOP = 20;  // most top logprobs per row (OpenAI's top_logprobs limit)
   BufView out_ids;       // (num_rows,) i32
   BufView out_logprobs;  // (num_rows,) f32: log-softmax of the raw logits at the chosen id
+  // Row r's first min(num_top_logprobs, vocab_size) entries: ids by (raw logit desc, id asc, NaN
+  // last) and their log-softmax values; the rest of the row is id -1, logprob -inf. Unused
+  // (may be empty) when max_top is 0.
+  BufView out_top_ids;       // (num_rows, max_top) i32
+  BufView out_top_logprobs;  // (num_rows, max_top) f32
   BufView logits;        // (num_rows, vocab_size) f32, may be modified (scratch)
   BufView params;        // (num_rows,) SampleRowParams
   BufView penalty_tokens;  // (total,) i32: tokens seen so far / banned ids per row, sliced by params
   int num_rows = 0, vocab_size = 0;
+  int max_top = 0;  // row stride of the top outputs, 0..MAX_TOP; bounds every num_top_logprobs
 };
 
 // Copies whole KV blocks src[i] -> dst[i] in every layer's cache (copy-on-write).

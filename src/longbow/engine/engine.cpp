@@ -68,6 +68,8 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   sample_ids_ = backend_->alloc(config_.max_num_seqs * sizeof(int32_t));
   sample_logprobs_ = backend_->alloc(config_.max_num_seqs * sizeof(float));
   sample_params_ = backend_->alloc(config_.max_num_seqs * sizeof(SampleRowParams));
+  sample_top_ids_ = backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(int32_t));
+  sample_top_logprobs_ = backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(float));
   penalty_capacity_ = 4096;
   penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
   copy_capacity_ = static_cast<size_t>(config_.max_num_seqs);
@@ -198,6 +200,7 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
   const int R = static_cast<int>(rows.size());
   std::vector<SampleRowParams> params(R);
   std::vector<int32_t> penalty;
+  int max_top = 0;  // the widest top-logprobs request of the step sets the output row stride
   for (int r = 0; r < R; ++r) {
     const Sequence& seq = *rows[r];
     const SamplingParams& sp = seq.params;
@@ -212,6 +215,8 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
     p.seed_lo = static_cast<uint32_t>(seq.seed);
     p.seed_hi = static_cast<uint32_t>(seq.seed >> 32);
     p.counter = static_cast<uint32_t>(seq.num_generated());
+    p.num_top_logprobs = sp.top_logprobs;
+    max_top = std::max(max_top, sp.top_logprobs);
     const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
     p.penalty_start = static_cast<int32_t>(penalty.size());
     p.penalty_count = penalized ? seq.num_tokens() : 0;
@@ -227,18 +232,28 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
   backend_->upload({sample_params_.get(), 0}, params.data(), R * sizeof(SampleRowParams));
   if (!penalty.empty()) backend_->upload({penalty_tokens_.get(), 0}, penalty.data(), penalty.size() * sizeof(int32_t));
   backend_->sample({.out_ids = {sample_ids_.get(), 0}, .out_logprobs = {sample_logprobs_.get(), 0},
+                    .out_top_ids = {sample_top_ids_.get(), 0}, .out_top_logprobs = {sample_top_logprobs_.get(), 0},
                     .logits = model_->logits(), .params = {sample_params_.get(), 0},
                     .penalty_tokens = {penalty_tokens_.get(), 0}, .num_rows = R,
-                    .vocab_size = model_config().vocab_size});
+                    .vocab_size = model_config().vocab_size, .max_top = max_top});
   std::vector<int32_t> ids(R);
   std::vector<float> logprobs(R);
   backend_->download(ids.data(), {sample_ids_.get(), 0}, R * sizeof(int32_t));
   backend_->download(logprobs.data(), {sample_logprobs_.get(), 0}, R * sizeof(float));
+  std::vector<int32_t> top_ids(static_cast<size_t>(R) * max_top);  // (R, max_top)
+  std::vector<float> top_lps(top_ids.size());                       // (R, max_top)
+  if (max_top > 0) {
+    backend_->download(top_ids.data(), {sample_top_ids_.get(), 0}, top_ids.size() * sizeof(int32_t));
+    backend_->download(top_lps.data(), {sample_top_logprobs_.get(), 0}, top_lps.size() * sizeof(float));
+  }
 
   for (int r = 0; r < R; ++r) {
     Sequence* seq = rows[r];
     seq->tokens.push_back(ids[r]);
-    TokenOutput t{seq->request_id, ids[r], logprobs[r], false, FinishReason::None, seq->sample_idx};
+    TokenOutput t{seq->request_id, ids[r], logprobs[r], false, FinishReason::None, seq->sample_idx, {}};
+    for (int j = 0; j < seq->params.top_logprobs && top_ids[r * max_top + j] >= 0; ++j) {
+      t.top_logprobs.emplace_back(top_ids[r * max_top + j], top_lps[r * max_top + j]);
+    }
     if (is_stop(*seq, ids[r])) {
       t.finish_reason = FinishReason::Stop;
     } else if (seq->num_generated() >= seq->params.max_tokens || seq->num_tokens() >= config_.max_model_len) {

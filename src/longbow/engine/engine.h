@@ -4,6 +4,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "longbow/backend/backend.h"
@@ -47,6 +48,9 @@ struct TokenOutput {
   bool finished = false;
   FinishReason finish_reason = FinishReason::None;
   int sample_idx = 0;  // which of the request's n samples
+  // The request's top_logprobs most likely (token id, logprob), most likely first; empty when
+  // it asked for none (and for aborts).
+  std::vector<std::pair<int, float>> top_logprobs;
 };
 
 struct EngineStats {
@@ -111,6 +115,7 @@ class Engine {
   int max_blocks_per_seq_ = 0;
   // Sampling buffers on the device.
   std::unique_ptr<Buffer> sample_ids_, sample_logprobs_, sample_params_, penalty_tokens_;
+  std::unique_ptr<Buffer> sample_top_ids_, sample_top_logprobs_;  // (max_num_seqs, SampleArgs::MAX_TOP)
   size_t penalty_capacity_ = 0;
   std::unique_ptr<Buffer> copy_pairs_;  // (capacity, 2) i32 (src, dst) for copy-on-write
   size_t copy_capacity_ = 0;

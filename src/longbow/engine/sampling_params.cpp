@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "longbow/backend/backend.h"
+
 namespace longbow::engine {
 
 namespace {
@@ -24,6 +26,9 @@ void SamplingParams::validate(int vocab_size) const {
   check(std::isfinite(repetition_penalty) && repetition_penalty > 0,
         "repetition_penalty must be > 0, got " + std::to_string(repetition_penalty));
   check(std::isfinite(presence_penalty) && std::isfinite(frequency_penalty), "penalties must be finite");
+  check(top_logprobs >= 0 && top_logprobs <= SampleArgs::MAX_TOP, "top_logprobs must be in 0.." +
+                                                                     std::to_string(SampleArgs::MAX_TOP) + ", got " +
+                                                                     std::to_string(top_logprobs));
   for (int id : stop_token_ids) {
     check(id >= 0 && id < vocab_size, "stop token id " + std::to_string(id) + " out of range for vocab_size " +
                                           std::to_string(vocab_size));

@@ -21,6 +21,9 @@ struct SamplingParams {
   std::optional<uint64_t> seed;   // none: drawn at random when the request is added
   std::vector<int> stop_token_ids;  // besides the model's end-of-sequence ids
   bool ignore_eos = false;
+  // Most likely tokens reported with each sampled one (log-softmax of the raw logits, as the
+  // chosen token's logprob), 0..SampleArgs::MAX_TOP; 0 = the chosen token's logprob only.
+  int top_logprobs = 0;
 
   // Throws std::invalid_argument naming the offending field.
   void validate(int vocab_size) const;

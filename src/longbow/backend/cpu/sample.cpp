@@ -1,10 +1,13 @@
 // Token sampling, one logits row per thread-chunk. The exact rule (shared with the Metal kernel):
-//  a) logprob = log_softmax(raw logits)[id];  b) repetition / presence / frequency penalties, then
+//  a) logprob = log_softmax(raw logits)[id] = raw[id] - (max + log(sum(exp(raw - max)))), NaN
+//  for every id of a row holding NaN or +inf or only -inf (the normalizer is undefined);  b) repetition / presence / frequency penalties, then
 //  banned ids (ban slice) set to -inf;
 //  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by
 //  (logit desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF
 //  with u = Philox(seed, counter). Sorting is lazy: only a growing head of the candidates is
 //  selected (nth_element) and sorted, which is all the truncation and the draw ever look at.
+//  e) top logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last) with
+//  log_softmax(raw logits) at each, as a); the draw does not depend on them.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -129,15 +132,59 @@ int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
   }
 }
 
+// Whether value a, at a higher index than b, ranks before b: (value desc, index asc, NaN last).
+inline bool ranks_before_earlier(float a, float b) { return !std::isnan(a) && (std::isnan(b) || a > b); }
+
+// e) The k <= MAX_TOP most likely ids of a row in one pass over a sorted list of at most k
+// entries (insertion; a candidate must beat the current last to enter, so this is O(V) for a
+// row of any order). Writes the row's max_top outputs, padded with id -1 / logprob -inf.
+void top_logprobs(const float* raw, int vocab, double lse, int k, int max_top, int32_t* top_ids, float* top_lps) {
+  const int n = std::min(k, vocab);
+  int32_t best[SampleArgs::MAX_TOP];
+  int size = 0;
+  for (int i = 0; i < vocab && n > 0; ++i) {
+    const float v = raw[i];
+    if (size == n) {
+      if (!ranks_before_earlier(v, raw[best[n - 1]])) continue;
+      --size;  // the last entry drops out
+    }
+    int at = size++;
+    for (; at > 0 && ranks_before_earlier(v, raw[best[at - 1]]); --at) best[at] = best[at - 1];
+    best[at] = i;
+  }
+  for (int j = 0; j < max_top; ++j) {
+    top_ids[j] = j < n ? best[j] : -1;
+    top_lps[j] = j < n ? static_cast<float>(static_cast<double>(raw[best[j]]) - lse) : -INFINITY;
+  }
+}
+
+// Row outputs: the chosen id and logprob, and the row's (max_top,) top-logprob entries.
+struct RowOut {
+  int32_t* id;
+  float* logprob;
+  int32_t* top_ids;
+  float* top_logprobs;
+  int max_top;
+};
+
 void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks, const int32_t* bans, int vocab,
-                RowScratch& s, int32_t* out_id, float* out_logprob) {
+                RowScratch& s, const RowOut& out) {
   // a) log-softmax normalizer of the raw logits.
   // Vectorized max and exp-sum (the attention kernels' SIMD softmax pieces): a scalar exp per
   // vocab entry cost ~0.25 ms a row, a large share of a batched decode step.
   const AttnKernels& k = attn_kernels();
   const float raw_max = k.row_max(raw, vocab);
-  std::memcpy(s.weights, raw, static_cast<size_t>(vocab) * sizeof(float));
-  const double lse = raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
+  bool has_nan = false;  // the SIMD max and exp may skip NaN: rule a) asks for NaN
+  for (int i = 0; i < vocab; ++i) {
+    s.weights[i] = raw[i];
+    has_nan |= raw[i] != raw[i];
+  }
+  const double lse = has_nan || std::isinf(raw_max)
+                         ? NAN
+                         : raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
+  if (out.max_top > 0) top_logprobs(raw, vocab, lse, p.num_top_logprobs, out.max_top, out.top_ids, out.top_logprobs);
+  int32_t* out_id = out.id;
+  float* out_logprob = out.logprob;
   if (p.temperature == 0.0f && p.penalty_count == 0 && p.ban_count == 0) {
     // Plain greedy: the first index holding the maximum (argmax's lowest index on ties), no copy.
     // Rows with NaN logits keep argmax's answer (NaN never wins a comparison, NaN first stays).
@@ -162,7 +209,7 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
   *out_logprob = static_cast<float>(static_cast<double>(raw[id]) - lse);
 }
 
-void validate_params(const SampleRowParams& p, int row) {
+void validate_params(const SampleRowParams& p, int row, int max_top) {
   auto at = [row] { return "row " + std::to_string(row) + ": "; };  // built only on failure
   require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample",
           [&] { return at() + "expected temperature >= 0, found " + std::to_string(p.temperature); });
@@ -180,6 +227,10 @@ void validate_params(const SampleRowParams& p, int row) {
   require(p.ban_start >= 0 && p.ban_count >= 0, "cpu.sample", [&] {
     return at() + "expected non-negative ban_start and ban_count";
   });
+  require(p.num_top_logprobs >= 0 && p.num_top_logprobs <= max_top, "cpu.sample", [&] {
+    return at() + "expected num_top_logprobs in 0..max_top (" + std::to_string(max_top) + "), found " +
+           std::to_string(p.num_top_logprobs);
+  });
 }
 }  // namespace
 
@@ -189,15 +240,21 @@ void op_sample(Ctx& c, const SampleArgs& a) {
     return "expected num_rows >= 0 and vocab_size > 0, found " + std::to_string(a.num_rows) + ", " +
            std::to_string(a.vocab_size);
   });
-  const size_t R = a.num_rows, V = a.vocab_size;
+  require(a.max_top >= 0 && a.max_top <= SampleArgs::MAX_TOP, where, [&] {
+    return "expected max_top in 0.." + std::to_string(SampleArgs::MAX_TOP) + ", found " + std::to_string(a.max_top);
+  });
+  const size_t R = a.num_rows, V = a.vocab_size, K = a.max_top;
   int32_t* ids = view_as<int32_t>(a.out_ids, R, where, "out_ids");                      // (num_rows,)
   float* logprobs = view_as<float>(a.out_logprobs, R, where, "out_logprobs");          // (num_rows,)
   const float* logits = view_as<const float>(a.logits, R * V, where, "logits");        // (num_rows, vocab)
   const auto* params = view_as<const SampleRowParams>(a.params, R, where, "params");  // (num_rows,)
+  // (num_rows, max_top) each; not bound when max_top is 0.
+  int32_t* top_ids = K == 0 ? nullptr : view_as<int32_t>(a.out_top_ids, R * K, where, "out_top_ids");
+  float* top_lps = K == 0 ? nullptr : view_as<float>(a.out_top_logprobs, R * K, where, "out_top_logprobs");
   std::vector<const int32_t*> toks(R), bans(R);  // per row: its slices of penalty_tokens
   for (size_t r = 0; r < R; ++r) {
     const SampleRowParams& p = params[r];
-    validate_params(p, static_cast<int>(r));
+    validate_params(p, static_cast<int>(r), a.max_top);
     toks[r] = p.penalty_count == 0 ? nullptr
                                    : view_as<const int32_t>(a.penalty_tokens.at(p.penalty_start * sizeof(int32_t)),
                                                             p.penalty_count, where, "penalty_tokens");
@@ -216,7 +273,9 @@ void op_sample(Ctx& c, const SampleArgs& a) {
     RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.f32[thread_idx].data() + V, c.scratch.i32[thread_idx].data(),
                  c.scratch.i32[thread_idx].data() + V};
     for (int64_t r = b; r < e; ++r) {
-      sample_row(params[r], logits + r * V, toks[r], bans[r], a.vocab_size, s, ids + r, logprobs + r);
+      const RowOut out{ids + r, logprobs + r, top_ids ? top_ids + r * K : nullptr, top_lps ? top_lps + r * K : nullptr,
+                       a.max_top};
+      sample_row(params[r], logits + r * V, toks[r], bans[r], a.vocab_size, s, out);
     }
   });
 }
