@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "longbow/engine_defaults.h"
+
 namespace longbow {
 
 class ModelFile;
@@ -47,11 +49,11 @@ class Model {
 };
 
 struct GeneratorOptions {
-  std::string backend = "cpu";  // "cpu", "metal", "metal-sim" or "auto"
+  std::string backend = defaults::BACKEND;  // "cpu", "metal", "metal-sim" or "auto"
   int num_threads = 0;          // 0 = all cores
-  std::string kv_dtype = "f16"; // "f16" or "f32"
-  int max_num_seqs = 16;
-  int max_num_batched_tokens = 512;
+  std::string kv_dtype = defaults::KV_DTYPE;  // "f16" or "f32"
+  int max_num_seqs = defaults::MAX_NUM_SEQS;
+  int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
   int max_model_len = 0;        // 0 = the model's context length
 };
 

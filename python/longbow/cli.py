@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-model-name", default=None, help="model id reported by /v1/models")
-    serve.add_argument("--max-num-seqs", type=int, default=64, help="concurrent requests in a batch")
+    serve.add_argument("--max-num-seqs", type=int, default=None,
+                       help="concurrent requests in a batch (default: the engine's)")
 
     info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
     info.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")

@@ -58,7 +58,8 @@ class LLM:
     max_model_len (0: the model's context length) may not exceed the model's context length;
     block_size is the KV block size in tokens (0: the backend's choice, 8 on the CPU and 16 on
     Metal); num_blocks (0: derived from kv_cache_bytes) the
-    KV pool size. Out-of-range settings raise ValueError.
+    KV pool size. Out-of-range settings raise ValueError. Settings left as None take the engine's
+    defaults (`longbow._core.ENGINE_DEFAULTS`, defined once in C++).
     """
 
     def __init__(
@@ -66,16 +67,16 @@ class LLM:
         model: str | Path | None = None,
         backend: str = "cpu",
         *,
-        num_threads: int = 0,
-        kv_dtype: str = "f16",
-        max_num_seqs: int = 64,
-        max_num_batched_tokens: int = 512,
-        max_model_len: int = 0,
-        block_size: int = 0,
-        num_blocks: int = 0,
-        kv_cache_bytes: int = 0,
-        attention: str = "auto",
-        enable_prefix_caching: bool = True,
+        num_threads: int | None = None,
+        kv_dtype: str | None = None,
+        max_num_seqs: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        max_model_len: int | None = None,
+        block_size: int | None = None,
+        num_blocks: int | None = None,
+        kv_cache_bytes: int | None = None,
+        attention: str | None = None,
+        enable_prefix_caching: bool | None = None,
     ) -> None:
         from . import _core
         from .pull import resolve_model
@@ -84,20 +85,14 @@ class LLM:
         self.model_file = _core.ModelFile(str(self.model_path))
         self.config = self.model_file.config
         self.tokenizer = load_tokenizer(self.model_path, self.model_file)
-        self.engine = _core.Engine(
-            str(self.model_path),
-            backend=backend,
-            num_threads=num_threads,
-            kv_dtype=kv_dtype,
-            block_size=block_size,
-            num_blocks=num_blocks,
-            kv_cache_bytes=kv_cache_bytes,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            max_model_len=max_model_len,
-            attention=attention,
-            enable_prefix_caching=enable_prefix_caching,
-        )
+        settings = {
+            "num_threads": num_threads, "kv_dtype": kv_dtype, "block_size": block_size,
+            "num_blocks": num_blocks, "kv_cache_bytes": kv_cache_bytes, "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_num_batched_tokens, "max_model_len": max_model_len,
+            "attention": attention, "enable_prefix_caching": enable_prefix_caching,
+        }
+        self.engine = _core.Engine(str(self.model_path), backend=backend,
+                                   **{k: v for k, v in settings.items() if v is not None})
         vocab = self.config.vocab_size
         eos = sorted(i for i in self.tokenizer.eos_token_ids | set(self.engine.eos_token_ids) if 0 <= i < vocab)
         self.engine.set_eos_token_ids(eos)

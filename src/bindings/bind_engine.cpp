@@ -106,6 +106,16 @@ void bind_engine(py::module_& m) {
       .def("block_hash", &BlockManager::block_hash, py::arg("block_id"))
       .def("cached_block", &BlockManager::cached_block, py::arg("hash"));
 
+  // Keyword defaults come from EngineConfig (include/longbow/engine_defaults.h); Python's LLM, the
+  // CLI and the server leave unset settings to these.
+  const EngineConfig defaults;
+  m.attr("ENGINE_DEFAULTS") = py::dict(
+      py::arg("backend") = defaults.backend, py::arg("num_threads") = defaults.num_threads,
+      py::arg("kv_dtype") = std::string(longbow::defaults::KV_DTYPE), py::arg("block_size") = defaults.block_size,
+      py::arg("num_blocks") = defaults.num_blocks, py::arg("kv_cache_bytes") = defaults.kv_cache_bytes,
+      py::arg("max_num_seqs") = defaults.max_num_seqs, py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
+      py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
+      py::arg("enable_prefix_caching") = defaults.enable_prefix_caching);
   py::class_<Engine>(m, "Engine", "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
       .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
                        const std::string& kv_dtype, int block_size, int num_blocks, size_t kv_cache_bytes,
@@ -126,11 +136,13 @@ void bind_engine(py::module_& m) {
              std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
              return std::make_unique<Engine>(file, c);
            }),
-           py::arg("model_path"), py::arg("backend") = "cpu", py::arg("num_threads") = 0,
-           py::arg("kv_dtype") = "f16", py::arg("block_size") = 0, py::arg("num_blocks") = 0,
-           py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = 64, py::arg("max_num_batched_tokens") = 512,
-           py::arg("max_model_len") = 0, py::arg("attention") = "auto",
-           py::arg("enable_prefix_caching") = true,
+           py::arg("model_path"), py::arg("backend") = defaults.backend, py::arg("num_threads") = defaults.num_threads,
+           py::arg("kv_dtype") = longbow::defaults::KV_DTYPE, py::arg("block_size") = defaults.block_size,
+           py::arg("num_blocks") = defaults.num_blocks, py::arg("kv_cache_bytes") = 0,
+           py::arg("max_num_seqs") = defaults.max_num_seqs,
+           py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
+           py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
+           py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
            py::call_guard<py::gil_scoped_release>())
       .def("add_request", &Engine::add_request, py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("params"), "Queue a request of prompt token ids.")

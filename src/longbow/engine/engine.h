@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "longbow/backend/backend.h"
+#include "longbow/engine_defaults.h"
 #include "longbow/core/model_file.h"
 #include "longbow/engine/block_manager.h"
 #include "longbow/engine/sampling_params.h"
@@ -18,14 +19,14 @@
 namespace longbow::engine {
 
 struct EngineConfig {
-  std::string backend = "cpu";
+  std::string backend = defaults::BACKEND;
   int num_threads = 0;                 // CPU backend threads; 0 = number of cores
   DType kv_dtype = DType::F16;
   int block_size = 0;                  // KV block size in tokens; 0: the backend's preferred_block_size()
   int num_blocks = 0;                  // 0: derived from kv_cache_bytes
-  size_t kv_cache_bytes = 256u << 20;  // used when num_blocks == 0
-  int max_num_seqs = 64;
-  int max_num_batched_tokens = 512;
+  size_t kv_cache_bytes = defaults::KV_CACHE_BYTES;  // used when num_blocks == 0
+  int max_num_seqs = defaults::MAX_NUM_SEQS;
+  int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
   int max_model_len = 0;               // 0: the model's context length
   AttentionVariant attention = AttentionVariant::Auto;
   bool enable_prefix_caching = true;   // reuse cached full blocks of earlier prompts
