@@ -4,9 +4,12 @@
 //
 // One item (threadgroup on Metal):
 //   rows = query tokens [t0, t1) x the group of query heads of kv head kvh; Q tile pre-scaled.
-//   for key tiles of ATTN_TILE_KEYS keys (whole paged blocks, read through the block table):
+//   for key tiles of ATTN_TILE_KEYS keys (whole paged blocks, read through the block table) from
+//   k_begin (the window's first tile with a sliding window):
 //     S (rows, tile) = Q·Kᵀ            -- simdgroup_matrix tile product on Metal
-//     causal mask: row r sees keys < min(pos[r] + 1, k_end); masked scores become p = 0
+//     soft-cap (when on): S = cap * tanh(S / cap)
+//     causal mask: row r sees keys < min(pos[r] + 1, k_end) (and >= its window start when on);
+//     masked scores become p = 0
 //     m' = max(m, rowmax S); alpha = exp(m - m'); O *= alpha; l *= alpha   -- simd_max
 //     P = exp(S - m'); l += rowsum P; O += P·V                              -- simd_sum
 //   out = O / l, or (O, m, l) to a flash-decoding partial when the keys were split.
@@ -41,14 +44,14 @@ size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys) {
   return std::max({online, stage1, simd});
 }
 
-void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+namespace {
+// The tile loop; WINDOW: rows also mask keys before their window start (prefill rows of one item
+// start at different keys), SOFTCAP: scores are soft-capped. Both false: the plain causal loop.
+template <bool WINDOW, bool SOFTCAP>
+void online_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   const AttnKernels& kern = attn_kernels();
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(bs);
-  if (kern.prefill_item != nullptr && it.decode_stage == 0 && D % 4 == 0) {
-    kern.prefill_item(b, it, f32);  // prefill tiles: the transposed SIMD form
-    return;
-  }
   const size_t stride = b.row_stride();
   float* qt = f32;                                // (R, D) queries * scale
   float* o = qt + static_cast<size_t>(R) * D;     // (R, D) unnormalized output
@@ -56,6 +59,7 @@ void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t
   float* m = s + static_cast<size_t>(R) * TK;     // (R,) running max
   float* l = m + R;                               // (R,) running sum
   int32_t* lim = i32;                             // (R,) end of the keys each row sees
+  int32_t* lo = lim + R;                          // (R,) window start of each row (WINDOW)
   int max_lim = it.k_begin;
   for (int ti = 0; ti < it.t1 - it.t0; ++ti) {
     const int t = it.t0 + ti;
@@ -66,6 +70,7 @@ void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t
       const float* src = b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G + g) * D;
       for (int d = 0; d < D; ++d) qt[static_cast<size_t>(r) * D + d] = src[d] * b.scale;
       lim[r] = row_lim;
+      if constexpr (WINDOW) lo[r] = b.window_begin(b.positions[t]);
     }
   }
   std::fill(o, o + static_cast<size_t>(R) * D, 0.0f);
@@ -83,12 +88,16 @@ void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t
     for (int r = 0; r < R; ++r) {
       float* sr = s + static_cast<size_t>(r) * TK;
       const int valid = std::min(nk, lim[r] - j0);
-      if (valid <= 0) {
+      int first = 0;  // keys [first, valid) of the tile are this row's
+      if constexpr (WINDOW) first = std::clamp(lo[r] - j0, 0, nk);
+      if (valid <= first) {
         std::fill(sr, sr + nk, 0.0f);
         continue;
       }
-      rescale_row(m[r], l[r], o + static_cast<size_t>(r) * D, D, kern.row_max(sr, valid));
-      l[r] += kern.exp_sum(sr, valid, m[r]);
+      if constexpr (SOFTCAP) attn_softcap(sr + first, valid - first, b.softcap);
+      if constexpr (WINDOW) std::fill(sr, sr + first, 0.0f);
+      rescale_row(m[r], l[r], o + static_cast<size_t>(r) * D, D, kern.row_max(sr + first, valid - first));
+      l[r] += kern.exp_sum(sr + first, valid - first, m[r]);
       std::fill(sr + valid, sr + nk, 0.0f);
     }
     for (int jb = j0; jb < j1;) {
@@ -116,6 +125,26 @@ void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t
       const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
       for (int d = 0; d < D; ++d) dst[d] = o[static_cast<size_t>(r) * D + d] * inv;
     }
+  }
+}
+}  // namespace
+
+void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+  const AttnKernels& kern = attn_kernels();
+  if (kern.prefill_item != nullptr && it.decode_stage == 0 && b.head_dim % 4 == 0) {
+    kern.prefill_item(b, it, f32);  // prefill tiles: the transposed SIMD form
+    return;
+  }
+  // Decode items hold one token whose key range already starts at its window: no window mask.
+  const bool window = b.window > 0 && it.decode_stage == 0, softcap = b.softcap > 0.0f;
+  if (!window && !softcap) {
+    online_item_t<false, false>(b, it, f32, i32, partials);
+  } else if (!window) {
+    online_item_t<false, true>(b, it, f32, i32, partials);
+  } else if (!softcap) {
+    online_item_t<true, false>(b, it, f32, i32, partials);
+  } else {
+    online_item_t<true, true>(b, it, f32, i32, partials);
   }
 }
 

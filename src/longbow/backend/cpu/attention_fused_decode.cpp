@@ -1,5 +1,6 @@
 // Fused decode attention on the CPU: one query token, the group of query heads sharing one kv
-// head, keys [k_begin, k_end) of the paged cache. Two stages, as the roadmap builds them
+// head, keys [k_begin, k_end) of the paged cache (the planner starts them at the token's sliding
+// window, so no window mask is needed here; soft-capped scores when logit_softcap > 0). Two stages, as the roadmap builds them
 // (LONGBOW_ATTN_DECODE_STAGE selects; attention_dispatch.cpp):
 //
 //  stage 1, scores + softmax fused: one pass over K computes scores block by block, keeps the
@@ -52,6 +53,9 @@ void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* 
     const int nk = je - jb;
     float* pb = p + (jb - kb);
     kern.scores(qt, G, D, b.row(b.k_cache, it.seq, it.kvh, jb), stride, nk, b.f16, pb, N);
+    if (b.softcap > 0.0f) {  // per block, outside the kernels' loops
+      for (int g = 0; g < G; ++g) attn_softcap(pb + static_cast<size_t>(g) * N, nk, b.softcap);
+    }
     for (int g = 0; g < G; ++g) {
       float* sr = pb + static_cast<size_t>(g) * N;
       const float m_new = std::max(m[g], kern.row_max(sr, nk));

@@ -200,6 +200,7 @@ struct Avx2 {
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
   // a < b ? x : y per lane.
   static reg select_lt(reg a, reg b, reg x, reg y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
@@ -245,8 +246,18 @@ struct Avx2 {
   }
 };
 
+// The window / soft-cap instantiations run only when asked; both off is the plain causal item.
 void avx2_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
-  prefill_item_t<Avx2>(b, it, f32);
+  const bool window = b.window > 0, softcap = b.softcap > 0.0f;
+  if (!window && !softcap) {
+    prefill_item_t<Avx2, false, false>(b, it, f32);
+  } else if (!window) {
+    prefill_item_t<Avx2, false, true>(b, it, f32);
+  } else if (!softcap) {
+    prefill_item_t<Avx2, true, false>(b, it, f32);
+  } else {
+    prefill_item_t<Avx2, true, true>(b, it, f32);
+  }
 }
 
 size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
@@ -255,10 +266,13 @@ size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
 
 bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   if (b.head_dim % Avx2::W != 0) return false;
+  const bool softcap = b.softcap > 0.0f;  // a sliding window is in the item's key range already
   if (b.f16) {
-    decode_item_t<Avx2, true>(b, it, f32, i32, partials);
+    softcap ? decode_item_t<Avx2, true, true>(b, it, f32, i32, partials)
+            : decode_item_t<Avx2, true, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx2, false>(b, it, f32, i32, partials);
+    softcap ? decode_item_t<Avx2, false, true>(b, it, f32, i32, partials)
+            : decode_item_t<Avx2, false, false>(b, it, f32, i32, partials);
   }
   return true;
 }

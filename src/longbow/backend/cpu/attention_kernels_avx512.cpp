@@ -49,6 +49,7 @@ struct Avx512 {
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
   // a < b ? x : y per lane.
   static reg select_lt(reg a, reg b, reg x, reg y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
@@ -91,8 +92,18 @@ struct Avx512 {
   }
 };
 
+// The window / soft-cap instantiations run only when asked; both off is the plain causal item.
 void avx512_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
-  prefill_item_t<Avx512>(b, it, f32);
+  const bool window = b.window > 0, softcap = b.softcap > 0.0f;
+  if (!window && !softcap) {
+    prefill_item_t<Avx512, false, false>(b, it, f32);
+  } else if (!window) {
+    prefill_item_t<Avx512, false, true>(b, it, f32);
+  } else if (!softcap) {
+    prefill_item_t<Avx512, true, false>(b, it, f32);
+  } else {
+    prefill_item_t<Avx512, true, true>(b, it, f32);
+  }
 }
 
 size_t avx512_prefill_scratch(const AttnBatch& b, int rows) {
@@ -102,10 +113,13 @@ size_t avx512_prefill_scratch(const AttnBatch& b, int rows) {
 // Head dims that are not a multiple of 16 fall back to the AVX2 decode item (8 lanes).
 bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   if (b.head_dim % Avx512::W != 0) return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
+  const bool softcap = b.softcap > 0.0f;  // a sliding window is in the item's key range already
   if (b.f16) {
-    decode_item_t<Avx512, true>(b, it, f32, i32, partials);
+    softcap ? decode_item_t<Avx512, true, true>(b, it, f32, i32, partials)
+            : decode_item_t<Avx512, true, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx512, false>(b, it, f32, i32, partials);
+    softcap ? decode_item_t<Avx512, false, true>(b, it, f32, i32, partials)
+            : decode_item_t<Avx512, false, false>(b, it, f32, i32, partials);
   }
   return true;
 }
