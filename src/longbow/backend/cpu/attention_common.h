@@ -173,6 +173,14 @@ struct AttnKernels {
   size_t (*decode_scratch)(const AttnBatch& b);
 };
 const AttnKernels& attn_scalar_kernels();
+// Sliding-window / soft-cap instantiations of the SIMD items, compiled in their own files
+// (attention_kernels_ext_avx2.cpp, attention_kernels_ext_avx512.cpp) so that the plain items'
+// files compile to the code they had before these existed (GCC's inlining budget is per file).
+// Prefill: b.window > 0 or b.softcap > 0. Decode: b.softcap > 0, head_dim a multiple of the lanes.
+void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
+void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
+void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
 const AttnKernels* attn_avx2_kernels();    // nullptr when not compiled in
 const AttnKernels* attn_avx512_kernels();  // nullptr when not compiled in or the CPU lacks AVX-512 F/BW/VL
 const AttnKernels& attn_kernels();
@@ -190,6 +198,10 @@ size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys);
 // and holds (O (head_dim,), m, l) per query head of the kv group.
 // FlashAttention-2 online tile loop: flash prefill and fused decode stage 2 (attention_flash_prefill.cpp).
 void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+// run_online_item for calls with a sliding window and / or soft-capping (items that need neither
+// go to run_online_item); attention_flash_prefill_ext.cpp, a file of its own for the reason given
+// above the SIMD ones.
+void run_online_item_ext(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
 // Fused decode stage 1: scores + online max/sum in one pass over K, then one pass over V.
 void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials);
 

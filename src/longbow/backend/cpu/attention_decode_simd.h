@@ -10,7 +10,7 @@
 //   scores: lanes = head dims; each (row, key) dot product is a chain of D/W FMAs, and W such
 //     vectors (W keys) are folded into one vector of W scores by a transpose-and-add tree
 //     (score_tree over V::fold_keys) held in registers, so there is no horizontal sum per key.
-//     SOFTCAP instantiations soft-cap each vector of W scores there (attention_softcap_simd.h).
+//     SOFTCAP instantiations then soft-cap the tile's scores in place (attention_softcap_simd.h).
 //     A sliding window needs nothing here: the item's key range starts at the token's window.
 //   softmax: rows interleaved, one horizontal max and sum per row and tile.
 //     Scores in log2 units (Q pre-scaled by scale * log2 e); m' = max(m, max_j S),
@@ -103,11 +103,11 @@ DECODE_INLINE void score_tree(const float* q, int D, const cache_elem_t<F16>* kc
   }
 }
 
-// s[r, 0 .. nk rounded up to W) = q[r, :] · K_j for RB rows (q rows pre-scaled, stride D),
-// soft-capped at `cap` (natural units) when SOFTCAP; lanes past nk get -inf. K_j = kc + slots[j] * slot_elems.
-template <class V, bool F16, int RB, int ND, bool SOFTCAP>
+// s[r, 0 .. nk rounded up to W) = q[r, :] · K_j for RB rows (q rows pre-scaled, stride D); lanes
+// past nk get -inf. K_j = kc + slots[j] * slot_elems.
+template <class V, bool F16, int RB, int ND>
 void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots, size_t slot_elems,
-                   int nk, float* s, int s_stride, float cap) {
+                   int nk, float* s, int s_stride) {
   using R = typename V::reg;
   constexpr int W = V::W;
   constexpr int LEVELS = W == 16 ? 4 : 3;  // log2 W
@@ -115,10 +115,6 @@ void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int
   for (int j0 = 0; j0 < nk; j0 += W) {
     R acc[RB];
     score_tree<V, F16, RB, ND, LEVELS>(q, D, kc, slots + j0, slot_elems, 0, nk - j0, acc);
-    if constexpr (SOFTCAP) {
-      const SoftcapLog2<V> c(cap);
-      for (int r = 0; r < RB; ++r) acc[r] = softcap_log2<V>(acc[r], c);
-    }
     for (int r = 0; r < RB; ++r) V::store(s + static_cast<size_t>(r) * s_stride + j0, acc[r]);
   }
   const int nkp = (nk + W - 1) / W * W;
@@ -185,18 +181,32 @@ DECODE_INLINE void decode_softmax_rows(float* s, int s_stride, int nkp, float* m
   }
 }
 
+// Soft-caps the scores s[r, 0 .. nk) of RB rows (log2 units, cap in natural units) in place; the
+// -inf padding up to nkp stays -inf. A pass over the tile's scores (in L1) after decode_scores, so
+// the score kernel itself is the same for every instantiation.
+template <class V, int RB>
+DECODE_INLINE void decode_softcap_rows(float* s, int s_stride, int nk, int nkp, float cap) {
+  const SoftcapLog2<V> c(cap);
+  for (int r = 0; r < RB; ++r) {
+    float* sr = s + static_cast<size_t>(r) * s_stride;
+    for (int j = 0; j < nkp; j += V::W) V::store(sr + j, softcap_log2<V>(V::load(sr + j), c));
+    std::fill(sr + nk, sr + nkp, -INFINITY);
+  }
+}
+
 // One key tile for RB rows: scores (soft-capped when SOFTCAP), online softmax, P·V.
-template <class V, bool F16, int RB, bool SOFTCAP>
+template <class V, bool F16, int RB, bool SOFTCAP = false>
 void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, const cache_elem_t<F16>* kc,
                       const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk, float* m,
-                      float* l, float* alpha, float cap) {
+                      float* l, float* alpha, float cap = 0.0f) {
   constexpr int W = V::W;
   const int nkp = (nk + W - 1) / W * W;
   switch (D / W == 4 && D % W == 0 ? 4 : D / W == 8 && D % W == 0 ? 8 : 0) {
-    case 4: decode_scores<V, F16, RB, 4, SOFTCAP>(q, D, kc, slots, slot_elems, nk, s, s_stride, cap); break;
-    case 8: decode_scores<V, F16, RB, 8, SOFTCAP>(q, D, kc, slots, slot_elems, nk, s, s_stride, cap); break;
-    default: decode_scores<V, F16, RB, 0, SOFTCAP>(q, D, kc, slots, slot_elems, nk, s, s_stride, cap); break;
+    case 4: decode_scores<V, F16, RB, 4>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
+    case 8: decode_scores<V, F16, RB, 8>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
+    default: decode_scores<V, F16, RB, 0>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
   }
+  if constexpr (SOFTCAP) decode_softcap_rows<V, RB>(s, s_stride, nk, nkp, cap);
   decode_softmax_rows<V, RB>(s, s_stride, nkp, m, l, alpha);
   constexpr int DB = V::DECODE_VALUE_VECS;
   if (D % (DB * W) == 0) {
@@ -210,18 +220,29 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, c
 
 // One tile's G rows of one kv head (query rows q, o (G, D), state m, l, alpha (G,)), in row
 // blocks of DECODE_ROW_BLOCK.
-template <class V, bool F16, bool SOFTCAP>
+// SOFTCAP: scores capped at `cap` (natural units); the plain instantiation takes no cap (its code
+// is the same as before soft-capping existed).
+template <class V, bool F16, bool SOFTCAP = false>
 void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D, const cache_elem_t<F16>* kc,
                       const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk, float* m,
-                      float* l, float* alpha, float cap) {
+                      float* l, float* alpha, float cap = 0.0f) {
   for (int r0 = 0; r0 < G; r0 += DECODE_ROW_BLOCK) {
     const size_t qo = static_cast<size_t>(r0) * D;
     float* sr = s + static_cast<size_t>(r0) * TKp;
-    switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-      case 1: decode_tile_rows<V, F16, 1, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
-      case 2: decode_tile_rows<V, F16, 2, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
-      case 3: decode_tile_rows<V, F16, 3, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
-      default: decode_tile_rows<V, F16, 4, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+    if constexpr (SOFTCAP) {
+      switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
+        case 1: decode_tile_rows<V, F16, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        case 2: decode_tile_rows<V, F16, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        case 3: decode_tile_rows<V, F16, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        default: decode_tile_rows<V, F16, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+      }
+    } else {
+      switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
+        case 1: decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        case 2: decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        case 3: decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        default: decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+      }
     }
   }
 }
@@ -295,9 +316,14 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     for (int h = 0; h < it.num_kvh; ++h) {
       prefetch_tile(j0 + TK, h, it.num_kvh);
       const size_t ro = static_cast<size_t>(h) * G;
-      decode_tile_head<V, F16, SOFTCAP>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
-                                        vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro,
-                                        alpha + ro, b.softcap);
+      if constexpr (SOFTCAP) {
+        decode_tile_head<V, F16, true>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
+                                       vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro,
+                                       alpha + ro, b.softcap);
+      } else {
+        decode_tile_head<V, F16>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
+                                 vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro, alpha + ro);
+      }
     }
   }
   decode_item_store(b, it, o, m, l, partials);

@@ -91,10 +91,11 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
   }
   // Decode tokens: one item per (token, key split) over all kv heads, so a paged slot's heads
   // (contiguous) stream once through one core; the split count is a function of the token's
-  // context only (batch independence): keys [window_begin(p), p], all of them with no window. When that leaves fewer than two items per thread (a lone
-  // sequence), each kv head gets its own items instead so every thread works. Both plans run each
-  // head with the same tiles and operation order, so the results are bitwise the same. Then the
-  // merges of split tokens, one per token.
+  // context only (batch independence): keys [window_begin(p), p], all of them with no window.
+  // When that leaves fewer than two items per thread (a lone sequence), each kv head gets its own
+  // items instead so every thread works. Both plans run each head with the same tiles and
+  // operation order, so the results are bitwise the same. Then the merges of split tokens, one
+  // per token.
   int all_head_items = 0;
   for (int s = 0; s < b.num_seqs; ++s) {
     const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
@@ -162,6 +163,8 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   const int threads = c.pool.num_threads();
   const Plan plan = plan_items(c, b, a.variant, threads);
   const AttnKernels& kern = attn_kernels();
+  // The window / soft-cap tile loop lives in its own file (attention_common.h).
+  const auto run_online = b.window > 0 || b.softcap > 0.0f ? run_online_item_ext : run_online_item;
   const size_t f32_elems = std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
                                     kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
   c.scratch.ensure(threads, f32_elems, 2 * std::max(plan.max_rows, attn_decode_tile_keys(b.block_size)));
@@ -187,7 +190,7 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
       if (it.decode_stage == 1) {
         for (int h = 0; h < it.num_kvh; ++h) run_stage1_item(b, attn_item_head(it, h), f32, partials);
       } else if (it.decode_stage != 2 || kern.decode_item == nullptr || !kern.decode_item(b, it, f32, i32, partials)) {
-        for (int h = 0; h < it.num_kvh; ++h) run_online_item(b, attn_item_head(it, h), f32, i32, partials);
+        for (int h = 0; h < it.num_kvh; ++h) run_online(b, attn_item_head(it, h), f32, i32, partials);
       }
       if (it.merge >= 0) {
         int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;

@@ -130,41 +130,74 @@ void for_row_chunks(int nvec, F&& f) {
   }
 }
 
-// Online softmax of one tile over the row vectors: soft-caps the scores (SOFTCAP, cap in natural
-// units), masks keys >= lim (when `mask`) and keys < lo (WINDOW, when `mask_lo`), updates m and
-// l, writes P over Sᵀ and alpha = 2^(m_old - m_new) per row.
+// The exponentials, sums and rescale of softmax_ext_t for one row vector whose tile maximum (with
+// the old m) is mx: the second half of softmax_t, which keeps its own copy (calling this changes
+// the AVX-512 plain item's register allocation).
+template <class V>
+inline void softmax_finish_t(float* st, int rp, int nk, int rv, typename V::reg m_old, typename V::reg mx, float* m,
+                             float* l, float* alpha) {
+  using R = typename V::reg;
+  const R neg_inf = V::set1(-INFINITY);
+  // Rows that have seen no key yet keep m = -inf; they subtract 0 instead (their P is 0).
+  const R m_use = V::select_lt(neg_inf, mx, mx, V::zero());
+  R sum = V::zero();
+  for (int j = 0; j < nk; ++j) {
+    float* sj = st + static_cast<size_t>(j) * rp + rv;
+    const R p = V::exp2(V::sub(V::load(sj), m_use));
+    V::store(sj, p);
+    sum = V::add(sum, p);
+  }
+  const R a = V::exp2(V::sub(m_old, m_use));
+  V::store(alpha + rv, a);
+  V::store(l + rv, V::fmadd(V::load(l + rv), a, sum));
+  V::store(m + rv, mx);
+}
+
+// softmax_t with a sliding window and / or soft-capping: soft-caps the scores (SOFTCAP, cap in
+// natural units), masks keys >= lim (when `mask`) and keys < lo (WINDOW, when `mask_lo`).
 template <class V, bool WINDOW, bool SOFTCAP>
-void softmax_t(float* st, int rp, int nk, int j0, bool mask, bool mask_lo, const float* limf, const float* lof,
-               float cap, float* m, float* l, float* alpha) {
+void softmax_ext_t(float* st, int rp, int nk, int j0, bool mask, bool mask_lo, const float* limf, const float* lof,
+                   float cap, float* m, float* l, float* alpha) {
+  using R = typename V::reg;
+  const R neg_inf = V::set1(-INFINITY);
+  [[maybe_unused]] const SoftcapLog2<V> c(SOFTCAP ? cap : 1.0f);
+  for (int rv = 0; rv < rp; rv += V::W) {
+    const R lim = V::load(limf + rv);
+    [[maybe_unused]] const R lo = WINDOW ? V::load(lof + rv) : V::zero();
+    const R m_old = V::load(m + rv);
+    R mx = m_old;
+    for (int j = 0; j < nk; ++j) {
+      float* sj = st + static_cast<size_t>(j) * rp + rv;
+      R s = V::load(sj);
+      if constexpr (SOFTCAP) s = softcap_log2<V>(s, c);
+      const R key = V::set1(static_cast<float>(j0 + j));
+      if (mask) s = V::select_lt(key, lim, s, neg_inf);
+      if (WINDOW && mask_lo) s = V::select_lt(key, lo, neg_inf, s);
+      V::store(sj, s);
+      mx = V::max(mx, s);
+    }
+    softmax_finish_t<V>(st, rp, nk, rv, m_old, mx, m, l, alpha);
+  }
+}
+
+// Online softmax of one tile over the row vectors: masks keys >= lim, updates m and l, writes
+// P over Sᵀ and alpha = 2^(m_old - m_new) per row.
+template <class V>
+void softmax_t(float* st, int rp, int nk, int j0, bool mask, const float* limf, float* m, float* l, float* alpha) {
   using R = typename V::reg;
   const R neg_inf = V::set1(-INFINITY);
   for (int rv = 0; rv < rp; rv += V::W) {
     const R lim = V::load(limf + rv);
     const R m_old = V::load(m + rv);
     R mx = m_old;
-    if constexpr (WINDOW || SOFTCAP) {
-      [[maybe_unused]] const R lo = WINDOW ? V::load(lof + rv) : V::zero();
-      [[maybe_unused]] const SoftcapLog2<V> c(SOFTCAP ? cap : 1.0f);
-      for (int j = 0; j < nk; ++j) {
-        float* sj = st + static_cast<size_t>(j) * rp + rv;
-        R s = V::load(sj);
-        if constexpr (SOFTCAP) s = softcap_log2<V>(s, c);
-        const R key = V::set1(static_cast<float>(j0 + j));
-        if (mask) s = V::select_lt(key, lim, s, neg_inf);
-        if (WINDOW && mask_lo) s = V::select_lt(key, lo, neg_inf, s);
+    for (int j = 0; j < nk; ++j) {
+      float* sj = st + static_cast<size_t>(j) * rp + rv;
+      R s = V::load(sj);
+      if (mask) {
+        s = V::select_lt(V::set1(static_cast<float>(j0 + j)), lim, s, neg_inf);
         V::store(sj, s);
-        mx = V::max(mx, s);
       }
-    } else {
-      for (int j = 0; j < nk; ++j) {
-        float* sj = st + static_cast<size_t>(j) * rp + rv;
-        R s = V::load(sj);
-        if (mask) {
-          s = V::select_lt(V::set1(static_cast<float>(j0 + j)), lim, s, neg_inf);
-          V::store(sj, s);
-        }
-        mx = V::max(mx, s);
-      }
+      mx = V::max(mx, s);
     }
     // Rows that have seen no key yet keep m = -inf; they subtract 0 instead (their P is 0).
     const R m_use = V::select_lt(neg_inf, mx, mx, V::zero());
@@ -231,7 +264,11 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
     stage_rows<V>(b, b.k_cache, it.seq, it.kvh, j0, nk, kf);
     stage_rows<V>(b, b.v_cache, it.seq, it.kvh, j0, nk, vf);
     for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { scores_t<V, NV>(qt, rp, D, kf, nk, st, rv0); });
-    softmax_t<V, WINDOW, SOFTCAP>(st, rp, nk, j0, j1 > min_lim, j0 < max_lo, limf, lof, b.softcap, m, l, alpha);
+    if constexpr (WINDOW || SOFTCAP) {
+      softmax_ext_t<V, WINDOW, SOFTCAP>(st, rp, nk, j0, j1 > min_lim, j0 < max_lo, limf, lof, b.softcap, m, l, alpha);
+    } else {
+      softmax_t<V>(st, rp, nk, j0, j1 > min_lim, limf, m, l, alpha);
+    }
     if (D % V::VALUE_DIMS == 0) {
       for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, V::VALUE_DIMS>(st, rp, D, vf, nk, alpha, ot, rv0); });
     } else {
