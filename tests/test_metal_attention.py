@@ -236,7 +236,8 @@ def test_window_softcap_rejected(variant):
     kc, vc, bt, qs, sl, pos = make_batch(r, [8, 8], [4, 4], 1, 16, 16, np.float32)
     q = r.standard_normal((8, 1, 16)).astype(np.float32)
     args = (q, kc, vc, bt, qs, sl, pos, 0.25, variant)
-    with pytest.raises(ValueError, match=r"\[metal-sim.attention\] sliding_window: expected >= 0 \(0 = off\), found -2"):
+    with pytest.raises(ValueError, match=r"\[metal-sim.attention\] sliding_window: expected >= 0 \(0 = off\), "
+                                         r"found -2"):
         ops.attention("metal-sim", *args, sliding_window=-2)
     for bad in [-0.5, float("nan"), float("inf")]:
         with pytest.raises(ValueError, match=r"\[metal-sim.attention\] logit_softcap: expected a finite value >= 0"):

@@ -191,7 +191,8 @@ void MetalBackend::attention(const AttentionArgs& a) {
     dk.num_head_chunks = (group + dk.head_chunk - 1) / dk.head_chunk;
     const int64_t items = plan.num_decode * a.num_kv_heads * dk.num_head_chunks;
     if (items < DECODE_TARGET_THREADGROUPS) {
-      const int64_t keys = a.sliding_window > 0 ? std::min<int64_t>(ctx_cap, a.sliding_window) : ctx_cap;  // most per token
+      // Keys a token can see: the window bounds them.
+      const int64_t keys = a.sliding_window > 0 ? std::min<int64_t>(ctx_cap, a.sliding_window) : ctx_cap;
       const int64_t most = std::max<int64_t>(1, keys / LONGBOW_ATTN_MIN_SPLIT_KEYS);
       dk.num_splits = static_cast<int32_t>(
           std::min<int64_t>({(DECODE_TARGET_THREADGROUPS + items - 1) / items, MAX_SPLITS, most}));
