@@ -9,6 +9,10 @@ machine may be shared, the load average is recorded). Writes JSON lines to bench
 markdown table.
 
     PYTHONPATH=build/py:python python3 bench/bench_attention.py [--repeats 7] [--quick]
+        [--sliding-window W] [--logit-softcap C]
+
+With --sliding-window, every variant (split included) reads only the last W keys of each query:
+the times should follow min(context, W), not the context.
 """
 
 from __future__ import annotations
@@ -52,8 +56,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="contexts 512 and 2048 only")
+    ap.add_argument("--sliding-window", type=int, default=0, help="attention window W (0 = off)")
+    ap.add_argument("--logit-softcap", type=float, default=0.0, help="logit soft-cap (0 = off)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "attention.jsonl"))
     args = ap.parse_args()
+    opts = {"sliding_window": args.sliding_window, "logit_softcap": args.logit_softcap}
     sizes = [512, 2048] if args.quick else [512, 2048, 8192]
     stage = os.environ.get("LONGBOW_ATTN_DECODE_STAGE", "2")
     rows = []
@@ -61,14 +68,15 @@ def main():
         for n in sizes:
             q, batch = case(kind, n)
             reps = repeats_for(kind, n, args.repeats)
-            ops.attention_timed("cpu", q, *batch, D**-0.5, ["split", variant], 1)  # warm-up
-            t = ops.attention_timed("cpu", q, *batch, D**-0.5, ["split", variant], reps)
+            ops.attention_timed("cpu", q, *batch, D**-0.5, ["split", variant], 1, **opts)  # warm-up
+            t = ops.attention_timed("cpu", q, *batch, D**-0.5, ["split", variant], reps, **opts)
             split_ms, var_ms = statistics.median(t["split"]) * 1e3, statistics.median(t[variant]) * 1e3
             row = {
                 "bench": "attention", "kind": kind, "context": n, "variant": variant,
                 "decode_stage": int(stage) if kind == "decode" else None,
                 "batch_seqs": 8 if kind == "decode" else 1, "heads": H, "kv_heads": HKV, "head_dim": D,
-                "cache": "f16", "repeats": reps, "split_ms": round(split_ms, 3), "variant_ms": round(var_ms, 3),
+                "cache": "f16", "sliding_window": args.sliding_window, "logit_softcap": args.logit_softcap,
+                "repeats": reps, "split_ms": round(split_ms, 3), "variant_ms": round(var_ms, 3),
                 "speedup": round(split_ms / var_ms, 3),
                 "split_min_ms": round(min(t["split"]) * 1e3, 3), "variant_min_ms": round(min(t[variant]) * 1e3, 3),
                 "speedup_min": round(min(t["split"]) / min(t[variant]), 3), "loadavg": round(os.getloadavg()[0], 2), "cpu": platform.processor() or platform.machine(),

@@ -1,5 +1,6 @@
 // Paged causal attention, split baseline (the reference the fused variants are checked against):
-//  attention_scores_<cache>: s[t, h, j] = scale * q[t, h] . k_j for keys 0..pos[t] of t's sequence,
+//  attention_scores_<cache>: s[t, h, j] = scale * q[t, h] . k_j for keys 0..pos[t] of t's sequence
+//                            (first..pos[t] with a sliding window; soft-capped when logit_softcap > 0),
 //                            one threadgroup per (head, token), a SIMD group per key, simd_sum.
 //  attention_softmax_f32:    row-wise max-subtracted softmax in place (simd_max / simd_sum).
 //  attention_values_<cache>: out[t, h] = sum_j p[t, h, j] v_j, a thread per head_dim element.
@@ -24,6 +25,11 @@ inline int attention_seq_of(device const int* query_start, int num_seqs, int t) 
 inline int attention_num_keys(constant AttentionKArgs& args, device const int* seq_lens,
                               device const int* positions, int s, int t) {
   return min(min(positions[t] + 1, seq_lens[s]), args.ctx_cap);
+}
+
+// First key token t attends to: the start of its sliding window (0 without one), at most n.
+inline int attention_first_key(constant AttentionKArgs& args, device const int* positions, int t, int n) {
+  return args.sliding_window > 0 ? clamp(positions[t] - args.sliding_window + 1, 0, max(n, 0)) : 0;
 }
 
 // Cache row of key j (sequence s, kv head kvh) or -1 when the block id is out of range.
@@ -51,16 +57,18 @@ kernel void attention_scores(constant AttentionKArgs& args [[buffer(0)]],
   const int s = attention_seq_of(query_start, args.num_seqs, t);
   const int kvh = h / (args.num_heads / args.num_kv_heads);
   const int n = attention_num_keys(args, seq_lens, positions, s, t);
+  const int first = attention_first_key(args, positions, t, n);
   device const float* qv = q + (long(t) * args.num_heads + h) * D;
   device float* row = scores + (long(t) * args.num_heads + h) * args.ctx_cap;
-  for (int j = int(sg); j < n; j += int(num_sg)) {
+  for (int j = first + int(sg); j < n; j += int(num_sg)) {
     const long base = attention_row(args, block_tables, s, kvh, j);  // uniform in the SIMD group
     float acc = 0.0f;
     if (base >= 0) {
       for (int d = int(lane); d < D; d += 32) acc += qv[d] * float(k_cache[base + d]);
     }
-    acc = simd_sum(acc);
-    if (lane == 0) row[j] = base >= 0 ? acc * args.scale : -INFINITY;
+    acc = simd_sum(acc) * args.scale;
+    if (args.logit_softcap > 0.0f) acc = args.logit_softcap * tanh(acc / args.logit_softcap);  // uniform
+    if (lane == 0) row[j] = base >= 0 ? acc : -INFINITY;
   }
 }
 
@@ -78,16 +86,17 @@ kernel void attention_softmax_f32(constant AttentionKArgs& args [[buffer(0)]],
   const int h = int(tg.x), t = int(tg.y);
   const int s = attention_seq_of(query_start, args.num_seqs, t);
   const int n = attention_num_keys(args, seq_lens, positions, s, t);
+  const int first = attention_first_key(args, positions, t, n);
   device float* row = scores + (long(t) * args.num_heads + h) * args.ctx_cap;
   float m = -INFINITY;
-  for (int j = int(tid); j < n; j += LONGBOW_ROW_THREADS) m = max(m, row[j]);
+  for (int j = first + int(tid); j < n; j += LONGBOW_ROW_THREADS) m = max(m, row[j]);
   m = simd_max(m);
   if (lane == 0) part_max[sg] = m;
   threadgroup_barrier(mem_flags::mem_threadgroup);
   m = -INFINITY;
   for (uint i = 0; i < LONGBOW_ROW_THREADS / 32; ++i) m = max(m, part_max[i]);
   float sum = 0.0f;
-  for (int j = int(tid); j < n; j += LONGBOW_ROW_THREADS) {
+  for (int j = first + int(tid); j < n; j += LONGBOW_ROW_THREADS) {
     const float e = row[j] == -INFINITY ? 0.0f : exp(row[j] - m);
     row[j] = e;
     sum += e;
@@ -98,7 +107,7 @@ kernel void attention_softmax_f32(constant AttentionKArgs& args [[buffer(0)]],
   sum = 0.0f;
   for (uint i = 0; i < LONGBOW_ROW_THREADS / 32; ++i) sum += part_sum[i];
   const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-  for (int j = int(tid); j < n; j += LONGBOW_ROW_THREADS) row[j] *= inv;  // this thread's own elements
+  for (int j = first + int(tid); j < n; j += LONGBOW_ROW_THREADS) row[j] *= inv;  // this thread's own elements
 }
 
 template <typename C>
@@ -119,7 +128,7 @@ kernel void attention_values(constant AttentionKArgs& args [[buffer(0)]],
   const int n = attention_num_keys(args, seq_lens, positions, s, t);
   device const float* p = probs + (long(t) * args.num_heads + h) * args.ctx_cap;
   float acc = 0.0f;
-  for (int j = 0; j < n; ++j) {
+  for (int j = attention_first_key(args, positions, t, n); j < n; ++j) {
     const long base = attention_row(args, block_tables, s, kvh, j);
     if (base >= 0) acc += p[j] * float(v_cache[base + tid]);
   }

@@ -15,6 +15,9 @@
 //  L = sum l_sg e^(m_sg - M), O = sum O_sg e^(m_sg - M) (one short pass per SIMD group).
 //  attention_decode_merge_f32: flash-decoding (Dao et al. 2023) — when a token's keys were split
 //    across threadgroups, each wrote (O, m, l) to a partial; this combines them the same way.
+// Sliding window: a token's key range (and its splits) starts at its window, so no key before the
+// window is read and no mask is needed. Logit soft-capping: the `_softcap` instantiations
+// (SOFTCAP = true) cap each score after its dot product; the others have no trace of it.
 // Threadgroup memory: ~21 KiB (queries, per-SIMD-group probabilities and rows, merged O).
 #include <metal_stdlib>
 #include "attention_paged.h"
@@ -44,10 +47,11 @@ inline bool decode_item(constant AttentionDecodeKArgs& args, device const int* q
   it.h0 = it.kvh * group + first;
   it.nh = min(args.head_chunk, group - first);
   const int keys = attn_keys_of(args.base, seq_lens, positions, it.s, it.t);
+  const int first_key = attn_first_key(args.base, positions, it.t, keys);  // window start (0: none)
   int chunk = 0;
-  it.splits = attn_key_splits(keys, args.num_splits, args.base.block_size, chunk);
+  it.splits = attn_key_splits(keys - first_key, args.num_splits, args.base.block_size, chunk);
   if (int(tg.z) >= it.splits) return false;
-  it.k_begin = int(tg.z) * chunk;
+  it.k_begin = first_key + int(tg.z) * chunk;
   it.k_end = it.splits > 1 ? min(keys, it.k_begin + chunk) : keys;
   it.partial = (int(tg.x) * int(args.num_head_chunks * args.base.num_kv_heads) + int(tg.y)) * args.num_splits + int(tg.z);
   return true;
@@ -64,8 +68,8 @@ inline void decode_load_q(constant AttentionKArgs& a, device const float* q, thr
   }
 }
 
-// Scores of this lane's key (cache row `row`, -1: masked) for the nh heads.
-template <typename C>
+// Scores of this lane's key (cache row `row`, -1: masked) for the nh heads; soft-capped when SOFTCAP.
+template <typename C, bool SOFTCAP>
 inline void decode_scores(constant AttentionKArgs& a, device const C* k_cache, threadgroup const float* q_s,
                           int nh, int row, thread float* sc) {
   const int D = a.head_dim;
@@ -75,6 +79,9 @@ inline void decode_scores(constant AttentionKArgs& a, device const C* k_cache, t
   for (int d = 0; d < D; ++d) {
     const float kd = float(k[d]);
     for (int g = 0; g < nh; ++g) sc[g] += q_s[g * D + d] * kd;
+  }
+  if (SOFTCAP) {
+    for (int g = 0; g < nh; ++g) sc[g] = attn_softcap(sc[g], a.logit_softcap);
   }
 }
 
@@ -144,7 +151,7 @@ inline void decode_finish(constant AttentionDecodeKArgs& args, thread const Deco
   }
 }
 
-template <typename C>
+template <typename C, bool SOFTCAP>
 kernel void attention_decode_fused(constant AttentionDecodeKArgs& args [[buffer(0)]],
                                    device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
                                    device float* partials [[buffer(2)]],           // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
@@ -179,7 +186,7 @@ kernel void attention_decode_fused(constant AttentionDecodeKArgs& args [[buffer(
     const int j0 = it.k_begin + c * 32, j = j0 + int(lane);
     const int row = j < it.k_end ? attn_cache_row(args.base, block_tables, it.s, it.kvh, j) : -1;
     float sc[DEC_HEADS];
-    decode_scores(args.base, k_cache, q_s, it.nh, row, sc);
+    decode_scores<C, SOFTCAP>(args.base, k_cache, q_s, it.nh, row, sc);
     my_rows[lane] = row;
     for (int g = 0; g < it.nh; ++g) {
       const float m_new = max(m[g], simd_max(sc[g]));
@@ -204,7 +211,7 @@ kernel void attention_decode_fused(constant AttentionDecodeKArgs& args [[buffer(
   decode_finish(args, it, m, acc, true, ml_s, o_s, out, partials, tid, sg, lane);
 }
 
-template <typename C>
+template <typename C, bool SOFTCAP>
 kernel void attention_decode_stage1(constant AttentionDecodeKArgs& args [[buffer(0)]],
                                     device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
                                     device float* partials [[buffer(2)]],           // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
@@ -240,7 +247,7 @@ kernel void attention_decode_stage1(constant AttentionDecodeKArgs& args [[buffer
     const int j = it.k_begin + c * 32 + int(lane);
     const int row = j < it.k_end ? attn_cache_row(args.base, block_tables, it.s, it.kvh, j) : -1;
     float sc[DEC_HEADS];
-    decode_scores(args.base, k_cache, q_s, it.nh, row, sc);
+    decode_scores<C, SOFTCAP>(args.base, k_cache, q_s, it.nh, row, sc);
     for (int g = 0; g < it.nh; ++g) {
       if (j < it.k_end) srow[long(g) * args.base.ctx_cap + j] = sc[g];
       const float m_new = max(m[g], simd_max(sc[g]));
@@ -310,7 +317,7 @@ kernel void attention_decode_merge_f32(constant AttentionDecodeKArgs& args [[buf
   }
 }
 
-template [[host_name("attention_decode_fused_f32")]] kernel void attention_decode_fused<float>(
+template [[host_name("attention_decode_fused_f32")]] kernel void attention_decode_fused<float, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
     device const float* k_cache [[buffer(4)]], device const float* v_cache [[buffer(5)]],
@@ -318,7 +325,15 @@ template [[host_name("attention_decode_fused_f32")]] kernel void attention_decod
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_stage1_f32")]] kernel void attention_decode_stage1<float>(
+template [[host_name("attention_decode_fused_softcap_f32")]] kernel void attention_decode_fused<float, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const float* k_cache [[buffer(4)]], device const float* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_f32")]] kernel void attention_decode_stage1<float, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
     device const float* k_cache [[buffer(5)]], device const float* v_cache [[buffer(6)]],
@@ -326,7 +341,15 @@ template [[host_name("attention_decode_stage1_f32")]] kernel void attention_deco
     device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_fused_f16")]] kernel void attention_decode_fused<half>(
+template [[host_name("attention_decode_stage1_softcap_f32")]] kernel void attention_decode_stage1<float, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
+    device const float* k_cache [[buffer(5)]], device const float* v_cache [[buffer(6)]],
+    device const int* block_tables [[buffer(7)]], device const int* query_start [[buffer(8)]],
+    device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_f16")]] kernel void attention_decode_fused<half, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
     device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
@@ -334,7 +357,23 @@ template [[host_name("attention_decode_fused_f16")]] kernel void attention_decod
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_stage1_f16")]] kernel void attention_decode_stage1<half>(
+template [[host_name("attention_decode_fused_softcap_f16")]] kernel void attention_decode_fused<half, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_f16")]] kernel void attention_decode_stage1<half, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
+    device const half* k_cache [[buffer(5)]], device const half* v_cache [[buffer(6)]],
+    device const int* block_tables [[buffer(7)]], device const int* query_start [[buffer(8)]],
+    device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_softcap_f16")]] kernel void attention_decode_stage1<half, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
     device const half* k_cache [[buffer(5)]], device const half* v_cache [[buffer(6)]],

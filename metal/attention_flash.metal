@@ -14,6 +14,10 @@
 //     P = exp(S - m'), l = l e^(m - m') + rowsum P, O = diag(e^(m - m')) O + P·V   (V tile reuses K's memory)
 //   Tiles stop at the largest key any row sees (tiles above the causal diagonal are skipped);
 //   out = O / l. Head dims up to 256; not multiples of 8 are zero-padded in the tiles.
+// Instantiations `_window` (WINDOW: sliding window) and `_softcap` (SOFTCAP: logit soft-capping):
+//   WINDOW starts the tile loop at the key tile holding the rows' first window key (tiles wholly
+//   before every row's window are skipped) and masks keys before each row's own window start;
+//   SOFTCAP caps each score before the mask. The plain instantiation has neither.
 // Threadgroup memory: 16 KiB K/V tile (also Q / O staging) + 8 KiB scores + ~1.5 KiB.
 #include <metal_stdlib>
 #include "attention_paged.h"
@@ -68,7 +72,7 @@ inline void flash_load_tile(constant AttentionFlashKArgs& args, device const C* 
   }
 }
 
-template <typename C>
+template <typename C, bool WINDOW, bool SOFTCAP>
 kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(0)]],
                                     device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
                                     device const float* q [[buffer(2)]],            // (num_tokens, num_heads, head_dim)
@@ -87,6 +91,7 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
   threadgroup float alpha_s[FL_SIMDS * 64];  // per SIMD group: 8x8 diagonal of the row rescale factors
   threadgroup float l_s[FL_ROWS];            // (rows,) final row sums
   threadgroup int lim_s[FL_ROWS];            // (rows,) keys each row sees (0 for padding rows)
+  threadgroup int lo_s[FL_ROWS];             // (rows,) first key each row sees (WINDOW; else 0)
   threadgroup int krow_s[FL_KEYS];           // (key_tile,) cache row of each key, -1 masked
   FlashTile ft;
   if (!flash_tile(args, query_start, tg, ft)) return;  // whole threadgroup, no barrier yet
@@ -95,7 +100,10 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
 
   if (int(tid) < FL_ROWS) {
     int t, h;
-    lim_s[tid] = flash_row(args, ft, int(tid), t, h) ? attn_keys_of(args.base, seq_lens, positions, ft.s, t) : 0;
+    const bool ok = flash_row(args, ft, int(tid), t, h);
+    const int keys = ok ? attn_keys_of(args.base, seq_lens, positions, ft.s, t) : 0;
+    lim_s[tid] = keys;
+    if (WINDOW) lo_s[tid] = ok ? attn_first_key(args.base, positions, t, keys) : 0;
   }
   for (int i = int(tid); i < FL_SIMDS * 64; i += FL_THREADS) alpha_s[i] = 0.0f;
 
@@ -117,14 +125,21 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
     threadgroup_barrier(mem_flags::mem_threadgroup);
   }
   for (int n = 0; n < num_dmats; ++n) om[n] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
-  int max_keys = 0;
+  int max_keys = 0, min_first = 0;
   for (int r = 0; r < FL_ROWS; ++r) max_keys = max(max_keys, lim_s[r]);
+  if (WINDOW) {  // first key tile holding a window key of some row (padding rows see no keys)
+    min_first = max_keys;
+    for (int r = 0; r < FL_ROWS; ++r) {
+      if (lim_s[r] > 0) min_first = min(min_first, lo_s[r]);
+    }
+    min_first = min_first / BC * BC;
+  }
 
   // Softmax lanes: 4 per row, columns seg, seg + 4, ...; (m, l) of the row in registers.
   const int my_row = int(sg) * 8 + int(lane) / 4, seg = int(lane) % 4;
-  const int my_lim = lim_s[my_row];
+  const int my_lim = lim_s[my_row], my_lo = WINDOW ? lo_s[my_row] : 0;
   float m = -INFINITY, l = 0.0f;
-  for (int j0 = 0; j0 < max_keys; j0 += BC) {  // uniform: every thread computed the same max_keys
+  for (int j0 = min_first; j0 < max_keys; j0 += BC) {  // uniform: every thread computed the same bounds
     if (int(tid) < BC) {
       const int j = j0 + int(tid);
       krow_s[tid] = j < max_keys ? attn_cache_row(args.base, block_tables, ft.s, ft.kvh, j) : -1;
@@ -150,8 +165,8 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
     threadgroup float* srow = s_s + my_row * BC;
     float mx = -INFINITY;
     for (int c = seg; c < BC; c += 4) {
-      const bool masked = j0 + c >= my_lim || krow_s[c] < 0;
-      const float v = masked ? -INFINITY : srow[c];
+      const bool masked = j0 + c >= my_lim || krow_s[c] < 0 || (WINDOW && j0 + c < my_lo);
+      const float v = masked ? -INFINITY : (SOFTCAP ? attn_softcap(srow[c], args.base.logit_softcap) : srow[c]);
       srow[c] = v;
       mx = max(mx, v);
     }
@@ -206,7 +221,7 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
   }
 }
 
-template [[host_name("attention_flash_prefill_f32")]] kernel void attention_flash_prefill<float>(
+template [[host_name("attention_flash_prefill_f32")]] kernel void attention_flash_prefill<float, false, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -214,7 +229,55 @@ template [[host_name("attention_flash_prefill_f32")]] kernel void attention_flas
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_f16")]] kernel void attention_flash_prefill<half>(
+template [[host_name("attention_flash_prefill_softcap_f32")]] kernel void attention_flash_prefill<float, false, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
+    device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_f32")]] kernel void attention_flash_prefill<float, true, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
+    device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_softcap_f32")]] kernel void attention_flash_prefill<float, true, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
+    device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_f16")]] kernel void attention_flash_prefill<half, false, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
+    device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_softcap_f16")]] kernel void attention_flash_prefill<half, false, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
+    device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_f16")]] kernel void attention_flash_prefill<half, true, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
+    device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_softcap_f16")]] kernel void attention_flash_prefill<half, true, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],

@@ -59,6 +59,16 @@ inline int attn_keys_of(constant AttentionKArgs& a, device const int* seq_lens, 
   return clamp(min(positions[t] + 1, seq_lens[s]), 0, a.ctx_cap);
 }
 
+// First key token t sees: its sliding window's start (0 without a window), at most `keys`.
+inline int attn_first_key(constant AttentionKArgs& a, device const int* positions, int t, int keys) {
+  return a.sliding_window > 0 ? clamp(positions[t] - a.sliding_window + 1, 0, keys) : 0;
+}
+
+// Logit soft-capping (Gemma 2): cap * tanh(s / cap), cap > 0.
+inline float attn_softcap(float s, float cap) {
+  return cap * tanh(s / cap);
+}
+
 // Flash-decoding split of `keys` keys into at most num_splits ranges of whole paged blocks, none
 // shorter than LONGBOW_ATTN_MIN_SPLIT_KEYS (unless there is one). Returns the number of ranges;
 // range i is [i * chunk, min(keys, (i + 1) * chunk)).

@@ -83,9 +83,11 @@ struct AttentionKArgs {
   kargs_i32 block_size, max_blocks_per_seq, num_blocks;
   kargs_i32 ctx_cap;  // scores row stride = max_blocks_per_seq * block_size
   float scale;
+  kargs_i32 sliding_window;  // 0: off; else position p sees keys p - sliding_window < j <= p
+  float logit_softcap;       // 0: off; else scores s -> logit_softcap * tanh(s / logit_softcap)
 };
 
-// attention_decode_{fused,stage1}_<cache> and attention_decode_merge_f32. Grid: (decode tokens,
+// attention_decode_{fused,stage1}[_softcap]_<cache> and attention_decode_merge_f32. Grid: (decode tokens,
 // num_kv_heads * num_head_chunks, num_splits).
 struct AttentionDecodeKArgs {
   AttentionKArgs base;
@@ -95,7 +97,7 @@ struct AttentionDecodeKArgs {
   kargs_i32 num_head_chunks;  // ceil(group / head_chunk)
 };
 
-// attention_flash_prefill_<cache>. Grid: (query tiles, num_kv_heads * num_head_chunks).
+// attention_flash_prefill[_window][_softcap]_<cache>. Grid: (query tiles, num_kv_heads * num_head_chunks).
 struct AttentionFlashKArgs {
   AttentionKArgs base;
   kargs_i32 select;           // 0: sequences with > LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
@@ -149,9 +151,9 @@ static_assert(sizeof(longbow::metal::MatmulKArgs) == 24);
 static_assert(sizeof(longbow::metal::RopeKArgs) == 24);
 static_assert(sizeof(longbow::metal::KvWriteKArgs) == 12);
 static_assert(sizeof(longbow::metal::CopyBlocksKArgs) == 16);
-static_assert(sizeof(longbow::metal::AttentionKArgs) == 40);
-static_assert(sizeof(longbow::metal::AttentionDecodeKArgs) == 56);
-static_assert(sizeof(longbow::metal::AttentionFlashKArgs) == 64);
+static_assert(sizeof(longbow::metal::AttentionKArgs) == 48);
+static_assert(sizeof(longbow::metal::AttentionDecodeKArgs) == 64);
+static_assert(sizeof(longbow::metal::AttentionFlashKArgs) == 72);
 static_assert(sizeof(longbow::metal::GluKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);

@@ -91,8 +91,10 @@ def kv_write(k, v, k_cache, v_cache, slots):
     return kc, vc
 
 
-def attention(q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale):
-    """Paged causal attention, one (token, head) at a time in float64."""
+def attention(q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale, sliding_window=0,
+              logit_softcap=0.0):
+    """Paged causal attention, one (token, head) at a time in float64. sliding_window W > 0: the
+    token at p sees keys p - W < j <= p; logit_softcap c > 0: scores become c * tanh(s / c)."""
     T, H, D = q.shape
     bs, hkv = k_cache.shape[1], k_cache.shape[2]
     group = H // hkv
@@ -104,10 +106,13 @@ def attention(q, k_cache, v_cache, block_tables, query_start, seq_lens, position
         vals = np.stack([v_cache[b, o] for b, o in slots]).astype(np.float64)
         for t in range(query_start[s], query_start[s + 1]):
             p = positions[t]
+            lo = max(0, p - sliding_window + 1) if sliding_window > 0 else 0
             for h in range(H):
-                sc = keys[: p + 1, h // group] @ q[t, h].astype(np.float64) * scale
+                sc = keys[lo : p + 1, h // group] @ q[t, h].astype(np.float64) * scale
+                if logit_softcap > 0:
+                    sc = logit_softcap * np.tanh(sc / logit_softcap)
                 w = np.exp(sc - sc.max())
-                out[t, h] = (w / w.sum()) @ vals[: p + 1, h // group]
+                out[t, h] = (w / w.sum()) @ vals[lo : p + 1, h // group]
     return out
 
 
@@ -247,9 +252,11 @@ def paged_batch(r, ctx_lens, new_lens, hkv, d, bs, cache_dtype, num_blocks=None)
     return kc, vc, tables, qs, np.array(ctx_lens, np.int32), pos
 
 
-def attention64(q, kc, vc, bt, qs, sl, pos, scale):
-    """Causal paged attention in float64 (keys 0..pos of each token's sequence), vectorized per
-    sequence over query tiles: fast enough for contexts of 8192."""
+def attention64(q, kc, vc, bt, qs, sl, pos, scale, sliding_window=0, logit_softcap=0.0):
+    """Causal paged attention in float64 (keys 0..pos of each token's sequence; with
+    sliding_window W > 0 only keys pos - W < j <= pos; with logit_softcap c > 0 each score s
+    becomes c * tanh(s / c)), vectorized per sequence over query tiles: fast enough for
+    contexts of 8192."""
     T, H, D = q.shape
     bs, hkv = kc.shape[1], kc.shape[2]
     g = H // hkv
@@ -263,7 +270,13 @@ def attention64(q, kc, vc, bt, qs, sl, pos, scale):
         for t0 in range(qs[s], qs[s + 1], 128):
             t1 = min(t0 + 128, qs[s + 1])
             sc = np.einsum("thd,nhd->thn", q[t0:t1].astype(np.float64), keys, optimize=True) * scale
-            sc = np.where(j[None, None, :] > pos[t0:t1, None, None], -np.inf, sc)
+            if logit_softcap > 0:
+                sc = logit_softcap * np.tanh(sc / logit_softcap)
+            p = pos[t0:t1, None, None]
+            hidden = j[None, None, :] > p
+            if sliding_window > 0:
+                hidden |= j[None, None, :] <= p - sliding_window
+            sc = np.where(hidden, -np.inf, sc)
             w = np.exp(sc - sc.max(axis=2, keepdims=True))
             out[t0:t1] = np.einsum("thn,nhd->thd", w / w.sum(axis=2, keepdims=True), vals, optimize=True)
     return out

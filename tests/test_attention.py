@@ -1,7 +1,10 @@
 """Attention variants (split baseline, fused decode, flash prefill, auto) on the CPU backend
 against the split reference and a float64 numpy reference: context lengths 1..8192, head dims
 64/128, GQA 1/3/4, mixed varlen batches (prefill, chunked prefill mid-sequence, decode),
-shuffled block tables, f16/f32 caches, extreme logits, odd block sizes and head dims."""
+shuffled block tables, f16/f32 caches, extreme logits, odd block sizes and head dims; sliding
+windows (1, 3, block_size - 1, block_size, past the context) and logit soft-capping (5, 50) on
+decode, prefill and mixed batches, blocks wholly outside the window never read, and the
+argument checks."""
 
 from __future__ import annotations
 
@@ -26,16 +29,18 @@ TOL = {
 }
 
 
-def check_all(q, batch, scale, tol_key, variants=VARIANTS):
+def check_all(q, batch, scale, tol_key, variants=VARIANTS, window=0, softcap=0.0):
+    """Split and each variant vs float64, and each variant vs split (window / softcap: 0 = off)."""
     kc, vc, bt, qs, sl, pos = batch
-    want = ref64(q, kc, vc, bt, qs, sl, pos, scale)
+    want = ref64(q, kc, vc, bt, qs, sl, pos, scale, window, softcap)
     atol, rtol = TOL[tol_key]
-    split = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, "split")
-    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg="split vs float64")
+    opts = {"sliding_window": window, "logit_softcap": softcap}
+    split = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, "split", **opts)
+    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg=f"split vs float64 {opts}")
     for v in variants:
-        got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, v)
-        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"{v} vs float64")
-        np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"{v} vs split")
+        got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, v, **opts)
+        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"{v} vs float64 {opts}")
+        np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"{v} vs split {opts}")
 
 
 def dtype_key(cache_dtype):
@@ -113,6 +118,120 @@ def test_head_dim_not_multiple_of_8(head_dim):
     batch = make_batch(r, [40, 300], [40, 1], 1, head_dim, 16, np.float16)
     q = r.standard_normal((41, 3, head_dim)).astype(np.float32)
     check_all(q, batch, head_dim**-0.5, "f16")
+
+
+# ---- sliding window and logit soft-capping ----
+
+# Windows with block size 16: one key, a few, block_size - 1, block_size, a tile edge (64), and one
+# longer than every context (the plain causal result).
+WINDOWS = [1, 3, 15, 16, 64, 5000]
+SOFTCAPS = [0.0, 5.0, 50.0]
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("softcap", SOFTCAPS)
+@pytest.mark.parametrize("window", [0, *WINDOWS])
+def test_window_softcap_mixed_batch(window, softcap, cache_dtype):
+    # Decode rows (1 token), a full prefill, a chunk mid-sequence and a verify-like chunk, with
+    # shuffled block tables; q scaled so that scores reach the cap.
+    if window == 0 and softcap == 0.0:
+        pytest.skip("plain causal: test_mixed_batch")
+    r = np.random.default_rng(1000 + window + int(softcap))
+    batch = make_batch(r, MIXED_CTX, MIXED_NEW, 2, 64, 16, cache_dtype)
+    q = (r.standard_normal((int(batch[3][-1]), 6, 64)) * 3.0).astype(np.float32)
+    check_all(q, batch, 0.125, dtype_key(cache_dtype), window=window, softcap=softcap)
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 32])
+def test_window_odd_block_sizes(block_size):
+    # Windows of block_size - 1 and block_size with blocks smaller than, not dividing and equal to
+    # half a key tile; a window start inside a block.
+    r = np.random.default_rng(block_size)
+    batch = make_batch(r, [5, 333, 333, 600], [5, 1, 100, 1], 2, 64, block_size, np.float32)
+    q = r.standard_normal((107, 6, 64)).astype(np.float32)
+    for window in sorted({max(block_size - 1, 1), block_size, 100}):
+        check_all(q, batch, 0.125, "f32", window=window, softcap=30.0 if window == block_size else 0.0)
+
+
+@pytest.mark.parametrize("head_dim", [20, 36, 128])
+def test_window_softcap_head_dims(head_dim):
+    # Head dims that are not a multiple of 8 (generic tile loop) and 128 (SIMD items).
+    r = np.random.default_rng(head_dim)
+    batch = make_batch(r, [40, 300, 77], [40, 1, 2], 1, head_dim, 16, np.float16)
+    q = (r.standard_normal((43, 3, head_dim)) * 2.0).astype(np.float32)
+    check_all(q, batch, head_dim**-0.5, "f16", window=33, softcap=5.0)
+
+
+@pytest.mark.parametrize("softcap", [0.0, 50.0])
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+def test_window_long_context_decode_splits(softcap, cache_dtype):
+    # Long contexts with windows of 300 and 4000: the decode keys (and their flash-decoding splits)
+    # cover the window only; a 16-token chunk at the end of the context.
+    r = np.random.default_rng(77)
+    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 16], 1, 64, 16, cache_dtype)
+    q = r.standard_normal((18, 3, 64)).astype(np.float32)
+    for window in (300, 4000):
+        check_all(q, batch, 0.125, dtype_key(cache_dtype), window=window, softcap=softcap)
+
+
+def test_softcap_extreme_logits():
+    # Scores of ~1e3 are capped to +-cap: the softmax sees bounded logits (all finite).
+    r = np.random.default_rng(8)
+    batch = make_batch(r, [1, 300, 300, 70], [1, 1, 60, 70], 2, 64, 16, np.float16)
+    q = (r.standard_normal((132, 6, 64)) * 1e3).astype(np.float32)
+    check_all(q, batch, 0.125, "large_logits", window=50, softcap=10.0)
+    out = ops.attention("cpu", q, *batch, 0.125, "auto", sliding_window=50, logit_softcap=10.0)
+    assert np.all(np.isfinite(out))
+
+
+def poison_outside_window(batch, window, margin=128):
+    """NaN in K and V of every key that lies `margin`-aligned before the window of each
+    sequence's first query: a kernel that read them (even masked: p = 0 times NaN) gives NaN."""
+    kc, vc, bt, qs, sl, pos = batch
+    kc, vc = kc.copy(), vc.copy()
+    bs = kc.shape[1]
+    poisoned = 0
+    for s in range(len(sl)):
+        first = int(pos[qs[s]]) - window + 1
+        cut = max(first, 0) // margin * margin
+        for j in range(cut):
+            kc[bt[s, j // bs], j % bs] = np.nan
+            vc[bt[s, j // bs], j % bs] = np.nan
+        poisoned += cut
+    assert poisoned > 0
+    return kc, vc, bt, qs, sl, pos
+
+
+@pytest.mark.parametrize("variant", ["split", *VARIANTS])
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+def test_window_skips_keys_outside(variant, cache_dtype):
+    # Keys wholly before the window are never read: with NaN there, the output is the same as
+    # with the real values (the cost of a small window does not grow with the context).
+    r = np.random.default_rng(9)
+    batch = make_batch(r, [2049, 1000, 600], [1, 37, 2], 2, 64, 16, cache_dtype)
+    q = r.standard_normal((40, 6, 64)).astype(np.float32)
+    want = ops.attention("cpu", q, *batch, 0.125, "split", sliding_window=100, logit_softcap=20.0)
+    got = ops.attention("cpu", q, *poison_outside_window(batch, 100), 0.125, variant, sliding_window=100,
+                        logit_softcap=20.0)
+    assert np.all(np.isfinite(got)), variant
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["split", *VARIANTS])
+def test_window_softcap_rejected(variant):
+    r = np.random.default_rng(3)
+    kc, vc, bt, qs, sl, pos = make_batch(r, [20], [2], 1, 32, 16, np.float32)
+    q = r.standard_normal((2, 2, 32)).astype(np.float32)
+    args = (q, kc, vc, bt, qs, sl, pos, 0.1, variant)
+    with pytest.raises(ValueError, match=r"\[cpu.attention\] sliding_window: expected >= 0 \(0 = off\), found -1"):
+        ops.attention("cpu", *args, sliding_window=-1)
+    for bad in [-1.0, float("nan"), float("inf")]:
+        with pytest.raises(ValueError, match=r"\[cpu.attention\] logit_softcap: expected a finite value >= 0"):
+            ops.attention("cpu", *args, logit_softcap=bad)
+    # An empty batch is still checked.
+    with pytest.raises(ValueError, match="sliding_window"):
+        ops.attention("cpu", q[:0], kc, vc, bt[:0], np.zeros(1, np.int32), sl[:0], pos[:0], 0.1, variant,
+                      sliding_window=-5)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

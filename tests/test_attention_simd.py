@@ -6,7 +6,8 @@ rows alone == batched; prefill-heavy batches (partial query tiles, chunked prefi
 head dims 64/128/72/36, block sizes 8/16/32/128, f16/f32 caches) against the float64 reference
 and the split baseline; wide GQA decode with flash-decoding splits; and results (bitwise) that
 depend neither on the rest of the batch nor on how the sequence was chunked (a prefix-cached
-suffix == the same rows of the full prefill)."""
+suffix == the same rows of the full prefill); the same with a sliding window and logit soft-capping
+(the window / soft-cap instantiations of every item, per SIMD set)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,34 @@ full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "flash_prefill")
 for k in (1, 3, 5, 17, 40, 229):
     part = ops.attention("cpu", q[-k:], kc, vc, bt, np.array([0, k], np.int32), sl, pos[-k:], 0.125, "flash_prefill")
     assert np.array_equal(part, full[-k:]), f"suffix of {{k}} tokens differs from the full prefill"
+
+# Sliding window and soft-capping: each combination through the window / soft-cap instantiations
+# (prefill rows with different window starts in one tile, head dims of the SIMD and generic paths).
+for ctx, new, hkv, g, d, bs, dt in prefill_cases():
+    batch = ta.make_batch(r, ctx, new, hkv, d, bs, dt)
+    q = (r.standard_normal((int(batch[3][-1]), hkv * g, d)) * 2.0).astype(np.float32)
+    for window, softcap in [(1, 0.0), (bs - 1 or 1, 5.0), (bs, 0.0), (70, 50.0), (0, 5.0), (4096, 0.0)]:
+        ta.check_all(q, batch, d ** -0.5, "f16" if dt == np.float16 else "f32", window=window, softcap=softcap)
+
+# Chunking and batch independence (bitwise) with a window and a cap: prefill key tiles start at
+# tile-aligned window starts, so a row's tiles do not depend on its query tile.
+for window, softcap in [(50, 0.0), (50, 30.0), (0, 30.0), (130, 5.0)]:
+    opts = dict(sliding_window=window, logit_softcap=softcap)
+    kc, vc, bt, qs, sl, pos = ta.make_batch(r, [230], [230], 3, 64, 16, np.float16)
+    q = r.standard_normal((230, 9, 64)).astype(np.float32)
+    full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "flash_prefill", **opts)
+    for k in (1, 3, 17, 40, 229):
+        part = ops.attention("cpu", q[-k:], kc, vc, bt, np.array([0, k], np.int32), sl, pos[-k:], 0.125,
+                             "flash_prefill", **opts)
+        assert np.array_equal(part, full[-k:]), f"suffix of {{k}} tokens differs from the full prefill ({{opts}})"
+    kc, vc, bt, qs, sl, pos = ta.make_batch(r, [40, 300, 2049, 90], [1, 300, 1, 37], 3, 64, 16, np.float16)
+    q = r.standard_normal((int(qs[-1]), 9, 64)).astype(np.float32)
+    full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "auto", **opts)
+    for s in range(4):
+        a, b = int(qs[s]), int(qs[s + 1])
+        alone = ops.attention("cpu", q[a:b], kc, vc, bt[s:s + 1], np.array([0, b - a], np.int32), sl[s:s + 1],
+                              pos[a:b], 0.125, "auto", **opts)
+        assert np.array_equal(alone, full[a:b]), f"sequence {{s}} differs alone vs in the batch ({{opts}})"
 print("ok")
 """
 
@@ -120,6 +149,16 @@ for hkv, g, d, bs, dt in [(3, 3, 64, 16, np.float16),    # SmolLM2-135M
     q = r.standard_normal((len(CTX), hkv * g, d)).astype(np.float32)
     ta.check_all(q, batch, d ** -0.5, "f16" if dt == np.float16 else "f32", variants=["auto", "fused_decode"])
 
+# Decode rows with a sliding window (keys and splits start at the window) and soft-capping, at
+# the same context edges; windows 1, block_size - 1, block_size, a split edge and past the context.
+for hkv, g, d, bs, dt in [(3, 3, 64, 16, np.float16), (1, 5, 64, 8, np.float32), (2, 4, 72, 16, np.float16),
+                          (1, 3, 36, 128, np.float32)]:
+    batch = ta.make_batch(r, CTX, [1] * len(CTX), hkv, d, bs, dt)
+    q = (r.standard_normal((len(CTX), hkv * g, d)) * 2.0).astype(np.float32)
+    for window, softcap in [(1, 5.0), (bs - 1, 0.0), (bs, 50.0), (257, 0.0), (0, 5.0), (5000, 50.0)]:
+        ta.check_all(q, batch, d ** -0.5, "f16" if dt == np.float16 else "f32", variants=["auto", "fused_decode"],
+                     window=window, softcap=softcap)
+
 # Two-token rows (verify-like) also take the decode path; large logits stress the online max.
 batch = ta.make_batch(r, [300, 70, 2], [2, 2, 2], 3, 64, 16, np.float16)
 q = r.standard_normal((6, 9, 64)).astype(np.float32)
@@ -142,6 +181,17 @@ for heads, kv_heads, dim, block, dtype in [(9, 3, 64, 16, np.float16), (8, 2, 12
                               pos[a:b], dim ** -0.5, "auto")
         assert np.array_equal(alone, full[a:b]), (
             f"decode row {{s}} (context {{ctx[s]}}, {{heads}}/{{kv_heads}} heads, dim {{dim}}) differs alone vs batched")
+
+# The same with a window and a cap (a window of 300 splits the 2049 and 3000 rows' keys).
+kc, vc, bt, qs, sl, pos = ta.make_batch(r, ctx, new, 3, 64, 16, np.float16)
+q = r.standard_normal((int(qs[-1]), 9, 64)).astype(np.float32)
+opts = dict(sliding_window=300, logit_softcap=20.0)
+full = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125, "auto", **opts)
+for s in range(16):
+    a, b = int(qs[s]), int(qs[s + 1])
+    alone = ops.attention("cpu", q[a:b], kc, vc, bt[s:s + 1], np.array([0, 1], np.int32), sl[s:s + 1], pos[a:b],
+                          0.125, "auto", **opts)
+    assert np.array_equal(alone, full[a:b]), f"decode row {{s}} differs alone vs batched with a window and a cap"
 print("ok")
 """
 

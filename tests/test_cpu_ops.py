@@ -241,6 +241,21 @@ def test_attention(cache_dtype, group):
                                    atol=atol, rtol=rtol)
 
 
+@pytest.mark.parametrize("window,softcap", [(1, 0.0), (3, 5.0), (15, 0.0), (16, 50.0), (0, 5.0), (500, 0.0)])
+def test_attention_window_softcap(window, softcap):
+    # Against the one-row-at-a-time reference (a second, independent numpy formulation).
+    r = rng(window + 7)
+    hkv, d, bs = 2, 32, 16
+    kc, vc, bt, qs, sl, pos = make_batch(r, [1, 31, 33, 70, 16], [1, 31, 1, 5, 2], hkv, d, bs, np.float16)
+    q = (r.standard_normal((int(qs[-1]), 2 * hkv, d)) * 3.0).astype(np.float32)
+    want = ref.attention(q, kc, vc, bt, qs, sl, pos, d**-0.5, window, softcap)
+    atol, rtol = TOL["attention_f16"]
+    for variant in ["split", "auto", "fused_decode", "flash_prefill"]:
+        got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, d**-0.5, variant, sliding_window=window,
+                            logit_softcap=softcap)
+        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=variant)
+
+
 def test_attention_long_context():
     r = rng(5)
     kc, vc, bt, qs, sl, pos = make_batch(r, [4097], [2], 1, 64, 16, np.float16)

@@ -3,7 +3,9 @@ variant (auto, fused_decode, flash_prefill; decode stage 1 and 2) against the CP
 float64 numpy reference. Context lengths 1, 17, 255, 256, 2049 (8192 slow), head dims 64/128 (and
 odd ones), GQA 1/3/4 (and groups wider than one threadgroup), mixed varlen batches (prefill, chunked
 prefill mid-sequence, decode), flash-decoding key splits, shuffled block tables, f16/f32 caches,
-extreme logits, the simulator's three thread orders, and the tiny model end to end."""
+extreme logits, the simulator's three thread orders, and the tiny model end to end; sliding windows
+(1, 3, block_size - 1, block_size, past the context) and logit soft-capping (5, 50) through the
+`_window` / `_softcap` kernels, with keys outside the window never read."""
 
 from __future__ import annotations
 
@@ -43,18 +45,20 @@ def order(request):
     core.set_sim_thread_order(*old)
 
 
-def check_variants(q, batch, scale, tol_key, variants=VARIANTS):
-    """Each metal-sim variant vs float64 and vs the CPU split path; returns the auto output."""
-    want = ref64(q, *batch, scale)
+def check_variants(q, batch, scale, tol_key, variants=VARIANTS, window=0, softcap=0.0):
+    """Each metal-sim variant vs float64 and vs the CPU split path (window / softcap: 0 = off);
+    returns the outputs by variant."""
+    want = ref64(q, *batch, scale, window, softcap)
     atol, rtol = TOL[tol_key]
-    split = ops.attention("cpu", q, *batch, scale, "split")
-    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg="cpu split vs float64")
+    opts = {"sliding_window": window, "logit_softcap": softcap}
+    split = ops.attention("cpu", q, *batch, scale, "split", **opts)
+    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg=f"cpu split vs float64 {opts}")
     outs = {}
     for v in variants:
-        got = ops.attention("metal-sim", q, *batch, scale, v)
+        got = ops.attention("metal-sim", q, *batch, scale, v, **opts)
         assert np.all(np.isfinite(got)), v
-        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs float64")
-        np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs cpu split")
+        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs float64 {opts}")
+        np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs cpu split {opts}")
         outs[v] = got
     return outs
 
@@ -163,6 +167,83 @@ def test_length_one_rows_and_empty_sequences():
         np.testing.assert_allclose(want[t], np.repeat(batch[1].reshape(-1, 1, 64)[slot], 2, 0), rtol=1e-6)
 
 
+# ---- sliding window and logit soft-capping ----
+
+WINDOWS = [1, 3, 15, 16, 5000]  # block size 16: 1, a few, block_size - 1, block_size, past the context
+
+
+@pytest.mark.parametrize("softcap", [0.0, 5.0, 50.0])
+@pytest.mark.parametrize("window", [0, *WINDOWS])
+def test_window_softcap_mixed_batch(window, softcap):
+    # Decode rows, a full prefill, a chunk mid-sequence and a verify-like chunk (shuffled block
+    # tables), every variant: `_window` / `_softcap` flash kernels and `_softcap` decode kernels.
+    if window == 0 and softcap == 0.0:
+        pytest.skip("plain causal: test_mixed_batch")
+    r = np.random.default_rng(500 + window + int(softcap))
+    dtype = np.float16 if window % 2 else np.float32
+    batch = make_batch(r, MIXED_CTX, MIXED_NEW, 2, 64, 16, dtype)
+    q = (r.standard_normal((int(batch[3][-1]), 6, 64)) * 3.0).astype(np.float32)
+    check_variants(q, batch, 0.125, dtype_key(dtype), window=window, softcap=softcap)
+
+
+def test_window_softcap_thread_orders(order):
+    # Per-row window starts inside one flash tile, under the three thread orders.
+    r = np.random.default_rng(6)
+    batch = make_batch(r, [1, 17, 255, 300], [1, 17, 1, 45], 2, 64, 16, np.float16)
+    q = (r.standard_normal((int(batch[3][-1]), 6, 64)) * 2.0).astype(np.float32)
+    check_variants(q, batch, 0.125, "f16", window=20, softcap=5.0)
+
+
+@pytest.mark.parametrize("ctx", [255, 2049])
+@pytest.mark.parametrize("window", [100, 600])
+def test_window_decode_key_splits(ctx, window):
+    # One decode token: the flash-decoding splits cover the window's keys only.
+    r = np.random.default_rng(ctx + window)
+    batch = make_batch(r, [ctx], [1], 1, 128, 16, np.float32)
+    q = r.standard_normal((1, 4, 128)).astype(np.float32)
+    check_variants(q, batch, 128**-0.5, "f32", window=window, softcap=50.0 if window > 200 else 0.0)
+
+
+@pytest.mark.parametrize("block_size,head_dim", [(1, 32), (5, 33), (32, 256)])
+def test_window_odd_blocks_and_head_dims(block_size, head_dim):
+    # Blocks of 1 and 5 keys (a window start inside a block), an odd head dim (zero padded) and 256
+    # (16-key flash tiles).
+    r = np.random.default_rng(block_size + head_dim)
+    batch = make_batch(r, [70, 300, 9], [35, 1, 2], 2, head_dim, block_size, np.float32)
+    q = r.standard_normal((38, 4, head_dim)).astype(np.float32)
+    for window in sorted({max(block_size - 1, 1), block_size, 40}):
+        check_variants(q, batch, head_dim**-0.5, "f32", window=window, softcap=5.0 if window == 40 else 0.0)
+
+
+def test_window_skips_keys_outside():
+    # NaN in every key wholly before the window: no kernel reads them (p = 0 times NaN would show).
+    from test_attention import poison_outside_window
+
+    r = np.random.default_rng(9)
+    batch = make_batch(r, [2049, 1000, 600], [1, 37, 2], 2, 64, 16, np.float16)
+    q = r.standard_normal((40, 6, 64)).astype(np.float32)
+    want = ops.attention("cpu", q, *batch, 0.125, "split", sliding_window=100, logit_softcap=20.0)
+    poisoned = poison_outside_window(batch, 100)
+    for v in ["split", *VARIANTS]:
+        got = ops.attention("metal-sim", q, *poisoned, 0.125, v, sliding_window=100, logit_softcap=20.0)
+        assert np.all(np.isfinite(got)), v
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4, err_msg=v)
+
+
+@pytest.mark.parametrize("variant", ["split", *VARIANTS])
+def test_window_softcap_rejected(variant):
+    r = np.random.default_rng(2)
+    kc, vc, bt, qs, sl, pos = make_batch(r, [8, 8], [4, 4], 1, 16, 16, np.float32)
+    q = r.standard_normal((8, 1, 16)).astype(np.float32)
+    args = (q, kc, vc, bt, qs, sl, pos, 0.25, variant)
+    with pytest.raises(ValueError, match=r"\[metal-sim.attention\] sliding_window: expected >= 0 \(0 = off\), "
+                                         r"found -2"):
+        ops.attention("metal-sim", *args, sliding_window=-2)
+    for bad in [-0.5, float("nan"), float("inf")]:
+        with pytest.raises(ValueError, match=r"\[metal-sim.attention\] logit_softcap: expected a finite value >= 0"):
+            ops.attention("metal-sim", *args, logit_softcap=bad)
+
+
 def test_query_start_errors():
     r = np.random.default_rng(2)
     kc, vc, bt, qs, sl, pos = make_batch(r, [8, 8], [4, 4], 1, 16, 16, np.float32)
@@ -219,6 +300,11 @@ one = make_batch(r, [2049], [1], 1, 64, 16, np.float32)  # split across threadgr
 q1 = r.standard_normal((1, 3, 64)).astype(np.float32)
 got = core.ops.attention("metal-sim", q1, *one, 0.125, "fused_decode")
 np.testing.assert_allclose(got, ref64(q1, *one, 0.125), atol=2e-5, rtol=1e-4)
+for window, softcap in [(3, 5.0), (300, 0.0), (0, 50.0)]:  # the _softcap kernels; windowed key ranges
+    want = ref64(q, *batch, 0.125, window, softcap)
+    for v in ["auto", "fused_decode"]:
+        got = core.ops.attention("metal-sim", q, *batch, 0.125, v, sliding_window=window, logit_softcap=softcap)
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4, err_msg=f"{{v}} {{window}} {{softcap}}")
 print("ok")
 """
 

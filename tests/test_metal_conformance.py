@@ -228,6 +228,18 @@ def test_attention(backend, cache_dtype, group):
     close(ops.attention(backend, *args), ops.attention("cpu", *args, "split"), "attention")
 
 
+@pytest.mark.parametrize("variant", ["split", "auto", "fused_decode", "flash_prefill"])
+@pytest.mark.parametrize("window,softcap", [(1, 0.0), (15, 5.0), (16, 50.0), (0, 5.0), (40, 0.0)])
+def test_attention_window_softcap(backend, variant, window, softcap):
+    r = rng(window + 3)
+    hkv, d, bs = 2, 32, 16
+    kc, vc, bt, qs, sl, pos = make_batch(r, [1, 31, 33, 70, 32], [1, 31, 1, 5, 2], hkv, d, bs, np.float16)
+    q = (r.standard_normal((int(qs[-1]), hkv * 3, d)) * 3.0).astype(np.float32)
+    args = (q, kc, vc, bt, qs, sl, pos, d**-0.5)
+    opts = {"sliding_window": window, "logit_softcap": softcap}
+    close(ops.attention(backend, *args, variant, **opts), ops.attention("cpu", *args, "split", **opts), "attention")
+
+
 def test_attention_long_context_odd_head_dim(backend):
     r = rng(5)
     kc, vc, bt, qs, sl, pos = make_batch(r, [4097], [1], 1, 33, 16, np.float16)

@@ -316,24 +316,30 @@ void bind_ops(py::module_& m) {
   ops.def(
       "attention",
       [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
-         I32 seq_lens, I32 positions, float scale, const std::string& variant) {
+         I32 seq_lens, I32 positions, float scale, const std::string& variant, int sliding_window,
+         float logit_softcap) {
         Backend& be = get_backend(backend);
         AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
         call.args.variant = variant_from_name(variant);
+        call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
         be.attention(call.args);
         return from_dev<float>(be, call.dout, {call.args.num_tokens, call.args.num_heads, call.args.head_dim});
       },
       py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
       py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"),
-      py::arg("variant") = "split", "Paged causal attention over a varlen batch; out (T, H, D).");
+      py::arg("variant") = "split", py::arg("sliding_window") = 0, py::arg("logit_softcap") = 0.0f,
+      "Paged causal attention over a varlen batch; out (T, H, D). sliding_window W > 0: position p sees keys "
+      "p - W < j <= p; logit_softcap c > 0: scores s -> c * tanh(s / c) (0 = off for both).");
 
   ops.def(
       "attention_timed",
       [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
-         I32 seq_lens, I32 positions, float scale, const std::vector<std::string>& variants, int repeats) {
+         I32 seq_lens, I32 positions, float scale, const std::vector<std::string>& variants, int repeats,
+         int sliding_window, float logit_softcap) {
         check(repeats >= 1, "attention_timed: expected repeats >= 1, found " + std::to_string(repeats));
         Backend& be = get_backend(backend);
         AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
         std::vector<AttentionVariant> vs;
         for (const auto& v : variants) vs.push_back(variant_from_name(v));
         std::vector<std::vector<double>> secs(vs.size());
@@ -352,7 +358,7 @@ void bind_ops(py::module_& m) {
       },
       py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
       py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"), py::arg("variants"),
-      py::arg("repeats"),
+      py::arg("repeats"), py::arg("sliding_window") = 0, py::arg("logit_softcap") = 0.0f,
       "Bench entry: uploads once, runs the attention variants alternately `repeats` times; "
       "returns {variant: [seconds per call]}.");
 

@@ -101,7 +101,9 @@ struct KvWriteArgs {
 
 // Causal attention over the paged cache for a flattened varlen batch (DESIGN.md §2).
 // Query token t of sequence s (query_start[s] <= t < query_start[s+1]) at position p attends
-// to keys 0..p of s, read through block_tables[s].
+// to keys 0..p of s, read through block_tables[s]; with sliding_window W > 0 only to keys
+// p - W < j <= p (W keys including itself; Mistral, Gemma 2/3). Scores are s = scale * q·k,
+// or logit_softcap * tanh(s / logit_softcap) when logit_softcap > 0 (Gemma 2), before the softmax.
 struct AttentionArgs {
   BufView out;           // (num_tokens, num_heads, head_dim) f32
   BufView q;             // (num_tokens, num_heads, head_dim) f32
@@ -114,6 +116,8 @@ struct AttentionArgs {
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
   float scale = 1.0f;
+  int sliding_window = 0;      // 0 = off (full causal); else keys p - sliding_window < j <= p
+  float logit_softcap = 0.0f;  // 0 = off; else s -> logit_softcap * tanh(s / logit_softcap)
   AttentionVariant variant = AttentionVariant::Auto;
 };
 

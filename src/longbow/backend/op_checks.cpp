@@ -1,6 +1,8 @@
 #include "longbow/backend/op_checks.h"
 
 #include <algorithm>
+#include <cmath>
+#include <sstream>
 #include <stdexcept>
 
 namespace longbow {
@@ -74,6 +76,20 @@ void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
   check(a.num_heads % a.num_kv_heads == 0, where,
         "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
             std::to_string(a.num_kv_heads));
+  check_attention_options(a, where.c_str());
+}
+
+void check_attention_options(const AttentionArgs& a, const char* where) {
+  if (a.sliding_window < 0) {
+    throw std::invalid_argument(std::string("[") + where + "] sliding_window: expected >= 0 (0 = off), found " +
+                                std::to_string(a.sliding_window));
+  }
+  if (!(std::isfinite(a.logit_softcap) && a.logit_softcap >= 0.0f)) {
+    std::ostringstream found;
+    found << a.logit_softcap;
+    throw std::invalid_argument(std::string("[") + where +
+                                "] logit_softcap: expected a finite value >= 0 (0 = off), found " + found.str());
+  }
 }
 
 void check_matmul_group(std::span<const MatmulArgs> parts, const std::string& where) {

@@ -19,6 +19,10 @@ void check_matmul_sizes(const MatmulArgs& a, const std::string& where);
 // Every part of a matmul_group reads part 0's x view with its M and K.
 void check_matmul_group(std::span<const MatmulArgs> parts, const std::string& where);
 void check_rope_sizes(const RopeArgs& a, const std::string& where);
+// Sizes, then check_attention_options.
 void check_attention_sizes(const AttentionArgs& a, const std::string& where);
+// sliding_window >= 0 and a finite logit_softcap >= 0 (0 = off for both); no string work unless
+// one is bad (the CPU backend calls it on every attention op).
+void check_attention_options(const AttentionArgs& a, const char* where);
 
 }  // namespace longbow

@@ -257,7 +257,9 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
                       .positions = positions_, .cache_dtype = kl.dtype, .num_tokens = T, .num_seqs = b.num_seqs(),
                       .num_heads = c.num_heads, .num_kv_heads = c.num_kv_heads, .head_dim = Dh,
                       .block_size = kl.block_size, .max_blocks_per_seq = b.max_blocks_per_seq,
-                      .num_blocks = kl.num_blocks, .scale = scale, .variant = variant});
+                      .num_blocks = kl.num_blocks, .scale = scale,
+                      .sliding_window = sliding ? c.sliding_window : 0, .logit_softcap = c.attn_logit_softcap,
+                      .variant = variant});
   if (c.sandwich_norms) {
     backend_.matmul({.out = h, .x = attn, .w = L.wo.view, .bias = L.bo.view, .w_dtype = L.wo.dtype, .M = T, .N = D,
                      .K = q_dim});

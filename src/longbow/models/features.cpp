@@ -19,15 +19,13 @@ std::vector<Feature> model_features(const ModelConfig& c) {
   add(c.activation != Activation::Silu, std::string("activation ") + activation_name(c.activation), true);
   add(c.embedding_scale != 1.0f, "scaled embeddings", true);
   add(c.attention_scale > 0, "attention scale from query_pre_attn_scalar", true);
-  add(c.attn_logit_softcap > 0, "attention logit soft-capping", false);
+  add(c.attn_logit_softcap > 0, "attention logit soft-capping", true);
   add(c.final_logit_softcap > 0, "final logit soft-capping", true);
   if (c.sliding_window > 0) {
     int n = 0;
     for (int l = 0; l < c.num_layers; ++l) n += c.layer_uses_window(l) ? 1 : 0;
-    // A window at least as long as the context changes nothing.
-    const bool effective = c.sliding_window < c.max_position;
     add(true, "sliding-window attention (window " + std::to_string(c.sliding_window) + ", " + std::to_string(n) +
-                  " of " + std::to_string(c.num_layers) + " layers)", !effective);
+                  " of " + std::to_string(c.num_layers) + " layers)", true);
   }
   add(c.rope_theta_sliding > 0, "separate RoPE base on sliding layers", true);
   return f;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "longbow/backend/op_checks.h"
 #include "longbow/core/dtype.h"
 
 namespace longbow::cpu {
@@ -128,6 +129,8 @@ AttnBatch parse_attention(const AttentionArgs& a) {
   b.num_kv_heads = a.num_kv_heads, b.head_dim = a.head_dim, b.group = a.num_heads / a.num_kv_heads;
   b.block_size = a.block_size, b.max_blocks_per_seq = a.max_blocks_per_seq, b.num_blocks = a.num_blocks;
   b.scale = a.scale;
+  check_attention_options(a, WHERE);
+  b.window = a.sliding_window, b.softcap = a.logit_softcap;
   if (T == 0 || H == 0) return b;
   validate_batch(b);
   return b;

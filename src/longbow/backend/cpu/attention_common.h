@@ -9,13 +9,19 @@
 //   tile  = up to ATTN_TILE_KEYS keys, whole paged blocks read through the block table
 //           (staged in threadgroup memory on Metal; read in place from L1 here)
 //   state = per row running max m, running sum l, unnormalized accumulator O (rows, head_dim)
-//   loop  : S = Q·Kᵀ (tile) -> causal mask -> m' = max(m, rowmax S) -> P = exp(S - m')
-//           -> O = O·exp(m - m') + P·V, l = l·exp(m - m') + rowsum P   (FlashAttention-2)
+//   loop  : S = Q·Kᵀ (tile) -> [soft-cap] -> causal [+ window] mask -> m' = max(m, rowmax S)
+//           -> P = exp(S - m') -> O = O·exp(m - m') + P·V, l = l·exp(m - m') + rowsum P
+//           (FlashAttention-2)
+//   window: decode items start at the token's first window key; prefill items start at the tile
+//           (ATTN_TILE_KEYS-aligned) holding their rows' first window key, so keys wholly before the
+//           window are never read. The window and soft-cap code is compiled into separate
+//           template instantiations; with both off the original loops run unchanged.
 //   end   : out = O / l, or, when the keys were split (flash-decoding), write (m, l, O) as a
 //           partial and merge the splits in a second pass.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -56,6 +62,11 @@ struct AttnBatch {
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
   int max_ctx = 0;  // longest seq_len
   float scale = 1.0f;
+  int window = 0;        // sliding window (0 = off): position p sees keys [window_begin(p), p]
+  float softcap = 0.0f;  // logit soft-cap (0 = off): s -> softcap * tanh(s / softcap)
+
+  // First key a query at position p sees.
+  int window_begin(int p) const { return window > 0 ? std::max(0, p - window + 1) : 0; }
 
   size_t esize() const { return f16 ? 2 : 4; }
   // Address of key/value row j of sequence s, kv head kvh; rows of one block are contiguous
@@ -162,18 +173,35 @@ struct AttnKernels {
   size_t (*decode_scratch)(const AttnBatch& b);
 };
 const AttnKernels& attn_scalar_kernels();
+// Sliding-window / soft-cap instantiations of the SIMD items, compiled in their own files
+// (attention_kernels_ext_avx2.cpp, attention_kernels_ext_avx512.cpp) so that the plain items'
+// files compile to the code they had before these existed (GCC's inlining budget is per file).
+// Prefill: b.window > 0 or b.softcap > 0. Decode: b.softcap > 0, head_dim a multiple of the lanes.
+void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
+void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
+void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
 const AttnKernels* attn_avx2_kernels();    // nullptr when not compiled in
 const AttnKernels* attn_avx512_kernels();  // nullptr when not compiled in or the CPU lacks AVX-512 F/BW/VL
 const AttnKernels& attn_kernels();
 
+// s[i] = cap * tanh(s[i] / cap) for i < n: logit soft-capping (Gemma 2) of natural-unit scores.
+inline void attn_softcap(float* s, int n, float cap) {
+  for (int i = 0; i < n; ++i) s[i] = cap * std::tanh(s[i] / cap);
+}
+
 // Per-thread f32 scratch needed by run_attention_item for items of up to `rows` rows and
-// (stage 1) `stage1_keys` keys; i32 scratch is `rows`.
+// (stage 1) `stage1_keys` keys; i32 scratch is 2 * `rows`.
 size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys);
 
 // Work item runners with per-thread scratch `f32` / `i32`; partials is (num_partials, group, head_dim + 2)
 // and holds (O (head_dim,), m, l) per query head of the kv group.
 // FlashAttention-2 online tile loop: flash prefill and fused decode stage 2 (attention_flash_prefill.cpp).
 void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+// run_online_item for calls with a sliding window and / or soft-capping (items that need neither
+// go to run_online_item); attention_flash_prefill_ext.cpp, a file of its own for the reason given
+// above the SIMD ones.
+void run_online_item_ext(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
 // Fused decode stage 1: scores + online max/sum in one pass over K, then one pass over V.
 void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials);
 

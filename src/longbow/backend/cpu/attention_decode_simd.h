@@ -10,6 +10,8 @@
 //   scores: lanes = head dims; each (row, key) dot product is a chain of D/W FMAs, and W such
 //     vectors (W keys) are folded into one vector of W scores by a transpose-and-add tree
 //     (score_tree over V::fold_keys) held in registers, so there is no horizontal sum per key.
+//     SOFTCAP instantiations then soft-cap the tile's scores in place (attention_softcap_simd.h).
+//     A sliding window needs nothing here: the item's key range starts at the token's window.
 //   softmax: rows interleaved, one horizontal max and sum per row and tile.
 //     Scores in log2 units (Q pre-scaled by scale * log2 e); m' = max(m, max_j S),
 //     alpha = 2^(m - m'), P = 2^(S - m'), l = l * alpha + sum_j P.
@@ -27,6 +29,7 @@
 #include <immintrin.h>
 
 #include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention_softcap_simd.h"
 
 namespace longbow::cpu {
 namespace {
@@ -178,11 +181,24 @@ DECODE_INLINE void decode_softmax_rows(float* s, int s_stride, int nkp, float* m
   }
 }
 
-// One key tile for RB rows: scores, online softmax, P·V.
-template <class V, bool F16, int RB>
+// Soft-caps the scores s[r, 0 .. nk) of RB rows (log2 units, cap in natural units) in place; the
+// -inf padding up to nkp stays -inf. A pass over the tile's scores (in L1) after decode_scores, so
+// the score kernel itself is the same for every instantiation.
+template <class V, int RB>
+DECODE_INLINE void decode_softcap_rows(float* s, int s_stride, int nk, int nkp, float cap) {
+  const SoftcapLog2<V> c(cap);
+  for (int r = 0; r < RB; ++r) {
+    float* sr = s + static_cast<size_t>(r) * s_stride;
+    for (int j = 0; j < nkp; j += V::W) V::store(sr + j, softcap_log2<V>(V::load(sr + j), c));
+    std::fill(sr + nk, sr + nkp, -INFINITY);
+  }
+}
+
+// One key tile for RB rows: scores (soft-capped when SOFTCAP), online softmax, P·V.
+template <class V, bool F16, int RB, bool SOFTCAP = false>
 void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, const cache_elem_t<F16>* kc,
                       const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk, float* m,
-                      float* l, float* alpha) {
+                      float* l, float* alpha, float cap = 0.0f) {
   constexpr int W = V::W;
   const int nkp = (nk + W - 1) / W * W;
   switch (D / W == 4 && D % W == 0 ? 4 : D / W == 8 && D % W == 0 ? 8 : 0) {
@@ -190,6 +206,7 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, c
     case 8: decode_scores<V, F16, RB, 8>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
     default: decode_scores<V, F16, RB, 0>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
   }
+  if constexpr (SOFTCAP) decode_softcap_rows<V, RB>(s, s_stride, nk, nkp, cap);
   decode_softmax_rows<V, RB>(s, s_stride, nkp, m, l, alpha);
   constexpr int DB = V::DECODE_VALUE_VECS;
   if (D % (DB * W) == 0) {
@@ -203,18 +220,29 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, c
 
 // One tile's G rows of one kv head (query rows q, o (G, D), state m, l, alpha (G,)), in row
 // blocks of DECODE_ROW_BLOCK.
-template <class V, bool F16>
+// SOFTCAP: scores capped at `cap` (natural units); the plain instantiation takes no cap (its code
+// is the same as before soft-capping existed).
+template <class V, bool F16, bool SOFTCAP = false>
 void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D, const cache_elem_t<F16>* kc,
                       const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk, float* m,
-                      float* l, float* alpha) {
+                      float* l, float* alpha, float cap = 0.0f) {
   for (int r0 = 0; r0 < G; r0 += DECODE_ROW_BLOCK) {
     const size_t qo = static_cast<size_t>(r0) * D;
     float* sr = s + static_cast<size_t>(r0) * TKp;
-    switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-      case 1: decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
-      case 2: decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
-      case 3: decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
-      default: decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+    if constexpr (SOFTCAP) {
+      switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
+        case 1: decode_tile_rows<V, F16, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        case 2: decode_tile_rows<V, F16, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        case 3: decode_tile_rows<V, F16, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        default: decode_tile_rows<V, F16, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+      }
+    } else {
+      switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
+        case 1: decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        case 2: decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        case 3: decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        default: decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+      }
     }
   }
 }
@@ -240,9 +268,9 @@ inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const floa
   }
 }
 
-// One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh). Needs head_dim % V::W == 0;
-// i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials, G, D + 2).
-template <class V, bool F16>
+// One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0). Needs
+// head_dim % V::W == 0; i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials, G, D + 2).
+template <class V, bool F16, bool SOFTCAP>
 void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   constexpr int W = V::W;
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
@@ -279,7 +307,7 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     attn_prefetch_keys<3>(b.v_cache, table, bs, slot_bytes, j0, j1, part, parts);
   };
   prefetch_tile(it.k_begin, 0, 1);
-  for (int j0 = it.k_begin; j0 < ke; j0 += TK) {  // tiles of whole blocks (k_begin is block aligned)
+  for (int j0 = it.k_begin; j0 < ke; j0 += TK) {  // tiles from k_begin (block aligned unless a window starts it)
     const int nk = std::min(ke, j0 + TK) - j0;
     for (int j = j0; j < j0 + nk;) {  // block by block: slots run contiguously within a block
       const int base = table[j / bs] * bs - (j / bs) * bs, je = std::min(j0 + nk, (j / bs + 1) * bs);
@@ -288,8 +316,14 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     for (int h = 0; h < it.num_kvh; ++h) {
       prefetch_tile(j0 + TK, h, it.num_kvh);
       const size_t ro = static_cast<size_t>(h) * G;
-      decode_tile_head<V, F16>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
-                               vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro, alpha + ro);
+      if constexpr (SOFTCAP) {
+        decode_tile_head<V, F16, true>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
+                                       vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro,
+                                       alpha + ro, b.softcap);
+      } else {
+        decode_tile_head<V, F16>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
+                                 vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro, alpha + ro);
+      }
     }
   }
   decode_item_store(b, it, o, m, l, partials);

@@ -69,7 +69,10 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
     v.insert(v.end(), p, p + ITEM_INTS);
     ++plan.num_items;
   };
-  // Prefill tiles first, latest (costliest) query tiles first.
+  // Prefill tiles first, latest (costliest) query tiles first. With a sliding window a tile starts
+  // at the key tile holding its rows' first window key (tile-aligned, so a row's key tiles do not
+  // depend on how its sequence was cut into query tiles or chunks).
+  const int tile_keys = attn_tile_keys(bs);
   for (int s = 0; s < b.num_seqs; ++s) {
     const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
     if (q1 == q0 || is_decode(variant, q1 - q0)) continue;
@@ -77,20 +80,29 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
     for (int tile = num_tiles - 1; tile >= 0; --tile) {
       const int t0 = q0 + tile * ATTN_PREFILL_TOKENS, t1 = std::min(q1, t0 + ATTN_PREFILL_TOKENS);
       plan.max_rows = std::max(plan.max_rows, (t1 - t0) * b.group);
-      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 1, 0, b.seq_lens[s], -1, 0, 0, -1});
+      int k0 = 0;
+      if (b.window > 0) {
+        k0 = b.seq_lens[s];
+        for (int t = t0; t < t1; ++t) k0 = std::min(k0, b.window_begin(b.positions[t]));
+        k0 = k0 / tile_keys * tile_keys;
+      }
+      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 1, k0, b.seq_lens[s], -1, 0, 0, -1});
     }
   }
   // Decode tokens: one item per (token, key split) over all kv heads, so a paged slot's heads
   // (contiguous) stream once through one core; the split count is a function of the token's
-  // context only (batch independence). When that leaves fewer than two items per thread (a lone
-  // sequence), each kv head gets its own items instead so every thread works. Both plans run each
-  // head with the same tiles and operation order, so the results are bitwise the same. Then the
-  // merges of split tokens, one per token.
+  // context only (batch independence): keys [window_begin(p), p], all of them with no window.
+  // When that leaves fewer than two items per thread (a lone sequence), each kv head gets its own
+  // items instead so every thread works. Both plans run each head with the same tiles and
+  // operation order, so the results are bitwise the same. Then the merges of split tokens, one
+  // per token.
   int all_head_items = 0;
   for (int s = 0; s < b.num_seqs; ++s) {
     const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
     if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
-    for (int t = q0; t < q1; ++t) all_head_items += decode_split_plan(b.positions[t] + 1, bs).splits;
+    for (int t = q0; t < q1; ++t) {
+      all_head_items += decode_split_plan(b.positions[t] + 1 - b.window_begin(b.positions[t]), bs).splits;
+    }
   }
   const bool per_head = all_head_items < 2 * threads;
   for (int pass = 0; pass < 2; ++pass) {
@@ -100,10 +112,10 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
       if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
       plan.max_rows = std::max(plan.max_rows, b.group);  // other runners go head by head
       for (int t = q0; t < q1; ++t) {
-        const int keys = b.positions[t] + 1;
-        const DecodeSplits sp = decode_split_plan(keys, bs);
+        const int keys = b.positions[t] + 1, first = b.window_begin(b.positions[t]);
+        const DecodeSplits sp = decode_split_plan(keys - first, bs);
         const int splits = sp.splits, chunk = sp.chunk;
-        plan.stage1_keys = std::max(plan.stage1_keys, std::min(chunk, keys));
+        plan.stage1_keys = std::max(plan.stage1_keys, std::min(chunk, keys - first));
         const int p0 = splits > 1 ? num_partials : -1;  // (Hkv, splits) partial slots
         const int merge = splits > 1 ? num_merges++ : -1;
         if (splits > 1) num_partials += Hkv * splits;
@@ -113,7 +125,7 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
         }
         const int stage_id = stage == 1 ? 1 : 2;
         for (int i = 0; i < splits; ++i) {
-          const int k0 = i * chunk, k1 = std::min(keys, (i + 1) * chunk);
+          const int k0 = first + i * chunk, k1 = std::min(keys, first + (i + 1) * chunk);
           if (!per_head) {
             push({s, t, t + 1, 0, Hkv, k0, k1, p0 < 0 ? -1 : p0 + i, splits, stage_id, merge});
             continue;
@@ -151,9 +163,11 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   const int threads = c.pool.num_threads();
   const Plan plan = plan_items(c, b, a.variant, threads);
   const AttnKernels& kern = attn_kernels();
+  // The window / soft-cap tile loop lives in its own file (attention_common.h).
+  const auto run_online = b.window > 0 || b.softcap > 0.0f ? run_online_item_ext : run_online_item;
   const size_t f32_elems = std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
                                     kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
-  c.scratch.ensure(threads, f32_elems, std::max(plan.max_rows, 2 * attn_decode_tile_keys(b.block_size)));
+  c.scratch.ensure(threads, f32_elems, 2 * std::max(plan.max_rows, attn_decode_tile_keys(b.block_size)));
   const size_t partial_elems = static_cast<size_t>(plan.num_partials) * b.group * (b.head_dim + 2);
   if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
   float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
@@ -176,7 +190,7 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
       if (it.decode_stage == 1) {
         for (int h = 0; h < it.num_kvh; ++h) run_stage1_item(b, attn_item_head(it, h), f32, partials);
       } else if (it.decode_stage != 2 || kern.decode_item == nullptr || !kern.decode_item(b, it, f32, i32, partials)) {
-        for (int h = 0; h < it.num_kvh; ++h) run_online_item(b, attn_item_head(it, h), f32, i32, partials);
+        for (int h = 0; h < it.num_kvh; ++h) run_online(b, attn_item_head(it, h), f32, i32, partials);
       }
       if (it.merge >= 0) {
         int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;

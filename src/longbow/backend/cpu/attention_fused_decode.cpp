@@ -1,6 +1,7 @@
 // Fused decode attention on the CPU: one query token, the group of query heads sharing one kv
-// head, keys [k_begin, k_end) of the paged cache. Two stages, as the roadmap builds them
-// (LONGBOW_ATTN_DECODE_STAGE selects; attention_dispatch.cpp):
+// head, keys [k_begin, k_end) of the paged cache (the planner starts them at the token's sliding
+// window, so no window mask is needed here; scores soft-capped when logit_softcap > 0). Two
+// stages, as the roadmap builds them (LONGBOW_ATTN_DECODE_STAGE selects; attention_dispatch.cpp):
 //
 //  stage 1, scores + softmax fused: one pass over K computes scores block by block, keeps the
 //    running max m and sum l (online softmax, Milakov & Gimelshein 2018) and stores
@@ -23,7 +24,10 @@
 
 namespace longbow::cpu {
 
-void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
+namespace {
+// SOFTCAP: scores soft-capped block by block before the online max and sum.
+template <bool SOFTCAP>
+__attribute__((noinline)) void stage1_item_t(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
   const AttnKernels& kern = attn_kernels();
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int t = it.t0;  // stage-1 items carry exactly one token
@@ -52,6 +56,9 @@ void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* 
     const int nk = je - jb;
     float* pb = p + (jb - kb);
     kern.scores(qt, G, D, b.row(b.k_cache, it.seq, it.kvh, jb), stride, nk, b.f16, pb, N);
+    if constexpr (SOFTCAP) {
+      for (int g = 0; g < G; ++g) attn_softcap(pb + static_cast<size_t>(g) * N, nk, b.softcap);
+    }
     for (int g = 0; g < G; ++g) {
       float* sr = pb + static_cast<size_t>(g) * N;
       const float m_new = std::max(m[g], kern.row_max(sr, nk));
@@ -93,6 +100,16 @@ void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* 
       const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
       for (int d = 0; d < D; ++d) dst[d] = o[d] * inv;
     }
+  }
+}
+
+}  // namespace
+
+void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
+  if (b.softcap > 0.0f) {
+    stage1_item_t<true>(b, it, f32, partials);
+  } else {
+    stage1_item_t<false>(b, it, f32, partials);
   }
 }
 

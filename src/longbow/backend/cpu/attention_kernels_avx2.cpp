@@ -2,12 +2,14 @@
 // tile of keys, P·V accumulation and a vectorized exp for the online softmax. K and V rows are
 // read straight from the paged cache (f16 converted in registers), 4 query rows share each load.
 // Compiled with -mavx2 -mfma -mf16c; chosen only when the CPU has them (attention_common.cpp).
+// The sliding-window / soft-cap instantiations of the items are in attention_kernels_ext_avx2.cpp.
 #include <immintrin.h>
 
 #include <cmath>
 
 #include "longbow/backend/cpu/attention_common.h"
 #include "longbow/backend/cpu/attention_decode_simd.h"
+#include "longbow/backend/cpu/attention_simd_avx2.h"
 #include "longbow/backend/cpu/attention_tile_simd.h"
 
 namespace longbow::cpu {
@@ -21,13 +23,6 @@ inline __m256 load8(const void* base, size_t i) {
   } else {
     return _mm256_loadu_ps(static_cast<const float*>(base) + i);
   }
-}
-
-inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
 }
 
 // Horizontal sums of four vectors -> (sum a, sum b, sum c, sum d).
@@ -187,66 +182,13 @@ float avx2_row_max(const float* x, int n) {
   return m;
 }
 
-struct Avx2 {
-  using reg = __m256;
-  static constexpr int W = 8, MAX_NV = 2;  // 16 ymm registers: 4 keys x 2 row vectors of accumulators
-  static constexpr int SCORE_KEYS = 4, VALUE_DIMS = 4;
-  static constexpr int DECODE_VALUE_VECS = 2;  // decode P·V: up to 4 rows x 2 head-dim vectors
-  static reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
-  static reg set1(float x) { return _mm256_set1_ps(x); }
-  static reg zero() { return _mm256_setzero_ps(); }
-  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
-  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
-  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
-  // a < b ? x : y per lane.
-  static reg select_lt(reg a, reg b, reg x, reg y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
-  static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-  // One level L of the decode score tree (8 keys -> one vector of 8 sums, 14 shuffles and 7
-  // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; levels:
-  // unpack ps, unpack pd, 128-bit halves. After level 2 lane j is the sum of key j.
-  template <int L>
-  static reg fold_keys(reg x, reg y) {
-    if constexpr (L == 0) {
-      return _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
-    } else if constexpr (L == 1) {
-      const __m256d a = _mm256_castps_pd(x), b = _mm256_castps_pd(y);
-      return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)), _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
-    } else {
-      return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
-    }
-  }
-  static float hsum(reg v) { return longbow::cpu::hsum(v); }
-  static float hmax(reg v) {
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-  }
-  // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2), times 2^n built in the
-  // exponent bits. x < -126 (and -inf) gives exactly 0.
-  static reg exp2(reg x) {
-    const reg drop = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(127.0f));
-    const reg n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const reg f = _mm256_sub_ps(x, n);
-    reg p = _mm256_set1_ps(1.525273380405984e-05f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.5403530393381608e-04f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618129107628477e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550410866482158e-02f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402265069591007e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471805599453e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(drop, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-  }
-};
-
+// The window / soft-cap instantiations run only when asked; both off is the plain causal item.
 void avx2_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
-  prefill_item_t<Avx2>(b, it, f32);
+  if (b.window > 0 || b.softcap > 0.0f) {
+    avx2_prefill_item_ext(b, it, f32);
+  } else {
+    prefill_item_t<Avx2, false, false>(b, it, f32);
+  }
 }
 
 size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
@@ -255,10 +197,12 @@ size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
 
 bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
   if (b.head_dim % Avx2::W != 0) return false;
-  if (b.f16) {
-    decode_item_t<Avx2, true>(b, it, f32, i32, partials);
+  if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
+    avx2_decode_item_softcap(b, it, f32, i32, partials);
+  } else if (b.f16) {
+    decode_item_t<Avx2, true, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx2, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx2, false, false>(b, it, f32, i32, partials);
   }
   return true;
 }

@@ -1,11 +1,13 @@
 // Paged causal attention, split baseline: for each (token, head) compute all scores q·k over the
-// sequence's keys 0..pos, a max-subtracted softmax, then the weighted sum of V. The reference
-// the fused-decode and flash-prefill variants are checked against.
+// sequence's keys 0..pos (window_begin..pos with a sliding window), soft-capped when asked, a
+// max-subtracted softmax, then the weighted sum of V. The reference the fused-decode and
+// flash-prefill variants are checked against.
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {
 
@@ -55,6 +57,7 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
   require(a.num_heads % a.num_kv_heads == 0, where,
           [&] { return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
               std::to_string(a.num_kv_heads); });
+  check_attention_options(a, where);
   const bool f16 = a.cache_dtype == DType::F16;
   const size_t T = a.num_tokens, H = a.num_heads, Hkv = a.num_kv_heads, D = a.head_dim;
   const size_t esize = f16 ? 2 : 4;
@@ -87,6 +90,7 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
       const size_t t = item / H, h = item % H, kvh = h / group;
       const int s = token_seq[t];
       const int num_keys = pos[t] + 1;
+      const int first = a.sliding_window > 0 ? std::max(0, pos[t] - a.sliding_window + 1) : 0;  // window start
       const int32_t* table = bt + static_cast<size_t>(s) * a.max_blocks_per_seq;
       const float* qv = q + (t * H + h) * D;
       auto slot_elem = [&](int j) {
@@ -99,17 +103,25 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
         return row;
       };
       float max_score = -INFINITY;
-      for (int j = 0; j < num_keys; ++j) {
+      for (int j = first; j < num_keys; ++j) {
         scores[j] = kern.dot(qv, load(kc, j), a.head_dim) * a.scale;
         max_score = std::max(max_score, scores[j]);
       }
+      if (a.logit_softcap > 0.0f) {
+        const float cap = a.logit_softcap;
+        max_score = -INFINITY;
+        for (int j = first; j < num_keys; ++j) {
+          scores[j] = cap * std::tanh(scores[j] / cap);
+          max_score = std::max(max_score, scores[j]);
+        }
+      }
       double denom = 0.0;
-      for (int j = 0; j < num_keys; ++j) {
+      for (int j = first; j < num_keys; ++j) {
         scores[j] = std::exp(scores[j] - max_score);
         denom += scores[j];
       }
       std::fill(acc, acc + D, 0.0f);
-      for (int j = 0; j < num_keys; ++j) kern.axpy(scores[j], load(vc, j), acc, a.head_dim);
+      for (int j = first; j < num_keys; ++j) kern.axpy(scores[j], load(vc, j), acc, a.head_dim);
       const float inv = static_cast<float>(1.0 / denom);
       float* o = out + (t * H + h) * D;
       for (size_t i = 0; i < D; ++i) o[i] = acc[i] * inv;

@@ -34,7 +34,7 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
     float* out_acc = row + D;             // (head_dim,)
     for (int64_t item = begin; item < end; ++item) {
       const int t = static_cast<int>(item / H), h = static_cast<int>(item % H), kvh = h / b.group;
-      const int s = token_seq[t], num_keys = b.positions[t] + 1;
+      const int s = token_seq[t], num_keys = b.positions[t] + 1, first = b.window_begin(b.positions[t]);
       const float* qv = b.q + (static_cast<size_t>(t) * H + h) * D;
       auto load = [&](const uint8_t* cache, int j) -> const float* {
         const void* src = b.row(cache, s, kvh, j);
@@ -44,19 +44,26 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
       };
       const auto t0 = clock::now();
       float max_score = -INFINITY;
-      for (int j = 0; j < num_keys; ++j) {
+      for (int j = first; j < num_keys; ++j) {
         scores[j] = kern.dot(qv, load(b.k_cache, j), b.head_dim) * b.scale;
         max_score = std::max(max_score, scores[j]);
       }
+      if (b.softcap > 0.0f) {
+        max_score = -INFINITY;
+        for (int j = first; j < num_keys; ++j) {
+          scores[j] = b.softcap * std::tanh(scores[j] / b.softcap);
+          max_score = std::max(max_score, scores[j]);
+        }
+      }
       const auto t1 = clock::now();
       double denom = 0.0;
-      for (int j = 0; j < num_keys; ++j) {
+      for (int j = first; j < num_keys; ++j) {
         scores[j] = std::exp(scores[j] - max_score);
         denom += scores[j];
       }
       const auto t2 = clock::now();
       std::fill(out_acc, out_acc + D, 0.0f);
-      for (int j = 0; j < num_keys; ++j) kern.axpy(scores[j], load(b.v_cache, j), out_acc, b.head_dim);
+      for (int j = first; j < num_keys; ++j) kern.axpy(scores[j], load(b.v_cache, j), out_acc, b.head_dim);
       const float inv = static_cast<float>(1.0 / denom);
       float* o = b.out + (static_cast<size_t>(t) * H + h) * D;
       for (size_t i = 0; i < D; ++i) o[i] = out_acc[i] * inv;

@@ -10,9 +10,11 @@
 // are converted to f32 once and shared by all rows. Scores are in log2 units (Q pre-scaled by
 // scale * log2 e) so P = 2^(S - m).
 //
-// Per key tile (whole paged blocks, at most attn_tile_keys keys):
-//   Sᵀ = K·Qᵀ; mask keys >= lim[r]; m' = max(m, max_j Sᵀ); alpha = 2^(m - m'); P = 2^(Sᵀ - m')
+// Per key tile (whole paged blocks, at most attn_tile_keys keys, from the item's k_begin):
+//   Sᵀ = K·Qᵀ; [SOFTCAP: Sᵀ = cap·tanh(Sᵀ/cap)]; mask keys >= lim[r] [WINDOW: and < lo[r]];
+//   m' = max(m, max_j Sᵀ); alpha = 2^(m - m'); P = 2^(Sᵀ - m')
 //   l = l·alpha + Σ_j P;  Oᵀ = Oᵀ·alpha + Vᵀ·P   (alpha folded into the Oᵀ loads)
+// WINDOW and SOFTCAP are template flags: with both false the loop is the plain causal one.
 // The accumulation order depends only on the item (its tokens and key range), never on the
 // rest of the batch.
 #pragma once
@@ -22,6 +24,7 @@
 #include <cstring>
 
 #include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention_softcap_simd.h"
 
 namespace longbow::cpu {
 namespace {
@@ -127,6 +130,56 @@ void for_row_chunks(int nvec, F&& f) {
   }
 }
 
+// The exponentials, sums and rescale of softmax_ext_t for one row vector whose tile maximum (with
+// the old m) is mx: the second half of softmax_t, which keeps its own copy (calling this changes
+// the AVX-512 plain item's register allocation).
+template <class V>
+inline void softmax_finish_t(float* st, int rp, int nk, int rv, typename V::reg m_old, typename V::reg mx, float* m,
+                             float* l, float* alpha) {
+  using R = typename V::reg;
+  const R neg_inf = V::set1(-INFINITY);
+  // Rows that have seen no key yet keep m = -inf; they subtract 0 instead (their P is 0).
+  const R m_use = V::select_lt(neg_inf, mx, mx, V::zero());
+  R sum = V::zero();
+  for (int j = 0; j < nk; ++j) {
+    float* sj = st + static_cast<size_t>(j) * rp + rv;
+    const R p = V::exp2(V::sub(V::load(sj), m_use));
+    V::store(sj, p);
+    sum = V::add(sum, p);
+  }
+  const R a = V::exp2(V::sub(m_old, m_use));
+  V::store(alpha + rv, a);
+  V::store(l + rv, V::fmadd(V::load(l + rv), a, sum));
+  V::store(m + rv, mx);
+}
+
+// softmax_t with a sliding window and / or soft-capping: soft-caps the scores (SOFTCAP, cap in
+// natural units), masks keys >= lim (when `mask`) and keys < lo (WINDOW, when `mask_lo`).
+template <class V, bool WINDOW, bool SOFTCAP>
+void softmax_ext_t(float* st, int rp, int nk, int j0, bool mask, bool mask_lo, const float* limf, const float* lof,
+                   float cap, float* m, float* l, float* alpha) {
+  using R = typename V::reg;
+  const R neg_inf = V::set1(-INFINITY);
+  [[maybe_unused]] const SoftcapLog2<V> c(SOFTCAP ? cap : 1.0f);
+  for (int rv = 0; rv < rp; rv += V::W) {
+    const R lim = V::load(limf + rv);
+    [[maybe_unused]] const R lo = WINDOW ? V::load(lof + rv) : V::zero();
+    const R m_old = V::load(m + rv);
+    R mx = m_old;
+    for (int j = 0; j < nk; ++j) {
+      float* sj = st + static_cast<size_t>(j) * rp + rv;
+      R s = V::load(sj);
+      if constexpr (SOFTCAP) s = softcap_log2<V>(s, c);
+      const R key = V::set1(static_cast<float>(j0 + j));
+      if (mask) s = V::select_lt(key, lim, s, neg_inf);
+      if (WINDOW && mask_lo) s = V::select_lt(key, lo, neg_inf, s);
+      V::store(sj, s);
+      mx = V::max(mx, s);
+    }
+    softmax_finish_t<V>(st, rp, nk, rv, m_old, mx, m, l, alpha);
+  }
+}
+
 // Online softmax of one tile over the row vectors: masks keys >= lim, updates m and l, writes
 // P over Sᵀ and alpha = 2^(m_old - m_new) per row.
 template <class V>
@@ -165,12 +218,13 @@ void softmax_t(float* st, int rp, int nk, int j0, bool mask, const float* limf, 
 // f32 scratch of prefill_item_t for `rows` rows.
 inline size_t prefill_item_scratch(int rows, int head_dim, int tile_keys, int lanes) {
   const size_t rp = (static_cast<size_t>(rows) + lanes - 1) / lanes * lanes, D = head_dim, TK = tile_keys;
-  return 2 * D * rp + TK * rp + 2 * TK * D + 4 * rp;
+  return 2 * D * rp + TK * rp + 2 * TK * D + 5 * rp;
 }
 
 // One flash-prefill item (see the map in attention_common.h); prefill items are never split, so
-// the result goes straight to out. Needs head_dim % 4 == 0.
-template <class V>
+// the result goes straight to out. Needs head_dim % 4 == 0. WINDOW: b.window > 0 (it.k_begin is
+// then the first tile holding a window key); SOFTCAP: b.softcap > 0.
+template <class V, bool WINDOW, bool SOFTCAP>
 void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
   const int G = b.group, D = b.head_dim, H = b.num_heads;
   const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(b.block_size);
@@ -184,8 +238,9 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
   float* l = m + rp;                                // (rp,) running sum
   float* alpha = l + rp;                            // (rp,) per-tile rescale
   float* limf = alpha + rp;                         // (rp,) end of the keys each row sees
+  float* lof = limf + rp;                           // (rp,) first key each row sees (WINDOW)
   const float qscale = b.scale * LOG2E;
-  int max_lim = it.k_begin, min_lim = it.k_end;
+  int max_lim = it.k_begin, min_lim = it.k_end, max_lo = 0;
   for (int r = 0; r < rp; ++r) {
     const int ti = std::min(r, R - 1) / G, g = std::min(r, R - 1) % G, t = it.t0 + ti;
     const float* src = b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G + g) * D;
@@ -193,6 +248,11 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
     const int row_lim = std::min(b.positions[t] + 1, it.k_end);  // padding rows copy the last row
     limf[r] = static_cast<float>(row_lim);
     max_lim = std::max(max_lim, row_lim), min_lim = std::min(min_lim, row_lim);
+    if constexpr (WINDOW) {
+      const int row_lo = b.window_begin(b.positions[t]);
+      lof[r] = static_cast<float>(row_lo);
+      max_lo = std::max(max_lo, row_lo);
+    }
   }
   std::fill(ot, ot + static_cast<size_t>(D) * rp, 0.0f);
   std::fill(m, m + rp, -INFINITY);
@@ -204,7 +264,11 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
     stage_rows<V>(b, b.k_cache, it.seq, it.kvh, j0, nk, kf);
     stage_rows<V>(b, b.v_cache, it.seq, it.kvh, j0, nk, vf);
     for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { scores_t<V, NV>(qt, rp, D, kf, nk, st, rv0); });
-    softmax_t<V>(st, rp, nk, j0, j1 > min_lim, limf, m, l, alpha);
+    if constexpr (WINDOW || SOFTCAP) {
+      softmax_ext_t<V, WINDOW, SOFTCAP>(st, rp, nk, j0, j1 > min_lim, j0 < max_lo, limf, lof, b.softcap, m, l, alpha);
+    } else {
+      softmax_t<V>(st, rp, nk, j0, j1 > min_lim, limf, m, l, alpha);
+    }
     if (D % V::VALUE_DIMS == 0) {
       for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, V::VALUE_DIMS>(st, rp, D, vf, nk, alpha, ot, rv0); });
     } else {

@@ -36,9 +36,13 @@ std::vector<std::string> all_kernel_names() {
     names.push_back(kernel_name(Op::KvWrite, "", t));
     names.push_back(kernel_name(Op::Attention, "scores", t));
     names.push_back(kernel_name(Op::Attention, "values", t));
-    names.push_back(kernel_name(Op::Attention, "decode_fused", t));
-    names.push_back(kernel_name(Op::Attention, "decode_stage1", t));
-    names.push_back(kernel_name(Op::Attention, "flash_prefill", t));
+    for (const char* softcap : {"", "_softcap"}) {
+      names.push_back(kernel_name(Op::Attention, std::string("decode_fused") + softcap, t));
+      names.push_back(kernel_name(Op::Attention, std::string("decode_stage1") + softcap, t));
+      for (const char* window : {"", "_window"}) {
+        names.push_back(kernel_name(Op::Attention, std::string("flash_prefill") + window + softcap, t));
+      }
+    }
   }
   names.push_back(kernel_name(Op::Attention, "softmax", DType::F32));
   names.push_back(kernel_name(Op::Attention, "decode_merge", DType::F32));

@@ -8,6 +8,10 @@
 //                LONGBOW_ATTN_DECODE_MAX_QUERY query tokens -> fused decode, else flash prefill.
 //                Head dims above LONGBOW_ATTN_MAX_HEAD_DIM run the baseline (forcing a fused
 //                variant there is an error).
+// Sliding window / logit soft-capping: the baseline checks them at run time (uniform branches
+// outside its inner loops); the fused kernels have `_softcap` (decode, flash) and `_window`
+// (flash) instantiations chosen here, so with both off the original kernels run. Decode kernels
+// start a token's keys (and its flash-decoding splits) at its window and need no window variant.
 // The host reads query_start (uploaded by the runner; unified memory) to size the grids; the
 // kernels map threadgroups to tokens with the same rules (metal/attention_paged.h).
 #include <algorithm>
@@ -149,7 +153,8 @@ void MetalBackend::attention(const AttentionArgs& a) {
   if (T == 0 || H == 0 || ctx_cap == 0) return;
   require(ctx_cap <= 0x7fffffff, where, "expected max_blocks_per_seq * block_size < 2^31");
   AttentionKArgs k{a.num_tokens, a.num_seqs, a.num_heads, a.num_kv_heads, a.head_dim, a.block_size,
-                   a.max_blocks_per_seq, a.num_blocks, static_cast<int32_t>(ctx_cap), a.scale};
+                   a.max_blocks_per_seq, a.num_blocks, static_cast<int32_t>(ctx_cap), a.scale,
+                   a.sliding_window, a.logit_softcap};
 
   if (!fused || a.head_dim > LONGBOW_ATTN_MAX_HEAD_DIM) {
     const Bound scores = scratch(SCORES_SLOT, T * H * ctx_cap * 4);  // (num_tokens * num_heads, ctx_cap) f32
@@ -178,13 +183,17 @@ void MetalBackend::attention(const AttentionArgs& a) {
   const auto* qs_host = reinterpret_cast<const int32_t*>(static_cast<const char*>(qs.buffer->contents()) + qs.offset);
   const FusedPlan plan = plan_fused(where, a.variant, qs_host, a.num_seqs, a.num_tokens, fk.tile_tokens);
   fk.select = plan.flash_select;
+  const std::string softcap = a.logit_softcap > 0.0f ? "_softcap" : "";
+  const std::string window = a.sliding_window > 0 ? "_window" : "";
 
   if (plan.num_decode > 0) {
     AttentionDecodeKArgs dk{k, plan.decode_select, 1, std::min(group, LONGBOW_ATTN_DECODE_HEADS), 0};
     dk.num_head_chunks = (group + dk.head_chunk - 1) / dk.head_chunk;
     const int64_t items = plan.num_decode * a.num_kv_heads * dk.num_head_chunks;
     if (items < DECODE_TARGET_THREADGROUPS) {
-      const int64_t most = std::max<int64_t>(1, static_cast<int64_t>(ctx_cap) / LONGBOW_ATTN_MIN_SPLIT_KEYS);
+      // Keys a token can see: the window bounds them.
+      const int64_t keys = a.sliding_window > 0 ? std::min<int64_t>(ctx_cap, a.sliding_window) : ctx_cap;
+      const int64_t most = std::max<int64_t>(1, keys / LONGBOW_ATTN_MIN_SPLIT_KEYS);
       dk.num_splits = static_cast<int32_t>(
           std::min<int64_t>({(DECODE_TARGET_THREADGROUPS + items - 1) / items, MAX_SPLITS, most}));
     }
@@ -197,10 +206,10 @@ void MetalBackend::attention(const AttentionArgs& a) {
     const GpuSize threads{LONGBOW_ATTN_DECODE_THREADS, 1, 1};
     if (decode_stage() == 1) {
       const Bound scores = scratch(STAGE1_SLOT, static_cast<size_t>(plan.num_decode) * H * ctx_cap * 4);  // (decode tokens, num_heads, ctx_cap)
-      encode(kernel_name(Op::Attention, "decode_stage1", a.cache_dtype), &dk, sizeof dk,
+      encode(kernel_name(Op::Attention, "decode_stage1" + softcap, a.cache_dtype), &dk, sizeof dk,
              {out, parts, scores, q, kc, vc, bt, qs, sl, pos}, grid, threads);
     } else {
-      encode(kernel_name(Op::Attention, "decode_fused", a.cache_dtype), &dk, sizeof dk,
+      encode(kernel_name(Op::Attention, "decode_fused" + softcap, a.cache_dtype), &dk, sizeof dk,
              {out, parts, q, kc, vc, bt, qs, sl, pos}, grid, threads);
     }
     if (dk.num_splits > 1) {
@@ -209,7 +218,7 @@ void MetalBackend::attention(const AttentionArgs& a) {
     }
   }
   if (plan.num_tiles > 0) {
-    encode(kernel_name(Op::Attention, "flash_prefill", a.cache_dtype), &fk, sizeof fk,
+    encode(kernel_name(Op::Attention, "flash_prefill" + window + softcap, a.cache_dtype), &fk, sizeof fk,
            {out, q, kc, vc, bt, qs, sl, pos},
            {static_cast<uint32_t>(plan.num_tiles), static_cast<uint32_t>(a.num_kv_heads * fk.num_head_chunks), 1},
            {LONGBOW_ATTN_FLASH_THREADS, 1, 1});
