@@ -14,8 +14,14 @@ struct Info {
   int block_bytes;
 };
 constexpr Info kInfo[] = {
-    {"f32", 1, 4}, {"f16", 1, 2},  {"bf16", 1, 2}, {"q8_0", QK, 34},
-    {"q4_0", QK, 18}, {"q4_1", QK, 20}, {"i32", 1, 4}, {"i8", 1, 1},
+    {"f32", 1, 4},
+    {"f16", 1, 2},
+    {"bf16", 1, 2},
+    {"q8_0", QK, sizeof(BlockQ8_0)},
+    {"q4_0", QK, sizeof(BlockQ4_0)},
+    {"q4_1", QK, sizeof(BlockQ4_1)},
+    {"i32", 1, 4},
+    {"i8", 1, 1},
 };
 const Info& info(DType t) {
   auto i = static_cast<size_t>(t);
