@@ -132,7 +132,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
                        device int* out_top_ids [[buffer(3)]],                   // (num_rows, max_top)
                        device float* out_top_lps [[buffer(4)]],                 // (num_rows, max_top)
                        device const float* logits [[buffer(5)]],                // (num_rows, vocab_size)
-                       device const SampleRowKParams* params [[buffer(6)]],     // (num_rows,)
+                       device const SampleRowParams* params [[buffer(6)]],     // (num_rows,)
                        device const int* penalty_tokens [[buffer(7)]],          // (penalty_capacity,)
                        device float* vals_all [[buffer(8)]],                    // (num_rows, vocab_size) scratch
                        device ulong* keys_all [[buffer(9)]],                    // (num_rows, sort_size) scratch
@@ -144,7 +144,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   threadgroup int ipart[NSG];
   threadgroup uint upart[NSG];
   const int V = args.vocab_size, S = args.sort_size;
-  const SampleRowKParams p = params[row];
+  const SampleRowParams p = params[row];
   device const float* raw = logits + ulong(row) * V;
   device float* vals = vals_all + ulong(row) * V;
   device ulong* keys = keys_all + ulong(row) * S;
