@@ -23,6 +23,7 @@ constexpr Info kInfo[] = {
     {"i32", 1, 4},
     {"i8", 1, 1},
 };
+static_assert(std::size(kInfo) == NUM_DTYPES);
 const Info& info(DType t) {
   auto i = static_cast<size_t>(t);
   if (i >= std::size(kInfo)) throw std::invalid_argument("[dtype] unknown dtype code " + std::to_string(i));

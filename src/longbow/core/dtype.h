@@ -22,6 +22,7 @@ enum class DType : uint8_t {
   I32 = 6,   // token ids, positions, tables
   I8 = 7,    // quantized KV cache (issue: KV quantization)
 };
+constexpr int NUM_DTYPES = 8;  // codes 0 .. NUM_DTYPES - 1
 
 // Elements per block (1 for plain types).
 int dtype_block_elems(DType t);
