@@ -5,6 +5,7 @@
 #pragma once
 
 #if defined(__METAL_VERSION__)
+#include <metal_stdlib>
 #define LONGBOW_PHILOX_BEGIN
 #define LONGBOW_PHILOX_END
 #else
@@ -29,7 +30,7 @@ struct Philox4x32 {
 // High 32 bits of the 64-bit product.
 inline uint32_t philox_mulhi(uint32_t a, uint32_t b) {
 #if defined(__METAL_VERSION__)
-  return mulhi(a, b);
+  return metal::mulhi(a, b);  // included before `using namespace metal`
 #else
   return uint32_t((uint64_t(a) * uint64_t(b)) >> 32);
 #endif

@@ -4,6 +4,7 @@
 #pragma once
 
 #if defined(__METAL_VERSION__)
+#include <metal_stdlib>
 #define LONGBOW_QUANT_BEGIN
 #define LONGBOW_QUANT_END
 #else
