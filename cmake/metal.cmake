@@ -34,7 +34,6 @@ if(_longbow_metal OR _longbow_sim)
   file(GLOB _host CONFIGURE_DEPENDS ${LONGBOW_METAL_HOST_DIR}/*.cpp)
   list(REMOVE_ITEM _host ${LONGBOW_METAL_HOST_DIR}/sim_runtime.cpp ${LONGBOW_METAL_HOST_DIR}/metal_cpp_runtime.cpp)
   target_sources(longbow_core PRIVATE ${_host})
-  target_include_directories(longbow_core PRIVATE ${LONGBOW_METAL_KERNEL_DIR})
 endif()
 
 if(_longbow_sim)

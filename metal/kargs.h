@@ -3,15 +3,19 @@
 // Plain 32-bit scalars only, so the layout is the same in MSL, in the simulator and on the host.
 #pragma once
 
+// LONGBOW_HOST_DEFAULT(v): a member's default value on the host (`= v`); kernels never
+// default-construct these structs, so MSL sees a plain member.
 #if defined(__METAL_VERSION__)
 typedef int kargs_i32;
 typedef uint kargs_u32;
 #define LONGBOW_KARGS_BEGIN
 #define LONGBOW_KARGS_END
+#define LONGBOW_HOST_DEFAULT(v)
 #else
 #include <cstdint>
 #define LONGBOW_KARGS_BEGIN namespace longbow::metal {
 #define LONGBOW_KARGS_END }
+#define LONGBOW_HOST_DEFAULT(v) = v
 typedef int32_t kargs_i32;
 typedef uint32_t kargs_u32;
 #endif
@@ -131,15 +135,30 @@ struct SampleKArgs {
   kargs_i32 max_top;            // row stride of the top-logprob outputs (0: none bound)
 };
 
-// Per-row sampling parameters, same layout as longbow::SampleRowParams (backend.h).
-struct SampleRowKParams {
-  float temperature;
-  kargs_i32 top_k;
-  float top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty;
-  kargs_u32 seed_lo, seed_hi, counter;
-  kargs_i32 penalty_start, penalty_count;
-  kargs_i32 ban_start, ban_count;
-  kargs_i32 num_top_logprobs;  // clamped to 0..max_top by the kernel
+// Per-row sampling parameters (one row per logits row): filled by the engine, read by the CPU
+// sampler and the sample kernel (longbow::SampleRowParams in backend.h is this struct).
+struct SampleRowParams {
+  float temperature LONGBOW_HOST_DEFAULT(0.0f);  // 0 = greedy
+  kargs_i32 top_k LONGBOW_HOST_DEFAULT(0);       // 0 = off
+  float top_p LONGBOW_HOST_DEFAULT(1.0f);        // 1 = off
+  float min_p LONGBOW_HOST_DEFAULT(0.0f);        // 0 = off
+  // 1 = off (CTRL-style: divide positive logits, multiply negative)
+  float repetition_penalty LONGBOW_HOST_DEFAULT(1.0f);
+  float presence_penalty LONGBOW_HOST_DEFAULT(0.0f);   // subtracted once per token already seen
+  float frequency_penalty LONGBOW_HOST_DEFAULT(0.0f);  // subtracted per occurrence
+  kargs_u32 seed_lo LONGBOW_HOST_DEFAULT(0);           // Philox key (philox.h)
+  kargs_u32 seed_hi LONGBOW_HOST_DEFAULT(0);
+  kargs_u32 counter LONGBOW_HOST_DEFAULT(0);           // Philox counter: token index in the request
+  kargs_i32 penalty_start LONGBOW_HOST_DEFAULT(0);     // slice of the penalty token list
+  kargs_i32 penalty_count LONGBOW_HOST_DEFAULT(0);
+  // Slice of the same token list holding ids that cannot be drawn (logit set to -inf after the
+  // penalties), e.g. end-of-sequence and stop ids before min_tokens.
+  kargs_i32 ban_start LONGBOW_HOST_DEFAULT(0);
+  kargs_i32 ban_count LONGBOW_HOST_DEFAULT(0);
+  // Most likely tokens to report (log-softmax of the raw logits, like the chosen logprob), in
+  // 0..SampleArgs::MAX_TOP; 0 = none. Per row: a batch mixes requests asking for different k,
+  // and rows asking for none skip the selection. The kernel clamps it to 0..max_top.
+  kargs_i32 num_top_logprobs LONGBOW_HOST_DEFAULT(0);
 };
 
 LONGBOW_KARGS_END
@@ -159,5 +178,5 @@ static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
 static_assert(sizeof(longbow::metal::SampleKArgs) == 20);
-static_assert(sizeof(longbow::metal::SampleRowKParams) == 60);
+static_assert(sizeof(longbow::metal::SampleRowParams) == 60);
 #endif

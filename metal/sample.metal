@@ -10,6 +10,7 @@
 //  k rounds of a threadgroup arg-min over the rank keys after the previous pick (k <= 20).
 #include <metal_stdlib>
 #include "kargs.h"
+#include "philox.h"
 using namespace metal;
 
 #define NT LONGBOW_SAMPLE_THREADS
@@ -79,24 +80,6 @@ inline int sample_argmax(device const float* v, int n, threadgroup float* fpart,
   return sample_min_int(best == m ? best_idx : n, ipart, sg, lane);
 }
 
-// ---- Philox 4x32-10, as longbow/core/philox.h ----
-inline float philox_uniform(uint seed_lo, uint seed_hi, uint counter) {
-  uint c0 = counter, c1 = 0, c2 = 0, c3 = 0, k0 = seed_lo, k1 = seed_hi;
-  for (int round = 0; round < 10; ++round) {
-    if (round > 0) {
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
-    }
-    const uint hi0 = mulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-    const uint hi1 = mulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-    c0 = hi1 ^ c1 ^ k0;
-    c1 = lo1;
-    c2 = hi0 ^ c3 ^ k1;
-    c3 = lo0;
-  }
-  return float(c0 >> 8) * (1.0f / 16777216.0f);
-}
-
 // Sort key: ascending order = (value desc, index asc); padding sorts last.
 inline ulong sample_key(float v, uint idx) {
   const uint u = as_type<uint>(v);
@@ -149,7 +132,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
                        device int* out_top_ids [[buffer(3)]],                   // (num_rows, max_top)
                        device float* out_top_lps [[buffer(4)]],                 // (num_rows, max_top)
                        device const float* logits [[buffer(5)]],                // (num_rows, vocab_size)
-                       device const SampleRowKParams* params [[buffer(6)]],     // (num_rows,)
+                       device const SampleRowParams* params [[buffer(6)]],     // (num_rows,)
                        device const int* penalty_tokens [[buffer(7)]],          // (penalty_capacity,)
                        device float* vals_all [[buffer(8)]],                    // (num_rows, vocab_size) scratch
                        device ulong* keys_all [[buffer(9)]],                    // (num_rows, sort_size) scratch
@@ -161,7 +144,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   threadgroup int ipart[NSG];
   threadgroup uint upart[NSG];
   const int V = args.vocab_size, S = args.sort_size;
-  const SampleRowKParams p = params[row];
+  const SampleRowParams p = params[row];
   device const float* raw = logits + ulong(row) * V;
   device float* vals = vals_all + ulong(row) * V;
   device ulong* keys = keys_all + ulong(row) * S;
@@ -272,7 +255,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     float ts = 0.0f;
     for (int i = c0; i < d1; ++i) ts += exp(vals[uint(keys[i])] - vmax);
     const float total = sample_sum(ts, fpart, sg, lane);
-    const float target = philox_uniform(p.seed_lo, p.seed_hi, p.counter) * total;
+    const float target = uniform_from_philox(p.seed_lo, p.seed_hi, p.counter) * total;
     float acc = sample_exclusive_scan(ts, fpart, sg, lane);
     int pick = kept - 1;  // rounding left none: the last kept candidate
     for (int i = c0; i < d1; ++i) {

@@ -17,7 +17,7 @@
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
-#include "longbow/core/philox.h"
+#include "philox.h"
 
 namespace py = pybind11;
 
@@ -474,7 +474,8 @@ void bind_ops(py::module_& m) {
   ops.def(
       "philox4x32_10",
       [](std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
-        return philox4x32_10(counter.data(), key.data());
+        const Philox4x32 w = philox4x32_10({counter[0], counter[1], counter[2], counter[3]}, key[0], key[1]);
+        return std::array<uint32_t, 4>{w.w0, w.w1, w.w2, w.w3};
       },
       py::arg("counter"), py::arg("key"), "Raw Philox 4x32-10 block (4 words).");
 

@@ -17,6 +17,7 @@
 
 #include "longbow/core/architecture.h"
 #include "longbow/core/dtype.h"
+#include "kargs.h"  // SampleRowParams, shared with the sample kernel
 
 namespace longbow {
 
@@ -148,26 +149,9 @@ struct GetRowsArgs {
   int num_rows = 0, dim = 0, num_src_rows = 0;
 };
 
-// Per-row sampling parameters (one row per logits row). Layout shared with the Metal kernel.
-struct SampleRowParams {
-  float temperature = 0.0f;  // 0 = greedy
-  int32_t top_k = 0;         // 0 = off
-  float top_p = 1.0f;        // 1 = off
-  float min_p = 0.0f;        // 0 = off
-  float repetition_penalty = 1.0f;  // 1 = off (CTRL-style: divide positive logits, multiply negative)
-  float presence_penalty = 0.0f;    // subtracted once from every token already seen
-  float frequency_penalty = 0.0f;   // subtracted per occurrence
-  uint32_t seed_lo = 0, seed_hi = 0;  // Philox key
-  uint32_t counter = 0;               // token index within the request (Philox counter)
-  int32_t penalty_start = 0, penalty_count = 0;  // slice of the penalty token list
-  // Slice of the same token list holding ids that cannot be drawn (logit set to -inf after the
-  // penalties), e.g. end-of-sequence and stop ids before min_tokens.
-  int32_t ban_start = 0, ban_count = 0;
-  // Most likely tokens to report (log-softmax of the raw logits, like the chosen logprob), in
-  // 0..SampleArgs::max_top; 0 = none. Per row: a batch mixes requests asking for different k,
-  // and rows asking for none skip the selection.
-  int32_t num_top_logprobs = 0;
-};
+// Per-row sampling parameters (one row per logits row); defined once in metal/kargs.h, the
+// layout the sample kernel reads.
+using SampleRowParams = metal::SampleRowParams;
 
 // Samples one token per logits row on the device; only ids and logprobs come back (the chosen
 // one and each row's num_top_logprobs most likely, never the whole logits row).

@@ -14,9 +14,16 @@ struct Info {
   int block_bytes;
 };
 constexpr Info kInfo[] = {
-    {"f32", 1, 4}, {"f16", 1, 2},  {"bf16", 1, 2}, {"q8_0", QK, 34},
-    {"q4_0", QK, 18}, {"q4_1", QK, 20}, {"i32", 1, 4}, {"i8", 1, 1},
+    {"f32", 1, 4},
+    {"f16", 1, 2},
+    {"bf16", 1, 2},
+    {"q8_0", QK, sizeof(BlockQ8_0)},
+    {"q4_0", QK, sizeof(BlockQ4_0)},
+    {"q4_1", QK, sizeof(BlockQ4_1)},
+    {"i32", 1, 4},
+    {"i8", 1, 1},
 };
+static_assert(std::size(kInfo) == NUM_DTYPES);
 const Info& info(DType t) {
   auto i = static_cast<size_t>(t);
   if (i >= std::size(kInfo)) throw std::invalid_argument("[dtype] unknown dtype code " + std::to_string(i));

@@ -5,36 +5,24 @@
 #include <cstdint>
 #include <string>
 
+#include "quant_blocks.h"
+
 namespace longbow {
 
-// Block formats follow GGUF (ggml) byte layouts exactly so files can be mmap'ed and read in place.
+// Block formats follow GGUF (ggml) byte layouts exactly so files can be mmap'ed and read in place;
+// the block structs (BlockQ8_0, BlockQ4_0, BlockQ4_1) and QK live in metal/quant_blocks.h, shared
+// with the kernels.
 enum class DType : uint8_t {
   F32 = 0,
   F16 = 1,
   BF16 = 2,
-  Q8_0 = 3,  // block of 32: f16 d; int8 qs[32]                 x = d * q
-  Q4_0 = 4,  // block of 32: f16 d; uint8 qs[16]  (lo nibbles = elements 0..15, hi = 16..31)  x = d * (q - 8)
-  Q4_1 = 5,  // block of 32: f16 d; f16 m; uint8 qs[16] (same nibble order)               x = d * q + m
+  Q8_0 = 3,  // BlockQ8_0
+  Q4_0 = 4,  // BlockQ4_0
+  Q4_1 = 5,  // BlockQ4_1
   I32 = 6,   // token ids, positions, tables
   I8 = 7,    // quantized KV cache (issue: KV quantization)
 };
-
-constexpr int QK = 32;  // elements per quantized block
-
-struct BlockQ8_0 {
-  uint16_t d;  // f16 bits
-  int8_t qs[QK];
-};
-struct BlockQ4_0 {
-  uint16_t d;
-  uint8_t qs[QK / 2];
-};
-struct BlockQ4_1 {
-  uint16_t d;
-  uint16_t m;
-  uint8_t qs[QK / 2];
-};
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
+constexpr int NUM_DTYPES = 8;  // codes 0 .. NUM_DTYPES - 1
 
 // Elements per block (1 for plain types).
 int dtype_block_elems(DType t);

@@ -16,7 +16,7 @@
 
 #include "longbow/backend/cpu/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
-#include "longbow/core/philox.h"
+#include "philox.h"
 
 namespace longbow::cpu {
 

@@ -11,7 +11,6 @@ namespace longbow::metal {
 
 namespace {
 constexpr size_t VALS_SLOT = 1, KEYS_SLOT = 2;  // scratch slots (attention uses 0)
-static_assert(sizeof(SampleRowKParams) == sizeof(SampleRowParams), "kargs.h mirrors backend.h SampleRowParams");
 
 void require(bool cond, const std::string& where, const std::string& message) {
   if (!cond) throw std::invalid_argument("[" + where + "] " + message);
