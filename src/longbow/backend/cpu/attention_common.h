@@ -38,8 +38,6 @@ constexpr int ATTN_TILE_KEYS = 64;
 constexpr int ATTN_DECODE_TILE_KEYS = 16;
 // Query tokens per flash-prefill tile.
 constexpr int ATTN_PREFILL_TOKENS = 16;
-// Auto: sequences with at most this many query tokens in the step run the fused decode path.
-constexpr int ATTN_DECODE_MAX_QUERY = 2;
 // Flash-decoding: a decode token's keys are split into ranges of about this many keys (whole
 // blocks), and into two from ATTN_SPLIT_MIN_KEYS keys on, so one sequence keeps two threads busy.
 // The split depends only on the token's context length, never on the rest of the batch, so a

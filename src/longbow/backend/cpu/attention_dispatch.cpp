@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "longbow/backend/attention_policy.h"
 #include "longbow/backend/cpu/attention_common.h"
 
 namespace longbow::cpu {
@@ -21,25 +22,8 @@ constexpr int ITEM_INTS = sizeof(AttnItem) / sizeof(int32_t);
 // (token, first kv head, num kv heads, first partial, num_splits, items feeding it, finished items)
 constexpr int MERGE_INTS = 7;
 
-// LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), read once.
-int decode_stage() {
-  static const int stage = [] {
-    const char* env = std::getenv("LONGBOW_ATTN_DECODE_STAGE");
-    if (env == nullptr || std::string(env).empty()) return 2;
-    const std::string v(env);
-    if (v != "1" && v != "2") {
-      throw std::invalid_argument("[cpu.attention] LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '" + v + "'");
-    }
-    return v == "1" ? 1 : 2;
-  }();
-  return stage;
-}
-
-bool is_decode(AttentionVariant v, int num_query) {
-  if (v == AttentionVariant::FusedDecode) return true;
-  if (v == AttentionVariant::FlashPrefill) return false;
-  return num_query <= ATTN_DECODE_MAX_QUERY;
-}
+int decode_stage() { return attention_decode_stage("cpu.attention"); }
+bool is_decode(AttentionVariant v, int num_query) { return attention_is_decode(v, num_query); }
 
 // A decode token's flash-decoding key splits: the count from its context alone, then whole-block
 // chunks (the last split may be shorter).

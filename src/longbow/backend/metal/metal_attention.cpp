@@ -20,6 +20,7 @@
 #include <string>
 
 #include "kargs.h"
+#include "longbow/backend/attention_policy.h"
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
 #include "longbow/backend/op_checks.h"
@@ -41,19 +42,7 @@ void require(bool cond, const std::string& where, const std::string& message) {
 }
 uint32_t ceil_div(int64_t n, int64_t d) { return static_cast<uint32_t>((n + d - 1) / d); }
 
-// LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2), as on the CPU; read once.
-int decode_stage() {
-  static const int stage = [] {
-    const char* env = std::getenv("LONGBOW_ATTN_DECODE_STAGE");
-    if (env == nullptr || *env == '\0') return 2;
-    const std::string v(env);
-    if (v != "1" && v != "2") {
-      throw std::invalid_argument("[metal.attention] LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '" + v + "'");
-    }
-    return v == "1" ? 1 : 2;
-  }();
-  return stage;
-}
+int decode_stage() { return attention_decode_stage("metal.attention"); }
 
 // Work of one attention call for the fused kernels, from the host copy of query_start.
 struct FusedPlan {
@@ -74,9 +63,7 @@ FusedPlan plan_fused(const std::string& where, AttentionVariant variant, const i
     const int n = qs[s + 1] - qs[s];
     require(n >= 0, where, "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s));
     if (n == 0) continue;
-    // Same rule as attn_is_decode / attn_is_prefill in metal/attention_paged.h.
-    const bool is_decode = variant == AttentionVariant::FusedDecode ||
-                           (variant == AttentionVariant::Auto && n <= LONGBOW_ATTN_DECODE_MAX_QUERY);
+    const bool is_decode = attention_is_decode(variant, n);  // the kernels' attn_is_decode rule
     if (is_decode) {
       p.num_decode += n;
     } else {
