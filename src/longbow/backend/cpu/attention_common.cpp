@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <string>
 
+#include "longbow/backend/cpu/cpu_features.h"
 #include "longbow/backend/op_checks.h"
 #include "longbow/core/dtype.h"
 
@@ -95,13 +95,10 @@ const AttnKernels SCALAR = {"scalar", scalar_scores, scalar_values, scalar_exp_s
                              nullptr,       nullptr,       nullptr,        nullptr};
 
 const AttnKernels& choose() {
-  // Follow the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar); AVX-512 on top
-  // unless LONGBOW_CPU_SIMD=avx2 caps the set (the matmul convention).
-  if (std::string(row_kernels().name) == "scalar" || attn_avx2_kernels() == nullptr) return SCALAR;
-  const char* env = std::getenv("LONGBOW_CPU_SIMD");
-  const bool cap_avx2 = env != nullptr && std::string(env) == "avx2";
-  if (!cap_avx2 && attn_avx512_kernels() != nullptr) return *attn_avx512_kernels();
-  return *attn_avx2_kernels();
+  const CpuIsa& isa = cpu_isa();
+  if (isa.avx512 && attn_avx512_kernels() != nullptr) return *attn_avx512_kernels();
+  if (isa.avx2 && attn_avx2_kernels() != nullptr) return *attn_avx2_kernels();
+  return SCALAR;
 }
 }  // namespace
 

@@ -143,8 +143,8 @@ inline void attn_prefetch_keys(const uint8_t* cache, const int32_t* table, int b
   }
 }
 
-// SIMD kernels of the tile loop, chosen once: AVX-512, AVX2 or scalar (LONGBOW_CPU_SIMD=avx2 caps
-// at AVX2, =scalar forces scalar).
+// SIMD kernels of the tile loop, chosen once: AVX-512, AVX2 or scalar (as cpu_isa()
+// allows: LONGBOW_CPU_SIMD=avx2 caps at AVX2, =scalar forces scalar).
 struct AttnKernels {
   const char* name;
   // s[r, j] = q[r, :] · k_j for r < rows, j < nk; k_j at k + j * k_stride elements (f16 or f32).
@@ -182,7 +182,7 @@ void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32
 void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
 const AttnKernels* attn_avx2_kernels();    // nullptr when not compiled in
-const AttnKernels* attn_avx512_kernels();  // nullptr when not compiled in or the CPU lacks AVX-512 F/BW/VL
+const AttnKernels* attn_avx512_kernels();  // nullptr when not compiled in
 const AttnKernels& attn_kernels();
 
 // s[i] = cap * tanh(s[i] / cap) for i < n: logit soft-capping (Gemma 2) of natural-unit scores.

@@ -1,7 +1,7 @@
 // AVX2 + FMA + F16C tile kernels of the attention tile loop (attention_common.h): Q·Kᵀ over a
 // tile of keys, P·V accumulation and a vectorized exp for the online softmax. K and V rows are
 // read straight from the paged cache (f16 converted in registers), 4 query rows share each load.
-// Compiled with -mavx2 -mfma -mf16c; chosen only when the CPU has them (attention_common.cpp).
+// Compiled with -mavx2 -mfma -mf16c; chosen only when cpu_isa() has AVX2 (attention_common.cpp).
 // The sliding-window / soft-cap instantiations of the items are in attention_kernels_ext_avx2.cpp.
 #include <immintrin.h>
 

@@ -3,11 +3,10 @@
 // (attention_decode_simd.h) at 16 lanes; the generic tile kernels stay AVX2 (attention_kernels_avx2.cpp).
 //
 // The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
-// enables AVX-512 for these functions only, and attn_avx512_kernels() returns them only after a
-// CPUID + XGETBV check (and when the AVX2 kernels exist, whose decode kernels it reuses).
+// enables AVX-512 for these functions only; attn_kernels() uses them only when cpu_isa() has
+// avx512 (attn_avx512_kernels() needs the AVX2 kernels, whose tile kernels it reuses).
 // The sliding-window / soft-cap instantiations of the items are in attention_kernels_ext_avx512.cpp.
 #include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/cpu_features.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -84,7 +83,7 @@ namespace {
 
 const AttnKernels* make_avx512() {
   const AttnKernels* avx2 = attn_avx2_kernels();
-  if (avx2 == nullptr || !cpu_has_avx512(/*vnni=*/false)) return nullptr;
+  if (avx2 == nullptr) return nullptr;
   static AttnKernels k = *avx2;  // decode tile kernels stay AVX2
   k.name = "avx512";
   k.prefill_item = avx512_prefill_item;

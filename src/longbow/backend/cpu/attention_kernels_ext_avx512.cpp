@@ -1,6 +1,6 @@
 // Sliding-window and logit soft-cap instantiations of the AVX-512 attention items (the plain ones
-// are in attention_kernels_avx512.cpp, which calls these when a feature is on; only after its
-// CPUID check). Same target region as that file.
+// are in attention_kernels_avx512.cpp, which calls these when a feature is on; only when
+// cpu_isa() has avx512). Same target region as that file.
 #include "longbow/backend/cpu/attention_common.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -82,7 +82,7 @@ struct RowKernels {
 };
 const RowKernels& scalar_kernels();
 const RowKernels* avx2_kernels();  // nullptr when not compiled in
-// The active kernels: AVX2 if the CPU supports it, unless LONGBOW_CPU_SIMD=scalar.
+// The active kernels: AVX2 when cpu_isa() has it, else scalar.
 const RowKernels& row_kernels();
 
 // ---- op families (one .cpp each) ----

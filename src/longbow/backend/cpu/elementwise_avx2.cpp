@@ -123,7 +123,7 @@ const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_gelu_tanh_mul, avx2_to_f16,
 
 }  // namespace
 
-// The CPU check is made by the caller (elt_kernels(), compiled with the baseline flags).
+// The CPU check is made by the caller (elt_kernels() asks cpu_isa()).
 const EltKernels* elt_avx2_kernels() { return &AVX2; }
 
 }  // namespace longbow::cpu

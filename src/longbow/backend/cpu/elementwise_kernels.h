@@ -1,6 +1,6 @@
 // Row kernels of the elementwise op families (glu, rms_norm, kv_write): portable scalar or
-// AVX2/FMA/F16C (elementwise_avx2.cpp), chosen once like the matmul row kernels
-// (LONGBOW_CPU_SIMD=scalar forces scalar).
+// AVX2/FMA/F16C (elementwise_avx2.cpp), chosen once from cpu_isa() like the matmul row
+// kernels.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +24,7 @@ struct EltKernels {
   void (*add_into)(float* y, const float* x, int64_t n);
 };
 const EltKernels& elt_scalar_kernels();
-const EltKernels* elt_avx2_kernels();  // nullptr when not compiled in or the CPU lacks AVX2/FMA/F16C
+const EltKernels* elt_avx2_kernels();  // nullptr when not compiled in
 const EltKernels& elt_kernels();
 
 }  // namespace longbow::cpu

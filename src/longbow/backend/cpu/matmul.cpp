@@ -8,7 +8,6 @@
 // tile of W rows dequantized once and reused for all M activation rows. Prefill walks W in cache
 // tiles and runs mk.mr (<= MAX_MR) activation rows per weight row or panel.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <span>
 #include <string>
@@ -95,13 +94,7 @@ void scalar_axpy(float alpha, const float* x, float* y, int64_t n) {
 const RowKernels SCALAR = {"scalar", scalar_dequant_row, scalar_dot, scalar_axpy};
 
 const RowKernels& choose_kernels() {
-  const char* env = std::getenv("LONGBOW_CPU_SIMD");
-  if (env != nullptr && std::string(env) == "scalar") return SCALAR;
-#if defined(__x86_64__) || defined(__i386__)
-  if (avx2_kernels() != nullptr && cpu_has_avx2_fma_f16c()) {
-    return *avx2_kernels();
-  }
-#endif
+  if (cpu_isa().avx2 && avx2_kernels() != nullptr) return *avx2_kernels();
   return SCALAR;
 }
 
@@ -138,14 +131,11 @@ int64_t w_tile_rows(size_t row_bytes) { return std::clamp<int64_t>(16384 / std::
 }  // namespace
 
 const MatmulKernels& matmul_kernels() {
-  static const MatmulKernels& k = [&]() -> const MatmulKernels& {
-    const char* env = std::getenv("LONGBOW_CPU_SIMD");
-    if (env != nullptr && std::string(env) == "scalar") return scalar_matmul_kernels();
-    if (neon_matmul_kernels() != nullptr) return *neon_matmul_kernels();  // arm64: NEON is baseline
-    // x86-64: AVX-512 (own CPUID check) unless capped at AVX2, else the row kernels' check (AVX2 + FMA + F16C).
-    const bool cap_avx2 = env != nullptr && std::string(env) == "avx2";
-    if (!cap_avx2 && avx512_matmul_kernels() != nullptr) return *avx512_matmul_kernels();
-    if (std::string(row_kernels().name) == "avx2" && avx2_matmul_kernels() != nullptr) return *avx2_matmul_kernels();
+  static const MatmulKernels& k = []() -> const MatmulKernels& {
+    const CpuIsa& isa = cpu_isa();
+    if (isa.neon && neon_matmul_kernels() != nullptr) return *neon_matmul_kernels();
+    if (isa.avx512_vnni && avx512_matmul_kernels() != nullptr) return *avx512_matmul_kernels();
+    if (isa.avx2 && avx2_matmul_kernels() != nullptr) return *avx2_matmul_kernels();
     return scalar_matmul_kernels();
   }();
   return k;

@@ -1,5 +1,5 @@
 // AVX2 + FMA + F16C row kernels (dequantize a row, dot, axpy). Compiled with -mavx2 -mfma -mf16c
-// and only called after cpu_has_avx2_fma_f16c() confirms the CPU has them (matmul.cpp).
+// and only called after cpu_isa() confirms the CPU has them (matmul.cpp).
 #include <immintrin.h>
 
 #include <cstring>

@@ -88,10 +88,10 @@ struct MatmulKernels {
 
 const MatmulKernels& scalar_matmul_kernels();
 const MatmulKernels* avx2_matmul_kernels();  // nullptr when not compiled in
-const MatmulKernels* avx512_matmul_kernels();  // nullptr when not compiled in or the CPU lacks AVX-512 F/BW/VL
+const MatmulKernels* avx512_matmul_kernels();  // nullptr when not compiled in
 const MatmulKernels* neon_matmul_kernels();  // nullptr when not compiled in
 // The active set: the widest SIMD set the CPU has (avx512 > avx2 on x86-64, neon on arm64);
-// LONGBOW_CPU_SIMD=scalar forces the portable kernels, LONGBOW_CPU_SIMD=avx2 caps x86-64 at AVX2.
+// the level comes from cpu_isa() (LONGBOW_CPU_SIMD=scalar forces the portable kernels, =avx2 caps at AVX2).
 const MatmulKernels& matmul_kernels();
 
 // Runs Panel<T>(args...) for the quantized weight dtype t (each SIMD file passes its own,

@@ -6,8 +6,8 @@
 // 16-lane FMA dot products over row-major rows.
 //
 // The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
-// enables AVX-512 for the kernels only, and avx512_matmul_kernels() returns them only after a
-// CPUID + XGETBV check.
+// enables AVX-512 for the kernels only; matmul_kernels() uses them only when cpu_isa() has
+// avx512_vnni.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,7 +15,6 @@
 #include <string>
 #include <type_traits>
 
-#include "longbow/backend/cpu/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul_kernels.h"
 
@@ -224,10 +223,7 @@ const MatmulKernels AVX512 = {"avx512", 8, avx512_quantize_q16a, avx512_dot_q, a
 
 namespace longbow::cpu {
 
-const MatmulKernels* avx512_matmul_kernels() {
-  static const MatmulKernels* k = cpu_has_avx512(/*vnni=*/true) ? &AVX512 : nullptr;
-  return k;
-}
+const MatmulKernels* avx512_matmul_kernels() { return &AVX512; }
 
 }  // namespace longbow::cpu
 
