@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "longbow/backend/cpu/simd_math_avx2.h"
+
 namespace longbow::cpu {
 namespace {
 
@@ -57,24 +59,7 @@ struct Avx2 {
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
   }
-  // 2^x: x = n + f, |f| <= 1/2, degree-7 Taylor polynomial of e^(f ln 2), times 2^n built in the
-  // exponent bits. x < -126 (and -inf) gives exactly 0.
-  static reg exp2(reg x) {
-    const reg drop = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(127.0f));
-    const reg n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const reg f = _mm256_sub_ps(x, n);
-    reg p = _mm256_set1_ps(1.525273380405984e-05f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.5403530393381608e-04f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618129107628477e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550410866482158e-02f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402265069591007e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471805599453e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(drop, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-  }
+  static reg exp2(reg x) { return exp2_8(x); }  // simd_math_avx2.h
 };
 
 }  // namespace
