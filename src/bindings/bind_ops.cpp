@@ -17,6 +17,7 @@
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/core/check.h"
 #include "philox.h"
 
 namespace py = pybind11;
@@ -36,9 +37,7 @@ Backend& get_backend(const std::string& name) {
   return *it->second;
 }
 
-void check(bool cond, const std::string& message) {
-  if (!cond) throw std::invalid_argument("[ops] " + message);
-}
+constexpr Checker check{"ops"};
 
 std::string shape_str(const py::array& a) {
   std::string s = "(";

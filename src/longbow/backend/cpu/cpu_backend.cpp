@@ -70,10 +70,6 @@ void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* wh
   return static_cast<char*>(base) + v.offset;
 }
 
-void fail(const char* where, const std::string& message) {
-  throw std::invalid_argument(std::string("[") + where + "] " + message);
-}
-
 // ---- CpuBackend ----
 
 CpuBackend::CpuBackend(const BackendOptions& options) : pool_(options.num_threads), ctx_{pool_, scratch_} {}

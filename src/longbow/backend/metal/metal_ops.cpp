@@ -8,6 +8,7 @@
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
 #include "longbow/backend/op_checks.h"
+#include "longbow/core/check.h"
 
 namespace longbow::metal {
 
@@ -18,9 +19,6 @@ constexpr int MATMUL_TILED_MIN_M = 8;
 
 uint32_t ceil_div(int64_t n, int64_t d) { return static_cast<uint32_t>((n + d - 1) / d); }
 
-void require(bool cond, const std::string& where, const std::string& message) {
-  if (!cond) throw std::invalid_argument("[" + where + "] " + message);
-}
 uint32_t u32(int64_t v, const std::string& where, const char* what) {
   require(v >= 0 && v <= 0x7fffffff, where, std::string(what) + ": expected 0 <= value < 2^31, found " + std::to_string(v));
   return static_cast<uint32_t>(v);
