@@ -15,7 +15,7 @@
 
 #include "bindings.h"
 #include "longbow/backend/backend.h"
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/core/check.h"
 #include "philox.h"

@@ -11,7 +11,7 @@
 
 #include "bench_harness.h"
 #include "longbow/backend/backend.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 #include "longbow/backend/cpu/thread_pool.h"
 
 using namespace longbow;

@@ -12,8 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "longbow/backend/cpu/cpu_features.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 
 using namespace longbow;
 using namespace longbow::cpu;

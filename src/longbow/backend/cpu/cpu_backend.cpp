@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 #include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "longbow/backend/cpu/cpu_features.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/elementwise_kernels.h"
 #include "longbow/core/dtype.h"

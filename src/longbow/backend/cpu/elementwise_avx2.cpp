@@ -5,7 +5,7 @@
 #include <immintrin.h>
 
 #include "longbow/backend/cpu/elementwise_kernels.h"
-#include "longbow/backend/cpu/simd_math_avx2.h"
+#include "longbow/backend/cpu/simd/simd_math_avx2.h"
 
 namespace longbow::cpu {
 

@@ -1,7 +1,7 @@
 // Sliding-window and logit soft-cap instantiations of the AVX-512 attention items (the plain ones
 // are in attention_kernels_avx512.cpp, which calls these when a feature is on; only when
 // cpu_isa() has avx512). Same target region as that file.
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -18,9 +18,9 @@
 #endif
 #include <immintrin.h>
 
-#include "longbow/backend/cpu/attention_decode_simd.h"
-#include "longbow/backend/cpu/attention_simd_avx512.h"
-#include "longbow/backend/cpu/attention_tile_simd.h"
+#include "longbow/backend/cpu/attention/attention_decode_simd.h"
+#include "longbow/backend/cpu/attention/attention_simd_avx512.h"
+#include "longbow/backend/cpu/attention/attention_tile_simd.h"
 
 namespace longbow::cpu {
 

@@ -23,8 +23,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/attention_softcap_simd.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_softcap_simd.h"
 
 namespace longbow::cpu {
 namespace {

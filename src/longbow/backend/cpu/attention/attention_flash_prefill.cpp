@@ -17,8 +17,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/attention_online_item.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_online_item.h"
 
 namespace longbow::cpu {
 

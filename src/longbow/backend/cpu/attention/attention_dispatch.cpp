@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 
 namespace longbow::cpu {
 

@@ -1,8 +1,8 @@
 // Sliding-window and soft-cap instantiations of the CPU online-softmax tile loop
 // (attention_online_item.h); run_online_item (attention_flash_prefill.cpp) calls them when a
 // feature is on.
-#include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/attention_online_item.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_online_item.h"
 
 namespace longbow::cpu {
 

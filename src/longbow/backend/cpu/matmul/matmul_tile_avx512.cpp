@@ -16,7 +16,7 @@
 #include <type_traits>
 
 #include "longbow/backend/cpu/cpu_ops.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 

@@ -28,8 +28,8 @@
 
 #include <immintrin.h>
 
-#include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/attention_softcap_simd.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_softcap_simd.h"
 
 namespace longbow::cpu {
 namespace {

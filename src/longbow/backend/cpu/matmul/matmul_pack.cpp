@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 
 namespace longbow::cpu {
 

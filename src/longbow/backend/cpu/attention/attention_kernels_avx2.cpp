@@ -7,10 +7,10 @@
 
 #include <cmath>
 
-#include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/attention_decode_simd.h"
-#include "longbow/backend/cpu/attention_simd_avx2.h"
-#include "longbow/backend/cpu/attention_tile_simd.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_decode_simd.h"
+#include "longbow/backend/cpu/attention/attention_simd_avx2.h"
+#include "longbow/backend/cpu/attention/attention_tile_simd.h"
 
 namespace longbow::cpu {
 

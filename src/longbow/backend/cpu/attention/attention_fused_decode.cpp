@@ -20,7 +20,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 
 namespace longbow::cpu {
 

@@ -1,12 +1,12 @@
 // Shared CPU attention helpers: argument validation into an AttnBatch, the portable scalar tile
 // kernels and the run-time choice between them and the AVX2 ones (attention_kernels_avx2.cpp).
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "longbow/backend/cpu/cpu_features.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/op_checks.h"
 #include "longbow/core/dtype.h"
 

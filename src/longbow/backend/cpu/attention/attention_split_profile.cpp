@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/thread_pool.h"
 
 namespace longbow::cpu {

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "longbow/backend/cpu/cpu_features.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 #include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "longbow/backend/cpu/simd_math_avx2.h"
+#include "longbow/backend/cpu/simd/simd_math_avx2.h"
 
 namespace longbow::cpu {
 namespace {

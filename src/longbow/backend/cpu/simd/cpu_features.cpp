@@ -1,4 +1,4 @@
-#include "longbow/backend/cpu/cpu_features.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 
 #include <cstdlib>
 #include <string>

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 
 namespace longbow::cpu {
 

@@ -13,7 +13,7 @@
 #include <type_traits>
 
 #include "longbow/backend/cpu/cpu_ops.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 
 namespace longbow::cpu {
 

@@ -3,10 +3,10 @@
 // -mfma -mf16c like it.
 #include <immintrin.h>
 
-#include "longbow/backend/cpu/attention_common.h"
-#include "longbow/backend/cpu/attention_decode_simd.h"
-#include "longbow/backend/cpu/attention_simd_avx2.h"
-#include "longbow/backend/cpu/attention_tile_simd.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_decode_simd.h"
+#include "longbow/backend/cpu/attention/attention_simd_avx2.h"
+#include "longbow/backend/cpu/attention/attention_tile_simd.h"
 
 namespace longbow::cpu {
 

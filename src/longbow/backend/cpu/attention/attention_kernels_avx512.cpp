@@ -6,7 +6,7 @@
 // enables AVX-512 for these functions only; attn_kernels() uses them only when cpu_isa() has
 // avx512 (attn_avx512_kernels() needs the AVX2 kernels, whose tile kernels it reuses).
 // The sliding-window / soft-cap instantiations of the items are in attention_kernels_ext_avx512.cpp.
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -27,9 +27,9 @@
 #endif
 #include <immintrin.h>
 
-#include "longbow/backend/cpu/attention_decode_simd.h"
-#include "longbow/backend/cpu/attention_simd_avx512.h"
-#include "longbow/backend/cpu/attention_tile_simd.h"
+#include "longbow/backend/cpu/attention/attention_decode_simd.h"
+#include "longbow/backend/cpu/attention/attention_simd_avx512.h"
+#include "longbow/backend/cpu/attention/attention_tile_simd.h"
 
 namespace longbow::cpu {
 
