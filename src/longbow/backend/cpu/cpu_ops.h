@@ -66,7 +66,6 @@ struct RowKernels {
   // y[i] += alpha * x[i]
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);
 };
-const RowKernels& scalar_kernels();
 const RowKernels* avx2_kernels();  // nullptr when not compiled in
 // The active kernels: AVX2 when cpu_isa() has it, else scalar.
 const RowKernels& row_kernels();

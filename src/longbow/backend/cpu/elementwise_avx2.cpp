@@ -89,13 +89,7 @@ void avx2_scale_mul(const float* x, float inv, const float* w, float* out, int64
   for (; i < n; ++i) out[i] = x[i] * inv * w[i];
 }
 
-void avx2_add_into(float* y, const float* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
-  for (; i < n; ++i) y[i] += x[i];
-}
-
-const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_gelu_tanh_mul, avx2_to_f16, avx2_sum_squares, avx2_scale_mul, avx2_add_into};
+const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_gelu_tanh_mul, avx2_to_f16, avx2_sum_squares, avx2_scale_mul};
 
 }  // namespace
 

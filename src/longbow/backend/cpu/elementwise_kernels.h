@@ -20,10 +20,7 @@ struct EltKernels {
   double (*sum_squares)(const float* x, int64_t n);
   // out[i] = x[i] * inv * w[i] for i < n (that order, so every set rounds alike).
   void (*scale_mul)(const float* x, float inv, const float* w, float* out, int64_t n);
-  // y[i] += x[i] for i < n.
-  void (*add_into)(float* y, const float* x, int64_t n);
 };
-const EltKernels& elt_scalar_kernels();
 const EltKernels* elt_avx2_kernels();  // nullptr when not compiled in
 const EltKernels& elt_kernels();
 

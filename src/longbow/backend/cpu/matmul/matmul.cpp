@@ -103,8 +103,6 @@ int tile_rows(int K) { return std::clamp(65536 / std::max(K, 1), 1, 16); }
 
 }  // namespace
 
-const RowKernels& scalar_kernels() { return SCALAR; }
-
 const RowKernels& row_kernels() {
   static const RowKernels& k = choose_kernels();
   return k;
