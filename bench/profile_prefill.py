@@ -1,8 +1,8 @@
 """Where a 512-token prefill of SmolLM2-135M spends its time on the CPU backend, per op family.
 
-Runs tests/cpp/bench_prefill_ops (each op alone with the real shapes: hidden 576, 9 heads, 3 kv
-heads, head dim 64, intermediate 1536, f16 paged KV cache) and multiplies by the op's count per
-forward (30 layers: rms_norm x 60, rope / kv_write / attention / silu_mul x 30, embed x 1, the
+Runs bench_prefill_ops (bench/cpp/bench_prefill_ops.cpp, built into build/tests/cpp/; each op
+alone with the real shapes: hidden 576, 9 heads, 3 kv heads, head dim 64, intermediate 1536, f16
+paged KV cache) and multiplies by the op's count per forward (30 layers: rms_norm x 60, rope / kv_write / attention / silu_mul x 30, embed x 1, the
 seven Q8_0 matmuls x 30). With --before BUILD_DIR a second build's program runs alternately in the
 same process loop (same machine load) and the table shows both and the ratio. With --model the
 end-to-end prefill time (time to first token of a 512-token prompt) is measured too, for the

@@ -51,10 +51,9 @@ struct EmbedKArgs {
   float scale;          // rows are multiplied by it
 };
 
-// rms_norm: out = rms_norm(x (+ residual)) * weight
+// rms_norm: out = rms_norm(x) * weight
 struct RmsNormKArgs {
   kargs_i32 num_rows, dim;
-  kargs_i32 has_residual;  // 1: residual += x first, normalize the sum
   float eps;
 };
 
@@ -165,7 +164,7 @@ LONGBOW_KARGS_END
 
 #if !defined(__METAL_VERSION__)
 static_assert(sizeof(longbow::metal::EmbedKArgs) == 20);
-static_assert(sizeof(longbow::metal::RmsNormKArgs) == 16);
+static_assert(sizeof(longbow::metal::RmsNormKArgs) == 12);
 static_assert(sizeof(longbow::metal::MatmulKArgs) == 24);
 static_assert(sizeof(longbow::metal::RopeKArgs) == 24);
 static_assert(sizeof(longbow::metal::KvWriteKArgs) == 12);

@@ -42,12 +42,10 @@ def matmul(x, w_deq, bias=None, acc=None):
     return out
 
 
-def rms_norm(x, weight, eps, residual=None):
+def rms_norm(x, weight, eps):
     x = x.astype(np.float64)
-    if residual is not None:
-        x = x + residual
     inv = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
-    return x * inv * weight, x
+    return x * inv * weight
 
 
 def rope(x, positions, inv_freq, interleaved):

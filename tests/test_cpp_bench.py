@@ -1,4 +1,4 @@
-"""C++ kernel micro-benchmarks (tests/cpp/bench_kernels.cpp), run only in benchmark mode:
+"""C++ kernel micro-benchmarks (bench/cpp/bench_kernels.cpp), run only in benchmark mode:
 
     LONGBOW_BENCH=1 pytest tests/test_cpp_bench.py -m bench -s [-k matmul]
 

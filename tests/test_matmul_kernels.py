@@ -11,8 +11,9 @@ import pytest
 
 from cpp_programs import REPO, require_program
 
-SOURCES = ["tests/cpp/test_matmul_kernels.cpp", "src/longbow/backend/cpu/matmul_scalar.cpp",
-           "src/longbow/backend/cpu/matmul_tile_neon.cpp", "src/longbow/backend/cpu/matmul_pack.cpp",
+SOURCES = ["tests/cpp/test_matmul_kernels.cpp", "src/longbow/backend/cpu/matmul/matmul_scalar.cpp",
+           "src/longbow/backend/cpu/matmul/matmul_tile_neon.cpp",
+           "src/longbow/backend/cpu/matmul/matmul_pack.cpp",
            "src/longbow/core/dtype.cpp"]
 
 

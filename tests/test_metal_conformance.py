@@ -136,20 +136,11 @@ def test_embed(backend, dtype, T):
 
 
 @pytest.mark.parametrize("dim", SIZES)
-@pytest.mark.parametrize("fused", [False, True])
-def test_rms_norm(backend, dim, fused):
+def test_rms_norm(backend, dim):
     r = rng(dim)
-    rows = 3
-    x = r.standard_normal((rows, dim)).astype(np.float32)
+    x = r.standard_normal((3, dim)).astype(np.float32)
     w = r.standard_normal(dim).astype(np.float32)
-    if not fused:
-        close(ops.rms_norm(backend, x, w, 1e-5), ops.rms_norm("cpu", x, w, 1e-5), "rms_norm")
-        return
-    res = r.standard_normal((rows, dim)).astype(np.float32)
-    got, got_res = ops.rms_norm(backend, x, w, 1e-5, res)
-    want, want_res = ops.rms_norm("cpu", x, w, 1e-5, res)
-    close(got, want, "rms_norm")
-    np.testing.assert_array_equal(got_res, want_res)
+    close(ops.rms_norm(backend, x, w, 1e-5), ops.rms_norm("cpu", x, w, 1e-5), "rms_norm")
 
 
 @pytest.mark.parametrize("interleaved", [False, True])

@@ -15,8 +15,9 @@
 
 #include "bindings.h"
 #include "longbow/backend/backend.h"
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/core/check.h"
 #include "philox.h"
 
 namespace py = pybind11;
@@ -36,9 +37,7 @@ Backend& get_backend(const std::string& name) {
   return *it->second;
 }
 
-void check(bool cond, const std::string& message) {
-  if (!cond) throw std::invalid_argument("[ops] " + message);
-}
+constexpr Checker check{"ops"};
 
 std::string shape_str(const py::array& a) {
   std::string s = "(";
@@ -247,26 +246,19 @@ void bind_ops(py::module_& m) {
 
   ops.def(
       "rms_norm",
-      [](const std::string& backend, F32 x, F32 weight, float eps, std::optional<F32> residual) -> py::object {
+      [](const std::string& backend, F32 x, F32 weight, float eps) {
         Backend& be = get_backend(backend);
         check_shape(x, {-1, -1}, "x");
         const int R = static_cast<int>(x.shape(0)), D = static_cast<int>(x.shape(1));
         check_shape(weight, {D}, "weight");
-        Dev dx = to_dev(be, x), dw = to_dev(be, weight), dr, dout = new_dev(be, static_cast<size_t>(R) * D * 4);
-        if (residual) {
-          check_shape(*residual, {R, D}, "residual");
-          dr = to_dev(be, *residual);
-        }
+        Dev dx = to_dev(be, x), dw = to_dev(be, weight), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
         RmsNormArgs a;
-        a.out = dout.view(), a.x = dx.view(), a.weight = dw.view(), a.residual = residual ? dr.view() : BufView{};
+        a.out = dout.view(), a.x = dx.view(), a.weight = dw.view();
         a.num_rows = R, a.dim = D, a.eps = eps;
         be.rms_norm(a);
-        auto out = from_dev<float>(be, dout, {R, D});
-        if (!residual) return out;
-        return py::make_tuple(out, from_dev<float>(be, dr, {R, D}));
+        return from_dev<float>(be, dout, {R, D});
       },
-      py::arg("backend"), py::arg("x"), py::arg("weight"), py::arg("eps") = 1e-5f, py::arg("residual") = py::none(),
-      "rms_norm(x) * weight; with residual: returns (out, residual + x) normalizing the sum.");
+      py::arg("backend"), py::arg("x"), py::arg("weight"), py::arg("eps") = 1e-5f, "rms_norm(x) * weight, row by row.");
 
   ops.def(
       "rope",

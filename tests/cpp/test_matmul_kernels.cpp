@@ -12,8 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "longbow/backend/cpu/cpu_features.h"
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 
 using namespace longbow;
 using namespace longbow::cpu;
@@ -147,9 +147,8 @@ int main() {
   const MatmulKernels* sets[] = {neon_matmul_kernels()};
 #else
   const MatmulKernels* sets[] = {avx2_matmul_kernels(), avx512_matmul_kernels()};
-#if defined(__x86_64__)
-  if (!longbow::cpu::cpu_has_avx2_fma_f16c()) sets[0] = nullptr;
-#endif
+  if (!longbow::cpu::cpu_isa().avx2) sets[0] = nullptr;
+  if (!longbow::cpu::cpu_isa().avx512_vnni) sets[1] = nullptr;
 #endif
   int num_sets = 0;
   for (const MatmulKernels* simd : sets) {

@@ -56,13 +56,11 @@ struct EmbedArgs {
   float scale = 1.0f;  // out rows are multiplied by it (Gemma: sqrt(dim))
 };
 
-// out = rms_norm(x (+ residual)) * weight. When `residual` is set, x is first added into it
-// (residual += x) and the sum is normalized: the pre-norm transformer's residual stream.
+// out = rms_norm(x) * weight, row by row (out may alias x).
 struct RmsNormArgs {
-  BufView out;       // (num_rows, dim) f32
-  BufView x;         // (num_rows, dim) f32
-  BufView residual;  // (num_rows, dim) f32, optional, updated in place
-  BufView weight;    // (dim,) f32
+  BufView out;     // (num_rows, dim) f32
+  BufView x;       // (num_rows, dim) f32
+  BufView weight;  // (dim,) f32
   int num_rows = 0, dim = 0;
   float eps = 1e-5f;
 };

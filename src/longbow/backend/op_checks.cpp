@@ -5,13 +5,9 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace longbow {
+#include "longbow/core/check.h"
 
-namespace {
-void check(bool ok, const std::string& where, const std::string& message) {
-  if (!ok) throw std::invalid_argument("[" + where + "] " + message);
-}
-}  // namespace
+namespace longbow {
 
 const char* op_family_name(Op op) {
   switch (op) {
@@ -54,26 +50,26 @@ bool kernel_set_supports(Op op, DType dtype) {
 }
 
 void check_matmul_sizes(const MatmulArgs& a, const std::string& where) {
-  check(a.M >= 0 && a.N >= 0 && a.K >= 0, where,
+  require(a.M >= 0 && a.N >= 0 && a.K >= 0, where,
         "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " + std::to_string(a.N) + ", " +
             std::to_string(a.K));
 }
 
 void check_rope_sizes(const RopeArgs& a, const std::string& where) {
-  check(a.num_tokens >= 0 && a.num_heads >= 0 && a.num_kv_heads >= 0 && a.head_dim > 0, where,
+  require(a.num_tokens >= 0 && a.num_heads >= 0 && a.num_kv_heads >= 0 && a.head_dim > 0, where,
         "expected non-negative sizes and head_dim > 0, found num_tokens=" + std::to_string(a.num_tokens) +
             " num_heads=" + std::to_string(a.num_heads) + " num_kv_heads=" + std::to_string(a.num_kv_heads) +
             " head_dim=" + std::to_string(a.head_dim));
-  check(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where,
+  require(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where,
         "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
             std::to_string(a.rot_dim));
 }
 
 void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
-  check(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
+  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
             a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
         where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
-  check(a.num_heads % a.num_kv_heads == 0, where,
+  require(a.num_heads % a.num_kv_heads == 0, where,
         "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
             std::to_string(a.num_kv_heads));
   check_attention_options(a, where.c_str());

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "longbow/core/check.h"
 #include "longbow/core/gguf_reader.h"
 #include "longbow/core/text.h"
 
@@ -13,7 +14,7 @@ class Meta {
  public:
   Meta(const std::map<std::string, GgufValue>& md, const std::string& path) : md_(md), path_(path) {}
 
-  [[noreturn]] void fail(const std::string& msg) const { throw std::invalid_argument("[gguf] " + path_ + ": " + msg); }
+  [[noreturn]] void fail(const std::string& msg) const { longbow::fail("gguf", path_ + ": " + msg); }
   const GgufValue* find(const std::string& key) const {
     auto it = md_.find(key);
     return it == md_.end() ? nullptr : &it->second;

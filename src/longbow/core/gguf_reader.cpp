@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "longbow/core/check.h"
+
 namespace longbow {
 
 namespace {
@@ -49,9 +51,7 @@ class Cursor {
   Cursor(const uint8_t* base, size_t size, const std::string& path) : base_(base), size_(size), path_(path) {}
   size_t pos() const { return pos_; }
   size_t left() const { return size_ - pos_; }
-  [[noreturn]] void fail(const std::string& msg) const {
-    throw std::invalid_argument("[gguf] " + path_ + ": " + msg);
-  }
+  [[noreturn]] void fail(const std::string& msg) const { longbow::fail("gguf", path_ + ": " + msg); }
   void need(size_t n, const char* what) const {
     if (n > left()) {
       fail(std::string("truncated file: reading ") + what + " at byte " + std::to_string(pos_) + " needs " +

@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "longbow/core/check.h"
 #include "longbow/core/file_map.h"
 #include "longbow/core/json.h"
 #include "longbow/core/safetensors_reader.h"
@@ -30,7 +31,7 @@ const std::set<std::string> kHarmlessKeys = {
 class Fields {
  public:
   Fields(const Json& j, const std::string& where) : j_(j), where_(where) {}
-  [[noreturn]] void fail(const std::string& msg) const { throw std::invalid_argument("[config] " + where_ + ": " + msg); }
+  [[noreturn]] void fail(const std::string& msg) const { longbow::fail("config", where_ + ": " + msg); }
   const Json* get(const std::string& key) const {
     read_.insert(key);
     const Json* v = j_.get(key);

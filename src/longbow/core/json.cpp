@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "longbow/core/check.h"
+
 namespace longbow {
 
 const char* Json::kind_name(Kind k) {
@@ -80,8 +82,7 @@ class JsonParser {
         ++col;
       }
     }
-    throw std::invalid_argument("[json] " + source_ + ": line " + std::to_string(line) + " column " +
-                                std::to_string(col) + ": " + msg);
+    longbow::fail("json", source_ + ": line " + std::to_string(line) + " column " + std::to_string(col) + ": " + msg);
   }
   std::string peek_text() const { return pos_ < s_.size() ? std::string(1, s_[pos_]) : std::string("end of input"); }
   void skip_ws() {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "longbow/core/check.h"
 #include "longbow/core/name_mapping.h"
 
 namespace longbow {
@@ -16,9 +17,7 @@ namespace {
 
 constexpr uint64_t MAX_HEADER_BYTES = 100ull << 20;  // the format's own limit is 100 MB
 
-[[noreturn]] void fail(const std::string& file, const std::string& msg) {
-  throw std::invalid_argument("[safetensors] " + file + ": " + msg);
-}
+[[noreturn]] void fail(const std::string& file, const std::string& msg) { longbow::fail("safetensors", file + ": " + msg); }
 
 std::string join_path(const std::string& dir, const std::string& name) {
   if (dir.empty() || dir.back() == '/') return dir + name;

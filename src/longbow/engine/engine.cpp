@@ -3,14 +3,16 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "longbow/core/check.h"
+
 namespace longbow::engine {
 
 namespace {
 void check_range(const char* name, int64_t value, int64_t lo, int64_t hi, const std::string& note = "") {
-  if (value < lo || value > hi) {
-    throw std::invalid_argument("[engine] expected " + std::string(name) + " in [" + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "]" + note + ", found " + std::to_string(value));
-  }
+  require(value >= lo && value <= hi, "engine", [&] {
+    return "expected " + std::string(name) + " in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" + note +
+           ", found " + std::to_string(value);
+  });
 }
 }  // namespace
 

@@ -5,13 +5,12 @@
 #include <string>
 
 #include "longbow/backend/backend.h"
+#include "longbow/core/check.h"
 
 namespace longbow::engine {
 
 namespace {
-void check(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("[sampling] " + what);
-}
+constexpr Checker check{"sampling"};
 }  // namespace
 
 void SamplingParams::validate(int vocab_size) const {

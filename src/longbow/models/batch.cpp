@@ -4,19 +4,13 @@
 #include <string>
 #include <type_traits>
 
+#include "longbow/core/check.h"
+
 namespace longbow {
 
 namespace {
-// `what` is a string or a callable returning one: per-token checks build no text unless they fail.
-template <class What>
-void check(bool ok, What&& what) {
-  if (ok) [[likely]] return;
-  if constexpr (std::is_invocable_v<What>) {
-    throw std::invalid_argument("[batch] " + what());
-  } else {
-    throw std::invalid_argument("[batch] " + std::string(what));
-  }
-}
+// Messages are strings or callables returning one: per-token checks build no text unless they fail.
+constexpr Checker check{"batch"};
 }  // namespace
 
 void Batch::validate(int block_size, int num_blocks) const {

@@ -209,7 +209,7 @@ void Decoder::forward(const Batch& b, KvCache& kv, AttentionVariant variant) {
   if (R == 0) return;
   backend_.get_rows({.out = {rows_.get(), 0}, .x = {x_.get(), 0}, .rows = logits_rows_, .num_rows = R,
                      .dim = c.hidden_size, .num_src_rows = T});
-  backend_.rms_norm({.out = {rows_.get(), 0}, .x = {rows_.get(), 0}, .residual = {}, .weight = output_norm_.view,
+  backend_.rms_norm({.out = {rows_.get(), 0}, .x = {rows_.get(), 0}, .weight = output_norm_.view,
                      .num_rows = R, .dim = c.hidden_size, .eps = c.rms_eps});
   backend_.matmul({.out = {logits_.get(), 0}, .x = {rows_.get(), 0}, .w = output_.view, .bias = {},
                    .w_dtype = output_.dtype, .M = R, .N = c.vocab_size, .K = c.hidden_size});
@@ -229,7 +229,7 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
 
   // Attention block: h = norm(x); q,k,v = h·W (one matmul group); [q/k norm]; rope; cache;
   // attend; x += attn·Wo (Gemma: x += norm(attn·Wo)).
-  backend_.rms_norm({.out = h, .x = x, .residual = {}, .weight = L.attn_norm.view, .num_rows = T, .dim = D,
+  backend_.rms_norm({.out = h, .x = x, .weight = L.attn_norm.view, .num_rows = T, .dim = D,
                      .eps = c.rms_eps});
   const MatmulArgs qkv[] = {
       {.out = q, .x = h, .w = L.wq.view, .bias = L.bq.view, .w_dtype = L.wq.dtype, .M = T, .N = q_dim, .K = D},
@@ -237,9 +237,9 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
       {.out = v, .x = h, .w = L.wv.view, .bias = L.bv.view, .w_dtype = L.wv.dtype, .M = T, .N = kv_dim, .K = D}};
   backend_.matmul_group(qkv);
   if (c.qk_norm) {  // per head: rows of head_dim
-    backend_.rms_norm({.out = q, .x = q, .residual = {}, .weight = L.q_norm.view, .num_rows = T * c.num_heads,
+    backend_.rms_norm({.out = q, .x = q, .weight = L.q_norm.view, .num_rows = T * c.num_heads,
                        .dim = Dh, .eps = c.rms_eps});
-    backend_.rms_norm({.out = k, .x = k, .residual = {}, .weight = L.k_norm.view, .num_rows = T * c.num_kv_heads,
+    backend_.rms_norm({.out = k, .x = k, .weight = L.k_norm.view, .num_rows = T * c.num_kv_heads,
                        .dim = Dh, .eps = c.rms_eps});
   }
   const bool sliding = c.layer_uses_window(l);
@@ -263,7 +263,7 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
   if (c.sandwich_norms) {
     backend_.matmul({.out = h, .x = attn, .w = L.wo.view, .bias = L.bo.view, .w_dtype = L.wo.dtype, .M = T, .N = D,
                      .K = q_dim});
-    backend_.rms_norm({.out = h, .x = h, .residual = {}, .weight = L.attn_post_norm.view, .num_rows = T, .dim = D,
+    backend_.rms_norm({.out = h, .x = h, .weight = L.attn_post_norm.view, .num_rows = T, .dim = D,
                        .eps = c.rms_eps});
     backend_.add({.out = x, .a = x, .b = h, .n = int64_t{T} * D});
   } else {
@@ -278,7 +278,7 @@ void Decoder::run_mlp(const Layer& L, int T) {
   const ModelConfig& c = config_;
   const int D = c.hidden_size, F = c.intermediate_size;
   const BufView x{x_.get(), 0}, h{h_.get(), 0}, gate{gate_.get(), 0}, up{up_.get(), 0};
-  backend_.rms_norm({.out = h, .x = x, .residual = {}, .weight = L.ffn_norm.view, .num_rows = T, .dim = D,
+  backend_.rms_norm({.out = h, .x = x, .weight = L.ffn_norm.view, .num_rows = T, .dim = D,
                      .eps = c.rms_eps});
   const MatmulArgs gate_up[] = {
       {.out = gate, .x = h, .w = L.w_gate.view, .bias = L.b_gate.view, .w_dtype = L.w_gate.dtype, .M = T, .N = F,
@@ -289,7 +289,7 @@ void Decoder::run_mlp(const Layer& L, int T) {
   if (c.sandwich_norms) {
     backend_.matmul({.out = h, .x = gate, .w = L.w_down.view, .bias = L.b_down.view, .w_dtype = L.w_down.dtype,
                      .M = T, .N = D, .K = F});
-    backend_.rms_norm({.out = h, .x = h, .residual = {}, .weight = L.ffn_post_norm.view, .num_rows = T, .dim = D,
+    backend_.rms_norm({.out = h, .x = h, .weight = L.ffn_post_norm.view, .num_rows = T, .dim = D,
                        .eps = c.rms_eps});
     backend_.add({.out = x, .a = x, .b = h, .n = int64_t{T} * D});
   } else {

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "longbow/backend/cpu/matmul_kernels.h"
+#include "longbow/backend/cpu/matmul/matmul_kernels.h"
 #include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {
@@ -68,10 +68,6 @@ void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* wh
     throw std::runtime_error(std::string("[") + where + "] " + what + ": buffer is not host-visible");
   }
   return static_cast<char*>(base) + v.offset;
-}
-
-void fail(const char* where, const std::string& message) {
-  throw std::invalid_argument(std::string("[") + where + "] " + message);
 }
 
 // ---- CpuBackend ----

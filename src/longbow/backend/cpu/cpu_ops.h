@@ -7,11 +7,11 @@
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/thread_pool.h"
+#include "longbow/core/check.h"  // require(), fail()
 
 namespace longbow::cpu {
 
@@ -55,20 +55,6 @@ template <typename T>
 T* view_as(const BufView& v, size_t count, const char* where, const char* what) {
   return static_cast<T*>(view_ptr(v, count * sizeof(T), where, what));
 }
-// Throws std::invalid_argument "[where] message".
-[[noreturn]] void fail(const char* where, const std::string& message);
-// Throws std::invalid_argument "[where] what: expected ..., found ..." when cond is false. The
-// message is a string, or a callable returning one, so that checks run per op or per element
-// build their text only when they fail.
-template <class Message>
-inline void require(bool cond, const char* where, Message&& message) {
-  if (cond) [[likely]] return;
-  if constexpr (std::is_invocable_v<Message>) {
-    fail(where, message());
-  } else {
-    fail(where, std::string(message));
-  }
-}
 
 // Row kernels chosen once at start-up: AVX2/FMA/F16C when available, else portable scalar.
 struct RowKernels {
@@ -80,9 +66,8 @@ struct RowKernels {
   // y[i] += alpha * x[i]
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);
 };
-const RowKernels& scalar_kernels();
 const RowKernels* avx2_kernels();  // nullptr when not compiled in
-// The active kernels: AVX2 if the CPU supports it, unless LONGBOW_CPU_SIMD=scalar.
+// The active kernels: AVX2 when cpu_isa() has it, else scalar.
 const RowKernels& row_kernels();
 
 // ---- op families (one .cpp each) ----

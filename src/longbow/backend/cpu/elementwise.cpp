@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/elementwise_kernels.h"
 #include "longbow/core/dtype.h"
@@ -44,21 +45,14 @@ void scalar_scale_mul(const float* x, float inv, const float* w, float* out, int
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
 }
 
-void scalar_add_into(float* y, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
+const EltKernels SCALAR = {"scalar", scalar_silu_mul, scalar_gelu_tanh_mul, scalar_to_f16, scalar_sum_squares,
+                           scalar_scale_mul};
 
-const EltKernels SCALAR = {"scalar", scalar_silu_mul, scalar_gelu_tanh_mul, scalar_to_f16, scalar_sum_squares, scalar_scale_mul,
-                           scalar_add_into};
-
-// Follows the row kernels' choice (CPU feature check and LONGBOW_CPU_SIMD=scalar).
 const EltKernels& choose() {
-  if (std::string(row_kernels().name) == "avx2" && elt_avx2_kernels() != nullptr) return *elt_avx2_kernels();
+  if (cpu_isa().avx2 && elt_avx2_kernels() != nullptr) return *elt_avx2_kernels();
   return SCALAR;
 }
 }  // namespace
-
-const EltKernels& elt_scalar_kernels() { return SCALAR; }
 
 const EltKernels& elt_kernels() {
   static const EltKernels& k = choose();

@@ -5,35 +5,11 @@
 #include <immintrin.h>
 
 #include "longbow/backend/cpu/elementwise_kernels.h"
+#include "longbow/backend/cpu/simd/simd_math_avx2.h"
 
 namespace longbow::cpu {
 
 namespace {
-
-// exp(x): Cody-Waite reduction x = n ln2 + r, degree-7 Taylor polynomial of e^r, 2^n in the
-// exponent bits; x is clamped to [-87.3, 88.7] (e^-87.3 ~ 1e-38, e^88.7 ~ 3e38 stay finite).
-inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  // n in [-126, 128]: split 2^n = 2^(n/2) * 2^(n - n/2) so both factors stay normal and finite.
-  const __m256i ni = _mm256_cvtps_epi32(n);
-  const __m256i h = _mm256_srai_epi32(ni, 1);
-  const __m256 s0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23));
-  const __m256 s1 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, s0), s1);
-}
 
 inline __m256 silu8(__m256 g, __m256 u) {
   const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
@@ -113,17 +89,11 @@ void avx2_scale_mul(const float* x, float inv, const float* w, float* out, int64
   for (; i < n; ++i) out[i] = x[i] * inv * w[i];
 }
 
-void avx2_add_into(float* y, const float* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
-  for (; i < n; ++i) y[i] += x[i];
-}
-
-const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_gelu_tanh_mul, avx2_to_f16, avx2_sum_squares, avx2_scale_mul, avx2_add_into};
+const EltKernels AVX2 = {"avx2", avx2_silu_mul, avx2_gelu_tanh_mul, avx2_to_f16, avx2_sum_squares, avx2_scale_mul};
 
 }  // namespace
 
-// The CPU check is made by the caller (elt_kernels(), compiled with the baseline flags).
+// The CPU check is made by the caller (elt_kernels() asks cpu_isa()).
 const EltKernels* elt_avx2_kernels() { return &AVX2; }
 
 }  // namespace longbow::cpu

@@ -1,6 +1,6 @@
 // Row kernels of the elementwise op families (glu, rms_norm, kv_write): portable scalar or
-// AVX2/FMA/F16C (elementwise_avx2.cpp), chosen once like the matmul row kernels
-// (LONGBOW_CPU_SIMD=scalar forces scalar).
+// AVX2/FMA/F16C (elementwise_avx2.cpp), chosen once from cpu_isa() like the matmul row
+// kernels.
 #pragma once
 
 #include <cstddef>
@@ -20,11 +20,8 @@ struct EltKernels {
   double (*sum_squares)(const float* x, int64_t n);
   // out[i] = x[i] * inv * w[i] for i < n (that order, so every set rounds alike).
   void (*scale_mul)(const float* x, float inv, const float* w, float* out, int64_t n);
-  // y[i] += x[i] for i < n.
-  void (*add_into)(float* y, const float* x, int64_t n);
 };
-const EltKernels& elt_scalar_kernels();
-const EltKernels* elt_avx2_kernels();  // nullptr when not compiled in or the CPU lacks AVX2/FMA/F16C
+const EltKernels* elt_avx2_kernels();  // nullptr when not compiled in
 const EltKernels& elt_kernels();
 
 }  // namespace longbow::cpu

@@ -14,7 +14,7 @@
 #include <numeric>
 #include <string>
 
-#include "longbow/backend/cpu/attention_common.h"
+#include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "philox.h"
 

@@ -24,6 +24,7 @@
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
 #include "longbow/backend/op_checks.h"
+#include "longbow/core/check.h"
 
 namespace longbow::metal {
 
@@ -37,9 +38,6 @@ constexpr uint32_t SCORE_THREADS = 128;
 constexpr int64_t DECODE_TARGET_THREADGROUPS = 128;
 constexpr int MAX_SPLITS = 32;
 
-void require(bool cond, const std::string& where, const std::string& message) {
-  if (!cond) throw std::invalid_argument("[" + where + "] " + message);
-}
 uint32_t ceil_div(int64_t n, int64_t d) { return static_cast<uint32_t>((n + d - 1) / d); }
 
 int decode_stage() { return attention_decode_stage("metal.attention"); }

@@ -8,6 +8,7 @@
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
 #include "longbow/backend/op_checks.h"
+#include "longbow/core/check.h"
 
 namespace longbow::metal {
 
@@ -18,9 +19,6 @@ constexpr int MATMUL_TILED_MIN_M = 8;
 
 uint32_t ceil_div(int64_t n, int64_t d) { return static_cast<uint32_t>((n + d - 1) / d); }
 
-void require(bool cond, const std::string& where, const std::string& message) {
-  if (!cond) throw std::invalid_argument("[" + where + "] " + message);
-}
 uint32_t u32(int64_t v, const std::string& where, const char* what) {
   require(v >= 0 && v <= 0x7fffffff, where, std::string(what) + ": expected 0 <= value < 2^31, found " + std::to_string(v));
   return static_cast<uint32_t>(v);
@@ -48,13 +46,10 @@ void MetalBackend::rms_norm(const RmsNormArgs& a) {
   require(a.num_rows >= 0 && a.dim > 0, where,
           "expected num_rows >= 0 and dim > 0, found " + std::to_string(a.num_rows) + ", " + std::to_string(a.dim));
   const size_t n = static_cast<size_t>(a.num_rows) * a.dim;
-  const Bound x = bind_view(a.x, n * 4, "rms_norm", "x");  // (num_rows, dim)
-  const bool has_res = !a.residual.empty();
-  std::vector<Bound> bufs = {bind_view(a.out, n * 4, "rms_norm", "out"),  // (num_rows, dim)
-                             x,
-                             has_res ? bind_view(a.residual, n * 4, "rms_norm", "residual") : x,  // (num_rows, dim)
+  std::vector<Bound> bufs = {bind_view(a.out, n * 4, "rms_norm", "out"),                         // (num_rows, dim)
+                             bind_view(a.x, n * 4, "rms_norm", "x"),                             // (num_rows, dim)
                              bind_view(a.weight, static_cast<size_t>(a.dim) * 4, "rms_norm", "weight")};  // (dim,)
-  RmsNormKArgs k{a.num_rows, a.dim, has_res ? 1 : 0, a.eps};
+  RmsNormKArgs k{a.num_rows, a.dim, a.eps};
   encode(kernel_name(Op::RmsNorm, "", DType::F32), &k, sizeof k, bufs, {u32(a.num_rows, where, "num_rows"), 1, 1},
          {ROW_THREADS, 1, 1});
 }

@@ -6,15 +6,13 @@
 #include "kargs.h"
 #include "longbow/backend/metal/kernel_names.h"
 #include "longbow/backend/metal/metal_backend.h"
+#include "longbow/core/check.h"
 
 namespace longbow::metal {
 
 namespace {
 constexpr size_t VALS_SLOT = 1, KEYS_SLOT = 2;  // scratch slots (attention uses 0)
 
-void require(bool cond, const std::string& where, const std::string& message) {
-  if (!cond) throw std::invalid_argument("[" + where + "] " + message);
-}
 }  // namespace
 
 void MetalBackend::sample(const SampleArgs& a) {
