@@ -10,6 +10,7 @@ issue #2), worst and median over the prompts, and argmax flips.
 
     python bench/activation_precision.py [--model GGUF] [--variants int16 int8 ...] [--peer]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ PROMPTS = [
     "Q: What is 17 multiplied by 23?\nA:",
     "SELECT name, COUNT(*) FROM users WHERE age > 30 GROUP BY",
     "La tour Eiffel est située à Paris, et elle a été construite en",
-    "{\"name\": \"Alice\", \"age\": 30, \"hobbies\": [\"reading\",",
+    '{"name": "Alice", "age": 30, "hobbies": ["reading",',
 ]
 
 
@@ -63,7 +64,9 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--peer", action="store_true", help="also llama.cpp (llama-cpp-python)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "activation_precision.jsonl"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "activation_precision.jsonl")
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -74,8 +77,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     path = Path(args.model or pull(progress=False))
     tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                              torch_dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, torch_dtype=torch.float32
+    )
     model.eval()
     ids = [tok(p, return_tensors="pt").input_ids for p in PROMPTS]
     with torch.no_grad():
@@ -105,14 +109,24 @@ def main() -> int:
         with torch.no_grad():
             got = [model(i).logits[0, -1].double().numpy() for i in ids]
         worst, median, flips = score(got)
-        rows.append({"variant": v, "bits": bits, "layers": list(kinds), "worst": worst, "median": median,
-                     "argmax_flips": flips})
+        rows.append(
+            {
+                "variant": v,
+                "bits": bits,
+                "layers": list(kinds),
+                "worst": worst,
+                "median": median,
+                "argmax_flips": flips,
+            }
+        )
         print(f"{v}: worst {worst:.2e} median {median:.2e} flips {flips}", file=sys.stderr)
     active.clear()
     if args.peer:
         import llama_cpp
 
-        llm = llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=512, n_threads=args.threads, verbose=False)
+        llm = llama_cpp.Llama(
+            model_path=str(path), logits_all=True, n_ctx=512, n_threads=args.threads, verbose=False
+        )
         got = []
         for i in ids:
             llm.reset()
@@ -120,15 +134,36 @@ def main() -> int:
             llm.eval(toks)
             got.append(np.array(llm.scores[len(toks) - 1], np.float64))
         worst, median, flips = score(got)
-        rows.append({"variant": "llama.cpp", "bits": 8, "layers": "Q8 activations", "worst": worst,
-                     "median": median, "argmax_flips": flips})
+        rows.append(
+            {
+                "variant": "llama.cpp",
+                "bits": 8,
+                "layers": "Q8 activations",
+                "worst": worst,
+                "median": median,
+                "argmax_flips": flips,
+            }
+        )
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:
-        f.writelines(json.dumps({"bench": "activation_precision", "model": path.name, "prompts": len(PROMPTS),
-                                "time": stamp, **r}) + "\n" for r in rows)
-    print(f"relative last-token logit error vs the float32 oracle, {len(PROMPTS)} prompts (limit 1e-2)")
+        f.writelines(
+            json.dumps(
+                {
+                    "bench": "activation_precision",
+                    "model": path.name,
+                    "prompts": len(PROMPTS),
+                    "time": stamp,
+                    **r,
+                }
+            )
+            + "\n"
+            for r in rows
+        )
+    print(
+        f"relative last-token logit error vs the float32 oracle, {len(PROMPTS)} prompts (limit 1e-2)"
+    )
     print("| activations | worst | median | argmax flips |")
     print("|---|---:|---:|---:|")
     for r in rows:

@@ -70,17 +70,34 @@ def main():
             reps = repeats_for(kind, n, args.repeats)
             ops.attention_timed("cpu", q, *batch, D**-0.5, ["split", variant], 1, **opts)  # warm-up
             t = ops.attention_timed("cpu", q, *batch, D**-0.5, ["split", variant], reps, **opts)
-            split_ms, var_ms = statistics.median(t["split"]) * 1e3, statistics.median(t[variant]) * 1e3
+            split_ms, var_ms = (
+                statistics.median(t["split"]) * 1e3,
+                statistics.median(t[variant]) * 1e3,
+            )
             row = {
-                "bench": "attention", "kind": kind, "context": n, "variant": variant,
+                "bench": "attention",
+                "kind": kind,
+                "context": n,
+                "variant": variant,
                 "decode_stage": int(stage) if kind == "decode" else None,
-                "batch_seqs": 8 if kind == "decode" else 1, "heads": H, "kv_heads": HKV, "head_dim": D,
-                "cache": "f16", "sliding_window": args.sliding_window, "logit_softcap": args.logit_softcap,
-                "repeats": reps, "split_ms": round(split_ms, 3), "variant_ms": round(var_ms, 3),
+                "batch_seqs": 8 if kind == "decode" else 1,
+                "heads": H,
+                "kv_heads": HKV,
+                "head_dim": D,
+                "cache": "f16",
+                "sliding_window": args.sliding_window,
+                "logit_softcap": args.logit_softcap,
+                "repeats": reps,
+                "split_ms": round(split_ms, 3),
+                "variant_ms": round(var_ms, 3),
                 "speedup": round(split_ms / var_ms, 3),
-                "split_min_ms": round(min(t["split"]) * 1e3, 3), "variant_min_ms": round(min(t[variant]) * 1e3, 3),
-                "speedup_min": round(min(t["split"]) / min(t[variant]), 3), "loadavg": round(os.getloadavg()[0], 2), "cpu": platform.processor() or platform.machine(),
-                "threads": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "split_min_ms": round(min(t["split"]) * 1e3, 3),
+                "variant_min_ms": round(min(t[variant]) * 1e3, 3),
+                "speedup_min": round(min(t["split"]) / min(t[variant]), 3),
+                "loadavg": round(os.getloadavg()[0], 2),
+                "cpu": platform.processor() or platform.machine(),
+                "threads": os.cpu_count(),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
@@ -88,12 +105,16 @@ def main():
     with open(args.out, "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    print("| kind | context | split ms | variant | variant ms | speedup (median) | speedup (min) | load |")
+    print(
+        "| kind | context | split ms | variant | variant ms | speedup (median) | speedup (min) | load |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         name = r["variant"] + (f" (stage {r['decode_stage']})" if r["kind"] == "decode" else "")
-        print(f"| {r['kind']} | {r['context']} | {r['split_ms']:.2f} | {name} | {r['variant_ms']:.2f} | "
-              f"{r['speedup']:.2f}x | {r['speedup_min']:.2f}x | {r['loadavg']} |")
+        print(
+            f"| {r['kind']} | {r['context']} | {r['split_ms']:.2f} | {name} | {r['variant_ms']:.2f} | "
+            f"{r['speedup']:.2f}x | {r['speedup_min']:.2f}x | {r['loadavg']} |"
+        )
 
 
 if __name__ == "__main__":

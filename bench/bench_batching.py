@@ -22,6 +22,7 @@ Prompts are random token ids (distinct, so the prefix cache does not help). Each
                                    [--requests 64] [--prompt 96] [--tokens 64] [--reps 3]
                                    [--threads 2] [--block-size 0] [--kv-cache-gb 1] [--out FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def _pct(xs: list[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
-def draw_requests(workload: str, n: int, prompt_len: int, max_tokens: int, seed: int) -> list[tuple[list[int], int]]:
+def draw_requests(
+    workload: str, n: int, prompt_len: int, max_tokens: int, seed: int
+) -> list[tuple[list[int], int]]:
     """n requests as (prompt token ids, tokens to generate)."""
     import numpy as np
 
@@ -58,11 +61,13 @@ def draw_requests(workload: str, n: int, prompt_len: int, max_tokens: int, seed:
         p_mean, o_mean = WORKLOADS[workload]
 
         def lognormal(mean):  # mean of exp(N(mu, s^2)) = exp(mu + s^2 / 2)
-            mu = np.log(mean) - LOGNORMAL_SIGMA ** 2 / 2
+            mu = np.log(mean) - LOGNORMAL_SIGMA**2 / 2
             return rng.lognormal(mu, LOGNORMAL_SIGMA, size=n)
 
         prompts = np.clip(np.rint(lognormal(p_mean)), 4, 512).astype(int)
-        outputs = np.clip(np.rint(lognormal(o_mean)), 4, MAX_MODEL_LEN - 512).astype(int)  # prompts <= 512
+        outputs = np.clip(np.rint(lognormal(o_mean)), 4, MAX_MODEL_LEN - 512).astype(
+            int
+        )  # prompts <= 512
         lens = list(zip(prompts.tolist(), outputs.tolist()))
     return [(rng.integers(200, 40000, size=p).tolist(), o) for p, o in lens]
 
@@ -85,7 +90,9 @@ def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag:
         while pending and in_flight < concurrency:
             i, (ids, max_tokens) = pending.pop(0)
             rid = f"{tag}-{i}"
-            e.add_request(rid, ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True).to_engine())
+            e.add_request(
+                rid, ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True).to_engine()
+            )
             arrival[rid] = time.perf_counter()
             in_flight += 1
 
@@ -108,7 +115,9 @@ def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag:
     generated = sum(len(ts) for ts in times.values())
     expected = sum(m for _, m in requests)
     if generated != expected:
-        raise RuntimeError(f"level {concurrency}: generated {generated} tokens, expected {expected}")
+        raise RuntimeError(
+            f"level {concurrency}: generated {generated} tokens, expected {expected}"
+        )
     return {
         "concurrency": concurrency,
         "requests": len(requests),
@@ -117,8 +126,12 @@ def run_level(llm, concurrency: int, requests: list[tuple[list[int], int]], tag:
         "aggregate_tok_s": generated / wall,
         "kv_utilization_mean": statistics.fmean(utils) if utils else None,
         "preemptions": e.stats()["num_preemptions"] - preempted0,
-        "ttft_p50_s": _pct(ttft, 50), "ttft_p90_s": _pct(ttft, 90), "ttft_p99_s": _pct(ttft, 99),
-        "itl_p50_s": _pct(itl, 50), "itl_p90_s": _pct(itl, 90), "itl_p99_s": _pct(itl, 99),
+        "ttft_p50_s": _pct(ttft, 50),
+        "ttft_p90_s": _pct(ttft, 90),
+        "ttft_p99_s": _pct(ttft, 99),
+        "itl_p50_s": _pct(itl, 50),
+        "itl_p90_s": _pct(itl, 90),
+        "itl_p99_s": _pct(itl, 99),
     }
 
 
@@ -127,12 +140,20 @@ def main() -> int:
     ap.add_argument("--model", default=os.environ.get("LONGBOW_TEST_GGUF"))
     ap.add_argument("--workload", choices=["fixed", *WORKLOADS], default="fixed")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
-    ap.add_argument("--requests", type=int, default=64, help="requests per level (at least the level)")
-    ap.add_argument("--prompt", type=int, default=96, help="prompt tokens per request (fixed workload)")
-    ap.add_argument("--tokens", type=int, default=64, help="generated tokens per request (fixed workload)")
+    ap.add_argument(
+        "--requests", type=int, default=64, help="requests per level (at least the level)"
+    )
+    ap.add_argument(
+        "--prompt", type=int, default=96, help="prompt tokens per request (fixed workload)"
+    )
+    ap.add_argument(
+        "--tokens", type=int, default=64, help="generated tokens per request (fixed workload)"
+    )
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--block-size", type=int, default=0, help="KV block size in tokens (0: the backend's)")
+    ap.add_argument(
+        "--block-size", type=int, default=0, help="KV block size in tokens (0: the backend's)"
+    )
     ap.add_argument("--kv-cache-gb", type=float, default=1.0, help="KV pool size in GiB")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "batching.jsonl"))
     args = ap.parse_args()
@@ -142,25 +163,49 @@ def main() -> int:
     import longbow
 
     model = args.model or str(pull(progress=False))
-    llm = longbow.LLM(model, backend="cpu", num_threads=args.threads, max_model_len=MAX_MODEL_LEN,
-                      max_num_seqs=max(64, max(args.levels)), enable_prefix_caching=False,
-                      block_size=args.block_size, kv_cache_bytes=int(args.kv_cache_gb * 2**30))
+    llm = longbow.LLM(
+        model,
+        backend="cpu",
+        num_threads=args.threads,
+        max_model_len=MAX_MODEL_LEN,
+        max_num_seqs=max(64, max(args.levels)),
+        enable_prefix_caching=False,
+        block_size=args.block_size,
+        kv_cache_bytes=int(args.kv_cache_gb * 2**30),
+    )
     run_level(llm, 2, draw_requests("fixed", 2, 16, 4, seed=999), "warmup")
     rows = []
     for level in args.levels:
         n = max(args.requests, level)
         # Rep r draws the same requests at every level of size n (levels up to --requests share them).
-        reps = [run_level(llm, level, draw_requests(args.workload, n, args.prompt, args.tokens, seed=1000 * r + n),
-                          f"c{level}r{r}")
-                for r in range(args.reps)]
-        row = {k: statistics.median(r[k] for r in reps) if isinstance(reps[0][k], float) else reps[0][k]
-               for k in reps[0]}
+        reps = [
+            run_level(
+                llm,
+                level,
+                draw_requests(args.workload, n, args.prompt, args.tokens, seed=1000 * r + n),
+                f"c{level}r{r}",
+            )
+            for r in range(args.reps)
+        ]
+        row = {
+            k: statistics.median(r[k] for r in reps)
+            if isinstance(reps[0][k], float)
+            else reps[0][k]
+            for k in reps[0]
+        }
         row["preemptions"] = max(r["preemptions"] for r in reps)
-        row.update(bench="batching", model=Path(model).name, threads=args.threads, block_size=llm.engine.block_size,
-                   kv_cache_gb=args.kv_cache_gb,
-                   workload=args.workload, prompt_tokens=args.prompt if args.workload == "fixed" else None,
-                   max_tokens=args.tokens if args.workload == "fixed" else None, reps=args.reps,
-                   time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        row.update(
+            bench="batching",
+            model=Path(model).name,
+            threads=args.threads,
+            block_size=llm.engine.block_size,
+            kv_cache_gb=args.kv_cache_gb,
+            workload=args.workload,
+            prompt_tokens=args.prompt if args.workload == "fixed" else None,
+            max_tokens=args.tokens if args.workload == "fixed" else None,
+            reps=args.reps,
+            time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         rows.append(row)
         print(f"concurrency {level}: {row['aggregate_tok_s']:.1f} tok/s", file=sys.stderr)
     base = rows[0]["aggregate_tok_s"] if rows and rows[0]["concurrency"] == 1 else None
@@ -174,19 +219,27 @@ def main() -> int:
     def ms(x):
         return "-" if x is None else f"{1000 * x:.0f}"
 
-    print(f"workload {args.workload}, block size {llm.engine.block_size}, {args.threads} threads, "
-          f"median of {args.reps}")
-    print("| concurrent | requests | agg tok/s | x vs 1 | KV util | preempted | TTFT p50/p90/p99 ms | "
-          "ITL p50/p90/p99 ms |")
+    print(
+        f"workload {args.workload}, block size {llm.engine.block_size}, {args.threads} threads, "
+        f"median of {args.reps}"
+    )
+    print(
+        "| concurrent | requests | agg tok/s | x vs 1 | KV util | preempted | TTFT p50/p90/p99 ms | "
+        "ITL p50/p90/p99 ms |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
-        print(f"| {r['concurrency']} | {r['requests']} | {r['aggregate_tok_s']:.1f} | "
-              f"{(r['speedup_vs_1'] or 0):.2f} | {(r['kv_utilization_mean'] or 0):.3f} | {r['preemptions']} | "
-              f"{ms(r['ttft_p50_s'])}/{ms(r['ttft_p90_s'])}/{ms(r['ttft_p99_s'])} | "
-              f"{ms(r['itl_p50_s'])}/{ms(r['itl_p90_s'])}/{ms(r['itl_p99_s'])} |")
+        print(
+            f"| {r['concurrency']} | {r['requests']} | {r['aggregate_tok_s']:.1f} | "
+            f"{(r['speedup_vs_1'] or 0):.2f} | {(r['kv_utilization_mean'] or 0):.3f} | {r['preemptions']} | "
+            f"{ms(r['ttft_p50_s'])}/{ms(r['ttft_p90_s'])}/{ms(r['ttft_p99_s'])} | "
+            f"{ms(r['itl_p50_s'])}/{ms(r['itl_p90_s'])}/{ms(r['itl_p99_s'])} |"
+        )
     by = {r["concurrency"]: r for r in rows}
     if 1 in by and 16 in by:
-        print(f"\naggregate throughput 16 vs 1: {by[16]['aggregate_tok_s'] / by[1]['aggregate_tok_s']:.2f}x")
+        print(
+            f"\naggregate throughput 16 vs 1: {by[16]['aggregate_tok_s'] / by[1]['aggregate_tok_s']:.2f}x"
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Thin wrapper: the code lives in longbow.benchmarks.generate (also `longbow bench`); see its docstring.
 """
+
 import sys
 
 from longbow.benchmarks.generate import main

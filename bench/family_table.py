@@ -29,8 +29,9 @@ def cell(path: Path, backend: str, ref_model, steps: int, folder: Path) -> str:
     import longbow
 
     try:
-        llm = longbow.LLM(str(path), backend=backend, kv_dtype="f32", max_model_len=256,
-                          num_threads=2)
+        llm = longbow.LLM(
+            str(path), backend=backend, kv_dtype="f32", max_model_len=256, num_threads=2
+        )
     except (ValueError, RuntimeError) as exc:  # what a user sees is the point of the table
         return _short(exc, folder)
     result = fm.compare(llm, ref_model, steps=steps)
@@ -58,17 +59,20 @@ def main() -> None:
                 path = folder
                 if fmt != "hf":
                     try:
-                        path = llama_cpp_convert.convert(folder, Path(tmp) / f"{name}-{fmt}.gguf",
-                                                         fmt.split("-")[1])
+                        path = llama_cpp_convert.convert(
+                            folder, Path(tmp) / f"{name}-{fmt}.gguf", fmt.split("-")[1]
+                        )
                     except llama_cpp_convert.ConversionFailed as exc:
                         row += ["converter: " + _short(exc, folder)] * len(backends)
                         continue
                 row += [cell(path, b, ref_model, args.steps, Path(tmp)) for b in backends]
             print(f"| {name} | " + " | ".join(row) + " |", flush=True)
-    print(f"\nCells: max |logit diff| / logit range vs transformers (float32, eager) over "
-          f"{len(fm.PROMPTS)} prompts ({', '.join(str(len(p)) for p in fm.PROMPTS)} tokens; "
-          f"sliding windows are {fm.SLIDING_WINDOW}), and prompts whose {args.steps} greedy "
-          "tokens equal transformers'; or the error longbow raises on load. kv_dtype f32.")
+    print(
+        f"\nCells: max |logit diff| / logit range vs transformers (float32, eager) over "
+        f"{len(fm.PROMPTS)} prompts ({', '.join(str(len(p)) for p in fm.PROMPTS)} tokens; "
+        f"sliding windows are {fm.SLIDING_WINDOW}), and prompts whose {args.steps} greedy "
+        "tokens equal transformers'; or the error longbow raises on load. kv_dtype f32."
+    )
 
 
 if __name__ == "__main__":

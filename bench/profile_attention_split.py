@@ -32,7 +32,8 @@ def bytes_moved(kind, n):
         rows = [(1, k) for k in range(1, n + 1)]
     keys = sum(t * k for t, k in rows) * H  # (token, head, key) triples
     return {
-        "scores": keys * (D * 2 + 4),  # read a K row (f16), write a score; K is re-read per query head
+        "scores": keys
+        * (D * 2 + 4),  # read a K row (f16), write a score; K is re-read per query head
         "softmax": keys * 8,  # read + write each score
         "values": keys * (D * 2 + 4),  # read a V row (f16) and a weight
     }
@@ -41,7 +42,9 @@ def bytes_moved(kind, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "attention_split_profile.jsonl"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "attention_split_profile.jsonl")
+    )
     args = ap.parse_args()
     rows = []
     for kind, sizes in [("decode", [128, 512, 2048, 8192]), ("prefill", [128, 512, 2048, 4096])]:
@@ -49,12 +52,18 @@ def main():
             q, batch = case(kind, n)
             prof = [ops.attention_split_phases(q, *batch, D**-0.5) for _ in range(args.repeats)]
             real = ops.attention_timed("cpu", q, *batch, D**-0.5, ["split"], args.repeats)["split"]
-            phase = {p: statistics.median(r[p] for r in prof) for p in ["scores", "softmax", "values"]}
+            phase = {
+                p: statistics.median(r[p] for r in prof) for p in ["scores", "softmax", "values"]
+            }
             total = sum(phase.values())
             moved = bytes_moved(kind, n)
-            row = {"bench": "attention_split_profile", "kind": kind, "context": n,
-                   "wall_ms_profiled": round(statistics.median(r["wall"] for r in prof) * 1e3, 3),
-                   "wall_ms_split_op": round(statistics.median(real) * 1e3, 3)}
+            row = {
+                "bench": "attention_split_profile",
+                "kind": kind,
+                "context": n,
+                "wall_ms_profiled": round(statistics.median(r["wall"] for r in prof) * 1e3, 3),
+                "wall_ms_split_op": round(statistics.median(real) * 1e3, 3),
+            }
             for p in phase:
                 row[f"{p}_ms"] = round(phase[p] * 1e3, 3)
                 row[f"{p}_share"] = round(phase[p] / total, 3)
@@ -69,9 +78,15 @@ def main():
     print("| kind | context | split op ms | scores (share, GB/s) | softmax | values |")
     print("|---|---:|---:|---|---|---|")
     for r in rows:
-        cells = [f"{r[p + '_ms']:.2f} ms ({r[p + '_share']:.0%}, {r[p + '_gbps']} GB/s)"
-                 for p in ["scores", "softmax", "values"]]
-        print(f"| {r['kind']} | {r['context']} | {r['wall_ms_split_op']:.2f} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{r[p + '_ms']:.2f} ms ({r[p + '_share']:.0%}, {r[p + '_gbps']} GB/s)"
+            for p in ["scores", "softmax", "values"]
+        ]
+        print(
+            f"| {r['kind']} | {r['context']} | {r['wall_ms_split_op']:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

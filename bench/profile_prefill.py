@@ -40,18 +40,27 @@ COUNTS = {
 
 
 def program(build: str) -> Path:
-    hits = [p for p in Path(build).rglob("bench_prefill_ops") if p.is_file() and os.access(p, os.X_OK)]
+    hits = [
+        p for p in Path(build).rglob("bench_prefill_ops") if p.is_file() and os.access(p, os.X_OK)
+    ]
     if not hits:
-        raise SystemExit(f"[profile_prefill] no bench_prefill_ops under {build}: build it with "
-                         f"`ninja -C {build} bench_prefill_ops`")
+        raise SystemExit(
+            f"[profile_prefill] no bench_prefill_ops under {build}: build it with "
+            f"`ninja -C {build} bench_prefill_ops`"
+        )
     return max(hits, key=lambda p: p.stat().st_mtime)
 
 
 def run_ops(exe: Path, threads: int, min_ms: int) -> dict[str, float]:
     """Seconds per call of each op."""
     env = {**os.environ, "LONGBOW_BENCH_THREADS": str(threads)}
-    out = subprocess.run([str(exe), "--filter=prefill512/", f"--min-ms={min_ms}"], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(exe), "--filter=prefill512/", f"--min-ms={min_ms}"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     res = {}
     for line in out.splitlines():
         if line.startswith("{"):
@@ -73,23 +82,33 @@ def e2e_prefill(model: str, threads: int, reps: int) -> float:
     from longbow import LLM, SamplingParams
     from longbow.benchmarks.generate import prompt_ids
 
-    llm = LLM(model, backend="cpu", num_threads=threads, max_num_batched_tokens=1024, max_model_len=2048)
+    llm = LLM(
+        model, backend="cpu", num_threads=threads, max_num_batched_tokens=1024, max_model_len=2048
+    )
     params = SamplingParams(max_tokens=1, temperature=0.0, ignore_eos=True)
     llm.generate([prompt_ids(8, llm.config.vocab_size, seed=999)], params)  # warm-up
-    ttft = [llm.generate([prompt_ids(512, llm.config.vocab_size, seed=r)], params)[0].metrics["time_to_first_token_s"]
-            for r in range(reps)]
+    ttft = [
+        llm.generate([prompt_ids(512, llm.config.vocab_size, seed=r)], params)[0].metrics[
+            "time_to_first_token_s"
+        ]
+        for r in range(reps)
+    ]
     return statistics.median(ttft)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build", help="build folder holding tests/cpp/bench_prefill_ops")
+    ap.add_argument(
+        "--build", default="build", help="build folder holding tests/cpp/bench_prefill_ops"
+    )
     ap.add_argument("--before", help="a second build folder to compare against, run alternately")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--min-ms", type=int, default=300)
     ap.add_argument("--model", help="GGUF path: also time the real end-to-end prefill")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "profile_prefill.jsonl"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "profile_prefill.jsonl")
+    )
     args = ap.parse_args()
     builds = {"after": program(args.build)}
     if args.before:
@@ -109,12 +128,20 @@ def main():
         cells = " | ".join(f"{1e3 * vals[k]:.2f} | {100 * vals[k] / total[k]:.1f}%" for k in builds)
         ratio = f" | {vals['before'] / vals['after']:.2f}x |" if "before" in builds else " |"
         print(f"| {f} | {cells}{ratio}")
-    row = {"threads": args.threads, "per_forward_s": med, "total_s": total, "machine": platform.machine(),
-           "load": os.getloadavg()[0], "time": time.time()}
+    row = {
+        "threads": args.threads,
+        "per_forward_s": med,
+        "total_s": total,
+        "machine": platform.machine(),
+        "load": os.getloadavg()[0],
+        "time": time.time(),
+    }
     if args.model:
         row["e2e_prefill_s"] = e2e_prefill(args.model, args.threads, max(3, args.repeats))
-        print(f"end-to-end 512-token prefill ({args.build} via PYTHONPATH): {row['e2e_prefill_s']:.4f} s = "
-              f"{512 / row['e2e_prefill_s']:.0f} tok/s")
+        print(
+            f"end-to-end 512-token prefill ({args.build} via PYTHONPATH): {row['e2e_prefill_s']:.4f} s = "
+            f"{512 / row['e2e_prefill_s']:.0f} tok/s"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as fh:
         fh.write(json.dumps(row) + "\n")

@@ -2,6 +2,7 @@
 
 Thin wrapper: the code lives in longbow.benchmarks.roofline (also `longbow bench`); see its docstring.
 """
+
 import sys
 
 from longbow.benchmarks.roofline import main

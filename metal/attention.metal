@@ -1,7 +1,7 @@
 // Paged causal attention, split baseline (the reference the fused variants are checked against):
 //  attention_scores_<cache>: s[t, h, j] = scale * q[t, h] . k_j for keys 0..pos[t] of t's sequence
-//                            (first..pos[t] with a sliding window; soft-capped when logit_softcap > 0),
-//                            one threadgroup per (head, token), a SIMD group per key, simd_sum.
+//                            (first..pos[t] with a sliding window; soft-capped when logit_softcap >
+//                            0), one threadgroup per (head, token), a SIMD group per key, simd_sum.
 //  attention_softmax_f32:    row-wise max-subtracted softmax in place (simd_max / simd_sum).
 //  attention_values_<cache>: out[t, h] = sum_j p[t, h, j] v_j, a thread per head_dim element.
 // Keys are read through the sequence's block table: slot = table[j / block_size] * block_size +
@@ -15,8 +15,10 @@ inline int attention_seq_of(device const int* query_start, int num_seqs, int t) 
   int lo = 0, hi = num_seqs - 1;
   while (lo < hi) {
     int mid = (lo + hi + 1) / 2;
-    if (query_start[mid] <= t) lo = mid;
-    else hi = mid - 1;
+    if (query_start[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return lo;
 }
@@ -28,12 +30,14 @@ inline int attention_num_keys(constant AttentionKArgs& args, device const int* s
 }
 
 // First key token t attends to: the start of its sliding window (0 without one), at most n.
-inline int attention_first_key(constant AttentionKArgs& args, device const int* positions, int t, int n) {
+inline int attention_first_key(constant AttentionKArgs& args, device const int* positions, int t,
+                               int n) {
   return args.sliding_window > 0 ? clamp(positions[t] - args.sliding_window + 1, 0, max(n, 0)) : 0;
 }
 
 // Cache row of key j (sequence s, kv head kvh) or -1 when the block id is out of range.
-inline long attention_row(constant AttentionKArgs& args, device const int* block_tables, int s, int kvh, int j) {
+inline long attention_row(constant AttentionKArgs& args, device const int* block_tables, int s,
+                          int kvh, int j) {
   const int blk = block_tables[long(s) * args.max_blocks_per_seq + j / args.block_size];
   if (blk < 0 || blk >= args.num_blocks) return -1;
   const long slot = long(blk) * args.block_size + j % args.block_size;
@@ -41,18 +45,17 @@ inline long attention_row(constant AttentionKArgs& args, device const int* block
 }
 
 template <typename C>
-kernel void attention_scores(constant AttentionKArgs& args [[buffer(0)]],
-                             device float* scores [[buffer(1)]],             // (num_tokens * num_heads, ctx_cap)
-                             device const float* q [[buffer(2)]],            // (num_tokens, num_heads, head_dim)
-                             device const C* k_cache [[buffer(3)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                             device const int* block_tables [[buffer(4)]],   // (num_seqs, max_blocks_per_seq)
-                             device const int* query_start [[buffer(5)]],    // (num_seqs + 1,)
-                             device const int* seq_lens [[buffer(6)]],       // (num_seqs,)
-                             device const int* positions [[buffer(7)]],      // (num_tokens,)
-                             uint2 tg [[threadgroup_position_in_grid]],
-                             uint sg [[simdgroup_index_in_threadgroup]],
-                             uint num_sg [[simdgroups_per_threadgroup]],
-                             uint lane [[thread_index_in_simdgroup]]) {
+kernel void attention_scores(
+    constant AttentionKArgs& args [[buffer(0)]],
+    device float* scores [[buffer(1)]],     // (num_tokens * num_heads, ctx_cap)
+    device const float* q [[buffer(2)]],    // (num_tokens, num_heads, head_dim)
+    device const C* k_cache [[buffer(3)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const int* block_tables [[buffer(4)]],  // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(5)]],   // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(6)]],      // (num_seqs,)
+    device const int* positions [[buffer(7)]],     // (num_tokens,)
+    uint2 tg [[threadgroup_position_in_grid]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint num_sg [[simdgroups_per_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
   const int h = int(tg.x), t = int(tg.y), D = args.head_dim;
   const int s = attention_seq_of(query_start, args.num_seqs, t);
   const int kvh = h / (args.num_heads / args.num_kv_heads);
@@ -67,13 +70,15 @@ kernel void attention_scores(constant AttentionKArgs& args [[buffer(0)]],
       for (int d = int(lane); d < D; d += 32) acc += qv[d] * float(k_cache[base + d]);
     }
     acc = simd_sum(acc) * args.scale;
-    if (args.logit_softcap > 0.0f) acc = args.logit_softcap * tanh(acc / args.logit_softcap);  // uniform
+    if (args.logit_softcap > 0.0f)
+      acc = args.logit_softcap * tanh(acc / args.logit_softcap);  // uniform
     if (lane == 0) row[j] = base >= 0 ? acc : -INFINITY;
   }
 }
 
 kernel void attention_softmax_f32(constant AttentionKArgs& args [[buffer(0)]],
-                                  device float* scores [[buffer(1)]],           // (num_tokens * num_heads, ctx_cap)
+                                  device float* scores
+                                  [[buffer(1)]],  // (num_tokens * num_heads, ctx_cap)
                                   device const int* query_start [[buffer(2)]],  // (num_seqs + 1,)
                                   device const int* seq_lens [[buffer(3)]],     // (num_seqs,)
                                   device const int* positions [[buffer(4)]],    // (num_tokens,)
@@ -107,20 +112,21 @@ kernel void attention_softmax_f32(constant AttentionKArgs& args [[buffer(0)]],
   sum = 0.0f;
   for (uint i = 0; i < LONGBOW_ROW_THREADS / 32; ++i) sum += part_sum[i];
   const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-  for (int j = first + int(tid); j < n; j += LONGBOW_ROW_THREADS) row[j] *= inv;  // this thread's own elements
+  for (int j = first + int(tid); j < n; j += LONGBOW_ROW_THREADS)
+    row[j] *= inv;  // this thread's own elements
 }
 
 template <typename C>
-kernel void attention_values(constant AttentionKArgs& args [[buffer(0)]],
-                             device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
-                             device const float* probs [[buffer(2)]],        // (num_tokens * num_heads, ctx_cap)
-                             device const C* v_cache [[buffer(3)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                             device const int* block_tables [[buffer(4)]],   // (num_seqs, max_blocks_per_seq)
-                             device const int* query_start [[buffer(5)]],    // (num_seqs + 1,)
-                             device const int* seq_lens [[buffer(6)]],       // (num_seqs,)
-                             device const int* positions [[buffer(7)]],      // (num_tokens,)
-                             uint2 tg [[threadgroup_position_in_grid]],
-                             uint tid [[thread_index_in_threadgroup]]) {
+kernel void attention_values(
+    constant AttentionKArgs& args [[buffer(0)]],
+    device float* out [[buffer(1)]],          // (num_tokens, num_heads, head_dim)
+    device const float* probs [[buffer(2)]],  // (num_tokens * num_heads, ctx_cap)
+    device const C* v_cache [[buffer(3)]],    // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const int* block_tables [[buffer(4)]],  // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(5)]],   // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(6)]],      // (num_seqs,)
+    device const int* positions [[buffer(7)]],     // (num_tokens,)
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]) {
   const int h = int(tg.x), t = int(tg.y), D = args.head_dim;
   if (int(tid) >= D) return;  // no barriers in this kernel
   const int s = attention_seq_of(query_start, args.num_seqs, t);

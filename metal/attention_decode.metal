@@ -10,7 +10,8 @@
 //    2018; the FlashAttention-2 recurrence): chunk scores -> simd_max -> m' -> p = exp(s - m'),
 //    l = l e^(m - m') + simd_sum p, O = O e^(m - m') + P·V.
 //  attention_decode_stage1_<cache> (stage 1, kept for comparison): pass 1 over K writes the scores
-//    to a scratch row and keeps the online (m, l); pass 2 over V with p = exp(s - M) of the final max.
+//    to a scratch row and keeps the online (m, l); pass 2 over V with p = exp(s - M) of the final
+//    max.
 //  Both end with the SIMD groups' states merged through threadgroup memory: M = max m_sg,
 //  L = sum l_sg e^(m_sg - M), O = sum O_sg e^(m_sg - M) (one short pass per SIMD group).
 //  attention_decode_merge_f32: flash-decoding (Dao et al. 2023) — when a token's keys were split
@@ -30,17 +31,19 @@ using namespace metal;
 
 // What one decode threadgroup computes.
 struct DecodeItem {
-  int t, s, kvh;        // token, sequence, kv head
-  int h0, nh;           // first query head (global) and number of heads in this chunk
-  int k_begin, k_end;   // key range of this split
-  int splits;           // key splits of this token (1: write out directly)
-  int partial;          // partial slot of this split (when splits > 1)
+  int t, s, kvh;       // token, sequence, kv head
+  int h0, nh;          // first query head (global) and number of heads in this chunk
+  int k_begin, k_end;  // key range of this split
+  int splits;          // key splits of this token (1: write out directly)
+  int partial;         // partial slot of this split (when splits > 1)
 };
 
 // Maps threadgroup (x, y, z) to its item; false when it has nothing to do (uniform).
 inline bool decode_item(constant AttentionDecodeKArgs& args, device const int* query_start,
-                        device const int* seq_lens, device const int* positions, uint3 tg, thread DecodeItem& it) {
-  if (!attn_find_decode_token(query_start, args.base.num_seqs, args.select, int(tg.x), it.t, it.s)) return false;
+                        device const int* seq_lens, device const int* positions, uint3 tg,
+                        thread DecodeItem& it) {
+  if (!attn_find_decode_token(query_start, args.base.num_seqs, args.select, int(tg.x), it.t, it.s))
+    return false;
   const int group = args.base.num_heads / args.base.num_kv_heads;
   it.kvh = int(tg.y) / args.num_head_chunks;
   const int first = (int(tg.y) % args.num_head_chunks) * args.head_chunk;  // within the group
@@ -53,13 +56,16 @@ inline bool decode_item(constant AttentionDecodeKArgs& args, device const int* q
   if (int(tg.z) >= it.splits) return false;
   it.k_begin = first_key + int(tg.z) * chunk;
   it.k_end = it.splits > 1 ? min(keys, it.k_begin + chunk) : keys;
-  it.partial = (int(tg.x) * int(args.num_head_chunks * args.base.num_kv_heads) + int(tg.y)) * args.num_splits + int(tg.z);
+  it.partial = (int(tg.x) * int(args.num_head_chunks * args.base.num_kv_heads) + int(tg.y)) *
+                   args.num_splits +
+               int(tg.z);
   return true;
 }
 
 // q_s (nh, head_dim) = q * scale; o_s (nh, head_dim) = 0. The caller barriers.
-inline void decode_load_q(constant AttentionKArgs& a, device const float* q, thread const DecodeItem& it,
-                          threadgroup float* q_s, threadgroup float* o_s, uint tid) {
+inline void decode_load_q(constant AttentionKArgs& a, device const float* q,
+                          thread const DecodeItem& it, threadgroup float* q_s,
+                          threadgroup float* o_s, uint tid) {
   const int D = a.head_dim;
   device const float* src = q + (long(it.t) * a.num_heads + it.h0) * D;  // (nh, D) contiguous heads
   for (int i = int(tid); i < it.nh * D; i += LONGBOW_ATTN_DECODE_THREADS) {
@@ -68,10 +74,11 @@ inline void decode_load_q(constant AttentionKArgs& a, device const float* q, thr
   }
 }
 
-// Scores of this lane's key (cache row `row`, -1: masked) for the nh heads; soft-capped when SOFTCAP.
+// Scores of this lane's key (cache row `row`, -1: masked) for the nh heads; soft-capped when
+// SOFTCAP.
 template <typename C, bool SOFTCAP>
-inline void decode_scores(constant AttentionKArgs& a, device const C* k_cache, threadgroup const float* q_s,
-                          int nh, int row, thread float* sc) {
+inline void decode_scores(constant AttentionKArgs& a, device const C* k_cache,
+                          threadgroup const float* q_s, int nh, int row, thread float* sc) {
   const int D = a.head_dim;
   for (int g = 0; g < DEC_HEADS; ++g) sc[g] = row >= 0 ? 0.0f : -INFINITY;
   if (row < 0) return;
@@ -88,8 +95,9 @@ inline void decode_scores(constant AttentionKArgs& a, device const C* k_cache, t
 // acc[g][i] += sum over the chunk's nk keys of p_s[g][key] * v_key[lane + 32 i]. p_s and rows
 // were written by this SIMD group; the caller put a simdgroup_barrier in between.
 template <typename C>
-inline void decode_values(constant AttentionKArgs& a, device const C* v_cache, threadgroup const float* p_s,
-                          threadgroup const int* row_s, int nh, int nk, uint lane, thread float* acc) {
+inline void decode_values(constant AttentionKArgs& a, device const C* v_cache,
+                          threadgroup const float* p_s, threadgroup const int* row_s, int nh,
+                          int nk, uint lane, thread float* acc) {
   const int D = a.head_dim;
   for (int jj = 0; jj < nk; ++jj) {
     const int row = row_s[jj];  // uniform in the SIMD group
@@ -107,10 +115,10 @@ inline void decode_values(constant AttentionKArgs& a, device const C* v_cache, t
 // Merges the SIMD groups' (m, l, O) (ml_s written, barrier passed) and writes the result: out =
 // O / L, or (O, M, L) to the item's partial slot. `rescale`: the SIMD groups' O are relative to
 // their own m (stage 2) rather than to M (stage 1).
-inline void decode_finish(constant AttentionDecodeKArgs& args, thread const DecodeItem& it, thread const float* m,
-                          thread const float* acc, bool rescale, threadgroup const float* ml_s,
-                          threadgroup float* o_s, device float* out, device float* partials, uint tid, uint sg,
-                          uint lane) {
+inline void decode_finish(constant AttentionDecodeKArgs& args, thread const DecodeItem& it,
+                          thread const float* m, thread const float* acc, bool rescale,
+                          threadgroup const float* ml_s, threadgroup float* o_s, device float* out,
+                          device float* partials, uint tid, uint sg, uint lane) {
   const int D = args.base.head_dim;
   float f[DEC_HEADS];
   for (int g = 0; g < it.nh; ++g) {
@@ -152,27 +160,29 @@ inline void decode_finish(constant AttentionDecodeKArgs& args, thread const Deco
 }
 
 template <typename C, bool SOFTCAP>
-kernel void attention_decode_fused(constant AttentionDecodeKArgs& args [[buffer(0)]],
-                                   device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
-                                   device float* partials [[buffer(2)]],           // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
-                                   device const float* q [[buffer(3)]],            // (num_tokens, num_heads, head_dim)
-                                   device const C* k_cache [[buffer(4)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                                   device const C* v_cache [[buffer(5)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                                   device const int* block_tables [[buffer(6)]],   // (num_seqs, max_blocks_per_seq)
-                                   device const int* query_start [[buffer(7)]],    // (num_seqs + 1,)
-                                   device const int* seq_lens [[buffer(8)]],       // (num_seqs,)
-                                   device const int* positions [[buffer(9)]],      // (num_tokens,)
-                                   uint3 tg [[threadgroup_position_in_grid]],
-                                   uint tid [[thread_index_in_threadgroup]],
-                                   uint sg [[simdgroup_index_in_threadgroup]],
-                                   uint lane [[thread_index_in_simdgroup]]) {
-  threadgroup float q_s[DEC_HEADS * DEC_DIM];         // (nh, head_dim) q * scale
-  threadgroup float o_s[DEC_HEADS * DEC_DIM];         // (nh, head_dim) merged O
-  threadgroup float p_s[DEC_SIMDS * DEC_HEADS * 32];  // per SIMD group (heads, 32 keys) probabilities
-  threadgroup int row_s[DEC_SIMDS * 32];              // per SIMD group: cache row of each lane's key
+kernel void attention_decode_fused(
+    constant AttentionDecodeKArgs& args [[buffer(0)]],
+    device float* out [[buffer(1)]],  // (num_tokens, num_heads, head_dim)
+    device float* partials
+    [[buffer(2)]],  // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
+    device const float* q [[buffer(3)]],    // (num_tokens, num_heads, head_dim)
+    device const C* k_cache [[buffer(4)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const C* v_cache [[buffer(5)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const int* block_tables [[buffer(6)]],  // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(7)]],   // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(8)]],      // (num_seqs,)
+    device const int* positions [[buffer(9)]],     // (num_tokens,)
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float q_s[DEC_HEADS * DEC_DIM];  // (nh, head_dim) q * scale
+  threadgroup float o_s[DEC_HEADS * DEC_DIM];  // (nh, head_dim) merged O
+  threadgroup float
+      p_s[DEC_SIMDS * DEC_HEADS * 32];    // per SIMD group (heads, 32 keys) probabilities
+  threadgroup int row_s[DEC_SIMDS * 32];  // per SIMD group: cache row of each lane's key
   threadgroup float ml_s[DEC_SIMDS * DEC_HEADS * 2];  // per SIMD group (heads, (m, l))
   DecodeItem it;
-  if (!decode_item(args, query_start, seq_lens, positions, tg, it)) return;  // whole threadgroup, no barrier yet
+  if (!decode_item(args, query_start, seq_lens, positions, tg, it))
+    return;  // whole threadgroup, no barrier yet
   decode_load_q(args.base, q, it, q_s, o_s, tid);
   threadgroup_barrier(mem_flags::mem_threadgroup);
 
@@ -212,33 +222,36 @@ kernel void attention_decode_fused(constant AttentionDecodeKArgs& args [[buffer(
 }
 
 template <typename C, bool SOFTCAP>
-kernel void attention_decode_stage1(constant AttentionDecodeKArgs& args [[buffer(0)]],
-                                    device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
-                                    device float* partials [[buffer(2)]],           // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
-                                    device float* scores [[buffer(3)]],             // (decode tokens, num_heads, ctx_cap)
-                                    device const float* q [[buffer(4)]],            // (num_tokens, num_heads, head_dim)
-                                    device const C* k_cache [[buffer(5)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                                    device const C* v_cache [[buffer(6)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                                    device const int* block_tables [[buffer(7)]],   // (num_seqs, max_blocks_per_seq)
-                                    device const int* query_start [[buffer(8)]],    // (num_seqs + 1,)
-                                    device const int* seq_lens [[buffer(9)]],       // (num_seqs,)
-                                    device const int* positions [[buffer(10)]],     // (num_tokens,)
-                                    uint3 tg [[threadgroup_position_in_grid]],
-                                    uint tid [[thread_index_in_threadgroup]],
-                                    uint sg [[simdgroup_index_in_threadgroup]],
-                                    uint lane [[thread_index_in_simdgroup]]) {
-  threadgroup float q_s[DEC_HEADS * DEC_DIM];         // (nh, head_dim) q * scale
-  threadgroup float o_s[DEC_HEADS * DEC_DIM];         // (nh, head_dim) merged O
-  threadgroup float p_s[DEC_SIMDS * DEC_HEADS * 32];  // per SIMD group (heads, 32 keys) probabilities
-  threadgroup int row_s[DEC_SIMDS * 32];              // per SIMD group: cache row of each lane's key
+kernel void attention_decode_stage1(
+    constant AttentionDecodeKArgs& args [[buffer(0)]],
+    device float* out [[buffer(1)]],  // (num_tokens, num_heads, head_dim)
+    device float* partials
+    [[buffer(2)]],  // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
+    device float* scores [[buffer(3)]],     // (decode tokens, num_heads, ctx_cap)
+    device const float* q [[buffer(4)]],    // (num_tokens, num_heads, head_dim)
+    device const C* k_cache [[buffer(5)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const C* v_cache [[buffer(6)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const int* block_tables [[buffer(7)]],  // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(8)]],   // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(9)]],      // (num_seqs,)
+    device const int* positions [[buffer(10)]],    // (num_tokens,)
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float q_s[DEC_HEADS * DEC_DIM];  // (nh, head_dim) q * scale
+  threadgroup float o_s[DEC_HEADS * DEC_DIM];  // (nh, head_dim) merged O
+  threadgroup float
+      p_s[DEC_SIMDS * DEC_HEADS * 32];    // per SIMD group (heads, 32 keys) probabilities
+  threadgroup int row_s[DEC_SIMDS * 32];  // per SIMD group: cache row of each lane's key
   threadgroup float ml_s[DEC_SIMDS * DEC_HEADS * 2];  // per SIMD group (heads, (m, l))
   DecodeItem it;
-  if (!decode_item(args, query_start, seq_lens, positions, tg, it)) return;  // whole threadgroup, no barrier yet
+  if (!decode_item(args, query_start, seq_lens, positions, tg, it))
+    return;  // whole threadgroup, no barrier yet
   decode_load_q(args.base, q, it, q_s, o_s, tid);
   threadgroup_barrier(mem_flags::mem_threadgroup);
 
   // Pass 1 over K: scores to the scratch row (this lane's keys), online (m, l) per head.
-  device float* srow = scores + (long(tg.x) * args.base.num_heads + it.h0) * args.base.ctx_cap;  // (nh, ctx_cap)
+  device float* srow =
+      scores + (long(tg.x) * args.base.num_heads + it.h0) * args.base.ctx_cap;  // (nh, ctx_cap)
   float m[DEC_HEADS], l[DEC_HEADS], acc[DEC_HEADS * DEC_SLICES];
   for (int g = 0; g < DEC_HEADS; ++g) m[g] = -INFINITY, l[g] = 0.0f;
   for (int i = 0; i < DEC_HEADS * DEC_SLICES; ++i) acc[i] = 0.0f;
@@ -286,23 +299,26 @@ kernel void attention_decode_stage1(constant AttentionDecodeKArgs& args [[buffer
   decode_finish(args, it, m, acc, false, ml_s, o_s, out, partials, tid, sg, lane);
 }
 
-kernel void attention_decode_merge_f32(constant AttentionDecodeKArgs& args [[buffer(0)]],
-                                       device float* out [[buffer(1)]],              // (num_tokens, num_heads, head_dim)
-                                       device const float* partials [[buffer(2)]],   // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
-                                       device const int* query_start [[buffer(3)]],  // (num_seqs + 1,)
-                                       device const int* seq_lens [[buffer(4)]],     // (num_seqs,)
-                                       device const int* positions [[buffer(5)]],    // (num_tokens,)
-                                       uint3 tg [[threadgroup_position_in_grid]],
-                                       uint tid [[thread_index_in_threadgroup]]) {
+kernel void attention_decode_merge_f32(
+    constant AttentionDecodeKArgs& args [[buffer(0)]],
+    device float* out [[buffer(1)]],  // (num_tokens, num_heads, head_dim)
+    device const float* partials
+    [[buffer(2)]],  // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
+    device const int* query_start [[buffer(3)]],  // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(4)]],     // (num_seqs,)
+    device const int* positions [[buffer(5)]],    // (num_tokens,)
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]) {
   DecodeItem it;
   if (!decode_item(args, query_start, seq_lens, positions, uint3(tg.x, tg.y, 0u), it)) return;
   if (it.splits <= 1) return;  // the decode kernel wrote out directly; no barriers here
   const int D = args.base.head_dim;
-  const long p0 = (long(tg.x) * (args.num_head_chunks * args.base.num_kv_heads) + tg.y) * args.num_splits;
+  const long p0 =
+      (long(tg.x) * (args.num_head_chunks * args.base.num_kv_heads) + tg.y) * args.num_splits;
   for (int i = int(tid); i < it.nh * D; i += LONGBOW_ATTN_DECODE_THREADS) {
     const int g = i / D, d = i % D;
     float M = -INFINITY;
-    for (int k = 0; k < it.splits; ++k) M = max(M, partials[((p0 + k) * args.head_chunk + g) * (D + 2) + D]);
+    for (int k = 0; k < it.splits; ++k)
+      M = max(M, partials[((p0 + k) * args.head_chunk + g) * (D + 2) + D]);
     float L = 0.0f, O = 0.0f;
     if (M != -INFINITY) {
       for (int k = 0; k < it.splits; ++k) {
@@ -317,7 +333,8 @@ kernel void attention_decode_merge_f32(constant AttentionDecodeKArgs& args [[buf
   }
 }
 
-template [[host_name("attention_decode_fused_f32")]] kernel void attention_decode_fused<float, false>(
+template [[host_name("attention_decode_fused_f32")]] kernel void
+attention_decode_fused<float, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
     device const float* k_cache [[buffer(4)]], device const float* v_cache [[buffer(5)]],
@@ -325,7 +342,8 @@ template [[host_name("attention_decode_fused_f32")]] kernel void attention_decod
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_fused_softcap_f32")]] kernel void attention_decode_fused<float, true>(
+template [[host_name("attention_decode_fused_softcap_f32")]] kernel void
+attention_decode_fused<float, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
     device const float* k_cache [[buffer(4)]], device const float* v_cache [[buffer(5)]],
@@ -333,31 +351,28 @@ template [[host_name("attention_decode_fused_softcap_f32")]] kernel void attenti
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_stage1_f32")]] kernel void attention_decode_stage1<float, false>(
+template [[host_name("attention_decode_stage1_f32")]] kernel void
+attention_decode_stage1<float, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
-    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
-    device const float* k_cache [[buffer(5)]], device const float* v_cache [[buffer(6)]],
-    device const int* block_tables [[buffer(7)]], device const int* query_start [[buffer(8)]],
-    device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_stage1_softcap_f32")]] kernel void attention_decode_stage1<float, true>(
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const float* k_cache [[buffer(5)]],
+    device const float* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_softcap_f32")]] kernel void
+attention_decode_stage1<float, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
-    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
-    device const float* k_cache [[buffer(5)]], device const float* v_cache [[buffer(6)]],
-    device const int* block_tables [[buffer(7)]], device const int* query_start [[buffer(8)]],
-    device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_fused_f16")]] kernel void attention_decode_fused<half, false>(
-    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
-    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
-    device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
-    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
-    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_fused_softcap_f16")]] kernel void attention_decode_fused<half, true>(
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const float* k_cache [[buffer(5)]],
+    device const float* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_f16")]] kernel void
+attention_decode_fused<half, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
     device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
@@ -365,19 +380,32 @@ template [[host_name("attention_decode_fused_softcap_f16")]] kernel void attenti
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_stage1_f16")]] kernel void attention_decode_stage1<half, false>(
+template [[host_name("attention_decode_fused_softcap_f16")]] kernel void
+attention_decode_fused<half, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
-    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
-    device const half* k_cache [[buffer(5)]], device const half* v_cache [[buffer(6)]],
-    device const int* block_tables [[buffer(7)]], device const int* query_start [[buffer(8)]],
-    device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_decode_stage1_softcap_f16")]] kernel void attention_decode_stage1<half, true>(
+template [[host_name("attention_decode_stage1_f16")]] kernel void
+attention_decode_stage1<half, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
-    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]], device const float* q [[buffer(4)]],
-    device const half* k_cache [[buffer(5)]], device const half* v_cache [[buffer(6)]],
-    device const int* block_tables [[buffer(7)]], device const int* query_start [[buffer(8)]],
-    device const int* seq_lens [[buffer(9)]], device const int* positions [[buffer(10)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const half* k_cache [[buffer(5)]],
+    device const half* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_softcap_f16")]] kernel void
+attention_decode_stage1<half, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const half* k_cache [[buffer(5)]],
+    device const half* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);

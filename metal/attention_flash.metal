@@ -2,16 +2,18 @@
 // that start mid-sequence (chunked prefill: each row sees keys [0, position + 1)). Memory is linear
 // in the sequence length: no (N x N) buffer, only per-threadgroup tiles.
 //
-// One threadgroup per (query tile of one sequence, kv head x head chunk). Its LONGBOW_ATTN_FLASH_ROWS
-// = 32 rows are (tile_tokens tokens) x (head_chunk query heads of that kv head), so each K/V tile is
-// loaded once for every head of the group. 4 SIMD groups, SIMD group sg owns rows [8 sg, 8 sg + 8):
+// One threadgroup per (query tile of one sequence, kv head x head chunk). Its
+// LONGBOW_ATTN_FLASH_ROWS = 32 rows are (tile_tokens tokens) x (head_chunk query heads of that kv
+// head), so each K/V tile is loaded once for every head of the group. 4 SIMD groups, SIMD group sg
+// owns rows [8 sg, 8 sg + 8):
 //   Q (8 x dim_pad) and the accumulator O (8 x dim_pad) live in simdgroup_float8x8 registers;
-//   for each key tile of key_tile keys (<= 64; key_tile x dim_pad <= 4096 f32 = 16 KiB), read row by
-//   row through the block table into threadgroup memory:
+//   for each key tile of key_tile keys (<= 64; key_tile x dim_pad <= 4096 f32 = 16 KiB), read row
+//   by row through the block table into threadgroup memory:
 //     S = Q·Kᵀ                   8x8 simdgroup products -> s_s (rows, key_tile)
 //     causal / validity mask     masked scores = -inf
 //     m' = max(m, rowmax S)      4 lanes per row, simd_shuffle_xor reductions
-//     P = exp(S - m'), l = l e^(m - m') + rowsum P, O = diag(e^(m - m')) O + P·V   (V tile reuses K's memory)
+//     P = exp(S - m'), l = l e^(m - m') + rowsum P, O = diag(e^(m - m')) O + P·V   (V tile reuses
+//     K's memory)
 //   Tiles stop at the largest key any row sees (tiles above the causal diagonal are skipped);
 //   out = O / l. Head dims up to 256; not multiples of 8 are zero-padded in the tiles.
 // Instantiations `_window` (WINDOW: sliding window) and `_softcap` (SOFTCAP: logit soft-capping):
@@ -28,8 +30,8 @@ using namespace metal;
 #define FL_SIMDS (LONGBOW_ATTN_FLASH_THREADS / 32)
 #define FL_KV LONGBOW_ATTN_FLASH_KV_FLOATS
 #define FL_KEYS LONGBOW_ATTN_FLASH_MAX_KEYS
-#define FL_MATS (LONGBOW_ATTN_MAX_HEAD_DIM / 8)   // 8x8 blocks along head_dim
-#define FL_STAGE_DIMS (FL_KV / FL_ROWS)           // head_dim columns staged at a time (128)
+#define FL_MATS (LONGBOW_ATTN_MAX_HEAD_DIM / 8)  // 8x8 blocks along head_dim
+#define FL_STAGE_DIMS (FL_KV / FL_ROWS)          // head_dim columns staged at a time (128)
 
 // What one flash threadgroup computes.
 struct FlashTile {
@@ -40,7 +42,8 @@ struct FlashTile {
 
 inline bool flash_tile(constant AttentionFlashKArgs& args, device const int* query_start, uint2 tg,
                        thread FlashTile& ft) {
-  if (!attn_find_prefill_tile(query_start, args.base.num_seqs, args.select, args.tile_tokens, int(tg.x), ft.s, ft.t0, ft.t1)) {
+  if (!attn_find_prefill_tile(query_start, args.base.num_seqs, args.select, args.tile_tokens,
+                              int(tg.x), ft.s, ft.t0, ft.t1)) {
     return false;
   }
   const int group = args.base.num_heads / args.base.num_kv_heads;
@@ -52,8 +55,8 @@ inline bool flash_tile(constant AttentionFlashKArgs& args, device const int* que
 }
 
 // Row r of the tile -> token and query head; false for padding rows.
-inline bool flash_row(constant AttentionFlashKArgs& args, thread const FlashTile& ft, int r, thread int& t,
-                      thread int& h) {
+inline bool flash_row(constant AttentionFlashKArgs& args, thread const FlashTile& ft, int r,
+                      thread int& t, thread int& h) {
   const int ti = r / args.head_chunk, g = r % args.head_chunk;
   t = ft.t0 + ti;
   h = ft.h0 + g;
@@ -62,8 +65,8 @@ inline bool flash_row(constant AttentionFlashKArgs& args, thread const FlashTile
 
 // kv_s (key_tile, dim_pad) = cache rows of the tile's keys (zero for masked keys and padding dims).
 template <typename C>
-inline void flash_load_tile(constant AttentionFlashKArgs& args, device const C* cache, threadgroup const int* krow_s,
-                            threadgroup float* kv_s, uint tid) {
+inline void flash_load_tile(constant AttentionFlashKArgs& args, device const C* cache,
+                            threadgroup const int* krow_s, threadgroup float* kv_s, uint tid) {
   const int D = args.base.head_dim, DP = args.dim_pad;
   for (int i = int(tid); i < args.key_tile * DP; i += FL_THREADS) {
     const int key = i / DP, d = i % DP;
@@ -73,26 +76,26 @@ inline void flash_load_tile(constant AttentionFlashKArgs& args, device const C* 
 }
 
 template <typename C, bool WINDOW, bool SOFTCAP>
-kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(0)]],
-                                    device float* out [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
-                                    device const float* q [[buffer(2)]],            // (num_tokens, num_heads, head_dim)
-                                    device const C* k_cache [[buffer(3)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                                    device const C* v_cache [[buffer(4)]],          // (num_blocks, block_size, num_kv_heads, head_dim)
-                                    device const int* block_tables [[buffer(5)]],   // (num_seqs, max_blocks_per_seq)
-                                    device const int* query_start [[buffer(6)]],    // (num_seqs + 1,)
-                                    device const int* seq_lens [[buffer(7)]],       // (num_seqs,)
-                                    device const int* positions [[buffer(8)]],      // (num_tokens,)
-                                    uint2 tg [[threadgroup_position_in_grid]],
-                                    uint tid [[thread_index_in_threadgroup]],
-                                    uint sg [[simdgroup_index_in_threadgroup]],
-                                    uint lane [[thread_index_in_simdgroup]]) {
-  threadgroup float kv_s[FL_KV];             // (key_tile, dim_pad) K then V tile; Q / O staging (rows, 128)
+kernel void attention_flash_prefill(
+    constant AttentionFlashKArgs& args [[buffer(0)]],
+    device float* out [[buffer(1)]],        // (num_tokens, num_heads, head_dim)
+    device const float* q [[buffer(2)]],    // (num_tokens, num_heads, head_dim)
+    device const C* k_cache [[buffer(3)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const C* v_cache [[buffer(4)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
+    device const int* block_tables [[buffer(5)]],  // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(6)]],   // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(7)]],      // (num_seqs,)
+    device const int* positions [[buffer(8)]],     // (num_tokens,)
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float kv_s[FL_KV];  // (key_tile, dim_pad) K then V tile; Q / O staging (rows, 128)
   threadgroup float s_s[FL_ROWS * FL_KEYS];  // (rows, key_tile) scores, then probabilities
-  threadgroup float alpha_s[FL_SIMDS * 64];  // per SIMD group: 8x8 diagonal of the row rescale factors
-  threadgroup float l_s[FL_ROWS];            // (rows,) final row sums
-  threadgroup int lim_s[FL_ROWS];            // (rows,) keys each row sees (0 for padding rows)
-  threadgroup int lo_s[FL_ROWS];             // (rows,) first key each row sees (WINDOW; else 0)
-  threadgroup int krow_s[FL_KEYS];           // (key_tile,) cache row of each key, -1 masked
+  threadgroup float
+      alpha_s[FL_SIMDS * 64];       // per SIMD group: 8x8 diagonal of the row rescale factors
+  threadgroup float l_s[FL_ROWS];   // (rows,) final row sums
+  threadgroup int lim_s[FL_ROWS];   // (rows,) keys each row sees (0 for padding rows)
+  threadgroup int lo_s[FL_ROWS];    // (rows,) first key each row sees (WINDOW; else 0)
+  threadgroup int krow_s[FL_KEYS];  // (key_tile,) cache row of each key, -1 masked
   FlashTile ft;
   if (!flash_tile(args, query_start, tg, ft)) return;  // whole threadgroup, no barrier yet
   const int D = args.base.head_dim, DP = args.dim_pad, BC = args.key_tile;
@@ -139,7 +142,8 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
   const int my_row = int(sg) * 8 + int(lane) / 4, seg = int(lane) % 4;
   const int my_lim = lim_s[my_row], my_lo = WINDOW ? lo_s[my_row] : 0;
   float m = -INFINITY, l = 0.0f;
-  for (int j0 = min_first; j0 < max_keys; j0 += BC) {  // uniform: every thread computed the same bounds
+  for (int j0 = min_first; j0 < max_keys;
+       j0 += BC) {  // uniform: every thread computed the same bounds
     if (int(tid) < BC) {
       const int j = j0 + int(tid);
       krow_s[tid] = j < max_keys ? attn_cache_row(args.base, block_tables, ft.s, ft.kvh, j) : -1;
@@ -166,7 +170,8 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
     float mx = -INFINITY;
     for (int c = seg; c < BC; c += 4) {
       const bool masked = j0 + c >= my_lim || krow_s[c] < 0 || (WINDOW && j0 + c < my_lo);
-      const float v = masked ? -INFINITY : (SOFTCAP ? attn_softcap(srow[c], args.base.logit_softcap) : srow[c]);
+      const float v =
+          masked ? -INFINITY : (SOFTCAP ? attn_softcap(srow[c], args.base.logit_softcap) : srow[c]);
       srow[c] = v;
       mx = max(mx, v);
     }
@@ -185,13 +190,14 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
     l = l * alpha + sum;
     m = m_new;
     if (seg == 0) alpha_s[sg * 64 + (lane / 4) * 9] = alpha;  // diagonal entry (row, row)
-    threadgroup_barrier(mem_flags::mem_threadgroup);  // V tile, P and alpha visible
+    threadgroup_barrier(mem_flags::mem_threadgroup);          // V tile, P and alpha visible
 
     // O = diag(alpha) O + P·V
     simdgroup_float8x8 dm;
     simdgroup_load(dm, alpha_s + sg * 64, ulong(8));
     simdgroup_float8x8 pm[FL_KEYS / 8];
-    for (int c = 0; c < num_kmats; ++c) simdgroup_load(pm[c], s_s, ulong(BC), ulong2(ulong(c * 8), ulong(sg * 8)));
+    for (int c = 0; c < num_kmats; ++c)
+      simdgroup_load(pm[c], s_s, ulong(BC), ulong2(ulong(c * 8), ulong(sg * 8)));
     for (int n = 0; n < num_dmats; ++n) {
       simdgroup_multiply(om[n], dm, om[n]);
       for (int c = 0; c < num_kmats; ++c) {
@@ -221,7 +227,8 @@ kernel void attention_flash_prefill(constant AttentionFlashKArgs& args [[buffer(
   }
 }
 
-template [[host_name("attention_flash_prefill_f32")]] kernel void attention_flash_prefill<float, false, false>(
+template [[host_name("attention_flash_prefill_f32")]] kernel void
+attention_flash_prefill<float, false, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -229,7 +236,8 @@ template [[host_name("attention_flash_prefill_f32")]] kernel void attention_flas
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_softcap_f32")]] kernel void attention_flash_prefill<float, false, true>(
+template [[host_name("attention_flash_prefill_softcap_f32")]] kernel void
+attention_flash_prefill<float, false, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -237,7 +245,8 @@ template [[host_name("attention_flash_prefill_softcap_f32")]] kernel void attent
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_window_f32")]] kernel void attention_flash_prefill<float, true, false>(
+template [[host_name("attention_flash_prefill_window_f32")]] kernel void
+attention_flash_prefill<float, true, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -245,7 +254,8 @@ template [[host_name("attention_flash_prefill_window_f32")]] kernel void attenti
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_window_softcap_f32")]] kernel void attention_flash_prefill<float, true, true>(
+template [[host_name("attention_flash_prefill_window_softcap_f32")]] kernel void
+attention_flash_prefill<float, true, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -253,7 +263,8 @@ template [[host_name("attention_flash_prefill_window_softcap_f32")]] kernel void
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_f16")]] kernel void attention_flash_prefill<half, false, false>(
+template [[host_name("attention_flash_prefill_f16")]] kernel void
+attention_flash_prefill<half, false, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -261,7 +272,8 @@ template [[host_name("attention_flash_prefill_f16")]] kernel void attention_flas
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_softcap_f16")]] kernel void attention_flash_prefill<half, false, true>(
+template [[host_name("attention_flash_prefill_softcap_f16")]] kernel void
+attention_flash_prefill<half, false, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -269,7 +281,8 @@ template [[host_name("attention_flash_prefill_softcap_f16")]] kernel void attent
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_window_f16")]] kernel void attention_flash_prefill<half, true, false>(
+template [[host_name("attention_flash_prefill_window_f16")]] kernel void
+attention_flash_prefill<half, true, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
@@ -277,7 +290,8 @@ template [[host_name("attention_flash_prefill_window_f16")]] kernel void attenti
     device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]]);
-template [[host_name("attention_flash_prefill_window_softcap_f16")]] kernel void attention_flash_prefill<half, true, true>(
+template [[host_name("attention_flash_prefill_window_softcap_f16")]] kernel void
+attention_flash_prefill<half, true, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],

@@ -35,8 +35,9 @@ inline bool attn_find_decode_token(device const int* query_start, int num_seqs, 
 }
 
 // Prefill tile number idx -> sequence s and tokens [t0, t1) (tiles of tile_tokens per sequence).
-inline bool attn_find_prefill_tile(device const int* query_start, int num_seqs, int select, int tile_tokens,
-                                   int idx, thread int& s, thread int& t0, thread int& t1) {
+inline bool attn_find_prefill_tile(device const int* query_start, int num_seqs, int select,
+                                   int tile_tokens, int idx, thread int& s, thread int& t0,
+                                   thread int& t1) {
   int seen = 0;
   for (int i = 0; i < num_seqs; ++i) {
     const int n = query_start[i + 1] - query_start[i];
@@ -54,20 +55,19 @@ inline bool attn_find_prefill_tile(device const int* query_start, int num_seqs, 
 }
 
 // Keys token t of sequence s attends to: pos + 1, clamped to [0, min(seq_len, ctx_cap)].
-inline int attn_keys_of(constant AttentionKArgs& a, device const int* seq_lens, device const int* positions, int s,
-                        int t) {
+inline int attn_keys_of(constant AttentionKArgs& a, device const int* seq_lens,
+                        device const int* positions, int s, int t) {
   return clamp(min(positions[t] + 1, seq_lens[s]), 0, a.ctx_cap);
 }
 
 // First key token t sees: its sliding window's start (0 without a window), at most `keys`.
-inline int attn_first_key(constant AttentionKArgs& a, device const int* positions, int t, int keys) {
+inline int attn_first_key(constant AttentionKArgs& a, device const int* positions, int t,
+                          int keys) {
   return a.sliding_window > 0 ? clamp(positions[t] - a.sliding_window + 1, 0, keys) : 0;
 }
 
 // Logit soft-capping (Gemma 2): cap * tanh(s / cap), cap > 0.
-inline float attn_softcap(float s, float cap) {
-  return cap * tanh(s / cap);
-}
+inline float attn_softcap(float s, float cap) { return cap * tanh(s / cap); }
 
 // Flash-decoding split of `keys` keys into at most num_splits ranges of whole paged blocks, none
 // shorter than LONGBOW_ATTN_MIN_SPLIT_KEYS (unless there is one). Returns the number of ranges;
@@ -80,7 +80,8 @@ inline int attn_key_splits(int keys, int num_splits, int block_size, thread int&
 
 // Cache row (slot * num_kv_heads + kvh) of key j of sequence s, or -1 when its block id is out of
 // range (the key is then masked). Element d of the row is at row * head_dim + d.
-inline int attn_cache_row(constant AttentionKArgs& a, device const int* block_tables, int s, int kvh, int j) {
+inline int attn_cache_row(constant AttentionKArgs& a, device const int* block_tables, int s,
+                          int kvh, int j) {
   const int blk = block_tables[long(s) * a.max_blocks_per_seq + j / a.block_size];
   if (blk < 0 || blk >= a.num_blocks) return -1;
   return (blk * a.block_size + j % a.block_size) * a.num_kv_heads + kvh;

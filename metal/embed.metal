@@ -7,9 +7,9 @@ using namespace metal;
 
 template <typename W>
 kernel void embed(constant EmbedKArgs& args [[buffer(0)]],
-                  device float* out [[buffer(1)]],             // (num_tokens, dim)
-                  device const int* token_ids [[buffer(2)]],   // (num_tokens,)
-                  device const uchar* table [[buffer(3)]],     // (vocab_size, dim) W
+                  device float* out [[buffer(1)]],            // (num_tokens, dim)
+                  device const int* token_ids [[buffer(2)]],  // (num_tokens,)
+                  device const uchar* table [[buffer(3)]],    // (vocab_size, dim) W
                   uint2 gid [[thread_position_in_grid]]) {
   uint i = gid.x, t = gid.y;
   if (i >= uint(args.dim) || t >= uint(args.num_tokens)) return;

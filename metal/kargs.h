@@ -90,8 +90,8 @@ struct AttentionKArgs {
   float logit_softcap;       // 0: off; else scores s -> logit_softcap * tanh(s / logit_softcap)
 };
 
-// attention_decode_{fused,stage1}[_softcap]_<cache> and attention_decode_merge_f32. Grid: (decode tokens,
-// num_kv_heads * num_head_chunks, num_splits).
+// attention_decode_{fused,stage1}[_softcap]_<cache> and attention_decode_merge_f32. Grid: (decode
+// tokens, num_kv_heads * num_head_chunks, num_splits).
 struct AttentionDecodeKArgs {
   AttentionKArgs base;
   kargs_i32 select;           // 0: sequences with <= LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
@@ -100,7 +100,8 @@ struct AttentionDecodeKArgs {
   kargs_i32 num_head_chunks;  // ceil(group / head_chunk)
 };
 
-// attention_flash_prefill[_window][_softcap]_<cache>. Grid: (query tiles, num_kv_heads * num_head_chunks).
+// attention_flash_prefill[_window][_softcap]_<cache>. Grid: (query tiles, num_kv_heads *
+// num_head_chunks).
 struct AttentionFlashKArgs {
   AttentionKArgs base;
   kargs_i32 select;           // 0: sequences with > LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
@@ -129,9 +130,9 @@ struct GetRowsKArgs {
 // sample: one threadgroup per logits row
 struct SampleKArgs {
   kargs_i32 num_rows, vocab_size;
-  kargs_i32 sort_size;          // power of two >= vocab_size (bitonic sort length)
-  kargs_i32 penalty_capacity;   // elements in the bound penalty_tokens buffer (slices are clamped)
-  kargs_i32 max_top;            // row stride of the top-logprob outputs (0: none bound)
+  kargs_i32 sort_size;         // power of two >= vocab_size (bitonic sort length)
+  kargs_i32 penalty_capacity;  // elements in the bound penalty_tokens buffer (slices are clamped)
+  kargs_i32 max_top;           // row stride of the top-logprob outputs (0: none bound)
 };
 
 // Per-row sampling parameters (one row per logits row): filled by the engine, read by the CPU
@@ -147,8 +148,8 @@ struct SampleRowParams {
   float frequency_penalty LONGBOW_HOST_DEFAULT(0.0f);  // subtracted per occurrence
   kargs_u32 seed_lo LONGBOW_HOST_DEFAULT(0);           // Philox key (philox.h)
   kargs_u32 seed_hi LONGBOW_HOST_DEFAULT(0);
-  kargs_u32 counter LONGBOW_HOST_DEFAULT(0);           // Philox counter: token index in the request
-  kargs_i32 penalty_start LONGBOW_HOST_DEFAULT(0);     // slice of the penalty token list
+  kargs_u32 counter LONGBOW_HOST_DEFAULT(0);        // Philox counter: token index in the request
+  kargs_i32 penalty_start LONGBOW_HOST_DEFAULT(0);  // slice of the penalty token list
   kargs_i32 penalty_count LONGBOW_HOST_DEFAULT(0);
   // Slice of the same token list holding ids that cannot be drawn (logit set to -inf after the
   // penalties), e.g. end-of-sequence and stop ids before min_tokens.

@@ -2,18 +2,19 @@
 //  kv_write_<f32|f16>: new K/V rows (f32) into their slots, converted to the cache dtype; one
 //                      thread per element; slot < 0 skips the token (padding).
 //  copy_blocks_<u32|u8>: copy-on-write of whole blocks in every plane (layer x K/V); one
-//                      threadgroup per plane runs the pairs in order, so chains behave as on the CPU.
+//                      threadgroup per plane runs the pairs in order, so chains behave as on the
+//                      CPU.
 #include <metal_stdlib>
 #include "kargs.h"
 using namespace metal;
 
 template <typename C>
 kernel void kv_write(constant KvWriteKArgs& args [[buffer(0)]],
-                     device const float* k [[buffer(1)]],          // (num_tokens, num_kv_heads, head_dim)
-                     device const float* v [[buffer(2)]],          // (num_tokens, num_kv_heads, head_dim)
-                     device C* k_cache [[buffer(3)]],              // (num_slots, num_kv_heads, head_dim)
-                     device C* v_cache [[buffer(4)]],              // (num_slots, num_kv_heads, head_dim)
-                     device const int* slot_mapping [[buffer(5)]], // (num_tokens,)
+                     device const float* k [[buffer(1)]],  // (num_tokens, num_kv_heads, head_dim)
+                     device const float* v [[buffer(2)]],  // (num_tokens, num_kv_heads, head_dim)
+                     device C* k_cache [[buffer(3)]],      // (num_slots, num_kv_heads, head_dim)
+                     device C* v_cache [[buffer(4)]],      // (num_slots, num_kv_heads, head_dim)
+                     device const int* slot_mapping [[buffer(5)]],  // (num_tokens,)
                      uint2 gid [[thread_position_in_grid]]) {
   const uint i = gid.x, t = gid.y, row = uint(args.row_elems);
   if (i >= row || t >= uint(args.num_tokens)) return;
@@ -37,8 +38,8 @@ template [[host_name("kv_write_f16")]] kernel void kv_write<half>(
 
 template <typename Word>
 kernel void copy_blocks(constant CopyBlocksKArgs& args [[buffer(0)]],
-                        device Word* cache [[buffer(1)]],        // (num_planes, num_blocks, block_words)
-                        device const int* pairs [[buffer(2)]],   // (num_pairs, 2): (src, dst)
+                        device Word* cache [[buffer(1)]],  // (num_planes, num_blocks, block_words)
+                        device const int* pairs [[buffer(2)]],  // (num_pairs, 2): (src, dst)
                         uint plane [[threadgroup_position_in_grid]],
                         uint tid [[thread_index_in_threadgroup]],
                         uint num_threads [[threads_per_threadgroup]]) {
@@ -46,9 +47,11 @@ kernel void copy_blocks(constant CopyBlocksKArgs& args [[buffer(0)]],
   device Word* base = cache + ulong(plane) * ulong(args.num_blocks) * words;
   for (int p = 0; p < args.num_pairs; ++p) {
     const int src = pairs[2 * p], dst = pairs[2 * p + 1];
-    const bool ok = src >= 0 && src < args.num_blocks && dst >= 0 && dst < args.num_blocks && src != dst;
+    const bool ok =
+        src >= 0 && src < args.num_blocks && dst >= 0 && dst < args.num_blocks && src != dst;
     if (ok) {
-      for (ulong w = tid; w < words; w += num_threads) base[ulong(dst) * words + w] = base[ulong(src) * words + w];
+      for (ulong w = tid; w < words; w += num_threads)
+        base[ulong(dst) * words + w] = base[ulong(src) * words + w];
     }
     // The next pair may read what this one wrote.
     threadgroup_barrier(mem_flags::mem_device);

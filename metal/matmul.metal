@@ -74,12 +74,14 @@ kernel void matmul_tiled(constant MatmulKArgs& args [[buffer(0)]],
       for (uint j = 0; j < 2; ++j)
         simdgroup_load(b[j], ws + (sn * 16 + j * 8) * TK + kk, TK, ulong2(0, 0), true);
       for (uint i = 0; i < 2; ++i)
-        for (uint j = 0; j < 2; ++j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+        for (uint j = 0; j < 2; ++j)
+          simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
   }
   for (uint i = 0; i < 2; ++i)
-    for (uint j = 0; j < 2; ++j) simdgroup_store(acc[i][j], cs + (sm * 16 + i * 8) * TN + sn * 16 + j * 8, TN);
+    for (uint j = 0; j < 2; ++j)
+      simdgroup_store(acc[i][j], cs + (sm * 16 + i * 8) * TN + sn * 16 + j * 8, TN);
   threadgroup_barrier(mem_flags::mem_threadgroup);
   if (!x_ok) return;  // after the last barrier
   for (uint j = 0; j < 8; ++j) {

@@ -5,9 +5,9 @@
 using namespace metal;
 
 kernel void rms_norm_f32(constant RmsNormKArgs& args [[buffer(0)]],
-                         device float* out [[buffer(1)]],          // (num_rows, dim)
-                         device const float* x [[buffer(2)]],      // (num_rows, dim)
-                         device const float* weight [[buffer(3)]], // (dim,)
+                         device float* out [[buffer(1)]],           // (num_rows, dim)
+                         device const float* x [[buffer(2)]],       // (num_rows, dim)
+                         device const float* weight [[buffer(3)]],  // (dim,)
                          uint row [[threadgroup_position_in_grid]],
                          uint tid [[thread_index_in_threadgroup]],
                          uint sg [[simdgroup_index_in_threadgroup]],

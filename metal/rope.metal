@@ -6,15 +6,16 @@
 using namespace metal;
 
 kernel void rope_f32(constant RopeKArgs& args [[buffer(0)]],
-                     device float* q [[buffer(1)]],                // (num_tokens, num_heads, head_dim)
-                     device float* k [[buffer(2)]],                // (num_tokens, num_kv_heads, head_dim)
-                     device const int* positions [[buffer(3)]],    // (num_tokens,)
-                     device const float* inv_freq [[buffer(4)]],   // (rot_dim / 2,)
+                     device float* q [[buffer(1)]],  // (num_tokens, num_heads, head_dim)
+                     device float* k [[buffer(2)]],  // (num_tokens, num_kv_heads, head_dim)
+                     device const int* positions [[buffer(3)]],   // (num_tokens,)
+                     device const float* inv_freq [[buffer(4)]],  // (rot_dim / 2,)
                      uint3 gid [[thread_position_in_grid]]) {
   const uint half_rot = uint(args.rot_dim) / 2, i = gid.x, h = gid.y, t = gid.z;
   if (i >= half_rot || t >= uint(args.num_tokens)) return;
   const uint H = uint(args.num_heads), D = uint(args.head_dim);
-  device float* v = h < H ? q + (ulong(t) * H + h) * D : k + (ulong(t) * uint(args.num_kv_heads) + (h - H)) * D;
+  device float* v =
+      h < H ? q + (ulong(t) * H + h) * D : k + (ulong(t) * uint(args.num_kv_heads) + (h - H)) * D;
   // The angle pos * inv_freq as an exact sum hi + lo (two-product with fma): positions reach 1e5
   // and a rounded f32 product would be off by ~1e-2 rad; the CPU reference uses doubles.
   const float p = float(positions[t]), f = inv_freq[i];

@@ -65,8 +65,8 @@ inline float sample_exclusive_scan(float v, threadgroup float* part, uint sg, ui
 }
 // Index of the largest value, lowest index on ties (argmax of the CPU backend: the first index
 // whose value beats all before it, so NaN never wins and a NaN at index 0 is never beaten).
-inline int sample_argmax(device const float* v, int n, threadgroup float* fpart, threadgroup int* ipart, uint tid,
-                         uint sg, uint lane) {
+inline int sample_argmax(device const float* v, int n, threadgroup float* fpart,
+                         threadgroup int* ipart, uint tid, uint sg, uint lane) {
   if (isnan(v[0])) return 0;  // uniform: every thread reads v[0]
   float best = -INFINITY;
   int best_idx = n;
@@ -96,9 +96,9 @@ inline uint sample_top_rank(float v) {
 }
 
 // e) Writes the row's max_top entries: the first min(k, V) by rank, then id -1 / logprob -inf.
-inline void sample_top_logprobs(device const float* raw, int V, float lse, int k, int max_top, device int* top_ids,
-                                device float* top_lps, threadgroup uint* upart, threadgroup int* ipart, uint tid,
-                                uint sg, uint lane) {
+inline void sample_top_logprobs(device const float* raw, int V, float lse, int k, int max_top,
+                                device int* top_ids, device float* top_lps, threadgroup uint* upart,
+                                threadgroup int* ipart, uint tid, uint sg, uint lane) {
   const int n = min(k, V);
   uint prev_rank = 0;
   int prev_idx = -1;  // each round takes the first entry after (prev_rank, prev_idx)
@@ -127,15 +127,15 @@ inline void sample_top_logprobs(device const float* raw, int V, float lse, int k
 }
 
 kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
-                       device int* out_ids [[buffer(1)]],                       // (num_rows,)
-                       device float* out_logprobs [[buffer(2)]],                // (num_rows,)
-                       device int* out_top_ids [[buffer(3)]],                   // (num_rows, max_top)
-                       device float* out_top_lps [[buffer(4)]],                 // (num_rows, max_top)
-                       device const float* logits [[buffer(5)]],                // (num_rows, vocab_size)
-                       device const SampleRowParams* params [[buffer(6)]],     // (num_rows,)
-                       device const int* penalty_tokens [[buffer(7)]],          // (penalty_capacity,)
-                       device float* vals_all [[buffer(8)]],                    // (num_rows, vocab_size) scratch
-                       device ulong* keys_all [[buffer(9)]],                    // (num_rows, sort_size) scratch
+                       device int* out_ids [[buffer(1)]],         // (num_rows,)
+                       device float* out_logprobs [[buffer(2)]],  // (num_rows,)
+                       device int* out_top_ids [[buffer(3)]],     // (num_rows, max_top)
+                       device float* out_top_lps [[buffer(4)]],   // (num_rows, max_top)
+                       device const float* logits [[buffer(5)]],  // (num_rows, vocab_size)
+                       device const SampleRowParams* params [[buffer(6)]],  // (num_rows,)
+                       device const int* penalty_tokens [[buffer(7)]],      // (penalty_capacity,)
+                       device float* vals_all [[buffer(8)]],  // (num_rows, vocab_size) scratch
+                       device ulong* keys_all [[buffer(9)]],  // (num_rows, sort_size) scratch
                        uint row [[threadgroup_position_in_grid]],
                        uint tid [[thread_index_in_threadgroup]],
                        uint sg [[simdgroup_index_in_threadgroup]],
@@ -158,11 +158,12 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   const float lse = raw_max + log(sample_sum(se, fpart, sg, lane));
   if (args.max_top > 0) {
     const ulong at = ulong(row) * ulong(args.max_top);
-    sample_top_logprobs(raw, V, lse, clamp(p.num_top_logprobs, 0, args.max_top), args.max_top, out_top_ids + at,
-                        out_top_lps + at, upart, ipart, tid, sg, lane);
+    sample_top_logprobs(raw, V, lse, clamp(p.num_top_logprobs, 0, args.max_top), args.max_top,
+                        out_top_ids + at, out_top_lps + at, upart, ipart, tid, sg, lane);
   }
 
-  // b) penalties on the working copy, then banned ids; each distinct token is updated by the thread of its first occurrence.
+  // b) penalties on the working copy, then banned ids; each distinct token is updated by the thread
+  // of its first occurrence.
   for (int i = int(tid); i < V; i += NT) vals[i] = raw[i];
   threadgroup_barrier(mem_flags::mem_device);
   const int start = clamp(p.penalty_start, 0, args.penalty_capacity);
@@ -177,7 +178,8 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     int n = 0;
     for (int j = 0; j < count; ++j) n += toks[j] == tok ? 1 : 0;
     float l = vals[tok];
-    if (p.repetition_penalty != 1.0f) l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
+    if (p.repetition_penalty != 1.0f)
+      l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
     l -= p.presence_penalty;
     l -= p.frequency_penalty * float(n);
     vals[tok] = l;
@@ -203,7 +205,8 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
       vm = max(vm, vals[i]);
     }
     const float vmax = sample_max(vm, fpart, sg, lane);
-    for (int i = int(tid); i < S; i += NT) keys[i] = i < V ? sample_key(vals[i], uint(i)) : ~ulong(0);
+    for (int i = int(tid); i < S; i += NT)
+      keys[i] = i < V ? sample_key(vals[i], uint(i)) : ~ulong(0);
     threadgroup_barrier(mem_flags::mem_device);
     // Bitonic sort of the keys, ascending.
     for (int k = 2; k <= S; k <<= 1) {
@@ -231,7 +234,8 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     int kept;
     if (p.top_p >= 1.0f) {  // kept = the min_p prefix of the top_k candidates
       int cnt = 0;
-      for (int i = c0; i < c1; ++i) cnt += (p.min_p <= 0.0f || exp(vals[uint(keys[i])] - vmax) >= p.min_p) ? 1 : 0;
+      for (int i = c0; i < c1; ++i)
+        cnt += (p.min_p <= 0.0f || exp(vals[uint(keys[i])] - vmax) >= p.min_p) ? 1 : 0;
       kept = int(sample_sum(float(cnt), fpart, sg, lane) + 0.5f);
     } else {  // top_p: smallest prefix with mass >= top_p * z, cut earlier by min_p
       float cum = sample_exclusive_scan(zs, fpart, sg, lane);

@@ -4,6 +4,7 @@ Search order: $LONGBOW_CPP_BUILD_DIR (recursively), then every build/*/ folder u
 (scikit-build-core's build-dir), newest first. Tests call find_program(name) and skip with a
 clear reason when the program has not been built (or fail, when LONGBOW_REQUIRE_CPP=1, as in CI).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,10 @@ def require_program(name: str) -> Path:
     path = find_program(name)
     if path is None:
         where = os.environ.get("LONGBOW_CPP_BUILD_DIR") or str(REPO / "build" / "*")
-        message = (f"C++ program '{name}' not built (searched $LONGBOW_CPP_BUILD_DIR and "
-                   f"{where}); build with cmake or pip install first")
+        message = (
+            f"C++ program '{name}' not built (searched $LONGBOW_CPP_BUILD_DIR and "
+            f"{where}); build with cmake or pip install first"
+        )
         if os.environ.get("LONGBOW_REQUIRE_CPP") == "1":  # CI: a missing program is a failure
             pytest.fail(message)
         pytest.skip(message)

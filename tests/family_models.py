@@ -34,11 +34,20 @@ PROMPTS = [
     [int(t) for t in (3 + (37 * i + 11) % 380 for i in range(29))],
 ]
 
-_COMMON = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 128,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-           "max_position_embeddings": 256, "initializer_range": 0.08,
-           "bos_token_id": tiny_models.BOS_ID, "eos_token_id": tiny_models.EOS_ID,
-           "pad_token_id": tiny_models.EOT_ID, "tie_word_embeddings": False}
+_COMMON = {
+    "vocab_size": VOCAB,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "initializer_range": 0.08,
+    "bos_token_id": tiny_models.BOS_ID,
+    "eos_token_id": tiny_models.EOS_ID,
+    "pad_token_id": tiny_models.EOT_ID,
+    "tie_word_embeddings": False,
+}
 
 
 @dataclass(frozen=True)
@@ -53,42 +62,91 @@ class Family:
     spm_tokenizer: bool = False  # also write a SentencePiece tokenizer.model
 
 
-_LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
-                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                "original_max_position_embeddings": 16}
+_LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 10000.0,
+    "factor": 4.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
 
-FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("llama", "LlamaConfig", "LlamaForCausalLM", {"head_dim": 16}),
-    Family("llama3_rope", "LlamaConfig", "LlamaForCausalLM",
-           {"head_dim": 16, "rope_parameters": _LLAMA3_ROPE}),
-    Family("llama3_rope_legacy", "LlamaConfig", "LlamaForCausalLM",
-           {"head_dim": 16, "rope_parameters": _LLAMA3_ROPE}, legacy_rope=True),
-    Family("llama_bias", "LlamaConfig", "LlamaForCausalLM",
-           {"head_dim": 16, "attention_bias": True, "mlp_bias": True}),
-    Family("mistral_swa", "MistralConfig", "MistralForCausalLM",
-           {"head_dim": 16, "sliding_window": SLIDING_WINDOW}),
-    Family("qwen2", "Qwen2Config", "Qwen2ForCausalLM", {"use_sliding_window": False}),
-    Family("qwen3", "Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),
-    Family("phi3", "Phi3Config", "Phi3ForCausalLM",
-           {"sliding_window": None, "original_max_position_embeddings": 256}, spm_tokenizer=True),
-    # Gemma: tied embeddings (llama.cpp's Gemma 2 converter drops lm_head), query_pre_attn_scalar =
-    # head_dim (GGUF has no key for it) and, for Gemma 3, layer types in the fixed pattern of 5
-    # sliding + 1 global that llama.cpp assumes (GGUF has no key for the pattern either).
-    Family("gemma2", "Gemma2Config", "Gemma2ForCausalLM",
-           {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": SLIDING_WINDOW,
-            "tie_word_embeddings": True,
-            # caps near the tiny model's score and logit sizes, so both bend them
-            "attn_logit_softcapping": 0.5, "final_logit_softcapping": 4.0,
-            "hidden_activation": "gelu_pytorch_tanh"},
-           spm_tokenizer=True),
-    Family("gemma3_text", "Gemma3TextConfig", "Gemma3ForCausalLM",
-           {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": SLIDING_WINDOW,
-            "tie_word_embeddings": True, "num_hidden_layers": 6,
-            "layer_types": ["sliding_attention"] * 5 + ["full_attention"],
-            "rope_parameters": {
-                "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
-                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}}),
-]}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("llama", "LlamaConfig", "LlamaForCausalLM", {"head_dim": 16}),
+        Family(
+            "llama3_rope",
+            "LlamaConfig",
+            "LlamaForCausalLM",
+            {"head_dim": 16, "rope_parameters": _LLAMA3_ROPE},
+        ),
+        Family(
+            "llama3_rope_legacy",
+            "LlamaConfig",
+            "LlamaForCausalLM",
+            {"head_dim": 16, "rope_parameters": _LLAMA3_ROPE},
+            legacy_rope=True,
+        ),
+        Family(
+            "llama_bias",
+            "LlamaConfig",
+            "LlamaForCausalLM",
+            {"head_dim": 16, "attention_bias": True, "mlp_bias": True},
+        ),
+        Family(
+            "mistral_swa",
+            "MistralConfig",
+            "MistralForCausalLM",
+            {"head_dim": 16, "sliding_window": SLIDING_WINDOW},
+        ),
+        Family("qwen2", "Qwen2Config", "Qwen2ForCausalLM", {"use_sliding_window": False}),
+        Family("qwen3", "Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),
+        Family(
+            "phi3",
+            "Phi3Config",
+            "Phi3ForCausalLM",
+            {"sliding_window": None, "original_max_position_embeddings": 256},
+            spm_tokenizer=True,
+        ),
+        # Gemma: tied embeddings (llama.cpp's Gemma 2 converter drops lm_head), query_pre_attn_scalar =
+        # head_dim (GGUF has no key for it) and, for Gemma 3, layer types in the fixed pattern of 5
+        # sliding + 1 global that llama.cpp assumes (GGUF has no key for the pattern either).
+        Family(
+            "gemma2",
+            "Gemma2Config",
+            "Gemma2ForCausalLM",
+            {
+                "head_dim": 16,
+                "query_pre_attn_scalar": 16,
+                "sliding_window": SLIDING_WINDOW,
+                "tie_word_embeddings": True,
+                # caps near the tiny model's score and logit sizes, so both bend them
+                "attn_logit_softcapping": 0.5,
+                "final_logit_softcapping": 4.0,
+                "hidden_activation": "gelu_pytorch_tanh",
+            },
+            spm_tokenizer=True,
+        ),
+        Family(
+            "gemma3_text",
+            "Gemma3TextConfig",
+            "Gemma3ForCausalLM",
+            {
+                "head_dim": 16,
+                "query_pre_attn_scalar": 16,
+                "sliding_window": SLIDING_WINDOW,
+                "tie_word_embeddings": True,
+                "num_hidden_layers": 6,
+                "layer_types": ["sliding_attention"] * 5 + ["full_attention"],
+                "rope_parameters": {
+                    "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                },
+            },
+        ),
+    ]
+}
 
 
 def _config(fam: Family):
@@ -138,9 +196,19 @@ def _write_spm(folder: Path) -> None:
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(tiny_models._CORPUS), model_writer=buf, vocab_size=VOCAB,
-        model_type="bpe", byte_fallback=True, character_coverage=1.0, unk_id=3, bos_id=1,
-        eos_id=2, pad_id=0, minloglevel=2, hard_vocab_limit=True)
+        sentence_iterator=iter(tiny_models._CORPUS),
+        model_writer=buf,
+        vocab_size=VOCAB,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        unk_id=3,
+        bos_id=1,
+        eos_id=2,
+        pad_id=0,
+        minloglevel=2,
+        hard_vocab_limit=True,
+    )
     (folder / "tokenizer.model").write_bytes(buf.getvalue())
 
 
@@ -179,7 +247,8 @@ def load_model(folder):
     import transformers
 
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(folder), dtype=torch.float32, attn_implementation="eager")
+        str(folder), dtype=torch.float32, attn_implementation="eager"
+    )
     return model.eval()
 
 
@@ -197,7 +266,7 @@ def reference_greedy(model, ids: list[int], steps: int) -> list[int]:
     seq = list(ids)
     for _ in range(steps):
         seq.append(int(reference_logits(model, seq).argmax()))
-    return seq[len(ids):]
+    return seq[len(ids) :]
 
 
 def compare(llm, ref_model, *, steps: int = 8) -> dict:

@@ -57,17 +57,33 @@ def cache_root() -> Path:
 def _download_sdist(dest: Path) -> Path:
     """pip download of the sdist; without build isolation first (fast when scikit-build-core is
     installed: pip still prepares metadata), then with it."""
-    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            "--disable-pip-version-check", "-q", "-d", str(dest), f"llama-cpp-python=={VERSION}"]
+    base = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        f"llama-cpp-python=={VERSION}",
+    ]
     errors = []
     for extra in (["--no-build-isolation"], []):
-        proc = subprocess.run(base + extra, check=False, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            base + extra, check=False, capture_output=True, text=True, timeout=900
+        )
         found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
         if found:
             return found[0]
         errors.append(proc.stderr.strip().splitlines()[-1:] or ["(no output)"])
-    raise ConverterUnavailable(f"[llama_cpp_convert] pip download llama-cpp-python=={VERSION} "
-                               f"failed (is PyPI reachable?): {errors}")
+    raise ConverterUnavailable(
+        f"[llama_cpp_convert] pip download llama-cpp-python=={VERSION} "
+        f"failed (is PyPI reachable?): {errors}"
+    )
 
 
 def converter_dir() -> Path:
@@ -83,13 +99,15 @@ def converter_dir() -> Path:
             for member in tar.getmembers():
                 if not member.name.startswith(_VENDOR) or not member.isfile():
                     continue
-                rel = member.name[len(_VENDOR):]
+                rel = member.name[len(_VENDOR) :]
                 if rel.startswith(_KEEP):
                     out = root / rel
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_bytes(tar.extractfile(member).read())
     if not (root / "convert_hf_to_gguf.py").is_file():
-        raise ConverterUnavailable(f"[llama_cpp_convert] the sdist has no {_VENDOR}convert_hf_to_gguf.py")
+        raise ConverterUnavailable(
+            f"[llama_cpp_convert] the sdist has no {_VENDOR}convert_hf_to_gguf.py"
+        )
     wrapper.write_text(_WRAPPER)  # written last: its presence marks a complete cache
     return root
 
@@ -112,13 +130,22 @@ def convert(hf_folder, out_path, outtype: str) -> Path:
         shutil.copyfile(cached, out_path)
         return out_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NO_LOCAL_GGUF": "1"}
-    cmd = [sys.executable, str(root / "convert_wrapper.py"), str(hf_folder), "--outtype", outtype,
-           "--outfile", str(out_path)]
+    cmd = [
+        sys.executable,
+        str(root / "convert_wrapper.py"),
+        str(hf_folder),
+        "--outtype",
+        outtype,
+        "--outfile",
+        str(out_path),
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0 or not out_path.is_file():
         tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
-        raise ConversionFailed(f"[llama_cpp_convert] convert_hf_to_gguf.py {outtype} of "
-                               f"{Path(hf_folder).name} exited {proc.returncode}:\n{tail}")
+        raise ConversionFailed(
+            f"[llama_cpp_convert] convert_hf_to_gguf.py {outtype} of "
+            f"{Path(hf_folder).name} exited {proc.returncode}:\n{tail}"
+        )
     cached.parent.mkdir(exist_ok=True)
     shutil.copyfile(out_path, cached)
     return out_path

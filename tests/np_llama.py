@@ -20,8 +20,16 @@ def _rope_half(x, pos, theta, dh):
     return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
 
 
-def forward_logits(w: dict, tokens: list[int], *, heads: int, kv_heads: int, layers: int,
-                   eps: float = 1e-5, theta: float = 10000.0) -> np.ndarray:
+def forward_logits(
+    w: dict,
+    tokens: list[int],
+    *,
+    heads: int,
+    kv_heads: int,
+    layers: int,
+    eps: float = 1e-5,
+    theta: float = 10000.0,
+) -> np.ndarray:
     """Logits (T, vocab) for one sequence, computed in float64."""
     w = {k: v.astype(np.float64) for k, v in w.items()}
     x = w["token_embd.weight"][tokens]  # (T, D)

@@ -28,10 +28,13 @@ def make_weight(w: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
 
     qt = getattr(GGMLQuantizationType, _QTYPES[dtype])
     raw = quantize(w, qt)
-    return np.ascontiguousarray(raw).view(np.uint8).reshape(-1), dequantize(raw, qt).astype(np.float32)
+    return np.ascontiguousarray(raw).view(np.uint8).reshape(-1), dequantize(raw, qt).astype(
+        np.float32
+    )
 
 
 # ---- dense ops ----
+
 
 def matmul(x, w_deq, bias=None, acc=None):
     out = x.astype(np.float64) @ w_deq.astype(np.float64).T
@@ -89,8 +92,18 @@ def kv_write(k, v, k_cache, v_cache, slots):
     return kc, vc
 
 
-def attention(q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale, sliding_window=0,
-              logit_softcap=0.0):
+def attention(
+    q,
+    k_cache,
+    v_cache,
+    block_tables,
+    query_start,
+    seq_lens,
+    positions,
+    scale,
+    sliding_window=0,
+    logit_softcap=0.0,
+):
     """Paged causal attention, one (token, head) at a time in float64. sliding_window W > 0: the
     token at p sees keys p - W < j <= p; logit_softcap c > 0: scores become c * tanh(s / c)."""
     T, H, D = q.shape
@@ -181,8 +194,11 @@ def random_sample_params(r, vocab, temperatures, top_ks):
     """Random sample-op parameters for one row (numpy Generator r): a temperature from
     `temperatures`, sometimes top_k (from `top_ks` or vocab + 5), top_p, min_p, penalties over
     random seen tokens, and banned ids."""
-    p = {"temperature": float(r.choice(temperatures)), "seed": int(r.integers(0, 2**63)),
-         "counter": int(r.integers(0, 2**32))}
+    p = {
+        "temperature": float(r.choice(temperatures)),
+        "seed": int(r.integers(0, 2**63)),
+        "counter": int(r.integers(0, 2**32)),
+    }
     if r.random() < 0.5:
         p["top_k"] = int(r.choice([*top_ks, vocab + 5]))
     if r.random() < 0.5:
@@ -276,5 +292,7 @@ def attention64(q, kc, vc, bt, qs, sl, pos, scale, sliding_window=0, logit_softc
                 hidden |= j[None, None, :] <= p - sliding_window
             sc = np.where(hidden, -np.inf, sc)
             w = np.exp(sc - sc.max(axis=2, keepdims=True))
-            out[t0:t1] = np.einsum("thn,nhd->thd", w / w.sum(axis=2, keepdims=True), vals, optimize=True)
+            out[t0:t1] = np.einsum(
+                "thn,nhd->thd", w / w.sum(axis=2, keepdims=True), vals, optimize=True
+            )
     return out

@@ -33,22 +33,26 @@ def _prompt(n, start=3):
 
 # ---- engine configuration ------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw, match", [
-    ({"block_size": -1}, "block_size"),
-    ({"block_size": 1 << 30}, "block_size"),
-    ({"num_blocks": -5}, "num_blocks"),
-    ({"num_blocks": 1}, "num_blocks"),
-    ({"max_num_seqs": 0}, "max_num_seqs"),
-    ({"max_num_seqs": 1 << 30}, "max_num_seqs"),
-    ({"max_num_batched_tokens": 1 << 30}, "max_num_batched_tokens"),
-    ({"max_model_len": -3}, "max_model_len"),
-    ({"max_model_len": 257}, r"max_model_len in \[0, 256\]"),  # the tiny model's context is 256
-    ({"max_model_len": 2**31 - 1}, "max_model_len"),
-    ({"num_threads": -1}, "num_threads"),
-    ({"kv_dtype": "fp16"}, "fp16"),
-    ({"kv_dtype": "q8_0"}, "kv_dtype"),
-    ({"attention": "flsh"}, "attention"),
-])
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"block_size": -1}, "block_size"),
+        ({"block_size": 1 << 30}, "block_size"),
+        ({"num_blocks": -5}, "num_blocks"),
+        ({"num_blocks": 1}, "num_blocks"),
+        ({"max_num_seqs": 0}, "max_num_seqs"),
+        ({"max_num_seqs": 1 << 30}, "max_num_seqs"),
+        ({"max_num_batched_tokens": 1 << 30}, "max_num_batched_tokens"),
+        ({"max_model_len": -3}, "max_model_len"),
+        ({"max_model_len": 257}, r"max_model_len in \[0, 256\]"),  # the tiny model's context is 256
+        ({"max_model_len": 2**31 - 1}, "max_model_len"),
+        ({"num_threads": -1}, "num_threads"),
+        ({"kv_dtype": "fp16"}, "fp16"),
+        ({"kv_dtype": "q8_0"}, "kv_dtype"),
+        ({"attention": "flsh"}, "attention"),
+    ],
+)
 def test_bad_engine_config_raises_value_error(tiny_gguf_model, kw, match):
     kw.setdefault("max_model_len", 0)
     with pytest.raises(ValueError, match=match):
@@ -56,7 +60,9 @@ def test_bad_engine_config_raises_value_error(tiny_gguf_model, kw, match):
 
 
 def test_engine_config_at_the_limits(tiny_gguf_model):
-    e = _core.Engine(str(tiny_gguf_model), num_threads=1, max_model_len=256, num_blocks=2, block_size=256)
+    e = _core.Engine(
+        str(tiny_gguf_model), num_threads=1, max_model_len=256, num_blocks=2, block_size=256
+    )
     assert (e.max_model_len, e.num_blocks, e.block_size) == (256, 2, 256)
     assert _llm(tiny_gguf_model, max_model_len=0).engine.max_model_len == 256
     assert _llm(tiny_gguf_model, block_size=8).engine.block_size == 8
@@ -67,29 +73,45 @@ def test_block_size_zero_is_the_backends_choice(tiny_gguf_model):
     assert _llm(tiny_gguf_model).engine.block_size == 8
     assert _core.Engine(str(tiny_gguf_model), num_threads=1, max_model_len=64).block_size == 8
     if "metal-sim" in _core.available_backends():
-        assert longbow.LLM(str(tiny_gguf_model), backend="metal-sim", max_model_len=64).engine.block_size == 16
+        assert (
+            longbow.LLM(
+                str(tiny_gguf_model), backend="metal-sim", max_model_len=64
+            ).engine.block_size
+            == 16
+        )
 
 
 # ---- SamplingParams --------------------------------------------------------------------------
 
 _FIELDS = {
-    "n": st.one_of(st.integers(-5, 2**70), st.floats(), st.booleans(), st.none(), st.text(max_size=2)),
+    "n": st.one_of(
+        st.integers(-5, 2**70), st.floats(), st.booleans(), st.none(), st.text(max_size=2)
+    ),
     "max_tokens": st.one_of(st.integers(-5, 2**70), st.floats(), st.booleans(), st.none()),
     "min_tokens": st.one_of(st.integers(-5, 2**40), st.floats()),
-    "temperature": st.one_of(st.floats(), st.integers(-3, 2**70), st.booleans(), st.text(max_size=2)),
+    "temperature": st.one_of(
+        st.floats(), st.integers(-3, 2**70), st.booleans(), st.text(max_size=2)
+    ),
     "top_k": st.one_of(st.integers(-5, 2**70), st.floats()),
     "top_p": st.one_of(st.floats(), st.integers(-3, 3)),
     "min_p": st.floats(),
     "repetition_penalty": st.floats(),
     "presence_penalty": st.floats(),
     "seed": st.one_of(st.none(), st.integers(-5, 2**70), st.floats()),
-    "stop": st.one_of(st.none(), st.text(max_size=3), st.lists(st.one_of(st.text(max_size=3), st.integers()),
-                                                                max_size=3)),
-    "stop_token_ids": st.one_of(st.none(), st.lists(st.one_of(st.integers(-5, 2**40), st.floats()), max_size=3)),
+    "stop": st.one_of(
+        st.none(),
+        st.text(max_size=3),
+        st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=3),
+    ),
+    "stop_token_ids": st.one_of(
+        st.none(), st.lists(st.one_of(st.integers(-5, 2**40), st.floats()), max_size=3)
+    ),
 }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.fixed_dictionaries({}, optional=_FIELDS))
 def test_sampling_params_fuzz_only_value_errors(kw):
     # Either ValueError at construction, or the engine copy takes the values as they are.
@@ -116,6 +138,7 @@ def test_sampling_params_int32_bounds_and_none_lists():
 
 # ---- prompts -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("prompt", [[[5.7, 6]], [["5", 6]], [[True, 6]], None, 5, [[[1, 2]]], [[]]])
 def test_bad_prompt_token_ids_raise_value_error(llm, prompt):
     with pytest.raises(ValueError, match=r"\[LLM\]"):
@@ -127,10 +150,14 @@ def test_numpy_prompts_are_token_ids(llm):
     want = llm.generate([[5, 6, 7]], GREEDY)[0].token_ids
     assert llm.generate(np.array([5, 6, 7]), GREEDY)[0].token_ids == want
     assert llm.generate([np.int64(5), np.int64(6), np.int64(7)], GREEDY)[0].token_ids == want
-    assert [o.token_ids for o in llm.generate(np.array([[5, 6, 7], [5, 6, 7]]), GREEDY)] == [want, want]
+    assert [o.token_ids for o in llm.generate(np.array([[5, 6, 7], [5, 6, 7]]), GREEDY)] == [
+        want,
+        want,
+    ]
 
 
 # ---- scheduler edge cases ------------------------------------------------------------------
+
 
 def test_max_tokens_int_max_runs_to_the_context_end(llm):
     out = llm.generate([_prompt(60)], SP(max_tokens=2**31 - 1, ignore_eos=True))[0]
@@ -201,6 +228,7 @@ def test_n_samples_with_stop_strings_stop_each_sample(llm):
 
 # ---- shared op argument checks (backend/op_checks) -----------------------------------------
 
+
 @pytest.mark.parametrize("backend", ["cpu", "metal-sim"])
 def test_rope_rot_dim_beyond_head_dim_is_a_value_error(backend):
     if backend not in _core.available_backends():
@@ -208,5 +236,7 @@ def test_rope_rot_dim_beyond_head_dim_is_a_value_error(backend):
     q = np.zeros((2, 2, 4), np.float32)
     k = np.zeros((2, 1, 4), np.float32)
     pos = np.arange(2, dtype=np.int32)
-    with pytest.raises(ValueError, match=r"rope\] expected an even rot_dim in \(0, head_dim=4\], found 6"):
+    with pytest.raises(
+        ValueError, match=r"rope\] expected an even rot_dim in \(0, head_dim=4\], found 6"
+    ):
         _core.ops.rope(backend, q, k, pos, np.ones(3, np.float32), False)

@@ -36,10 +36,14 @@ def check_all(q, batch, scale, tol_key, variants=VARIANTS, window=0, softcap=0.0
     atol, rtol = TOL[tol_key]
     opts = {"sliding_window": window, "logit_softcap": softcap}
     split = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, "split", **opts)
-    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg=f"split vs float64 {opts}")
+    np.testing.assert_allclose(
+        split, want, atol=atol, rtol=rtol, err_msg=f"split vs float64 {opts}"
+    )
     for v in variants:
         got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, v, **opts)
-        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"{v} vs float64 {opts}")
+        np.testing.assert_allclose(
+            got, want, atol=atol, rtol=rtol, err_msg=f"{v} vs float64 {opts}"
+        )
         np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"{v} vs split {opts}")
 
 
@@ -129,7 +133,9 @@ SOFTCAPS = [0.0, 5.0, 50.0]
 
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
-@pytest.mark.parametrize("window,softcap", [(w, c) for w in [0, *WINDOWS] for c in SOFTCAPS if w or c])
+@pytest.mark.parametrize(
+    "window,softcap", [(w, c) for w in [0, *WINDOWS] for c in SOFTCAPS if w or c]
+)
 def test_window_softcap_mixed_batch(window, softcap, cache_dtype):
     # Decode rows (1 token), a full prefill, a chunk mid-sequence and a verify-like chunk, with
     # shuffled block tables; q scaled so that scores reach the cap (both off: test_mixed_batch).
@@ -147,7 +153,9 @@ def test_window_odd_block_sizes(block_size):
     batch = make_batch(r, [5, 333, 333, 600], [5, 1, 100, 1], 2, 64, block_size, np.float32)
     q = r.standard_normal((107, 6, 64)).astype(np.float32)
     for window in sorted({max(block_size - 1, 1), block_size, 100}):
-        check_all(q, batch, 0.125, "f32", window=window, softcap=30.0 if window == block_size else 0.0)
+        check_all(
+            q, batch, 0.125, "f32", window=window, softcap=30.0 if window == block_size else 0.0
+        )
 
 
 @pytest.mark.parametrize("head_dim", [20, 36, 128])
@@ -208,8 +216,15 @@ def test_window_skips_keys_outside(variant, cache_dtype):
     batch = make_batch(r, [2049, 1000, 600], [1, 37, 2], 2, 64, 16, cache_dtype)
     q = r.standard_normal((40, 6, 64)).astype(np.float32)
     want = ops.attention("cpu", q, *batch, 0.125, "split", sliding_window=100, logit_softcap=20.0)
-    got = ops.attention("cpu", q, *poison_outside_window(batch, 100), 0.125, variant, sliding_window=100,
-                        logit_softcap=20.0)
+    got = ops.attention(
+        "cpu",
+        q,
+        *poison_outside_window(batch, 100),
+        0.125,
+        variant,
+        sliding_window=100,
+        logit_softcap=20.0,
+    )
     assert np.all(np.isfinite(got)), variant
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
 
@@ -220,15 +235,30 @@ def test_window_softcap_rejected(variant):
     kc, vc, bt, qs, sl, pos = make_batch(r, [20], [2], 1, 32, 16, np.float32)
     q = r.standard_normal((2, 2, 32)).astype(np.float32)
     args = (q, kc, vc, bt, qs, sl, pos, 0.1, variant)
-    with pytest.raises(ValueError, match=r"\[cpu.attention\] sliding_window: expected >= 0 \(0 = off\), found -1"):
+    with pytest.raises(
+        ValueError, match=r"\[cpu.attention\] sliding_window: expected >= 0 \(0 = off\), found -1"
+    ):
         ops.attention("cpu", *args, sliding_window=-1)
     for bad in [-1.0, float("nan"), float("inf")]:
-        with pytest.raises(ValueError, match=r"\[cpu.attention\] logit_softcap: expected a finite value >= 0"):
+        with pytest.raises(
+            ValueError, match=r"\[cpu.attention\] logit_softcap: expected a finite value >= 0"
+        ):
             ops.attention("cpu", *args, logit_softcap=bad)
     # An empty batch is still checked.
     with pytest.raises(ValueError, match="sliding_window"):
-        ops.attention("cpu", q[:0], kc, vc, bt[:0], np.zeros(1, np.int32), sl[:0], pos[:0], 0.1, variant,
-                      sliding_window=-5)
+        ops.attention(
+            "cpu",
+            q[:0],
+            kc,
+            vc,
+            bt[:0],
+            np.zeros(1, np.int32),
+            sl[:0],
+            pos[:0],
+            0.1,
+            variant,
+            sliding_window=-5,
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -248,8 +278,18 @@ def test_bad_positions_rejected(variant):
 
 def test_empty_batch():
     kc = np.zeros((2, 16, 1, 64), np.float16)
-    out = ops.attention("cpu", np.zeros((0, 2, 64), np.float32), kc, kc, np.zeros((0, 1), np.int32),
-                        np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), 0.1, "auto")
+    out = ops.attention(
+        "cpu",
+        np.zeros((0, 2, 64), np.float32),
+        kc,
+        kc,
+        np.zeros((0, 1), np.int32),
+        np.zeros(1, np.int32),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+        0.1,
+        "auto",
+    )
     assert out.shape == (0, 2, 64)
 
 
@@ -266,23 +306,39 @@ print("ok")
 
 
 @pytest.mark.parametrize(
-    "env", [{"LONGBOW_ATTN_DECODE_STAGE": "1"}, {"LONGBOW_CPU_SIMD": "scalar"},
-            {"LONGBOW_ATTN_DECODE_STAGE": "1", "LONGBOW_CPU_SIMD": "scalar"}]
+    "env",
+    [
+        {"LONGBOW_ATTN_DECODE_STAGE": "1"},
+        {"LONGBOW_CPU_SIMD": "scalar"},
+        {"LONGBOW_ATTN_DECODE_STAGE": "1", "LONGBOW_CPU_SIMD": "scalar"},
+    ],
 )
 def test_env_selected_paths(env):
     # Env vars are read once per process: the decode stage-1 path and the scalar kernels run in a child.
     tests = str(Path(__file__).parent)
-    res = subprocess.run([sys.executable, "-c", CHILD.format(tests=tests)], env={**os.environ, **env},
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD.format(tests=tests)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")
 
 
 def test_bad_decode_stage_env():
-    code = ("import numpy as np\nfrom longbow._core import ops\nkc = np.zeros((2, 16, 1, 64), np.float32)\n"
-            "ops.attention('cpu', np.zeros((1, 1, 64), np.float32), kc, kc, np.array([[1]], np.int32),"
-            " np.array([0, 1], np.int32), np.array([1], np.int32), np.array([0], np.int32), 0.1, 'auto')\n")
-    res = subprocess.run([sys.executable, "-c", code], env={**os.environ, "LONGBOW_ATTN_DECODE_STAGE": "3"},
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        "import numpy as np\nfrom longbow._core import ops\nkc = np.zeros((2, 16, 1, 64), np.float32)\n"
+        "ops.attention('cpu', np.zeros((1, 1, 64), np.float32), kc, kc, np.array([[1]], np.int32),"
+        " np.array([0, 1], np.int32), np.array([1], np.int32), np.array([0], np.int32), 0.1, 'auto')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "LONGBOW_ATTN_DECODE_STAGE": "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0
     assert "LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '3'" in res.stderr

@@ -123,8 +123,13 @@ def test_prefill_attention_per_simd_set(simd):
     if simd != "auto":
         env["LONGBOW_CPU_SIMD"] = simd
     tests = str(Path(__file__).parent)
-    res = subprocess.run([sys.executable, "-c", CHILD.format(tests=tests)], env=env, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD.format(tests=tests)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")
 
@@ -204,7 +209,12 @@ def test_decode_attention_per_simd_set(simd):
     if simd != "auto":
         env["LONGBOW_CPU_SIMD"] = simd
     tests = str(Path(__file__).parent)
-    res = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=tests)], env=env, capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-c", DECODE_CHILD.format(tests=tests)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")

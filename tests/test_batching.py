@@ -20,8 +20,13 @@ def _llm(path, **kw):
 
 def _requests(n, seed, max_prompt=60, max_out=20):
     rng = np.random.default_rng(seed)
-    return [([int(t) for t in rng.integers(3, 384, size=int(rng.integers(1, max_prompt)))],
-             int(rng.integers(1, max_out))) for _ in range(n)]
+    return [
+        (
+            [int(t) for t in rng.integers(3, 384, size=int(rng.integers(1, max_prompt)))],
+            int(rng.integers(1, max_out)),
+        )
+        for _ in range(n)
+    ]
 
 
 def _greedy(max_tokens, n=1):
@@ -61,15 +66,33 @@ def test_fragmentation_200_requests_all_finish(tiny_gguf_model):
 
 def test_n_samples_equal_seeded_single_runs(tiny_gguf_model):
     llm = _llm(tiny_gguf_model)
-    prompt = [5, 17, 42, 99, 7, 3, 250, 11, 64, 128, 31, 200, 77]  # 13 tokens: a shared partial block
-    p = longbow.SamplingParams(max_tokens=24, temperature=1.0, seed=7, n=4, ignore_eos=True, logprobs=True)
+    prompt = [
+        5,
+        17,
+        42,
+        99,
+        7,
+        3,
+        250,
+        11,
+        64,
+        128,
+        31,
+        200,
+        77,
+    ]  # 13 tokens: a shared partial block
+    p = longbow.SamplingParams(
+        max_tokens=24, temperature=1.0, seed=7, n=4, ignore_eos=True, logprobs=True
+    )
     out = llm.generate([prompt], p)[0]
     assert [o.index for o in out.outputs] == [0, 1, 2, 3]
     assert out.token_ids == out.outputs[0].token_ids and out.text == out.outputs[0].text
     assert llm.stats()["num_cow_copies"] >= 3
     for i, o in enumerate(out.outputs):
-        single = llm.generate([prompt], longbow.SamplingParams(max_tokens=24, temperature=1.0, seed=7 + i,
-                                                               ignore_eos=True))[0]
+        single = llm.generate(
+            [prompt],
+            longbow.SamplingParams(max_tokens=24, temperature=1.0, seed=7 + i, ignore_eos=True),
+        )[0]
         assert o.token_ids == single.token_ids and o.finish_reason == "length"
         assert len(o.logprobs) == 24
     assert len({tuple(o.token_ids) for o in out.outputs}) > 1
@@ -112,7 +135,10 @@ def test_n_samples_under_preemption(tiny_gguf_model):
 def test_prefix_caching_equals_no_caching(tiny_gguf_model):
     rng = np.random.default_rng(3)
     system = [int(t) for t in rng.integers(3, 384, size=70)]
-    prompts = [system + [int(t) for t in rng.integers(3, 384, size=int(rng.integers(1, 20)))] for _ in range(10)]
+    prompts = [
+        system + [int(t) for t in rng.integers(3, 384, size=int(rng.integers(1, 20)))]
+        for _ in range(10)
+    ]
     on = _llm(tiny_gguf_model)
     off = _llm(tiny_gguf_model, enable_prefix_caching=False)
     first = on.generate(prompts[:1], _greedy(8))  # fills the cache
@@ -150,7 +176,9 @@ def test_async_engine_many_callers(tiny_gguf_model):
         assert deltas[-1].finished and deltas[-1].finish_reason == "length"
     assert "".join(d.text for d in pieces if d.index == 0) == final.outputs[0].text
     assert "".join(d.text for d in pieces if d.index == 1) == final.outputs[1].text
-    assert final.outputs[0].token_ids == llm.generate("The quick brown fox", _greedy(10))[0].token_ids
+    assert (
+        final.outputs[0].token_ids == llm.generate("The quick brown fox", _greedy(10))[0].token_ids
+    )
     assert stats["num_blocks_used"] == 0 and stats["num_running"] == 0
 
 
@@ -177,10 +205,15 @@ def test_async_engine_abort_and_errors(tiny_gguf_model):
         with pytest.raises(ValueError, match="out of range"):
             await _collect(engine, [5, 100000], _greedy(2))
         # Two callers with one id (submitted within microseconds, the first runs 200 steps).
-        twins = await asyncio.gather(_collect(engine, [1, 2, 3], long, request_id="dup"),
-                                     _collect(engine, [1, 2, 3], long, request_id="dup"), return_exceptions=True)
+        twins = await asyncio.gather(
+            _collect(engine, [1, 2, 3], long, request_id="dup"),
+            _collect(engine, [1, 2, 3], long, request_id="dup"),
+            return_exceptions=True,
+        )
         errors = [r for r in twins if isinstance(r, BaseException)]
-        assert len(errors) == 1 and isinstance(errors[0], ValueError) and "duplicate" in str(errors[0])
+        assert (
+            len(errors) == 1 and isinstance(errors[0], ValueError) and "duplicate" in str(errors[0])
+        )
         for _ in range(100):
             if engine.stats()["num_blocks_used"] == 0:
                 break

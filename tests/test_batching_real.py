@@ -24,8 +24,13 @@ def test_64_staggered_requests_equal_isolated_and_aborts_free_blocks():
     rng = np.random.default_rng(0)
     llm = _llm(max_num_seqs=32, num_blocks=64)  # 1008 slots: preemption happens too
     vocab = llm.config.vocab_size
-    reqs = [([int(t) for t in rng.integers(100, vocab, size=int(rng.integers(4, 120)))], int(rng.integers(2, 24)))
-            for _ in range(64)]
+    reqs = [
+        (
+            [int(t) for t in rng.integers(100, vocab, size=int(rng.integers(4, 120)))],
+            int(rng.integers(2, 24)),
+        )
+        for _ in range(64)
+    ]
     aborted = {f"r{i}" for i in range(3, 64, 9)}
     e = llm.engine
     free0 = e.stats()["num_blocks_free"]
@@ -60,12 +65,16 @@ def test_shared_system_prompt_hits_prefix_cache():
     on = _llm()
     vocab = on.config.vocab_size
     system = [int(t) for t in rng.integers(100, vocab, size=200)]
-    prompts = [system + [int(t) for t in rng.integers(100, vocab, size=int(rng.integers(3, 30)))]
-               for _ in range(16)]
+    prompts = [
+        system + [int(t) for t in rng.integers(100, vocab, size=int(rng.integers(3, 30)))]
+        for _ in range(16)
+    ]
     got = on.generate(prompts, _greedy(12))
     s = on.stats()
-    print(f"prefix cache: {s['prefix_cache_hits']}/{s['prefix_cache_queries']} tokens, "
-          f"hit rate {s['prefix_cache_hit_rate']:.3f}")
+    print(
+        f"prefix cache: {s['prefix_cache_hits']}/{s['prefix_cache_queries']} tokens, "
+        f"hit rate {s['prefix_cache_hit_rate']:.3f}"
+    )
     want = _llm(enable_prefix_caching=False).generate(prompts, _greedy(12))
     assert [o.token_ids for o in got] == [o.token_ids for o in want]
     # The first request is admitted alone (the others wait for its blocks only if the budget

@@ -41,18 +41,31 @@ def test_lognormal_workload_means(workload):
 
 
 def test_closed_loop_run_generates_every_token(tiny_gguf_model):
-    llm = longbow.LLM(str(tiny_gguf_model), backend="cpu", num_threads=2, max_model_len=256, max_num_seqs=8)
+    llm = longbow.LLM(
+        str(tiny_gguf_model), backend="cpu", num_threads=2, max_model_len=256, max_num_seqs=8
+    )
     reqs = [([5 + i, 6, 7, 8], 3 + i) for i in range(5)]
     row = bench_batching.run_level(llm, 2, reqs, "t")
     assert row["requests"] == 5 and row["generated_tokens"] == sum(n for _, n in reqs)
-    assert row["ttft_p50_s"] is not None and 0 < row["kv_utilization_mean"] <= 1 and row["preemptions"] == 0
+    assert (
+        row["ttft_p50_s"] is not None
+        and 0 < row["kv_utilization_mean"] <= 1
+        and row["preemptions"] == 0
+    )
     assert not llm.engine.has_unfinished() and llm.engine.stats()["num_blocks_used"] == 0
 
 
 def test_closed_loop_run_counts_preemptions(tiny_gguf_model):
     # 6 blocks of 16 slots (one is the null block): 4 requests of up to 60 tokens cannot all fit.
-    llm = longbow.LLM(str(tiny_gguf_model), backend="cpu", num_threads=2, max_model_len=64, max_num_seqs=8,
-                      block_size=16, num_blocks=6)
+    llm = longbow.LLM(
+        str(tiny_gguf_model),
+        backend="cpu",
+        num_threads=2,
+        max_model_len=64,
+        max_num_seqs=8,
+        block_size=16,
+        num_blocks=6,
+    )
     reqs = [([5 + i, 6, 7, 8], 56) for i in range(4)]
     row = bench_batching.run_level(llm, 4, reqs, "p")
     assert row["generated_tokens"] == 4 * 56 and row["preemptions"] > 0

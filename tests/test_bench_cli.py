@@ -34,25 +34,62 @@ def test_bench_rejects_bad_counts(tiny_gguf_model):
 def test_bench_runs_three_cases_per_thread_count(tiny_model_factory, tmp_path):
     model = tiny_model_factory("gguf", weight_dtype="q8_0", hidden=64, max_position=2048)
     jsonl = tmp_path / "rows.jsonl"
-    code, out, err = _run(["bench", "--model", str(model), "--threads", "1", "2", "--reps", "1",
-                           "--prefill-len", "40", "--decode-len", "4", "--out", str(jsonl)])
+    code, out, err = _run(
+        [
+            "bench",
+            "--model",
+            str(model),
+            "--threads",
+            "1",
+            "2",
+            "--reps",
+            "1",
+            "--prefill-len",
+            "40",
+            "--decode-len",
+            "4",
+            "--out",
+            str(jsonl),
+        ]
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["case"], r["threads"]) for r in rows] == [
-        (c, t) for t in (1, 2) for c in ("prefill_512", "decode_128_short", "decode_128_after_512")]
+        (c, t) for t in (1, 2) for c in ("prefill_512", "decode_128_short", "decode_128_after_512")
+    ]
     assert all(r["engine"] == "longbow" and r["tok_s"] > 0 and len(r["samples"]) == 1 for r in rows)
     assert [json.loads(line) for line in jsonl.read_text().splitlines()] == rows
 
 
 def test_peers_markdown_ratio_and_roofline_columns():
-    rows = [{"dtype": "q8_0", "threads": 2, "metric": "prefill_512", "longbow": 900.0, "llama.cpp_fa_on": 700.0,
-             "llama.cpp_fa_off": 600.0, "ratio_longbow_over_llama": 900.0 / 700.0},
-            {"dtype": "q8_0", "threads": 2, "metric": "decode_128_short", "longbow": 200.0,
-             "llama.cpp_fa_on": 150.0, "llama.cpp_fa_off": 160.0, "ratio_longbow_over_llama": 1.25,
-             "roofline_tok_s": 400.0, "longbow_fraction_of_roofline": 0.5, "llama_fraction_of_roofline": 0.4}]
+    rows = [
+        {
+            "dtype": "q8_0",
+            "threads": 2,
+            "metric": "prefill_512",
+            "longbow": 900.0,
+            "llama.cpp_fa_on": 700.0,
+            "llama.cpp_fa_off": 600.0,
+            "ratio_longbow_over_llama": 900.0 / 700.0,
+        },
+        {
+            "dtype": "q8_0",
+            "threads": 2,
+            "metric": "decode_128_short",
+            "longbow": 200.0,
+            "llama.cpp_fa_on": 150.0,
+            "llama.cpp_fa_off": 160.0,
+            "ratio_longbow_over_llama": 1.25,
+            "roofline_tok_s": 400.0,
+            "longbow_fraction_of_roofline": 0.5,
+            "llama_fraction_of_roofline": 0.4,
+        },
+    ]
     md = peers.markdown(rows).splitlines()
     assert md[2] == "| q8_0 | 2 | prefill_512 | 900.0 | 700.0 | 600.0 | 1.29x |  |"
-    assert md[3] == "| q8_0 | 2 | decode_128_short | 200.0 | 150.0 | 160.0 | 1.25x | 400 (50%, 40%) |"
+    assert (
+        md[3] == "| q8_0 | 2 | decode_128_short | 200.0 | 150.0 | 160.0 | 1.25x | 400 (50%, 40%) |"
+    )
 
 
 def test_peak_rss_is_the_worker_own_not_the_parent_carried_through_exec():
@@ -68,6 +105,9 @@ def test_peak_rss_is_the_worker_own_not_the_parent_carried_through_exec():
         "print(peers._peak_rss_mb())'], capture_output=True, text=True, check=True).stdout\n"
         "print(out.strip())\n"
     )
-    child_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                    check=True).stdout.strip().splitlines()[-1])
+    child_mb = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert 0 < child_mb < 200, child_mb

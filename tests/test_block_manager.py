@@ -22,7 +22,11 @@ def test_allocate_append_free_order():
     table = bm.ensure_capacity([1, 2, 3], 13)  # append: a 4th block for token 13
     assert table == [1, 2, 3, 4] and bm.free_queue() == [5, 6, 7]
     assert bm.ensure_capacity(table, 16) == table and bm.free_queue() == [5, 6, 7]
-    assert bm.ensure_capacity(table, 100) is None and bm.free_queue() == [5, 6, 7]  # "no", unchanged
+    assert bm.ensure_capacity(table, 100) is None and bm.free_queue() == [
+        5,
+        6,
+        7,
+    ]  # "no", unchanged
     assert bm.allocate(4) is None and bm.allocate(0) == []
     bm.release(table)  # tail first: the tail is evicted before the head
     assert bm.free_queue() == [5, 6, 7, 4, 3, 2, 1]
@@ -166,7 +170,12 @@ class BlockManagerMachine(RuleBasedStateMachine):
     @rule(tokens=st.lists(st.integers(0, 2), min_size=1, max_size=14))
     def add(self, tokens):
         blocks, hashes = self.bm.acquire_prefix(tokens, len(tokens) - 1)
-        seq = {"tokens": list(tokens), "table": list(blocks), "hashes": list(hashes), "computed": len(blocks) * BS}
+        seq = {
+            "tokens": list(tokens),
+            "table": list(blocks),
+            "hashes": list(hashes),
+            "computed": len(blocks) * BS,
+        }
         self._check_seq(seq)  # a prefix hit holds exactly this prompt's K/V
         if self._write(seq, seq["computed"], len(tokens)):
             self.seqs[self.next_id] = seq
@@ -225,7 +234,7 @@ class BlockManagerMachine(RuleBasedStateMachine):
                 prefix = self.mem[b][BS - 1]
                 chain = 0
                 for i in range(len(prefix) // BS):
-                    chain = BM.hash_block(chain, list(prefix[i * BS:(i + 1) * BS]))
+                    chain = BM.hash_block(chain, list(prefix[i * BS : (i + 1) * BS]))
                 assert chain == h
 
     def teardown(self):

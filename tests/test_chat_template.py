@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from longbow.chat_template import CHATML_TEMPLATE, TemplateError, render_chat_template, validate_messages
+from longbow.chat_template import (
+    CHATML_TEMPLATE,
+    TemplateError,
+    render_chat_template,
+    validate_messages,
+)
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 
@@ -31,13 +36,19 @@ def test_globals_and_filters():
         "{{ eos_token }}"
     )
     out = render_chat_template(
-        tpl, [{"role": "user", "content": "é<b>"}], tools=[{"name": "f"}], bos_token="<s>", eos_token="</s>"
+        tpl,
+        [{"role": "user", "content": "é<b>"}],
+        tools=[{"name": "f"}],
+        bos_token="<s>",
+        eos_token="</s>",
     )
     assert out == '<s>[{"role": "user", "content": "é<b>"}]|[{"name": "f"}]|4user</s>'
 
 
 def test_raise_exception():
-    tpl = "{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}"
+    tpl = (
+        "{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}"
+    )
     with pytest.raises(TemplateError, match="first must be user"):
         render_chat_template(tpl, MSGS)
     assert issubclass(TemplateError, ValueError)

@@ -53,27 +53,58 @@ def run(argv, llm=None, monkeypatch=None, **kw):
 
 def test_generate_streams_raw_without_template(monkeypatch):
     llm = FakeLLM(template=None)
-    code, out, _ = run(["generate", "Hi", "--max-tokens", "7", "--temperature", "0.5",
-                        "--top-k", "4", "--top-p", "0.9", "--min-p", "0.1", "--seed", "3",
-                        "--stop", "X"], llm, monkeypatch)
+    code, out, _ = run(
+        [
+            "generate",
+            "Hi",
+            "--max-tokens",
+            "7",
+            "--temperature",
+            "0.5",
+            "--top-k",
+            "4",
+            "--top-p",
+            "0.9",
+            "--min-p",
+            "0.1",
+            "--seed",
+            "3",
+            "--stop",
+            "X",
+        ],
+        llm,
+        monkeypatch,
+    )
     assert (code, out) == (0, "Hello\n")
     kind, prompt, params = llm.calls[0]
     assert (kind, prompt) == ("stream", "Hi")
-    assert (params.max_tokens, params.temperature, params.top_k, params.top_p, params.min_p,
-            params.seed, params.stop) == (7, 0.5, 4, 0.9, 0.1, 3, ["X"])
+    assert (
+        params.max_tokens,
+        params.temperature,
+        params.top_k,
+        params.top_p,
+        params.min_p,
+        params.seed,
+        params.stop,
+    ) == (7, 0.5, 4, 0.9, 0.1, 3, ["X"])
 
 
 def test_generate_uses_chat_template_by_default(monkeypatch):
     llm = FakeLLM()
     code, out, _ = run(["generate", "Hi", "--system", "S"], llm, monkeypatch)
     assert (code, out) == (0, "reply2\n")
-    assert llm.calls[0][1] == [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]
+    assert llm.calls[0][1] == [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "Hi"},
+    ]
     assert llm.calls[0][3] is True
 
 
 def test_generate_no_chat_no_stream_and_stats(monkeypatch):
     llm = FakeLLM()
-    code, out, err = run(["generate", "Hi", "--no-chat", "--no-stream", "--stats"], llm, monkeypatch)
+    code, out, err = run(
+        ["generate", "Hi", "--no-chat", "--no-stream", "--stats"], llm, monkeypatch
+    )
     assert (code, out) == (0, "Hello\n")
     assert llm.calls[0][0] == "generate"
     code, out, err = run(["generate", "Hi", "--stats"], FakeLLM(template=None), monkeypatch)
@@ -147,8 +178,12 @@ def test_bad_arguments_exit_2():
 
 
 def test_python_dash_m_help():
-    proc = subprocess.run([sys.executable, "-m", "longbow", "--help"], capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "longbow", "--help"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
     assert proc.returncode == 0
     for command in ("generate", "chat", "pull", "info"):
         assert command in proc.stdout

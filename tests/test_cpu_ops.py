@@ -60,9 +60,12 @@ def rng(seed):
 
 # ---- matmul ----
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
-@pytest.mark.parametrize("M,N,K", [(1, 1, 32), (1, 33, 64), (31, 32, 96), (33, 31, 32), (4, 4097, 64), (2, 17, 4128)])
+@pytest.mark.parametrize(
+    "M,N,K", [(1, 1, 32), (1, 33, 64), (31, 32, 96), (33, 31, 32), (4, 4097, 64), (2, 17, 4128)]
+)
 def test_matmul(backend, dtype, M, N, K):
     r = rng(M * 1000 + N + K)
     x = r.standard_normal((M, K)).astype(np.float32)
@@ -91,7 +94,9 @@ def test_matmul_sizes_bias_accumulate(dtype, M):
     out = ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
     if dtype == "q4_1":  # quantized activations: compare against the exact emulation
         atol, rtol = TOL["matmul_q16_act"]
-        np.testing.assert_allclose(out, ref.matmul(q16_act(x), w_deq, bias, acc), atol=atol, rtol=rtol)
+        np.testing.assert_allclose(
+            out, ref.matmul(q16_act(x), w_deq, bias, acc), atol=atol, rtol=rtol
+        )
     else:
         np.testing.assert_allclose(out, ref.matmul(x, w_deq, bias, acc), atol=1e-4, rtol=1e-4)
 
@@ -120,6 +125,7 @@ def test_matmul_bad_input():
 
 # ---- embed / rms_norm / rope / elementwise ----
 
+
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
 def test_embed(dtype):
     r = rng(3)
@@ -127,7 +133,9 @@ def test_embed(dtype):
     raw, deq = ref.make_weight(r.standard_normal((vocab, dim)).astype(np.float32), dtype)
     ids = np.array([0, 36, 5, 5, 17], np.int32)
     np.testing.assert_array_equal(ops.embed("cpu", ids, raw, dtype, vocab, dim), deq[ids])
-    np.testing.assert_array_equal(ops.embed("cpu", ids, raw, dtype, vocab, dim, 8.0), deq[ids] * np.float32(8.0))
+    np.testing.assert_array_equal(
+        ops.embed("cpu", ids, raw, dtype, vocab, dim, 8.0), deq[ids] * np.float32(8.0)
+    )
     with pytest.raises(ValueError, match=r"token_ids\[1\]: expected 0 <= id < 37, found 37"):
         ops.embed("cpu", np.array([1, 37], np.int32), raw, dtype, vocab, dim)
 
@@ -139,11 +147,15 @@ def test_rms_norm(rows):
     x = r.standard_normal((rows, dim)).astype(np.float32)
     w = r.standard_normal(dim).astype(np.float32)
     atol, rtol = TOL["rms_norm"]
-    np.testing.assert_allclose(ops.rms_norm("cpu", x, w, 1e-5), ref.rms_norm(x, w, 1e-5), atol=atol, rtol=rtol)
+    np.testing.assert_allclose(
+        ops.rms_norm("cpu", x, w, 1e-5), ref.rms_norm(x, w, 1e-5), atol=atol, rtol=rtol
+    )
 
 
 @pytest.mark.parametrize("interleaved", [False, True])
-@pytest.mark.parametrize("T,H,Hkv,D,rot", [(1, 4, 2, 64, 64), (33, 3, 1, 32, 16), (5, 9, 3, 64, 32)])
+@pytest.mark.parametrize(
+    "T,H,Hkv,D,rot", [(1, 4, 2, 64, 64), (33, 3, 1, 32, 16), (5, 9, 3, 64, 32)]
+)
 def test_rope(interleaved, T, H, Hkv, D, rot):
     r = rng(T + D)
     q = r.standard_normal((T, H, D)).astype(np.float32)
@@ -162,13 +174,21 @@ def test_elementwise(n):
     r = rng(n)
     g, u = r.standard_normal((2, n)).astype(np.float32)
     atol, rtol = TOL["silu_mul"]
-    np.testing.assert_allclose(ops.glu("cpu", g[None], u[None])[0], ref.silu_mul(g, u), atol=atol, rtol=rtol)
+    np.testing.assert_allclose(
+        ops.glu("cpu", g[None], u[None])[0], ref.silu_mul(g, u), atol=atol, rtol=rtol
+    )
     atol, rtol = TOL["gelu_tanh_mul"]
     g4 = g * 4  # reaches the saturated tails of tanh
-    np.testing.assert_allclose(ops.glu("cpu", g4[None], u[None], "gelu_tanh")[0], ref.gelu_tanh_mul(g4, u),
-                               atol=atol, rtol=rtol)
+    np.testing.assert_allclose(
+        ops.glu("cpu", g4[None], u[None], "gelu_tanh")[0],
+        ref.gelu_tanh_mul(g4, u),
+        atol=atol,
+        rtol=rtol,
+    )
     atol, rtol = TOL["softcap"]
-    np.testing.assert_allclose(ops.softcap("cpu", g4 * 10, 30.0), ref.softcap(g4 * 10, 30.0), atol=atol * 30, rtol=rtol)
+    np.testing.assert_allclose(
+        ops.softcap("cpu", g4 * 10, 30.0), ref.softcap(g4 * 10, 30.0), atol=atol * 30, rtol=rtol
+    )
     np.testing.assert_array_equal(ops.add("cpu", g, u), g + u)
     x = r.standard_normal((7, 3)).astype(np.float32)
     rows = np.array([6, 0, 0, 3], np.int32)
@@ -178,6 +198,7 @@ def test_elementwise(n):
 
 
 # ---- KV cache ----
+
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 def test_kv_write(cache_dtype):
@@ -214,6 +235,7 @@ def test_copy_blocks():
 
 # ---- attention ----
 
+
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("group", [1, 3, 4])
 def test_attention(cache_dtype, group):
@@ -228,23 +250,48 @@ def test_attention(cache_dtype, group):
     want = ref.attention(q, kc, vc, bt, qs, sl, pos, scale)
     atol, rtol = TOL["attention_f16" if cache_dtype == np.float16 else "attention_f32"]
     np.testing.assert_allclose(got, want, atol=atol, rtol=rtol)
-    for variant in ["split", "auto", "fused_decode", "flash_prefill"]:  # each algorithm, same answer
-        np.testing.assert_allclose(ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, variant), want,
-                                   atol=atol, rtol=rtol)
+    for variant in [
+        "split",
+        "auto",
+        "fused_decode",
+        "flash_prefill",
+    ]:  # each algorithm, same answer
+        np.testing.assert_allclose(
+            ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, scale, variant),
+            want,
+            atol=atol,
+            rtol=rtol,
+        )
 
 
-@pytest.mark.parametrize("window,softcap", [(1, 0.0), (3, 5.0), (15, 0.0), (16, 50.0), (0, 5.0), (500, 0.0)])
+@pytest.mark.parametrize(
+    "window,softcap", [(1, 0.0), (3, 5.0), (15, 0.0), (16, 50.0), (0, 5.0), (500, 0.0)]
+)
 def test_attention_window_softcap(window, softcap):
     # Against the one-row-at-a-time reference (a second, independent numpy formulation).
     r = rng(window + 7)
     hkv, d, bs = 2, 32, 16
-    kc, vc, bt, qs, sl, pos = make_batch(r, [1, 31, 33, 70, 16], [1, 31, 1, 5, 2], hkv, d, bs, np.float16)
+    kc, vc, bt, qs, sl, pos = make_batch(
+        r, [1, 31, 33, 70, 16], [1, 31, 1, 5, 2], hkv, d, bs, np.float16
+    )
     q = (r.standard_normal((int(qs[-1]), 2 * hkv, d)) * 3.0).astype(np.float32)
     want = ref.attention(q, kc, vc, bt, qs, sl, pos, d**-0.5, window, softcap)
     atol, rtol = TOL["attention_f16"]
     for variant in ["split", "auto", "fused_decode", "flash_prefill"]:
-        got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, d**-0.5, variant, sliding_window=window,
-                            logit_softcap=softcap)
+        got = ops.attention(
+            "cpu",
+            q,
+            kc,
+            vc,
+            bt,
+            qs,
+            sl,
+            pos,
+            d**-0.5,
+            variant,
+            sliding_window=window,
+            logit_softcap=softcap,
+        )
         np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=variant)
 
 
@@ -253,7 +300,9 @@ def test_attention_long_context():
     kc, vc, bt, qs, sl, pos = make_batch(r, [4097], [2], 1, 64, 16, np.float16)
     q = r.standard_normal((2, 4, 64)).astype(np.float32)
     got = ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 0.125)
-    np.testing.assert_allclose(got, ref.attention(q, kc, vc, bt, qs, sl, pos, 0.125), atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(
+        got, ref.attention(q, kc, vc, bt, qs, sl, pos, 0.125), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_attention_bad_input():
@@ -262,15 +311,26 @@ def test_attention_bad_input():
     q = r.standard_normal((2, 2, 32)).astype(np.float32)
     bad = pos.copy()
     bad[1] = 20
-    with pytest.raises(ValueError, match=r"positions\[1\]: expected 0 <= pos < seq_len=20, found 20"):
+    with pytest.raises(
+        ValueError, match=r"positions\[1\]: expected 0 <= pos < seq_len=20, found 20"
+    ):
         ops.attention("cpu", q, kc, vc, bt, qs, sl, bad, 1.0)
     bt2 = bt.copy()
     bt2[0, 0] = kc.shape[0]
     with pytest.raises(ValueError, match="block_tables"):
         ops.attention("cpu", q, kc, vc, bt2, qs, sl, pos, 1.0)
     with pytest.raises(ValueError, match="multiple of num_kv_heads"):
-        ops.attention("cpu", r.standard_normal((2, 3, 32)).astype(np.float32), np.repeat(kc, 2, 2),
-                      np.repeat(vc, 2, 2), bt, qs, sl, pos, 1.0)
+        ops.attention(
+            "cpu",
+            r.standard_normal((2, 3, 32)).astype(np.float32),
+            np.repeat(kc, 2, 2),
+            np.repeat(vc, 2, 2),
+            bt,
+            qs,
+            sl,
+            pos,
+            1.0,
+        )
 
 
 # ---- SIMD: the scalar fallback computes the same results ----
@@ -302,17 +362,22 @@ def test_scalar_fallback_matches_simd(tmp_path):
     x = r.standard_normal((3, 96)).astype(np.float32)
     for dt in WEIGHT_DTYPES:
         raw, _ = ref.make_weight(r.standard_normal((33, 96)).astype(np.float32), dt)
-        np.testing.assert_allclose(ops.matmul("cpu", x, raw, dt, 33, 96), scalar[dt], atol=1e-4, rtol=1e-5)
+        np.testing.assert_allclose(
+            ops.matmul("cpu", x, raw, dt, 33, 96), scalar[dt], atol=1e-4, rtol=1e-5
+        )
 
 
 # ---- quantized-weight matmuls see 16-bit block-quantized activations (exact emulation) ----
+
 
 @pytest.mark.parametrize("dtype", ["q8_0", "q4_0", "q4_1"])
 @pytest.mark.parametrize("M,K", [(1, 32), (5, 96), (9, 576)])
 def test_matmul_quantized_activation_emulation(dtype, M, K):
     r = rng(M * 7 + K)
     # Awkward scales per block, an all-zero block and exact ties at .5 after scaling.
-    x = (r.standard_normal((M, K)) * r.choice([1e-3, 1.0, 50.0], size=(M, K // 32)).repeat(32, 1)).astype(np.float32)
+    x = (
+        r.standard_normal((M, K)) * r.choice([1e-3, 1.0, 50.0], size=(M, K // 32)).repeat(32, 1)
+    ).astype(np.float32)
     x[0, :32] = 0.0
     raw, w_deq = ref.make_weight(r.standard_normal((40, K)).astype(np.float32), dtype)
     out = ops.matmul("cpu", x, raw, dtype, 40, K)
@@ -330,4 +395,6 @@ def test_matmul_batched_rows_equal_single_rows():
         raw, _ = ref.make_weight(r.standard_normal((19, 128)).astype(np.float32), dtype)
         full = ops.matmul("cpu", x, raw, dtype, 19, 128)
         for m in range(7):
-            np.testing.assert_array_equal(ops.matmul("cpu", x[m:m + 1], raw, dtype, 19, 128)[0], full[m])
+            np.testing.assert_array_equal(
+                ops.matmul("cpu", x[m : m + 1], raw, dtype, 19, 128)[0], full[m]
+            )

@@ -67,7 +67,7 @@ def test_text_roundtrip_with_prompt(prompt_text, gen_text):
     gen = _TOK.encode(gen_text, add_special_tokens=False)
     parts, tail = _stream(_TOK, gen, prompt)
     full = _TOK.decode(prompt + gen)
-    assert "".join(parts) + tail == full[len(_TOK.decode(prompt)):]
+    assert "".join(parts) + tail == full[len(_TOK.decode(prompt)) :]
 
 
 def test_sentencepiece_leading_space():

@@ -16,7 +16,9 @@ import pytest
 import op_refs as ref
 
 ops = pytest.importorskip("longbow._core").ops
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 65520 -> f16 inf on purpose
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:overflow encountered in cast"
+)  # 65520 -> f16 inf on purpose
 
 CHILD = r"""
 import sys, numpy as np
@@ -47,8 +49,11 @@ def inputs():
 
 def run_all() -> dict:
     g, u, x, w, k, v, kc, slots, q4, k4, pos, inv_freq = inputs()
-    out = {"silu": ops.glu("cpu", g, u), "gelu": ops.glu("cpu", g * 4, u, "gelu_tanh"),
-           "norm": ops.rms_norm("cpu", x, w, 1e-5)}
+    out = {
+        "silu": ops.glu("cpu", g, u),
+        "gelu": ops.glu("cpu", g * 4, u, "gelu_tanh"),
+        "norm": ops.rms_norm("cpu", x, w, 1e-5),
+    }
     out["kc"], out["vc"] = ops.kv_write("cpu", k, v, kc, kc.copy(), slots)
     out["rq"], out["rk"] = ops.rope("cpu", q4, k4, pos, inv_freq, False)
     return out
@@ -58,8 +63,13 @@ def run_all() -> dict:
 def scalar(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("scalar") / "out.npz")
     env = {**os.environ, "LONGBOW_CPU_SIMD": "scalar"}
-    res = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(Path(__file__).parent), path=path)], env=env,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD.format(tests=str(Path(__file__).parent), path=path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return dict(np.load(path))
 

@@ -28,8 +28,10 @@ EXPECT = {
     "llama_bias": {"hf": "match", "gguf": "match"},
     # llama.cpp's converter maps MistralForCausalLM to arch "llama" and writes no sliding window:
     # the GGUF is a full-attention model, so it cannot agree with transformers past the window.
-    "mistral_swa": {"hf": "match",
-                    "gguf": "differs: the converter drops sliding_window (llama arch)"},
+    "mistral_swa": {
+        "hf": "match",
+        "gguf": "differs: the converter drops sliding_window (llama arch)",
+    },
     "qwen2": {"hf": "match", "gguf": "match"},
     "qwen3": {"hf": "match", "gguf": "match"},
     "phi3": {"hf": "match", "gguf": "match"},
@@ -75,8 +77,9 @@ def family_files(tmp_path_factory):
             folder = make(name, "hf")
             outtype = fmt.split("-")[1]
             try:
-                cache[key] = llama_cpp_convert.convert(folder, folder.parent / f"{fmt}.gguf",
-                                                       outtype)
+                cache[key] = llama_cpp_convert.convert(
+                    folder, folder.parent / f"{fmt}.gguf", outtype
+                )
             except llama_cpp_convert.ConverterUnavailable as exc:
                 pytest.skip(str(exc))
         return cache[key]
@@ -112,23 +115,26 @@ def test_family_against_transformers(family_files, reference, family, fmt, backe
     path = family_files(family, fmt)
 
     def load():
-        return longbow.LLM(str(path), backend=backend, kv_dtype="f32", max_model_len=256,
-                           num_threads=2)
+        return longbow.LLM(
+            str(path), backend=backend, kv_dtype="f32", max_model_len=256, num_threads=2
+        )
 
     if want.startswith("error: "):
-        with pytest.raises(ValueError, match=want[len("error: "):]):
+        with pytest.raises(ValueError, match=want[len("error: ") :]):
             load()
         return
     result = fm.compare(load(), reference(family), steps=GREEDY_STEPS)
     tol = TOL[fmt]
     near_tie = NEAR_TIE * tol
     ok_logits = result["max_rel_err"] <= tol
-    bad_greedy = [g for g in result["greedy"]
-                  if g["first_diff"] is not None and g["margin"] >= near_tie]
+    bad_greedy = [
+        g for g in result["greedy"] if g["first_diff"] is not None and g["margin"] >= near_tie
+    ]
     if want.startswith("differs: "):
         assert not ok_logits or bad_greedy, (
             f"{family} {fmt} now matches transformers (error {result['max_rel_err']:.1e}): "
-            f"flip EXPECT[{family!r}] to 'match' (was {want!r})")
+            f"flip EXPECT[{family!r}] to 'match' (was {want!r})"
+        )
         return
     assert ok_logits, f"max |logit diff| / range = {result['max_rel_err']:.2e} > {tol:.0e}"
     assert not bad_greedy, f"greedy tokens differ beyond a near tie: {bad_greedy}"
@@ -144,6 +150,7 @@ def _zero(suffix):
             for name, p in model.named_parameters():
                 if name.endswith(suffix):
                     p.zero_()
+
     return edit
 
 
@@ -155,12 +162,15 @@ def _ones(part):
             for name, p in model.named_parameters():
                 if part in name:
                     p.fill_(1.0)
+
     return edit
 
 
 FEATURES = {
-    "llama3 rope scaling": ("llama3_rope", {"rope_parameters": {"rope_type": "default",
-                                                                "rope_theta": 10000.0}}),
+    "llama3 rope scaling": (
+        "llama3_rope",
+        {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}},
+    ),
     "attention + mlp bias": ("llama_bias", _zero("bias")),
     "mistral sliding window": ("mistral_swa", {"sliding_window": None}),
     "qwen2 qkv bias": ("qwen2", _zero("bias")),
@@ -168,9 +178,15 @@ FEATURES = {
     "gemma2 attention softcap": ("gemma2", {"attn_logit_softcapping": None}),
     "gemma2 final softcap": ("gemma2", {"final_logit_softcapping": None}),
     "gemma2 sliding window": ("gemma2", {"sliding_window": 10_000}),
-    "gemma3 local rope theta": ("gemma3_text", {"rope_parameters": {
-        "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
-        "sliding_attention": {"rope_type": "default", "rope_theta": 1000000.0}}}),
+    "gemma3 local rope theta": (
+        "gemma3_text",
+        {
+            "rope_parameters": {
+                "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+            }
+        },
+    ),
     "gemma3 sliding window": ("gemma3_text", {"sliding_window": 10_000}),
 }
 

@@ -51,7 +51,9 @@ def test_sources_define_the_compiled_kernels():
 
 def test_every_compiled_kernel_is_requested():
     unrequested = sorted(kernels_in_sources() - set(core.metal_kernel_names()))
-    assert not unrequested, f"metal/*.metal defines kernels no encoder requests (kernel table): {unrequested}"
+    assert (
+        not unrequested
+    ), f"metal/*.metal defines kernels no encoder requests (kernel table): {unrequested}"
 
 
 def test_names_follow_the_house_pattern():

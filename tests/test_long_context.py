@@ -21,8 +21,10 @@ TESTS = str(Path(__file__).parent)
 
 
 def long_prompt_ids(llm, min_tokens):
-    text = ("The history of the longbow spans many centuries, from hunting to warfare, and archers "
-            "trained from childhood to draw bows of great weight. ")
+    text = (
+        "The history of the longbow spans many centuries, from hunting to warfare, and archers "
+        "trained from childhood to draw bows of great weight. "
+    )
     ids = llm.tokenizer.encode(text * 4)
     while len(ids) < min_tokens:
         ids = ids + ids
@@ -36,8 +38,13 @@ def test_flash_matches_split_on_long_prompt(chunk):
     path = smollm2_gguf()
     logits = {}
     for attention in ["split", "flash", "auto"]:
-        llm = LLM(path, attention=attention, max_num_batched_tokens=chunk, max_model_len=4096,
-                  kv_dtype="f32")
+        llm = LLM(
+            path,
+            attention=attention,
+            max_num_batched_tokens=chunk,
+            max_model_len=4096,
+            kv_dtype="f32",
+        )
         ids = long_prompt_ids(llm, 2300)
         logits[attention] = np.asarray(llm.prompt_logits(ids), np.float64)
         del llm
@@ -71,8 +78,13 @@ print(json.dumps({{'n': n, 'variant': variant, 'delta_kib': after - before, 'fin
 
 
 def peak_delta_kib(n, variant):
-    res = subprocess.run([sys.executable, "-c", CHILD.format(tests=TESTS, n=n, variant=variant)],
-                         capture_output=True, text=True, timeout=1800, env=dict(os.environ))
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD.format(tests=TESTS, n=n, variant=variant)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=dict(os.environ),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -92,6 +104,8 @@ def test_attention_peak_memory_linear():
         print(f"  {variant:14s} N={n:5d}  {kib:8d} KiB")
     growth = rows[("flash_prefill", 8192)] - rows[("flash_prefill", 2048)]
     nxn_kib = 4 * 8192 * 8192 // 1024
-    assert growth < nxn_kib // 4, f"flash peak grew by {growth} KiB from N=2048 to 8192 (N x N f32 = {nxn_kib} KiB)"
+    assert (
+        growth < nxn_kib // 4
+    ), f"flash peak grew by {growth} KiB from N=2048 to 8192 (N x N f32 = {nxn_kib} KiB)"
     # Linear, not quadratic: 4x the tokens costs well under 16x the memory.
     assert rows[("flash_prefill", 8192)] < 8 * max(rows[("flash_prefill", 2048)], 1024)

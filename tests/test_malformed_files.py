@@ -45,16 +45,31 @@ def kv(key: str, vtype: int, value) -> bytes:
 
 def llama_kvs(extra=()):
     k = KNOBS
-    kvs = [kv("general.architecture", STRING, "llama"), kv("llama.block_count", U32, k["layers"]),
-           kv("llama.embedding_length", U32, k["hidden"]), kv("llama.feed_forward_length", U32, k["ffn"]),
-           kv("llama.attention.head_count", U32, k["heads"]), kv("llama.attention.head_count_kv", U32, k["kv_heads"]),
-           kv("llama.context_length", U32, 256), kv("llama.attention.layer_norm_rms_epsilon", F32, 1e-5),
-           kv("llama.vocab_size", U32, k["vocab"])]
+    kvs = [
+        kv("general.architecture", STRING, "llama"),
+        kv("llama.block_count", U32, k["layers"]),
+        kv("llama.embedding_length", U32, k["hidden"]),
+        kv("llama.feed_forward_length", U32, k["ffn"]),
+        kv("llama.attention.head_count", U32, k["heads"]),
+        kv("llama.attention.head_count_kv", U32, k["kv_heads"]),
+        kv("llama.context_length", U32, 256),
+        kv("llama.attention.layer_norm_rms_epsilon", F32, 1e-5),
+        kv("llama.vocab_size", U32, k["vocab"]),
+    ]
     return kvs + list(extra)
 
 
-def build_gguf(*, kvs=None, tensors=None, version=3, magic=b"GGUF", n_tensors=None, n_kv=None,
-               alignment=32, patch=None) -> bytes:
+def build_gguf(
+    *,
+    kvs=None,
+    tensors=None,
+    version=3,
+    magic=b"GGUF",
+    n_tensors=None,
+    n_kv=None,
+    alignment=32,
+    patch=None,
+) -> bytes:
     """tensors: list of dicts(name, shape (outermost first), type, data) plus optional overrides
     'offset', 'ne' (innermost first, raw), 'n_dims'. `patch(tensor_dicts)` may edit offsets."""
     kvs = llama_kvs() if kvs is None else kvs
@@ -66,13 +81,19 @@ def build_gguf(*, kvs=None, tensors=None, version=3, magic=b"GGUF", n_tensors=No
         offset += -offset % alignment
     if patch:
         patch(tensors)
-    head = magic + struct.pack("<IQQ", version, len(tensors) if n_tensors is None else n_tensors,
-                               len(kvs) if n_kv is None else n_kv)
+    head = magic + struct.pack(
+        "<IQQ",
+        version,
+        len(tensors) if n_tensors is None else n_tensors,
+        len(kvs) if n_kv is None else n_kv,
+    )
     head += b"".join(kvs)
     for t in tensors:
         ne = t.get("ne", list(reversed(t["shape"])))
         head += gstr(t["name"]) + struct.pack("<I", t.get("n_dims", len(ne)))
-        head += b"".join(struct.pack("<q", d) for d in ne) + struct.pack("<IQ", t["type"], t["offset"])
+        head += b"".join(struct.pack("<q", d) for d in ne) + struct.pack(
+            "<IQ", t["type"], t["offset"]
+        )
     head += b"\0" * (-len(head) % alignment)
     data = bytearray()
     for t in sorted(tensors, key=lambda t: t["offset"]):
@@ -83,7 +104,10 @@ def build_gguf(*, kvs=None, tensors=None, version=3, magic=b"GGUF", n_tensors=No
 
 def f32_tensors():
     w = tm.tiny_weights(**KNOBS)
-    return [dict(name=n, shape=a.shape, type=0, data=a.astype(np.float32).tobytes()) for n, a in w.items()]
+    return [
+        dict(name=n, shape=a.shape, type=0, data=a.astype(np.float32).tobytes())
+        for n, a in w.items()
+    ]
 
 
 def write(tmp_path, data: bytes, name="bad.gguf"):
@@ -157,7 +181,9 @@ def test_gguf_unknown_value_type(tmp_path):
 
 
 def test_gguf_bad_bool(tmp_path):
-    expect_error(write(tmp_path, build_gguf(kvs=llama_kvs([kv("x.flag", BOOL, 7)]))), "x.flag", "bool")
+    expect_error(
+        write(tmp_path, build_gguf(kvs=llama_kvs([kv("x.flag", BOOL, 7)]))), "x.flag", "bool"
+    )
 
 
 def test_gguf_nested_array_is_parsed(tmp_path):
@@ -172,8 +198,11 @@ def test_gguf_unsupported_ggml_type(tmp_path, ggml_type):
     def patch(ts):
         ts[3]["type"] = ggml_type
 
-    msg = expect_error(write(tmp_path, build_gguf(patch=patch)), f"tensor {f32_tensors()[3]['name']}",
-                       f"unsupported ggml type {ggml_type}")
+    msg = expect_error(
+        write(tmp_path, build_gguf(patch=patch)),
+        f"tensor {f32_tensors()[3]['name']}",
+        f"unsupported ggml type {ggml_type}",
+    )
     assert "Q4_1" in msg
 
 
@@ -181,7 +210,11 @@ def test_gguf_tensor_out_of_file(tmp_path):
     def patch(ts):
         ts[2]["offset"] = 1 << 40
 
-    msg = expect_error(write(tmp_path, build_gguf(patch=patch)), "tensor blk.0.attn_q.weight: offset 1099511627776 + 16384 bytes", "exceeds data size")
+    msg = expect_error(
+        write(tmp_path, build_gguf(patch=patch)),
+        "tensor blk.0.attn_q.weight: offset 1099511627776 + 16384 bytes",
+        "exceeds data size",
+    )
     assert str(1 << 40) in msg
 
 
@@ -212,11 +245,21 @@ def test_gguf_custom_alignment_respected(tmp_path):
 
 
 def test_gguf_bad_alignment_value(tmp_path):
-    expect_error(write(tmp_path, build_gguf(kvs=llama_kvs([kv("general.alignment", U32, 48)]))), "general.alignment")
+    expect_error(
+        write(tmp_path, build_gguf(kvs=llama_kvs([kv("general.alignment", U32, 48)]))),
+        "general.alignment",
+    )
 
 
-@pytest.mark.parametrize("ne,needle", [([64, 0], "must be > 0"), ([64, -3], "must be > 0"),
-                                       ([1 << 40, 1 << 40], "overflows"), ([4, 4, 4, 4, 4], "n_dims")])
+@pytest.mark.parametrize(
+    "ne,needle",
+    [
+        ([64, 0], "must be > 0"),
+        ([64, -3], "must be > 0"),
+        ([1 << 40, 1 << 40], "overflows"),
+        ([4, 4, 4, 4, 4], "n_dims"),
+    ],
+)
 def test_gguf_bad_dims(tmp_path, ne, needle):
     def patch(ts):
         ts[0]["ne"] = ne
@@ -226,7 +269,9 @@ def test_gguf_bad_dims(tmp_path, ne, needle):
 
 def test_gguf_quant_row_not_multiple_of_block(tmp_path):
     t = [dict(name="token_embd.weight", shape=(1, 48), type=8, data=b"\0" * 34)]
-    expect_error(write(tmp_path, build_gguf(tensors=t)), "tensor token_embd.weight", "block size 32")
+    expect_error(
+        write(tmp_path, build_gguf(tensors=t)), "tensor token_embd.weight", "block size 32"
+    )
 
 
 def test_gguf_duplicate_tensor_name(tmp_path):
@@ -250,8 +295,12 @@ def test_gguf_missing_tensor(tmp_path):
 
 
 def test_gguf_shape_mismatch_with_config(tmp_path):
-    kvs = [x for x in llama_kvs() if b"head_count_kv" not in x] + [kv("llama.attention.head_count_kv", U32, 1)]
-    msg = expect_error(write(tmp_path, build_gguf(kvs=kvs)), "tensor blk.0.attn_k.weight", "(16, 64)", "(32, 64)")
+    kvs = [x for x in llama_kvs() if b"head_count_kv" not in x] + [
+        kv("llama.attention.head_count_kv", U32, 1)
+    ]
+    msg = expect_error(
+        write(tmp_path, build_gguf(kvs=kvs)), "tensor blk.0.attn_k.weight", "(16, 64)", "(32, 64)"
+    )
     assert "expected" in msg and "found" in msg
 
 
@@ -265,10 +314,10 @@ def test_gguf_fuzz_truncations_and_flips(tmp_path):
     rng = random.Random(1234)
     cases = [good[:c] for c in cuts]
     for _ in range(300):
-        b = bytearray(good[:header_end + 4096] if len(good) > header_end + 4096 else good)
+        b = bytearray(good[: header_end + 4096] if len(good) > header_end + 4096 else good)
         for _ in range(rng.randint(1, 4)):
             b[rng.randrange(min(header_end, len(b)))] = rng.randrange(256)
-        cases.append(bytes(b) + good[len(b):])
+        cases.append(bytes(b) + good[len(b) :])
     for data in cases:
         p.write_bytes(data)
         try:
@@ -338,11 +387,11 @@ def test_st_data_offsets_out_of_file(hf_copy):
     st = tm.write_safetensors(hf_copy / "model.safetensors", e)
     data = bytearray(st.read_bytes())
     n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     header["model.norm.weight"]["data_offsets"][1] += 1 << 30
     header["model.norm.weight"]["shape"] = [(1 << 28) + 64]
     body = json.dumps(header).encode()
-    st.write_bytes(struct.pack("<Q", len(body)) + body + bytes(data[8 + n:]))
+    st.write_bytes(struct.pack("<Q", len(body)) + body + bytes(data[8 + n :]))
     expect_error(hf_copy, "tensor model.norm.weight", "exceed data size")
 
 
@@ -358,18 +407,20 @@ def test_st_unsupported_dtype(hf_copy):
     e = entries_of(hf_copy)
     e["model.layers.0.self_attn.rotary_emb.inv_freq"] = ("I64", (2,), b"\0" * 16)
     tm.write_safetensors(hf_copy / "model.safetensors", e)
-    expect_error(hf_copy, "tensor model.layers.0.self_attn.rotary_emb.inv_freq", "unsupported dtype I64")
+    expect_error(
+        hf_copy, "tensor model.layers.0.self_attn.rotary_emb.inv_freq", "unsupported dtype I64"
+    )
 
 
 def test_st_overlapping(hf_copy):
     st = tm.write_safetensors(hf_copy / "model.safetensors", entries_of(hf_copy))
     data = st.read_bytes()
     n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     a, b = header["model.norm.weight"], header["model.layers.0.input_layernorm.weight"]
     b["data_offsets"] = list(a["data_offsets"])
     body = json.dumps(header).encode()
-    st.write_bytes(struct.pack("<Q", len(body)) + body + data[8 + n:])
+    st.write_bytes(struct.pack("<Q", len(body)) + body + data[8 + n :])
     expect_error(hf_copy, "overlap")
 
 
@@ -377,7 +428,13 @@ def test_st_shape_mismatch_with_config(hf_copy):
     cfg = json.loads((hf_copy / "config.json").read_text())
     cfg["intermediate_size"] = 256
     (hf_copy / "config.json").write_text(json.dumps(cfg))
-    expect_error(hf_copy, "tensor blk.0.ffn_gate.weight", "model.layers.0.mlp.gate_proj.weight", "(256, 64)", "(128, 64)")
+    expect_error(
+        hf_copy,
+        "tensor blk.0.ffn_gate.weight",
+        "model.layers.0.mlp.gate_proj.weight",
+        "(256, 64)",
+        "(128, 64)",
+    )
 
 
 def test_st_missing_tensor(hf_copy):
@@ -416,7 +473,12 @@ def sharded_copy(tmp_path, tiny_model_factory):
 
 def test_shard_index_missing_shard(sharded_copy):
     (sharded_copy / "model-00002-of-00002.safetensors").unlink()
-    expect_error(sharded_copy, "model.safetensors.index.json", "model-00002-of-00002.safetensors", "does not exist")
+    expect_error(
+        sharded_copy,
+        "model.safetensors.index.json",
+        "model-00002-of-00002.safetensors",
+        "does not exist",
+    )
 
 
 def test_shard_index_tensor_not_in_shard(sharded_copy):
@@ -428,8 +490,16 @@ def test_shard_index_tensor_not_in_shard(sharded_copy):
     expect_error(sharded_copy, "model-00001-of-00002.safetensors", "not present")
 
 
-@pytest.mark.parametrize("index", ['{"weight_map": 3}', '{"metadata": {}}', '{"weight_map": {}}', "not json",
-                                   '{"weight_map": {"lm_head.weight": "../x.safetensors"}}'])
+@pytest.mark.parametrize(
+    "index",
+    [
+        '{"weight_map": 3}',
+        '{"metadata": {}}',
+        '{"weight_map": {}}',
+        "not json",
+        '{"weight_map": {"lm_head.weight": "../x.safetensors"}}',
+    ],
+)
 def test_shard_index_malformed(sharded_copy, index):
     idx_path = sharded_copy / "model.safetensors.index.json"
     idx_path.write_text(index)

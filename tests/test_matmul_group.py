@@ -1,5 +1,6 @@
 """Backend::matmul_group on the CPU (tests/cpp/test_matmul_group.cpp): parts sharing x equal
 separate matmuls bit for bit in both thread splits; mismatched parts are clear errors."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,5 +1,6 @@
 """CpuBackend::matmul_weight (tests/cpp/test_matmul_weight.cpp): packed quantized weights give
 exact products; a plain buffer, a wrong (N, K) or dtype, or K not a multiple of 32 is a clear error."""
+
 from __future__ import annotations
 
 import subprocess

@@ -52,13 +52,19 @@ def check_variants(q, batch, scale, tol_key, variants=VARIANTS, window=0, softca
     atol, rtol = TOL[tol_key]
     opts = {"sliding_window": window, "logit_softcap": softcap}
     split = ops.attention("cpu", q, *batch, scale, "split", **opts)
-    np.testing.assert_allclose(split, want, atol=atol, rtol=rtol, err_msg=f"cpu split vs float64 {opts}")
+    np.testing.assert_allclose(
+        split, want, atol=atol, rtol=rtol, err_msg=f"cpu split vs float64 {opts}"
+    )
     outs = {}
     for v in variants:
         got = ops.attention("metal-sim", q, *batch, scale, v, **opts)
         assert np.all(np.isfinite(got)), v
-        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs float64 {opts}")
-        np.testing.assert_allclose(got, split, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs cpu split {opts}")
+        np.testing.assert_allclose(
+            got, want, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs float64 {opts}"
+        )
+        np.testing.assert_allclose(
+            got, split, atol=atol, rtol=rtol, err_msg=f"metal-sim {v} vs cpu split {opts}"
+        )
         outs[v] = got
     return outs
 
@@ -75,9 +81,17 @@ MIXED_NEW = [1, 17, 1, 40, 3]
 
 
 # Each head dim and group once, both cache dtypes per head dim (the simulator is slow).
-@pytest.mark.parametrize("head_dim,group,cache_dtype", [(64, 1, np.float16), (64, 3, np.float32),
-                                                        (64, 4, np.float16), (128, 1, np.float32),
-                                                        (128, 3, np.float16), (128, 4, np.float32)])
+@pytest.mark.parametrize(
+    "head_dim,group,cache_dtype",
+    [
+        (64, 1, np.float16),
+        (64, 3, np.float32),
+        (64, 4, np.float16),
+        (128, 1, np.float32),
+        (128, 3, np.float16),
+        (128, 4, np.float32),
+    ],
+)
 def test_mixed_batch(cache_dtype, head_dim, group):
     r = np.random.default_rng(100 * group + head_dim)
     batch = make_batch(r, MIXED_CTX, MIXED_NEW, 2, head_dim, 16, cache_dtype)
@@ -164,15 +178,25 @@ def test_length_one_rows_and_empty_sequences():
     # One key: the output is that key's value row.
     for t, s in enumerate(keep):
         slot = batch[2][s, 0] * 16
-        np.testing.assert_allclose(want[t], np.repeat(batch[1].reshape(-1, 1, 64)[slot], 2, 0), rtol=1e-6)
+        np.testing.assert_allclose(
+            want[t], np.repeat(batch[1].reshape(-1, 1, 64)[slot], 2, 0), rtol=1e-6
+        )
 
 
 # ---- sliding window and logit soft-capping ----
 
-WINDOWS = [1, 3, 15, 16, 5000]  # block size 16: 1, a few, block_size - 1, block_size, past the context
+WINDOWS = [
+    1,
+    3,
+    15,
+    16,
+    5000,
+]  # block size 16: 1, a few, block_size - 1, block_size, past the context
 
 
-@pytest.mark.parametrize("window,softcap", [(w, c) for w in [0, *WINDOWS] for c in [0.0, 5.0, 50.0] if w or c])
+@pytest.mark.parametrize(
+    "window,softcap", [(w, c) for w in [0, *WINDOWS] for c in [0.0, 5.0, 50.0] if w or c]
+)
 def test_window_softcap_mixed_batch(window, softcap):
     # Decode rows, a full prefill, a chunk mid-sequence and a verify-like chunk (shuffled block
     # tables), every variant: `_window` / `_softcap` flash kernels and `_softcap` decode kernels
@@ -210,7 +234,9 @@ def test_window_odd_blocks_and_head_dims(block_size, head_dim):
     batch = make_batch(r, [70, 300, 9], [35, 1, 2], 2, head_dim, block_size, np.float32)
     q = r.standard_normal((38, 4, head_dim)).astype(np.float32)
     for window in sorted({max(block_size - 1, 1), block_size, 40}):
-        check_variants(q, batch, head_dim**-0.5, "f32", window=window, softcap=5.0 if window == 40 else 0.0)
+        check_variants(
+            q, batch, head_dim**-0.5, "f32", window=window, softcap=5.0 if window == 40 else 0.0
+        )
 
 
 def test_window_skips_keys_outside():
@@ -223,7 +249,9 @@ def test_window_skips_keys_outside():
     want = ops.attention("cpu", q, *batch, 0.125, "split", sliding_window=100, logit_softcap=20.0)
     poisoned = poison_outside_window(batch, 100)
     for v in ["split", *VARIANTS]:
-        got = ops.attention("metal-sim", q, *poisoned, 0.125, v, sliding_window=100, logit_softcap=20.0)
+        got = ops.attention(
+            "metal-sim", q, *poisoned, 0.125, v, sliding_window=100, logit_softcap=20.0
+        )
         assert np.all(np.isfinite(got)), v
         np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4, err_msg=v)
 
@@ -234,11 +262,15 @@ def test_window_softcap_rejected(variant):
     kc, vc, bt, qs, sl, pos = make_batch(r, [8, 8], [4, 4], 1, 16, 16, np.float32)
     q = r.standard_normal((8, 1, 16)).astype(np.float32)
     args = (q, kc, vc, bt, qs, sl, pos, 0.25, variant)
-    with pytest.raises(ValueError, match=r"\[metal-sim.attention\] sliding_window: expected >= 0 \(0 = off\), "
-                                         r"found -2"):
+    with pytest.raises(
+        ValueError,
+        match=r"\[metal-sim.attention\] sliding_window: expected >= 0 \(0 = off\), " r"found -2",
+    ):
         ops.attention("metal-sim", *args, sliding_window=-2)
     for bad in [-0.5, float("nan"), float("inf")]:
-        with pytest.raises(ValueError, match=r"\[metal-sim.attention\] logit_softcap: expected a finite value >= 0"):
+        with pytest.raises(
+            ValueError, match=r"\[metal-sim.attention\] logit_softcap: expected a finite value >= 0"
+        ):
             ops.attention("metal-sim", *args, logit_softcap=bad)
 
 
@@ -262,8 +294,12 @@ def test_head_dim_above_256():
     for v in ["fused_decode", "flash_prefill"]:
         with pytest.raises(ValueError, match="expected head_dim <= 256, found 264"):
             ops.attention("metal-sim", q, *batch, 0.1, v)
-    np.testing.assert_allclose(ops.attention("metal-sim", q, *batch, 0.1, "auto"),
-                               ops.attention("cpu", q, *batch, 0.1, "split"), atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose(
+        ops.attention("metal-sim", q, *batch, 0.1, "auto"),
+        ops.attention("cpu", q, *batch, 0.1, "split"),
+        atol=2e-5,
+        rtol=1e-4,
+    )
 
 
 def test_invalid_block_ids_stay_in_bounds():
@@ -310,9 +346,15 @@ print("ok")
 @pytest.mark.parametrize("stage", ["1", "2"])
 def test_decode_stage_env(stage):
     # LONGBOW_ATTN_DECODE_STAGE is read once per process: a subprocess per stage.
-    env = {**os.environ, "LONGBOW_ATTN_DECODE_STAGE": stage, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "LONGBOW_ATTN_DECODE_STAGE": stage,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     code = STAGE1_SCRIPT.format(tests=str(Path(__file__).parent))
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")
 
@@ -320,7 +362,9 @@ def test_decode_stage_env(stage):
 def test_decode_stage_env_invalid():
     env = {**os.environ, "LONGBOW_ATTN_DECODE_STAGE": "3", "PYTHONPATH": os.pathsep.join(sys.path)}
     code = STAGE1_SCRIPT.format(tests=str(Path(__file__).parent))
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode != 0
     assert "LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '3'" in res.stderr
 
@@ -332,8 +376,13 @@ def test_tiny_llama_auto_matches_split(tiny_gguf_model, kv_dtype):
     prompts = [[5, 17, 42, 99, 7, 3, 250, 11], list(range(40, 73))]
     toks = {}
     for attention in ["split", "auto"]:
-        llm = longbow.LLM(str(tiny_gguf_model), backend="metal-sim", max_model_len=256, kv_dtype=kv_dtype,
-                          attention=attention)
+        llm = longbow.LLM(
+            str(tiny_gguf_model),
+            backend="metal-sim",
+            max_model_len=256,
+            kv_dtype=kv_dtype,
+            attention=attention,
+        )
         outs = llm.generate(prompts, longbow.SamplingParams(max_tokens=8, ignore_eos=True))
         toks[attention] = [o.token_ids for o in outs]
     assert toks["auto"] == toks["split"]
@@ -341,6 +390,7 @@ def test_tiny_llama_auto_matches_split(tiny_gguf_model, kv_dtype):
 
 
 # ---- slow: long contexts ----
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])

@@ -83,15 +83,31 @@ def check_matmul(got, cpu, dtype, exact, K):
 
 # ---- matmul: matrix-vector (M < 8) and simdgroup-tiled (M >= 8) kernels ----
 
+
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
-@pytest.mark.parametrize("M,N,K", [(1, 1, 32), (1, 33, 64), (1, 4097, 32), (31, 32, 96), (33, 31, 32),
-                                   (32, 33, 64), (2, 17, 4128)])
+@pytest.mark.parametrize(
+    "M,N,K",
+    [
+        (1, 1, 32),
+        (1, 33, 64),
+        (1, 4097, 32),
+        (31, 32, 96),
+        (33, 31, 32),
+        (32, 33, 64),
+        (2, 17, 4128),
+    ],
+)
 def test_matmul(backend, dtype, M, N, K):
     r = rng(M * 1000 + N + K)
     x = r.standard_normal((M, K)).astype(np.float32)
     raw, w_deq = ref.make_weight(r.standard_normal((N, K)).astype(np.float32), dtype)
-    check_matmul(ops.matmul(backend, x, raw, dtype, N, K), ops.matmul("cpu", x, raw, dtype, N, K), dtype,
-                 ref.matmul(x, w_deq), K)
+    check_matmul(
+        ops.matmul(backend, x, raw, dtype, N, K),
+        ops.matmul("cpu", x, raw, dtype, N, K),
+        dtype,
+        ref.matmul(x, w_deq),
+        K,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
@@ -117,11 +133,17 @@ def test_matmul_quant_bias_accumulate_tiled(backend, dtype):
     bias = r.standard_normal(N).astype(np.float32)
     acc = r.standard_normal((M, N)).astype(np.float32)
     got = ops.matmul(backend, x, raw, dtype, N, K, bias=bias, accumulate_into=acc)
-    check_matmul(got, ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc), dtype,
-                 ref.matmul(x, w_deq, bias, acc), K)
+    check_matmul(
+        got,
+        ops.matmul("cpu", x, raw, dtype, N, K, bias=bias, accumulate_into=acc),
+        dtype,
+        ref.matmul(x, w_deq, bias, acc),
+        K,
+    )
 
 
 # ---- embed, rms_norm, rope, elementwise ----
+
 
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
 @pytest.mark.parametrize("T", [1, 33])
@@ -130,9 +152,16 @@ def test_embed(backend, dtype, T):
     vocab, dim = 37, (33 if dtype in ("f32", "f16", "bf16") else 64)
     raw, _ = ref.make_weight(r.standard_normal((vocab, dim)).astype(np.float32), dtype)
     ids = r.integers(0, vocab, T).astype(np.int32)
-    close(ops.embed(backend, ids, raw, dtype, vocab, dim), ops.embed("cpu", ids, raw, dtype, vocab, dim), "embed")
-    close(ops.embed(backend, ids, raw, dtype, vocab, dim, 5.5), ops.embed("cpu", ids, raw, dtype, vocab, dim, 5.5),
-          "embed")
+    close(
+        ops.embed(backend, ids, raw, dtype, vocab, dim),
+        ops.embed("cpu", ids, raw, dtype, vocab, dim),
+        "embed",
+    )
+    close(
+        ops.embed(backend, ids, raw, dtype, vocab, dim, 5.5),
+        ops.embed("cpu", ids, raw, dtype, vocab, dim, 5.5),
+        "embed",
+    )
 
 
 @pytest.mark.parametrize("dim", SIZES)
@@ -144,7 +173,9 @@ def test_rms_norm(backend, dim):
 
 
 @pytest.mark.parametrize("interleaved", [False, True])
-@pytest.mark.parametrize("T,H,Hkv,D,rot", [(1, 1, 1, 2, 2), (33, 3, 1, 64, 64), (31, 4, 2, 32, 16), (2, 2, 2, 128, 128)])
+@pytest.mark.parametrize(
+    "T,H,Hkv,D,rot", [(1, 1, 1, 2, 2), (33, 3, 1, 64, 64), (31, 4, 2, 32, 16), (2, 2, 2, 128, 128)]
+)
 def test_rope(backend, interleaved, T, H, Hkv, D, rot):
     r = rng(T * H + D)
     q = r.standard_normal((T, H, D)).astype(np.float32)
@@ -181,6 +212,7 @@ def test_silu_mul_rows_and_get_rows(backend):
 
 # ---- KV cache ----
 
+
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("T", [1, 33])
 def test_kv_write(backend, cache_dtype, T):
@@ -198,13 +230,17 @@ def test_kv_write(backend, cache_dtype, T):
         np.testing.assert_array_equal(g, w)
 
 
-@pytest.mark.parametrize("block_shape,dtype", [((16, 2, 8), np.float16), ((3, 1, 3), np.uint8), ((1, 1, 33), np.float32)])
+@pytest.mark.parametrize(
+    "block_shape,dtype", [((16, 2, 8), np.float16), ((3, 1, 3), np.uint8), ((1, 1, 33), np.float32)]
+)
 def test_copy_blocks(backend, block_shape, dtype):
     r = rng(4)
     planes, nb = 4, 9
     cache = (r.standard_normal((planes, nb, *block_shape)) * 50).astype(dtype)
     pairs = np.array([[1, 5], [2, 6], [5, 7], [3, 3]], np.int32)  # 5 -> 7 after 1 -> 5: in order
-    np.testing.assert_array_equal(ops.copy_blocks(backend, cache, pairs), ops.copy_blocks("cpu", cache, pairs))
+    np.testing.assert_array_equal(
+        ops.copy_blocks(backend, cache, pairs), ops.copy_blocks("cpu", cache, pairs)
+    )
 
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
@@ -224,11 +260,17 @@ def test_attention(backend, cache_dtype, group):
 def test_attention_window_softcap(backend, variant, window, softcap):
     r = rng(window + 3)
     hkv, d, bs = 2, 32, 16
-    kc, vc, bt, qs, sl, pos = make_batch(r, [1, 31, 33, 70, 32], [1, 31, 1, 5, 2], hkv, d, bs, np.float16)
+    kc, vc, bt, qs, sl, pos = make_batch(
+        r, [1, 31, 33, 70, 32], [1, 31, 1, 5, 2], hkv, d, bs, np.float16
+    )
     q = (r.standard_normal((int(qs[-1]), hkv * 3, d)) * 3.0).astype(np.float32)
     args = (q, kc, vc, bt, qs, sl, pos, d**-0.5)
     opts = {"sliding_window": window, "logit_softcap": softcap}
-    close(ops.attention(backend, *args, variant, **opts), ops.attention("cpu", *args, "split", **opts), "attention")
+    close(
+        ops.attention(backend, *args, variant, **opts),
+        ops.attention("cpu", *args, "split", **opts),
+        "attention",
+    )
 
 
 def test_attention_long_context_odd_head_dim(backend):
@@ -241,8 +283,11 @@ def test_attention_long_context_odd_head_dim(backend):
 
 # ---- sample: ids identical to the CPU rule, logprobs close ----
 
+
 def random_params(r, vocab):
-    return ref.random_sample_params(r, vocab, temperatures=[0.0, 0.3, 0.8, 1.7], top_ks=[1, 2, 5, 40])
+    return ref.random_sample_params(
+        r, vocab, temperatures=[0.0, 0.3, 0.8, 1.7], top_ks=[1, 2, 5, 40]
+    )
 
 
 def check_sample(backend, logits, params):
@@ -288,7 +333,9 @@ def check_sample_top(backend, logits, params, max_top):
     close(got[3], want[3], "logprob")
     for i, p in enumerate(params):
         k = p.get("top_logprobs", 0)
-        np.testing.assert_array_equal(got[2][i, :k], ref.top_logprobs(logits[i], k)[0], err_msg=f"row {i}")
+        np.testing.assert_array_equal(
+            got[2][i, :k], ref.top_logprobs(logits[i], k)[0], err_msg=f"row {i}"
+        )
 
 
 @pytest.mark.parametrize("vocab", [1, 31, 32, 33, 4097])

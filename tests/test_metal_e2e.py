@@ -14,8 +14,12 @@ if "metal-sim" not in core.available_backends():
     pytest.skip("this build has no metal-sim backend", allow_module_level=True)
 
 # metal-sim always; real Metal too when LONGBOW_TEST_BACKENDS lists it (macOS CI) and it exists.
-GPU = ["metal-sim"] + (["metal"] if "metal" in os.environ.get("LONGBOW_TEST_BACKENDS", "").split(",")
-                       and "metal" in core.available_backends() else [])
+GPU = ["metal-sim"] + (
+    ["metal"]
+    if "metal" in os.environ.get("LONGBOW_TEST_BACKENDS", "").split(",")
+    and "metal" in core.available_backends()
+    else []
+)
 PROMPTS = [[5, 17, 42, 99, 7, 3, 250, 11], [1, 2, 3], list(range(40, 73))]
 
 
@@ -25,9 +29,16 @@ def greedy(model, backend, prompts, n, **kw):
     return [o.token_ids for o in outs]
 
 
-@pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}, {"weight_dtype": "q4_1", "max_position": 256},
-                                             {"weight_dtype": "q8_0", "max_position": 256}],
-                         indirect=True, ids=["f32", "q4_1", "q8_0"])
+@pytest.mark.parametrize(
+    "tiny_gguf_model",
+    [
+        {"max_position": 256},
+        {"weight_dtype": "q4_1", "max_position": 256},
+        {"weight_dtype": "q8_0", "max_position": 256},
+    ],
+    indirect=True,
+    ids=["f32", "q4_1", "q8_0"],
+)
 @pytest.mark.parametrize("kv_dtype", ["f16", "f32"])
 @pytest.mark.parametrize("gpu", GPU)
 def test_tiny_llama_greedy_tokens_match_cpu(tiny_gguf_model, kv_dtype, gpu):
@@ -40,8 +51,9 @@ def test_tiny_llama_greedy_tokens_match_cpu(tiny_gguf_model, kv_dtype, gpu):
 @pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
 @pytest.mark.parametrize("gpu", GPU)
 def test_tiny_llama_seeded_sampling_matches_cpu(tiny_gguf_model, gpu):
-    params = longbow.SamplingParams(max_tokens=12, temperature=0.8, top_k=20, top_p=0.9, seed=1234,
-                                    ignore_eos=True)
+    params = longbow.SamplingParams(
+        max_tokens=12, temperature=0.8, top_k=20, top_p=0.9, seed=1234, ignore_eos=True
+    )
     outs = {}
     for backend in ["cpu", gpu]:
         llm = longbow.LLM(str(tiny_gguf_model), backend=backend, max_model_len=256)
@@ -52,8 +64,10 @@ def test_tiny_llama_seeded_sampling_matches_cpu(tiny_gguf_model, gpu):
 @pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
 @pytest.mark.parametrize("gpu", GPU)
 def test_tiny_llama_top_logprobs_match_cpu(tiny_gguf_model, gpu):
-    params = [longbow.SamplingParams(max_tokens=6, ignore_eos=True, logprobs=k, temperature=t, seed=9)
-              for k, t in [(20, 0.0), (4, 0.9)]]
+    params = [
+        longbow.SamplingParams(max_tokens=6, ignore_eos=True, logprobs=k, temperature=t, seed=9)
+        for k, t in [(20, 0.0), (4, 0.9)]
+    ]
     outs = {}
     for backend in ["cpu", gpu]:
         llm = longbow.LLM(str(tiny_gguf_model), backend=backend, max_model_len=256)
@@ -62,7 +76,9 @@ def test_tiny_llama_top_logprobs_match_cpu(tiny_gguf_model, gpu):
         assert got.token_ids == want.token_ids
         assert [list(d) for d in got.top_logprobs] == [list(d) for d in want.top_logprobs]
         for g, w in zip(got.top_logprobs, want.top_logprobs, strict=True):
-            assert list(g.values()) == pytest.approx(list(w.values()), abs=2e-3)  # f16 KV, other sums
+            assert list(g.values()) == pytest.approx(
+                list(w.values()), abs=2e-3
+            )  # f16 KV, other sums
 
 
 @pytest.mark.slow
@@ -71,7 +87,27 @@ def test_smollm2_first_greedy_tokens_match_cpu(gpu):
     from real_model import smollm2_gguf
 
     model = smollm2_gguf()
-    prompt = [[1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407]]
+    prompt = [
+        [
+            1,
+            9690,
+            198,
+            2683,
+            359,
+            253,
+            5356,
+            5646,
+            11173,
+            3365,
+            3511,
+            308,
+            34519,
+            28,
+            7018,
+            411,
+            407,
+        ]
+    ]
     want = greedy(model, "cpu", prompt, 4)
     got = greedy(model, gpu, prompt, 4)
     assert got == want
@@ -83,7 +119,9 @@ def test_backend_selection(tiny_gguf_model):
     with pytest.raises(ValueError, match="metal-sim"):  # the error lists what is available
         longbow.LLM(str(tiny_gguf_model), backend="no-such-backend")
     # "auto" never picks the simulator: Metal when it exists, else cpu
-    want = greedy(tiny_gguf_model, "metal" if "metal" in core.available_backends() else "cpu", PROMPTS[:1], 4)
+    want = greedy(
+        tiny_gguf_model, "metal" if "metal" in core.available_backends() else "cpu", PROMPTS[:1], 4
+    )
     assert greedy(tiny_gguf_model, "auto", PROMPTS[:1], 4) == want
 
 
@@ -93,7 +131,9 @@ def test_sim_order_from_environment():
 
     code = "import longbow._core as c; print(*c.sim_thread_order())"
     env = {**os.environ, "LONGBOW_SIM_ORDER": "random", "LONGBOW_SIM_SEED": "99"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["random", "99"]
     with pytest.raises(ValueError, match="inorder, reverse or random"):

@@ -13,7 +13,15 @@ from np_llama import forward_logits
 PROMPT = [5, 17, 42, 99, 7, 3, 250, 11, 64, 128, 31, 200, 77]
 
 # Tolerances, as a fraction of the reference logit range.
-TOL = {"f32": 2e-4, "f16": 2e-3, "bf16": 2e-3, "q8_0": 2e-3, "q4_0": 2e-3, "q4_1": 2e-3, "kv_f16": 3e-3}
+TOL = {
+    "f32": 2e-4,
+    "f16": 2e-3,
+    "bf16": 2e-3,
+    "q8_0": 2e-3,
+    "q4_0": 2e-3,
+    "q4_1": 2e-3,
+    "kv_f16": 3e-3,
+}
 
 
 def _llm(path, **kw):
@@ -24,8 +32,9 @@ def _llm(path, **kw):
 
 def _check_logits(llm, weights, knobs, tol):
     got = llm.prompt_logits(PROMPT)
-    ref = forward_logits(weights, PROMPT, heads=knobs["heads"], kv_heads=knobs["kv_heads"],
-                         layers=knobs["layers"])[-1]
+    ref = forward_logits(
+        weights, PROMPT, heads=knobs["heads"], kv_heads=knobs["kv_heads"], layers=knobs["layers"]
+    )[-1]
     span = ref.max() - ref.min()
     err = np.abs(got - ref).max() / span
     assert err <= tol, f"max |logit diff| / range = {err:.2e} > {tol:.0e}"
@@ -43,7 +52,9 @@ def test_logits_match_numpy(tiny_model_factory, fmt, heads, kv_heads, tie):
 
 
 @pytest.mark.parametrize("dtype", ["f16", "bf16", "q8_0", "q4_0", "q4_1"])
-@pytest.mark.parametrize("tie", [False, True])  # tied: the embedding table is also the (packed) LM head
+@pytest.mark.parametrize(
+    "tie", [False, True]
+)  # tied: the embedding table is also the (packed) LM head
 def test_gguf_weight_dtypes_match_numpy(tiny_model_factory, dtype, tie):
     knobs = dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=tie)
     path = tiny_model_factory("gguf", weight_dtype=dtype, **knobs)
@@ -61,8 +72,12 @@ def test_hf_weight_dtypes_match_numpy(tiny_model_factory, dtype):
 
 def test_f16_kv_cache_close_to_f32(tiny_gguf_model):
     knobs = dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128)
-    _check_logits(_llm(tiny_gguf_model, kv_dtype="f16"), tiny_models.tiny_weights(**knobs), knobs,
-                  TOL["kv_f16"])
+    _check_logits(
+        _llm(tiny_gguf_model, kv_dtype="f16"),
+        tiny_models.tiny_weights(**knobs),
+        knobs,
+        TOL["kv_f16"],
+    )
 
 
 def test_hf_and_gguf_are_the_same_model(tiny_hf_model, tiny_gguf_model):
@@ -112,11 +127,15 @@ def test_abort_midway_frees_blocks(tiny_gguf_model):
 
 def test_seeded_sampling_is_reproducible(tiny_gguf_model):
     llm = _llm(tiny_gguf_model)
-    p = longbow.SamplingParams(max_tokens=12, temperature=1.0, top_p=0.9, seed=1234, ignore_eos=True)
+    p = longbow.SamplingParams(
+        max_tokens=12, temperature=1.0, top_p=0.9, seed=1234, ignore_eos=True
+    )
     a = llm.generate([PROMPT], p)[0].token_ids
     b = llm.generate([PROMPT, PROMPT[:5]], [p, p])[0].token_ids  # batch composition changes nothing
-    c = llm.generate([PROMPT], longbow.SamplingParams(max_tokens=12, temperature=1.0, top_p=0.9, seed=99,
-                                                       ignore_eos=True))[0].token_ids
+    c = llm.generate(
+        [PROMPT],
+        longbow.SamplingParams(max_tokens=12, temperature=1.0, top_p=0.9, seed=99, ignore_eos=True),
+    )[0].token_ids
     assert a == b
     assert a != c
 
@@ -134,7 +153,9 @@ def test_stop_string_truncates_and_frees(tiny_gguf_model):
     full = llm.generate("Hello world", GREEDY)[0].text
     assert len(full) > 4
     stop = full[2:4]
-    out = llm.generate("Hello world", longbow.SamplingParams(max_tokens=16, ignore_eos=True, stop=[stop]))[0]
+    out = llm.generate(
+        "Hello world", longbow.SamplingParams(max_tokens=16, ignore_eos=True, stop=[stop])
+    )[0]
     assert out.finish_reason == "stop"
     assert out.text == full[: full.index(stop)]
     assert llm.stats()["num_blocks_used"] == 0
@@ -143,7 +164,9 @@ def test_stop_string_truncates_and_frees(tiny_gguf_model):
 def test_stop_token_ids_and_logprobs(tiny_gguf_model):
     llm = _llm(tiny_gguf_model)
     ref = llm.generate([PROMPT], GREEDY)[0].token_ids
-    p = longbow.SamplingParams(max_tokens=16, ignore_eos=True, stop_token_ids=[ref[3]], logprobs=True)
+    p = longbow.SamplingParams(
+        max_tokens=16, ignore_eos=True, stop_token_ids=[ref[3]], logprobs=True
+    )
     out = llm.generate([PROMPT], p)[0]
     assert out.finish_reason == "stop"
     assert out.token_ids == ref[: ref.index(ref[3]) + 1]
@@ -157,23 +180,33 @@ def test_stop_token_ids_and_logprobs(tiny_gguf_model):
 def test_top_logprobs(tiny_gguf_model):
     llm = _llm(tiny_gguf_model)
     ref = llm.generate([PROMPT], GREEDY)[0].token_ids
-    out = llm.generate([PROMPT], longbow.SamplingParams(max_tokens=16, ignore_eos=True, logprobs=5))[0]
+    out = llm.generate(
+        [PROMPT], longbow.SamplingParams(max_tokens=16, ignore_eos=True, logprobs=5)
+    )[0]
     assert out.token_ids == ref  # reporting top logprobs changes nothing drawn
-    assert len(out.top_logprobs) == len(out.logprobs) == 16 and out.outputs[0].top_logprobs == out.top_logprobs
+    assert (
+        len(out.top_logprobs) == len(out.logprobs) == 16
+        and out.outputs[0].top_logprobs == out.top_logprobs
+    )
     for tok, lp, top in zip(out.token_ids, out.logprobs, out.top_logprobs):
         ids, lps = list(top), list(top.values())
         assert len(top) == 5 and lps == sorted(lps, reverse=True)
-        assert ids[0] == tok and lps[0] == pytest.approx(lp, abs=1e-6)  # greedy: the chosen token leads
+        assert ids[0] == tok and lps[0] == pytest.approx(
+            lp, abs=1e-6
+        )  # greedy: the chosen token leads
     # The first step's top 5 are those of the prompt logits (raw: before temperature / penalties).
     logits = llm.prompt_logits(PROMPT).astype(np.float64)
     lse = np.log(np.exp(logits - logits.max()).sum()) + logits.max()
     want = np.lexsort((np.arange(len(logits)), -logits))[:5]
     assert list(out.top_logprobs[0]) == want.tolist()
     np.testing.assert_allclose(list(out.top_logprobs[0].values()), logits[want] - lse, atol=1e-4)
-    hot = longbow.SamplingParams(max_tokens=4, ignore_eos=True, logprobs=3, temperature=5.0, seed=3,
-                                 repetition_penalty=2.0)
+    hot = longbow.SamplingParams(
+        max_tokens=4, ignore_eos=True, logprobs=3, temperature=5.0, seed=3, repetition_penalty=2.0
+    )
     hot_out = llm.generate([PROMPT], hot)[0]
-    np.testing.assert_allclose(list(hot_out.top_logprobs[0].values()), logits[want[:3]] - lse, atol=1e-4)
+    np.testing.assert_allclose(
+        list(hot_out.top_logprobs[0].values()), logits[want[:3]] - lse, atol=1e-4
+    )
 
 
 def test_top_logprobs_mixed_batch_and_flags(tiny_gguf_model):
@@ -190,14 +223,22 @@ def test_top_logprobs_mixed_batch_and_flags(tiny_gguf_model):
     assert [list(d) for d in batch[2].top_logprobs] == [list(d)[:3] for d in batch[0].top_logprobs]
     assert batch[3].top_logprobs is None and len(batch[3].logprobs) == 6  # True: chosen only
     assert batch[4].top_logprobs is None and batch[4].logprobs is None
-    n2 = llm.generate([PROMPT], longbow.SamplingParams(max_tokens=3, ignore_eos=True, logprobs=2, n=2,
-                                                      temperature=1.0, seed=5))[0]
-    assert all(len(o.top_logprobs) == 3 and all(len(d) == 2 for d in o.top_logprobs) for o in n2.outputs)
+    n2 = llm.generate(
+        [PROMPT],
+        longbow.SamplingParams(
+            max_tokens=3, ignore_eos=True, logprobs=2, n=2, temperature=1.0, seed=5
+        ),
+    )[0]
+    assert all(
+        len(o.top_logprobs) == 3 and all(len(d) == 2 for d in o.top_logprobs) for o in n2.outputs
+    )
 
 
 @pytest.mark.parametrize("bad", [21, -1, 1.5, "3"])
 def test_bad_logprobs_raise_value_error(bad):
-    with pytest.raises(ValueError, match=r"\[SamplingParams\] logprobs must be True, False or an int in 0..20"):
+    with pytest.raises(
+        ValueError, match=r"\[SamplingParams\] logprobs must be True, False or an int in 0..20"
+    ):
         longbow.SamplingParams(logprobs=bad)
 
 

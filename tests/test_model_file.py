@@ -79,16 +79,28 @@ def test_hf_lm_head_absent_but_untied_is_refused(tmp_path):
     cfg["tie_word_embeddings"] = False
     (folder / "config.json").write_text(json.dumps(cfg))
     assert not _core.ModelFile(str(folder)).config.tie_embeddings
-    with pytest.raises(ValueError, match="missing tensor output.weight .*tie_word_embeddings is false"):
+    with pytest.raises(
+        ValueError, match="missing tensor output.weight .*tie_word_embeddings is false"
+    ):
         _core.Engine(str(folder), backend="cpu")
 
 
 def test_hf_config_fields(tmp_path):
     folder = tm.write_hf_model(tmp_path / "m", heads=4, kv_heads=4, head_dim=32, hidden=64)
     cfg = json.loads((folder / "config.json").read_text())
-    cfg.update(rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                             "high_freq_factor": 4.0, "original_max_position_embeddings": 128},
-               rope_theta=500000.0, rms_norm_eps=1e-6, eos_token_id=[2, 7], max_position_embeddings=1024)
+    cfg.update(
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 128,
+        },
+        rope_theta=500000.0,
+        rms_norm_eps=1e-6,
+        eos_token_id=[2, 7],
+        max_position_embeddings=1024,
+    )
     del cfg["num_key_value_heads"]  # defaults to num_attention_heads
     (folder / "config.json").write_text(json.dumps(cfg))
     (folder / "generation_config.json").unlink()
@@ -155,11 +167,15 @@ def test_gguf_metadata(tiny_gguf_model):
 @pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("alignment", [None, 64])
 def test_gguf_versions_and_alignment(tmp_path, version, alignment):
-    path = tm.write_gguf_model(tmp_path / "m.gguf", version=version, alignment=alignment, weight_dtype="q8_0")
+    path = tm.write_gguf_model(
+        tmp_path / "m.gguf", version=version, alignment=alignment, weight_dtype="q8_0"
+    )
     assert struct.unpack("<I", path.read_bytes()[4:8])[0] == version
     mf = _core.ModelFile(str(path))
     w = tm.tiny_weights(**DEFAULT)
-    assert mf.tensor_bytes("blk.1.ffn_down.weight").tobytes() == tm.tensor_bytes(w["blk.1.ffn_down.weight"], "q8_0")
+    assert mf.tensor_bytes("blk.1.ffn_down.weight").tobytes() == tm.tensor_bytes(
+        w["blk.1.ffn_down.weight"], "q8_0"
+    )
     if alignment:
         assert mf.metadata()["general.alignment"] == alignment
 
@@ -180,8 +196,12 @@ def test_same_model_in_both_formats(tiny_model_factory):
     hf = _core.ModelFile(str(tiny_model_factory("hf", seed=9)))
     gg = _core.ModelFile(str(tiny_model_factory("gguf", seed=9)))
     for name in hf.tensor_names():
-        a = np.frombuffer(hf.tensor_bytes(name).tobytes(), np.float32).reshape(hf.tensor_info(name)["shape"])
-        b = np.frombuffer(gg.tensor_bytes(name).tobytes(), np.float32).reshape(gg.tensor_info(name)["shape"])
+        a = np.frombuffer(hf.tensor_bytes(name).tobytes(), np.float32).reshape(
+            hf.tensor_info(name)["shape"]
+        )
+        b = np.frombuffer(gg.tensor_bytes(name).tobytes(), np.float32).reshape(
+            gg.tensor_info(name)["shape"]
+        )
         if name.endswith("attn_q.weight"):
             a = tm.permute_qk(a, 4)
         elif name.endswith("attn_k.weight"):
@@ -210,9 +230,19 @@ def test_unknown_tensors_kept_under_source_name(tmp_path):
     folder = tm.write_hf_model(tmp_path / "m")
     st = folder / "model.safetensors"
     mf = _core.ModelFile(str(folder))
-    entries = {mf.tensor_info(n)["source_name"]: ("F32", mf.tensor_info(n)["shape"], mf.tensor_bytes(n).tobytes())
-               for n in mf.tensor_names()}
-    entries["model.layers.0.self_attn.rotary_emb.inv_freq"] = ("F32", (8,), np.ones(8, np.float32).tobytes())
+    entries = {
+        mf.tensor_info(n)["source_name"]: (
+            "F32",
+            mf.tensor_info(n)["shape"],
+            mf.tensor_bytes(n).tobytes(),
+        )
+        for n in mf.tensor_names()
+    }
+    entries["model.layers.0.self_attn.rotary_emb.inv_freq"] = (
+        "F32",
+        (8,),
+        np.ones(8, np.float32).tobytes(),
+    )
     del mf
     tm.write_safetensors(st, entries)
     mf = _core.ModelFile(str(folder))
@@ -240,7 +270,13 @@ def test_real_smollm2_gguf():
         pytest.skip("set LONGBOW_TEST_GGUF to the SmolLM2-135M-Instruct GGUF")
     mf = _core.ModelFile(path)
     c = mf.config
-    assert (c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size) == (30, 576, 9, 3, 49152)
+    assert (c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size) == (
+        30,
+        576,
+        9,
+        3,
+        49152,
+    )
     assert c.tie_embeddings and c.rope_interleaved
     assert c.head_dim == 64 and c.intermediate_size == 1536
     assert mf.tensor_info("token_embd.weight")["shape"] == (49152, 576)

@@ -1,5 +1,6 @@
 """MSL simulator self-tests: runs the C++ test programs of tests/msl_sim under the simulator's
 three thread orders (in-order, reverse, seeded random)."""
+
 import subprocess
 
 import pytest
@@ -49,14 +50,29 @@ def asan_build(tmp_path_factory):
     if shutil.which("cmake") is None or shutil.which("ninja") is None:
         pytest.skip("cmake and ninja are needed for the sanitizer build")
     repo = Path(__file__).resolve().parent.parent
-    build = Path(os.environ.get("LONGBOW_SIM_ASAN_BUILD_DIR") or
-                 tmp_path_factory.mktemp("msl_sim_asan"))
-    cfg = subprocess.run(["cmake", "-S", str(repo), "-B", str(build), "-G", "Ninja",
-                          "-DLONGBOW_BUILD_PYTHON=OFF", "-DLONGBOW_SANITIZE=address;undefined",
-                          "-DCMAKE_BUILD_TYPE=Debug"], capture_output=True, text=True)
+    build = Path(
+        os.environ.get("LONGBOW_SIM_ASAN_BUILD_DIR") or tmp_path_factory.mktemp("msl_sim_asan")
+    )
+    cfg = subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(repo),
+            "-B",
+            str(build),
+            "-G",
+            "Ninja",
+            "-DLONGBOW_BUILD_PYTHON=OFF",
+            "-DLONGBOW_SANITIZE=address;undefined",
+            "-DCMAKE_BUILD_TYPE=Debug",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert cfg.returncode == 0, cfg.stdout + cfg.stderr
-    b = subprocess.run(["cmake", "--build", str(build), "--target", *ASAN_TARGETS],
-                       capture_output=True, text=True)
+    b = subprocess.run(
+        ["cmake", "--build", str(build), "--target", *ASAN_TARGETS], capture_output=True, text=True
+    )
     assert b.returncode == 0, b.stdout[-4000:] + b.stderr[-4000:]
     return build
 
@@ -68,8 +84,10 @@ def _asan_program(build, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which,line,kind", [("device", 9, "heap-buffer-overflow"),
-                                             ("threadgroup", 16, "use-after-poison")])
+@pytest.mark.parametrize(
+    "which,line,kind",
+    [("device", 9, "heap-buffer-overflow"), ("threadgroup", 16, "use-after-poison")],
+)
 def test_asan_reports_out_of_bounds(asan_build, which, line, kind):
     prog = _asan_program(asan_build, "test_msl_sim_asan_oob")
     proc = subprocess.run([str(prog), which], capture_output=True, text=True, timeout=300)
@@ -84,7 +102,11 @@ def test_asan_reports_out_of_bounds(asan_build, which, line, kind):
 def test_asan_self_tests_clean(asan_build, program):
     prog = _asan_program(asan_build, program)
     for order in ("in_order", "reverse", "random"):
-        proc = subprocess.run([str(prog), "--order", order, "--seed", "3"], capture_output=True,
-                              text=True, timeout=600)
+        proc = subprocess.run(
+            [str(prog), "--order", order, "--seed", "3"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
         assert "ERROR: AddressSanitizer" not in proc.stderr

@@ -13,14 +13,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.oracle]
 
 PROMPTS = [
     "The capital of France is",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
     "Translate to German: The weather is nice today.",
     "1, 1, 2, 3, 5, 8, 13,",
     "<|im_start|>user\nWhat is photosynthesis?<|im_end|>\n<|im_start|>assistant\n",
     "Ünïcödé, emoji 🙂 and 日本語: a short story begins",
 ]
 MAX_REL_LOGIT_ERR = 1e-2  # of the logit range (issue #2)
-NEAR_TIE = 0.1            # logits closer than this may flip under quantized arithmetic
+NEAR_TIE = 0.1  # logits closer than this may flip under quantized arithmetic
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def oracle():
     path = smollm2_gguf()
     tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, torch_dtype=torch.float32)
+        str(path.parent), gguf_file=path.name, torch_dtype=torch.float32
+    )
     model.eval()
     return torch, tok, model, path
 
@@ -72,10 +73,16 @@ def test_greedy_tokens_match_except_near_ties(oracle, llm):
     for p in PROMPTS:
         ids = _ids(tok, p)
         with torch.no_grad():
-            gen = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=32,
-                                 output_logits=True, return_dict_in_generate=True,
-                                 pad_token_id=tok.eos_token_id)
-        ref = gen.sequences[0, ids.shape[1]:].tolist()
+            gen = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=32,
+                output_logits=True,
+                return_dict_in_generate=True,
+                pad_token_id=tok.eos_token_id,
+            )
+        ref = gen.sequences[0, ids.shape[1] :].tolist()
         got = llm.generate([ids[0].tolist()], params)[0].token_ids
         # transformers stops at its end-of-sequence token; compare that prefix (up to 32 tokens).
         assert len(ref) >= 1
@@ -83,7 +90,9 @@ def test_greedy_tokens_match_except_near_ties(oracle, llm):
             if a != b:
                 top2 = torch.topk(gen.logits[i][0], 2).values
                 margin = float(top2[0] - top2[1])
-                assert margin < NEAR_TIE, f"{p!r}: token {i} differs ({a} vs {b}) with margin {margin:.3f}"
+                assert (
+                    margin < NEAR_TIE
+                ), f"{p!r}: token {i} differs ({a} vs {b}) with margin {margin:.3f}"
                 break  # after a legitimate near-tie flip the continuations differ
 
 

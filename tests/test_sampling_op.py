@@ -23,8 +23,11 @@ def rng(seed):
 KAT = [
     ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
     ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
-    ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
-     [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+    (
+        [0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344],
+        [0xA4093822, 0x299F31D0],
+        [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1],
+    ),
 ]
 
 
@@ -46,6 +49,7 @@ def test_philox_uniform_matches_python():
 
 
 # ---- greedy ----
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_greedy_argmax_ties_and_logprob(backend):
@@ -73,7 +77,9 @@ def test_greedy_special_rows_plain_and_penalized_agree():
     logits[3, [40, 41]] = np.inf
     want = [0, 9, 0, 40]
     plain, _ = ops.sample("cpu", logits, [{}] * 4)
-    general, _ = ops.sample("cpu", logits, [{"repetition_penalty": 1.0, "penalty_tokens": [299]}] * 4)
+    general, _ = ops.sample(
+        "cpu", logits, [{"repetition_penalty": 1.0, "penalty_tokens": [299]}] * 4
+    )
     assert plain.tolist() == want and general.tolist() == want
 
 
@@ -87,8 +93,11 @@ def test_top_k_one_is_greedy():
 
 # ---- exact agreement with the numpy rule ----
 
+
 def random_params(r, vocab):
-    return ref.random_sample_params(r, vocab, temperatures=[0.3, 0.8, 1.0, 1.7], top_ks=[1, 2, 5, 40, 300])
+    return ref.random_sample_params(
+        r, vocab, temperatures=[0.3, 0.8, 1.0, 1.7], top_ks=[1, 2, 5, 40, 300]
+    )
 
 
 @pytest.mark.parametrize("vocab", [1, 31, 33, 4097, 49152])
@@ -127,7 +136,11 @@ def test_seeded_reproducibility():
 
 # ---- distribution ----
 
-@pytest.mark.parametrize("trunc", [{"top_k": 8}, {"top_p": 0.8}, {"min_p": 0.1}, {"top_k": 20, "top_p": 0.9, "min_p": 0.02}])
+
+@pytest.mark.parametrize(
+    "trunc",
+    [{"top_k": 8}, {"top_p": 0.8}, {"min_p": 0.1}, {"top_k": 20, "top_p": 0.9, "min_p": 0.02}],
+)
 def test_distribution_matches_truncated_softmax(trunc):
     r = rng(5)
     vocab, n = 300, 6000
@@ -145,19 +158,24 @@ def test_distribution_matches_truncated_softmax(trunc):
 
 # ---- penalties ----
 
+
 def test_penalties_change_the_greedy_choice():
     logits = np.array([[3.0, 2.9, -1.0, 0.5]], np.float32)
     ids, lps = ops.sample("cpu", logits, [{"repetition_penalty": 1.2, "penalty_tokens": [0]}])
     assert ids[0] == 1  # 3.0 / 1.2 = 2.5 < 2.9
     raw = logits[0].astype(np.float64)
-    assert lps[0] == pytest.approx(raw[1] - np.log(np.exp(raw).sum()), abs=1e-5)  # logprob of the raw logits
+    assert lps[0] == pytest.approx(
+        raw[1] - np.log(np.exp(raw).sum()), abs=1e-5
+    )  # logprob of the raw logits
     ids, _ = ops.sample("cpu", logits, [{"presence_penalty": 0.2, "penalty_tokens": [0, 0, 0]}])
     assert ids[0] == 1  # 3.0 - 0.2 < 2.9, presence counted once
     ids, _ = ops.sample("cpu", logits, [{"presence_penalty": 0.05, "penalty_tokens": [0, 0, 0]}])
     assert ids[0] == 0  # 2.95 > 2.9
     ids, _ = ops.sample("cpu", logits, [{"frequency_penalty": 0.05, "penalty_tokens": [0, 0, 0]}])
     assert ids[0] == 1  # 3.0 - 0.15 < 2.9: frequency counts every occurrence
-    ids, _ = ops.sample("cpu", logits, [{"repetition_penalty": 3.0, "penalty_tokens": [2, 3, 0, 1]}])
+    ids, _ = ops.sample(
+        "cpu", logits, [{"repetition_penalty": 3.0, "penalty_tokens": [2, 3, 0, 1]}]
+    )
     assert ids[0] == 0  # 3.0/3 = 1.0 vs 2.9/3; negative logit -1 * 3 stays lowest
 
 
@@ -166,15 +184,20 @@ def test_banned_ids_are_never_drawn():
     ids, lps = ops.sample("cpu", logits, [{"ban_tokens": [0]}])
     assert ids[0] == 1  # greedy skips the banned argmax
     raw = logits[0].astype(np.float64)
-    assert lps[0] == pytest.approx(raw[1] - np.log(np.exp(raw).sum()), abs=1e-5)  # logprob of the raw logits
+    assert lps[0] == pytest.approx(
+        raw[1] - np.log(np.exp(raw).sum()), abs=1e-5
+    )  # logprob of the raw logits
     ids, _ = ops.sample("cpu", logits, [{"ban_tokens": [0, 1, 1]}])
     assert ids[0] == 3
     r = rng(6)
     row = (r.standard_normal(50) * 0.1).astype(np.float32)
     row[7] = 8.0  # nearly all the mass, banned
     n = 500
-    draws, _ = ops.sample("cpu", np.repeat(row[None], n, 0),
-                          [{"temperature": 1.0, "seed": 3, "counter": c, "ban_tokens": [7, 9]} for c in range(n)])
+    draws, _ = ops.sample(
+        "cpu",
+        np.repeat(row[None], n, 0),
+        [{"temperature": 1.0, "seed": 3, "counter": c, "ban_tokens": [7, 9]} for c in range(n)],
+    )
     assert not {7, 9} & set(draws.tolist()) and len(set(draws.tolist())) > 20
 
 
@@ -196,6 +219,7 @@ def test_sample_bad_params():
 
 # ---- top logprobs ----
 
+
 def special_rows(vocab):
     """Rows of -inf, NaN, +inf, ties and signed zeros (vocab >= 8)."""
     rows = np.zeros((6, vocab), np.float32)
@@ -216,7 +240,9 @@ def check_top(lps, top_ids, top_lps, logits, params, max_top):
         k = p.get("top_logprobs", 0)
         want_ids, want_lps = ref.top_logprobs(logits[i], k)
         np.testing.assert_array_equal(top_ids[i, :k], want_ids, err_msg=f"row {i}")
-        np.testing.assert_allclose(top_lps[i, :k], want_lps, atol=TOL["logprob"], equal_nan=True, err_msg=f"row {i}")
+        np.testing.assert_allclose(
+            top_lps[i, :k], want_lps, atol=TOL["logprob"], equal_nan=True, err_msg=f"row {i}"
+        )
         assert (top_ids[i, k:] == -1).all() and (top_lps[i, k:] == -np.inf).all()  # padding
 
 
@@ -226,7 +252,10 @@ def test_top_logprobs_match_numpy(vocab):
     rows, max_top = 16, 20
     logits = (r.standard_normal((rows, vocab)) * 3).astype(np.float32)
     logits[1] = np.round(logits[1])  # many ties
-    params = [dict(random_params(r, vocab), top_logprobs=int(r.integers(0, max_top + 1))) for _ in range(rows)]
+    params = [
+        dict(random_params(r, vocab), top_logprobs=int(r.integers(0, max_top + 1)))
+        for _ in range(rows)
+    ]
     params[0]["top_logprobs"] = max_top  # k > vocab for the small vocabularies
     ids, lps, top_ids, top_lps = ops.sample("cpu", logits, params, max_top=max_top)
     check_top(lps, top_ids, top_lps, logits, params, max_top)
@@ -242,8 +271,14 @@ def test_top_logprobs_match_numpy(vocab):
 
 def test_top_logprobs_special_rows():
     logits = special_rows(12)
-    params = [{"top_logprobs": 5}, {"top_logprobs": 12}, {"top_logprobs": 3, "temperature": 0.5, "seed": 1},
-              {"top_logprobs": 4}, {"top_logprobs": 8}, {"top_logprobs": 2}]
+    params = [
+        {"top_logprobs": 5},
+        {"top_logprobs": 12},
+        {"top_logprobs": 3, "temperature": 0.5, "seed": 1},
+        {"top_logprobs": 4},
+        {"top_logprobs": 8},
+        {"top_logprobs": 2},
+    ]
     _, lps, top_ids, top_lps = ops.sample("cpu", logits, params, max_top=12)
     check_top(lps, top_ids, top_lps, logits, params, 12)
     assert top_ids[1, :2].tolist() == [5, 0] and top_ids[1, -1] == 3  # NaN ranks last
@@ -255,9 +290,13 @@ def test_top_logprobs_bad_args():
     logits = np.zeros((2, 10), np.float32)
     with pytest.raises(ValueError, match=r"\[cpu.sample\] expected max_top in 0..20, found 21"):
         ops.sample("cpu", logits, [{}, {}], max_top=21)
-    with pytest.raises(ValueError, match=r"row 1: expected num_top_logprobs in 0..max_top \(4\), found 5"):
+    with pytest.raises(
+        ValueError, match=r"row 1: expected num_top_logprobs in 0..max_top \(4\), found 5"
+    ):
         ops.sample("cpu", logits, [{}, {"top_logprobs": 5}], max_top=4)
-    with pytest.raises(ValueError, match=r"row 0: expected num_top_logprobs in 0..max_top \(0\), found 1"):
+    with pytest.raises(
+        ValueError, match=r"row 0: expected num_top_logprobs in 0..max_top \(0\), found 1"
+    ):
         ops.sample("cpu", logits, [{"top_logprobs": 1}, {}])
     with pytest.raises(ValueError, match="found -1"):
         ops.sample("cpu", logits, [{"top_logprobs": -1}, {}], max_top=3)

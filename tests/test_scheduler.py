@@ -116,7 +116,10 @@ def test_abort_all_samples_and_one_sample(tiny_gguf_model):
     assert e.abort("a", 1) is False
     out = e.step()
     assert ("a", -1, 1) in [(o[0], o[1], o[5]) for o in out]
-    assert sorted(o[5] for o in out if o[0] == "a" and o[1] >= 0) == [0, 2]  # the fork made sample 2 only
+    assert sorted(o[5] for o in out if o[0] == "a" and o[1] >= 0) == [
+        0,
+        2,
+    ]  # the fork made sample 2 only
     assert e.abort("a", 2) is True
     out = e.step()
     assert ("a", -1, 2) in [(o[0], o[1], o[5]) for o in out]

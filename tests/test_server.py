@@ -35,7 +35,7 @@ def client(llm):
 
 
 def _sse_events(text: str) -> list:
-    events = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    events = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     return [json.loads(e) for e in events[:-1]]
 
@@ -52,16 +52,21 @@ def test_completion_matches_llm(client, llm):
     want = llm.generate("Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True))[0]
     assert body["choices"][0]["text"] == want.text
     assert body["choices"][0]["finish_reason"] == "length"
-    assert body["usage"] == {"prompt_tokens": len(want.prompt_token_ids), "completion_tokens": 12,
-                             "total_tokens": len(want.prompt_token_ids) + 12}
+    assert body["usage"] == {
+        "prompt_tokens": len(want.prompt_token_ids),
+        "completion_tokens": 12,
+        "total_tokens": len(want.prompt_token_ids) + 12,
+    }
 
 
 def test_chat_and_streaming_agree(client):
     req = {"messages": [{"role": "user", "content": "Say something"}], **GREEDY}
     full = client.post("/v1/chat/completions", json=req).json()
     text = full["choices"][0]["message"]["content"]
-    r = client.post("/v1/chat/completions", json={**req, "stream": True,
-                                                  "stream_options": {"include_usage": True}})
+    r = client.post(
+        "/v1/chat/completions",
+        json={**req, "stream": True, "stream_options": {"include_usage": True}},
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     events = _sse_events(r.text)
     assert events[0]["choices"][0]["delta"].get("role") == "assistant"
@@ -75,29 +80,49 @@ def test_completion_top_logprobs(client, llm):
     r = client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": 3, **GREEDY})
     assert r.status_code == 200, r.text
     lp = r.json()["choices"][0]["logprobs"]
-    want = llm.generate("Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True, logprobs=3))[0]
+    want = llm.generate(
+        "Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True, logprobs=3)
+    )[0]
     text = [llm.tokenizer.token_bytes(t).decode("utf-8", errors="replace") for t in want.token_ids]
     assert lp["tokens"] == text
     assert lp["token_logprobs"] == pytest.approx(want.logprobs, abs=1e-6)
     assert lp["text_offset"] == [sum(len(t) for t in text[:i]) for i in range(len(text))]
     for entry, top, tok in zip(lp["top_logprobs"], want.top_logprobs, text, strict=True):
         # OpenAI: the k most likely and the chosen token (greedy: among them).
-        pieces = {llm.tokenizer.token_bytes(i).decode("utf-8", errors="replace"): v for i, v in top.items()}
+        pieces = {
+            llm.tokenizer.token_bytes(i).decode("utf-8", errors="replace"): v
+            for i, v in top.items()
+        }
         assert entry == pytest.approx(pieces) and tok in entry
-    stream = _sse_events(client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": 3,
-                                                               "stream": True, **GREEDY}).text)
+    stream = _sse_events(
+        client.post(
+            "/v1/completions",
+            json={"prompt": "Hello world", "logprobs": 3, "stream": True, **GREEDY},
+        ).text
+    )
     chunks = [e["choices"][0]["logprobs"] for e in stream]
     for key in ["tokens", "top_logprobs", "text_offset"]:
         assert [x for c in chunks for x in c[key]] == lp[key]
-    plain = client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": True, **GREEDY}).json()
+    plain = client.post(
+        "/v1/completions", json={"prompt": "Hello world", "logprobs": True, **GREEDY}
+    ).json()
     assert plain["choices"][0]["logprobs"]["top_logprobs"] is None
     assert plain["choices"][0]["logprobs"]["token_logprobs"] == lp["token_logprobs"]
-    assert client.post("/v1/completions", json={"prompt": "x", **GREEDY}).json()["choices"][0]["logprobs"] is None
+    assert (
+        client.post("/v1/completions", json={"prompt": "x", **GREEDY}).json()["choices"][0][
+            "logprobs"
+        ]
+        is None
+    )
 
 
 def test_chat_top_logprobs(client, llm):
-    req = {"messages": [{"role": "user", "content": "Say something"}], "logprobs": True, "top_logprobs": 2,
-           **GREEDY}
+    req = {
+        "messages": [{"role": "user", "content": "Say something"}],
+        "logprobs": True,
+        "top_logprobs": 2,
+        **GREEDY,
+    }
     r = client.post("/v1/chat/completions", json=req)
     assert r.status_code == 200, r.text
     content = r.json()["choices"][0]["logprobs"]["content"]
@@ -107,25 +132,34 @@ def test_chat_top_logprobs(client, llm):
         assert bytes(item["bytes"]).decode("utf-8", errors="replace") == item["token"]
         assert len(item["top_logprobs"]) == 2
         first = item["top_logprobs"][0]
-        assert first["token"] == item["token"] and first["logprob"] == pytest.approx(item["logprob"])  # greedy
+        assert first["token"] == item["token"] and first["logprob"] == pytest.approx(
+            item["logprob"]
+        )  # greedy
         assert item["top_logprobs"][0]["logprob"] >= item["top_logprobs"][1]["logprob"]
     stream = _sse_events(client.post("/v1/chat/completions", json={**req, "stream": True}).text)
-    streamed = [item for e in stream if e["choices"] and "logprobs" in e["choices"][0]
-                for item in e["choices"][0]["logprobs"]["content"]]
+    streamed = [
+        item
+        for e in stream
+        if e["choices"] and "logprobs" in e["choices"][0]
+        for item in e["choices"][0]["logprobs"]["content"]
+    ]
     assert streamed == content
     only = client.post("/v1/chat/completions", json={**req, "top_logprobs": None}).json()
     assert [c["top_logprobs"] for c in only["choices"][0]["logprobs"]["content"]] == [[]] * 12
 
 
-@pytest.mark.parametrize("chat,extra,param", [
-    (False, {"logprobs": 21}, "logprobs"),
-    (False, {"logprobs": -1}, "logprobs"),
-    (False, {"logprobs": "5"}, "logprobs"),
-    (True, {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
-    (True, {"logprobs": True, "top_logprobs": 1.5}, "top_logprobs"),
-    (True, {"top_logprobs": 3}, "top_logprobs"),  # needs logprobs: true
-    (True, {"logprobs": 2}, "logprobs"),
-])
+@pytest.mark.parametrize(
+    "chat,extra,param",
+    [
+        (False, {"logprobs": 21}, "logprobs"),
+        (False, {"logprobs": -1}, "logprobs"),
+        (False, {"logprobs": "5"}, "logprobs"),
+        (True, {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        (True, {"logprobs": True, "top_logprobs": 1.5}, "top_logprobs"),
+        (True, {"top_logprobs": 3}, "top_logprobs"),  # needs logprobs: true
+        (True, {"logprobs": 2}, "logprobs"),
+    ],
+)
 def test_bad_logprobs_requests(client, chat, extra, param):
     body = {"messages": [{"role": "user", "content": "x"}]} if chat else {"prompt": "x"}
     r = client.post("/v1/chat/completions" if chat else "/v1/completions", json={**body, **extra})
@@ -135,29 +169,43 @@ def test_bad_logprobs_requests(client, chat, extra, param):
 
 
 def test_streaming_completion_with_stop(client):
-    base = client.post("/v1/completions", json={"prompt": "Hello world", **GREEDY}).json()["choices"][0]["text"]
+    base = client.post("/v1/completions", json={"prompt": "Hello world", **GREEDY}).json()[
+        "choices"
+    ][0]["text"]
     stop = base[3:5]
-    r = client.post("/v1/completions", json={"prompt": "Hello world", "stream": True, "stop": stop, **GREEDY})
+    r = client.post(
+        "/v1/completions", json={"prompt": "Hello world", "stream": True, "stop": stop, **GREEDY}
+    )
     events = _sse_events(r.text)
     assert "".join(e["choices"][0]["text"] for e in events) == base[: base.index(stop)]
     assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 def test_n_samples_and_seed(client):
-    req = {"prompt": "Hello", "max_tokens": 8, "temperature": 1.0, "seed": 3, "n": 3, "ignore_eos": True}
+    req = {
+        "prompt": "Hello",
+        "max_tokens": 8,
+        "temperature": 1.0,
+        "seed": 3,
+        "n": 3,
+        "ignore_eos": True,
+    }
     a = client.post("/v1/completions", json=req).json()
     b = client.post("/v1/completions", json=req).json()
     assert len(a["choices"]) == 3
     assert [c["text"] for c in a["choices"]] == [c["text"] for c in b["choices"]]
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"prompt": "x", "temperature": -1}, None),
-    ({"prompt": "x", "n": 0}, "n"),
-    ({"prompt": "x", "bogus": 1}, "bogus"),
-    ({"prompt": 5}, "prompt"),
-    ({"prompt": "x", "model": "other"}, "model"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"prompt": "x", "temperature": -1}, None),
+        ({"prompt": "x", "n": 0}, "n"),
+        ({"prompt": "x", "bogus": 1}, "bogus"),
+        ({"prompt": 5}, "prompt"),
+        ({"prompt": "x", "model": "other"}, "model"),
+    ],
+)
 def test_bad_requests_get_openai_errors(client, body, param):
     r = client.post("/v1/completions", json=body)
     assert r.status_code == 400
@@ -169,7 +217,9 @@ def test_bad_requests_get_openai_errors(client, body, param):
 
 def test_chat_without_messages_and_bad_json(client):
     assert client.post("/v1/chat/completions", json={"messages": []}).status_code == 400
-    r = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
 
 
@@ -186,9 +236,25 @@ def _free_port() -> int:
 
 def test_longbow_serve_process(tiny_gguf_model):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "longbow", "serve", "--model", str(tiny_gguf_model),
-                             "--backend", "cpu", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "longbow",
+            "serve",
+            "--model",
+            str(tiny_gguf_model),
+            "--backend",
+            "cpu",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -200,9 +266,11 @@ def test_longbow_serve_process(tiny_gguf_model):
                 assert proc.poll() is None, proc.stdout.read().decode()
                 assert time.time() < deadline, "server did not start within 60 s"
                 time.sleep(0.3)
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions",
-                                     data=json.dumps({"prompt": "Hi", **GREEDY}).encode(),
-                                     headers={"content-type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/completions",
+            data=json.dumps({"prompt": "Hi", **GREEDY}).encode(),
+            headers={"content-type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             assert json.load(r)["usage"]["completion_tokens"] == 12
     finally:

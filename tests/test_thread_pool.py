@@ -1,5 +1,6 @@
 """The CPU thread pool's contracts (tests/cpp/test_thread_pool.cpp): one chunk per thread index,
 hand-over between consecutive jobs, exceptions and nested calls."""
+
 from __future__ import annotations
 
 import subprocess

@@ -83,7 +83,9 @@ def test_special_tokens_and_metadata(tiny):
 
 def test_add_bos(tmp_path):
     raw = train_tiny_bpe()
-    tok = Tokenizer.from_gguf_metadata(gguf_metadata_py(write_gguf(raw, tmp_path / "b.gguf", add_bos=True)))
+    tok = Tokenizer.from_gguf_metadata(
+        gguf_metadata_py(write_gguf(raw, tmp_path / "b.gguf", add_bos=True))
+    )
     hf = Tokenizer.from_hf_folder(write_hf_folder(raw, tmp_path / "hf", add_bos=True))
     for t in (tok, hf):
         assert t.encode("Hi")[0] == 1
@@ -135,7 +137,11 @@ def test_llama3_pre_tokenizer_split(tiny):
 def test_sentencepiece_gguf_roundtrip():
     # A tiny SentencePiece-style vocab: byte fallback tokens, ▁ words, merges from scores.
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    tokens = ["<unk>", "<s>", "</s>"] + byte_tokens + ["▁", "h", "e", "l", "o", "he", "ll", "▁he", "llo", "▁hello"]
+    tokens = (
+        ["<unk>", "<s>", "</s>"]
+        + byte_tokens
+        + ["▁", "h", "e", "l", "o", "he", "ll", "▁he", "llo", "▁hello"]
+    )
     scores = [0.0] * (3 + 256) + [-1.0, -2.0, -2.0, -2.0, -2.0, -3.0, -3.0, -4.0, -4.0, -5.0]
     types = [2, 3, 3] + [6] * 256 + [1] * 10
     meta = {
@@ -165,7 +171,10 @@ def test_sentencepiece_gguf_roundtrip():
 @pytest.mark.parametrize("text", TEXTS)
 def test_token_bytes_of_byte_level_bpe_join_to_the_text(tiny, text):
     _, folder, gguf_path = tiny
-    for tok in [Tokenizer.from_gguf_metadata(gguf_metadata_py(gguf_path)), Tokenizer.from_hf_folder(folder)]:
+    for tok in [
+        Tokenizer.from_gguf_metadata(gguf_metadata_py(gguf_path)),
+        Tokenizer.from_hf_folder(folder),
+    ]:
         ids = tok.encode(text, add_special_tokens=False)
         assert b"".join(tok.token_bytes(i) for i in ids) == text.encode()
 

@@ -53,8 +53,11 @@ _LAYER_NAMES = {
 
 def hf_name(canonical: str) -> str:
     """Canonical (GGUF-style) tensor name -> Hugging Face Llama name."""
-    fixed = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
-             "output.weight": "lm_head.weight"}
+    fixed = {
+        "token_embd.weight": "model.embed_tokens.weight",
+        "output_norm.weight": "model.norm.weight",
+        "output.weight": "lm_head.weight",
+    }
     if canonical in fixed:
         return fixed[canonical]
     _, layer, part, suffix = canonical.split(".")
@@ -69,8 +72,12 @@ def train_tokenizer(vocab: int = 384):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(_CORPUS, trainer)
     return tok
 
@@ -82,8 +89,18 @@ def _dims(hidden, heads, kv_heads, head_dim):
     return head_dim, heads * head_dim, kv_heads * head_dim
 
 
-def tiny_weights(*, vocab=384, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=False, seed=0,
-                 head_dim=None) -> dict[str, np.ndarray]:
+def tiny_weights(
+    *,
+    vocab=384,
+    hidden=64,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    ffn=128,
+    tie=False,
+    seed=0,
+    head_dim=None,
+) -> dict[str, np.ndarray]:
     """Float32 weights by canonical name, HF layout ((out, in) matrices, rotate-half Q/K)."""
     rng = np.random.default_rng(seed)
     dh, q_rows, kv_rows = _dims(hidden, heads, kv_heads, head_dim)
@@ -127,7 +144,14 @@ def _ggml_type(dtype: str):
     import gguf
 
     t = gguf.GGMLQuantizationType
-    return {"f32": t.F32, "f16": t.F16, "bf16": t.BF16, "q8_0": t.Q8_0, "q4_0": t.Q4_0, "q4_1": t.Q4_1}[dtype]
+    return {
+        "f32": t.F32,
+        "f16": t.F16,
+        "bf16": t.BF16,
+        "q8_0": t.Q8_0,
+        "q4_0": t.Q4_0,
+        "q4_1": t.Q4_1,
+    }[dtype]
 
 
 def round_to_dtype(a: np.ndarray, dtype: str) -> np.ndarray:
@@ -141,7 +165,9 @@ def round_to_dtype(a: np.ndarray, dtype: str) -> np.ndarray:
     import gguf
 
     qt = _ggml_type(dtype)
-    return gguf.quants.dequantize(gguf.quants.quantize(a.astype(np.float32), qt), qt).astype(np.float32)
+    return gguf.quants.dequantize(gguf.quants.quantize(a.astype(np.float32), qt), qt).astype(
+        np.float32
+    )
 
 
 def as_stored(weights: dict[str, np.ndarray], dtype: str, fmt: str) -> dict[str, np.ndarray]:
@@ -164,14 +190,20 @@ def tensor_bytes(a: np.ndarray, dtype: str) -> bytes:
         return f32_to_bf16_bits(a).tobytes()
     import gguf
 
-    return gguf.quants.quantize(np.ascontiguousarray(a, dtype=np.float32), _ggml_type(dtype)).tobytes()
+    return gguf.quants.quantize(
+        np.ascontiguousarray(a, dtype=np.float32), _ggml_type(dtype)
+    ).tobytes()
 
 
 def write_safetensors(path, tensors: dict[str, tuple[str, tuple, bytes]], metadata=None) -> Path:
     """Writes a safetensors file from name -> (dtype "F32"/"F16"/"BF16"/..., shape, raw bytes)."""
     header, chunks, offset = {}, [], 0
     for name, (dt, shape, raw) in tensors.items():
-        header[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": dt,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         chunks.append(raw)
         offset += len(raw)
     if metadata:
@@ -187,21 +219,48 @@ def read_safetensors(path) -> dict[str, tuple[str, tuple, bytes]]:
     """The entries of a .safetensors file in write_safetensors' form (dtype, shape, raw bytes)."""
     data = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    body = data[8 + n:]
-    return {name: (e["dtype"], tuple(e["shape"]), body[e["data_offsets"][0]:e["data_offsets"][1]])
-            for name, e in header.items() if name != "__metadata__"}
+    header = json.loads(data[8 : 8 + n])
+    body = data[8 + n :]
+    return {
+        name: (e["dtype"], tuple(e["shape"]), body[e["data_offsets"][0] : e["data_offsets"][1]])
+        for name, e in header.items()
+        if name != "__metadata__"
+    }
 
 
-def hf_config(*, vocab=384, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=False,
-              head_dim=None, max_position=256, rope_theta=10000.0, rms_eps=1e-5) -> dict:
+def hf_config(
+    *,
+    vocab=384,
+    hidden=64,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    ffn=128,
+    tie=False,
+    head_dim=None,
+    max_position=256,
+    rope_theta=10000.0,
+    rms_eps=1e-5,
+) -> dict:
     cfg = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
-        "hidden_size": hidden, "intermediate_size": ffn, "num_hidden_layers": layers,
-        "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-        "max_position_embeddings": max_position, "rms_norm_eps": rms_eps, "rope_theta": rope_theta,
-        "rope_scaling": None, "tie_word_embeddings": tie, "bos_token_id": BOS_ID,
-        "eos_token_id": EOS_ID, "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": ffn,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "max_position_embeddings": max_position,
+        "rms_norm_eps": rms_eps,
+        "rope_theta": rope_theta,
+        "rope_scaling": None,
+        "tie_word_embeddings": tie,
+        "bos_token_id": BOS_ID,
+        "eos_token_id": EOS_ID,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
         "torch_dtype": "float32",
     }
     if head_dim is not None:
@@ -211,23 +270,51 @@ def hf_config(*, vocab=384, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, t
 
 def _write_tokenizer_files(folder: Path, vocab: int) -> None:
     train_tokenizer(vocab).save(str(folder / "tokenizer.json"))
-    tcfg = {"bos_token": SPECIAL_TOKENS[BOS_ID], "eos_token": SPECIAL_TOKENS[EOS_ID],
-            "pad_token": SPECIAL_TOKENS[EOT_ID], "add_bos_token": False, "chat_template": CHAT_TEMPLATE,
-            "tokenizer_class": "PreTrainedTokenizerFast"}
+    tcfg = {
+        "bos_token": SPECIAL_TOKENS[BOS_ID],
+        "eos_token": SPECIAL_TOKENS[EOS_ID],
+        "pad_token": SPECIAL_TOKENS[EOT_ID],
+        "add_bos_token": False,
+        "chat_template": CHAT_TEMPLATE,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(tcfg, indent=1))
 
 
-def write_hf_model(folder, *, vocab=384, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=False,
-                   dtype="f32", seed=0, sharded=False, head_dim=None) -> Path:
+def write_hf_model(
+    folder,
+    *,
+    vocab=384,
+    hidden=64,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    ffn=128,
+    tie=False,
+    dtype="f32",
+    seed=0,
+    sharded=False,
+    head_dim=None,
+) -> Path:
     """Writes config.json, generation_config.json, model.safetensors (or 2 shards + index),
     tokenizer.json and tokenizer_config.json into `folder`; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    knobs = dict(vocab=vocab, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, ffn=ffn, tie=tie,
-                 head_dim=head_dim)
+    knobs = dict(
+        vocab=vocab,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        ffn=ffn,
+        tie=tie,
+        head_dim=head_dim,
+    )
     weights = tiny_weights(seed=seed, **knobs)
     (folder / "config.json").write_text(json.dumps(hf_config(**knobs), indent=1))
-    (folder / "generation_config.json").write_text(json.dumps({"bos_token_id": BOS_ID, "eos_token_id": [EOS_ID, EOT_ID]}))
+    (folder / "generation_config.json").write_text(
+        json.dumps({"bos_token_id": BOS_ID, "eos_token_id": [EOS_ID, EOT_ID]})
+    )
     st_dtype = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[dtype]
     entries = {hf_name(n): (st_dtype, a.shape, tensor_bytes(a, dtype)) for n, a in weights.items()}
     if not sharded:
@@ -235,10 +322,15 @@ def write_hf_model(folder, *, vocab=384, hidden=64, layers=2, heads=4, kv_heads=
     else:
         names = list(entries)
         half = len(names) // 2
-        shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+        shards = {
+            "model-00001-of-00002.safetensors": names[:half],
+            "model-00002-of-00002.safetensors": names[half:],
+        }
         weight_map = {}
         for shard, shard_names in shards.items():
-            write_safetensors(folder / shard, {n: entries[n] for n in shard_names}, metadata={"format": "pt"})
+            write_safetensors(
+                folder / shard, {n: entries[n] for n in shard_names}, metadata={"format": "pt"}
+            )
             weight_map.update({n: shard for n in shard_names})
         total = sum(len(e[2]) for e in entries.values())
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -269,9 +361,25 @@ def _tokenizer_metadata(vocab: int):
     return tokens, types, merges
 
 
-def write_gguf_model(path, *, vocab=384, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, tie=False,
-                     weight_dtype="f32", seed=0, head_dim=None, version=3, alignment=None,
-                     max_position=256, rope_theta=10000.0, rms_eps=1e-5) -> Path:
+def write_gguf_model(
+    path,
+    *,
+    vocab=384,
+    hidden=64,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    ffn=128,
+    tie=False,
+    weight_dtype="f32",
+    seed=0,
+    head_dim=None,
+    version=3,
+    alignment=None,
+    max_position=256,
+    rope_theta=10000.0,
+    rms_eps=1e-5,
+) -> Path:
     """Writes the same model as `write_hf_model` (same knobs and seed) as a llama GGUF file.
     Matrices are stored in `weight_dtype` (f32/f16/bf16/q8_0/q4_0/q4_1), norms in f32."""
     import gguf
@@ -279,8 +387,17 @@ def write_gguf_model(path, *, vocab=384, hidden=64, layers=2, heads=4, kv_heads=
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dh, _, _ = _dims(hidden, heads, kv_heads, head_dim)
-    weights = tiny_weights(vocab=vocab, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, ffn=ffn,
-                           tie=tie, seed=seed, head_dim=head_dim)
+    weights = tiny_weights(
+        vocab=vocab,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        ffn=ffn,
+        tie=tie,
+        seed=seed,
+        head_dim=head_dim,
+    )
     w = gguf.GGUFWriter(str(path), "llama")
     if alignment is not None:
         w.add_custom_alignment(alignment)

@@ -53,8 +53,14 @@ def write_hf_folder(tok, folder: Path, add_bos: bool = False) -> Path:
     return folder
 
 
-def write_gguf(tok, path: Path, add_bos: bool = False, pre: str = "smollm",
-               chat_template: str | None = CHAT_TEMPLATE, user_defined=("<tool>",)) -> Path:
+def write_gguf(
+    tok,
+    path: Path,
+    add_bos: bool = False,
+    pre: str = "smollm",
+    chat_template: str | None = CHAT_TEMPLATE,
+    user_defined=("<tool>",),
+) -> Path:
     import gguf
 
     spec = json.loads(tok.to_str())
@@ -63,9 +69,7 @@ def write_gguf(tok, path: Path, add_bos: bool = False, pre: str = "smollm",
     for piece, idx in vocab.items():
         tokens[idx] = piece
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
-    types = [
-        (4 if t in user_defined else 3) if t in SPECIALS else 1 for t in tokens
-    ]
+    types = [(4 if t in user_defined else 3) if t in SPECIALS else 1 for t in tokens]
     writer = gguf.GGUFWriter(str(path), arch="llama")
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(pre)

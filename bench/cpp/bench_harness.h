@@ -25,7 +25,8 @@ struct State {
     for (;;) {
       const auto t0 = std::chrono::steady_clock::now();
       for (long i = 0; i < n; ++i) f();
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (ms >= min_ms || n > (1L << 30)) {
         iters = n;
         ns_per_iter = ms * 1e6 / static_cast<double>(n);
@@ -45,7 +46,9 @@ struct Registry {
 };
 
 struct Registrar {
-  Registrar(const char* name, std::function<void(State&)> fn) { Registry::get().items.emplace_back(name, std::move(fn)); }
+  Registrar(const char* name, std::function<void(State&)> fn) {
+    Registry::get().items.emplace_back(name, std::move(fn));
+  }
 };
 
 // Glob-lite: the name contains every '*'-separated piece of the filter, in order.
@@ -53,7 +56,8 @@ inline bool matches(const std::string& name, const std::string& filter) {
   size_t pos = 0, start = 0;
   while (start <= filter.size()) {
     size_t star = filter.find('*', start);
-    std::string piece = filter.substr(start, star == std::string::npos ? std::string::npos : star - start);
+    std::string piece =
+        filter.substr(start, star == std::string::npos ? std::string::npos : star - start);
     if (!piece.empty()) {
       size_t hit = name.find(piece, pos);
       if (hit == std::string::npos) return false;
@@ -70,11 +74,16 @@ inline int main(int argc, char** argv) {
   double min_ms = 300.0;
   bool list = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--filter=", 9) == 0) filter = argv[i] + 9;
-    else if (std::strncmp(argv[i], "--min-ms=", 9) == 0) min_ms = std::atof(argv[i] + 9);
-    else if (std::strcmp(argv[i], "--list") == 0) list = true;
+    if (std::strncmp(argv[i], "--filter=", 9) == 0)
+      filter = argv[i] + 9;
+    else if (std::strncmp(argv[i], "--min-ms=", 9) == 0)
+      min_ms = std::atof(argv[i] + 9);
+    else if (std::strcmp(argv[i], "--list") == 0)
+      list = true;
     else {
-      std::fprintf(stderr, "[bench] unknown argument %s (expected --filter=PATTERN, --min-ms=MS, --list)\n", argv[i]);
+      std::fprintf(stderr,
+                   "[bench] unknown argument %s (expected --filter=PATTERN, --min-ms=MS, --list)\n",
+                   argv[i]);
       return 2;
     }
   }
@@ -89,8 +98,10 @@ inline int main(int argc, char** argv) {
     State s;
     s.min_ms = min_ms;
     fn(s);
-    std::printf("{\"name\": \"%s\", \"iters\": %ld, \"ns_per_iter\": %.1f, \"gb_s\": %.3f, \"gflop_s\": %.3f}\n",
-                name.c_str(), s.iters, s.ns_per_iter, s.bytes / s.ns_per_iter, s.flops / s.ns_per_iter);
+    std::printf(
+        "{\"name\": \"%s\", \"iters\": %ld, \"ns_per_iter\": %.1f, \"gb_s\": %.3f, \"gflop_s\": "
+        "%.3f}\n",
+        name.c_str(), s.iters, s.ns_per_iter, s.bytes / s.ns_per_iter, s.flops / s.ns_per_iter);
     std::fflush(stdout);
   }
   if (ran == 0) {
@@ -105,4 +116,5 @@ inline int main(int argc, char** argv) {
 #define BENCH_CAT2(a, b) a##b
 #define BENCH_CAT(a, b) BENCH_CAT2(a, b)
 // Registers a benchmark under a run-time name (a std::string expression).
-#define BENCH_REGISTER(name_expr, fn) static bench::Registrar BENCH_CAT(bench_reg_, __LINE__)(name_expr, fn)
+#define BENCH_REGISTER(name_expr, fn) \
+  static bench::Registrar BENCH_CAT(bench_reg_, __LINE__)(name_expr, fn)

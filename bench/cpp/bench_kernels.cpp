@@ -40,10 +40,13 @@ std::unique_ptr<Buffer> random_weights(DType t, int N, int K) {
     for (size_t i = 0; i < bytes / 4; ++i) f[i] = static_cast<float>(rng() % 2000) / 1000.f - 1.f;
   } else if (t == DType::F16 || t == DType::BF16) {
     auto* h = reinterpret_cast<uint16_t*>(p);
-    for (size_t i = 0; i < bytes / 2; ++i) h[i] = t == DType::F16 ? 0x3000 + (rng() % 0x800) : 0x3E00 + (rng() % 0x100);
+    for (size_t i = 0; i < bytes / 2; ++i)
+      h[i] = t == DType::F16 ? 0x3000 + (rng() % 0x800) : 0x3E00 + (rng() % 0x100);
   } else {
     for (size_t i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(rng());
-    const size_t bs = t == DType::Q8_0 ? sizeof(BlockQ8_0) : t == DType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+    const size_t bs = t == DType::Q8_0   ? sizeof(BlockQ8_0)
+                      : t == DType::Q4_0 ? sizeof(BlockQ4_0)
+                                         : sizeof(BlockQ4_1);
     for (size_t b = 0; b < bytes / bs; ++b) {
       auto* h = reinterpret_cast<uint16_t*>(p + b * bs);
       h[0] = 0x2000;  // d = 2^-7
@@ -62,9 +65,10 @@ std::unique_ptr<Buffer> random_f32(size_t n) {
 }
 
 void matmul_bench(bench::State& s, DType t, int M, int N, int K) {
-  auto raw = random_weights(t, N, K);                       // (N, K) t, row-major
-  auto w = backend().matmul_weight(raw->host_ptr(), t, N, K);  // the backend's layout (packed for Q*)
-  auto x = random_f32(static_cast<size_t>(M) * K);          // (M, K) f32
+  auto raw = random_weights(t, N, K);  // (N, K) t, row-major
+  auto w =
+      backend().matmul_weight(raw->host_ptr(), t, N, K);  // the backend's layout (packed for Q*)
+  auto x = random_f32(static_cast<size_t>(M) * K);        // (M, K) f32
   auto out = backend().alloc(static_cast<size_t>(M) * N * 4);  // (M, N) f32
   MatmulArgs a;
   a.out = {out.get(), 0};
@@ -81,10 +85,13 @@ struct Shape {
   const char* name;
   int N, K;
 };
-const Shape SHAPES[] = {{"qo_576x576", 576, 576}, {"kv_192x576", 192, 576}, {"up_1536x576", 1536, 576},
+const Shape SHAPES[] = {{"qo_576x576", 576, 576},
+                        {"kv_192x576", 192, 576},
+                        {"up_1536x576", 1536, 576},
                         {"down_576x1536", 576, 1536}};
-const std::pair<const char*, DType> DTYPES[] = {{"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1}, {"q8_0", DType::Q8_0},
-                                                {"f16", DType::F16},   {"bf16", DType::BF16}, {"f32", DType::F32}};
+const std::pair<const char*, DType> DTYPES[] = {{"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
+                                                {"q8_0", DType::Q8_0}, {"f16", DType::F16},
+                                                {"bf16", DType::BF16}, {"f32", DType::F32}};
 
 bool register_all() {
   for (auto& [dn, dt] : DTYPES) {
@@ -99,7 +106,8 @@ bool register_all() {
                        [=](bench::State& s) { matmul_bench(s, t, 512, shape.N, shape.K); });
     }
   }
-  bench::Registrar("matmul/decode/q8_0/lm_head_49152x576", [](bench::State& s) { matmul_bench(s, DType::Q8_0, 1, 49152, 576); });
+  bench::Registrar("matmul/decode/q8_0/lm_head_49152x576",
+                   [](bench::State& s) { matmul_bench(s, DType::Q8_0, 1, 49152, 576); });
   bench::Registrar("quantize_q16a/576", [](bench::State& s) {
     std::vector<float> x(576, 0.5f);
     std::vector<cpu::BlockQ16A> q(576 / QK);

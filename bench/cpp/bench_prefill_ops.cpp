@@ -3,7 +3,8 @@
 // f16 paged KV cache, block size 16): embed, rms_norm, rope, kv_write, attention (auto = flash
 // prefill), silu_mul, plus the per-layer matmuls for scale. bench/profile_prefill.py multiplies
 // each by its count per forward (30 layers) to get the per-op-family breakdown.
-// Run: bench_prefill_ops [--filter=prefill512/attention] [--min-ms=300]; threads: $LONGBOW_BENCH_THREADS (2).
+// Run: bench_prefill_ops [--filter=prefill512/attention] [--min-ms=300]; threads:
+// $LONGBOW_BENCH_THREADS (2).
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -59,14 +60,17 @@ struct Prefill {
     std::shuffle(blocks.begin(), blocks.end(), std::mt19937(3));
     for (int t = 0; t < T; ++t) slot[t] = blocks[t / BS] * BS + t % BS;
     positions = host_buf(pos), slots = host_buf(slot), block_table = host_buf(blocks);
-    query_start = host_buf(std::vector<int32_t>{0, T}), seq_lens = host_buf(std::vector<int32_t>{T});
-    const size_t cache_elems = static_cast<size_t>(num_blocks) * BS * HKV * HD;  // (num_blocks, BS, HKV, HD)
+    query_start = host_buf(std::vector<int32_t>{0, T}),
+    seq_lens = host_buf(std::vector<int32_t>{T});
+    const size_t cache_elems =
+        static_cast<size_t>(num_blocks) * BS * HKV * HD;  // (num_blocks, BS, HKV, HD)
     k_cache = backend().alloc(cache_elems * 2), v_cache = backend().alloc(cache_elems * 2);
   }
   KvWriteArgs kv_write(const Buffer& k, const Buffer& v) const {
     KvWriteArgs a;
     a.k = {const_cast<Buffer*>(&k), 0}, a.v = {const_cast<Buffer*>(&v), 0};
-    a.k_cache = {k_cache.get(), 0}, a.v_cache = {v_cache.get(), 0}, a.slot_mapping = {slots.get(), 0};
+    a.k_cache = {k_cache.get(), 0}, a.v_cache = {v_cache.get(), 0},
+    a.slot_mapping = {slots.get(), 0};
     a.cache_dtype = DType::F16, a.num_tokens = T, a.num_kv_heads = HKV, a.head_dim = HD;
     a.num_slots = num_blocks * BS;
     return a;
@@ -80,19 +84,22 @@ Prefill& prefill() {
 
 void bench_attention(bench::State& s) {
   Prefill& p = prefill();
-  auto q = random_f32(static_cast<size_t>(T) * H * HD);     // (T, H, HD)
-  auto k = random_f32(static_cast<size_t>(T) * HKV * HD, 1.0f, 4);   // (T, HKV, HD)
-  auto v = random_f32(static_cast<size_t>(T) * HKV * HD, 1.0f, 5);   // (T, HKV, HD)
+  auto q = random_f32(static_cast<size_t>(T) * H * HD);             // (T, H, HD)
+  auto k = random_f32(static_cast<size_t>(T) * HKV * HD, 1.0f, 4);  // (T, HKV, HD)
+  auto v = random_f32(static_cast<size_t>(T) * HKV * HD, 1.0f, 5);  // (T, HKV, HD)
   auto out = backend().alloc(static_cast<size_t>(T) * H * HD * 4);  // (T, H, HD)
   backend().kv_write(p.kv_write(*k, *v));
   AttentionArgs a;
-  a.out = {out.get(), 0}, a.q = {q.get(), 0}, a.k_cache = {p.k_cache.get(), 0}, a.v_cache = {p.v_cache.get(), 0};
+  a.out = {out.get(), 0}, a.q = {q.get(), 0}, a.k_cache = {p.k_cache.get(), 0},
+  a.v_cache = {p.v_cache.get(), 0};
   a.block_tables = {p.block_table.get(), 0}, a.query_start = {p.query_start.get(), 0};
   a.seq_lens = {p.seq_lens.get(), 0}, a.positions = {p.positions.get(), 0};
-  a.cache_dtype = DType::F16, a.num_tokens = T, a.num_seqs = 1, a.num_heads = H, a.num_kv_heads = HKV;
+  a.cache_dtype = DType::F16, a.num_tokens = T, a.num_seqs = 1, a.num_heads = H,
+  a.num_kv_heads = HKV;
   a.head_dim = HD, a.block_size = BS, a.max_blocks_per_seq = T / BS, a.num_blocks = p.num_blocks;
   a.scale = 1.0f / std::sqrt(static_cast<float>(HD));
-  s.flops = 4.0 * H * HD * (static_cast<double>(T) * (T + 1) / 2);  // QK^T and PV over the causal half
+  s.flops =
+      4.0 * H * HD * (static_cast<double>(T) * (T + 1) / 2);  // QK^T and PV over the causal half
   s.run([&] { backend().attention(a); });
 }
 
@@ -105,7 +112,7 @@ void bench_matmul(bench::State& s, int N, int K) {
     reinterpret_cast<uint16_t*>(raw.data() + b * sizeof(BlockQ8_0))[0] = 0x2000;  // d = 2^-7
   }
   auto w = backend().matmul_weight(raw.data(), DType::Q8_0, N, K);
-  auto x = random_f32(static_cast<size_t>(T) * K);       // (T, K)
+  auto x = random_f32(static_cast<size_t>(T) * K);             // (T, K)
   auto out = backend().alloc(static_cast<size_t>(T) * N * 4);  // (T, N)
   MatmulArgs a;
   a.out = {out.get(), 0}, a.x = {x.get(), 0}, a.w = {w.get(), 0};
@@ -133,7 +140,8 @@ bool register_all() {
     s.run([&] { backend().embed(a); });
   });
   bench::Registrar("prefill512/rms_norm", [](bench::State& s) {
-    auto x = random_f32(static_cast<size_t>(T) * D), o = random_f32(static_cast<size_t>(T) * D), w = random_f32(D);
+    auto x = random_f32(static_cast<size_t>(T) * D), o = random_f32(static_cast<size_t>(T) * D),
+         w = random_f32(D);
     RmsNormArgs a;
     a.out = {o.get(), 0}, a.x = {x.get(), 0}, a.weight = {w.get(), 0};
     a.num_rows = T, a.dim = D;
@@ -141,7 +149,8 @@ bool register_all() {
     s.run([&] { backend().rms_norm(a); });
   });
   bench::Registrar("prefill512/rope", [](bench::State& s) {
-    auto q = random_f32(static_cast<size_t>(T) * H * HD), k = random_f32(static_cast<size_t>(T) * HKV * HD);
+    auto q = random_f32(static_cast<size_t>(T) * H * HD),
+         k = random_f32(static_cast<size_t>(T) * HKV * HD);
     std::vector<float> inv(HD / 2);
     for (int i = 0; i < HD / 2; ++i) inv[i] = std::pow(100000.0f, -2.0f * i / HD);
     auto inv_freq = host_buf(inv);
@@ -152,7 +161,8 @@ bool register_all() {
     s.run([&] { backend().rope(a); });
   });
   bench::Registrar("prefill512/kv_write_f16", [](bench::State& s) {
-    auto k = random_f32(static_cast<size_t>(T) * HKV * HD), v = random_f32(static_cast<size_t>(T) * HKV * HD);
+    auto k = random_f32(static_cast<size_t>(T) * HKV * HD),
+         v = random_f32(static_cast<size_t>(T) * HKV * HD);
     const KvWriteArgs a = prefill().kv_write(*k, *v);
     s.run([&] { backend().kv_write(a); });
   });
@@ -166,11 +176,16 @@ bool register_all() {
     s.bytes = 3.0 * n * 4;
     s.run([&] { backend().glu(a); });
   });
-  // Per layer: q, k, v, o (576x576, 192x576 twice, 576x576), gate and up (1536x576), down (576x1536).
-  bench::Registrar("prefill512/matmul_q8_0/576x576", [](bench::State& s) { bench_matmul(s, 576, 576); });
-  bench::Registrar("prefill512/matmul_q8_0/192x576", [](bench::State& s) { bench_matmul(s, 192, 576); });
-  bench::Registrar("prefill512/matmul_q8_0/1536x576", [](bench::State& s) { bench_matmul(s, 1536, 576); });
-  bench::Registrar("prefill512/matmul_q8_0/576x1536", [](bench::State& s) { bench_matmul(s, 576, 1536); });
+  // Per layer: q, k, v, o (576x576, 192x576 twice, 576x576), gate and up (1536x576), down
+  // (576x1536).
+  bench::Registrar("prefill512/matmul_q8_0/576x576",
+                   [](bench::State& s) { bench_matmul(s, 576, 576); });
+  bench::Registrar("prefill512/matmul_q8_0/192x576",
+                   [](bench::State& s) { bench_matmul(s, 192, 576); });
+  bench::Registrar("prefill512/matmul_q8_0/1536x576",
+                   [](bench::State& s) { bench_matmul(s, 1536, 576); });
+  bench::Registrar("prefill512/matmul_q8_0/576x1536",
+                   [](bench::State& s) { bench_matmul(s, 576, 1536); });
   return true;
 }
 

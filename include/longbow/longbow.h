@@ -4,7 +4,8 @@
 //   longbow::Generator gen(model, {.backend = "cpu"});
 //   gen.submit("r1", {1, 504, 2365}, {.max_tokens = 16});
 //   while (gen.has_work())
-//     for (const longbow::Token& t : gen.step()) std::printf("%s: %d\n", t.request_id.c_str(), t.id);
+//     for (const longbow::Token& t : gen.step()) std::printf("%s: %d\n", t.request_id.c_str(),
+//     t.id);
 //
 // Errors: bad input throws std::invalid_argument; I/O or device failure std::runtime_error.
 #pragma once
@@ -49,12 +50,12 @@ class Model {
 };
 
 struct GeneratorOptions {
-  std::string backend = defaults::BACKEND;  // "cpu", "metal", "metal-sim" or "auto"
-  int num_threads = 0;          // 0 = all cores
+  std::string backend = defaults::BACKEND;    // "cpu", "metal", "metal-sim" or "auto"
+  int num_threads = 0;                        // 0 = all cores
   std::string kv_dtype = defaults::KV_DTYPE;  // "f16" or "f32"
   int max_num_seqs = defaults::MAX_NUM_SEQS;
   int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
-  int max_model_len = 0;        // 0 = the model's context length
+  int max_model_len = 0;  // 0 = the model's context length
 };
 
 struct GenerationOptions {
@@ -71,10 +72,10 @@ struct GenerationOptions {
 
 struct Token {
   std::string request_id;
-  int id = -1;               // -1 when an aborted request is reported
-  float logprob = 0.0f;       // log-softmax of the raw logits (before penalties and temperature)
+  int id = -1;           // -1 when an aborted request is reported
+  float logprob = 0.0f;  // log-softmax of the raw logits (before penalties and temperature)
   bool finished = false;
-  std::string finish_reason; // "stop", "length", "abort" or ""
+  std::string finish_reason;                        // "stop", "length", "abort" or ""
   std::vector<std::pair<int, float>> top_logprobs;  // (id, logprob), most likely first
 };
 
@@ -93,7 +94,8 @@ class Generator {
   bool abort(const std::string& request_id);
   bool has_work() const;
   // Runs one request to completion (other queued requests advance too); returns its token ids.
-  std::vector<int> generate(const std::vector<int>& prompt_token_ids, const GenerationOptions& options = {});
+  std::vector<int> generate(const std::vector<int>& prompt_token_ids,
+                            const GenerationOptions& options = {});
 
  private:
   std::shared_ptr<Model> model_;

@@ -12,8 +12,16 @@ from .llm import LLM  # noqa: E402
 from .outputs import CompletionOutput, RequestOutput, StreamDelta  # noqa: E402
 from .sampling import SamplingParams  # noqa: E402
 
-__all__ = ["AsyncEngine", "CompletionOutput", "LLM", "RequestOutput", "SamplingParams", "StreamDelta",
-           "__version__", "cmake_dir"]
+__all__ = [
+    "AsyncEngine",
+    "CompletionOutput",
+    "LLM",
+    "RequestOutput",
+    "SamplingParams",
+    "StreamDelta",
+    "__version__",
+    "cmake_dir",
+]
 
 
 def cmake_dir() -> str:

@@ -38,10 +38,10 @@ class _Request:
 class AsyncEngine:
     """Streams many concurrent requests through one LLM.
 
-        llm = LLM(...)
-        async with AsyncEngine(llm) as engine:
-            async for delta in engine.generate("Hello", SamplingParams(max_tokens=8)):
-                print(delta.text, end="")
+    llm = LLM(...)
+    async with AsyncEngine(llm) as engine:
+        async for delta in engine.generate("Hello", SamplingParams(max_tokens=8)):
+            print(delta.text, end="")
     """
 
     def __init__(self, llm: LLM) -> None:
@@ -57,9 +57,14 @@ class AsyncEngine:
 
     # ---- public API ------------------------------------------------------------------------
 
-    async def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None,
-                       request_id: str | None = None, *,
-                       add_special_tokens: bool = True) -> AsyncIterator[StreamDelta]:
+    async def generate(
+        self,
+        prompt: str | Sequence[int],
+        params: SamplingParams | None = None,
+        request_id: str | None = None,
+        *,
+        add_special_tokens: bool = True,
+    ) -> AsyncIterator[StreamDelta]:
         """Async iterator of StreamDelta (text delta, new token ids, finished) for one request;
         the last delta of the request carries the whole RequestOutput in `.output`. Leaving the
         loop early aborts the request."""
@@ -70,7 +75,9 @@ class AsyncEngine:
         if not ids:
             raise ValueError(f"[AsyncEngine] prompt {prompt!r} encodes to no tokens")
         rid = request_id if request_id is not None else f"async-{next(_ids)}"
-        req = _Request(RequestState(rid, text, ids, params, self.llm.tokenizer), asyncio.get_running_loop())
+        req = _Request(
+            RequestState(rid, text, ids, params, self.llm.tokenizer), asyncio.get_running_loop()
+        )
         added: concurrent.futures.Future = concurrent.futures.Future()
         self._submit(("add", req, added))
         await asyncio.wrap_future(added)  # raises ValueError for a bad or duplicate request
@@ -134,7 +141,9 @@ class AsyncEngine:
         if kind == "add":
             state = payload.state
             if state.request_id in self._requests:
-                fut.set_exception(ValueError(f"[AsyncEngine] duplicate request id '{state.request_id}'"))
+                fut.set_exception(
+                    ValueError(f"[AsyncEngine] duplicate request id '{state.request_id}'")
+                )
                 return
             try:
                 engine.add_request(state.request_id, state.prompt_ids, state.params.to_engine())
@@ -166,8 +175,19 @@ class AsyncEngine:
             params = req.state.params
             lps = [logprob for _ in new_ids] if params.wants_logprobs else None
             tops = [dict(top) for _ in new_ids] if params.num_top_logprobs is not None else None
-            req.put(StreamDelta(rid, idx, delta, new_ids, sample.finished, sample.finish_reason, output,
-                                lps, tops))
+            req.put(
+                StreamDelta(
+                    rid,
+                    idx,
+                    delta,
+                    new_ids,
+                    sample.finished,
+                    sample.finish_reason,
+                    output,
+                    lps,
+                    tops,
+                )
+            )
 
     def _run(self) -> None:
         engine = self.llm.engine

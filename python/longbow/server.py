@@ -22,10 +22,27 @@ from .sampling import MAX_TOP_LOGPROBS, SamplingParams
 # OpenAI request fields we understand; anything else is rejected with a clear message rather
 # than silently ignored.
 _COMMON_FIELDS = {
-    "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream", "stop",
-    "seed", "presence_penalty", "frequency_penalty", "logprobs", "user", "stream_options",
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "user",
+    "stream_options",
     # extensions (vLLM / llama.cpp style)
-    "top_k", "min_p", "repetition_penalty", "ignore_eos", "min_tokens", "stop_token_ids",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "ignore_eos",
+    "min_tokens",
+    "stop_token_ids",
 }
 _COMPLETION_FIELDS = _COMMON_FIELDS | {"prompt", "echo"}
 _CHAT_FIELDS = _COMMON_FIELDS | {"messages", "top_logprobs"}
@@ -104,7 +121,11 @@ def sampling_params_from(body: dict[str, Any], allowed: set[str]) -> SamplingPar
 def _usage(output) -> dict[str, int]:
     prompt = len(output.prompt_token_ids)
     completion = sum(len(c.token_ids) for c in _completions(output))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _completions(output) -> list:
@@ -130,21 +151,37 @@ class OpenAIServer:
         self.started = int(time.time())
 
     def models(self) -> dict:
-        return {"object": "list", "data": [
-            {"id": self.model_name, "object": "model", "created": self.started, "owned_by": "longbow"}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.model_name,
+                    "object": "model",
+                    "created": self.started,
+                    "owned_by": "longbow",
+                }
+            ],
+        }
 
     def _check_model(self, body: dict) -> None:
         name = body.get("model")
         if name is not None and name != self.model_name:
-            raise RequestError(f"model {name!r} is not served here (serving {self.model_name!r})", "model")
+            raise RequestError(
+                f"model {name!r} is not served here (serving {self.model_name!r})", "model"
+            )
 
     def _token(self, token_id: int) -> tuple[str, list[int]]:
         """(text, UTF-8 bytes) of one token; a partial character shows as U+FFFD in the text."""
         raw = self.llm.tokenizer.token_bytes(token_id)
         return raw.decode("utf-8", errors="replace"), list(raw)
 
-    def _completion_logprobs(self, token_ids: list[int], logprobs: list[float],
-                             tops: list[dict[int, float]] | None, offset: int = 0) -> dict:
+    def _completion_logprobs(
+        self,
+        token_ids: list[int],
+        logprobs: list[float],
+        tops: list[dict[int, float]] | None,
+        offset: int = 0,
+    ) -> dict:
         """Legacy completions `logprobs`: per token its text, logprob, and (when asked) a
         {text: logprob} of the top k plus the chosen token, as OpenAI; text_offset counts
         characters of the token texts from `offset`."""
@@ -160,11 +197,16 @@ class OpenAIServer:
                 entry = {self._token(i)[0]: _finite(v) for i, v in top.items()}
                 entry.setdefault(text, _finite(lp))
                 top_logprobs.append(entry)
-        return {"tokens": tokens, "token_logprobs": [_finite(lp) for lp in logprobs],
-                "top_logprobs": top_logprobs, "text_offset": offsets}
+        return {
+            "tokens": tokens,
+            "token_logprobs": [_finite(lp) for lp in logprobs],
+            "top_logprobs": top_logprobs,
+            "text_offset": offsets,
+        }
 
-    def _chat_logprobs(self, token_ids: list[int], logprobs: list[float],
-                       tops: list[dict[int, float]] | None) -> dict:
+    def _chat_logprobs(
+        self, token_ids: list[int], logprobs: list[float], tops: list[dict[int, float]] | None
+    ) -> dict:
         """Chat `logprobs.content`: per token {token, logprob, bytes, top_logprobs}."""
         content = []
         for j, (t, lp) in enumerate(zip(token_ids, logprobs)):
@@ -173,7 +215,9 @@ class OpenAIServer:
             for i, v in (tops[j] if tops is not None else {}).items():
                 top_text, top_raw = self._token(i)
                 top.append({"token": top_text, "logprob": _finite(v), "bytes": top_raw})
-            content.append({"token": text, "logprob": _finite(lp), "bytes": raw, "top_logprobs": top})
+            content.append(
+                {"token": text, "logprob": _finite(lp), "bytes": raw, "top_logprobs": top}
+            )
         return {"content": content}
 
     def _chat_prompt(self, body: dict) -> str:
@@ -197,7 +241,9 @@ class OpenAIServer:
 
     async def _final(self, prompt, params, add_special_tokens: bool):
         output = None
-        async for delta in self.engine.generate(prompt, params, add_special_tokens=add_special_tokens):
+        async for delta in self.engine.generate(
+            prompt, params, add_special_tokens=add_special_tokens
+        ):
             if delta.output is not None:
                 output = delta.output
         return output
@@ -212,17 +258,28 @@ class OpenAIServer:
                 text = c.text
                 if body.get("echo") and isinstance(prompt, str):
                     text = prompt + text
-                choice = {"index": len(choices), "text": text, "finish_reason": c.finish_reason,
-                          "logprobs": None}
+                choice = {
+                    "index": len(choices),
+                    "text": text,
+                    "finish_reason": c.finish_reason,
+                    "logprobs": None,
+                }
                 if c.logprobs is not None:
                     offset = len(prompt) if body.get("echo") and isinstance(prompt, str) else 0
-                    choice["logprobs"] = self._completion_logprobs(c.token_ids, c.logprobs,
-                                                                   c.top_logprobs, offset)
+                    choice["logprobs"] = self._completion_logprobs(
+                        c.token_ids, c.logprobs, c.top_logprobs, offset
+                    )
                 choices.append(choice)
             for k, v in _usage(output).items():
                 usage[k] += v
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": self.model_name, "choices": choices, "usage": usage}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": choices,
+            "usage": usage,
+        }
 
     async def chat(self, body: dict) -> dict:
         self._check_model(body)
@@ -230,13 +287,23 @@ class OpenAIServer:
         output = await self._final(self._chat_prompt(body), params, False)
         choices = []
         for i, c in enumerate(_completions(output)):
-            choice = {"index": i, "message": {"role": "assistant", "content": c.text},
-                      "finish_reason": c.finish_reason, "logprobs": None}
+            choice = {
+                "index": i,
+                "message": {"role": "assistant", "content": c.text},
+                "finish_reason": c.finish_reason,
+                "logprobs": None,
+            }
             if c.logprobs is not None:
                 choice["logprobs"] = self._chat_logprobs(c.token_ids, c.logprobs, c.top_logprobs)
             choices.append(choice)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.model_name, "choices": choices, "usage": _usage(output)}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": choices,
+            "usage": _usage(output),
+        }
 
     async def stream(self, body: dict, chat: bool) -> AsyncIterator[str]:
         """Server-sent events for a streaming request (validated before the first event)."""
@@ -254,7 +321,9 @@ class OpenAIServer:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return self._events(rid, created, prompt, special, params, chat, include_usage)
 
-    async def _events(self, rid, created, prompt, special, params, chat, include_usage) -> AsyncIterator[str]:
+    async def _events(
+        self, rid, created, prompt, special, params, chat, include_usage
+    ) -> AsyncIterator[str]:
         obj = "chat.completion.chunk" if chat else "text_completion"
         started: set[int] = set()
         offsets: dict[int, int] = {}  # per sample: characters of token texts so far (text_offset)
@@ -267,12 +336,21 @@ class OpenAIServer:
                     delta["role"] = "assistant"
                 if d.text:
                     delta["content"] = d.text
-                choice = {"index": d.index, "delta": delta, "finish_reason": d.finish_reason if d.finished else None}
+                choice = {
+                    "index": d.index,
+                    "delta": delta,
+                    "finish_reason": d.finish_reason if d.finished else None,
+                }
                 if d.logprobs is not None:
-                    choice["logprobs"] = self._chat_logprobs(d.token_ids, d.logprobs, d.top_logprobs)
+                    choice["logprobs"] = self._chat_logprobs(
+                        d.token_ids, d.logprobs, d.top_logprobs
+                    )
             else:
-                choice = {"index": d.index, "text": d.text,
-                          "finish_reason": d.finish_reason if d.finished else None}
+                choice = {
+                    "index": d.index,
+                    "text": d.text,
+                    "finish_reason": d.finish_reason if d.finished else None,
+                }
                 if d.logprobs is not None:
                     at = offsets.get(d.index, 0)
                     lps = self._completion_logprobs(d.token_ids, d.logprobs, d.top_logprobs, at)
@@ -281,13 +359,28 @@ class OpenAIServer:
             # A token without new text still carries its logprobs.
             with_logprobs = d.logprobs is not None and bool(d.token_ids)
             if d.text or d.finished or with_logprobs or (chat and "role" in choice["delta"]):
-                yield _sse({"id": rid, "object": obj, "created": created, "model": self.model_name,
-                            "choices": [choice]})
+                yield _sse(
+                    {
+                        "id": rid,
+                        "object": obj,
+                        "created": created,
+                        "model": self.model_name,
+                        "choices": [choice],
+                    }
+                )
             if d.output is not None:
                 output = d.output
         if include_usage and output is not None:
-            yield _sse({"id": rid, "object": obj, "created": created, "model": self.model_name, "choices": [],
-                        "usage": _usage(output)})
+            yield _sse(
+                {
+                    "id": rid,
+                    "object": obj,
+                    "created": created,
+                    "model": self.model_name,
+                    "choices": [],
+                    "usage": _usage(output),
+                }
+            )
         yield _sse("[DONE]")
 
     def metrics(self) -> dict:
@@ -300,7 +393,9 @@ def create_app(llm: LLM, model_name: str | None = None):
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse, StreamingResponse
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("[server] needs FastAPI and uvicorn: pip install 'longbow-quarrel[server]'") from exc
+        raise RuntimeError(
+            "[server] needs FastAPI and uvicorn: pip install 'longbow-quarrel[server]'"
+        ) from exc
 
     server = OpenAIServer(llm, model_name)
 
@@ -312,9 +407,13 @@ def create_app(llm: LLM, model_name: str | None = None):
     app = FastAPI(title="longbow", version="0.1.0", lifespan=lifespan)
     app.state.server = server
 
-    def error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
-        return JSONResponse(status_code=status,
-                            content={"error": {"message": message, "type": kind, "param": param, "code": None}})
+    def error(
+        status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"
+    ):
+        return JSONResponse(
+            status_code=status,
+            content={"error": {"message": message, "type": kind, "param": param, "code": None}},
+        )
 
     async def body_of(request: Request) -> dict:
         try:
@@ -362,10 +461,14 @@ def create_app(llm: LLM, model_name: str | None = None):
     return app
 
 
-def serve(llm: LLM, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None) -> None:
+def serve(
+    llm: LLM, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None
+) -> None:
     """Run the server until interrupted."""
     try:
         import uvicorn
     except ImportError as exc:  # pragma: no cover
-        raise RuntimeError("[server] needs FastAPI and uvicorn: pip install 'longbow-quarrel[server]'") from exc
+        raise RuntimeError(
+            "[server] needs FastAPI and uvicorn: pip install 'longbow-quarrel[server]'"
+        ) from exc
     uvicorn.run(create_app(llm, model_name), host=host, port=port, log_level="info")

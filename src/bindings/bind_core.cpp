@@ -19,11 +19,14 @@ void bind_core(py::module_& m) {
         "Every kernel host name the Metal host code can request (sorted).");
 #endif
 #if defined(LONGBOW_HAS_METAL_SIM)
-  m.def("sim_kernel_names", &metal::sim_kernel_names, "Host names of the kernels compiled into the MSL simulator.");
-  m.def("set_sim_thread_order", &metal::set_sim_thread_order, py::arg("order"), py::arg("seed") = 0,
-        "Thread order of later metal-sim dispatches: 'inorder', 'reverse' or 'random' (with seed).");
+  m.def("sim_kernel_names", &metal::sim_kernel_names,
+        "Host names of the kernels compiled into the MSL simulator.");
   m.def(
-      "sim_thread_order", [] { return py::make_tuple(metal::sim_thread_order(), metal::sim_seed()); },
+      "set_sim_thread_order", &metal::set_sim_thread_order, py::arg("order"), py::arg("seed") = 0,
+      "Thread order of later metal-sim dispatches: 'inorder', 'reverse' or 'random' (with seed).");
+  m.def(
+      "sim_thread_order",
+      [] { return py::make_tuple(metal::sim_thread_order(), metal::sim_seed()); },
       "(order, seed) of the metal-sim backend (defaults: LONGBOW_SIM_ORDER, LONGBOW_SIM_SEED).");
 #endif
 }

@@ -24,7 +24,8 @@ AttentionVariant attention_from(const std::string& name) {
   if (name == "split") return AttentionVariant::Split;
   if (name == "fused") return AttentionVariant::FusedDecode;
   if (name == "flash") return AttentionVariant::FlashPrefill;
-  throw std::invalid_argument("[engine] expected attention 'auto', 'split', 'fused' or 'flash', found '" + name + "'");
+  throw std::invalid_argument(
+      "[engine] expected attention 'auto', 'split', 'fused' or 'flash', found '" + name + "'");
 }
 
 }  // namespace
@@ -32,7 +33,8 @@ AttentionVariant attention_from(const std::string& name) {
 void bind_engine(py::module_& m) {
   using namespace longbow::engine;
 
-  py::class_<SamplingParams>(m, "EngineSamplingParams", "Engine-side sampling settings of one request.")
+  py::class_<SamplingParams>(m, "EngineSamplingParams",
+                             "Engine-side sampling settings of one request.")
       .def(py::init<>())
       .def_readwrite("n", &SamplingParams::n)
       .def_readwrite("max_tokens", &SamplingParams::max_tokens)
@@ -49,9 +51,10 @@ void bind_engine(py::module_& m) {
       .def_readwrite("ignore_eos", &SamplingParams::ignore_eos)
       .def_readwrite("top_logprobs", &SamplingParams::top_logprobs);
 
-  py::class_<BlockManager>(m, "BlockManager",
-                           "Paged KV block allocator (block 0 is the null block): ref counts, LRU free "
-                           "queue, prefix caching by chained block hashes, copy-on-write.")
+  py::class_<BlockManager>(
+      m, "BlockManager",
+      "Paged KV block allocator (block 0 is the null block): ref counts, LRU free "
+      "queue, prefix caching by chained block hashes, copy-on-write.")
       .def(py::init<int, int, bool>(), py::arg("num_blocks"), py::arg("block_size"),
            py::arg("enable_prefix_caching") = true)
       .def_property_readonly("num_blocks", &BlockManager::num_blocks)
@@ -60,10 +63,12 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("num_used", &BlockManager::num_used)
       .def_property_readonly("num_cached", &BlockManager::num_cached)
       .def_property_readonly("num_evictions", &BlockManager::num_evictions)
-      .def("allocate", &BlockManager::allocate, py::arg("n"), "n fresh blocks, or None when fewer are free.")
+      .def("allocate", &BlockManager::allocate, py::arg("n"),
+           "n fresh blocks, or None when fewer are free.")
       .def(
           "ensure_capacity",
-          [](BlockManager& bm, std::vector<int> table, int num_tokens) -> std::optional<std::vector<int>> {
+          [](BlockManager& bm, std::vector<int> table,
+             int num_tokens) -> std::optional<std::vector<int>> {
             if (!bm.ensure_capacity(table, num_tokens)) return std::nullopt;
             return table;
           },
@@ -81,11 +86,12 @@ void bind_engine(py::module_& m) {
       .def("release", &BlockManager::release, py::arg("blocks"))
       .def("ref_count", &BlockManager::ref_count, py::arg("block_id"))
       .def("free_queue", &BlockManager::free_queue)
-      .def_static("hash_block",
-                  [](uint64_t parent, const std::vector<int>& tokens) {
-                    return BlockManager::hash_block(parent, tokens.data(), static_cast<int>(tokens.size()));
-                  },
-                  py::arg("parent"), py::arg("tokens"))
+      .def_static(
+          "hash_block",
+          [](uint64_t parent, const std::vector<int>& tokens) {
+            return BlockManager::hash_block(parent, tokens.data(), static_cast<int>(tokens.size()));
+          },
+          py::arg("parent"), py::arg("tokens"))
       .def("match_prefix", &BlockManager::match_prefix, py::arg("tokens"), py::arg("max_tokens"))
       .def(
           "acquire_prefix",
@@ -93,11 +99,12 @@ void bind_engine(py::module_& m) {
             PrefixHit h = bm.acquire_prefix(tokens, max_tokens);
             return py::make_tuple(h.blocks, h.hashes);
           },
-          py::arg("tokens"), py::arg("max_tokens"), "(blocks, hashes) of the cached prefix, now owned.")
+          py::arg("tokens"), py::arg("max_tokens"),
+          "(blocks, hashes) of the cached prefix, now owned.")
       .def(
           "cache_full_blocks",
-          [](BlockManager& bm, const std::vector<int>& table, const std::vector<int>& tokens, int num_computed,
-             std::vector<uint64_t> hashes) {
+          [](BlockManager& bm, const std::vector<int>& table, const std::vector<int>& tokens,
+             int num_computed, std::vector<uint64_t> hashes) {
             bm.cache_full_blocks(table, tokens, num_computed, hashes);
             return hashes;
           },
@@ -111,39 +118,44 @@ void bind_engine(py::module_& m) {
   const EngineConfig defaults;
   m.attr("ENGINE_DEFAULTS") = py::dict(
       py::arg("backend") = defaults.backend, py::arg("num_threads") = defaults.num_threads,
-      py::arg("kv_dtype") = std::string(longbow::defaults::KV_DTYPE), py::arg("block_size") = defaults.block_size,
-      py::arg("num_blocks") = defaults.num_blocks, py::arg("kv_cache_bytes") = defaults.kv_cache_bytes,
-      py::arg("max_num_seqs") = defaults.max_num_seqs, py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
+      py::arg("kv_dtype") = std::string(longbow::defaults::KV_DTYPE),
+      py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
+      py::arg("kv_cache_bytes") = defaults.kv_cache_bytes,
+      py::arg("max_num_seqs") = defaults.max_num_seqs,
+      py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
       py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
       py::arg("enable_prefix_caching") = defaults.enable_prefix_caching);
-  py::class_<Engine>(m, "Engine", "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
-      .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
-                       const std::string& kv_dtype, int block_size, int num_blocks, size_t kv_cache_bytes,
-                       int max_num_seqs, int max_num_batched_tokens, int max_model_len,
-                       const std::string& attention, bool enable_prefix_caching) {
-             EngineConfig c;
-             c.backend = backend;
-             c.num_threads = num_threads;
-             c.kv_dtype = kv_dtype_from(kv_dtype);
-             c.block_size = block_size;
-             c.num_blocks = num_blocks;
-             if (kv_cache_bytes > 0) c.kv_cache_bytes = kv_cache_bytes;
-             c.max_num_seqs = max_num_seqs;
-             c.max_num_batched_tokens = max_num_batched_tokens;
-             c.max_model_len = max_model_len;
-             c.attention = attention_from(attention);
-             c.enable_prefix_caching = enable_prefix_caching;
-             std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
-             return std::make_unique<Engine>(file, c);
-           }),
-           py::arg("model_path"), py::arg("backend") = defaults.backend, py::arg("num_threads") = defaults.num_threads,
-           py::arg("kv_dtype") = longbow::defaults::KV_DTYPE, py::arg("block_size") = defaults.block_size,
-           py::arg("num_blocks") = defaults.num_blocks, py::arg("kv_cache_bytes") = 0,
-           py::arg("max_num_seqs") = defaults.max_num_seqs,
-           py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
-           py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
-           py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
-           py::call_guard<py::gil_scoped_release>())
+  py::class_<Engine>(m, "Engine",
+                     "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
+      .def(
+          py::init([](const std::string& model_path, const std::string& backend, int num_threads,
+                      const std::string& kv_dtype, int block_size, int num_blocks,
+                      size_t kv_cache_bytes, int max_num_seqs, int max_num_batched_tokens,
+                      int max_model_len, const std::string& attention, bool enable_prefix_caching) {
+            EngineConfig c;
+            c.backend = backend;
+            c.num_threads = num_threads;
+            c.kv_dtype = kv_dtype_from(kv_dtype);
+            c.block_size = block_size;
+            c.num_blocks = num_blocks;
+            if (kv_cache_bytes > 0) c.kv_cache_bytes = kv_cache_bytes;
+            c.max_num_seqs = max_num_seqs;
+            c.max_num_batched_tokens = max_num_batched_tokens;
+            c.max_model_len = max_model_len;
+            c.attention = attention_from(attention);
+            c.enable_prefix_caching = enable_prefix_caching;
+            std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
+            return std::make_unique<Engine>(file, c);
+          }),
+          py::arg("model_path"), py::arg("backend") = defaults.backend,
+          py::arg("num_threads") = defaults.num_threads,
+          py::arg("kv_dtype") = longbow::defaults::KV_DTYPE,
+          py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
+          py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = defaults.max_num_seqs,
+          py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
+          py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
+          py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
+          py::call_guard<py::gil_scoped_release>())
       .def("add_request", &Engine::add_request, py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("params"), "Queue a request of prompt token ids.")
       .def(
@@ -157,12 +169,14 @@ void bind_engine(py::module_& m) {
             py::list result;
             for (const auto& t : outs) {
               result.append(py::make_tuple(t.request_id, t.token_id, t.logprob, t.finished,
-                                           finish_reason_name(t.finish_reason), t.sample_idx, t.top_logprobs));
+                                           finish_reason_name(t.finish_reason), t.sample_idx,
+                                           t.top_logprobs));
             }
             return result;
           },
           "Run one iteration; returns [(request_id, token_id, logprob, finished, finish_reason, "
-          "sample_idx, top_logprobs)]; top_logprobs is [(token_id, logprob)], most likely first, empty "
+          "sample_idx, top_logprobs)]; top_logprobs is [(token_id, logprob)], most likely first, "
+          "empty "
           "unless the request asked for some.")
       .def("abort", &Engine::abort, py::arg("request_id"), py::arg("sample_idx") = -1,
            "Abort a request (every sample, or one); False if it was not running.")
@@ -171,9 +185,11 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("eos_token_ids", &Engine::eos_token_ids)
       .def_property_readonly("backend_name", [](Engine& e) { return e.backend().name(); })
       .def_property_readonly("num_blocks", [](const Engine& e) { return e.config().num_blocks; })
-      .def_property_readonly("max_model_len", [](const Engine& e) { return e.config().max_model_len; })
+      .def_property_readonly("max_model_len",
+                             [](const Engine& e) { return e.config().max_model_len; })
       .def_property_readonly("block_size", [](const Engine& e) { return e.config().block_size; })
-      .def_property_readonly("max_num_seqs", [](const Engine& e) { return e.config().max_num_seqs; })
+      .def_property_readonly("max_num_seqs",
+                             [](const Engine& e) { return e.config().max_num_seqs; })
       .def_property_readonly("enable_prefix_caching",
                              [](const Engine& e) { return e.config().enable_prefix_caching; })
       .def("stats",

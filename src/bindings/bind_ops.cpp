@@ -7,8 +7,8 @@
 #include <array>
 #include <chrono>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,15 +50,16 @@ std::string shape_str(const py::array& a) {
 
 void check_shape(const py::array& a, std::vector<py::ssize_t> expected, const char* what) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(expected.size());
-  for (size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || a.shape(i) == expected[i];
+  for (size_t i = 0; ok && i < expected.size(); ++i)
+    ok = expected[i] < 0 || a.shape(i) == expected[i];
   if (!ok) {
     std::string e = "(";
     for (size_t i = 0; i < expected.size(); ++i) {
       if (i) e += ", ";
       e += expected[i] < 0 ? std::string("*") : std::to_string(expected[i]);
     }
-    throw std::invalid_argument(std::string("[ops] ") + what + ": expected shape " + e + (expected.size() == 1 ? ",)" : ")") +
-                                ", found " + shape_str(a));
+    throw std::invalid_argument(std::string("[ops] ") + what + ": expected shape " + e +
+                                (expected.size() == 1 ? ",)" : ")") + ", found " + shape_str(a));
   }
 }
 
@@ -98,7 +99,8 @@ py::array raw_from_dev(Backend& be, const Dev& d, const py::array& like) {
 DType cache_dtype_of(const py::array& a, const char* what) {
   if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
   if (a.dtype().is(py::dtype("float16"))) return DType::F16;
-  throw std::invalid_argument(std::string("[ops] ") + what + ": expected float32 or float16, found " +
+  throw std::invalid_argument(std::string("[ops] ") + what +
+                              ": expected float32 or float16, found " +
                               std::string(py::str(a.dtype())));
 }
 
@@ -106,10 +108,12 @@ DType cache_dtype_of(const py::array& a, const char* what) {
 struct AttnCall {
   Dev dq, dkc, dvc, dbt, dqs, dsl, dp, dout;
   AttentionArgs args;
-  AttnCall(Backend& be, const F32& q, const py::array& k_cache, const py::array& v_cache, const I32& block_tables,
-           const I32& query_start, const I32& seq_lens, const I32& positions, float scale) {
+  AttnCall(Backend& be, const F32& q, const py::array& k_cache, const py::array& v_cache,
+           const I32& block_tables, const I32& query_start, const I32& seq_lens,
+           const I32& positions, float scale) {
     check_shape(q, {-1, -1, -1}, "q");
-    const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)), D = static_cast<int>(q.shape(2));
+    const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)),
+              D = static_cast<int>(q.shape(2));
     check_shape(k_cache, {-1, -1, -1, D}, "k_cache");
     check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), k_cache.shape(2), D}, "v_cache");
     check_shape(block_tables, {-1, -1}, "block_tables");
@@ -119,15 +123,18 @@ struct AttnCall {
     check_shape(positions, {T}, "positions");
     const DType dt = cache_dtype_of(k_cache, "k_cache");
     check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
-    dq = to_dev(be, q), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache), dbt = to_dev(be, block_tables);
+    dq = to_dev(be, q), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache),
+    dbt = to_dev(be, block_tables);
     dqs = to_dev(be, query_start), dsl = to_dev(be, seq_lens), dp = to_dev(be, positions);
     dout = new_dev(be, static_cast<size_t>(T) * H * D * 4);
     AttentionArgs& a = args;
     a.out = dout.view(), a.q = dq.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view();
-    a.block_tables = dbt.view(), a.query_start = dqs.view(), a.seq_lens = dsl.view(), a.positions = dp.view();
+    a.block_tables = dbt.view(), a.query_start = dqs.view(), a.seq_lens = dsl.view(),
+    a.positions = dp.view();
     a.cache_dtype = dt, a.num_tokens = T, a.num_seqs = S, a.num_heads = H;
     a.num_kv_heads = static_cast<int>(k_cache.shape(2)), a.head_dim = D;
-    a.block_size = static_cast<int>(k_cache.shape(1)), a.max_blocks_per_seq = static_cast<int>(block_tables.shape(1));
+    a.block_size = static_cast<int>(k_cache.shape(1)),
+    a.max_blocks_per_seq = static_cast<int>(block_tables.shape(1));
     a.num_blocks = static_cast<int>(k_cache.shape(0)), a.scale = scale;
   }
 };
@@ -137,26 +144,40 @@ AttentionVariant variant_from_name(const std::string& v) {
   if (v == "split") return AttentionVariant::Split;
   if (v == "fused_decode") return AttentionVariant::FusedDecode;
   if (v == "flash_prefill") return AttentionVariant::FlashPrefill;
-  throw std::invalid_argument("[ops] attention variant: expected auto, split, fused_decode or flash_prefill, found '" +
-                              v + "'");
+  throw std::invalid_argument(
+      "[ops] attention variant: expected auto, split, fused_decode or flash_prefill, found '" + v +
+      "'");
 }
 
 }  // namespace
 
-// One SampleRowParams from a dict; its "penalty_tokens" and "ban_tokens" lists are appended to `flat`.
+// One SampleRowParams from a dict; its "penalty_tokens" and "ban_tokens" lists are appended to
+// `flat`.
 SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
-  static const char* known[] = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
-                                "frequency_penalty", "seed", "counter", "penalty_tokens", "ban_tokens",
+  static const char* known[] = {"temperature",
+                                "top_k",
+                                "top_p",
+                                "min_p",
+                                "repetition_penalty",
+                                "presence_penalty",
+                                "frequency_penalty",
+                                "seed",
+                                "counter",
+                                "penalty_tokens",
+                                "ban_tokens",
                                 "top_logprobs"};
   for (auto item : d) {
     const std::string key = py::str(item.first);
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
-    check(ok, "sample params: unknown key '" + key +
-                  "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
-                  "frequency_penalty, seed, counter, penalty_tokens, ban_tokens, top_logprobs)");
+    check(ok,
+          "sample params: unknown key '" + key +
+              "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
+              "frequency_penalty, seed, counter, penalty_tokens, ban_tokens, top_logprobs)");
   }
-  auto get = [&](const char* k, auto def) { return d.contains(k) ? d[k].cast<decltype(def)>() : def; };
+  auto get = [&](const char* k, auto def) {
+    return d.contains(k) ? d[k].cast<decltype(def)>() : def;
+  };
   SampleRowParams p;
   p.temperature = get("temperature", 0.0f);
   p.top_k = get("top_k", int32_t{0});
@@ -181,7 +202,8 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
 }
 
 void bind_ops(py::module_& m) {
-  py::module_ ops = m.def_submodule("ops", "Single backend ops on numpy arrays (test entry points).");
+  py::module_ ops =
+      m.def_submodule("ops", "Single backend ops on numpy arrays (test entry points).");
 
   ops.def(
       "matmul",
@@ -191,12 +213,12 @@ void bind_ops(py::module_& m) {
         check_shape(x, {-1, K}, "x");
         const int M = static_cast<int>(x.shape(0));
         const DType wt = dtype_from_name(w_dtype, "ops.matmul");
-        check(N >= 0 && K >= 0, "matmul: expected non-negative N and K, found " + std::to_string(N) + ", " +
-                                    std::to_string(K));
+        check(N >= 0 && K >= 0, "matmul: expected non-negative N and K, found " +
+                                    std::to_string(N) + ", " + std::to_string(K));
         const size_t wbytes = static_cast<size_t>(N) * dtype_row_bytes(wt, K);
         check(static_cast<size_t>(w.nbytes()) == wbytes,
-              "w: expected " + std::to_string(wbytes) + " bytes for (" + std::to_string(N) + ", " + std::to_string(K) +
-                  ") " + w_dtype + ", found " + std::to_string(w.nbytes()));
+              "w: expected " + std::to_string(wbytes) + " bytes for (" + std::to_string(N) + ", " +
+                  std::to_string(K) + ") " + w_dtype + ", found " + std::to_string(w.nbytes()));
         // The weight goes through matmul_weight like a model's (the CPU packs quantized ones);
         // wc stays alive for the call in case the backend wraps it.
         py::array wc = py::array::ensure(w, py::array::c_style);
@@ -213,35 +235,39 @@ void bind_ops(py::module_& m) {
           dout = new_dev(be, static_cast<size_t>(M) * N * 4);
         }
         MatmulArgs a;
-        a.out = dout.view(), a.x = dx.view(), a.w = {wbuf.get(), 0}, a.bias = bias ? db.view() : BufView{};
+        a.out = dout.view(), a.x = dx.view(), a.w = {wbuf.get(), 0},
+        a.bias = bias ? db.view() : BufView{};
         a.w_dtype = wt, a.M = M, a.N = N, a.K = K, a.accumulate = accumulate_into.has_value();
         be.matmul(a);
         return from_dev<float>(be, dout, {M, N});
       },
-      py::arg("backend"), py::arg("x"), py::arg("w"), py::arg("w_dtype"), py::arg("N"), py::arg("K"),
-      py::arg("bias") = py::none(), py::arg("accumulate_into") = py::none(),
-      "out (M, N) = x (M, K) @ w.T (+ bias) (+ accumulate_into); w is raw bytes of (N, K) in w_dtype.");
+      py::arg("backend"), py::arg("x"), py::arg("w"), py::arg("w_dtype"), py::arg("N"),
+      py::arg("K"), py::arg("bias") = py::none(), py::arg("accumulate_into") = py::none(),
+      "out (M, N) = x (M, K) @ w.T (+ bias) (+ accumulate_into); w is raw bytes of (N, K) in "
+      "w_dtype.");
 
   ops.def(
       "embed",
-      [](const std::string& backend, I32 ids, py::array table, const std::string& dtype, int vocab_size, int dim,
-         float scale) {
+      [](const std::string& backend, I32 ids, py::array table, const std::string& dtype,
+         int vocab_size, int dim, float scale) {
         Backend& be = get_backend(backend);
         check_shape(ids, {-1}, "token_ids");
         const DType t = dtype_from_name(dtype, "ops.embed");
         const size_t tbytes = static_cast<size_t>(vocab_size) * dtype_row_bytes(t, dim);
         check(static_cast<size_t>(table.nbytes()) == tbytes,
-              "table: expected " + std::to_string(tbytes) + " bytes, found " + std::to_string(table.nbytes()));
+              "table: expected " + std::to_string(tbytes) + " bytes, found " +
+                  std::to_string(table.nbytes()));
         const int T = static_cast<int>(ids.shape(0));
-        Dev di = to_dev(be, ids), dt = to_dev(be, table), dout = new_dev(be, static_cast<size_t>(T) * dim * 4);
+        Dev di = to_dev(be, ids), dt = to_dev(be, table),
+            dout = new_dev(be, static_cast<size_t>(T) * dim * 4);
         EmbedArgs a;
         a.out = dout.view(), a.token_ids = di.view(), a.table = dt.view(), a.table_dtype = t;
         a.num_tokens = T, a.dim = dim, a.vocab_size = vocab_size, a.scale = scale;
         be.embed(a);
         return from_dev<float>(be, dout, {T, dim});
       },
-      py::arg("backend"), py::arg("token_ids"), py::arg("table"), py::arg("dtype"), py::arg("vocab_size"),
-      py::arg("dim"), py::arg("scale") = 1.0f,
+      py::arg("backend"), py::arg("token_ids"), py::arg("table"), py::arg("dtype"),
+      py::arg("vocab_size"), py::arg("dim"), py::arg("scale") = 1.0f,
       "out (T, dim) = scale * dequantized rows of table (vocab_size, dim) in dtype.");
 
   ops.def(
@@ -251,86 +277,103 @@ void bind_ops(py::module_& m) {
         check_shape(x, {-1, -1}, "x");
         const int R = static_cast<int>(x.shape(0)), D = static_cast<int>(x.shape(1));
         check_shape(weight, {D}, "weight");
-        Dev dx = to_dev(be, x), dw = to_dev(be, weight), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
+        Dev dx = to_dev(be, x), dw = to_dev(be, weight),
+            dout = new_dev(be, static_cast<size_t>(R) * D * 4);
         RmsNormArgs a;
         a.out = dout.view(), a.x = dx.view(), a.weight = dw.view();
         a.num_rows = R, a.dim = D, a.eps = eps;
         be.rms_norm(a);
         return from_dev<float>(be, dout, {R, D});
       },
-      py::arg("backend"), py::arg("x"), py::arg("weight"), py::arg("eps") = 1e-5f, "rms_norm(x) * weight, row by row.");
+      py::arg("backend"), py::arg("x"), py::arg("weight"), py::arg("eps") = 1e-5f,
+      "rms_norm(x) * weight, row by row.");
 
   ops.def(
       "rope",
       [](const std::string& backend, F32 q, F32 k, I32 positions, F32 inv_freq, bool interleaved) {
         Backend& be = get_backend(backend);
         check_shape(q, {-1, -1, -1}, "q");
-        const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)), D = static_cast<int>(q.shape(2));
+        const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)),
+                  D = static_cast<int>(q.shape(2));
         check_shape(k, {T, -1, D}, "k");
         check_shape(positions, {T}, "positions");
         check_shape(inv_freq, {-1}, "inv_freq");
         const int Hkv = static_cast<int>(k.shape(1)), rot = 2 * static_cast<int>(inv_freq.shape(0));
-        Dev dq = to_dev(be, q), dk = to_dev(be, k), dp = to_dev(be, positions), df = to_dev(be, inv_freq);
+        Dev dq = to_dev(be, q), dk = to_dev(be, k), dp = to_dev(be, positions),
+            df = to_dev(be, inv_freq);
         RopeArgs a;
         a.q = dq.view(), a.k = dk.view(), a.positions = dp.view(), a.inv_freq = df.view();
         a.num_tokens = T, a.num_heads = H, a.num_kv_heads = Hkv, a.head_dim = D, a.rot_dim = rot;
         a.interleaved = interleaved;
         be.rope(a);
-        return py::make_tuple(from_dev<float>(be, dq, {T, H, D}), from_dev<float>(be, dk, {T, Hkv, D}));
+        return py::make_tuple(from_dev<float>(be, dq, {T, H, D}),
+                              from_dev<float>(be, dk, {T, Hkv, D}));
       },
       py::arg("backend"), py::arg("q"), py::arg("k"), py::arg("positions"), py::arg("inv_freq"),
       py::arg("interleaved"), "Rotated (q, k); rot_dim = 2 * len(inv_freq).");
 
   ops.def(
       "kv_write",
-      [](const std::string& backend, F32 k, F32 v, py::array k_cache, py::array v_cache, I32 slot_mapping) {
+      [](const std::string& backend, F32 k, F32 v, py::array k_cache, py::array v_cache,
+         I32 slot_mapping) {
         Backend& be = get_backend(backend);
         check_shape(k, {-1, -1, -1}, "k");
-        const int T = static_cast<int>(k.shape(0)), Hkv = static_cast<int>(k.shape(1)), D = static_cast<int>(k.shape(2));
+        const int T = static_cast<int>(k.shape(0)), Hkv = static_cast<int>(k.shape(1)),
+                  D = static_cast<int>(k.shape(2));
         check_shape(v, {T, Hkv, D}, "v");
         check_shape(k_cache, {-1, -1, Hkv, D}, "k_cache");
         check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), Hkv, D}, "v_cache");
         check_shape(slot_mapping, {T}, "slot_mapping");
         const DType dt = cache_dtype_of(k_cache, "k_cache");
         check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
-        Dev dk = to_dev(be, k), dv = to_dev(be, v), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache),
-            ds = to_dev(be, slot_mapping);
+        Dev dk = to_dev(be, k), dv = to_dev(be, v), dkc = to_dev(be, k_cache),
+            dvc = to_dev(be, v_cache), ds = to_dev(be, slot_mapping);
         KvWriteArgs a;
-        a.k = dk.view(), a.v = dv.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view(), a.slot_mapping = ds.view();
+        a.k = dk.view(), a.v = dv.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view(),
+        a.slot_mapping = ds.view();
         a.cache_dtype = dt, a.num_tokens = T, a.num_kv_heads = Hkv, a.head_dim = D;
         a.num_slots = static_cast<int>(k_cache.shape(0) * k_cache.shape(1));
         be.kv_write(a);
         return py::make_tuple(raw_from_dev(be, dkc, k_cache), raw_from_dev(be, dvc, v_cache));
       },
-      py::arg("backend"), py::arg("k"), py::arg("v"), py::arg("k_cache"), py::arg("v_cache"), py::arg("slot_mapping"),
-      "Updated (k_cache, v_cache), caches (num_blocks, block_size, num_kv_heads, head_dim) f32 or f16.");
+      py::arg("backend"), py::arg("k"), py::arg("v"), py::arg("k_cache"), py::arg("v_cache"),
+      py::arg("slot_mapping"),
+      "Updated (k_cache, v_cache), caches (num_blocks, block_size, num_kv_heads, head_dim) f32 or "
+      "f16.");
 
   ops.def(
       "attention",
-      [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
-         I32 seq_lens, I32 positions, float scale, const std::string& variant, int sliding_window,
-         float logit_softcap) {
+      [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables,
+         I32 query_start, I32 seq_lens, I32 positions, float scale, const std::string& variant,
+         int sliding_window, float logit_softcap) {
         Backend& be = get_backend(backend);
-        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions,
+                      scale);
         call.args.variant = variant_from_name(variant);
         call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
         be.attention(call.args);
-        return from_dev<float>(be, call.dout, {call.args.num_tokens, call.args.num_heads, call.args.head_dim});
+        return from_dev<float>(be, call.dout,
+                               {call.args.num_tokens, call.args.num_heads, call.args.head_dim});
       },
-      py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
-      py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"),
-      py::arg("variant") = "split", py::arg("sliding_window") = 0, py::arg("logit_softcap") = 0.0f,
-      "Paged causal attention over a varlen batch; out (T, H, D). sliding_window W > 0: position p sees keys "
+      py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
+      py::arg("block_tables"), py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"),
+      py::arg("scale"), py::arg("variant") = "split", py::arg("sliding_window") = 0,
+      py::arg("logit_softcap") = 0.0f,
+      "Paged causal attention over a varlen batch; out (T, H, D). sliding_window W > 0: position p "
+      "sees keys "
       "p - W < j <= p; logit_softcap c > 0: scores s -> c * tanh(s / c) (0 = off for both).");
 
   ops.def(
       "attention_timed",
-      [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
-         I32 seq_lens, I32 positions, float scale, const std::vector<std::string>& variants, int repeats,
-         int sliding_window, float logit_softcap) {
-        check(repeats >= 1, "attention_timed: expected repeats >= 1, found " + std::to_string(repeats));
+      [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables,
+         I32 query_start, I32 seq_lens, I32 positions, float scale,
+         const std::vector<std::string>& variants, int repeats, int sliding_window,
+         float logit_softcap) {
+        check(repeats >= 1,
+              "attention_timed: expected repeats >= 1, found " + std::to_string(repeats));
         Backend& be = get_backend(backend);
-        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions,
+                      scale);
         call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
         std::vector<AttentionVariant> vs;
         for (const auto& v : variants) vs.push_back(variant_from_name(v));
@@ -341,33 +384,39 @@ void bind_ops(py::module_& m) {
             const auto t0 = std::chrono::steady_clock::now();
             be.attention(call.args);
             be.synchronize();
-            secs[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            secs[i].push_back(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
           }
         }
         py::dict out;
         for (size_t i = 0; i < vs.size(); ++i) out[py::str(variants[i])] = secs[i];
         return out;
       },
-      py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
-      py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"), py::arg("variants"),
-      py::arg("repeats"), py::arg("sliding_window") = 0, py::arg("logit_softcap") = 0.0f,
+      py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
+      py::arg("block_tables"), py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"),
+      py::arg("scale"), py::arg("variants"), py::arg("repeats"), py::arg("sliding_window") = 0,
+      py::arg("logit_softcap") = 0.0f,
       "Bench entry: uploads once, runs the attention variants alternately `repeats` times; "
       "returns {variant: [seconds per call]}.");
 
   ops.def(
       "attention_split_phases",
-      [](F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start, I32 seq_lens,
-         I32 positions, float scale, int num_threads) {
+      [](F32 q, py::array k_cache, py::array v_cache, I32 block_tables, I32 query_start,
+         I32 seq_lens, I32 positions, float scale, int num_threads) {
         Backend& be = get_backend("cpu");
-        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions, scale);
+        AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions,
+                      scale);
         const cpu::AttentionPhaseTimes t = cpu::profile_attention_split(call.args, num_threads);
         py::dict out;
-        out["scores"] = t.scores, out["softmax"] = t.softmax, out["values"] = t.values, out["wall"] = t.wall;
+        out["scores"] = t.scores, out["softmax"] = t.softmax, out["values"] = t.values,
+        out["wall"] = t.wall;
         return out;
       },
-      py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"), py::arg("query_start"),
-      py::arg("seq_lens"), py::arg("positions"), py::arg("scale"), py::arg("num_threads") = 0,
-      "Profile of the CPU split baseline: seconds per phase (scores, softmax, values) summed over threads, "
+      py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"),
+      py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"), py::arg("scale"),
+      py::arg("num_threads") = 0,
+      "Profile of the CPU split baseline: seconds per phase (scores, softmax, values) summed over "
+      "threads, "
       "and wall seconds.");
 
   ops.def(
@@ -377,7 +426,8 @@ void bind_ops(py::module_& m) {
         check_shape(gate, {-1, -1}, "gate");
         const int R = static_cast<int>(gate.shape(0)), D = static_cast<int>(gate.shape(1));
         check_shape(up, {R, D}, "up");
-        Dev dg = to_dev(be, gate), du = to_dev(be, up), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
+        Dev dg = to_dev(be, gate), du = to_dev(be, up),
+            dout = new_dev(be, static_cast<size_t>(R) * D * 4);
         GluArgs a;
         a.out = dout.view(), a.gate = dg.view(), a.up = du.view(), a.num_rows = R, a.dim = D;
         if (act == "silu") {
@@ -385,7 +435,8 @@ void bind_ops(py::module_& m) {
         } else if (act == "gelu_tanh") {
           a.act = Activation::GeluTanh;
         } else {
-          throw std::invalid_argument("[ops.glu] act: expected 'silu' or 'gelu_tanh', found '" + act + "'");
+          throw std::invalid_argument("[ops.glu] act: expected 'silu' or 'gelu_tanh', found '" +
+                                      act + "'");
         }
         be.glu(a);
         return from_dev<float>(be, dout, {R, D});
@@ -429,7 +480,8 @@ void bind_ops(py::module_& m) {
         check_shape(x, {-1, -1}, "x");
         check_shape(rows, {-1}, "rows");
         const int R = static_cast<int>(rows.shape(0)), D = static_cast<int>(x.shape(1));
-        Dev dx = to_dev(be, x), dr = to_dev(be, rows), dout = new_dev(be, static_cast<size_t>(R) * D * 4);
+        Dev dx = to_dev(be, x), dr = to_dev(be, rows),
+            dout = new_dev(be, static_cast<size_t>(R) * D * 4);
         GetRowsArgs a;
         a.out = dout.view(), a.x = dx.view(), a.rows = dr.view(), a.num_rows = R, a.dim = D;
         a.num_src_rows = static_cast<int>(x.shape(0));
@@ -442,11 +494,15 @@ void bind_ops(py::module_& m) {
       "copy_blocks",
       [](const std::string& backend, py::array cache, I32 pairs) {
         Backend& be = get_backend(backend);
-        check(cache.ndim() >= 3, "cache: expected shape (num_planes, num_blocks, ...), found " + shape_str(cache));
+        check(cache.ndim() >= 3,
+              "cache: expected shape (num_planes, num_blocks, ...), found " + shape_str(cache));
         check_shape(pairs, {-1, 2}, "pairs");
-        const int planes = static_cast<int>(cache.shape(0)), blocks = static_cast<int>(cache.shape(1));
+        const int planes = static_cast<int>(cache.shape(0)),
+                  blocks = static_cast<int>(cache.shape(1));
         const size_t block_bytes =
-            blocks == 0 || planes == 0 ? 0 : static_cast<size_t>(cache.nbytes()) / (static_cast<size_t>(planes) * blocks);
+            blocks == 0 || planes == 0
+                ? 0
+                : static_cast<size_t>(cache.nbytes()) / (static_cast<size_t>(planes) * blocks);
         Dev dc = to_dev(be, cache), dp = to_dev(be, pairs);
         CopyBlocksArgs a;
         a.cache = dc.view(), a.pairs = dp.view(), a.num_pairs = static_cast<int>(pairs.shape(0));
@@ -455,30 +511,36 @@ void bind_ops(py::module_& m) {
         return raw_from_dev(be, dc, cache);
       },
       py::arg("backend"), py::arg("cache"), py::arg("pairs"),
-      "cache (num_planes, num_blocks, ...) with block src copied onto dst for each (src, dst) pair.");
+      "cache (num_planes, num_blocks, ...) with block src copied onto dst for each (src, dst) "
+      "pair.");
 
   ops.def(
       "philox_uniform",
       [](uint64_t seed, uint32_t counter) {
-        return uniform_from_philox(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), counter);
+        return uniform_from_philox(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                                   counter);
       },
-      py::arg("seed"), py::arg("counter"), "The uniform in [0, 1) the sampler draws for (64-bit seed, counter).");
+      py::arg("seed"), py::arg("counter"),
+      "The uniform in [0, 1) the sampler draws for (64-bit seed, counter).");
   ops.def(
       "philox4x32_10",
       [](std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
-        const Philox4x32 w = philox4x32_10({counter[0], counter[1], counter[2], counter[3]}, key[0], key[1]);
+        const Philox4x32 w =
+            philox4x32_10({counter[0], counter[1], counter[2], counter[3]}, key[0], key[1]);
         return std::array<uint32_t, 4>{w.w0, w.w1, w.w2, w.w3};
       },
       py::arg("counter"), py::arg("key"), "Raw Philox 4x32-10 block (4 words).");
 
   ops.def(
       "sample",
-      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params, int max_top) -> py::tuple {
+      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params,
+         int max_top) -> py::tuple {
         Backend& be = get_backend(backend);
         check_shape(logits, {-1, -1}, "logits");
         const int R = static_cast<int>(logits.shape(0)), V = static_cast<int>(logits.shape(1));
-        check(static_cast<int>(params.size()) == R, "params: expected one dict per logits row (" + std::to_string(R) +
-                                                        "), found " + std::to_string(params.size()));
+        check(static_cast<int>(params.size()) == R, "params: expected one dict per logits row (" +
+                                                        std::to_string(R) + "), found " +
+                                                        std::to_string(params.size()));
         std::vector<int32_t> flat;
         std::vector<SampleRowParams> rows;
         for (const auto& d : params) rows.push_back(row_params(d, flat));
@@ -486,29 +548,36 @@ void bind_ops(py::module_& m) {
             dt = new_dev(be, flat.size() * 4), dids = new_dev(be, static_cast<size_t>(R) * 4),
             dlp = new_dev(be, static_cast<size_t>(R) * 4);
         // (R, max_top) each; an out-of-range max_top is passed on for the op to reject.
-        const size_t top_elems = static_cast<size_t>(R) * std::clamp(max_top, 0, SampleArgs::MAX_TOP);
+        const size_t top_elems =
+            static_cast<size_t>(R) * std::clamp(max_top, 0, SampleArgs::MAX_TOP);
         Dev dti = new_dev(be, top_elems * 4), dtl = new_dev(be, top_elems * 4);
         if (!rows.empty()) be.upload(dp.view(), rows.data(), rows.size() * sizeof(SampleRowParams));
         if (!flat.empty()) be.upload(dt.view(), flat.data(), flat.size() * 4);
         SampleArgs a;
-        a.out_ids = dids.view(), a.out_logprobs = dlp.view(), a.logits = dl.view(), a.params = dp.view();
+        a.out_ids = dids.view(), a.out_logprobs = dlp.view(), a.logits = dl.view(),
+        a.params = dp.view();
         a.penalty_tokens = dt.view(), a.num_rows = R, a.vocab_size = V;
         a.out_top_ids = dti.view(), a.out_top_logprobs = dtl.view(), a.max_top = max_top;
         be.sample(a);
         auto ids = from_dev<int32_t>(be, dids, {R});
         auto lps = from_dev<float>(be, dlp, {R});
         if (max_top == 0) return py::make_tuple(ids, lps);
-        return py::make_tuple(ids, lps, from_dev<int32_t>(be, dti, {R, max_top}), from_dev<float>(be, dtl, {R, max_top}));
+        return py::make_tuple(ids, lps, from_dev<int32_t>(be, dti, {R, max_top}),
+                              from_dev<float>(be, dtl, {R, max_top}));
       },
       py::arg("backend"), py::arg("logits"), py::arg("params"), py::arg("max_top") = 0,
-      "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys temperature, "
-      "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), counter, "
-      "penalty_tokens (list), ban_tokens (list of ids that cannot be drawn), top_logprobs (0..max_top). "
+      "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys "
+      "temperature, "
+      "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), "
+      "counter, "
+      "penalty_tokens (list), ban_tokens (list of ids that cannot be drawn), top_logprobs "
+      "(0..max_top). "
       "With max_top > 0 also (top_ids (R, max_top) i32, top_logprobs (R, max_top) f32).");
 
   ops.def(
       "cpu_simd", [] { return std::string(cpu::row_kernels().name); },
-      "Row kernels the cpu backend uses: 'avx2' or 'scalar' (LONGBOW_CPU_SIMD=scalar forces scalar).");
+      "Row kernels the cpu backend uses: 'avx2' or 'scalar' (LONGBOW_CPU_SIMD=scalar forces "
+      "scalar).");
 }
 
 }  // namespace longbow::bindings

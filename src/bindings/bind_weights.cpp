@@ -24,11 +24,13 @@ py::object gguf_value_to_py(const GgufValue& v) {
           return l;
         } else if constexpr (std::is_same_v<T, std::string>) {
           // Metadata strings may hold arbitrary bytes; decode leniently.
-          return py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(x.data(), static_cast<Py_ssize_t>(x.size()), "replace"));
+          return py::reinterpret_steal<py::object>(
+              PyUnicode_DecodeUTF8(x.data(), static_cast<Py_ssize_t>(x.size()), "replace"));
         } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
           py::list l;
           for (const std::string& s : x) {
-            l.append(py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace")));
+            l.append(py::reinterpret_steal<py::object>(
+                PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace")));
           }
           return l;
         } else {
@@ -59,7 +61,8 @@ void bind_weights(py::module_& m) {
       .def_readonly("high_freq_factor", &RopeScaling::high_freq_factor)
       .def_readonly("original_max_position", &RopeScaling::original_max_position);
 
-  py::class_<ModelConfig>(m, "ModelConfig", "Hyper-parameters of a decoder model (any supported family).")
+  py::class_<ModelConfig>(m, "ModelConfig",
+                          "Hyper-parameters of a decoder model (any supported family).")
       .def_readonly("architecture", &ModelConfig::architecture)
       .def_readonly("vocab_size", &ModelConfig::vocab_size)
       .def_readonly("hidden_size", &ModelConfig::hidden_size)
@@ -77,7 +80,8 @@ void bind_weights(py::module_& m) {
       .def_readonly("rope_interleaved", &ModelConfig::rope_interleaved)
       .def_readonly("bos_token_id", &ModelConfig::bos_token_id)
       .def_readonly("eos_token_ids", &ModelConfig::eos_token_ids)
-      .def_property_readonly("activation", [](const ModelConfig& c) { return activation_name(c.activation); })
+      .def_property_readonly("activation",
+                             [](const ModelConfig& c) { return activation_name(c.activation); })
       .def_readonly("qkv_bias", &ModelConfig::qkv_bias)
       .def_readonly("o_bias", &ModelConfig::o_bias)
       .def_readonly("mlp_bias", &ModelConfig::mlp_bias)
@@ -92,7 +96,8 @@ void bind_weights(py::module_& m) {
       .def_property_readonly("layer_sliding",
                              [](const ModelConfig& c) {
                                std::vector<bool> v;
-                               for (int l = 0; l < c.num_layers; ++l) v.push_back(c.layer_uses_window(l));
+                               for (int l = 0; l < c.num_layers; ++l)
+                                 v.push_back(c.layer_uses_window(l));
                                return v;
                              })
       .def_readonly("rope_theta_sliding", &ModelConfig::rope_theta_sliding)
@@ -100,10 +105,12 @@ void bind_weights(py::module_& m) {
           "features",
           [](const ModelConfig& c) {
             std::vector<std::pair<std::string, bool>> out;
-            for (const models::Feature& f : models::model_features(c)) out.emplace_back(f.name, f.supported);
+            for (const models::Feature& f : models::model_features(c))
+              out.emplace_back(f.name, f.supported);
             return out;
           },
-          "[(feature, supported)] beyond the plain Llama graph; an unsupported one makes loading fail.");
+          "[(feature, supported)] beyond the plain Llama graph; an unsupported one makes loading "
+          "fail.");
 
   m.def(
       "architectures",
@@ -118,11 +125,14 @@ void bind_weights(py::module_& m) {
       "[(architecture, [HF model_type, ...])] of the supported model families.");
 
   // shared_ptr holder so other bindings (Engine) can share an opened file with C++ owners.
-  py::class_<ModelFile, std::shared_ptr<ModelFile>>(m, "ModelFile",
-                                                    "A memory-mapped, validated model (GGUF file or HF safetensors folder).")
-      .def(py::init([](const std::string& path) { return std::shared_ptr<ModelFile>(ModelFile::open(path)); }),
+  py::class_<ModelFile, std::shared_ptr<ModelFile>>(
+      m, "ModelFile", "A memory-mapped, validated model (GGUF file or HF safetensors folder).")
+      .def(py::init([](const std::string& path) {
+             return std::shared_ptr<ModelFile>(ModelFile::open(path));
+           }),
            py::arg("path"),
-           "Opens and validates a .gguf file, a .safetensors file or an HF folder; ValueError when malformed.")
+           "Opens and validates a .gguf file, a .safetensors file or an HF folder; ValueError when "
+           "malformed.")
       .def_property_readonly("format", &ModelFile::format, "'gguf' or 'safetensors'.")
       .def_property_readonly("path", &ModelFile::path)
       .def_property_readonly("config", &ModelFile::config, py::return_value_policy::copy)
@@ -135,7 +145,10 @@ void bind_weights(py::module_& m) {
           },
           "Canonical (GGUF-style) names of all tensors, in file order.")
       .def(
-          "tensor_info", [](const ModelFile& mf, const std::string& name) { return tensor_info_dict(mf.get(name)); },
+          "tensor_info",
+          [](const ModelFile& mf, const std::string& name) {
+            return tensor_info_dict(mf.get(name));
+          },
           py::arg("name"), "dict(name, dtype, shape, file, source_name, nbytes) of a tensor.")
       .def(
           "tensor_bytes",

@@ -6,6 +6,7 @@
 namespace longbow::bindings {
 void bind_core(pybind11::module_& m);     // dtypes, backends list (bind_core.cpp)
 void bind_weights(pybind11::module_& m);  // ModelFile, GGUF metadata (bind_weights.cpp)
-void bind_ops(pybind11::module_& m);      // single backend ops on numpy arrays, for tests (bind_ops.cpp)
-void bind_engine(pybind11::module_& m);   // Engine, SamplingParams, BlockManager (bind_engine.cpp)
+void bind_ops(
+    pybind11::module_& m);  // single backend ops on numpy arrays, for tests (bind_ops.cpp)
+void bind_engine(pybind11::module_& m);  // Engine, SamplingParams, BlockManager (bind_engine.cpp)
 }  // namespace longbow::bindings

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
     opts.ignore_eos = true;
     std::vector<int> prompt;
     for (int i = 4; i < argc; ++i) prompt.push_back(std::stoi(argv[i]));
-    longbow::Generator gen(model, {.backend = "cpu", .num_threads = 2, .kv_dtype = "f16", .max_model_len = 256});
+    longbow::Generator gen(
+        model, {.backend = "cpu", .num_threads = 2, .kv_dtype = "f16", .max_model_len = 256});
     gen.submit("r", prompt, opts);
     while (gen.has_work()) {
       for (const longbow::Token& t : gen.step()) {

@@ -25,10 +25,13 @@ std::vector<uint8_t> random_rows(DType t, int N, int K, std::mt19937& rng) {
   for (auto& b : rows) b = static_cast<uint8_t>(rng());
   if (t == DType::F32) {
     auto* f = reinterpret_cast<float*>(rows.data());
-    for (size_t i = 0; i < rows.size() / 4; ++i) f[i] = static_cast<float>(static_cast<int>(rng() % 200) - 100) / 64.f;
+    for (size_t i = 0; i < rows.size() / 4; ++i)
+      f[i] = static_cast<float>(static_cast<int>(rng() % 200) - 100) / 64.f;
     return rows;
   }
-  const size_t bs = t == DType::Q8_0 ? sizeof(BlockQ8_0) : t == DType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+  const size_t bs = t == DType::Q8_0   ? sizeof(BlockQ8_0)
+                    : t == DType::Q4_0 ? sizeof(BlockQ4_0)
+                                       : sizeof(BlockQ4_1);
   for (size_t b = 0; b < rows.size() / bs; ++b) {
     auto* h = reinterpret_cast<uint16_t*>(rows.data() + b * bs);
     h[0] = static_cast<uint16_t>(0x2000 + rng() % 0x400);  // d in [2^-7, 2^-6)
@@ -64,7 +67,8 @@ void check_group(Backend& be, int M, int K, const std::vector<Part>& spec, std::
       be.upload({outs->back().get(), 0}, init.data(), init.size() * 4);
     }
     MatmulArgs a;
-    a.x = {xb.get(), 0}, a.w = {weights.back().get(), 0}, a.w_dtype = p.dtype, a.M = M, a.N = p.N, a.K = K;
+    a.x = {xb.get(), 0}, a.w = {weights.back().get(), 0}, a.w_dtype = p.dtype, a.M = M, a.N = p.N,
+    a.K = K;
     if (p.bias) a.bias = {biases.back().get(), 0};
     a.accumulate = p.accumulate;
     a.out = {outs_sep.back().get(), 0};
@@ -80,14 +84,15 @@ void check_group(Backend& be, int M, int K, const std::vector<Part>& spec, std::
     be.download(want.data(), sep[i].out, n * 4);
     be.download(got.data(), grp[i].out, n * 4);
     if (std::memcmp(want.data(), got.data(), n * 4) != 0) {
-      std::printf("FAIL M=%d K=%d part %zu (%s, N=%d): group differs from a separate matmul\n", M, K, i,
-                  dtype_name(spec[i].dtype), spec[i].N);
+      std::printf("FAIL M=%d K=%d part %zu (%s, N=%d): group differs from a separate matmul\n", M,
+                  K, i, dtype_name(spec[i].dtype), spec[i].N);
       ++failures;
     }
   }
 }
 
-void expect_error(Backend& be, const std::vector<MatmulArgs>& parts, const char* needle, const char* what) {
+void expect_error(Backend& be, const std::vector<MatmulArgs>& parts, const char* needle,
+                  const char* what) {
   testing::expect_invalid_argument([&] { be.matmul_group(parts); }, needle, what);
 }
 
@@ -96,11 +101,14 @@ void expect_error(Backend& be, const std::vector<MatmulArgs>& parts, const char*
 int main() {
   auto be = create_backend("cpu", BackendOptions{2});
   std::mt19937 rng(11);
-  const std::vector<Part> qkv = {{DType::Q4_1, 96, true, false}, {DType::Q4_1, 32, true, false},
+  const std::vector<Part> qkv = {{DType::Q4_1, 96, true, false},
+                                 {DType::Q4_1, 32, true, false},
                                  {DType::Q4_1, 32, false, false}};
-  const std::vector<Part> mixed = {{DType::Q8_0, 21, false, false}, {DType::Q4_0, 48, true, true},
+  const std::vector<Part> mixed = {{DType::Q8_0, 21, false, false},
+                                   {DType::Q4_0, 48, true, true},
                                    {DType::Q4_1, 5, false, true}};
-  const std::vector<Part> with_float = {{DType::Q4_1, 32, false, false}, {DType::F32, 17, true, false}};
+  const std::vector<Part> with_float = {{DType::Q4_1, 32, false, false},
+                                        {DType::F32, 17, true, false}};
   const std::vector<Part> six = {{DType::Q4_1, 16, false, false}, {DType::Q8_0, 7, true, false},
                                  {DType::Q4_0, 32, false, true},  {DType::Q4_1, 0, false, false},
                                  {DType::Q4_1, 48, false, false}, {DType::Q8_0, 16, false, false}};
@@ -116,7 +124,8 @@ int main() {
   auto w = be->matmul_weight(rows.data(), DType::Q8_0, 16, 64);
   auto x = be->alloc(8 * 64 * 4), x2 = be->alloc(8 * 64 * 4), out = be->alloc(8 * 16 * 4);
   MatmulArgs a;
-  a.x = {x.get(), 0}, a.w = {w.get(), 0}, a.w_dtype = DType::Q8_0, a.M = 8, a.N = 16, a.K = 64, a.out = {out.get(), 0};
+  a.x = {x.get(), 0}, a.w = {w.get(), 0}, a.w_dtype = DType::Q8_0, a.M = 8, a.N = 16, a.K = 64,
+  a.out = {out.get(), 0};
   MatmulArgs b = a;
   b.M = 4;
   expect_error(*be, {a, b}, "part 1: expected the x view, M and K of part 0", "M differs");

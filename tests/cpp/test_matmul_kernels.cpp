@@ -12,8 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/cpu/matmul/matmul_kernels.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 
 using namespace longbow;
 using namespace longbow::cpu;
@@ -42,7 +42,9 @@ uint16_t f32_to_f16_bits(float f) {  // small positive/negative normals only (te
 std::vector<uint8_t> random_row(DType t, int K, std::mt19937& rng) {
   std::vector<uint8_t> row(dtype_row_bytes(t, K));
   for (auto& b : row) b = static_cast<uint8_t>(rng());
-  const size_t bs = t == DType::Q8_0 ? sizeof(BlockQ8_0) : t == DType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+  const size_t bs = t == DType::Q8_0   ? sizeof(BlockQ8_0)
+                    : t == DType::Q4_0 ? sizeof(BlockQ4_0)
+                                       : sizeof(BlockQ4_1);
   std::uniform_real_distribution<float> u(-0.05f, 0.05f);
   for (size_t b = 0; b < row.size() / bs; ++b) {
     uint16_t h[2] = {f32_to_f16_bits(u(rng) + 0.06f), f32_to_f16_bits(u(rng))};
@@ -80,9 +82,9 @@ int check_set(const MatmulKernels* simd) {
     for (int M : {1, 2, 3, 4, 5, 7, 8, 9, 17}) {
       std::vector<float> x(static_cast<size_t>(M) * K);
       for (auto& v : x) v = nd(rng) * (rng() % 4 == 0 ? 40.f : 1.f);
-      std::fill(x.begin(), x.begin() + 32, 0.f);                   // an all-zero block
-      if (K >= 64) x[40] = 0.5f * 2.f, x[41] = -1.f;            // exact values
-      if (K >= 96) {                                              // a block of tiny values (and a zero)
+      std::fill(x.begin(), x.begin() + 32, 0.f);      // an all-zero block
+      if (K >= 64) x[40] = 0.5f * 2.f, x[41] = -1.f;  // exact values
+      if (K >= 96) {                                  // a block of tiny values (and a zero)
         for (int i = 64; i < 96; ++i) x[i] = (i % 3 - 1) * 1e-36f;
       }
       const size_t nb = K / QK;
@@ -91,7 +93,8 @@ int check_set(const MatmulKernels* simd) {
         simd->quantize_q16a(x.data() + m * K, qa.data() + m * nb, K);
         ref.quantize_q16a(x.data() + m * K, qs.data() + m * nb, K);
       }
-      check(std::memcmp(qa.data(), qs.data(), qa.size() * sizeof(BlockQ16A)) == 0, "quantize_q16a identical", 0, 0);
+      check(std::memcmp(qa.data(), qs.data(), qa.size() * sizeof(BlockQ16A)) == 0,
+            "quantize_q16a identical", 0, 0);
       for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
         const int N = M % 2 ? 21 : 16;  // a padded last panel and an exact one
         std::vector<uint8_t> w;
@@ -110,12 +113,15 @@ int check_set(const MatmulKernels* simd) {
           ref.dot_q(t, panel, qs.data(), nb, M, static_cast<int64_t>(nb), r.data(), PANEL_ROWS);
           for (int m = 0; m < M; ++m) {
             float one[PANEL_ROWS];
-            simd->dot_q(t, panel, qs.data() + m * nb, nb, 1, static_cast<int64_t>(nb), one, PANEL_ROWS);
+            simd->dot_q(t, panel, qs.data() + m * nb, nb, 1, static_cast<int64_t>(nb), one,
+                        PANEL_ROWS);
             for (int i = 0; i < PANEL_ROWS; ++i) {
               const float got = a[m * PANEL_ROWS + i], want = r[m * PANEL_ROWS + i];
               check(std::memcmp(&got, &want, sizeof(float)) == 0, dtype_name(t), got, want);
-              // Each token alone equals the same token inside the tile (batch composition never matters).
-              check(std::memcmp(&one[i], &got, sizeof(float)) == 0, "tile row == single row", one[i], got);
+              // Each token alone equals the same token inside the tile (batch composition never
+              // matters).
+              check(std::memcmp(&one[i], &got, sizeof(float)) == 0, "tile row == single row",
+                    one[i], got);
               const int n = static_cast<int>(p * PANEL_ROWS + i);
               if (n >= N) {
                 check(want == 0.f, "padding row is zero", want, 0.0);
@@ -129,7 +135,8 @@ int check_set(const MatmulKernels* simd) {
                 exact += dequant(t, w, K, n, k) * xv;
                 mag += std::fabs(dequant(t, w, K, n, k) * xv);
               }
-              check(std::fabs(want - exact) <= 1e-5 * mag + 1e-6, "scalar panel vs float64 rows", want, exact);
+              check(std::fabs(want - exact) <= 1e-5 * mag + 1e-6, "scalar panel vs float64 rows",
+                    want, exact);
               ++checked;
             }
           }
@@ -155,7 +162,8 @@ int main() {
     if (simd == nullptr) continue;
     const int before = failures;
     const int checked = check_set(simd);
-    std::printf("%s: %d dot products checked against scalar, %d failures\n", simd->name, checked, failures - before);
+    std::printf("%s: %d dot products checked against scalar, %d failures\n", simd->name, checked,
+                failures - before);
     ++num_sets;
   }
   if (num_sets == 0) {

@@ -48,11 +48,15 @@ int main() {
     for (int n = 0; n < N; ++n) {
       double want = 0;
       for (int k = 0; k < K; ++k) {
-        const auto* blk = reinterpret_cast<const BlockQ8_0*>(rows.data() + n * dtype_row_bytes(DType::Q8_0, K)) + k / QK;
+        const auto* blk =
+            reinterpret_cast<const BlockQ8_0*>(rows.data() + n * dtype_row_bytes(DType::Q8_0, K)) +
+            k / QK;
         want += blk->qs[k % QK] * static_cast<double>(x[m * K + k]);
       }
-      if (std::fabs(got[m * N + n] - want) > 1e-4 * (1.0 + std::fabs(want))) {  // int16 activation rounding
-        std::printf("FAIL packed product (%d, %d): got %g expected %g\n", m, n, got[m * N + n], want);
+      if (std::fabs(got[m * N + n] - want) >
+          1e-4 * (1.0 + std::fabs(want))) {  // int16 activation rounding
+        std::printf("FAIL packed product (%d, %d): got %g expected %g\n", m, n, got[m * N + n],
+                    want);
         ++failures;
       }
     }

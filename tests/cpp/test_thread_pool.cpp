@@ -31,7 +31,7 @@ bool one_job(ThreadPool& pool, int64_t n) {
       ok = false;
       return;
     }
-    if (busy[t].fetch_add(1) != 0) ok = false;  // thread_idx shared by two concurrent calls
+    if (busy[t].fetch_add(1) != 0) ok = false;        // thread_idx shared by two concurrent calls
     if (chunk_seen[t].fetch_add(1) != 0) ok = false;  // chunk index reused
     const int64_t chunk = (n + pool.num_threads() - 1) / pool.num_threads();
     if (pool.num_threads() > 1 && n > 1 && b != chunk * t) ok = false;  // serial runs get (0, n)
@@ -73,7 +73,8 @@ int main() {
     // A nested call runs serially on the calling thread.
     std::atomic<int64_t> inner{0};
     pool.parallel_for(8, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) pool.parallel_for(10, [&](int64_t bb, int64_t ee, int) { inner += ee - bb; });
+      for (int64_t i = b; i < e; ++i)
+        pool.parallel_for(10, [&](int64_t bb, int64_t ee, int) { inner += ee - bb; });
     });
     check(inner.load() == 80, "nested calls");
   }

@@ -6,6 +6,7 @@ Cases: prefill of a 512-token prompt; decode of 128 tokens after a short prompt 
     longbow bench [--model PATH] [--threads 1 2] [--reps 3] [--out FILE]
     python -m longbow.benchmarks.generate ...      (bench/bench_generate.py is a wrapper)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,15 +41,29 @@ def run_case(llm, ids: list[int], max_tokens: int) -> dict:
     }
 
 
-def bench_longbow(model: str, threads: int, reps: int, prefill_len: int = 512, decode_len: int = 128,
-                  short_len: int = 8, backend: str = "cpu") -> list[dict]:
+def bench_longbow(
+    model: str,
+    threads: int,
+    reps: int,
+    prefill_len: int = 512,
+    decode_len: int = 128,
+    short_len: int = 8,
+    backend: str = "cpu",
+) -> list[dict]:
     """The three standard cases for one thread count; one dict per case (medians over reps)."""
     from longbow import LLM
 
-    llm = LLM(model, backend=backend, num_threads=threads, max_num_batched_tokens=max(1024, prefill_len + 16),
-              max_model_len=max(2048, prefill_len + decode_len + 16))
+    llm = LLM(
+        model,
+        backend=backend,
+        num_threads=threads,
+        max_num_batched_tokens=max(1024, prefill_len + 16),
+        max_model_len=max(2048, prefill_len + decode_len + 16),
+    )
     vocab = llm.config.vocab_size
-    run_case(llm, prompt_ids(short_len, vocab, seed=999), 4)  # warm-up: page in the weights, start the pool
+    run_case(
+        llm, prompt_ids(short_len, vocab, seed=999), 4
+    )  # warm-up: page in the weights, start the pool
     # (length, tokens out, metric); every run gets a fresh prompt so the prefix cache never hits.
     cases = {
         "prefill_512": (prefill_len, 1, "prefill_tok_s"),
@@ -57,22 +72,38 @@ def bench_longbow(model: str, threads: int, reps: int, prefill_len: int = 512, d
     }
     rows = []
     for c, (name, (n_in, n_out, key)) in enumerate(cases.items()):
-        samples = [run_case(llm, prompt_ids(n_in, vocab, seed=100 * c + r), n_out) for r in range(reps)]
-        rows.append({
-            "engine": "longbow", "case": name, "threads": threads,
-            "tok_s": statistics.median(s[key] for s in samples),
-            "ttft_s": statistics.median(s["ttft_s"] for s in samples),
-            "samples": [s[key] for s in samples],
-        })
+        samples = [
+            run_case(llm, prompt_ids(n_in, vocab, seed=100 * c + r), n_out) for r in range(reps)
+        ]
+        rows.append(
+            {
+                "engine": "longbow",
+                "case": name,
+                "threads": threads,
+                "tok_s": statistics.median(s[key] for s in samples),
+                "ttft_s": statistics.median(s["ttft_s"] for s in samples),
+                "samples": [s[key] for s in samples],
+            }
+        )
     return rows
 
 
-def run(model: str, threads, reps: int, out: str | None = None, prefill_len: int = 512, decode_len: int = 128,
-        backend: str = "cpu", write=print) -> list[dict]:
+def run(
+    model: str,
+    threads,
+    reps: int,
+    out: str | None = None,
+    prefill_len: int = 512,
+    decode_len: int = 128,
+    backend: str = "cpu",
+    write=print,
+) -> list[dict]:
     """Every case for every thread count; each row is written as a JSON line (and appended to `out`)."""
     rows = []
     for t in threads:
-        for row in bench_longbow(model, t, reps, prefill_len=prefill_len, decode_len=decode_len, backend=backend):
+        for row in bench_longbow(
+            model, t, reps, prefill_len=prefill_len, decode_len=decode_len, backend=backend
+        ):
             row["model"] = model
             line = json.dumps(row)
             write(line)
@@ -91,7 +122,9 @@ def add_args(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_args(ap)
     args = ap.parse_args(argv)
     from longbow.pull import resolve_model

@@ -14,6 +14,7 @@ and a PNG chart in --out-dir.
 
 Needs the `bench` extra (llama-cpp-python, gguf, matplotlib).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ CASES = ("prefill_512", "decode_128_short", "decode_128_after_512")
 
 # ---------------------------------------------------------------- model variants
 
+
 def write_variant(src: Path, dtype: str, dst: Path) -> Path:
     """dst: src with every quantized/float matrix re-encoded as `dtype` (1-D tensors stay F32)."""
     import gguf
@@ -40,9 +42,13 @@ def write_variant(src: Path, dtype: str, dst: Path) -> Path:
 
     if dst.is_file() and dst.stat().st_mtime > src.stat().st_mtime:
         return dst
-    target = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_1": gguf.GGMLQuantizationType.Q4_1,
-              "q4_0": gguf.GGMLQuantizationType.Q4_0, "f16": gguf.GGMLQuantizationType.F16,
-              "f32": gguf.GGMLQuantizationType.F32}[dtype]
+    target = {
+        "q8_0": gguf.GGMLQuantizationType.Q8_0,
+        "q4_1": gguf.GGMLQuantizationType.Q4_1,
+        "q4_0": gguf.GGMLQuantizationType.Q4_0,
+        "f16": gguf.GGMLQuantizationType.F16,
+        "f32": gguf.GGMLQuantizationType.F32,
+    }[dtype]
     reader = gguf.GGUFReader(str(src))
     arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
     tmp = dst.with_suffix(".tmp")
@@ -75,6 +81,7 @@ def write_variant(src: Path, dtype: str, dst: Path) -> Path:
 
 # ---------------------------------------------------------------- workers (one process each)
 
+
 def _prompt(n: int, seed: int) -> list[int]:
     import numpy as np
 
@@ -85,7 +92,9 @@ def worker_longbow(model: str, threads: int, seed: int) -> dict:
     from longbow import LLM, SamplingParams
 
     llm = LLM(model, num_threads=threads, max_num_batched_tokens=1024, max_model_len=2048)
-    llm.generate([_prompt(SHORT_LEN, seed + 99)], SamplingParams(max_tokens=2, ignore_eos=True))  # warm-up
+    llm.generate(
+        [_prompt(SHORT_LEN, seed + 99)], SamplingParams(max_tokens=2, ignore_eos=True)
+    )  # warm-up
 
     def run(ids, n):
         out = llm.generate([ids], SamplingParams(max_tokens=n, ignore_eos=True))[0].metrics
@@ -94,16 +103,28 @@ def worker_longbow(model: str, threads: int, seed: int) -> dict:
     ttft, _ = run(_prompt(PREFILL_LEN, seed), 1)
     _, dec_short = run(_prompt(SHORT_LEN, seed + 1), DECODE_LEN)
     _, dec_long = run(_prompt(PREFILL_LEN, seed + 2), DECODE_LEN)
-    return {"prefill_512": PREFILL_LEN / ttft, "decode_128_short": dec_short, "decode_128_after_512": dec_long,
-            "ttft_512_s": ttft}
+    return {
+        "prefill_512": PREFILL_LEN / ttft,
+        "decode_128_short": dec_short,
+        "decode_128_after_512": dec_long,
+        "ttft_512_s": ttft,
+    }
 
 
 def worker_llamacpp(model: str, threads: int, seed: int, flash_attn: bool) -> dict:
     import numpy as np
     from llama_cpp import Llama
 
-    llm = Llama(model_path=model, n_threads=threads, n_threads_batch=threads, n_ctx=2048, n_batch=512,
-                n_ubatch=512, flash_attn=flash_attn, verbose=False)
+    llm = Llama(
+        model_path=model,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_ctx=2048,
+        n_batch=512,
+        n_ubatch=512,
+        flash_attn=flash_attn,
+        verbose=False,
+    )
 
     import llama_cpp
 
@@ -130,8 +151,12 @@ def worker_llamacpp(model: str, threads: int, seed: int, flash_attn: bool) -> di
     ttft, _ = run(_prompt(PREFILL_LEN, seed), 1)
     _, dec_short = run(_prompt(SHORT_LEN, seed + 1), DECODE_LEN)
     _, dec_long = run(_prompt(PREFILL_LEN, seed + 2), DECODE_LEN)
-    return {"prefill_512": PREFILL_LEN / ttft, "decode_128_short": dec_short, "decode_128_after_512": dec_long,
-            "ttft_512_s": ttft}
+    return {
+        "prefill_512": PREFILL_LEN / ttft,
+        "decode_128_short": dec_short,
+        "decode_128_after_512": dec_long,
+        "ttft_512_s": ttft,
+    }
 
 
 def worker_transformers(model: str, threads: int, seed: int) -> dict:
@@ -140,7 +165,9 @@ def worker_transformers(model: str, threads: int, seed: int) -> dict:
 
     torch.set_num_threads(threads)
     path = Path(model)
-    m = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, torch_dtype=torch.float32)
+    m = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, torch_dtype=torch.float32
+    )
     m.eval()
 
     def run(ids, n):
@@ -159,8 +186,12 @@ def worker_transformers(model: str, threads: int, seed: int) -> dict:
     ttft, _ = run(_prompt(PREFILL_LEN, seed), 1)
     _, dec_short = run(_prompt(SHORT_LEN, seed + 1), DECODE_LEN)
     _, dec_long = run(_prompt(PREFILL_LEN, seed + 2), DECODE_LEN)
-    return {"prefill_512": PREFILL_LEN / ttft, "decode_128_short": dec_short, "decode_128_after_512": dec_long,
-            "ttft_512_s": ttft}
+    return {
+        "prefill_512": PREFILL_LEN / ttft,
+        "decode_128_short": dec_short,
+        "decode_128_after_512": dec_long,
+        "ttft_512_s": ttft,
+    }
 
 
 def _peak_rss_mb() -> float:
@@ -175,14 +206,18 @@ def _peak_rss_mb() -> float:
     except OSError:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB elsewhere
+    return (
+        peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+    )  # bytes on macOS, KiB elsewhere
 
 
 def _worker_main(args) -> int:
     if args.engine == "longbow":
         res = worker_longbow(args.model, args.threads_one, args.seed)
     elif args.engine.startswith("llama.cpp"):
-        res = worker_llamacpp(args.model, args.threads_one, args.seed, flash_attn=args.engine.endswith("fa_on"))
+        res = worker_llamacpp(
+            args.model, args.threads_one, args.seed, flash_attn=args.engine.endswith("fa_on")
+        )
     elif args.engine == "transformers":
         res = worker_transformers(args.model, args.threads_one, args.seed)
     else:
@@ -193,26 +228,48 @@ def _worker_main(args) -> int:
 
 
 def run_worker(engine: str, model: str, threads: int, seed: int) -> dict:
-    cmd = [sys.executable, "-m", "longbow.benchmarks.peers", "--worker", engine, "--model", model,
-           "--threads-one", str(threads), "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "longbow.benchmarks.peers",
+        "--worker",
+        engine,
+        "--model",
+        model,
+        "--threads-one",
+        str(threads),
+        "--seed",
+        str(seed),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    raise RuntimeError(f"[compare_peers] {engine} worker failed (exit {p.returncode}): {p.stderr[-2000:]}")
+    raise RuntimeError(
+        f"[compare_peers] {engine} worker failed (exit {p.returncode}): {p.stderr[-2000:]}"
+    )
 
 
 # ---------------------------------------------------------------- driver
 
-def compare(model: str, dtypes, threads, reps: int, out_dir: Path, with_transformers: bool = False) -> list[dict]:
+
+def compare(
+    model: str, dtypes, threads, reps: int, out_dir: Path, with_transformers: bool = False
+) -> list[dict]:
     """Runs everything; returns the summary rows (also written to out_dir)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     src = Path(model)
-    engines = ["longbow", "llama.cpp/fa_on", "llama.cpp/fa_off"] + (["transformers"] if with_transformers else [])
+    engines = ["longbow", "llama.cpp/fa_on", "llama.cpp/fa_off"] + (
+        ["transformers"] if with_transformers else []
+    )
     raw_path = out_dir / "compare_peers_raw.jsonl"
     summary = []
     for dtype in dtypes:
-        path = src if dtype == "q4_1" else write_variant(src, dtype, out_dir / f"{src.stem}.{dtype}.gguf")
+        path = (
+            src
+            if dtype == "q4_1"
+            else write_variant(src, dtype, out_dir / f"{src.stem}.{dtype}.gguf")
+        )
         for t in threads:
             samples: dict[str, list[dict]] = {e: [] for e in engines}
             for rep in range(reps):
@@ -221,15 +278,29 @@ def compare(model: str, dtypes, threads, reps: int, out_dir: Path, with_transfor
                     r = run_worker(e, str(path), t, seed=1000 * rep + 7)
                     samples[e].append(r)
                     with open(raw_path, "a") as f:
-                        f.write(json.dumps({"dtype": dtype, "threads": t, "engine": e, "rep": rep, **r}) + "\n")
-            med = {e: {k: statistics.median(s[k] for s in samples[e]) for k in samples[e][0]} for e in engines}
+                        f.write(
+                            json.dumps({"dtype": dtype, "threads": t, "engine": e, "rep": rep, **r})
+                            + "\n"
+                        )
+            med = {
+                e: {k: statistics.median(s[k] for s in samples[e]) for k in samples[e][0]}
+                for e in engines
+            }
             for case in (*CASES, "ttft_512_s", "peak_rss_mb"):
                 higher_better = case in CASES
                 llama = [med["llama.cpp/fa_on"][case], med["llama.cpp/fa_off"][case]]
                 best = max(llama) if higher_better else min(llama)
-                row = {"dtype": dtype, "threads": t, "metric": case, "longbow": med["longbow"][case],
-                       "llama.cpp_fa_on": llama[0], "llama.cpp_fa_off": llama[1], "llama.cpp_best": best,
-                       "ratio_longbow_over_llama": med["longbow"][case] / best, "reps": reps}
+                row = {
+                    "dtype": dtype,
+                    "threads": t,
+                    "metric": case,
+                    "longbow": med["longbow"][case],
+                    "llama.cpp_fa_on": llama[0],
+                    "llama.cpp_fa_off": llama[1],
+                    "llama.cpp_best": best,
+                    "ratio_longbow_over_llama": med["longbow"][case] / best,
+                    "reps": reps,
+                }
                 if with_transformers:
                     row["transformers"] = med["transformers"][case]
                 summary.append(row)
@@ -263,17 +334,27 @@ def add_roofline(rows: list[dict], src: Path, out_dir: Path, threads) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| weights | threads | metric | longbow | llama.cpp FA on | llama.cpp FA off | longbow / best llama.cpp "
-             "| roofline tok/s (longbow, llama.cpp fraction) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| weights | threads | metric | longbow | llama.cpp FA on | llama.cpp FA off | longbow / best llama.cpp "
+        "| roofline tok/s (longbow, llama.cpp fraction) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        roof = (f"{r['roofline_tok_s']:.0f} ({r['longbow_fraction_of_roofline']:.0%}, "
-                f"{r['llama_fraction_of_roofline']:.0%})" if "roofline_tok_s" in r else "")
-        lines.append(f"| {r['dtype']} | {r['threads']} | {r['metric']} | {r['longbow']:.1f} | {r['llama.cpp_fa_on']:.1f} | "
-                     f"{r['llama.cpp_fa_off']:.1f} | {r['ratio_longbow_over_llama']:.2f}x | {roof} |")
+        roof = (
+            f"{r['roofline_tok_s']:.0f} ({r['longbow_fraction_of_roofline']:.0%}, "
+            f"{r['llama_fraction_of_roofline']:.0%})"
+            if "roofline_tok_s" in r
+            else ""
+        )
+        lines.append(
+            f"| {r['dtype']} | {r['threads']} | {r['metric']} | {r['longbow']:.1f} | {r['llama.cpp_fa_on']:.1f} | "
+            f"{r['llama.cpp_fa_off']:.1f} | {r['ratio_longbow_over_llama']:.2f}x | {roof} |"
+        )
     lines.append("")
-    lines.append("tok/s for prefill/decode (higher is better); seconds for ttft and MB for peak RSS "
-                 "(lower is better; the ratio is then longbow / the lower llama.cpp value).")
+    lines.append(
+        "tok/s for prefill/decode (higher is better); seconds for ttft and MB for peak RSS "
+        "(lower is better; the ratio is then longbow / the lower llama.cpp value)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -284,8 +365,10 @@ def chart(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     speed = [r for r in rows if r["metric"] in CASES]
-    labels = [f"{r['dtype']}\n{r['threads']}t\n{r['metric'].replace('decode_128_', 'dec ').replace('_512', '')}"
-              for r in speed]
+    labels = [
+        f"{r['dtype']}\n{r['threads']}t\n{r['metric'].replace('decode_128_', 'dec ').replace('_512', '')}"
+        for r in speed
+    ]
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(speed)), 4))
     ax.bar(range(len(speed)), [r["ratio_longbow_over_llama"] for r in speed], color="tab:blue")
     ax.axhline(1.0, color="gray", lw=1)
@@ -299,14 +382,22 @@ def chart(rows: list[dict], path: Path) -> None:
 
 
 def add_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--dtypes", nargs="+", default=["q4_1", "q8_0", "f16", "f32"],
-                    help="weight types to compare (variants of the Q4_1 model are written with gguf)")
-    ap.add_argument("--out-dir", default="bench_out", help="JSON lines, markdown table and chart go here")
+    ap.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["q4_1", "q8_0", "f16", "f32"],
+        help="weight types to compare (variants of the Q4_1 model are written with gguf)",
+    )
+    ap.add_argument(
+        "--out-dir", default="bench_out", help="JSON lines, markdown table and chart go here"
+    )
     ap.add_argument("--transformers", action="store_true", help="also run transformers (slow)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default=None, help="the Q4_1 GGUF (default: the pulled SmolLM2)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=3)

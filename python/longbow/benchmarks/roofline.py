@@ -9,6 +9,7 @@ token embedding counted in full as the LM head (the embedding lookup itself read
     (bench/roofline.py is a wrapper). Without --decode-tok-s it measures longbow's decode speed
     with longbow.benchmarks.generate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,9 +62,13 @@ def read_bandwidth(threads: int) -> tuple[float, str]:
         with tempfile.TemporaryDirectory() as d:
             src, exe = Path(d) / "probe.cpp", Path(d) / "probe"
             src.write_text(PROBE_SRC)
-            subprocess.run([cxx, "-O2", "-march=native", "-std=c++17", "-pthread", str(src), "-o", str(exe)],
-                           check=True)
-            out = subprocess.run([str(exe), str(threads)], check=True, capture_output=True, text=True).stdout
+            subprocess.run(
+                [cxx, "-O2", "-march=native", "-std=c++17", "-pthread", str(src), "-o", str(exe)],
+                check=True,
+            )
+            out = subprocess.run(
+                [str(exe), str(threads)], check=True, capture_output=True, text=True
+            ).stdout
             return float(out.strip()), "c++ probe"
     import time
 
@@ -94,10 +99,14 @@ def weight_bytes_per_token(model: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--decode-tok-s", type=float, default=None, help="a measured decode speed to place")
+    ap.add_argument(
+        "--decode-tok-s", type=float, default=None, help="a measured decode speed to place"
+    )
     args = ap.parse_args(argv)
     from longbow.pull import resolve_model
 
@@ -112,9 +121,21 @@ def main(argv: list[str] | None = None) -> int:
 
             rows = bench_longbow(model, t, reps=3)
             dec = next(r["tok_s"] for r in rows if r["case"] == "decode_128_short")
-        print(json.dumps({"model": model, "threads": t, "read_bw_gb_s": bw / 1e9, "probe": how,
-                          "weight_mb_per_token": wb / 1e6, "roofline_tok_s": roof, "decode_tok_s": dec,
-                          "fraction_of_roofline": dec / roof}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "model": model,
+                    "threads": t,
+                    "read_bw_gb_s": bw / 1e9,
+                    "probe": how,
+                    "weight_mb_per_token": wb / 1e6,
+                    "roofline_tok_s": roof,
+                    "decode_tok_s": dec,
+                    "fraction_of_roofline": dec / roof,
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -11,12 +11,13 @@ std::shared_ptr<Model> Model::load(const std::string& path) {
   m->file_ = ModelFile::open(path);
   m->path_ = path;
   const ModelConfig& c = m->file_->config();
-  m->info_ = {c.architecture, c.vocab_size, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads,
-              c.max_position, c.bos_token_id, c.eos_token_ids};
+  m->info_ = {c.architecture, c.vocab_size,   c.hidden_size,  c.num_layers,   c.num_heads,
+              c.num_kv_heads, c.max_position, c.bos_token_id, c.eos_token_ids};
   return m;
 }
 
-Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o) : model_(std::move(model)) {
+Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o)
+    : model_(std::move(model)) {
   if (!model_) throw std::invalid_argument("[longbow] Generator needs a model");
   engine::EngineConfig c;
   c.backend = o.backend;
@@ -30,7 +31,8 @@ Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o) : 
 
 Generator::~Generator() = default;
 
-void Generator::submit(const std::string& request_id, const std::vector<int>& prompt, const GenerationOptions& o) {
+void Generator::submit(const std::string& request_id, const std::vector<int>& prompt,
+                       const GenerationOptions& o) {
   engine::SamplingParams p;
   p.max_tokens = o.max_tokens;
   p.temperature = o.temperature;
@@ -47,8 +49,8 @@ void Generator::submit(const std::string& request_id, const std::vector<int>& pr
 std::vector<Token> Generator::step() {
   std::vector<Token> out;
   for (const engine::TokenOutput& t : engine_->step()) {
-    out.push_back({t.request_id, t.token_id, t.logprob, t.finished, engine::finish_reason_name(t.finish_reason),
-                   t.top_logprobs});
+    out.push_back({t.request_id, t.token_id, t.logprob, t.finished,
+                   engine::finish_reason_name(t.finish_reason), t.top_logprobs});
   }
   return out;
 }

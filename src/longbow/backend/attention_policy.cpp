@@ -21,8 +21,9 @@ int attention_decode_stage(const char* where) {
   }();
   if (value.empty() || value == "2") return 2;
   if (value == "1") return 1;
-  throw std::invalid_argument(std::string("[") + where + "] LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '" +
-                              value + "'");
+  throw std::invalid_argument(std::string("[") + where +
+                              "] LONGBOW_ATTN_DECODE_STAGE: expected 1 or 2, found '" + value +
+                              "'");
 }
 
 }  // namespace longbow

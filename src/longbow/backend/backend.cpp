@@ -9,8 +9,9 @@ namespace longbow {
 
 std::unique_ptr<Buffer> Backend::matmul_weight(const void* ptr, DType dtype, int N, int K) {
   if (N < 0 || K < 0) {
-    throw std::invalid_argument("[" + name() + ".matmul_weight] expected non-negative N, K, found " + std::to_string(N) +
-                                ", " + std::to_string(K));
+    throw std::invalid_argument("[" + name() +
+                                ".matmul_weight] expected non-negative N, K, found " +
+                                std::to_string(N) + ", " + std::to_string(K));
   }
   return wrap_host(ptr, static_cast<size_t>(N) * dtype_row_bytes(dtype, K));
 }

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "kargs.h"  // SampleRowParams, shared with the sample kernel
 #include "longbow/core/architecture.h"
 #include "longbow/core/dtype.h"
-#include "kargs.h"  // SampleRowParams, shared with the sample kernel
 
 namespace longbow {
 
@@ -39,7 +39,18 @@ struct BufView {
 };
 
 enum class Op : uint8_t {
-  Embed, RmsNorm, Matmul, Rope, KvWrite, Attention, Glu, Add, Softcap, GetRows, Sample, CopyBlocks,
+  Embed,
+  RmsNorm,
+  Matmul,
+  Rope,
+  KvWrite,
+  Attention,
+  Glu,
+  Add,
+  Softcap,
+  GetRows,
+  Sample,
+  CopyBlocks,
 };
 
 // Attention algorithm variants (the split one is the reference baseline).
@@ -68,10 +79,10 @@ struct RmsNormArgs {
 // out (M, N) = x (M, K) · wᵀ where w is (N, K) in w_dtype (+ bias (N,) f32 if set).
 // When accumulate is true, out += x · wᵀ (fuses the residual add).
 struct MatmulArgs {
-  BufView out;  // (M, N) f32
-  BufView x;    // (M, K) f32
-  BufView w;    // (N, K) w_dtype, from Backend::matmul_weight (layout is the backend's)
-  BufView bias; // (N,) f32, optional
+  BufView out;   // (M, N) f32
+  BufView x;     // (M, K) f32
+  BufView w;     // (N, K) w_dtype, from Backend::matmul_weight (layout is the backend's)
+  BufView bias;  // (N,) f32, optional
   DType w_dtype = DType::F32;
   int M = 0, N = 0, K = 0;
   bool accumulate = false;
@@ -91,9 +102,9 @@ struct RopeArgs {
 
 // Paged KV cache layout for one layer: (num_blocks, block_size, num_kv_heads, head_dim).
 struct KvWriteArgs {
-  BufView k, v;          // (num_tokens, num_kv_heads, head_dim) f32
+  BufView k, v;              // (num_tokens, num_kv_heads, head_dim) f32
   BufView k_cache, v_cache;  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
-  BufView slot_mapping;  // (num_tokens,) i32: block * block_size + offset; < 0 skips the token
+  BufView slot_mapping;      // (num_tokens,) i32: block * block_size + offset; < 0 skips the token
   DType cache_dtype = DType::F16;
   int num_tokens = 0, num_kv_heads = 0, head_dim = 0, num_slots = 0;
 };
@@ -104,13 +115,13 @@ struct KvWriteArgs {
 // p - W < j <= p (W keys including itself; Mistral, Gemma 2/3). Scores are s = scale * q·k,
 // or logit_softcap * tanh(s / logit_softcap) when logit_softcap > 0 (Gemma 2), before the softmax.
 struct AttentionArgs {
-  BufView out;           // (num_tokens, num_heads, head_dim) f32
-  BufView q;             // (num_tokens, num_heads, head_dim) f32
+  BufView out;               // (num_tokens, num_heads, head_dim) f32
+  BufView q;                 // (num_tokens, num_heads, head_dim) f32
   BufView k_cache, v_cache;  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
-  BufView block_tables;  // (num_seqs, max_blocks_per_seq) i32
-  BufView query_start;   // (num_seqs + 1,) i32
-  BufView seq_lens;      // (num_seqs,) i32: context length after this step
-  BufView positions;     // (num_tokens,) i32
+  BufView block_tables;      // (num_seqs, max_blocks_per_seq) i32
+  BufView query_start;       // (num_seqs + 1,) i32
+  BufView seq_lens;          // (num_seqs,) i32: context length after this step
+  BufView positions;         // (num_tokens,) i32
   DType cache_dtype = DType::F16;
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
@@ -155,24 +166,25 @@ using SampleRowParams = metal::SampleRowParams;
 // one and each row's num_top_logprobs most likely, never the whole logits row).
 struct SampleArgs {
   static constexpr int MAX_TOP = 20;  // most top logprobs per row (OpenAI's top_logprobs limit)
-  BufView out_ids;       // (num_rows,) i32
+  BufView out_ids;                    // (num_rows,) i32
   BufView out_logprobs;  // (num_rows,) f32: log-softmax of the raw logits at the chosen id
   // Row r's first min(num_top_logprobs, vocab_size) entries: ids by (raw logit desc, id asc, NaN
   // last) and their log-softmax values; the rest of the row is id -1, logprob -inf. Unused
   // (may be empty) when max_top is 0.
   BufView out_top_ids;       // (num_rows, max_top) i32
   BufView out_top_logprobs;  // (num_rows, max_top) f32
-  BufView logits;        // (num_rows, vocab_size) f32, may be modified (scratch)
-  BufView params;        // (num_rows,) SampleRowParams
-  BufView penalty_tokens;  // (total,) i32: tokens seen so far / banned ids per row, sliced by params
+  BufView logits;            // (num_rows, vocab_size) f32, may be modified (scratch)
+  BufView params;            // (num_rows,) SampleRowParams
+  BufView
+      penalty_tokens;  // (total,) i32: tokens seen so far / banned ids per row, sliced by params
   int num_rows = 0, vocab_size = 0;
   int max_top = 0;  // row stride of the top outputs, 0..MAX_TOP; bounds every num_top_logprobs
 };
 
 // Copies whole KV blocks src[i] -> dst[i] in every layer's cache (copy-on-write).
 struct CopyBlocksArgs {
-  BufView cache;         // all layers: (num_layers * 2, num_blocks, block_bytes)
-  BufView pairs;         // (num_pairs, 2) i32: (src, dst)
+  BufView cache;  // all layers: (num_layers * 2, num_blocks, block_bytes)
+  BufView pairs;  // (num_pairs, 2) i32: (src, dst)
   int num_pairs = 0, num_planes = 0, num_blocks = 0;
   size_t block_bytes = 0;
 };
@@ -232,7 +244,8 @@ struct BackendOptions {
 
 // Creates a backend by name ("cpu", "metal", "metal-sim", "auto"); throws std::invalid_argument
 // naming the available backends when the name is unknown or not built in.
-std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& options = {});
+std::unique_ptr<Backend> create_backend(const std::string& name,
+                                        const BackendOptions& options = {});
 // Names of the backends compiled into this build and usable on this machine.
 std::vector<std::string> available_backends();
 

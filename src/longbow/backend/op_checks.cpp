@@ -24,67 +24,70 @@ const char* op_family_name(Op op) {
     case Op::Sample: return "sample";
     case Op::CopyBlocks: return "copy_blocks";
   }
-  throw std::invalid_argument("[backend] expected a known op, found " + std::to_string(static_cast<int>(op)));
+  throw std::invalid_argument("[backend] expected a known op, found " +
+                              std::to_string(static_cast<int>(op)));
 }
 
 bool kernel_set_supports(Op op, DType dtype) {
   switch (op) {
     case Op::Matmul:
     case Op::Embed:
-      return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::Q8_0 ||
-             dtype == DType::Q4_0 || dtype == DType::Q4_1;
+      return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 ||
+             dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::Q4_1;
     case Op::KvWrite:
     case Op::Attention:
-    case Op::CopyBlocks:
-      return dtype == DType::F32 || dtype == DType::F16;
+    case Op::CopyBlocks: return dtype == DType::F32 || dtype == DType::F16;
     case Op::RmsNorm:
     case Op::Rope:
     case Op::Glu:
     case Op::Add:
     case Op::Softcap:
     case Op::GetRows:
-    case Op::Sample:
-      return dtype == DType::F32;
+    case Op::Sample: return dtype == DType::F32;
   }
   return false;
 }
 
 void check_matmul_sizes(const MatmulArgs& a, const std::string& where) {
   require(a.M >= 0 && a.N >= 0 && a.K >= 0, where,
-        "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " + std::to_string(a.N) + ", " +
-            std::to_string(a.K));
+          "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " +
+              std::to_string(a.N) + ", " + std::to_string(a.K));
 }
 
 void check_rope_sizes(const RopeArgs& a, const std::string& where) {
   require(a.num_tokens >= 0 && a.num_heads >= 0 && a.num_kv_heads >= 0 && a.head_dim > 0, where,
-        "expected non-negative sizes and head_dim > 0, found num_tokens=" + std::to_string(a.num_tokens) +
-            " num_heads=" + std::to_string(a.num_heads) + " num_kv_heads=" + std::to_string(a.num_kv_heads) +
-            " head_dim=" + std::to_string(a.head_dim));
+          "expected non-negative sizes and head_dim > 0, found num_tokens=" +
+              std::to_string(a.num_tokens) + " num_heads=" + std::to_string(a.num_heads) +
+              " num_kv_heads=" + std::to_string(a.num_kv_heads) +
+              " head_dim=" + std::to_string(a.head_dim));
   require(a.rot_dim > 0 && a.rot_dim % 2 == 0 && a.rot_dim <= a.head_dim, where,
-        "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
-            std::to_string(a.rot_dim));
+          "expected an even rot_dim in (0, head_dim=" + std::to_string(a.head_dim) + "], found " +
+              std::to_string(a.rot_dim));
 }
 
 void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
-  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
-            a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
-        where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
+  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 &&
+              a.num_kv_heads > 0 && a.num_heads >= 0 && a.num_blocks >= 0 &&
+              a.max_blocks_per_seq >= 0,
+          where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
   require(a.num_heads % a.num_kv_heads == 0, where,
-        "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
-            std::to_string(a.num_kv_heads));
+          "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) +
+              " and " + std::to_string(a.num_kv_heads));
   check_attention_options(a, where.c_str());
 }
 
 void check_attention_options(const AttentionArgs& a, const char* where) {
   if (a.sliding_window < 0) {
-    throw std::invalid_argument(std::string("[") + where + "] sliding_window: expected >= 0 (0 = off), found " +
+    throw std::invalid_argument(std::string("[") + where +
+                                "] sliding_window: expected >= 0 (0 = off), found " +
                                 std::to_string(a.sliding_window));
   }
   if (!(std::isfinite(a.logit_softcap) && a.logit_softcap >= 0.0f)) {
     std::ostringstream found;
     found << a.logit_softcap;
     throw std::invalid_argument(std::string("[") + where +
-                                "] logit_softcap: expected a finite value >= 0 (0 = off), found " + found.str());
+                                "] logit_softcap: expected a finite value >= 0 (0 = off), found " +
+                                found.str());
   }
 }
 
@@ -93,18 +96,20 @@ void check_matmul_group(std::span<const MatmulArgs> parts, const std::string& wh
     const MatmulArgs& a = parts[0];
     const MatmulArgs& b = parts[i];
     if (b.x.buffer != a.x.buffer || b.x.offset != a.x.offset || b.M != a.M || b.K != a.K) {
-      throw std::invalid_argument("[" + where + "] part " + std::to_string(i) +
-                                  ": expected the x view, M and K of part 0 (M=" + std::to_string(a.M) +
-                                  ", K=" + std::to_string(a.K) + "), found M=" + std::to_string(b.M) +
-                                  ", K=" + std::to_string(b.K) +
-                                  (b.x.buffer != a.x.buffer || b.x.offset != a.x.offset ? " and another x" : ""));
+      throw std::invalid_argument(
+          "[" + where + "] part " + std::to_string(i) +
+          ": expected the x view, M and K of part 0 (M=" + std::to_string(a.M) + ", K=" +
+          std::to_string(a.K) + "), found M=" + std::to_string(b.M) + ", K=" + std::to_string(b.K) +
+          (b.x.buffer != a.x.buffer || b.x.offset != a.x.offset ? " and another x" : ""));
     }
   }
   // Parts may run in any order or all at once: none may write where x is read.
   for (size_t i = 0; i < parts.size(); ++i) {
     const MatmulArgs& p = parts[i];
-    const size_t x0 = p.x.offset, x1 = x0 + static_cast<size_t>(std::max(p.M, 0)) * std::max(p.K, 0) * sizeof(float);
-    const size_t o0 = p.out.offset, o1 = o0 + static_cast<size_t>(std::max(p.M, 0)) * std::max(p.N, 0) * sizeof(float);
+    const size_t x0 = p.x.offset,
+                 x1 = x0 + static_cast<size_t>(std::max(p.M, 0)) * std::max(p.K, 0) * sizeof(float);
+    const size_t o0 = p.out.offset,
+                 o1 = o0 + static_cast<size_t>(std::max(p.M, 0)) * std::max(p.N, 0) * sizeof(float);
     if (p.out.buffer != nullptr && p.out.buffer == p.x.buffer && o0 < x1 && x0 < o1) {
       throw std::invalid_argument("[" + where + "] part " + std::to_string(i) + ": out overlaps x");
     }

@@ -41,16 +41,18 @@ std::vector<std::string> available_backends() {
 std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& options) {
   if (name == "cpu") return cpu::make_cpu_backend(options);
 #if defined(LONGBOW_HAS_METAL)
-  if (name == "metal" || (name == "auto" && metal_usable())) return metal::make_metal_backend("metal");
+  if (name == "metal" || (name == "auto" && metal_usable()))
+    return metal::make_metal_backend("metal");
 #endif
-  if (name == "auto") return cpu::make_cpu_backend(options);  // the simulator is never picked automatically
+  if (name == "auto")
+    return cpu::make_cpu_backend(options);  // the simulator is never picked automatically
 #if defined(LONGBOW_HAS_METAL_SIM)
   if (name == "metal-sim") return metal::make_metal_backend("metal-sim");
 #endif
   std::string known;
   for (const auto& n : available_backends()) known += (known.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("[backend] unknown or unavailable backend '" + name + "' (available: " + known +
-                              ", auto)");
+  throw std::invalid_argument("[backend] unknown or unavailable backend '" + name +
+                              "' (available: " + known + ", auto)");
 }
 
 }  // namespace longbow

@@ -18,7 +18,8 @@ namespace longbow {
 // callable returning one (called only on failure).
 template <class Message>
 inline void require(bool ok, std::string_view where, Message&& message) {
-  if (ok) [[likely]] return;
+  if (ok) [[likely]]
+    return;
   if constexpr (std::is_invocable_v<Message>) {
     fail(where, std::string(message()));
   } else {

@@ -26,19 +26,23 @@ constexpr Info kInfo[] = {
 static_assert(std::size(kInfo) == NUM_DTYPES);
 const Info& info(DType t) {
   auto i = static_cast<size_t>(t);
-  if (i >= std::size(kInfo)) throw std::invalid_argument("[dtype] unknown dtype code " + std::to_string(i));
+  if (i >= std::size(kInfo))
+    throw std::invalid_argument("[dtype] unknown dtype code " + std::to_string(i));
   return kInfo[i];
 }
 }  // namespace
 
 int dtype_block_elems(DType t) { return info(t).block_elems; }
 int dtype_block_bytes(DType t) { return info(t).block_bytes; }
-bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+bool dtype_is_quantized(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1;
+}
 const char* dtype_name(DType t) { return info(t).name; }
 
 DType dtype_from_name(const std::string& name, const char* where) {
   std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   for (size_t i = 0; i < std::size(kInfo); ++i) {
     if (lower == kInfo[i].name) return static_cast<DType>(i);
   }
@@ -49,8 +53,9 @@ DType dtype_from_name(const std::string& name, const char* where) {
 size_t dtype_row_bytes(DType t, int64_t n) {
   const Info& i = info(t);
   if (n < 0 || n % i.block_elems != 0) {
-    throw std::invalid_argument(std::string("[dtype] a row of ") + std::to_string(n) + " elements is not a multiple of the " +
-                                i.name + " block size " + std::to_string(i.block_elems));
+    throw std::invalid_argument(std::string("[dtype] a row of ") + std::to_string(n) +
+                                " elements is not a multiple of the " + i.name + " block size " +
+                                std::to_string(i.block_elems));
   }
   return static_cast<size_t>(n / i.block_elems) * static_cast<size_t>(i.block_bytes);
 }
@@ -117,7 +122,8 @@ float bf16_to_f32(uint16_t h) {
 uint16_t f32_to_bf16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet nan
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet nan
   x += 0x7fffu + ((x >> 16) & 1u);
   return static_cast<uint16_t>(x >> 16);
 }

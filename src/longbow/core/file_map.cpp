@@ -17,23 +17,24 @@ std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
 bool is_directory(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 bool is_regular_file(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 FileMap::FileMap(const std::string& path, const char* where) : path_(path) {
   const std::string prefix = std::string("[") + where + "] " + path + ": ";
-  struct stat st {};
+  struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) throw std::invalid_argument(prefix + "no such file");
     throw std::runtime_error(prefix + "cannot stat: " + errno_text());
   }
-  if (!S_ISREG(st.st_mode)) throw std::invalid_argument(prefix + "expected a regular file, found a directory or device");
+  if (!S_ISREG(st.st_mode))
+    throw std::invalid_argument(prefix + "expected a regular file, found a directory or device");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(prefix + "cannot open for reading: " + errno_text());
   size_ = static_cast<size_t>(st.st_size);
@@ -42,7 +43,8 @@ FileMap::FileMap(const std::string& path, const char* where) : path_(path) {
     if (p == MAP_FAILED) {
       const std::string err = errno_text();
       ::close(fd);
-      throw std::runtime_error(prefix + "mmap of " + std::to_string(size_) + " bytes failed: " + err);
+      throw std::runtime_error(prefix + "mmap of " + std::to_string(size_) +
+                               " bytes failed: " + err);
     }
     data_ = static_cast<const uint8_t*>(p);
   }
@@ -52,7 +54,9 @@ FileMap::FileMap(const std::string& path, const char* where) : path_(path) {
 FileMap::~FileMap() { release(); }
 
 FileMap::FileMap(FileMap&& other) noexcept
-    : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : path_(std::move(other.path_)),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
 
 FileMap& FileMap::operator=(FileMap&& other) noexcept {
   if (this != &other) {
@@ -66,7 +70,9 @@ FileMap& FileMap::operator=(FileMap&& other) noexcept {
 
 bool FileMap::drop_pages(const void* p, size_t bytes) const {
   const auto* b = static_cast<const uint8_t*>(p);
-  if (data_ == nullptr || b < data_ || bytes > size_ || b - data_ > static_cast<ptrdiff_t>(size_ - bytes)) return false;
+  if (data_ == nullptr || b < data_ || bytes > size_ ||
+      b - data_ > static_cast<ptrdiff_t>(size_ - bytes))
+    return false;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t first = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
   const uintptr_t last = (reinterpret_cast<uintptr_t>(b) + bytes) / page * page;

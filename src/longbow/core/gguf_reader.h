@@ -2,8 +2,8 @@
 // against the file size before any tensor byte is touched.
 #pragma once
 
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "longbow/core/file_map.h"
@@ -33,6 +33,7 @@ class GgufFile final : public ModelFile {
 // `has_tensor` tells which canonical tensors the file holds: GGUF has no keys for the tied LM head
 // or for optional biases, llama.cpp infers them from the tensors present.
 ModelConfig config_from_gguf(const std::map<std::string, GgufValue>& md,
-                             const std::function<bool(const std::string&)>& has_tensor, const std::string& path);
+                             const std::function<bool(const std::string&)>& has_tensor,
+                             const std::string& path);
 
 }  // namespace longbow

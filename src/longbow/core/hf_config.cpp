@@ -17,21 +17,57 @@ namespace {
 
 // Keys that do not change the math of inference (training-only, bookkeeping, token ids the
 // tokenizer side reads, or consumed elsewhere).
-const std::set<std::string> kHarmlessKeys = {
-    "architectures", "model_type", "torch_dtype", "dtype", "transformers_version", "use_cache",
-    "initializer_range", "pad_token_id", "attention_dropout", "hidden_dropout", "embd_pdrop",
-    "resid_pdrop", "_name_or_path", "pretraining_tp", "cache_implementation", "auto_map",
-    "tokenizer_class", "output_attentions", "output_hidden_states", "return_dict", "torchscript",
-    "id2label", "label2id", "bos_token_id", "eos_token_id", "sep_token_id", "decoder_start_token_id",
-    "max_window_layers", "use_sliding_window", "_sliding_window_pattern", "sliding_window_pattern",
-    "original_max_position_embeddings", "classifier_dropout", "problem_type", "is_decoder",
-    "is_encoder_decoder", "add_cross_attention", "tie_encoder_decoder", "chunk_size_feed_forward",
-    "finetuning_task", "prefix", "task_specific_params", "tf_legacy_loss", "use_bfloat16"};
+const std::set<std::string> kHarmlessKeys = {"architectures",
+                                             "model_type",
+                                             "torch_dtype",
+                                             "dtype",
+                                             "transformers_version",
+                                             "use_cache",
+                                             "initializer_range",
+                                             "pad_token_id",
+                                             "attention_dropout",
+                                             "hidden_dropout",
+                                             "embd_pdrop",
+                                             "resid_pdrop",
+                                             "_name_or_path",
+                                             "pretraining_tp",
+                                             "cache_implementation",
+                                             "auto_map",
+                                             "tokenizer_class",
+                                             "output_attentions",
+                                             "output_hidden_states",
+                                             "return_dict",
+                                             "torchscript",
+                                             "id2label",
+                                             "label2id",
+                                             "bos_token_id",
+                                             "eos_token_id",
+                                             "sep_token_id",
+                                             "decoder_start_token_id",
+                                             "max_window_layers",
+                                             "use_sliding_window",
+                                             "_sliding_window_pattern",
+                                             "sliding_window_pattern",
+                                             "original_max_position_embeddings",
+                                             "classifier_dropout",
+                                             "problem_type",
+                                             "is_decoder",
+                                             "is_encoder_decoder",
+                                             "add_cross_attention",
+                                             "tie_encoder_decoder",
+                                             "chunk_size_feed_forward",
+                                             "finetuning_task",
+                                             "prefix",
+                                             "task_specific_params",
+                                             "tf_legacy_loss",
+                                             "use_bfloat16"};
 
 class Fields {
  public:
   Fields(const Json& j, const std::string& where) : j_(j), where_(where) {}
-  [[noreturn]] void fail(const std::string& msg) const { longbow::fail("config", where_ + ": " + msg); }
+  [[noreturn]] void fail(const std::string& msg) const {
+    longbow::fail("config", where_ + ": " + msg);
+  }
   const Json* get(const std::string& key) const {
     read_.insert(key);
     const Json* v = j_.get(key);
@@ -43,15 +79,18 @@ class Fields {
       if (required) fail("missing required key '" + key + "'");
       return fallback;
     }
-    if (!v->is_integer()) fail("'" + key + "': expected an integer, found " + Json::kind_name(v->kind()));
+    if (!v->is_integer())
+      fail("'" + key + "': expected an integer, found " + Json::kind_name(v->kind()));
     const int64_t x = v->as_int(key);
-    if (x < -(int64_t{1} << 31) || x >= (int64_t{1} << 31)) fail("'" + key + "': value " + std::to_string(x) + " out of range");
+    if (x < -(int64_t{1} << 31) || x >= (int64_t{1} << 31))
+      fail("'" + key + "': value " + std::to_string(x) + " out of range");
     return static_cast<int>(x);
   }
   double get_float(const std::string& key, double fallback) const {
     const Json* v = get(key);
     if (v == nullptr) return fallback;
-    if (!v->is_number()) fail("'" + key + "': expected a number, found " + Json::kind_name(v->kind()));
+    if (!v->is_number())
+      fail("'" + key + "': expected a number, found " + Json::kind_name(v->kind()));
     return v->as_double(key);
   }
   bool get_bool(const std::string& key, bool fallback) const {
@@ -111,8 +150,10 @@ void read_rope_object(const Json& obj, const std::string& where, ModelConfig& c,
   if (type == "default") type.clear();
   c.rope_scaling.type = type;
   c.rope_scaling.factor = static_cast<float>(r.get_float("factor", 1.0));
-  c.rope_scaling.low_freq_factor = static_cast<float>(r.get_float("low_freq_factor", c.rope_scaling.low_freq_factor));
-  c.rope_scaling.high_freq_factor = static_cast<float>(r.get_float("high_freq_factor", c.rope_scaling.high_freq_factor));
+  c.rope_scaling.low_freq_factor =
+      static_cast<float>(r.get_float("low_freq_factor", c.rope_scaling.low_freq_factor));
+  c.rope_scaling.high_freq_factor =
+      static_cast<float>(r.get_float("high_freq_factor", c.rope_scaling.high_freq_factor));
   c.rope_scaling.original_max_position =
       r.get_int("original_max_position_embeddings", c.rope_scaling.original_max_position);
   theta = static_cast<float>(r.get_float("rope_theta", theta));
@@ -125,10 +166,12 @@ void read_rope_object(const Json& obj, const std::string& where, ModelConfig& c,
 
 void read_rope(const Fields& f, const std::string& file, ModelConfig& c) {
   c.rope_theta = static_cast<float>(f.get_float("rope_theta", c.rope_theta));
-  if (const Json* rs = f.get("rope_scaling")) read_rope_object(*rs, file + " rope_scaling", c, c.rope_theta);
+  if (const Json* rs = f.get("rope_scaling"))
+    read_rope_object(*rs, file + " rope_scaling", c, c.rope_theta);
   const double partial = f.get_float("partial_rotary_factor", 1.0);
   if (partial != 1.0) c.rot_dim = static_cast<int>(std::lround(c.head_dim * partial));
-  if (c.architecture == "gemma3") c.rope_theta_sliding = static_cast<float>(f.get_float("rope_local_base_freq", 10000.0));
+  if (c.architecture == "gemma3")
+    c.rope_theta_sliding = static_cast<float>(f.get_float("rope_local_base_freq", 10000.0));
   const Json* rp = f.get("rope_parameters");
   if (rp == nullptr) return;
   if (!rp->is_object()) f.fail("'rope_parameters': expected an object");
@@ -140,12 +183,16 @@ void read_rope(const Fields& f, const std::string& file, ModelConfig& c) {
   }
   // Per layer type (Gemma 3): the global layers carry the scaling, the sliding ones a plain base.
   const Fields per_type(*rp, file + " rope_parameters");
-  if (full != nullptr) read_rope_object(*per_type.get("full_attention"), file + " rope_parameters.full_attention", c, c.rope_theta);
+  if (full != nullptr)
+    read_rope_object(*per_type.get("full_attention"), file + " rope_parameters.full_attention", c,
+                     c.rope_theta);
   if (sliding != nullptr) {
     ModelConfig local = c;
     float theta = c.rope_theta;
-    read_rope_object(*per_type.get("sliding_attention"), file + " rope_parameters.sliding_attention", local, theta);
-    if (!local.rope_scaling.type.empty()) per_type.fail("sliding_attention: RoPE scaling on sliding layers is not supported");
+    read_rope_object(*per_type.get("sliding_attention"),
+                     file + " rope_parameters.sliding_attention", local, theta);
+    if (!local.rope_scaling.type.empty())
+      per_type.fail("sliding_attention: RoPE scaling on sliding layers is not supported");
     c.rope_theta_sliding = theta;
   }
   per_type.refuse_unread({}, "per-layer-type RoPE");
@@ -164,7 +211,8 @@ void read_attention_layout(const Fields& f, const ArchFacts& arch, ModelConfig& 
     for (const Json& t : lt->as_array("layer_types")) {
       const std::string s = t.is_string() ? t.as_string("layer_types") : "";
       if (s != "full_attention" && s != "sliding_attention") {
-        f.fail("'layer_types': expected 'full_attention' or 'sliding_attention', found '" + s + "'");
+        f.fail("'layer_types': expected 'full_attention' or 'sliding_attention', found '" + s +
+               "'");
       }
       c.layer_sliding.push_back(s == "sliding_attention");
     }
@@ -176,12 +224,15 @@ void read_attention_layout(const Fields& f, const ArchFacts& arch, ModelConfig& 
     for (int l = 0; l < c.num_layers; ++l) c.layer_sliding.push_back(l % n < n - 1);
   }
   const bool any_sliding =
-      c.layer_sliding.empty() || std::any_of(c.layer_sliding.begin(), c.layer_sliding.end(), [](uint8_t b) { return b; });
+      c.layer_sliding.empty() ||
+      std::any_of(c.layer_sliding.begin(), c.layer_sliding.end(), [](uint8_t b) { return b; });
   if (window > 0 && use_window && any_sliding) c.sliding_window = window;
   if (c.sliding_window == 0) c.layer_sliding.clear();
   if (window <= 0 && !c.layer_sliding.empty()) {
-    const bool sliding = std::any_of(c.layer_sliding.begin(), c.layer_sliding.end(), [](uint8_t b) { return b; });
-    if (sliding) f.fail("'layer_types' lists sliding_attention layers but 'sliding_window' is not set");
+    const bool sliding =
+        std::any_of(c.layer_sliding.begin(), c.layer_sliding.end(), [](uint8_t b) { return b; });
+    if (sliding)
+      f.fail("'layer_types' lists sliding_attention layers but 'sliding_window' is not set");
   }
 }
 
@@ -189,16 +240,20 @@ Activation read_activation(const Fields& f, const ArchFacts& arch) {
   const std::string key(arch.hf_activation_key);
   const std::string act = f.get_string(key, activation_name(arch.default_activation));
   if (act == "silu" || act == "swish") return Activation::Silu;
-  if (act == "gelu_pytorch_tanh" || act == "gelu_tanh" || act == "gelu_new") return Activation::GeluTanh;
-  f.fail("'" + key + "': activation '" + act + "' is not supported (supported: silu, gelu_pytorch_tanh)");
+  if (act == "gelu_pytorch_tanh" || act == "gelu_tanh" || act == "gelu_new")
+    return Activation::GeluTanh;
+  f.fail("'" + key + "': activation '" + act +
+         "' is not supported (supported: silu, gelu_pytorch_tanh)");
 }
 
 std::string hf_model_type(const std::string& dir) {
   const std::string file = join(dir, "config.json");
-  if (!is_regular_file(file)) throw std::invalid_argument("[config] " + file + ": no config.json beside the weights");
+  if (!is_regular_file(file))
+    throw std::invalid_argument("[config] " + file + ": no config.json beside the weights");
   const Json j = Json::parse(read_text_file(file, "config"), file);
   const Fields f(j, file);
-  if (!j.is_object()) f.fail(std::string("expected a JSON object, found ") + Json::kind_name(j.kind()));
+  if (!j.is_object())
+    f.fail(std::string("expected a JSON object, found ") + Json::kind_name(j.kind()));
   return f.get_string("model_type", "llama");
 }
 
@@ -212,8 +267,10 @@ ModelConfig config_from_hf(const std::string& dir) {
   const ArchFacts* arch = find_arch_by_hf_model_type(model_type);
   if (arch == nullptr) {
     if (model_type == "gemma3" && f.get("text_config") != nullptr) {
-      f.fail("model_type 'gemma3' is the multimodal Gemma 3; longbow runs the text-only model (model_type "
-             "'gemma3_text')");
+      f.fail(
+          "model_type 'gemma3' is the multimodal Gemma 3; longbow runs the text-only model "
+          "(model_type "
+          "'gemma3_text')");
     }
     f.fail("model_type: expected one of " + hf_model_type_names() + ", found '" + model_type + "'");
   }
@@ -224,8 +281,9 @@ ModelConfig config_from_hf(const std::string& dir) {
   c.num_layers = f.get_int("num_hidden_layers", 0, true);
   c.num_heads = f.get_int("num_attention_heads", 0, true);
   c.num_kv_heads = f.get_int("num_key_value_heads", c.num_heads);
-  const int derived_head_dim = arch->default_head_dim > 0 ? arch->default_head_dim
-                                                          : (c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
+  const int derived_head_dim = arch->default_head_dim > 0
+                                   ? arch->default_head_dim
+                                   : (c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
   c.head_dim = f.get_int("head_dim", derived_head_dim);
   c.rot_dim = c.head_dim;
   c.vocab_size = f.get_int("vocab_size", 0, true);
@@ -253,12 +311,15 @@ ModelConfig config_from_hf(const std::string& dir) {
     c.attention_scale = static_cast<float>(1.0 / std::sqrt(qpas));
     c.attn_logit_softcap = static_cast<float>(f.get_float("attn_logit_softcapping", 0.0));
     c.final_logit_softcap = static_cast<float>(f.get_float("final_logit_softcapping", 0.0));
-    if (f.get_bool("use_bidirectional_attention", false)) f.fail("'use_bidirectional_attention' is not supported");
+    if (f.get_bool("use_bidirectional_attention", false))
+      f.fail("'use_bidirectional_attention' is not supported");
   }
   if (arch->has_sliding_window) read_attention_layout(f, *arch, c);
   c.tie_embeddings = f.get_bool("tie_word_embeddings", arch->default_tie);
   if (f.get("quantization_config") != nullptr) {
-    f.fail("'quantization_config': pre-quantized Hugging Face checkpoints are not supported (use a GGUF file)");
+    f.fail(
+        "'quantization_config': pre-quantized Hugging Face checkpoints are not supported (use a "
+        "GGUF file)");
   }
   c.rope_interleaved = false;
   c.bos_token_id = f.get_int("bos_token_id", -1);

@@ -23,7 +23,8 @@ const char* Json::kind_name(Kind k) {
 
 namespace {
 [[noreturn]] void wrong_kind(const std::string& what, const char* expected, Json::Kind found) {
-  throw std::invalid_argument("[json] " + what + ": expected " + expected + ", found " + Json::kind_name(found));
+  throw std::invalid_argument("[json] " + what + ": expected " + expected + ", found " +
+                              Json::kind_name(found));
 }
 }  // namespace
 
@@ -37,7 +38,9 @@ double Json::as_double(const std::string& what) const {
 }
 int64_t Json::as_int(const std::string& what) const {
   if (kind_ != Kind::Number) wrong_kind(what, "integer", kind_);
-  if (!is_int_) throw std::invalid_argument("[json] " + what + ": expected an integer, found " + std::to_string(num_));
+  if (!is_int_)
+    throw std::invalid_argument("[json] " + what + ": expected an integer, found " +
+                                std::to_string(num_));
   return int_;
 }
 const std::string& Json::as_string(const std::string& what) const {
@@ -82,15 +85,21 @@ class JsonParser {
         ++col;
       }
     }
-    longbow::fail("json", source_ + ": line " + std::to_string(line) + " column " + std::to_string(col) + ": " + msg);
+    longbow::fail("json", source_ + ": line " + std::to_string(line) + " column " +
+                              std::to_string(col) + ": " + msg);
   }
-  std::string peek_text() const { return pos_ < s_.size() ? std::string(1, s_[pos_]) : std::string("end of input"); }
+  std::string peek_text() const {
+    return pos_ < s_.size() ? std::string(1, s_[pos_]) : std::string("end of input");
+  }
   void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+      ++pos_;
   }
   void expect_word(const char* w) {
     const std::string_view word(w);
-    if (s_.substr(pos_, word.size()) != word) fail(std::string("expected '") + w + "', found '" + peek_text() + "'");
+    if (s_.substr(pos_, word.size()) != word)
+      fail(std::string("expected '") + w + "', found '" + peek_text() + "'");
     pos_ += word.size();
   }
 
@@ -134,10 +143,12 @@ class JsonParser {
     }
     while (true) {
       skip_ws();
-      if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key, found '" + peek_text() + "'");
+      if (pos_ >= s_.size() || s_[pos_] != '"')
+        fail("expected a string key, found '" + peek_text() + "'");
       std::string key = parse_string();
       skip_ws();
-      if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':' after key \"" + key + "\", found '" + peek_text() + "'");
+      if (pos_ >= s_.size() || s_[pos_] != ':')
+        fail("expected ':' after key \"" + key + "\", found '" + peek_text() + "'");
       ++pos_;
       Json member = parse_value(depth + 1);
       if (!v.obj_.emplace(key, std::move(member)).second) fail("duplicate key \"" + key + "\"");
@@ -183,10 +194,14 @@ class JsonParser {
     for (int i = 0; i < 4; ++i) {
       const char h = s_[pos_++];
       u <<= 4;
-      if (h >= '0' && h <= '9') u |= static_cast<unsigned>(h - '0');
-      else if (h >= 'a' && h <= 'f') u |= static_cast<unsigned>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') u |= static_cast<unsigned>(h - 'A' + 10);
-      else fail("invalid hex digit in \\u escape");
+      if (h >= '0' && h <= '9')
+        u |= static_cast<unsigned>(h - '0');
+      else if (h >= 'a' && h <= 'f')
+        u |= static_cast<unsigned>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F')
+        u |= static_cast<unsigned>(h - 'A' + 10);
+      else
+        fail("invalid hex digit in \\u escape");
     }
     return u;
   }
@@ -235,7 +250,8 @@ class JsonParser {
         case 'u': {
           unsigned cp = hex4();
           if (cp >= 0xD800 && cp < 0xDC00) {  // high surrogate: needs a low one
-            if (pos_ + 2 > s_.size() || s_[pos_] != '\\' || s_[pos_ + 1] != 'u') fail("unpaired surrogate in \\u escape");
+            if (pos_ + 2 > s_.size() || s_[pos_] != '\\' || s_[pos_ + 1] != 'u')
+              fail("unpaired surrogate in \\u escape");
             pos_ += 2;
             const unsigned lo = hex4();
             if (lo < 0xDC00 || lo >= 0xE000) fail("invalid low surrogate in \\u escape");
@@ -256,19 +272,22 @@ class JsonParser {
     bool integral = true;
     if (s_[pos_] == '-') ++pos_;
     if (pos_ >= s_.size() || !(s_[pos_] >= '0' && s_[pos_] <= '9')) fail("invalid number");
-    if (s_[pos_] == '0' && pos_ + 1 < s_.size() && s_[pos_ + 1] >= '0' && s_[pos_ + 1] <= '9') fail("leading zero in number");
+    if (s_[pos_] == '0' && pos_ + 1 < s_.size() && s_[pos_ + 1] >= '0' && s_[pos_ + 1] <= '9')
+      fail("leading zero in number");
     while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
     if (pos_ < s_.size() && s_[pos_] == '.') {
       integral = false;
       ++pos_;
-      if (pos_ >= s_.size() || !(s_[pos_] >= '0' && s_[pos_] <= '9')) fail("expected digits after '.'");
+      if (pos_ >= s_.size() || !(s_[pos_] >= '0' && s_[pos_] <= '9'))
+        fail("expected digits after '.'");
       while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
     }
     if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
       integral = false;
       ++pos_;
       if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (pos_ >= s_.size() || !(s_[pos_] >= '0' && s_[pos_] <= '9')) fail("expected digits in exponent");
+      if (pos_ >= s_.size() || !(s_[pos_] >= '0' && s_[pos_] <= '9'))
+        fail("expected digits in exponent");
       while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
     }
     const std::string text(s_.substr(start, pos_ - start));

@@ -26,8 +26,8 @@ struct ModelConfig {
   int num_layers = 0;
   int num_heads = 0;
   int num_kv_heads = 0;
-  int head_dim = 0;   // hidden_size / num_heads unless given
-  int rot_dim = 0;    // rotary dimensions (head_dim unless given)
+  int head_dim = 0;  // hidden_size / num_heads unless given
+  int rot_dim = 0;   // rotary dimensions (head_dim unless given)
   int max_position = 2048;
   float rms_eps = 1e-5f;
   float rope_theta = 10000.0f;
@@ -39,13 +39,13 @@ struct ModelConfig {
   Activation activation = Activation::Silu;
   // Biases of the linear layers (absent unless set): q/k/v, the attention output, the MLP.
   bool qkv_bias = false, o_bias = false, mlp_bias = false;
-  bool qk_norm = false;         // per-head RMSNorm of q and k (weights (head_dim,))
-  bool sandwich_norms = false;  // post-attention and post-MLP norms before the residual add
-  float norm_weight_offset = 0.0f;  // added to every RMSNorm weight at load (1 for HF Gemma)
-  float embedding_scale = 1.0f;     // embeddings are multiplied by it (sqrt(hidden) for Gemma)
-  float attention_scale = 0.0f;     // softmax scale; 0 = 1 / sqrt(head_dim)
-  float attn_logit_softcap = 0.0f;  // 0 = off; else scores s -> cap * tanh(s / cap)
-  float final_logit_softcap = 0.0f; // 0 = off; same on the output logits
+  bool qk_norm = false;              // per-head RMSNorm of q and k (weights (head_dim,))
+  bool sandwich_norms = false;       // post-attention and post-MLP norms before the residual add
+  float norm_weight_offset = 0.0f;   // added to every RMSNorm weight at load (1 for HF Gemma)
+  float embedding_scale = 1.0f;      // embeddings are multiplied by it (sqrt(hidden) for Gemma)
+  float attention_scale = 0.0f;      // softmax scale; 0 = 1 / sqrt(head_dim)
+  float attn_logit_softcap = 0.0f;   // 0 = off; else scores s -> cap * tanh(s / cap)
+  float final_logit_softcap = 0.0f;  // 0 = off; same on the output logits
   // Sliding-window attention: a query at position p sees keys p - sliding_window < j <= p on the
   // layers where layer_sliding[l] is set (all layers when the vector is empty). 0 = off.
   int sliding_window = 0;

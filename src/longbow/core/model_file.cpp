@@ -38,7 +38,8 @@ const TensorInfo* ModelFile::find(const std::string& canonical_name) const {
 
 const TensorInfo& ModelFile::get(const std::string& canonical_name) const {
   const TensorInfo* t = find(canonical_name);
-  if (t == nullptr) throw std::invalid_argument("[" + path() + "] missing tensor " + canonical_name);
+  if (t == nullptr)
+    throw std::invalid_argument("[" + path() + "] missing tensor " + canonical_name);
   return *t;
 }
 
@@ -53,8 +54,8 @@ std::unique_ptr<ModelFile> ModelFile::open(const std::string& path) {
   } else if (ends_with(path, ".safetensors")) {
     mf = std::make_unique<SafetensorsModel>(path);
   } else {
-    throw std::invalid_argument("[model] " + path +
-                                ": expected a .gguf file, a .safetensors file or an HF model folder");
+    throw std::invalid_argument(
+        "[model] " + path + ": expected a .gguf file, a .safetensors file or an HF model folder");
   }
   mf->config().validate(mf->path());
   return mf;

@@ -16,11 +16,11 @@
 namespace longbow {
 
 struct TensorInfo {
-  std::string name;            // canonical (GGUF-style) name, e.g. "blk.3.attn_q.weight"
-  std::string source_name;     // name as stored in the file
-  std::string file;            // path of the file holding it
+  std::string name;         // canonical (GGUF-style) name, e.g. "blk.3.attn_q.weight"
+  std::string source_name;  // name as stored in the file
+  std::string file;         // path of the file holding it
   DType dtype = DType::F32;
-  std::vector<int64_t> shape;  // row-major, outermost first: a (N, K) weight has N rows of K
+  std::vector<int64_t> shape;     // row-major, outermost first: a (N, K) weight has N rows of K
   const uint8_t* data = nullptr;  // inside the mapping
   size_t bytes = 0;
   int64_t numel() const;

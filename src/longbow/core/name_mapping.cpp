@@ -12,13 +12,19 @@ struct Rule {
   const char* canonical;  // part after "blk.N."
 };
 constexpr Rule kLayerRules[] = {
-    {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},
-    {"self_attn.v_proj", "attn_v"},      {"self_attn.o_proj", "attn_output"},
-    {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
-    {"mlp.down_proj", "ffn_down"},       {"input_layernorm", "attn_norm"},
+    {"self_attn.q_proj", "attn_q"},
+    {"self_attn.k_proj", "attn_k"},
+    {"self_attn.v_proj", "attn_v"},
+    {"self_attn.o_proj", "attn_output"},
+    {"mlp.gate_proj", "ffn_gate"},
+    {"mlp.up_proj", "ffn_up"},
+    {"mlp.down_proj", "ffn_down"},
+    {"input_layernorm", "attn_norm"},
     {"post_attention_layernorm", "ffn_norm"},
-    {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},  // Qwen3, Gemma 3
-    {"self_attn.qkv_proj", "attn_qkv"},  {"mlp.gate_up_proj", "ffn_up"},         // Phi-3 (fused)
+    {"self_attn.q_norm", "attn_q_norm"},
+    {"self_attn.k_norm", "attn_k_norm"},  // Qwen3, Gemma 3
+    {"self_attn.qkv_proj", "attn_qkv"},
+    {"mlp.gate_up_proj", "ffn_up"},  // Phi-3 (fused)
 };
 // Gemma 2/3 norms around attention and the MLP (llama.cpp's names).
 constexpr Rule kGemmaLayerRules[] = {
@@ -54,7 +60,9 @@ std::string canonical_tensor_name(const std::string& hf_name, const std::string&
   const size_t num_start = std::strlen(prefix);
   size_t num_end = num_start;
   while (num_end < stem.size() && stem[num_end] >= '0' && stem[num_end] <= '9') ++num_end;
-  if (num_end == num_start || num_end - num_start > 6 || num_end >= stem.size() || stem[num_end] != '.') return hf_name;
+  if (num_end == num_start || num_end - num_start > 6 || num_end >= stem.size() ||
+      stem[num_end] != '.')
+    return hf_name;
   const std::string layer = stem.substr(num_start, num_end - num_start);
   const std::string rest = stem.substr(num_end + 1);
   if (const ArchFacts* facts = find_arch(arch); facts != nullptr && facts->sandwich_norms) {

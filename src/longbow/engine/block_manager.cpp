@@ -19,10 +19,12 @@ uint64_t mix(uint64_t x) {
 BlockManager::BlockManager(int num_blocks, int block_size, bool enable_prefix_caching)
     : num_blocks_(num_blocks), block_size_(block_size), prefix_caching_(enable_prefix_caching) {
   if (num_blocks < 2) {
-    throw std::invalid_argument("[block_manager] expected num_blocks >= 2, got " + std::to_string(num_blocks));
+    throw std::invalid_argument("[block_manager] expected num_blocks >= 2, got " +
+                                std::to_string(num_blocks));
   }
   if (block_size <= 0) {
-    throw std::invalid_argument("[block_manager] expected block_size > 0, got " + std::to_string(block_size));
+    throw std::invalid_argument("[block_manager] expected block_size > 0, got " +
+                                std::to_string(block_size));
   }
   ref_.assign(num_blocks, 0);
   free_pos_.resize(num_blocks);
@@ -34,8 +36,9 @@ BlockManager::BlockManager(int num_blocks, int block_size, bool enable_prefix_ca
 
 void BlockManager::check_id(int b, const char* what) const {
   if (b <= 0 || b >= num_blocks_ || ref_[b] == 0) {
-    throw std::logic_error(std::string("[block_manager] ") + what + ": expected an owned block in [1, " +
-                           std::to_string(num_blocks_) + "), found " + std::to_string(b) +
+    throw std::logic_error(std::string("[block_manager] ") + what +
+                           ": expected an owned block in [1, " + std::to_string(num_blocks_) +
+                           "), found " + std::to_string(b) +
                            (b > 0 && b < num_blocks_ ? " (free)" : " (out of range)"));
   }
 }
@@ -55,7 +58,9 @@ void BlockManager::evict(int b) {
 }
 
 std::optional<std::vector<int>> BlockManager::allocate(int n) {
-  if (n < 0) throw std::invalid_argument("[block_manager] expected a block count >= 0, got " + std::to_string(n));
+  if (n < 0)
+    throw std::invalid_argument("[block_manager] expected a block count >= 0, got " +
+                                std::to_string(n));
   if (n > num_free()) return std::nullopt;
   std::vector<int> out(n);
   for (int i = 0; i < n; ++i) {
@@ -80,13 +85,14 @@ bool BlockManager::ensure_capacity(std::vector<int>& table, int num_tokens) {
 bool BlockManager::prepare_write(std::vector<int>& table, int begin, int end,
                                  std::vector<std::pair<int, int>>& copies) {
   if (begin < 0 || end < begin) {
-    throw std::invalid_argument("[block_manager] prepare_write: expected 0 <= begin <= end, found [" +
-                                std::to_string(begin) + ", " + std::to_string(end) + ")");
+    throw std::invalid_argument(
+        "[block_manager] prepare_write: expected 0 <= begin <= end, found [" +
+        std::to_string(begin) + ", " + std::to_string(end) + ")");
   }
   if (begin == end) return true;
   const int have = static_cast<int>(table.size());
   const int last = std::min(blocks_for(end), have);  // existing blocks touched: [begin/bs, last)
-  std::vector<int> shared;  // table indices to copy
+  std::vector<int> shared;                           // table indices to copy
   for (int i = begin / block_size_; i < last; ++i) {
     check_id(table[i], "prepare_write");
     if (ref_[table[i]] > 1) shared.push_back(i);
@@ -117,7 +123,8 @@ void BlockManager::release(const std::vector<int>& blocks) {
     check_id(b, "release");
     if (++drops[b] > ref_[b]) {
       throw std::logic_error("[block_manager] release: block " + std::to_string(b) + " released " +
-                             std::to_string(drops[b]) + " times but has " + std::to_string(ref_[b]) + " owners");
+                             std::to_string(drops[b]) + " times but has " +
+                             std::to_string(ref_[b]) + " owners");
     }
   }
   for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
@@ -127,8 +134,9 @@ void BlockManager::release(const std::vector<int>& blocks) {
 
 int BlockManager::ref_count(int block_id) const {
   if (block_id < 0 || block_id >= num_blocks_) {
-    throw std::invalid_argument("[block_manager] expected a block id in [0, " + std::to_string(num_blocks_) +
-                                "), found " + std::to_string(block_id));
+    throw std::invalid_argument("[block_manager] expected a block id in [0, " +
+                                std::to_string(num_blocks_) + "), found " +
+                                std::to_string(block_id));
   }
   return ref_[block_id];
 }
@@ -167,8 +175,8 @@ PrefixHit BlockManager::acquire_prefix(const std::vector<int>& tokens, int max_t
   return hit;
 }
 
-void BlockManager::cache_full_blocks(const std::vector<int>& table, const std::vector<int>& tokens, int num_computed,
-                                     std::vector<uint64_t>& hashes) {
+void BlockManager::cache_full_blocks(const std::vector<int>& table, const std::vector<int>& tokens,
+                                     int num_computed, std::vector<uint64_t>& hashes) {
   if (!prefix_caching_) return;
   const int n_full = std::min({num_computed, static_cast<int>(tokens.size())}) / block_size_;
   if (n_full > static_cast<int>(table.size())) {

@@ -19,8 +19,8 @@
 namespace longbow::engine {
 
 struct PrefixHit {
-  std::vector<int> blocks;          // cached blocks taken, in table order
-  std::vector<uint64_t> hashes;     // their chained hashes
+  std::vector<int> blocks;       // cached blocks taken, in table order
+  std::vector<uint64_t> hashes;  // their chained hashes
 };
 
 class BlockManager {
@@ -45,7 +45,8 @@ class BlockManager {
   // and replaces every shared block (ref > 1) in that range by a fresh copy, appending the
   // (src, dst) pairs the device must copy before the write to `copies`. False (nothing
   // changed) when the pool cannot supply the blocks.
-  bool prepare_write(std::vector<int>& table, int begin, int end, std::vector<std::pair<int, int>>& copies);
+  bool prepare_write(std::vector<int>& table, int begin, int end,
+                     std::vector<std::pair<int, int>>& copies);
   // Another owner for each block (a forked sequence).
   void share(const std::vector<int>& blocks);
   // Drops one reference of each block, last block first (so a sequence's tail is evicted
@@ -65,8 +66,8 @@ class BlockManager {
   PrefixHit acquire_prefix(const std::vector<int>& tokens, int max_tokens);
   // Registers the full, computed blocks of a sequence not yet registered; `hashes` holds the
   // chained hashes of the sequence's blocks registered so far and is extended.
-  void cache_full_blocks(const std::vector<int>& table, const std::vector<int>& tokens, int num_computed,
-                         std::vector<uint64_t>& hashes);
+  void cache_full_blocks(const std::vector<int>& table, const std::vector<int>& tokens,
+                         int num_computed, std::vector<uint64_t>& hashes);
   // Hash of a cached block, nullopt when the block is not cached.
   std::optional<uint64_t> block_hash(int block_id) const;
   // Cached block of a hash, or -1.
@@ -82,12 +83,12 @@ class BlockManager {
   int num_blocks_, block_size_;
   bool prefix_caching_;
   std::vector<int> ref_;
-  std::list<int> free_;                          // LRU: front is reused first
+  std::list<int> free_;                             // LRU: front is reused first
   std::vector<std::list<int>::iterator> free_pos_;  // (num_blocks,) position in free_ when ref == 0
-  std::vector<uint8_t> has_hash_;                // (num_blocks,)
-  std::vector<uint64_t> hash_;                   // (num_blocks,)
-  std::vector<std::vector<int>> block_tokens_;   // (num_blocks, block_size) tokens of cached blocks
-  std::unordered_map<uint64_t, int> cached_;     // hash -> block id
+  std::vector<uint8_t> has_hash_;                   // (num_blocks,)
+  std::vector<uint64_t> hash_;                      // (num_blocks,)
+  std::vector<std::vector<int>> block_tokens_;  // (num_blocks, block_size) tokens of cached blocks
+  std::unordered_map<uint64_t, int> cached_;    // hash -> block id
   uint64_t num_evictions_ = 0;
 };
 

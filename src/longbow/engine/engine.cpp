@@ -8,10 +8,11 @@
 namespace longbow::engine {
 
 namespace {
-void check_range(const char* name, int64_t value, int64_t lo, int64_t hi, const std::string& note = "") {
+void check_range(const char* name, int64_t value, int64_t lo, int64_t hi,
+                 const std::string& note = "") {
   require(value >= lo && value <= hi, "engine", [&] {
-    return "expected " + std::string(name) + " in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" + note +
-           ", found " + std::to_string(value);
+    return "expected " + std::string(name) + " in [" + std::to_string(lo) + ", " +
+           std::to_string(hi) + "]" + note + ", found " + std::to_string(value);
   });
 }
 }  // namespace
@@ -24,12 +25,14 @@ void validate_config(const EngineConfig& c, const ModelConfig& mc) {
   check_range("num_threads", c.num_threads, 0, 1024, " (0 = number of cores)");
   check_range("num_blocks", c.num_blocks, 0, MAX_NUM_BLOCKS, " (0 = derived from kv_cache_bytes)");
   if (c.num_blocks == 1) {
-    throw std::invalid_argument("[engine] expected num_blocks 0 (derived) or >= 2 (block 0 is the null block), found 1");
+    throw std::invalid_argument(
+        "[engine] expected num_blocks 0 (derived) or >= 2 (block 0 is the null block), found 1");
   }
   check_range("max_model_len", c.max_model_len, 0, mc.max_position,
               " (0 = the model's context length " + std::to_string(mc.max_position) + ")");
   if (c.kv_dtype != DType::F16 && c.kv_dtype != DType::F32) {
-    throw std::invalid_argument(std::string("[engine] expected kv_dtype f16 or f32, found ") + dtype_name(c.kv_dtype));
+    throw std::invalid_argument(std::string("[engine] expected kv_dtype f16 or f32, found ") +
+                                dtype_name(c.kv_dtype));
   }
 }
 
@@ -55,23 +58,29 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
     layout.num_blocks = config_.num_blocks;
   } else {
     const size_t per_block = layout.block_bytes() * 2 * static_cast<size_t>(mc.num_layers);
-    layout.num_blocks = static_cast<int>(std::min<size_t>(config_.kv_cache_bytes / per_block + 1, 1u << 24));
-    layout.num_blocks = std::max(layout.num_blocks, blocks_one_seq + 1);  // one full-length sequence fits
+    layout.num_blocks =
+        static_cast<int>(std::min<size_t>(config_.kv_cache_bytes / per_block + 1, 1u << 24));
+    layout.num_blocks =
+        std::max(layout.num_blocks, blocks_one_seq + 1);  // one full-length sequence fits
   }
   config_.num_blocks = layout.num_blocks;
   kv_ = std::make_unique<KvCache>(*backend_, layout);
-  blocks_ = std::make_unique<BlockManager>(layout.num_blocks, layout.block_size, config_.enable_prefix_caching);
+  blocks_ = std::make_unique<BlockManager>(layout.num_blocks, layout.block_size,
+                                           config_.enable_prefix_caching);
   scheduler_ = std::make_unique<Scheduler>(
-      SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len}, *blocks_);
+      SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len},
+      *blocks_);
   max_blocks_per_seq_ = blocks_one_seq;
-  model_->reserve(config_.max_num_batched_tokens, config_.max_num_seqs, max_blocks_per_seq_, config_.max_num_seqs);
+  model_->reserve(config_.max_num_batched_tokens, config_.max_num_seqs, max_blocks_per_seq_,
+                  config_.max_num_seqs);
 
   eos_ids_ = mc.eos_token_ids;
   sample_ids_ = backend_->alloc(config_.max_num_seqs * sizeof(int32_t));
   sample_logprobs_ = backend_->alloc(config_.max_num_seqs * sizeof(float));
   sample_params_ = backend_->alloc(config_.max_num_seqs * sizeof(SampleRowParams));
   sample_top_ids_ = backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(int32_t));
-  sample_top_logprobs_ = backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(float));
+  sample_top_logprobs_ =
+      backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(float));
   penalty_capacity_ = 4096;
   penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
   copy_capacity_ = static_cast<size_t>(config_.max_num_seqs);
@@ -87,13 +96,15 @@ void Engine::set_eos_token_ids(std::vector<int> ids) {
   eos_ids_ = std::move(ids);
 }
 
-void Engine::add_request(const std::string& request_id, std::vector<int> prompt, const SamplingParams& params) {
+void Engine::add_request(const std::string& request_id, std::vector<int> prompt,
+                         const SamplingParams& params) {
   const int vocab = model_config().vocab_size;
   params.validate(vocab);
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= vocab) {
-      throw std::invalid_argument("[engine] request '" + request_id + "': prompt token " + std::to_string(i) + " = " +
-                                  std::to_string(prompt[i]) + " out of range for vocab_size " + std::to_string(vocab));
+      throw std::invalid_argument("[engine] request '" + request_id + "': prompt token " +
+                                  std::to_string(i) + " = " + std::to_string(prompt[i]) +
+                                  " out of range for vocab_size " + std::to_string(vocab));
     }
   }
   auto seq = std::make_unique<Sequence>();
@@ -107,7 +118,8 @@ void Engine::add_request(const std::string& request_id, std::vector<int> prompt,
 
 bool Engine::abort(const std::string& request_id, int sample_idx) {
   const std::vector<int> done = scheduler_->abort(request_id, sample_idx);
-  for (int i : done) pending_aborts_.push_back({request_id, -1, 0.0f, true, FinishReason::Abort, i});
+  for (int i : done)
+    pending_aborts_.push_back({request_id, -1, 0.0f, true, FinishReason::Abort, i});
   return !done.empty();
 }
 
@@ -124,9 +136,12 @@ void Engine::copy_blocks(const std::vector<std::pair<int, int>>& copies) {
   }
   backend_->upload({copy_pairs_.get(), 0}, pairs.data(), pairs.size() * sizeof(int32_t));
   const KvCacheLayout& layout = kv_->layout();
-  backend_->copy_blocks({.cache = kv_->all(), .pairs = {copy_pairs_.get(), 0},
-                         .num_pairs = static_cast<int>(copies.size()), .num_planes = 2 * layout.num_layers,
-                         .num_blocks = layout.num_blocks, .block_bytes = layout.block_bytes()});
+  backend_->copy_blocks({.cache = kv_->all(),
+                         .pairs = {copy_pairs_.get(), 0},
+                         .num_pairs = static_cast<int>(copies.size()),
+                         .num_planes = 2 * layout.num_layers,
+                         .num_blocks = layout.num_blocks,
+                         .block_bytes = layout.block_bytes()});
 }
 
 Batch Engine::build_batch(const SchedulerOutput& plan) const {
@@ -134,7 +149,8 @@ Batch Engine::build_batch(const SchedulerOutput& plan) const {
   const int bs = config_.block_size;
   b.max_blocks_per_seq = 1;
   for (const ScheduledSeq& s : plan.scheduled) {
-    b.max_blocks_per_seq = std::max(b.max_blocks_per_seq, static_cast<int>(s.seq->block_table.size()));
+    b.max_blocks_per_seq =
+        std::max(b.max_blocks_per_seq, static_cast<int>(s.seq->block_table.size()));
   }
   b.query_start.push_back(0);
   for (const ScheduledSeq& s : plan.scheduled) {
@@ -162,7 +178,8 @@ bool Engine::is_stop(const Sequence& seq, int token) const {
   // The first min_tokens tokens cannot be stop or end-of-sequence ids (banned_ids keeps the
   // sampler from drawing them); num_generated() already counts `token`.
   if (seq.num_generated() <= p.min_tokens) return false;
-  if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end()) return true;
+  if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end())
+    return true;
   if (p.ignore_eos) return false;
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
@@ -219,7 +236,8 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
     p.counter = static_cast<uint32_t>(seq.num_generated());
     p.num_top_logprobs = sp.top_logprobs;
     max_top = std::max(max_top, sp.top_logprobs);
-    const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
+    const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f ||
+                           sp.frequency_penalty != 0.0f;
     p.penalty_start = static_cast<int32_t>(penalty.size());
     p.penalty_count = penalized ? seq.num_tokens() : 0;
     if (penalized) penalty.insert(penalty.end(), seq.tokens.begin(), seq.tokens.end());
@@ -232,33 +250,43 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
     penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
   }
   backend_->upload({sample_params_.get(), 0}, params.data(), R * sizeof(SampleRowParams));
-  if (!penalty.empty()) backend_->upload({penalty_tokens_.get(), 0}, penalty.data(), penalty.size() * sizeof(int32_t));
-  backend_->sample({.out_ids = {sample_ids_.get(), 0}, .out_logprobs = {sample_logprobs_.get(), 0},
-                    .out_top_ids = {sample_top_ids_.get(), 0}, .out_top_logprobs = {sample_top_logprobs_.get(), 0},
-                    .logits = model_->logits(), .params = {sample_params_.get(), 0},
-                    .penalty_tokens = {penalty_tokens_.get(), 0}, .num_rows = R,
-                    .vocab_size = model_config().vocab_size, .max_top = max_top});
+  if (!penalty.empty())
+    backend_->upload({penalty_tokens_.get(), 0}, penalty.data(), penalty.size() * sizeof(int32_t));
+  backend_->sample({.out_ids = {sample_ids_.get(), 0},
+                    .out_logprobs = {sample_logprobs_.get(), 0},
+                    .out_top_ids = {sample_top_ids_.get(), 0},
+                    .out_top_logprobs = {sample_top_logprobs_.get(), 0},
+                    .logits = model_->logits(),
+                    .params = {sample_params_.get(), 0},
+                    .penalty_tokens = {penalty_tokens_.get(), 0},
+                    .num_rows = R,
+                    .vocab_size = model_config().vocab_size,
+                    .max_top = max_top});
   std::vector<int32_t> ids(R);
   std::vector<float> logprobs(R);
   backend_->download(ids.data(), {sample_ids_.get(), 0}, R * sizeof(int32_t));
   backend_->download(logprobs.data(), {sample_logprobs_.get(), 0}, R * sizeof(float));
   std::vector<int32_t> top_ids(static_cast<size_t>(R) * max_top);  // (R, max_top)
-  std::vector<float> top_lps(top_ids.size());                       // (R, max_top)
+  std::vector<float> top_lps(top_ids.size());                      // (R, max_top)
   if (max_top > 0) {
-    backend_->download(top_ids.data(), {sample_top_ids_.get(), 0}, top_ids.size() * sizeof(int32_t));
-    backend_->download(top_lps.data(), {sample_top_logprobs_.get(), 0}, top_lps.size() * sizeof(float));
+    backend_->download(top_ids.data(), {sample_top_ids_.get(), 0},
+                       top_ids.size() * sizeof(int32_t));
+    backend_->download(top_lps.data(), {sample_top_logprobs_.get(), 0},
+                       top_lps.size() * sizeof(float));
   }
 
   for (int r = 0; r < R; ++r) {
     Sequence* seq = rows[r];
     seq->tokens.push_back(ids[r]);
-    TokenOutput t{seq->request_id, ids[r], logprobs[r], false, FinishReason::None, seq->sample_idx, {}};
+    TokenOutput t{seq->request_id,    ids[r],          logprobs[r], false,
+                  FinishReason::None, seq->sample_idx, {}};
     for (int j = 0; j < seq->params.top_logprobs && top_ids[r * max_top + j] >= 0; ++j) {
       t.top_logprobs.emplace_back(top_ids[r * max_top + j], top_lps[r * max_top + j]);
     }
     if (is_stop(*seq, ids[r])) {
       t.finish_reason = FinishReason::Stop;
-    } else if (seq->num_generated() >= seq->params.max_tokens || seq->num_tokens() >= config_.max_model_len) {
+    } else if (seq->num_generated() >= seq->params.max_tokens ||
+               seq->num_tokens() >= config_.max_model_len) {
       t.finish_reason = FinishReason::Length;
     }
     if (t.finish_reason != FinishReason::None) {
@@ -313,8 +341,9 @@ EngineStats Engine::stats() const {
   s.num_preemptions = scheduler_->num_preemptions();
   s.prefix_cache_queries = scheduler_->num_prefix_queries();
   s.prefix_cache_hits = scheduler_->num_prefix_hits();
-  s.prefix_cache_hit_rate =
-      s.prefix_cache_queries > 0 ? static_cast<double>(s.prefix_cache_hits) / s.prefix_cache_queries : 0.0;
+  s.prefix_cache_hit_rate = s.prefix_cache_queries > 0
+                                ? static_cast<double>(s.prefix_cache_hits) / s.prefix_cache_queries
+                                : 0.0;
   s.num_cow_copies = scheduler_->num_cow_copies();
   s.num_evictions = blocks_->num_evictions();
   s.last_step_tokens = last_step_tokens_;
@@ -325,13 +354,15 @@ EngineStats Engine::stats() const {
 }
 
 std::vector<float> Engine::prompt_logits(const std::vector<int>& prompt) {
-  if (scheduler_->has_unfinished()) throw std::logic_error("[engine] prompt_logits needs an idle engine");
+  if (scheduler_->has_unfinished())
+    throw std::logic_error("[engine] prompt_logits needs an idle engine");
   const int vocab = model_config().vocab_size;
   if (prompt.empty() || static_cast<int>(prompt.size()) > config_.max_model_len) {
     throw std::invalid_argument("[engine] prompt_logits: prompt must have 1..max_model_len tokens");
   }
   for (int id : prompt) {
-    if (id < 0 || id >= vocab) throw std::invalid_argument("[engine] prompt token " + std::to_string(id) + " out of range");
+    if (id < 0 || id >= vocab)
+      throw std::invalid_argument("[engine] prompt token " + std::to_string(id) + " out of range");
   }
   Sequence seq;
   seq.tokens = prompt;

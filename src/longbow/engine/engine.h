@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "longbow/backend/backend.h"
-#include "longbow/engine_defaults.h"
 #include "longbow/core/model_file.h"
 #include "longbow/engine/block_manager.h"
 #include "longbow/engine/sampling_params.h"
 #include "longbow/engine/scheduler.h"
+#include "longbow/engine_defaults.h"
 #include "longbow/models/kv_cache.h"
 #include "longbow/models/model.h"
 
@@ -20,16 +20,16 @@ namespace longbow::engine {
 
 struct EngineConfig {
   std::string backend = defaults::BACKEND;
-  int num_threads = 0;                 // CPU backend threads; 0 = number of cores
+  int num_threads = 0;  // CPU backend threads; 0 = number of cores
   DType kv_dtype = DType::F16;
-  int block_size = 0;                  // KV block size in tokens; 0: the backend's preferred_block_size()
-  int num_blocks = 0;                  // 0: derived from kv_cache_bytes
+  int block_size = 0;  // KV block size in tokens; 0: the backend's preferred_block_size()
+  int num_blocks = 0;  // 0: derived from kv_cache_bytes
   size_t kv_cache_bytes = defaults::KV_CACHE_BYTES;  // used when num_blocks == 0
   int max_num_seqs = defaults::MAX_NUM_SEQS;
   int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
-  int max_model_len = 0;               // 0: the model's context length
+  int max_model_len = 0;  // 0: the model's context length
   AttentionVariant attention = AttentionVariant::Auto;
-  bool enable_prefix_caching = true;   // reuse cached full blocks of earlier prompts
+  bool enable_prefix_caching = true;  // reuse cached full blocks of earlier prompts
 };
 
 // Upper bounds of the config (beyond them buffers sizes overflow or cannot be allocated).
@@ -55,7 +55,8 @@ struct TokenOutput {
 };
 
 struct EngineStats {
-  int num_running = 0, num_waiting = 0;  // sequences (a request with n samples counts n once forked)
+  int num_running = 0,
+      num_waiting = 0;  // sequences (a request with n samples counts n once forked)
   int num_blocks_total = 0, num_blocks_used = 0, num_blocks_free = 0;
   int num_blocks_cached = 0;    // blocks registered in the prefix cache (used or free)
   double kv_utilization = 0.0;  // tokens stored / token slots allocated (shared blocks once)
@@ -81,7 +82,8 @@ class Engine {
   const std::vector<int>& eos_token_ids() const { return eos_ids_; }
 
   // Queues a request; throws std::invalid_argument for bad ids, params or lengths.
-  void add_request(const std::string& request_id, std::vector<int> prompt, const SamplingParams& params);
+  void add_request(const std::string& request_id, std::vector<int> prompt,
+                   const SamplingParams& params);
   // One iteration: returns the tokens produced this step (one per sequence that sampled) and
   // the requests that finished (aborted requests are reported once, with token_id = -1).
   std::vector<TokenOutput> step();
@@ -116,7 +118,8 @@ class Engine {
   int max_blocks_per_seq_ = 0;
   // Sampling buffers on the device.
   std::unique_ptr<Buffer> sample_ids_, sample_logprobs_, sample_params_, penalty_tokens_;
-  std::unique_ptr<Buffer> sample_top_ids_, sample_top_logprobs_;  // (max_num_seqs, SampleArgs::MAX_TOP)
+  std::unique_ptr<Buffer> sample_top_ids_,
+      sample_top_logprobs_;  // (max_num_seqs, SampleArgs::MAX_TOP)
   size_t penalty_capacity_ = 0;
   std::unique_ptr<Buffer> copy_pairs_;  // (capacity, 2) i32 (src, dst) for copy-on-write
   size_t copy_capacity_ = 0;

@@ -8,7 +8,7 @@
 namespace longbow::engine {
 
 struct SamplingParams {
-  int n = 1;           // samples of the prompt (they share its KV blocks; sample i uses seed + i)
+  int n = 1;  // samples of the prompt (they share its KV blocks; sample i uses seed + i)
   int max_tokens = 16;
   int min_tokens = 0;  // the first min_tokens tokens are never stop or end-of-sequence ids (masked)
   float temperature = 0.0f;  // 0 = greedy
@@ -18,7 +18,7 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
-  std::optional<uint64_t> seed;   // none: drawn at random when the request is added
+  std::optional<uint64_t> seed;     // none: drawn at random when the request is added
   std::vector<int> stop_token_ids;  // besides the model's end-of-sequence ids
   bool ignore_eos = false;
   // Most likely tokens reported with each sampled one (log-softmax of the raw logits, as the

@@ -14,29 +14,36 @@ const char* finish_reason_name(FinishReason r) {
   }
 }
 
-Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks) : config_(config), blocks_(blocks) {
+Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks)
+    : config_(config), blocks_(blocks) {
   if (config.max_num_seqs <= 0 || config.max_num_batched_tokens <= 0 || config.max_model_len <= 0) {
-    throw std::invalid_argument("[scheduler] max_num_seqs, max_num_batched_tokens and max_model_len must be > 0");
+    throw std::invalid_argument(
+        "[scheduler] max_num_seqs, max_num_batched_tokens and max_model_len must be > 0");
   }
 }
 
 void Scheduler::add(std::unique_ptr<Sequence> seq) {
   const std::string& id = seq->request_id;
-  if (table_.count(id)) throw std::invalid_argument("[scheduler] duplicate request id '" + id + "'");
-  if (seq->num_tokens() == 0) throw std::invalid_argument("[scheduler] request '" + id + "' has an empty prompt");
+  if (table_.count(id))
+    throw std::invalid_argument("[scheduler] duplicate request id '" + id + "'");
+  if (seq->num_tokens() == 0)
+    throw std::invalid_argument("[scheduler] request '" + id + "' has an empty prompt");
   if (seq->num_tokens() >= config_.max_model_len) {
-    throw std::invalid_argument("[scheduler] request '" + id + "': prompt of " + std::to_string(seq->num_tokens()) +
-                                " tokens leaves no room within max_model_len=" + std::to_string(config_.max_model_len));
+    throw std::invalid_argument(
+        "[scheduler] request '" + id + "': prompt of " + std::to_string(seq->num_tokens()) +
+        " tokens leaves no room within max_model_len=" + std::to_string(config_.max_model_len));
   }
   if (seq->params.n < 1 || seq->params.n > config_.max_num_seqs) {
-    throw std::invalid_argument("[scheduler] request '" + id + "': expected n in [1, max_num_seqs=" +
-                                std::to_string(config_.max_num_seqs) + "], found " + std::to_string(seq->params.n));
+    throw std::invalid_argument(
+        "[scheduler] request '" + id + "': expected n in [1, max_num_seqs=" +
+        std::to_string(config_.max_num_seqs) + "], found " + std::to_string(seq->params.n));
   }
   // In 64 bits: max_tokens may be INT_MAX ("until the context is full").
   const int longest = static_cast<int>(std::min<int64_t>(
       config_.max_model_len, static_cast<int64_t>(seq->num_tokens()) + seq->params.max_tokens));
   if (blocks_.blocks_for(longest) > blocks_.num_blocks() - 1) {
-    throw std::invalid_argument("[scheduler] request '" + id + "' needs up to " + std::to_string(longest) +
+    throw std::invalid_argument("[scheduler] request '" + id + "' needs up to " +
+                                std::to_string(longest) +
                                 " tokens of KV cache but the pool holds only " +
                                 std::to_string((blocks_.num_blocks() - 1) * blocks_.block_size()));
   }
@@ -107,7 +114,8 @@ SchedulerOutput Scheduler::schedule() {
     if (n <= 0) continue;
     bool self_preempted = false;
     const size_t num_copies = out.copies.size();
-    while (!blocks_.prepare_write(seq->block_table, seq->num_computed, seq->num_computed + n, out.copies)) {
+    while (!blocks_.prepare_write(seq->block_table, seq->num_computed, seq->num_computed + n,
+                                  out.copies)) {
       Sequence* victim = running_.back();
       preempt(victim);
       ++out.num_preempted;
@@ -141,7 +149,8 @@ std::vector<Sequence*> Scheduler::fork(Sequence* parent) {
   parent->num_pending_forks = 0;
   int next_idx = static_cast<int>(samples.size());
   auto skipped = [&](int idx) {
-    return std::find(parent->skipped_forks.begin(), parent->skipped_forks.end(), idx) != parent->skipped_forks.end();
+    return std::find(parent->skipped_forks.begin(), parent->skipped_forks.end(), idx) !=
+           parent->skipped_forks.end();
   };
   for (int i = 1; i <= n; ++i) {
     while (skipped(next_idx)) ++next_idx;  // aborted before the fork: its index stays unused
@@ -176,12 +185,14 @@ std::vector<int> Scheduler::abort(const std::string& request_id, int sample_idx)
   auto it = table_.find(request_id);
   if (it == table_.end()) return done;
   auto& samples = it->second;
-  // Samples not forked yet are aborted with their parent (sample 0), or one by one (skipped at the fork).
+  // Samples not forked yet are aborted with their parent (sample 0), or one by one (skipped at the
+  // fork).
   const int n_total = samples.front()->params.n;
   const bool parent_pending = samples.front()->num_pending_forks > 0;
   Sequence* parent = samples.front().get();
   auto is_skipped = [&](int idx) {
-    return std::find(parent->skipped_forks.begin(), parent->skipped_forks.end(), idx) != parent->skipped_forks.end();
+    return std::find(parent->skipped_forks.begin(), parent->skipped_forks.end(), idx) !=
+           parent->skipped_forks.end();
   };
   if (parent_pending && sample_idx > 0 && sample_idx < n_total && !is_skipped(sample_idx)) {
     // One sample that has not been forked yet: it will simply never be created.

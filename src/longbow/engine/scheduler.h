@@ -23,7 +23,7 @@ struct SchedulerConfig {
 
 struct ScheduledSeq {
   Sequence* seq = nullptr;
-  int num_new_tokens = 0;    // tokens [num_computed, num_computed + num_new_tokens) run this step
+  int num_new_tokens = 0;     // tokens [num_computed, num_computed + num_new_tokens) run this step
   bool needs_logits = false;  // the step reaches the sequence's last token: sample the next one
 };
 

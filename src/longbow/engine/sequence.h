@@ -15,13 +15,13 @@ enum class FinishReason { None, Stop, Length, Abort };
 const char* finish_reason_name(FinishReason r);
 
 struct Sequence {
-  std::string request_id;    // the request (shared by its n samples)
-  int sample_idx = 0;        // which of the request's n samples this is
-  int num_pending_forks = 0; // samples still to fork from this one when its prompt is done
+  std::string request_id;          // the request (shared by its n samples)
+  int sample_idx = 0;              // which of the request's n samples this is
+  int num_pending_forks = 0;       // samples still to fork from this one when its prompt is done
   std::vector<int> skipped_forks;  // sample indices aborted before their fork (never created)
-  std::vector<int> tokens;   // prompt followed by generated tokens
+  std::vector<int> tokens;         // prompt followed by generated tokens
   int num_prompt_tokens = 0;
-  int num_computed = 0;      // tokens whose K/V are in the cache
+  int num_computed = 0;  // tokens whose K/V are in the cache
   std::vector<int> block_table;
   std::vector<uint64_t> block_hashes;  // chained hashes of the full blocks registered so far
   SamplingParams params;
@@ -29,7 +29,7 @@ struct Sequence {
   SeqStatus status = SeqStatus::Waiting;
   FinishReason finish_reason = FinishReason::None;
   int num_preemptions = 0;
-  uint64_t arrival = 0;      // arrival order (FCFS)
+  uint64_t arrival = 0;  // arrival order (FCFS)
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_generated() const { return num_tokens() - num_prompt_tokens; }

@@ -17,21 +17,28 @@ void Batch::validate(int block_size, int num_blocks) const {
   const int T = num_tokens(), S = num_seqs();
   check(T > 0, "empty batch");
   check(positions.size() == token_ids.size(), [&] {
-    return "positions has " + std::to_string(positions.size()) + " entries, expected num_tokens=" + std::to_string(T);
+    return "positions has " + std::to_string(positions.size()) +
+           " entries, expected num_tokens=" + std::to_string(T);
   });
   check(slot_mapping.size() == token_ids.size(), [&] {
-    return "slot_mapping size " + std::to_string(slot_mapping.size()) + " != num_tokens " + std::to_string(T);
+    return "slot_mapping size " + std::to_string(slot_mapping.size()) + " != num_tokens " +
+           std::to_string(T);
   });
-  check(static_cast<int>(query_start.size()) == S + 1, "query_start must have num_seqs + 1 entries");
-  check(query_start.front() == 0 && query_start.back() == T, "query_start must go from 0 to num_tokens");
-  check(max_blocks_per_seq > 0 && block_tables.size() == static_cast<size_t>(S) * max_blocks_per_seq,
-        "block_tables must be (num_seqs, max_blocks_per_seq)");
+  check(static_cast<int>(query_start.size()) == S + 1,
+        "query_start must have num_seqs + 1 entries");
+  check(query_start.front() == 0 && query_start.back() == T,
+        "query_start must go from 0 to num_tokens");
+  check(
+      max_blocks_per_seq > 0 && block_tables.size() == static_cast<size_t>(S) * max_blocks_per_seq,
+      "block_tables must be (num_seqs, max_blocks_per_seq)");
   for (int s = 0; s < S; ++s) {
-    check(query_start[s] < query_start[s + 1], [&] { return "sequence " + std::to_string(s) + " has no tokens"; });
+    check(query_start[s] < query_start[s + 1],
+          [&] { return "sequence " + std::to_string(s) + " has no tokens"; });
     check(seq_lens[s] >= query_start[s + 1] - query_start[s],
           [&] { return "seq_lens[" + std::to_string(s) + "] too small"; });
     check(seq_lens[s] <= max_blocks_per_seq * block_size, [&] {
-      return "seq_lens[" + std::to_string(s) + "]=" + std::to_string(seq_lens[s]) + " exceeds its block table";
+      return "seq_lens[" + std::to_string(s) + "]=" + std::to_string(seq_lens[s]) +
+             " exceeds its block table";
     });
     for (int t = query_start[s]; t < query_start[s + 1]; ++t) {
       check(positions[t] >= 0 && positions[t] < seq_lens[s],
@@ -39,10 +46,12 @@ void Batch::validate(int block_size, int num_blocks) const {
     }
   }
   for (int32_t b : block_tables) {
-    check(b >= 0 && b < num_blocks, [&] { return "block id " + std::to_string(b) + " out of range"; });
+    check(b >= 0 && b < num_blocks,
+          [&] { return "block id " + std::to_string(b) + " out of range"; });
   }
   for (int32_t s : slot_mapping) {
-    check(s < num_blocks * block_size, [&] { return "slot " + std::to_string(s) + " out of range"; });
+    check(s < num_blocks * block_size,
+          [&] { return "slot " + std::to_string(s) + " out of range"; });
   }
   for (int32_t r : logits_rows) {
     check(r >= 0 && r < T, [&] { return "logits row " + std::to_string(r) + " out of range"; });

@@ -10,7 +10,9 @@
 namespace longbow::models {
 
 namespace {
-std::string layer_name(int i, const char* suffix) { return "blk." + std::to_string(i) + "." + suffix; }
+std::string layer_name(int i, const char* suffix) {
+  return "blk." + std::to_string(i) + "." + suffix;
+}
 }  // namespace
 
 Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend)
@@ -27,16 +29,20 @@ Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend)
   if (c.tie_embeddings && w.has("output.weight")) {
     const TensorInfo& head = w.take("output.weight", {c.vocab_size, c.hidden_size});
     const TensorInfo& embd = file_->get("token_embd.weight");
-    if (head.dtype != embd.dtype || head.bytes != embd.bytes || std::memcmp(head.data, embd.data, head.bytes) != 0) {
-      throw std::invalid_argument("[model] " + head.file + ": tie_word_embeddings is set but tensor " +
-                                  head.source_name + " differs from the embedding table");
+    if (head.dtype != embd.dtype || head.bytes != embd.bytes ||
+        std::memcmp(head.data, embd.data, head.bytes) != 0) {
+      throw std::invalid_argument("[model] " + head.file +
+                                  ": tie_word_embeddings is set but tensor " + head.source_name +
+                                  " differs from the embedding table");
     }
   }
   if (!c.tie_embeddings && !w.has("output.weight")) {
-    throw std::invalid_argument("[model] " + file_->path() +
-                                ": missing tensor output.weight (lm_head) and tie_word_embeddings is false");
+    throw std::invalid_argument(
+        "[model] " + file_->path() +
+        ": missing tensor output.weight (lm_head) and tie_word_embeddings is false");
   }
-  output_ = w.matmul(c.tie_embeddings ? "token_embd.weight" : "output.weight", c.vocab_size, c.hidden_size);
+  output_ = w.matmul(c.tie_embeddings ? "token_embd.weight" : "output.weight", c.vocab_size,
+                     c.hidden_size);
   layers_.resize(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) load_layer(w, l, layers_[l]);
   load_rope(w);
@@ -49,7 +55,8 @@ Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend)
 void Decoder::check_backend_features() const {
   for (const Feature& f : model_features(config_)) {
     if (!f.supported) {
-      throw std::invalid_argument("[model] " + file_->path() + ": " + f.name + " is not supported by longbow yet");
+      throw std::invalid_argument("[model] " + file_->path() + ": " + f.name +
+                                  " is not supported by longbow yet");
     }
   }
 }
@@ -111,7 +118,8 @@ void Decoder::load_rope(WeightLoader& w) {
   if (w.has("rope_freqs.weight")) {
     const TensorInfo& rf = w.take("rope_freqs.weight", {static_cast<int64_t>(inv_freq.size())});
     if (rf.dtype != DType::F32) {
-      throw std::invalid_argument("[model] " + file_->path() + ": tensor rope_freqs.weight must be f32 (" +
+      throw std::invalid_argument("[model] " + file_->path() +
+                                  ": tensor rope_freqs.weight must be f32 (" +
                                   std::to_string(inv_freq.size()) + ",)");
     }
     ModelConfig plain = c;
@@ -153,13 +161,18 @@ void Decoder::reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int 
 
   // i32 batch fields live in one buffer: offsets in elements.
   const size_t n_tok = T, n_seq = max_seqs;
-  const size_t sizes[] = {n_tok, n_tok, n_seq + 1, n_seq, n_tok, static_cast<size_t>(max_rows),
+  const size_t sizes[] = {n_tok,
+                          n_tok,
+                          n_seq + 1,
+                          n_seq,
+                          n_tok,
+                          static_cast<size_t>(max_rows),
                           n_seq * max_blocks_per_seq};
   size_t total = 0;
   for (size_t s : sizes) total += s;
   batch_i32_ = backend_.alloc(total * sizeof(int32_t));
-  BufView* views[] = {&token_ids_, &positions_, &query_start_, &seq_lens_, &slot_mapping_, &logits_rows_,
-                      &block_tables_};
+  BufView* views[] = {&token_ids_,    &positions_,   &query_start_, &seq_lens_,
+                      &slot_mapping_, &logits_rows_, &block_tables_};
   size_t off = 0;
   for (size_t i = 0; i < std::size(sizes); ++i) {
     *views[i] = {batch_i32_.get(), off * sizeof(int32_t)};
@@ -171,10 +184,11 @@ void Decoder::upload_batch(const Batch& b) {
   if (max_tokens_ == 0) throw std::logic_error("[model] forward before reserve()");
   if (b.num_tokens() > max_tokens_ || b.num_seqs() > max_seqs_ || b.num_rows() > max_rows_ ||
       b.max_blocks_per_seq > max_blocks_per_seq_) {
-    throw std::invalid_argument("[model] batch of " + std::to_string(b.num_tokens()) + " tokens, " +
-                                std::to_string(b.num_seqs()) + " sequences, " + std::to_string(b.num_rows()) +
-                                " logits rows exceeds the reserved arena (" + std::to_string(max_tokens_) + ", " +
-                                std::to_string(max_seqs_) + ", " + std::to_string(max_rows_) + ")");
+    throw std::invalid_argument(
+        "[model] batch of " + std::to_string(b.num_tokens()) + " tokens, " +
+        std::to_string(b.num_seqs()) + " sequences, " + std::to_string(b.num_rows()) +
+        " logits rows exceeds the reserved arena (" + std::to_string(max_tokens_) + ", " +
+        std::to_string(max_seqs_) + ", " + std::to_string(max_rows_) + ")");
   }
   auto put = [&](BufView dst, const std::vector<int32_t>& v) {
     if (!v.empty()) backend_.upload(dst, v.data(), v.size() * sizeof(int32_t));
@@ -192,30 +206,51 @@ void Decoder::forward(const Batch& b, KvCache& kv, AttentionVariant variant) {
   b.validate(kv.layout().block_size, kv.layout().num_blocks);
   for (int32_t id : b.token_ids) {
     if (id < 0 || id >= config_.vocab_size) {
-      throw std::invalid_argument("[model] token id " + std::to_string(id) + " out of range for vocab_size " +
+      throw std::invalid_argument("[model] token id " + std::to_string(id) +
+                                  " out of range for vocab_size " +
                                   std::to_string(config_.vocab_size));
     }
   }
   upload_batch(b);
   const ModelConfig& c = config_;
   const int T = b.num_tokens();
-  backend_.embed({.out = {x_.get(), 0}, .token_ids = token_ids_, .table = token_embd_.view,
-                  .table_dtype = token_embd_.dtype, .num_tokens = T, .dim = c.hidden_size,
-                  .vocab_size = c.vocab_size, .scale = c.embedding_scale});
+  backend_.embed({.out = {x_.get(), 0},
+                  .token_ids = token_ids_,
+                  .table = token_embd_.view,
+                  .table_dtype = token_embd_.dtype,
+                  .num_tokens = T,
+                  .dim = c.hidden_size,
+                  .vocab_size = c.vocab_size,
+                  .scale = c.embedding_scale});
   for (int l = 0; l < c.num_layers; ++l) run_layer(l, b, kv, variant);
 
   // Only the rows that need a token go through the final norm and the LM head.
   const int R = b.num_rows();
   if (R == 0) return;
-  backend_.get_rows({.out = {rows_.get(), 0}, .x = {x_.get(), 0}, .rows = logits_rows_, .num_rows = R,
-                     .dim = c.hidden_size, .num_src_rows = T});
-  backend_.rms_norm({.out = {rows_.get(), 0}, .x = {rows_.get(), 0}, .weight = output_norm_.view,
-                     .num_rows = R, .dim = c.hidden_size, .eps = c.rms_eps});
-  backend_.matmul({.out = {logits_.get(), 0}, .x = {rows_.get(), 0}, .w = output_.view, .bias = {},
-                   .w_dtype = output_.dtype, .M = R, .N = c.vocab_size, .K = c.hidden_size});
+  backend_.get_rows({.out = {rows_.get(), 0},
+                     .x = {x_.get(), 0},
+                     .rows = logits_rows_,
+                     .num_rows = R,
+                     .dim = c.hidden_size,
+                     .num_src_rows = T});
+  backend_.rms_norm({.out = {rows_.get(), 0},
+                     .x = {rows_.get(), 0},
+                     .weight = output_norm_.view,
+                     .num_rows = R,
+                     .dim = c.hidden_size,
+                     .eps = c.rms_eps});
+  backend_.matmul({.out = {logits_.get(), 0},
+                   .x = {rows_.get(), 0},
+                   .w = output_.view,
+                   .bias = {},
+                   .w_dtype = output_.dtype,
+                   .M = R,
+                   .N = c.vocab_size,
+                   .K = c.hidden_size});
   if (c.final_logit_softcap > 0) {
     const BufView logits{logits_.get(), 0};
-    backend_.softcap({.out = logits, .x = logits, .n = int64_t{R} * c.vocab_size, .cap = c.final_logit_softcap});
+    backend_.softcap(
+        {.out = logits, .x = logits, .n = int64_t{R} * c.vocab_size, .cap = c.final_logit_softcap});
   }
 }
 
@@ -229,46 +264,120 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
 
   // Attention block: h = norm(x); q,k,v = h·W (one matmul group); [q/k norm]; rope; cache;
   // attend; x += attn·Wo (Gemma: x += norm(attn·Wo)).
-  backend_.rms_norm({.out = h, .x = x, .weight = L.attn_norm.view, .num_rows = T, .dim = D,
-                     .eps = c.rms_eps});
-  const MatmulArgs qkv[] = {
-      {.out = q, .x = h, .w = L.wq.view, .bias = L.bq.view, .w_dtype = L.wq.dtype, .M = T, .N = q_dim, .K = D},
-      {.out = k, .x = h, .w = L.wk.view, .bias = L.bk.view, .w_dtype = L.wk.dtype, .M = T, .N = kv_dim, .K = D},
-      {.out = v, .x = h, .w = L.wv.view, .bias = L.bv.view, .w_dtype = L.wv.dtype, .M = T, .N = kv_dim, .K = D}};
+  backend_.rms_norm(
+      {.out = h, .x = x, .weight = L.attn_norm.view, .num_rows = T, .dim = D, .eps = c.rms_eps});
+  const MatmulArgs qkv[] = {{.out = q,
+                             .x = h,
+                             .w = L.wq.view,
+                             .bias = L.bq.view,
+                             .w_dtype = L.wq.dtype,
+                             .M = T,
+                             .N = q_dim,
+                             .K = D},
+                            {.out = k,
+                             .x = h,
+                             .w = L.wk.view,
+                             .bias = L.bk.view,
+                             .w_dtype = L.wk.dtype,
+                             .M = T,
+                             .N = kv_dim,
+                             .K = D},
+                            {.out = v,
+                             .x = h,
+                             .w = L.wv.view,
+                             .bias = L.bv.view,
+                             .w_dtype = L.wv.dtype,
+                             .M = T,
+                             .N = kv_dim,
+                             .K = D}};
   backend_.matmul_group(qkv);
   if (c.qk_norm) {  // per head: rows of head_dim
-    backend_.rms_norm({.out = q, .x = q, .weight = L.q_norm.view, .num_rows = T * c.num_heads,
-                       .dim = Dh, .eps = c.rms_eps});
-    backend_.rms_norm({.out = k, .x = k, .weight = L.k_norm.view, .num_rows = T * c.num_kv_heads,
-                       .dim = Dh, .eps = c.rms_eps});
+    backend_.rms_norm({.out = q,
+                       .x = q,
+                       .weight = L.q_norm.view,
+                       .num_rows = T * c.num_heads,
+                       .dim = Dh,
+                       .eps = c.rms_eps});
+    backend_.rms_norm({.out = k,
+                       .x = k,
+                       .weight = L.k_norm.view,
+                       .num_rows = T * c.num_kv_heads,
+                       .dim = Dh,
+                       .eps = c.rms_eps});
   }
   const bool sliding = c.layer_uses_window(l);
-  const BufView inv_freq{(sliding && inv_freq_sliding_) ? inv_freq_sliding_.get() : inv_freq_.get(), 0};
-  backend_.rope({.q = q, .k = k, .positions = positions_, .inv_freq = inv_freq, .num_tokens = T,
-                 .num_heads = c.num_heads, .num_kv_heads = c.num_kv_heads, .head_dim = Dh, .rot_dim = c.rot_dim,
+  const BufView inv_freq{(sliding && inv_freq_sliding_) ? inv_freq_sliding_.get() : inv_freq_.get(),
+                         0};
+  backend_.rope({.q = q,
+                 .k = k,
+                 .positions = positions_,
+                 .inv_freq = inv_freq,
+                 .num_tokens = T,
+                 .num_heads = c.num_heads,
+                 .num_kv_heads = c.num_kv_heads,
+                 .head_dim = Dh,
+                 .rot_dim = c.rot_dim,
                  .interleaved = c.rope_interleaved});
   const KvCacheLayout& kl = kv.layout();
-  backend_.kv_write({.k = k, .v = v, .k_cache = kv.keys(l), .v_cache = kv.values(l), .slot_mapping = slot_mapping_,
-                     .cache_dtype = kl.dtype, .num_tokens = T, .num_kv_heads = c.num_kv_heads, .head_dim = Dh,
+  backend_.kv_write({.k = k,
+                     .v = v,
+                     .k_cache = kv.keys(l),
+                     .v_cache = kv.values(l),
+                     .slot_mapping = slot_mapping_,
+                     .cache_dtype = kl.dtype,
+                     .num_tokens = T,
+                     .num_kv_heads = c.num_kv_heads,
+                     .head_dim = Dh,
                      .num_slots = kl.num_blocks * kl.block_size});
-  const float scale = c.attention_scale > 0 ? c.attention_scale : 1.0f / std::sqrt(static_cast<float>(Dh));
-  backend_.attention({.out = attn, .q = q, .k_cache = kv.keys(l), .v_cache = kv.values(l),
-                      .block_tables = block_tables_, .query_start = query_start_, .seq_lens = seq_lens_,
-                      .positions = positions_, .cache_dtype = kl.dtype, .num_tokens = T, .num_seqs = b.num_seqs(),
-                      .num_heads = c.num_heads, .num_kv_heads = c.num_kv_heads, .head_dim = Dh,
-                      .block_size = kl.block_size, .max_blocks_per_seq = b.max_blocks_per_seq,
-                      .num_blocks = kl.num_blocks, .scale = scale,
-                      .sliding_window = sliding ? c.sliding_window : 0, .logit_softcap = c.attn_logit_softcap,
+  const float scale =
+      c.attention_scale > 0 ? c.attention_scale : 1.0f / std::sqrt(static_cast<float>(Dh));
+  backend_.attention({.out = attn,
+                      .q = q,
+                      .k_cache = kv.keys(l),
+                      .v_cache = kv.values(l),
+                      .block_tables = block_tables_,
+                      .query_start = query_start_,
+                      .seq_lens = seq_lens_,
+                      .positions = positions_,
+                      .cache_dtype = kl.dtype,
+                      .num_tokens = T,
+                      .num_seqs = b.num_seqs(),
+                      .num_heads = c.num_heads,
+                      .num_kv_heads = c.num_kv_heads,
+                      .head_dim = Dh,
+                      .block_size = kl.block_size,
+                      .max_blocks_per_seq = b.max_blocks_per_seq,
+                      .num_blocks = kl.num_blocks,
+                      .scale = scale,
+                      .sliding_window = sliding ? c.sliding_window : 0,
+                      .logit_softcap = c.attn_logit_softcap,
                       .variant = variant});
   if (c.sandwich_norms) {
-    backend_.matmul({.out = h, .x = attn, .w = L.wo.view, .bias = L.bo.view, .w_dtype = L.wo.dtype, .M = T, .N = D,
+    backend_.matmul({.out = h,
+                     .x = attn,
+                     .w = L.wo.view,
+                     .bias = L.bo.view,
+                     .w_dtype = L.wo.dtype,
+                     .M = T,
+                     .N = D,
                      .K = q_dim});
-    backend_.rms_norm({.out = h, .x = h, .weight = L.attn_post_norm.view, .num_rows = T, .dim = D,
+    backend_.rms_norm({.out = h,
+                       .x = h,
+                       .weight = L.attn_post_norm.view,
+                       .num_rows = T,
+                       .dim = D,
                        .eps = c.rms_eps});
     backend_.add({.out = x, .a = x, .b = h, .n = int64_t{T} * D});
   } else {
-    backend_.matmul({.out = x, .x = attn, .w = L.wo.view, .bias = L.bo.view, .w_dtype = L.wo.dtype, .M = T, .N = D,
-                     .K = q_dim, .accumulate = true});
+    backend_.matmul({.out = x,
+                     .x = attn,
+                     .w = L.wo.view,
+                     .bias = L.bo.view,
+                     .w_dtype = L.wo.dtype,
+                     .M = T,
+                     .N = D,
+                     .K = q_dim,
+                     .accumulate = true});
   }
   run_mlp(L, T);
 }
@@ -278,23 +387,52 @@ void Decoder::run_mlp(const Layer& L, int T) {
   const ModelConfig& c = config_;
   const int D = c.hidden_size, F = c.intermediate_size;
   const BufView x{x_.get(), 0}, h{h_.get(), 0}, gate{gate_.get(), 0}, up{up_.get(), 0};
-  backend_.rms_norm({.out = h, .x = x, .weight = L.ffn_norm.view, .num_rows = T, .dim = D,
-                     .eps = c.rms_eps});
-  const MatmulArgs gate_up[] = {
-      {.out = gate, .x = h, .w = L.w_gate.view, .bias = L.b_gate.view, .w_dtype = L.w_gate.dtype, .M = T, .N = F,
-       .K = D},
-      {.out = up, .x = h, .w = L.w_up.view, .bias = L.b_up.view, .w_dtype = L.w_up.dtype, .M = T, .N = F, .K = D}};
+  backend_.rms_norm(
+      {.out = h, .x = x, .weight = L.ffn_norm.view, .num_rows = T, .dim = D, .eps = c.rms_eps});
+  const MatmulArgs gate_up[] = {{.out = gate,
+                                 .x = h,
+                                 .w = L.w_gate.view,
+                                 .bias = L.b_gate.view,
+                                 .w_dtype = L.w_gate.dtype,
+                                 .M = T,
+                                 .N = F,
+                                 .K = D},
+                                {.out = up,
+                                 .x = h,
+                                 .w = L.w_up.view,
+                                 .bias = L.b_up.view,
+                                 .w_dtype = L.w_up.dtype,
+                                 .M = T,
+                                 .N = F,
+                                 .K = D}};
   backend_.matmul_group(gate_up);
   backend_.glu({.out = gate, .gate = gate, .up = up, .num_rows = T, .dim = F, .act = c.activation});
   if (c.sandwich_norms) {
-    backend_.matmul({.out = h, .x = gate, .w = L.w_down.view, .bias = L.b_down.view, .w_dtype = L.w_down.dtype,
-                     .M = T, .N = D, .K = F});
-    backend_.rms_norm({.out = h, .x = h, .weight = L.ffn_post_norm.view, .num_rows = T, .dim = D,
+    backend_.matmul({.out = h,
+                     .x = gate,
+                     .w = L.w_down.view,
+                     .bias = L.b_down.view,
+                     .w_dtype = L.w_down.dtype,
+                     .M = T,
+                     .N = D,
+                     .K = F});
+    backend_.rms_norm({.out = h,
+                       .x = h,
+                       .weight = L.ffn_post_norm.view,
+                       .num_rows = T,
+                       .dim = D,
                        .eps = c.rms_eps});
     backend_.add({.out = x, .a = x, .b = h, .n = int64_t{T} * D});
   } else {
-    backend_.matmul({.out = x, .x = gate, .w = L.w_down.view, .bias = L.b_down.view, .w_dtype = L.w_down.dtype,
-                     .M = T, .N = D, .K = F, .accumulate = true});
+    backend_.matmul({.out = x,
+                     .x = gate,
+                     .w = L.w_down.view,
+                     .bias = L.b_down.view,
+                     .w_dtype = L.w_down.dtype,
+                     .M = T,
+                     .N = D,
+                     .K = F,
+                     .accumulate = true});
   }
 }
 

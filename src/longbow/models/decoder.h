@@ -21,7 +21,8 @@ class Decoder final : public Model {
 
   const ModelConfig& config() const override { return config_; }
   void reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int max_rows) override;
-  void forward(const Batch& batch, KvCache& kv, AttentionVariant variant = AttentionVariant::Auto) override;
+  void forward(const Batch& batch, KvCache& kv,
+               AttentionVariant variant = AttentionVariant::Auto) override;
   BufView logits() const override { return {logits_.get(), 0}; }
 
  private:
@@ -50,16 +51,18 @@ class Decoder final : public Model {
 
   // Activation arena, sized by reserve().
   int max_tokens_ = 0, max_seqs_ = 0, max_blocks_per_seq_ = 0, max_rows_ = 0;
-  std::unique_ptr<Buffer> x_;        // (max_tokens, hidden) residual stream
-  std::unique_ptr<Buffer> h_;        // (max_tokens, hidden) normed input
-  std::unique_ptr<Buffer> q_;        // (max_tokens, num_heads * head_dim)
-  std::unique_ptr<Buffer> k_, v_;    // (max_tokens, num_kv_heads * head_dim)
-  std::unique_ptr<Buffer> attn_;     // (max_tokens, num_heads * head_dim)
+  std::unique_ptr<Buffer> x_;          // (max_tokens, hidden) residual stream
+  std::unique_ptr<Buffer> h_;          // (max_tokens, hidden) normed input
+  std::unique_ptr<Buffer> q_;          // (max_tokens, num_heads * head_dim)
+  std::unique_ptr<Buffer> k_, v_;      // (max_tokens, num_kv_heads * head_dim)
+  std::unique_ptr<Buffer> attn_;       // (max_tokens, num_heads * head_dim)
   std::unique_ptr<Buffer> gate_, up_;  // (max_tokens, intermediate)
-  std::unique_ptr<Buffer> rows_;     // (max_rows, hidden) gathered rows for the LM head
-  std::unique_ptr<Buffer> logits_;   // (max_rows, vocab)
-  std::unique_ptr<Buffer> batch_i32_;  // token_ids | positions | query_start | seq_lens | slots | rows | tables
-  BufView token_ids_, positions_, query_start_, seq_lens_, slot_mapping_, logits_rows_, block_tables_;
+  std::unique_ptr<Buffer> rows_;       // (max_rows, hidden) gathered rows for the LM head
+  std::unique_ptr<Buffer> logits_;     // (max_rows, vocab)
+  std::unique_ptr<Buffer>
+      batch_i32_;  // token_ids | positions | query_start | seq_lens | slots | rows | tables
+  BufView token_ids_, positions_, query_start_, seq_lens_, slot_mapping_, logits_rows_,
+      block_tables_;
 };
 
 }  // namespace longbow::models

@@ -10,7 +10,8 @@
 namespace longbow::models {
 
 struct Feature {
-  std::string name;  // e.g. "q/k/v biases", "sliding-window attention (window 4096, 16 of 32 layers)"
+  std::string
+      name;  // e.g. "q/k/v biases", "sliding-window attention (window 4096, 16 of 32 layers)"
   bool supported = false;
 };
 

@@ -9,18 +9,22 @@ size_t KvCacheLayout::block_bytes() const {
   return static_cast<size_t>(block_size) * num_kv_heads * head_dim * dtype_block_bytes(dtype);
 }
 
-size_t KvCacheLayout::plane_bytes() const { return block_bytes() * static_cast<size_t>(num_blocks); }
+size_t KvCacheLayout::plane_bytes() const {
+  return block_bytes() * static_cast<size_t>(num_blocks);
+}
 
 KvCache::KvCache(Backend& backend, const KvCacheLayout& layout) : layout_(layout) {
   if (layout.dtype != DType::F16 && layout.dtype != DType::F32) {
-    throw std::invalid_argument(std::string("[kv_cache] unsupported KV dtype ") + dtype_name(layout.dtype) +
-                                " (expected f16 or f32)");
+    throw std::invalid_argument(std::string("[kv_cache] unsupported KV dtype ") +
+                                dtype_name(layout.dtype) + " (expected f16 or f32)");
   }
   if (layout.num_blocks < 2 || layout.block_size <= 0) {
-    throw std::invalid_argument("[kv_cache] need at least 2 blocks (block 0 is the null block), found " +
-                                std::to_string(layout.num_blocks));
+    throw std::invalid_argument(
+        "[kv_cache] need at least 2 blocks (block 0 is the null block), found " +
+        std::to_string(layout.num_blocks));
   }
-  if (!backend.supports(Op::KvWrite, layout.dtype) || !backend.supports(Op::Attention, layout.dtype)) {
+  if (!backend.supports(Op::KvWrite, layout.dtype) ||
+      !backend.supports(Op::Attention, layout.dtype)) {
     throw std::invalid_argument("[kv_cache] backend " + backend.name() + " does not support a " +
                                 dtype_name(layout.dtype) + " KV cache");
   }

@@ -22,8 +22,12 @@ class KvCache {
   // (num_layers, 2, num_blocks, block_size, num_kv_heads, head_dim) in layout.dtype.
   KvCache(Backend& backend, const KvCacheLayout& layout);
   const KvCacheLayout& layout() const { return layout_; }
-  BufView keys(int layer) const { return {buffer_.get(), plane_bytes_ * (2 * static_cast<size_t>(layer))}; }
-  BufView values(int layer) const { return {buffer_.get(), plane_bytes_ * (2 * static_cast<size_t>(layer) + 1)}; }
+  BufView keys(int layer) const {
+    return {buffer_.get(), plane_bytes_ * (2 * static_cast<size_t>(layer))};
+  }
+  BufView values(int layer) const {
+    return {buffer_.get(), plane_bytes_ * (2 * static_cast<size_t>(layer) + 1)};
+  }
   BufView all() const { return {buffer_.get(), 0}; }
 
  private:

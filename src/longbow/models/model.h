@@ -22,7 +22,8 @@ class Model {
   virtual void reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int max_rows) = 0;
   // One forward over a flattened varlen batch. Writes K/V of the new tokens into `kv`, and the
   // logits of batch.logits_rows into logits() as (num_rows, vocab_size) f32.
-  virtual void forward(const Batch& batch, KvCache& kv, AttentionVariant variant = AttentionVariant::Auto) = 0;
+  virtual void forward(const Batch& batch, KvCache& kv,
+                       AttentionVariant variant = AttentionVariant::Auto) = 0;
   virtual BufView logits() const = 0;
 };
 

@@ -17,8 +17,9 @@ std::unique_ptr<Model> make_decoder(std::shared_ptr<const ModelFile> file, Backe
 
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> table = {
-      {"llama", make_decoder}, {"mistral", make_decoder}, {"qwen2", make_decoder}, {"qwen3", make_decoder},
-      {"phi3", make_decoder},  {"gemma2", make_decoder},  {"gemma3", make_decoder},
+      {"llama", make_decoder},  {"mistral", make_decoder}, {"qwen2", make_decoder},
+      {"qwen3", make_decoder},  {"phi3", make_decoder},    {"gemma2", make_decoder},
+      {"gemma3", make_decoder},
   };
   return table;
 }
@@ -29,8 +30,8 @@ std::unique_ptr<Model> create_model(std::shared_ptr<const ModelFile> file, Backe
   const std::string& arch = file->config().architecture;
   auto it = factories().find(arch);
   if (it == factories().end()) {
-    throw std::invalid_argument("[model] " + file->path() + ": no model for architecture '" + arch + "' (supported: " +
-                                arch_names() + ")");
+    throw std::invalid_argument("[model] " + file->path() + ": no model for architecture '" + arch +
+                                "' (supported: " + arch_names() + ")");
   }
   return it->second(std::move(file), backend);
 }

@@ -19,12 +19,13 @@ WeightLoader::WeightLoader(std::shared_ptr<const ModelFile> file, Backend& backe
 const TensorInfo& WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorInfo* t = file_->find(name);
   if (t == nullptr) {
-    throw std::invalid_argument("[" + file_->path() + "] missing tensor " + name + " (expected shape " +
-                                shape_text(shape) + ")");
+    throw std::invalid_argument("[" + file_->path() + "] missing tensor " + name +
+                                " (expected shape " + shape_text(shape) + ")");
   }
   if (t->shape != shape) {
-    throw std::invalid_argument("[" + t->file + "] tensor " + name + " (" + t->source_name + "): expected shape " +
-                                shape_text(shape) + " from the config, found " + shape_text(t->shape));
+    throw std::invalid_argument("[" + t->file + "] tensor " + name + " (" + t->source_name +
+                                "): expected shape " + shape_text(shape) +
+                                " from the config, found " + shape_text(t->shape));
   }
   used_.insert(name);
   return *t;
@@ -49,10 +50,21 @@ WeightRef WeightLoader::vector(const std::string& name, int n, float offset, int
     const size_t j = static_cast<size_t>(begin + i);
     switch (t.dtype) {
       case DType::F32: std::memcpy(&f[i], t.data + 4 * j, 4); break;
-      case DType::F16: { uint16_t h; std::memcpy(&h, t.data + 2 * j, 2); f[i] = f16_to_f32(h); break; }
-      case DType::BF16: { uint16_t h; std::memcpy(&h, t.data + 2 * j, 2); f[i] = bf16_to_f32(h); break; }
+      case DType::F16: {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * j, 2);
+        f[i] = f16_to_f32(h);
+        break;
+      }
+      case DType::BF16: {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * j, 2);
+        f[i] = bf16_to_f32(h);
+        break;
+      }
       default:
-        throw std::invalid_argument("[model] " + file_->path() + ": tensor " + name + " is " + dtype_name(t.dtype) +
+        throw std::invalid_argument("[model] " + file_->path() + ": tensor " + name + " is " +
+                                    dtype_name(t.dtype) +
                                     ", expected f32, f16 or bf16 for a vector");
     }
     f[i] += offset;
@@ -60,11 +72,13 @@ WeightRef WeightLoader::vector(const std::string& name, int n, float offset, int
   return upload_f32(f);
 }
 
-WeightRef WeightLoader::matmul(const std::string& name, int rows, int cols, int row_begin, int num_rows) {
+WeightRef WeightLoader::matmul(const std::string& name, int rows, int cols, int row_begin,
+                               int num_rows) {
   const TensorInfo& t = take(name, {rows, cols});
   if (!backend_.supports(Op::Matmul, t.dtype)) {
-    throw std::invalid_argument("[model] backend " + backend_.name() + " has no matmul for " + dtype_name(t.dtype) +
-                                " weights (tensor " + name + " in " + t.file + ")");
+    throw std::invalid_argument("[model] backend " + backend_.name() + " has no matmul for " +
+                                dtype_name(t.dtype) + " weights (tensor " + name + " in " + t.file +
+                                ")");
   }
   const bool slice = num_rows > 0;
   if (!slice) num_rows = rows;
@@ -85,8 +99,8 @@ WeightRef WeightLoader::matmul(const std::string& name, int rows, int cols, int 
 WeightRef WeightLoader::embedding(const std::string& name, int rows, int cols) {
   const TensorInfo& t = take(name, {rows, cols});
   if (!backend_.supports(Op::Embed, t.dtype)) {
-    throw std::invalid_argument(std::string("[model] backend ") + backend_.name() + " cannot embed from " +
-                                dtype_name(t.dtype) + " tensor " + name);
+    throw std::invalid_argument(std::string("[model] backend ") + backend_.name() +
+                                " cannot embed from " + dtype_name(t.dtype) + " tensor " + name);
   }
   owned_.push_back(backend_.wrap_host(t.data, t.bytes));
   WeightRef ref;
@@ -103,10 +117,13 @@ void WeightLoader::refuse_unused() const {
     // Old PyTorch checkpoints save RoPE's cached inverse frequencies; they follow from the config.
     const std::string cached = "rotary_emb.inv_freq";
     const std::string& s = t.source_name;
-    if (s.size() >= cached.size() && s.compare(s.size() - cached.size(), cached.size(), cached) == 0) continue;
-    throw std::invalid_argument("[model] " + t.file + ": tensor " + printable(t.source_name) +
-                                " is not used by longbow's " + file_->config().architecture +
-                                " model (it may change the model's output; refusing rather than ignoring it)");
+    if (s.size() >= cached.size() &&
+        s.compare(s.size() - cached.size(), cached.size(), cached) == 0)
+      continue;
+    throw std::invalid_argument(
+        "[model] " + t.file + ": tensor " + printable(t.source_name) +
+        " is not used by longbow's " + file_->config().architecture +
+        " model (it may change the model's output; refusing rather than ignoring it)");
   }
 }
 

@@ -27,10 +27,12 @@ class WeightLoader {
   bool has(const std::string& name) const { return file_->find(name) != nullptr; }
   // A (rows, cols) matmul weight; rows [row_begin, row_begin + num_rows) of it when num_rows > 0
   // (one part of a fused tensor such as Phi-3's qkv_proj).
-  WeightRef matmul(const std::string& name, int rows, int cols, int row_begin = 0, int num_rows = 0);
+  WeightRef matmul(const std::string& name, int rows, int cols, int row_begin = 0,
+                   int num_rows = 0);
   // A (n,) vector as f32 plus `offset` (norm weights, biases); slice [begin, begin + count) when
   // count > 0.
-  WeightRef vector(const std::string& name, int n, float offset = 0.0f, int begin = 0, int count = 0);
+  WeightRef vector(const std::string& name, int n, float offset = 0.0f, int begin = 0,
+                   int count = 0);
   // A (rows, cols) embedding table, wrapped in place.
   WeightRef embedding(const std::string& name, int rows, int cols);
   // Marks a tensor as consumed without loading it (read directly from the file by the caller).

@@ -89,10 +89,10 @@ void worker(const DispatchShared& d, std::atomic<std::uint64_t>& next, std::uint
       if (sigsetjmp(run.overflow_jmp_, 1) != 0) {
         current_run() = nullptr;
         stacks.clear();  // abandoned fibers: drop their stacks entirely
-        throw SimError("[msl_sim] kernel '" + std::string(d.kernel->name) +
-                       "' (" + d.kernel->file + "): fiber stack overflow in threadgroup (" +
-                       std::to_string(tg[0]) + "," + std::to_string(tg[1]) + "," +
-                       std::to_string(tg[2]) + "); raise SimOptions.stack_bytes (now " +
+        throw SimError("[msl_sim] kernel '" + std::string(d.kernel->name) + "' (" + d.kernel->file +
+                       "): fiber stack overflow in threadgroup (" + std::to_string(tg[0]) + "," +
+                       std::to_string(tg[1]) + "," + std::to_string(tg[2]) +
+                       "); raise SimOptions.stack_bytes (now " +
                        std::to_string(d.options.stack_bytes) + ")");
       }
       run.run(tg);
@@ -112,11 +112,10 @@ void dispatch(const KernelInfo& kernel, Dim3 grid, Dim3 tptg, const std::vector<
               const std::vector<std::size_t>& threadgroup_mem_bytes, const SimOptions& options) {
   std::string where = std::string("[msl_sim] dispatch '") + kernel.name + "'";
   if (!grid.x || !grid.y || !grid.z || !tptg.x || !tptg.y || !tptg.z)
-    throw std::invalid_argument(where + ": grid and threadgroup sizes must be >= 1, found grid (" +
-                                std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
-                                std::to_string(grid.z) + ") threadgroup (" +
-                                std::to_string(tptg.x) + "," + std::to_string(tptg.y) + "," +
-                                std::to_string(tptg.z) + ")");
+    throw std::invalid_argument(
+        where + ": grid and threadgroup sizes must be >= 1, found grid (" + std::to_string(grid.x) +
+        "," + std::to_string(grid.y) + "," + std::to_string(grid.z) + ") threadgroup (" +
+        std::to_string(tptg.x) + "," + std::to_string(tptg.y) + "," + std::to_string(tptg.z) + ")");
   std::uint64_t threads = std::uint64_t(tptg.x) * tptg.y * tptg.z;
   if (threads > MAX_THREADS_PER_THREADGROUP)
     throw std::invalid_argument(where + ": at most " + std::to_string(MAX_THREADS_PER_THREADGROUP) +
@@ -156,8 +155,7 @@ void dispatch(const KernelInfo& kernel, Dim3 grid, Dim3 tptg, const std::vector<
   if (error) std::rethrow_exception(error);
 }
 
-void dispatch(std::string_view kernel_name, Dim3 grid, Dim3 tptg,
-              const std::vector<void*>& buffers,
+void dispatch(std::string_view kernel_name, Dim3 grid, Dim3 tptg, const std::vector<void*>& buffers,
               const std::vector<std::size_t>& threadgroup_mem_bytes, const SimOptions& options) {
   dispatch(find_kernel(kernel_name), grid, tptg, buffers, threadgroup_mem_bytes, options);
 }

@@ -26,9 +26,9 @@ void context_switch(Context& from, Context& to);
 
 // An mmap'ed stack with a PROT_NONE guard page below it.
 struct FiberStack {
-  void* map = nullptr;      // whole mapping, guard page first
+  void* map = nullptr;  // whole mapping, guard page first
   std::size_t map_bytes = 0;
-  void* lo = nullptr;       // usable stack [lo, lo + bytes)
+  void* lo = nullptr;  // usable stack [lo, lo + bytes)
   std::size_t bytes = 0;
   FiberStack() = default;
   FiberStack(const FiberStack&) = delete;

@@ -71,8 +71,8 @@ void context_init(Context& ctx, void* stack_lo, std::size_t bytes, FiberEntry en
 #else
   auto* s = reinterpret_cast<std::uint64_t*>(top - 160);
   std::memset(s, 0, 160);
-  s[0] = reinterpret_cast<std::uint64_t>(arg);    // x19
-  s[1] = reinterpret_cast<std::uint64_t>(entry);  // x20
+  s[0] = reinterpret_cast<std::uint64_t>(arg);                   // x19
+  s[1] = reinterpret_cast<std::uint64_t>(entry);                 // x20
   s[11] = reinterpret_cast<std::uint64_t>(&msl_sim_trampoline);  // x30
 #endif
   ctx.sp = s;

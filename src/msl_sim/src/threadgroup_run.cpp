@@ -94,8 +94,8 @@ void ThreadgroupRun::reset_memory() {
 
 void* ThreadgroupRun::tg_var(const Site& site, std::size_t bytes, std::size_t align,
                              PoisonKind poison) {
-  std::string key = std::string(site.file) + ":" + std::to_string(site.line) + ":" +
-                    std::to_string(site.column);
+  std::string key =
+      std::string(site.file) + ":" + std::to_string(site.line) + ":" + std::to_string(site.column);
   auto it = tg_vars_.find(key);
   if (it != tg_vars_.end()) return it->second;
   if (accounted_ + bytes > MAX_THREADGROUP_MEMORY_BYTES)
@@ -288,8 +288,7 @@ void ThreadgroupRun::try_complete_simd(SimdGroup& g) {
     fail(first->site, std::string("divergent SIMD collectives in simdgroup ") +
                           std::to_string(first->group) + ": " + describe_threads(same) + " in " +
                           first->site.what + " at " + where(first->site) + ", " +
-                          describe_threads(other) + " in " + o.site.what + " at " +
-                          where(o.site));
+                          describe_threads(other) + " in " + o.site.what + " at " + where(o.site));
   }
   if (g.arg_uniform) {
     std::uint32_t l0 = std::uint32_t(__builtin_ctz(g.arrived));
@@ -338,8 +337,10 @@ std::string ThreadgroupRun::deadlock_report() const {
       return s.first->site.file == f.site.file && s.first->site.line == f.site.line &&
              s.first->site.column == f.site.column;
     });
-    if (it == sites.end()) sites.push_back({&f, {f.index}});
-    else it->second.push_back(f.index);
+    if (it == sites.end())
+      sites.push_back({&f, {f.index}});
+    else
+      it->second.push_back(f.index);
   }
   std::string msg = "deadlock: no thread can proceed; wait sites:";
   for (const auto& [f, ids] : sites)
@@ -365,7 +366,10 @@ void ThreadgroupRun::schedule() {
     if (!progressed && num_done_ < n) {
       const FiberState* any = nullptr;
       for (const FiberState& f : fibers_)
-        if (f.wait != Wait::done) { any = &f; break; }
+        if (f.wait != Wait::done) {
+          any = &f;
+          break;
+        }
       try {
         fail(any->site, deadlock_report());
       } catch (...) {

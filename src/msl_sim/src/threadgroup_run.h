@@ -18,8 +18,8 @@ struct FiberState {
   Context ctx;
   ThreadCtx tctx;
   Wait wait = Wait::ready;
-  Site site;                 // where the fiber waits (barrier or collective)
-  std::uint32_t index = 0;   // thread_index_in_threadgroup
+  Site site;                // where the fiber waits (barrier or collective)
+  std::uint32_t index = 0;  // thread_index_in_threadgroup
   std::uint32_t lane = 0;
   std::uint32_t group = 0;
   FiberStack* stack = nullptr;
@@ -74,14 +74,14 @@ class ThreadgroupRun {
 
   const DispatchShared& d_;
   std::vector<FiberStack>& stacks_;
-  std::vector<FiberState> fibers_;       // (num_threads,)
-  std::vector<SimdGroup> groups_;        // (ceil(num_threads / 32),)
-  std::vector<std::uint32_t> order_;     // (num_threads,) fiber run order of one pass
-  std::vector<unsigned char> arena_;     // threadgroup memory
-  std::vector<void*> tg_args_;           // (num [[threadgroup(i)]] slots,)
-  std::map<std::string, void*> tg_vars_; // declaration site -> memory
-  std::size_t arena_used_ = 0;  // physical bytes used (with redzones)
-  std::size_t accounted_ = 0;   // bytes counted against the 32 KiB limit
+  std::vector<FiberState> fibers_;        // (num_threads,)
+  std::vector<SimdGroup> groups_;         // (ceil(num_threads / 32),)
+  std::vector<std::uint32_t> order_;      // (num_threads,) fiber run order of one pass
+  std::vector<unsigned char> arena_;      // threadgroup memory
+  std::vector<void*> tg_args_;            // (num [[threadgroup(i)]] slots,)
+  std::map<std::string, void*> tg_vars_;  // declaration site -> memory
+  std::size_t arena_used_ = 0;            // physical bytes used (with redzones)
+  std::size_t accounted_ = 0;             // bytes counted against the 32 KiB limit
   std::uint32_t num_threads_ = 0;
   std::uint32_t num_done_ = 0;
   std::uint32_t barrier_arrived_ = 0;

@@ -6,6 +6,7 @@ and the prefixes rg/rgb/rgba. With MSL_SIM_ALL_SWIZZLES defined, every swizzle o
 with repeats in both letter sets (xyzw and rgba) is generated (slower to compile).
 Run: python3 gen_swizzles.py > ../include/msl_sim/shim/swizzles.h
 """
+
 import itertools
 
 SETS = ("xyzw", "rgba")

@@ -12,13 +12,24 @@ Kernel mode turns one .metal file into a C++ translation unit:
     that binds buffers, threadgroup arguments and built-ins, plus a KernelInfo registration.
 Errors name the .metal file and line and exit with status 1.
 """
+
 import argparse
 import os
 import re
 import sys
 
-STD_ATTRS = {"maybe_unused", "likely", "unlikely", "fallthrough", "nodiscard", "noreturn",
-             "deprecated", "gnu::always_inline", "gnu::noinline", "clang::always_inline"}
+STD_ATTRS = {
+    "maybe_unused",
+    "likely",
+    "unlikely",
+    "fallthrough",
+    "nodiscard",
+    "noreturn",
+    "deprecated",
+    "gnu::always_inline",
+    "gnu::noinline",
+    "clang::always_inline",
+}
 
 # built-in attribute -> C++ expression building the parameter (P = parameter type)
 VEC_BUILTINS = {
@@ -42,7 +53,7 @@ SCALAR_BUILTINS = {
     "thread_index_in_quadgroup": "(c.thread_index_in_simdgroup % 4u)",
     "quadgroup_index_in_threadgroup": "(c.thread_index_in_threadgroup / 4u)",
     "quadgroups_per_threadgroup": "((c.threads_per_threadgroup[0] * c.threads_per_threadgroup[1]"
-                                  " * c.threads_per_threadgroup[2] + 3u) / 4u)",
+    " * c.threads_per_threadgroup[2] + 3u) / 4u)",
 }
 
 
@@ -104,7 +115,7 @@ def find_attributes(masked, text):
         end = masked.find("]]", m.end())
         if end < 0:
             continue
-        attrs.append((m.start(), end + 2, text[m.end():end].strip()))
+        attrs.append((m.start(), end + 2, text[m.end() : end].strip()))
     return attrs
 
 
@@ -131,19 +142,24 @@ def param_bindings(params_text, path, line):
     for p in split_params(params_text):
         m = re.search(r"\[\[\s*([A-Za-z_]\w*)\s*(?:\(\s*([^)]*?)\s*\))?\s*\]\]", p)
         if not m:
-            raise GenError(f"{path}:{line}: kernel parameter '{' '.join(p.split())}' has no "
-                           "attribute; expected [[buffer(i)]], [[threadgroup(i)]] or a built-in")
+            raise GenError(
+                f"{path}:{line}: kernel parameter '{' '.join(p.split())}' has no "
+                "attribute; expected [[buffer(i)]], [[threadgroup(i)]] or a built-in"
+            )
         name, arg = m.group(1), m.group(2)
         if name in ("buffer", "threadgroup"):
             if arg is None or not arg.isdigit():
-                raise GenError(f"{path}:{line}: [[{name}(...)]] needs a literal index, found "
-                               f"'{arg}'")
+                raise GenError(
+                    f"{path}:{line}: [[{name}(...)]] needs a literal index, found " f"'{arg}'"
+                )
             out.append((name, int(arg)))
         elif name in VEC_BUILTINS or name in SCALAR_BUILTINS:
             out.append(("builtin", name))
         else:
-            raise GenError(f"{path}:{line}: unsupported kernel parameter attribute [[{name}]] "
-                           "(textures, stage_in and function constants are not simulated)")
+            raise GenError(
+                f"{path}:{line}: unsupported kernel parameter attribute [[{name}]] "
+                "(textures, stage_in and function constants are not simulated)"
+            )
     return out
 
 
@@ -181,29 +197,36 @@ def find_kernels(text, masked, attrs, path):
             continue
         name, follow = m.group(2), m.group(3)
         before = skip_back_ws_attrs(masked, k0, attrs)
-        is_inst = masked[:before].rstrip().endswith("template") and \
-            re.search(r"\btemplate\s*$", masked[:before]) is not None
+        is_inst = (
+            masked[:before].rstrip().endswith("template")
+            and re.search(r"\btemplate\s*$", masked[:before]) is not None
+        )
         host = host_name_in(attrs, before, k0)
         if is_inst:
             if follow != "<":
-                raise GenError(f"{path}:{line}: explicit instantiation of '{name}' needs template "
-                               "arguments")
+                raise GenError(
+                    f"{path}:{line}: explicit instantiation of '{name}' needs template " "arguments"
+                )
             close = matching(masked, m.end(3) - 1, "<", ">")
-            targs = " ".join(text[m.end(3):close].split())
+            targs = " ".join(text[m.end(3) : close].split())
             if host is None:
-                raise GenError(f"{path}:{line}: explicit instantiation of '{name}<{targs}>' has no "
-                               '[[host_name("...")]]')
+                raise GenError(
+                    f"{path}:{line}: explicit instantiation of '{name}<{targs}>' has no "
+                    '[[host_name("...")]]'
+                )
             insts.append((host, name, targs, line))
             continue
         if follow != "(":
             continue
         close = matching(masked, m.end(3) - 1, "(", ")")
-        after = masked[close + 1:].lstrip()
+        after = masked[close + 1 :].lstrip()
         if not after.startswith("{"):
             continue  # declaration only
-        params = param_bindings(masked[m.end(3):close], path, line)
-        is_template = re.search(r">\s*$", masked[:before]) is not None and \
-            re.search(r"\btemplate\s*<", masked[max(0, before - 400):before]) is not None
+        params = param_bindings(masked[m.end(3) : close], path, line)
+        is_template = (
+            re.search(r">\s*$", masked[:before]) is not None
+            and re.search(r"\btemplate\s*<", masked[max(0, before - 400) : before]) is not None
+        )
         if is_template:
             templates[name] = (params, line)
         else:
@@ -212,15 +235,18 @@ def find_kernels(text, masked, attrs, path):
     kernels = [(h, n, p, l) for h, n, p, l in plain]
     for host, name, targs, line in insts:
         if name not in templates:
-            raise GenError(f"{path}:{line}: '{host}' instantiates '{name}', which is not a kernel "
-                           "template defined earlier in this file")
+            raise GenError(
+                f"{path}:{line}: '{host}' instantiates '{name}', which is not a kernel "
+                "template defined earlier in this file"
+            )
         kernels.append((host, f"{name}<{targs}>", templates[name][0], line))
     return kernels
 
 
 TG_DECL = re.compile(
     r"^([ \t]*)threadgroup\s+([A-Za-z_][\w:<>, ]*?)\s+([A-Za-z_]\w*)\s*((?:\[[^\]\n]*\]\s*)*);",
-    re.M)
+    re.M,
+)
 
 
 # `constant T x = ...;` (a compile-time constant in MSL) but not `constant T& x = ...;`, which in a
@@ -247,8 +273,10 @@ def rewrite(text, masked, attrs, path):
         indent, typ, name, dims = m.group(1), " ".join(m.group(2).split()), m.group(3), m.group(4)
         dims = "".join(dims.split())
         if "," in typ and "<" not in typ:
-            raise GenError(f"{path}:{line_of(text, m.start())}: declare one threadgroup variable "
-                           "per statement")
+            raise GenError(
+                f"{path}:{line_of(text, m.start())}: declare one threadgroup variable "
+                "per statement"
+            )
         if dims:
             new = f"{indent}{typ} (&{name}){dims} = MSL_SIM_TG_VAR({typ}{dims});"
         else:
@@ -276,10 +304,12 @@ def launcher(i, ns, call, params):
         else:
             args.append(f"::msl_sim::launch::builtin_scalar<{p}>({SCALAR_BUILTINS[val]})")
     joined = ",\n      ".join(args)
-    return (f"void launch_{i}(const ::msl_sim::ThreadCtx& c) {{\n"
-            f"  using F = decltype(&{ns}::{call});\n"
-            f"  (void)c;\n"
-            f"  {ns}::{call}(\n      {joined});\n}}\n")
+    return (
+        f"void launch_{i}(const ::msl_sim::ThreadCtx& c) {{\n"
+        f"  using F = decltype(&{ns}::{call});\n"
+        f"  (void)c;\n"
+        f"  {ns}::{call}(\n      {joined});\n}}\n"
+    )
 
 
 def c_string(s):
@@ -297,7 +327,7 @@ def gen_kernel(src_path, out_path, uid):
     ns = f"msl_sim_k_{uid}"
     lines = [
         "// Generated by msl_sim_gen.py from " + path + "; do not edit.",
-        "#include \"msl_sim/launch.h\"",
+        '#include "msl_sim/launch.h"',
         "#include <metal_stdlib>",
         f"namespace {ns} {{",
         "using namespace metal;",
@@ -307,8 +337,11 @@ def gen_kernel(src_path, out_path, uid):
     out = "\n".join(lines) + "\n" + body
     if not body.endswith("\n"):
         out += "\n"
-    tail = [f"}}  // namespace {ns}", "#include \"msl_sim/shim/undef_keywords.h\"",
-            f"namespace {ns} {{"]
+    tail = [
+        f"}}  // namespace {ns}",
+        '#include "msl_sim/shim/undef_keywords.h"',
+        f"namespace {ns} {{",
+    ]
     for i, (host, call, params, line) in enumerate(kernels):
         tail.append(launcher(i, ns, call, params))
     tail.append(f"}}  // namespace {ns}")
@@ -316,8 +349,10 @@ def gen_kernel(src_path, out_path, uid):
     for i, (host, call, params, line) in enumerate(kernels):
         bmask = sum(1 << v for k, v in params if k == "buffer")
         tmask = sum(1 << v for k, v in params if k == "threadgroup")
-        infos.append(f"    {{{c_string(host)}, &{ns}::launch_{i}, {c_string(path)}, {line}u, "
-                     f"0x{bmask:x}ull, 0x{tmask:x}u}},")
+        infos.append(
+            f"    {{{c_string(host)}, &{ns}::launch_{i}, {c_string(path)}, {line}u, "
+            f"0x{bmask:x}ull, 0x{tmask:x}u}},"
+        )
     tail.append(f"void msl_sim_register_{uid}() {{")
     if infos:
         tail.append("  static const ::msl_sim::KernelInfo infos[] = {")
@@ -331,7 +366,7 @@ def gen_kernel(src_path, out_path, uid):
 
 
 def gen_registry(out_path, target, uids):
-    lines = ["// Generated by msl_sim_gen.py; do not edit.", "#include \"msl_sim/sim.h\""]
+    lines = ["// Generated by msl_sim_gen.py; do not edit.", '#include "msl_sim/sim.h"']
     lines += [f"void msl_sim_register_{u}();" for u in uids]
     lines.append(f'extern "C" int msl_sim_anchor_{target};')
     calls = " ".join(f"msl_sim_register_{u}();" for u in uids)

@@ -55,7 +55,8 @@ void Scratch::ensure(int num_threads, size_t f32_elems, size_t i32_elems) {
 
 void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* what) {
   if (v.buffer == nullptr) {
-    throw std::invalid_argument(std::string("[") + where + "] " + what + ": expected a buffer, found none");
+    throw std::invalid_argument(std::string("[") + where + "] " + what +
+                                ": expected a buffer, found none");
   }
   const size_t size = v.buffer->bytes();
   if (v.offset > size || bytes > size - v.offset) {
@@ -65,21 +66,24 @@ void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* wh
   }
   void* base = v.buffer->host_ptr();
   if (base == nullptr) {
-    throw std::runtime_error(std::string("[") + where + "] " + what + ": buffer is not host-visible");
+    throw std::runtime_error(std::string("[") + where + "] " + what +
+                             ": buffer is not host-visible");
   }
   return static_cast<char*>(base) + v.offset;
 }
 
 // ---- CpuBackend ----
 
-CpuBackend::CpuBackend(const BackendOptions& options) : pool_(options.num_threads), ctx_{pool_, scratch_} {}
+CpuBackend::CpuBackend(const BackendOptions& options)
+    : pool_(options.num_threads), ctx_{pool_, scratch_} {}
 
 std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) {
   const size_t rounded = std::max(ALIGNMENT, ((bytes + ALIGNMENT - 1) / ALIGNMENT) * ALIGNMENT);
   if (rounded >= MMAP_THRESHOLD) {
     void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-      throw std::runtime_error("[cpu.alloc] out of memory mapping " + std::to_string(bytes) + " bytes");
+      throw std::runtime_error("[cpu.alloc] out of memory mapping " + std::to_string(bytes) +
+                               " bytes");
     }
     return std::make_unique<CpuBuffer>(p, bytes, rounded, Ownership::Mapped);
   }
@@ -87,7 +91,8 @@ std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) {
   try {
     p = ::operator new(rounded, std::align_val_t(ALIGNMENT));
   } catch (const std::bad_alloc&) {
-    throw std::runtime_error("[cpu.alloc] out of memory allocating " + std::to_string(bytes) + " bytes");
+    throw std::runtime_error("[cpu.alloc] out of memory allocating " + std::to_string(bytes) +
+                             " bytes");
   }
   std::memset(p, 0, rounded);
   return std::make_unique<CpuBuffer>(p, bytes, rounded, Ownership::Heap);
@@ -105,14 +110,16 @@ std::unique_ptr<Buffer> CpuBackend::matmul_weight(const void* ptr, DType dtype, 
   });
   if (!is_block_quant(dtype)) return Backend::matmul_weight(ptr, dtype, N, K);
   require(K % QK == 0, where, [&] {
-    return "expected K a multiple of 32 for " + std::string(dtype_name(dtype)) + ", found " + std::to_string(K);
+    return "expected K a multiple of 32 for " + std::string(dtype_name(dtype)) + ", found " +
+           std::to_string(K);
   });
   require(ptr != nullptr || N == 0 || K == 0, where, "expected a host pointer, found nullptr");
   auto storage = alloc(std::max<size_t>(packed_bytes(dtype, N, K), 4));
   void* dst = storage->host_ptr();
   const int64_t panels = (static_cast<int64_t>(N) + PANEL_ROWS - 1) / PANEL_ROWS;
   if (K > 0) {
-    pool_.parallel_for(panels, [&](int64_t p0, int64_t p1, int) { pack_panels(dtype, ptr, N, K, p0, p1, dst); });
+    pool_.parallel_for(
+        panels, [&](int64_t p0, int64_t p1, int) { pack_panels(dtype, ptr, N, K, p0, p1, dst); });
   }
   return std::make_unique<PackedWeight>(std::move(storage), dtype, N, K);
 }
@@ -133,8 +140,8 @@ bool CpuBackend::supports(Op op, DType dtype) const {
 
 void CpuBackend::require_supported(Op op, DType dtype, const char* where) const {
   if (!supports(op, dtype)) {
-    throw std::invalid_argument(std::string("[") + where + "] the cpu backend does not support " + op_family_name(op) +
-                                " with dtype " + dtype_name(dtype));
+    throw std::invalid_argument(std::string("[") + where + "] the cpu backend does not support " +
+                                op_family_name(op) + " with dtype " + dtype_name(dtype));
   }
 }
 
@@ -159,8 +166,8 @@ void CpuBackend::rms_norm(const RmsNormArgs& a) {
 }
 void CpuBackend::matmul(const MatmulArgs& a) {
   OpTimer t(profile_, [&] {
-    return "matmul " + std::string(dtype_name(a.w_dtype)) + " " + std::to_string(a.N) + "x" + std::to_string(a.K) +
-           " " + tokens_class(a.M);
+    return "matmul " + std::string(dtype_name(a.w_dtype)) + " " + std::to_string(a.N) + "x" +
+           std::to_string(a.K) + " " + tokens_class(a.M);
   });
   require_supported(Op::Matmul, a.w_dtype, "cpu.matmul");
   op_matmul(ctx_, a);
@@ -169,7 +176,8 @@ void CpuBackend::matmul_group(std::span<const MatmulArgs> parts) {
   OpTimer t(profile_, [&] {
     std::string key = "matmul_group";
     for (const MatmulArgs& a : parts) {
-      key += " " + std::string(dtype_name(a.w_dtype)) + " " + std::to_string(a.N) + "x" + std::to_string(a.K);
+      key += " " + std::string(dtype_name(a.w_dtype)) + " " + std::to_string(a.N) + "x" +
+             std::to_string(a.K);
     }
     return key + " " + tokens_class(parts.empty() ? 0 : parts[0].M);
   });

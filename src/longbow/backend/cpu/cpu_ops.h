@@ -17,12 +17,14 @@ namespace longbow::cpu {
 
 // Per-thread scratch owned by the backend; grown before parallel work, never inside it.
 struct Scratch {
-  std::vector<std::vector<float>> f32;     // one per thread
-  std::vector<std::vector<int32_t>> i32;   // one per thread
-  std::vector<int32_t> token_seq;          // (num_tokens,) sequence of each token, shared
-  std::vector<uint8_t> act_q;              // matmul: activations quantized to BlockQ16A, shared
-  std::vector<int32_t> attn_items;         // attention work list + split merges, shared (attention_dispatch.cpp)
-  std::vector<float> attn_partials;        // (num_partials, group, head_dim + 2) flash-decoding partials, shared
+  std::vector<std::vector<float>> f32;    // one per thread
+  std::vector<std::vector<int32_t>> i32;  // one per thread
+  std::vector<int32_t> token_seq;         // (num_tokens,) sequence of each token, shared
+  std::vector<uint8_t> act_q;             // matmul: activations quantized to BlockQ16A, shared
+  std::vector<int32_t>
+      attn_items;  // attention work list + split merges, shared (attention_dispatch.cpp)
+  std::vector<float>
+      attn_partials;  // (num_partials, group, head_dim + 2) flash-decoding partials, shared
   void ensure(int num_threads, size_t f32_elems, size_t i32_elems = 0);
 };
 

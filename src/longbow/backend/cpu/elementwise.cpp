@@ -1,12 +1,12 @@
-// Elementwise ops: glu (SwiGLU, GeGLU), add, softcap, get_rows; the scalar row kernels and the choice of the
-// elementwise kernel set (elementwise_kernels.h).
+// Elementwise ops: glu (SwiGLU, GeGLU), add, softcap, get_rows; the scalar row kernels and the
+// choice of the elementwise kernel set (elementwise_kernels.h).
 #include <cmath>
 #include <cstring>
 #include <string>
 
-#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/elementwise_kernels.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/core/dtype.h"
 
 namespace longbow::cpu {
@@ -45,8 +45,8 @@ void scalar_scale_mul(const float* x, float inv, const float* w, float* out, int
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
 }
 
-const EltKernels SCALAR = {"scalar", scalar_silu_mul, scalar_gelu_tanh_mul, scalar_to_f16, scalar_sum_squares,
-                           scalar_scale_mul};
+const EltKernels SCALAR = {"scalar",      scalar_silu_mul,    scalar_gelu_tanh_mul,
+                           scalar_to_f16, scalar_sum_squares, scalar_scale_mul};
 
 const EltKernels& choose() {
   if (cpu_isa().avx2 && elt_avx2_kernels() != nullptr) return *elt_avx2_kernels();
@@ -67,7 +67,7 @@ void op_glu(Ctx& c, const GluArgs& a) {
   const char* where = "cpu.glu";
   require(a.num_rows >= 0 && a.dim >= 0, where, "expected non-negative num_rows and dim");
   const size_t n = static_cast<size_t>(a.num_rows) * a.dim;
-  float* out = view_as<float>(a.out, n, where, "out");              // (num_rows, dim)
+  float* out = view_as<float>(a.out, n, where, "out");                 // (num_rows, dim)
   const float* gate = view_as<const float>(a.gate, n, where, "gate");  // (num_rows, dim)
   const float* up = view_as<const float>(a.up, n, where, "up");        // (num_rows, dim)
   const EltKernels& kern = elt_kernels();
@@ -84,7 +84,7 @@ void op_add(Ctx& c, const AddArgs& a) {
   const char* where = "cpu.add";
   require(a.n >= 0, where, [&] { return "expected n >= 0, found " + std::to_string(a.n); });
   const size_t n = static_cast<size_t>(a.n);
-  float* out = view_as<float>(a.out, n, where, "out");      // (n,)
+  float* out = view_as<float>(a.out, n, where, "out");        // (n,)
   const float* x = view_as<const float>(a.a, n, where, "a");  // (n,)
   const float* y = view_as<const float>(a.b, n, where, "b");  // (n,)
   auto body = [&](int64_t b, int64_t e, int) {
@@ -100,9 +100,10 @@ void op_add(Ctx& c, const AddArgs& a) {
 void op_softcap(Ctx& c, const SoftcapArgs& a) {
   const char* where = "cpu.softcap";
   require(a.n >= 0, where, [&] { return "expected n >= 0, found " + std::to_string(a.n); });
-  require(a.cap > 0 && std::isfinite(a.cap), where, [&] { return "expected a finite cap > 0, found " + std::to_string(a.cap); });
+  require(a.cap > 0 && std::isfinite(a.cap), where,
+          [&] { return "expected a finite cap > 0, found " + std::to_string(a.cap); });
   const size_t n = static_cast<size_t>(a.n);
-  float* out = view_as<float>(a.out, n, where, "out");      // (n,)
+  float* out = view_as<float>(a.out, n, where, "out");        // (n,)
   const float* x = view_as<const float>(a.x, n, where, "x");  // (n,)
   const float cap = a.cap;
   auto body = [&](int64_t b, int64_t e, int) {
@@ -117,15 +118,17 @@ void op_softcap(Ctx& c, const SoftcapArgs& a) {
 
 void op_get_rows(Ctx& c, const GetRowsArgs& a) {
   const char* where = "cpu.get_rows";
-  require(a.num_rows >= 0 && a.dim >= 0 && a.num_src_rows >= 0, where, "expected non-negative sizes");
+  require(a.num_rows >= 0 && a.dim >= 0 && a.num_src_rows >= 0, where,
+          "expected non-negative sizes");
   const size_t dim = a.dim;
-  float* out = view_as<float>(a.out, a.num_rows * dim, where, "out");             // (num_rows, dim)
-  const float* x = view_as<const float>(a.x, a.num_src_rows * dim, where, "x");   // (num_src_rows, dim)
+  float* out = view_as<float>(a.out, a.num_rows * dim, where, "out");  // (num_rows, dim)
+  const float* x =
+      view_as<const float>(a.x, a.num_src_rows * dim, where, "x");  // (num_src_rows, dim)
   const int32_t* rows = view_as<const int32_t>(a.rows, a.num_rows, where, "rows");  // (num_rows,)
   for (int i = 0; i < a.num_rows; ++i) {
     require(rows[i] >= 0 && rows[i] < a.num_src_rows, where, [&] {
-      return "rows[" + std::to_string(i) + "]: expected 0 <= row < " + std::to_string(a.num_src_rows) + ", found " +
-             std::to_string(rows[i]);
+      return "rows[" + std::to_string(i) + "]: expected 0 <= row < " +
+             std::to_string(a.num_src_rows) + ", found " + std::to_string(rows[i]);
     });
     std::memcpy(out + i * dim, x + static_cast<size_t>(rows[i]) * dim, dim * sizeof(float));
   }

@@ -24,14 +24,18 @@ void OpProfile::add(const std::string& key, int64_t ns) {
 void OpProfile::report() const {
   if (!enabled_ || entries_.empty()) return;
   std::vector<std::pair<std::string, Entry>> rows(entries_.begin(), entries_.end());
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
   int64_t total = 0;
   for (const auto& r : rows) total += r.second.ns;
-  std::fprintf(stderr, "[longbow] cpu op profile (LONGBOW_PROFILE_OPS): %.1f ms in ops\n", total * 1e-6);
+  std::fprintf(stderr, "[longbow] cpu op profile (LONGBOW_PROFILE_OPS): %.1f ms in ops\n",
+               total * 1e-6);
   std::fprintf(stderr, "%-40s %10s %12s %10s %7s\n", "op", "calls", "total ms", "mean us", "share");
   for (const auto& [key, e] : rows) {
-    std::fprintf(stderr, "%-40s %10lld %12.2f %10.2f %6.1f%%\n", key.c_str(), static_cast<long long>(e.calls),
-                 e.ns * 1e-6, e.ns * 1e-3 / static_cast<double>(e.calls), 100.0 * e.ns / static_cast<double>(total));
+    std::fprintf(stderr, "%-40s %10lld %12.2f %10.2f %6.1f%%\n", key.c_str(),
+                 static_cast<long long>(e.calls), e.ns * 1e-6,
+                 e.ns * 1e-3 / static_cast<double>(e.calls),
+                 100.0 * e.ns / static_cast<double>(total));
   }
 }
 

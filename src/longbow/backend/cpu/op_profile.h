@@ -39,7 +39,8 @@ class OpTimer {
   }
   ~OpTimer() {
     if (profile_.enabled()) {
-      profile_.add(key_, std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_)
+      profile_.add(key_, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - start_)
                              .count());
     }
   }

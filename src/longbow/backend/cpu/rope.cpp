@@ -11,8 +11,8 @@ namespace {
 constexpr double TWO_PI = 6.283185307179586476925286766559;
 constexpr double INV_TWO_PI = 0.15915494309189533576888376337251;
 
-void rotate_heads(float* x, int num_heads, int head_dim, int rot_dim, bool interleaved, const float* cos_t,
-                  const float* sin_t) {
+void rotate_heads(float* x, int num_heads, int head_dim, int rot_dim, bool interleaved,
+                  const float* cos_t, const float* sin_t) {
   const int half = rot_dim / 2;
   for (int h = 0; h < num_heads; ++h) {
     float* v = x + static_cast<size_t>(h) * head_dim;
@@ -36,10 +36,13 @@ void op_rope(Ctx& c, const RopeArgs& a) {
            std::to_string(a.rot_dim);
   });
   const size_t T = a.num_tokens, D = a.head_dim;
-  float* q = view_as<float>(a.q, T * a.num_heads * D, where, "q");            // (num_tokens, num_heads, head_dim)
-  float* k = view_as<float>(a.k, T * a.num_kv_heads * D, where, "k");         // (num_tokens, num_kv_heads, head_dim)
+  float* q =
+      view_as<float>(a.q, T * a.num_heads * D, where, "q");  // (num_tokens, num_heads, head_dim)
+  float* k = view_as<float>(a.k, T * a.num_kv_heads * D, where,
+                            "k");  // (num_tokens, num_kv_heads, head_dim)
   const int32_t* pos = view_as<const int32_t>(a.positions, T, where, "positions");  // (num_tokens,)
-  const float* inv_freq = view_as<const float>(a.inv_freq, a.rot_dim / 2, where, "inv_freq");  // (rot_dim/2,)
+  const float* inv_freq =
+      view_as<const float>(a.inv_freq, a.rot_dim / 2, where, "inv_freq");  // (rot_dim/2,)
   const int half = a.rot_dim / 2;
   c.scratch.ensure(c.pool.num_threads(), static_cast<size_t>(a.rot_dim));
   c.pool.parallel_for(a.num_tokens, [&](int64_t b, int64_t e, int thread_idx) {
@@ -54,8 +57,10 @@ void op_rope(Ctx& c, const RopeArgs& a) {
         cos_t[i] = std::cos(r);
         sin_t[i] = std::sin(r);
       }
-      rotate_heads(q + t * a.num_heads * D, a.num_heads, a.head_dim, a.rot_dim, a.interleaved, cos_t, sin_t);
-      rotate_heads(k + t * a.num_kv_heads * D, a.num_kv_heads, a.head_dim, a.rot_dim, a.interleaved, cos_t, sin_t);
+      rotate_heads(q + t * a.num_heads * D, a.num_heads, a.head_dim, a.rot_dim, a.interleaved,
+                   cos_t, sin_t);
+      rotate_heads(k + t * a.num_kv_heads * D, a.num_kv_heads, a.head_dim, a.rot_dim, a.interleaved,
+                   cos_t, sin_t);
     }
   });
 }

@@ -1,13 +1,13 @@
 // Token sampling, one logits row per thread-chunk. The exact rule (shared with the Metal kernel):
 //  a) logprob = log_softmax(raw logits)[id] = raw[id] - (max + log(sum(exp(raw - max)))), NaN
-//  for every id of a row holding NaN or +inf or only -inf (the normalizer is undefined);  b) repetition / presence / frequency penalties, then
-//  banned ids (ban slice) set to -inf;
-//  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by
-//  (logit desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF
-//  with u = Philox(seed, counter). Sorting is lazy: only a growing head of the candidates is
-//  selected (nth_element) and sorted, which is all the truncation and the draw ever look at.
-//  e) top logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last) with
-//  log_softmax(raw logits) at each, as a); the draw does not depend on them.
+//  for every id of a row holding NaN or +inf or only -inf (the normalizer is undefined);  b)
+//  repetition / presence / frequency penalties, then banned ids (ban slice) set to -inf; c)
+//  temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by (logit
+//  desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF with u =
+//  Philox(seed, counter). Sorting is lazy: only a growing head of the candidates is selected
+//  (nth_element) and sorted, which is all the truncation and the draw ever look at. e) top
+//  logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last) with log_softmax(raw
+//  logits) at each, as a); the draw does not depend on them.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -37,8 +37,8 @@ void apply_penalties(const SampleRowParams& p, const int32_t* toks, int vocab, R
   }
   for (int i = 0; i < p.penalty_count; ++i) {
     require(toks[i] >= 0 && toks[i] < vocab, "cpu.sample", [&] {
-      return "penalty token " + std::to_string(i) + ": expected 0 <= id < " + std::to_string(vocab) + ", found " +
-             std::to_string(toks[i]);
+      return "penalty token " + std::to_string(i) + ": expected 0 <= id < " +
+             std::to_string(vocab) + ", found " + std::to_string(toks[i]);
     });
     s.counts[toks[i]]++;
   }
@@ -48,7 +48,8 @@ void apply_penalties(const SampleRowParams& p, const int32_t* toks, int vocab, R
     if (count == 0) continue;  // already handled (distinct tokens once)
     s.counts[tok] = 0;
     float l = s.vals[tok];
-    if (p.repetition_penalty != 1.0f) l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
+    if (p.repetition_penalty != 1.0f)
+      l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
     l -= p.presence_penalty;
     l -= p.frequency_penalty * static_cast<float>(count);
     s.vals[tok] = l;
@@ -74,8 +75,9 @@ int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
   for (int i = 0; i < vocab; ++i) w[i] = std::exp(v[i] - vmax);  // unnormalized probs, max = 1
   // Candidates with w >= 1e-4 precede all others in the sorted order: select among them first.
   const float v_cut = vmax - 9.21f;
-  int num_likely =
-      static_cast<int>(std::partition(s.idx, s.idx + vocab, [v, v_cut](int32_t i) { return v[i] >= v_cut; }) - s.idx);
+  int num_likely = static_cast<int>(
+      std::partition(s.idx, s.idx + vocab, [v, v_cut](int32_t i) { return v[i] >= v_cut; }) -
+      s.idx);
   if (k < vocab) {  // the top_k set, in front
     if (k <= num_likely) {
       std::nth_element(s.idx, s.idx + k, s.idx + num_likely, before);
@@ -133,12 +135,15 @@ int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
 }
 
 // Whether value a, at a higher index than b, ranks before b: (value desc, index asc, NaN last).
-inline bool ranks_before_earlier(float a, float b) { return !std::isnan(a) && (std::isnan(b) || a > b); }
+inline bool ranks_before_earlier(float a, float b) {
+  return !std::isnan(a) && (std::isnan(b) || a > b);
+}
 
 // e) The k <= MAX_TOP most likely ids of a row in one pass over a sorted list of at most k
 // entries (insertion; a candidate must beat the current last to enter, so this is O(V) for a
 // row of any order). Writes the row's max_top outputs, padded with id -1 / logprob -inf.
-void top_logprobs(const float* raw, int vocab, double lse, int k, int max_top, int32_t* top_ids, float* top_lps) {
+void top_logprobs(const float* raw, int vocab, double lse, int k, int max_top, int32_t* top_ids,
+                  float* top_lps) {
   const int n = std::min(k, vocab);
   int32_t best[SampleArgs::MAX_TOP];
   int size = 0;
@@ -167,8 +172,8 @@ struct RowOut {
   int max_top;
 };
 
-void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks, const int32_t* bans, int vocab,
-                RowScratch& s, const RowOut& out) {
+void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
+                const int32_t* bans, int vocab, RowScratch& s, const RowOut& out) {
   // a) log-softmax normalizer of the raw logits.
   // Vectorized max and exp-sum (the attention kernels' SIMD softmax pieces): a scalar exp per
   // vocab entry cost ~0.25 ms a row, a large share of a batched decode step.
@@ -179,10 +184,12 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
     s.weights[i] = raw[i];
     has_nan |= raw[i] != raw[i];
   }
-  const double lse = has_nan || std::isinf(raw_max)
-                         ? NAN
-                         : raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
-  if (out.max_top > 0) top_logprobs(raw, vocab, lse, p.num_top_logprobs, out.max_top, out.top_ids, out.top_logprobs);
+  const double lse =
+      has_nan || std::isinf(raw_max)
+          ? NAN
+          : raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
+  if (out.max_top > 0)
+    top_logprobs(raw, vocab, lse, p.num_top_logprobs, out.max_top, out.top_ids, out.top_logprobs);
   int32_t* out_id = out.id;
   float* out_logprob = out.logprob;
   if (p.temperature == 0.0f && p.penalty_count == 0 && p.ban_count == 0) {
@@ -211,25 +218,25 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
 
 void validate_params(const SampleRowParams& p, int row, int max_top) {
   auto at = [row] { return "row " + std::to_string(row) + ": "; };  // built only on failure
-  require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample",
-          [&] { return at() + "expected temperature >= 0, found " + std::to_string(p.temperature); });
-  require(p.top_k >= 0, "cpu.sample", [&] { return at() + "expected top_k >= 0, found " + std::to_string(p.top_k); });
-  require(p.top_p > 0.0f && p.top_p <= 1.0f, "cpu.sample", [&] {
-    return at() + "expected 0 < top_p <= 1, found " + std::to_string(p.top_p);
+  require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample", [&] {
+    return at() + "expected temperature >= 0, found " + std::to_string(p.temperature);
   });
-  require(p.min_p >= 0.0f && p.min_p <= 1.0f, "cpu.sample", [&] {
-    return at() + "expected 0 <= min_p <= 1, found " + std::to_string(p.min_p);
+  require(p.top_k >= 0, "cpu.sample",
+          [&] { return at() + "expected top_k >= 0, found " + std::to_string(p.top_k); });
+  require(p.top_p > 0.0f && p.top_p <= 1.0f, "cpu.sample",
+          [&] { return at() + "expected 0 < top_p <= 1, found " + std::to_string(p.top_p); });
+  require(p.min_p >= 0.0f && p.min_p <= 1.0f, "cpu.sample",
+          [&] { return at() + "expected 0 <= min_p <= 1, found " + std::to_string(p.min_p); });
+  require(p.repetition_penalty > 0.0f, "cpu.sample", [&] {
+    return at() + "expected repetition_penalty > 0, found " + std::to_string(p.repetition_penalty);
   });
-  require(p.repetition_penalty > 0.0f, "cpu.sample",
-          [&] { return at() + "expected repetition_penalty > 0, found " + std::to_string(p.repetition_penalty); });
   require(p.penalty_start >= 0 && p.penalty_count >= 0, "cpu.sample",
           [&] { return at() + "expected non-negative penalty_start and penalty_count"; });
-  require(p.ban_start >= 0 && p.ban_count >= 0, "cpu.sample", [&] {
-    return at() + "expected non-negative ban_start and ban_count";
-  });
+  require(p.ban_start >= 0 && p.ban_count >= 0, "cpu.sample",
+          [&] { return at() + "expected non-negative ban_start and ban_count"; });
   require(p.num_top_logprobs >= 0 && p.num_top_logprobs <= max_top, "cpu.sample", [&] {
-    return at() + "expected num_top_logprobs in 0..max_top (" + std::to_string(max_top) + "), found " +
-           std::to_string(p.num_top_logprobs);
+    return at() + "expected num_top_logprobs in 0..max_top (" + std::to_string(max_top) +
+           "), found " + std::to_string(p.num_top_logprobs);
   });
 }
 }  // namespace
@@ -241,40 +248,47 @@ void op_sample(Ctx& c, const SampleArgs& a) {
            std::to_string(a.vocab_size);
   });
   require(a.max_top >= 0 && a.max_top <= SampleArgs::MAX_TOP, where, [&] {
-    return "expected max_top in 0.." + std::to_string(SampleArgs::MAX_TOP) + ", found " + std::to_string(a.max_top);
+    return "expected max_top in 0.." + std::to_string(SampleArgs::MAX_TOP) + ", found " +
+           std::to_string(a.max_top);
   });
   const size_t R = a.num_rows, V = a.vocab_size, K = a.max_top;
-  int32_t* ids = view_as<int32_t>(a.out_ids, R, where, "out_ids");                      // (num_rows,)
-  float* logprobs = view_as<float>(a.out_logprobs, R, where, "out_logprobs");          // (num_rows,)
-  const float* logits = view_as<const float>(a.logits, R * V, where, "logits");        // (num_rows, vocab)
+  int32_t* ids = view_as<int32_t>(a.out_ids, R, where, "out_ids");             // (num_rows,)
+  float* logprobs = view_as<float>(a.out_logprobs, R, where, "out_logprobs");  // (num_rows,)
+  const float* logits =
+      view_as<const float>(a.logits, R * V, where, "logits");  // (num_rows, vocab)
   const auto* params = view_as<const SampleRowParams>(a.params, R, where, "params");  // (num_rows,)
   // (num_rows, max_top) each; not bound when max_top is 0.
-  int32_t* top_ids = K == 0 ? nullptr : view_as<int32_t>(a.out_top_ids, R * K, where, "out_top_ids");
-  float* top_lps = K == 0 ? nullptr : view_as<float>(a.out_top_logprobs, R * K, where, "out_top_logprobs");
+  int32_t* top_ids =
+      K == 0 ? nullptr : view_as<int32_t>(a.out_top_ids, R * K, where, "out_top_ids");
+  float* top_lps =
+      K == 0 ? nullptr : view_as<float>(a.out_top_logprobs, R * K, where, "out_top_logprobs");
   std::vector<const int32_t*> toks(R), bans(R);  // per row: its slices of penalty_tokens
   for (size_t r = 0; r < R; ++r) {
     const SampleRowParams& p = params[r];
     validate_params(p, static_cast<int>(r), a.max_top);
-    toks[r] = p.penalty_count == 0 ? nullptr
-                                   : view_as<const int32_t>(a.penalty_tokens.at(p.penalty_start * sizeof(int32_t)),
-                                                            p.penalty_count, where, "penalty_tokens");
-    bans[r] = p.ban_count == 0 ? nullptr
-                               : view_as<const int32_t>(a.penalty_tokens.at(p.ban_start * sizeof(int32_t)), p.ban_count,
-                                                        where, "penalty_tokens (banned ids)");
+    toks[r] = p.penalty_count == 0
+                  ? nullptr
+                  : view_as<const int32_t>(a.penalty_tokens.at(p.penalty_start * sizeof(int32_t)),
+                                           p.penalty_count, where, "penalty_tokens");
+    bans[r] = p.ban_count == 0
+                  ? nullptr
+                  : view_as<const int32_t>(a.penalty_tokens.at(p.ban_start * sizeof(int32_t)),
+                                           p.ban_count, where, "penalty_tokens (banned ids)");
     for (int i = 0; i < p.ban_count; ++i) {
       require(bans[r][i] >= 0 && bans[r][i] < a.vocab_size, where, [&] {
-        return "row " + std::to_string(r) + ": banned id " + std::to_string(i) + ": expected 0 <= id < " +
-               std::to_string(a.vocab_size) + ", found " + std::to_string(bans[r][i]);
+        return "row " + std::to_string(r) + ": banned id " + std::to_string(i) +
+               ": expected 0 <= id < " + std::to_string(a.vocab_size) + ", found " +
+               std::to_string(bans[r][i]);
       });
     }
   }
   c.scratch.ensure(c.pool.num_threads(), 2 * V, 2 * V);
   c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int thread_idx) {
-    RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.f32[thread_idx].data() + V, c.scratch.i32[thread_idx].data(),
-                 c.scratch.i32[thread_idx].data() + V};
+    RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.f32[thread_idx].data() + V,
+                 c.scratch.i32[thread_idx].data(), c.scratch.i32[thread_idx].data() + V};
     for (int64_t r = b; r < e; ++r) {
-      const RowOut out{ids + r, logprobs + r, top_ids ? top_ids + r * K : nullptr, top_lps ? top_lps + r * K : nullptr,
-                       a.max_top};
+      const RowOut out{ids + r, logprobs + r, top_ids ? top_ids + r * K : nullptr,
+                       top_lps ? top_lps + r * K : nullptr, a.max_top};
       sample_row(params[r], logits + r * V, toks[r], bans[r], a.vocab_size, s, out);
     }
   });

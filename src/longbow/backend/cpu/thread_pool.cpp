@@ -59,8 +59,8 @@ void ThreadPool::worker_loop(int) {
   for (;;) {
     // Short spin: consecutive ops of one forward pass arrive microseconds apart.
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed) &&
-           spins < SPIN_ITERS) {
+    while (generation_.load(std::memory_order_acquire) == seen &&
+           !stop_.load(std::memory_order_relaxed) && spins < SPIN_ITERS) {
       cpu_relax();
       ++spins;
     }

@@ -18,10 +18,11 @@ class RangeFn {
  public:
   template <typename F>
   RangeFn(F& f)  // NOLINT(google-explicit-constructor)
-      : obj_(static_cast<void*>(&f)), call_([](void* o, int64_t b, int64_t e, int t) {
-          (*static_cast<F*>(o))(b, e, t);
-        }) {}
-  void operator()(int64_t begin, int64_t end, int thread_idx) const { call_(obj_, begin, end, thread_idx); }
+      : obj_(static_cast<void*>(&f)),
+        call_([](void* o, int64_t b, int64_t e, int t) { (*static_cast<F*>(o))(b, e, t); }) {}
+  void operator()(int64_t begin, int64_t end, int thread_idx) const {
+    call_(obj_, begin, end, thread_idx);
+  }
 
  private:
   void* obj_;
@@ -41,8 +42,9 @@ class ThreadPool {
   // Splits [0, n) into num_threads contiguous chunks and runs fn(begin, end, thread_idx) on each,
   // thread_idx being the chunk index (0..num_threads-1, each used exactly once, so per-thread
   // scratch indexed by it is never shared). Chunks are claimed by whichever thread is free first:
-  // the caller included, so a late or descheduled worker never stalls the op. Returns when all chunks are done; rethrows the first
-  // exception raised by fn. Nested calls (from inside fn) run serially on the caller.
+  // the caller included, so a late or descheduled worker never stalls the op. Returns when all
+  // chunks are done; rethrows the first exception raised by fn. Nested calls (from inside fn) run
+  // serially on the caller.
   template <typename F>
   void parallel_for(int64_t n, F&& fn) {
     auto& f = fn;

@@ -41,7 +41,8 @@ class GpuEncoder {
  public:
   virtual ~GpuEncoder() = default;
   virtual void set_pipeline(const GpuPipeline& pipeline) = 0;
-  // Copies `bytes` bytes of an argument struct to [[buffer(index)]] (setBytes; index 0 by convention).
+  // Copies `bytes` bytes of an argument struct to [[buffer(index)]] (setBytes; index 0 by
+  // convention).
   virtual void set_args(uint32_t index, const void* data, size_t bytes) = 0;
   // Binds `buffer` at byte `offset` to [[buffer(index)]].
   virtual void set_buffer(uint32_t index, const GpuBuffer& buffer, size_t offset) = 0;

@@ -75,10 +75,12 @@ const char* op_kernel_prefix(Op op) { return op_family_name(op); }
 
 std::string kernel_name(Op op, const std::string& variant, const std::string& type) {
   for (const KernelFamily& f : KERNEL_TABLE) {
-    if (f.op == op && variant == f.variant && family_has_type(f, type)) return make_name(op, f.variant, type);
+    if (f.op == op && variant == f.variant && family_has_type(f, type))
+      return make_name(op, f.variant, type);
   }
-  throw std::invalid_argument("[metal] kernel " + make_name(op, variant.c_str(), type) +
-                              ": expected a kernel of the kernel table (kernel_names.cpp), found none");
+  throw std::invalid_argument(
+      "[metal] kernel " + make_name(op, variant.c_str(), type) +
+      ": expected a kernel of the kernel table (kernel_names.cpp), found none");
 }
 
 std::string kernel_name(Op op, const std::string& variant, DType dtype) {

@@ -63,8 +63,9 @@ bool MetalBackend::supports(Op op, DType dtype) const { return kernel_set_suppor
 
 void MetalBackend::require_supported(Op op, DType dtype, const char* where) const {
   if (!supports(op, dtype)) {
-    throw std::invalid_argument("[" + name_ + "." + where + "] the " + name_ + " backend does not support " +
-                                op_family_name(op) + " with dtype " + dtype_name(dtype));
+    throw std::invalid_argument("[" + name_ + "." + where + "] the " + name_ +
+                                " backend does not support " + op_family_name(op) + " with dtype " +
+                                dtype_name(dtype));
   }
 }
 
@@ -76,29 +77,34 @@ void MetalBackend::synchronize() {
   retired_.clear();
 }
 
-Bound MetalBackend::bind_view(const BufView& v, size_t bytes, const char* where, const char* what) const {
+Bound MetalBackend::bind_view(const BufView& v, size_t bytes, const char* where,
+                              const char* what) const {
   const std::string at = "[" + name_ + "." + where + "] " + what + ": ";
   if (v.buffer == nullptr) throw std::invalid_argument(at + "expected a buffer, found none");
   const auto* mb = dynamic_cast<const MetalBuffer*>(v.buffer);
-  if (mb == nullptr) throw std::invalid_argument(at + "expected a buffer of the " + name_ + " backend, found another");
+  if (mb == nullptr)
+    throw std::invalid_argument(at + "expected a buffer of the " + name_ +
+                                " backend, found another");
   const size_t size = mb->bytes();
   if (v.offset > size || bytes > size - v.offset) {
     throw std::invalid_argument(at + "view needs bytes [" + std::to_string(v.offset) + ", " +
-                                std::to_string(v.offset + bytes) + ") but the buffer has " + std::to_string(size) +
-                                " bytes");
+                                std::to_string(v.offset + bytes) + ") but the buffer has " +
+                                std::to_string(size) + " bytes");
   }
   return {&mb->gpu(), v.offset};
 }
 
 void MetalBackend::encode(const std::string& kernel, const void* args, size_t args_bytes,
-                          const std::vector<Bound>& buffers, GpuSize threadgroups, GpuSize threads) {
-  if (threadgroups.x == 0 || threadgroups.y == 0 || threadgroups.z == 0) return;  // empty grid: nothing to do
+                          const std::vector<Bound>& buffers, GpuSize threadgroups,
+                          GpuSize threads) {
+  if (threadgroups.x == 0 || threadgroups.y == 0 || threadgroups.z == 0)
+    return;  // empty grid: nothing to do
   const GpuPipeline& p = device_->pipeline(kernel);
   const uint64_t tpt = static_cast<uint64_t>(threads.x) * threads.y * threads.z;
   if (tpt > p.max_threads_per_threadgroup()) {
     throw std::invalid_argument("[" + name_ + "] " + kernel + ": expected at most " +
-                                std::to_string(p.max_threads_per_threadgroup()) + " threads per threadgroup, found " +
-                                std::to_string(tpt));
+                                std::to_string(p.max_threads_per_threadgroup()) +
+                                " threads per threadgroup, found " + std::to_string(tpt));
   }
   if (!cmd_) cmd_ = device_->new_command_buffer();
   GpuEncoder& enc = cmd_->encoder();

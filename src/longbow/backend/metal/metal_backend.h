@@ -50,15 +50,15 @@ class MetalBackend final : public Backend {
   void require_supported(Op op, DType dtype, const char* where) const;
   // Encodes one dispatch of `kernel` into the step's command buffer: args at buffer(0), buffers
   // from 1, grid in threadgroups.
-  void encode(const std::string& kernel, const void* args, size_t args_bytes, const std::vector<Bound>& buffers,
-              GpuSize threadgroups, GpuSize threads);
+  void encode(const std::string& kernel, const void* args, size_t args_bytes,
+              const std::vector<Bound>& buffers, GpuSize threadgroups, GpuSize threads);
   // A backend-owned scratch buffer (slot) of at least `bytes` bytes; grows, never shrinks. A
   // replaced buffer stays alive until the command buffer that may use it has completed.
   Bound scratch(size_t slot, size_t bytes);
 
   std::string name_;
   std::unique_ptr<GpuDevice> device_;
-  std::unique_ptr<GpuCommandBuffer> cmd_;           // the step being recorded, or null
+  std::unique_ptr<GpuCommandBuffer> cmd_;            // the step being recorded, or null
   std::vector<std::unique_ptr<GpuBuffer>> scratch_;  // by slot
   std::vector<std::unique_ptr<GpuBuffer>> retired_;  // freed after the next completed commit
 };

@@ -32,8 +32,10 @@ std::string ns_error_text(NS::Error* error) {
 std::string metallib_path() {
   if (const char* env = std::getenv("LONGBOW_METALLIB"); env != nullptr && *env != '\0') return env;
   Dl_info info{};
-  if (dladdr(reinterpret_cast<const void*>(&metallib_path), &info) == 0 || info.dli_fname == nullptr) {
-    throw std::runtime_error("[metal] cannot locate the module to find longbow.metallib; set LONGBOW_METALLIB");
+  if (dladdr(reinterpret_cast<const void*>(&metallib_path), &info) == 0 ||
+      info.dli_fname == nullptr) {
+    throw std::runtime_error(
+        "[metal] cannot locate the module to find longbow.metallib; set LONGBOW_METALLIB");
   }
   std::string dir(info.dli_fname);
   const size_t slash = dir.find_last_of('/');
@@ -45,7 +47,8 @@ std::string metallib_path() {
 // memory is mapped from its page start).
 class MtlBuffer final : public GpuBuffer {
  public:
-  MtlBuffer(MTL::Buffer* buffer, size_t offset, size_t bytes) : buffer_(buffer), offset_(offset), bytes_(bytes) {}
+  MtlBuffer(MTL::Buffer* buffer, size_t offset, size_t bytes)
+      : buffer_(buffer), offset_(offset), bytes_(bytes) {}
   ~MtlBuffer() override { buffer_->release(); }
   size_t bytes() const override { return bytes_; }
   void* contents() const override { return static_cast<char*>(buffer_->contents()) + offset_; }
@@ -59,7 +62,8 @@ class MtlBuffer final : public GpuBuffer {
 
 class MtlPipeline final : public GpuPipeline {
  public:
-  MtlPipeline(std::string name, MTL::ComputePipelineState* state) : name_(std::move(name)), state_(state) {}
+  MtlPipeline(std::string name, MTL::ComputePipelineState* state)
+      : name_(std::move(name)), state_(state) {}
   ~MtlPipeline() override { state_->release(); }
   const std::string& name() const override { return name_; }
   uint32_t max_threads_per_threadgroup() const override {
@@ -78,7 +82,9 @@ class MtlEncoder final : public GpuEncoder {
   void set_pipeline(const GpuPipeline& p) override {
     enc_->setComputePipelineState(static_cast<const MtlPipeline&>(p).state());
   }
-  void set_args(uint32_t index, const void* data, size_t bytes) override { enc_->setBytes(data, bytes, index); }
+  void set_args(uint32_t index, const void* data, size_t bytes) override {
+    enc_->setBytes(data, bytes, index);
+  }
   void set_buffer(uint32_t index, const GpuBuffer& buffer, size_t offset) override {
     const auto& b = static_cast<const MtlBuffer&>(buffer);
     enc_->setBuffer(b.mtl(), b.offset() + offset, index);
@@ -87,7 +93,8 @@ class MtlEncoder final : public GpuEncoder {
     enc_->setThreadgroupMemoryLength((bytes + 15) / 16 * 16, index);  // Metal wants multiples of 16
   }
   void dispatch(GpuSize tgs, GpuSize threads) override {
-    enc_->dispatchThreadgroups(MTL::Size(tgs.x, tgs.y, tgs.z), MTL::Size(threads.x, threads.y, threads.z));
+    enc_->dispatchThreadgroups(MTL::Size(tgs.x, tgs.y, tgs.z),
+                               MTL::Size(threads.x, threads.y, threads.z));
   }
   void end() { enc_->endEncoding(); }
 
@@ -134,7 +141,8 @@ class MtlDevice final : public GpuDevice {
     queue_ = device_->newCommandQueue();
     const std::string path = metallib_path();
     NS::Error* error = nullptr;
-    NS::URL* url = NS::URL::fileURLWithPath(NS::String::string(path.c_str(), NS::UTF8StringEncoding));
+    NS::URL* url =
+        NS::URL::fileURLWithPath(NS::String::string(path.c_str(), NS::UTF8StringEncoding));
     library_ = device_->newLibrary(url, &error);
     if (library_ == nullptr) {
       throw std::runtime_error("[metal] cannot load " + path + ": " + ns_error_text(error));
@@ -150,22 +158,28 @@ class MtlDevice final : public GpuDevice {
 
   std::unique_ptr<GpuBuffer> new_buffer(size_t bytes) override {
     MTL::Buffer* b = device_->newBuffer(bytes == 0 ? 16 : bytes, MTL::ResourceStorageModeShared);
-    if (b == nullptr) throw std::runtime_error("[metal] out of memory allocating " + std::to_string(bytes) + " bytes");
+    if (b == nullptr)
+      throw std::runtime_error("[metal] out of memory allocating " + std::to_string(bytes) +
+                               " bytes");
     return std::make_unique<MtlBuffer>(b, 0, bytes);  // shared buffers start zeroed
   }
 
   std::unique_ptr<GpuBuffer> wrap_host(const void* ptr, size_t bytes) override {
-    // No copy: map the enclosing whole pages (mmap'ed weights are page-aligned only at the file start).
+    // No copy: map the enclosing whole pages (mmap'ed weights are page-aligned only at the file
+    // start).
     const uintptr_t page = static_cast<uintptr_t>(getpagesize());
     const uintptr_t begin = reinterpret_cast<uintptr_t>(ptr) & ~(page - 1);
     const uintptr_t end = (reinterpret_cast<uintptr_t>(ptr) + bytes + page - 1) & ~(page - 1);
     if (bytes > 0) {
-      MTL::Buffer* b = device_->newBuffer(reinterpret_cast<void*>(begin), end - begin, MTL::ResourceStorageModeShared,
-                                          nullptr);
-      if (b != nullptr) return std::make_unique<MtlBuffer>(b, reinterpret_cast<uintptr_t>(ptr) - begin, bytes);
+      MTL::Buffer* b = device_->newBuffer(reinterpret_cast<void*>(begin), end - begin,
+                                          MTL::ResourceStorageModeShared, nullptr);
+      if (b != nullptr)
+        return std::make_unique<MtlBuffer>(b, reinterpret_cast<uintptr_t>(ptr) - begin, bytes);
     }
-    MTL::Buffer* copy = device_->newBuffer(ptr, bytes == 0 ? 16 : bytes, MTL::ResourceStorageModeShared);
-    if (copy == nullptr) throw std::runtime_error("[metal] cannot wrap or copy " + std::to_string(bytes) + " bytes");
+    MTL::Buffer* copy =
+        device_->newBuffer(ptr, bytes == 0 ? 16 : bytes, MTL::ResourceStorageModeShared);
+    if (copy == nullptr)
+      throw std::runtime_error("[metal] cannot wrap or copy " + std::to_string(bytes) + " bytes");
     return std::make_unique<MtlBuffer>(copy, 0, bytes);
   }
 
@@ -173,7 +187,8 @@ class MtlDevice final : public GpuDevice {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pipelines_.find(kernel_name);
     if (it != pipelines_.end()) return *it->second;
-    MTL::Function* fn = library_->newFunction(NS::String::string(kernel_name.c_str(), NS::UTF8StringEncoding));
+    MTL::Function* fn =
+        library_->newFunction(NS::String::string(kernel_name.c_str(), NS::UTF8StringEncoding));
     if (fn == nullptr) {
       throw std::invalid_argument("[metal] longbow.metallib has no kernel '" + kernel_name + "'");
     }
@@ -183,7 +198,8 @@ class MtlDevice final : public GpuDevice {
     if (state == nullptr) {
       throw std::runtime_error("[metal] pipeline " + kernel_name + ": " + ns_error_text(error));
     }
-    return *pipelines_.emplace(kernel_name, std::make_unique<MtlPipeline>(kernel_name, state)).first->second;
+    return *pipelines_.emplace(kernel_name, std::make_unique<MtlPipeline>(kernel_name, state))
+                .first->second;
   }
 
   std::unique_ptr<GpuCommandBuffer> new_command_buffer() override {

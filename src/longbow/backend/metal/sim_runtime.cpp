@@ -32,7 +32,8 @@ msl_sim::ThreadOrder parse_order(const std::string& s) {
   if (s == "inorder" || s == "in_order") return msl_sim::ThreadOrder::in_order;
   if (s == "reverse") return msl_sim::ThreadOrder::reverse;
   if (s == "random") return msl_sim::ThreadOrder::random;
-  throw std::invalid_argument("[metal-sim] thread order: expected inorder, reverse or random, found '" + s + "'");
+  throw std::invalid_argument(
+      "[metal-sim] thread order: expected inorder, reverse or random, found '" + s + "'");
 }
 
 SimConfig& config() {
@@ -50,7 +51,8 @@ SimConfig& config() {
     if (const char* w = std::getenv("LONGBOW_SIM_WORKERS"); w != nullptr && *w != '\0') {
       const long n = std::strtol(w, nullptr, 10);
       if (n < 1 || n > 256) {
-        throw std::invalid_argument(std::string("[metal-sim] LONGBOW_SIM_WORKERS: expected 1..256, found '") + w + "'");
+        throw std::invalid_argument(
+            std::string("[metal-sim] LONGBOW_SIM_WORKERS: expected 1..256, found '") + w + "'");
       }
       cfg->workers = static_cast<unsigned>(n);
     }
@@ -78,7 +80,9 @@ class SimPipeline final : public GpuPipeline {
  public:
   explicit SimPipeline(const msl_sim::KernelInfo& info) : info_(info), name_(info.name) {}
   const std::string& name() const override { return name_; }
-  uint32_t max_threads_per_threadgroup() const override { return msl_sim::MAX_THREADS_PER_THREADGROUP; }
+  uint32_t max_threads_per_threadgroup() const override {
+    return msl_sim::MAX_THREADS_PER_THREADGROUP;
+  }
   const msl_sim::KernelInfo& info() const { return info_; }
 
  private:
@@ -90,17 +94,20 @@ class SimPipeline final : public GpuPipeline {
 struct Recorded {
   const msl_sim::KernelInfo* kernel = nullptr;
   msl_sim::Dim3 grid, threads;
-  std::vector<void*> buffers;                  // (num_bindings,)
-  std::vector<size_t> threadgroup_bytes;       // (num_threadgroup_args,)
+  std::vector<void*> buffers;             // (num_bindings,)
+  std::vector<size_t> threadgroup_bytes;  // (num_threadgroup_args,)
   std::vector<std::unique_ptr<std::max_align_t[]>> arg_copies;
 };
 
 class SimEncoder final : public GpuEncoder {
  public:
-  void set_pipeline(const GpuPipeline& p) override { kernel_ = &static_cast<const SimPipeline&>(p).info(); }
+  void set_pipeline(const GpuPipeline& p) override {
+    kernel_ = &static_cast<const SimPipeline&>(p).info();
+  }
   void set_args(uint32_t index, const void* data, size_t bytes) override {
     check_index(index);
-    auto copy = std::make_unique<std::max_align_t[]>((bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t) + 1);
+    auto copy = std::make_unique<std::max_align_t[]>(
+        (bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t) + 1);
     std::memcpy(copy.get(), data, bytes);
     bind(index, copy.get());
     pending_copies_.push_back(std::move(copy));
@@ -109,7 +116,8 @@ class SimEncoder final : public GpuEncoder {
     check_index(index);
     if (offset > buffer.bytes()) {
       throw std::invalid_argument("[metal-sim] set_buffer(" + std::to_string(index) + "): offset " +
-                                  std::to_string(offset) + " exceeds the buffer size " + std::to_string(buffer.bytes()));
+                                  std::to_string(offset) + " exceeds the buffer size " +
+                                  std::to_string(buffer.bytes()));
     }
     bind(index, static_cast<char*>(buffer.contents()) + offset);
   }
@@ -118,7 +126,8 @@ class SimEncoder final : public GpuEncoder {
     tg_bytes_[index] = bytes;
   }
   void dispatch(GpuSize tgs, GpuSize threads) override {
-    if (kernel_ == nullptr) throw std::invalid_argument("[metal-sim] dispatch: expected a pipeline, found none set");
+    if (kernel_ == nullptr)
+      throw std::invalid_argument("[metal-sim] dispatch: expected a pipeline, found none set");
     Recorded r;
     r.kernel = kernel_;
     r.grid = {tgs.x, tgs.y, tgs.z};
@@ -135,8 +144,9 @@ class SimEncoder final : public GpuEncoder {
  private:
   static void check_index(uint32_t index) {
     if (index >= MAX_BINDINGS) {
-      throw std::invalid_argument("[metal-sim] buffer index: expected < " + std::to_string(MAX_BINDINGS) +
-                                  ", found " + std::to_string(index));
+      throw std::invalid_argument("[metal-sim] buffer index: expected < " +
+                                  std::to_string(MAX_BINDINGS) + ", found " +
+                                  std::to_string(index));
     }
   }
   void bind(uint32_t index, void* p) {
@@ -154,7 +164,8 @@ class SimCommandBuffer final : public GpuCommandBuffer {
  public:
   GpuEncoder& encoder() override { return encoder_; }
   void commit() override {
-    if (committed_) throw std::runtime_error("[metal-sim] commit: the command buffer was already committed");
+    if (committed_)
+      throw std::runtime_error("[metal-sim] commit: the command buffer was already committed");
     committed_ = true;
     msl_sim::SimOptions opts;
     {
@@ -169,7 +180,8 @@ class SimCommandBuffer final : public GpuCommandBuffer {
     }
   }
   void wait() override {
-    if (!committed_) throw std::runtime_error("[metal-sim] wait: expected a committed command buffer, found none");
+    if (!committed_)
+      throw std::runtime_error("[metal-sim] wait: expected a committed command buffer, found none");
   }
 
  private:
@@ -186,7 +198,8 @@ class SimDevice final : public GpuDevice {
     try {
       p = ::operator new(rounded, std::align_val_t(ALIGNMENT));
     } catch (const std::bad_alloc&) {
-      throw std::runtime_error("[metal-sim] out of memory allocating " + std::to_string(bytes) + " bytes");
+      throw std::runtime_error("[metal-sim] out of memory allocating " + std::to_string(bytes) +
+                               " bytes");
     }
     std::memset(p, 0, rounded);
     return std::make_unique<SimBuffer>(p, bytes, true);
@@ -198,11 +211,16 @@ class SimDevice final : public GpuDevice {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pipelines_.find(kernel_name);
     if (it == pipelines_.end()) {
-      it = pipelines_.emplace(kernel_name, std::make_unique<SimPipeline>(msl_sim::find_kernel(kernel_name))).first;
+      it = pipelines_
+               .emplace(kernel_name,
+                        std::make_unique<SimPipeline>(msl_sim::find_kernel(kernel_name)))
+               .first;
     }
     return *it->second;
   }
-  std::unique_ptr<GpuCommandBuffer> new_command_buffer() override { return std::make_unique<SimCommandBuffer>(); }
+  std::unique_ptr<GpuCommandBuffer> new_command_buffer() override {
+    return std::make_unique<SimCommandBuffer>();
+  }
 
  private:
   std::mutex mu_;

@@ -43,9 +43,12 @@ P builtin(const std::uint32_t* v) {
     return T(v[0]);
   } else {
     using S = typename T::value_type;
-    if constexpr (T::size == 2) return T(S(v[0]), S(v[1]));
-    else if constexpr (T::size == 3) return T(S(v[0]), S(v[1]), S(v[2]));
-    else static_assert(T::size == 2, "[msl_sim] unsupported built-in parameter type");
+    if constexpr (T::size == 2)
+      return T(S(v[0]), S(v[1]));
+    else if constexpr (T::size == 3)
+      return T(S(v[0]), S(v[1]), S(v[2]));
+    else
+      static_assert(T::size == 2, "[msl_sim] unsupported built-in parameter type");
   }
 }
 template <class P>

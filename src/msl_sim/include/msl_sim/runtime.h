@@ -19,7 +19,7 @@ struct ThreadCtx {
   std::uint32_t thread_index_in_simdgroup;
   std::uint32_t simdgroup_index_in_threadgroup;
   std::uint32_t simdgroups_per_threadgroup;
-  void* const* buffers;     // (num_buffers,)
+  void* const* buffers;           // (num_buffers,)
   void* const* threadgroup_args;  // (num_threadgroup_args,)
 };
 

@@ -18,29 +18,35 @@ const char* WHERE = "cpu.attention";
 void validate_batch(AttnBatch& b) {
   const int32_t* qs = b.query_start;
   require(qs[0] == 0 && qs[b.num_seqs] == b.num_tokens, WHERE, [&] {
-    return "query_start: expected to run from 0 to num_tokens=" + std::to_string(b.num_tokens) + ", found " +
-           std::to_string(qs[0]) + " .. " + std::to_string(qs[b.num_seqs]);
+    return "query_start: expected to run from 0 to num_tokens=" + std::to_string(b.num_tokens) +
+           ", found " + std::to_string(qs[0]) + " .. " + std::to_string(qs[b.num_seqs]);
   });
   for (int s = 0; s < b.num_seqs; ++s) {
-    require(qs[s + 1] >= qs[s], WHERE,
-            [&] { return "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s); });
+    require(qs[s + 1] >= qs[s], WHERE, [&] {
+      return "query_start: expected non-decreasing, found a decrease at sequence " +
+             std::to_string(s);
+    });
     const int len = b.seq_lens[s];
     require(len >= 0 && len <= b.max_blocks_per_seq * b.block_size, WHERE, [&] {
-      return "seq_lens[" + std::to_string(s) + "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
+      return "seq_lens[" + std::to_string(s) +
+             "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
              std::to_string(b.max_blocks_per_seq * b.block_size) + ", found " + std::to_string(len);
     });
     for (int j = 0; j < (len + b.block_size - 1) / b.block_size; ++j) {
       const int blk = b.block_tables[static_cast<size_t>(s) * b.max_blocks_per_seq + j];
       require(blk >= 0 && blk < b.num_blocks, WHERE, [&] {
-        return "block_tables[" + std::to_string(s) + ", " + std::to_string(j) + "]: expected a block id in [0, " +
-               std::to_string(b.num_blocks) + "), found " + std::to_string(blk);
+        return "block_tables[" + std::to_string(s) + ", " + std::to_string(j) +
+               "]: expected a block id in [0, " + std::to_string(b.num_blocks) + "), found " +
+               std::to_string(blk);
       });
     }
     for (int t = qs[s]; t < qs[s + 1]; ++t) {
       const int p = b.positions[t];
-      require(p >= 0 && p < len, WHERE,
-              [&] { return "positions[" + std::to_string(t) + "]: expected 0 <= pos < seq_len=" + std::to_string(len) +
-                  ", found " + std::to_string(p); });
+      require(p >= 0 && p < len, WHERE, [&] {
+        return "positions[" + std::to_string(t) +
+               "]: expected 0 <= pos < seq_len=" + std::to_string(len) + ", found " +
+               std::to_string(p);
+      });
     }
     b.max_ctx = std::max(b.max_ctx, len);
   }
@@ -49,11 +55,12 @@ void validate_batch(AttnBatch& b) {
 // ---- portable scalar kernels ----
 
 inline float load_elem(const void* base, size_t i, bool f16) {
-  return f16 ? f16_to_f32(static_cast<const uint16_t*>(base)[i]) : static_cast<const float*>(base)[i];
+  return f16 ? f16_to_f32(static_cast<const uint16_t*>(base)[i])
+             : static_cast<const float*>(base)[i];
 }
 
-void scalar_scores(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk, bool f16,
-                   float* s, int s_stride) {
+void scalar_scores(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk,
+                   bool f16, float* s, int s_stride) {
   for (int j = 0; j < nk; ++j) {
     for (int r = 0; r < rows; ++r) {
       const float* qr = q + static_cast<size_t>(r) * head_dim;
@@ -64,8 +71,8 @@ void scalar_scores(const float* q, int rows, int head_dim, const void* k, size_t
   }
 }
 
-void scalar_values(const float* p, int p_stride, int rows, int head_dim, const void* v, size_t v_stride, int nk,
-                   bool f16, float* acc) {
+void scalar_values(const float* p, int p_stride, int rows, int head_dim, const void* v,
+                   size_t v_stride, int nk, bool f16, float* acc) {
   for (int j = 0; j < nk; ++j) {
     for (int r = 0; r < rows; ++r) {
       const float w = p[static_cast<size_t>(r) * p_stride + j];
@@ -92,7 +99,7 @@ float scalar_row_max(const float* x, int n) {
 }
 
 const AttnKernels SCALAR = {"scalar", scalar_scores, scalar_values, scalar_exp_sum, scalar_row_max,
-                             nullptr,       nullptr,       nullptr,        nullptr};
+                            nullptr,  nullptr,       nullptr,       nullptr};
 
 const AttnKernels& choose() {
   const CpuIsa& isa = cpu_isa();
@@ -103,28 +110,33 @@ const AttnKernels& choose() {
 }  // namespace
 
 AttnBatch parse_attention(const AttentionArgs& a) {
-  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
-              a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
+  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 &&
+              a.num_kv_heads > 0 && a.num_heads >= 0 && a.num_blocks >= 0 &&
+              a.max_blocks_per_seq >= 0,
           WHERE, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
-  require(a.num_heads % a.num_kv_heads == 0, WHERE,
-          [&] { return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
-              std::to_string(a.num_kv_heads); });
+  require(a.num_heads % a.num_kv_heads == 0, WHERE, [&] {
+    return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) +
+           " and " + std::to_string(a.num_kv_heads);
+  });
   AttnBatch b;
   b.f16 = a.cache_dtype == DType::F16;
   const size_t T = a.num_tokens, H = a.num_heads, D = a.head_dim;
-  const size_t cache_bytes = static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * D * b.esize();
+  const size_t cache_bytes =
+      static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * D * b.esize();
   b.out = view_as<float>(a.out, T * H * D, WHERE, "out");
   b.q = view_as<const float>(a.q, T * H * D, WHERE, "q");
   b.k_cache = static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_bytes, WHERE, "k_cache"));
   b.v_cache = static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_bytes, WHERE, "v_cache"));
-  b.block_tables = view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
-                                          WHERE, "block_tables");
+  b.block_tables =
+      view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
+                             WHERE, "block_tables");
   b.query_start = view_as<const int32_t>(a.query_start, a.num_seqs + 1, WHERE, "query_start");
   b.seq_lens = view_as<const int32_t>(a.seq_lens, a.num_seqs, WHERE, "seq_lens");
   b.positions = view_as<const int32_t>(a.positions, T, WHERE, "positions");
   b.num_tokens = a.num_tokens, b.num_seqs = a.num_seqs, b.num_heads = a.num_heads;
   b.num_kv_heads = a.num_kv_heads, b.head_dim = a.head_dim, b.group = a.num_heads / a.num_kv_heads;
-  b.block_size = a.block_size, b.max_blocks_per_seq = a.max_blocks_per_seq, b.num_blocks = a.num_blocks;
+  b.block_size = a.block_size, b.max_blocks_per_seq = a.max_blocks_per_seq,
+  b.num_blocks = a.num_blocks;
   b.scale = a.scale;
   check_attention_options(a, WHERE);
   b.window = a.sliding_window, b.softcap = a.logit_softcap;

@@ -2,7 +2,8 @@
 // view, the work-item list, the SIMD tile kernels and the online-softmax tile loop.
 //
 // Algorithm map (CPU -> future Metal threadgroup kernel), one work item = one threadgroup:
-//   item  = (sequence, query tokens [t0, t1), kv heads [kvh, kvh + num_kvh), key range [k_begin, k_end))
+//   item  = (sequence, query tokens [t0, t1), kv heads [kvh, kvh + num_kvh), key range [k_begin,
+//   k_end))
 //           prefill: one kv head; decode: all kv heads, so each paged slot (all heads of one
 //           token, contiguous) is read once by one item
 //   rows  = (t1 - t0) query tokens x group query heads sharing the kv head   (simdgroups x rows)
@@ -13,8 +14,8 @@
 //           -> P = exp(S - m') -> O = O·exp(m - m') + P·V, l = l·exp(m - m') + rowsum P
 //           (FlashAttention-2)
 //   window: decode items start at the token's first window key; prefill items start at the tile
-//           (ATTN_TILE_KEYS-aligned) holding their rows' first window key, so keys wholly before the
-//           window are never read. The window and soft-cap code is compiled into separate
+//           (ATTN_TILE_KEYS-aligned) holding their rows' first window key, so keys wholly before
+//           the window are never read. The window and soft-cap code is compiled into separate
 //           template instantiations; with both off the original loops run unchanged.
 //   end   : out = O / l, or, when the keys were split (flash-decoding), write (m, l, O) as a
 //           partial and merge the splits in a second pass.
@@ -88,8 +89,9 @@ struct AttnItem {
   // >= 0: write (m, l, O) of kv head kvh + h to partial slot partial + h * partial_stride instead
   // of out (a token's slots are (num_kvh, num_splits), so each head's splits are contiguous).
   int32_t partial, partial_stride;
-  int32_t decode_stage;    // 0: flash prefill tile; 1: fused decode stage 1; 2: fused decode stage 2 (online loop)
-  int32_t merge;           // >= 0: index of the split merge (one per token) this partial belongs to
+  int32_t decode_stage;  // 0: flash prefill tile; 1: fused decode stage 1; 2: fused decode stage 2
+                         // (online loop)
+  int32_t merge;         // >= 0: index of the split merge (one per token) this partial belongs to
 };
 
 // The item's kv head h alone (h < num_kvh), for the single-head runners.
@@ -101,18 +103,22 @@ inline AttnItem attn_item_head(const AttnItem& it, int h) {
   return one;
 }
 
-// Number of flash-decoding key splits of a decode token that sees `keys` keys (see ATTN_SPLIT_KEYS).
+// Number of flash-decoding key splits of a decode token that sees `keys` keys (see
+// ATTN_SPLIT_KEYS).
 inline int attn_decode_splits(int keys) {
   if (keys < ATTN_SPLIT_MIN_KEYS) return 1;
   return std::max(2, (keys + ATTN_SPLIT_KEYS - 1) / ATTN_SPLIT_KEYS);
 }
 
 // Keys per online-softmax tile for a block size: whole blocks, about ATTN_TILE_KEYS keys.
-inline int attn_tile_keys(int block_size) { return block_size * (ATTN_TILE_KEYS / block_size > 1 ? ATTN_TILE_KEYS / block_size : 1); }
+inline int attn_tile_keys(int block_size) {
+  return block_size * (ATTN_TILE_KEYS / block_size > 1 ? ATTN_TILE_KEYS / block_size : 1);
+}
 
 // Keys per SIMD decode tile for a block size: whole blocks, about ATTN_DECODE_TILE_KEYS keys.
 inline int attn_decode_tile_keys(int block_size) {
-  return block_size * (ATTN_DECODE_TILE_KEYS / block_size > 1 ? ATTN_DECODE_TILE_KEYS / block_size : 1);
+  return block_size *
+         (ATTN_DECODE_TILE_KEYS / block_size > 1 ? ATTN_DECODE_TILE_KEYS / block_size : 1);
 }
 
 // Prefetches share `part` of `parts` of the cache lines holding keys [j0, j1) of one sequence
@@ -122,13 +128,14 @@ inline int attn_decode_tile_keys(int block_size) {
 // prefetching every second line or only a run's first lines is 2x slower from DRAM).
 // LOCALITY: 3 into L1, 2 into L2.
 template <int LOCALITY>
-inline void attn_prefetch_keys(const uint8_t* cache, const int32_t* table, int block_size, size_t slot_bytes, int j0,
-                               int j1, int part, int parts) {
+inline void attn_prefetch_keys(const uint8_t* cache, const int32_t* table, int block_size,
+                               size_t slot_bytes, int j0, int j1, int part, int parts) {
   for (int j = j0; j < j1;) {
     const int blk = j / block_size, je = std::min(j1, (blk + 1) * block_size);
     const auto begin = reinterpret_cast<uintptr_t>(
         cache + (static_cast<size_t>(table[blk]) * block_size + j % block_size) * slot_bytes);
-    const uintptr_t first = begin & ~uintptr_t{63}, end = begin + static_cast<size_t>(je - j) * slot_bytes;
+    const uintptr_t first = begin & ~uintptr_t{63},
+                    end = begin + static_cast<size_t>(je - j) * slot_bytes;
     const size_t lines = (end - first + 63) / 64;
     const char* base = reinterpret_cast<const char*>(first);
     for (size_t i = lines * part / parts; i < lines * (part + 1) / parts; ++i) {
@@ -146,11 +153,11 @@ inline void attn_prefetch_keys(const uint8_t* cache, const int32_t* table, int b
 struct AttnKernels {
   const char* name;
   // s[r, j] = q[r, :] · k_j for r < rows, j < nk; k_j at k + j * k_stride elements (f16 or f32).
-  void (*scores)(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk, bool f16,
-                 float* s, int s_stride);
+  void (*scores)(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk,
+                 bool f16, float* s, int s_stride);
   // acc[r, :] += sum_j p[r, j] * v_j for r < rows, j < nk.
-  void (*values)(const float* p, int p_stride, int rows, int head_dim, const void* v, size_t v_stride, int nk,
-                 bool f16, float* acc);
+  void (*values)(const float* p, int p_stride, int rows, int head_dim, const void* v,
+                 size_t v_stride, int nk, bool f16, float* acc);
   // x[i] = exp(x[i] - m) for i < n; returns the sum (exp(-inf) = 0).
   float (*exp_sum)(float* x, int n, float m);
   // max_i x[i] over n > 0 elements.
@@ -166,7 +173,8 @@ struct AttnKernels {
   // writing out or its partials; returns false, doing nothing, when it does not handle the batch's
   // head_dim (the generic tile loop runs per kv head instead). i32 scratch: 2 x
   // attn_decode_tile_keys. nullptr: none.
-  bool (*decode_item)(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+  bool (*decode_item)(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                      float* partials);
   // f32 scratch decode_item needs.
   size_t (*decode_scratch)(const AttnBatch& b);
 };
@@ -176,9 +184,11 @@ const AttnKernels& attn_scalar_kernels();
 // files compile to the code they had before these existed (GCC's inlining budget is per file).
 // Prefill: b.window > 0 or b.softcap > 0. Decode: b.softcap > 0, head_dim a multiple of the lanes.
 void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
-void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                              float* partials);
 void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
-void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                                float* partials);
 const AttnKernels* attn_avx2_kernels();    // nullptr when not compiled in
 const AttnKernels* attn_avx512_kernels();  // nullptr when not compiled in
 const AttnKernels& attn_kernels();
@@ -192,19 +202,22 @@ inline void attn_softcap(float* s, int n, float cap) {
 // (stage 1) `stage1_keys` keys; i32 scratch is 2 * `rows`.
 size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys);
 
-// Work item runners with per-thread scratch `f32` / `i32`; partials is (num_partials, group, head_dim + 2)
-// and holds (O (head_dim,), m, l) per query head of the kv group.
-// FlashAttention-2 online tile loop: flash prefill and fused decode stage 2 (attention_flash_prefill.cpp).
-void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+// Work item runners with per-thread scratch `f32` / `i32`; partials is (num_partials, group,
+// head_dim + 2) and holds (O (head_dim,), m, l) per query head of the kv group. FlashAttention-2
+// online tile loop: flash prefill and fused decode stage 2 (attention_flash_prefill.cpp).
+void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                     float* partials);
 // run_online_item for calls with a sliding window and / or soft-capping (items that need neither
 // go to run_online_item); attention_flash_prefill_ext.cpp, a file of its own for the reason given
 // above the SIMD ones.
-void run_online_item_ext(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials);
+void run_online_item_ext(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                         float* partials);
 // Fused decode stage 1: scores + online max/sum in one pass over K, then one pass over V.
 void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* partials);
 
 // Merges the key splits of token t, kv head kvh: partial slots [p0, p0 + num_splits).
-void merge_attention_splits(const AttnBatch& b, int t, int kvh, int p0, int num_splits, const float* partials);
+void merge_attention_splits(const AttnBatch& b, int t, int kvh, int p0, int num_splits,
+                            const float* partials);
 
 // Seconds per phase of the split baseline, summed over threads, and the wall time of the call.
 struct AttentionPhaseTimes {

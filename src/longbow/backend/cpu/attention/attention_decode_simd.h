@@ -1,8 +1,9 @@
 // Fused decode attention item (one query token, kv heads [kvh, kvh + num_kvh) with the G query
-// heads sharing each, keys [k_begin, k_end) of the paged cache): FlashAttention-2's online softmax per key tile with the
-// flash-decoding (Dao et al. 2023) partial output when the keys were split. Written once over a
-// SIMD vector type V (AVX2: 8 lanes, AVX-512: 16 lanes) and included by the kernel files under
-// their own target flags; the contents sit in an anonymous namespace so each file gets its own copy.
+// heads sharing each, keys [k_begin, k_end) of the paged cache): FlashAttention-2's online softmax
+// per key tile with the flash-decoding (Dao et al. 2023) partial output when the keys were split.
+// Written once over a SIMD vector type V (AVX2: 8 lanes, AVX-512: 16 lanes) and included by the
+// kernel files under their own target flags; the contents sit in an anonymous namespace so each
+// file gets its own copy.
 //
 // Per key tile (whole paged blocks, about ATTN_DECODE_TILE_KEYS keys) and per kv head (the heads of
 // a slot are contiguous, so one item streams each block's K and V once), rows processed in blocks
@@ -15,7 +16,8 @@
 //   softmax: rows interleaved, one horizontal max and sum per row and tile.
 //     Scores in log2 units (Q pre-scaled by scale * log2 e); m' = max(m, max_j S),
 //     alpha = 2^(m - m'), P = 2^(S - m'), l = l * alpha + sum_j P.
-//   values: lanes = head dims; O = O * alpha + sum_j P[j] V_j with O held in registers over the tile.
+//   values: lanes = head dims; O = O * alpha + sum_j P[j] V_j with O held in registers over the
+//   tile.
 // The arithmetic order depends only on the item (token, kv heads, key range), never on the rest
 // of the batch, so a decode row is bitwise the same alone or batched.
 #pragma once
@@ -42,11 +44,14 @@ constexpr int DECODE_ROW_BLOCK = 4;  // query rows sharing each K/V load
 #define DECODE_INLINE inline __attribute__((always_inline))
 
 // Keys per tile rounded up to whole vectors (the score rows are padded to this).
-inline int decode_tile_pad(int tile_keys, int lanes) { return (tile_keys + lanes - 1) / lanes * lanes; }
+inline int decode_tile_pad(int tile_keys, int lanes) {
+  return (tile_keys + lanes - 1) / lanes * lanes;
+}
 
 // f32 scratch of decode_item_t for up to num_kv_heads kv heads of `group` query heads each:
 // q, o (R, D), s (G, TKp), m, l, alpha (R,) with R = num_kv_heads * group.
-inline size_t decode_item_scratch(int num_kv_heads, int group, int head_dim, int tile_keys, int lanes) {
+inline size_t decode_item_scratch(int num_kv_heads, int group, int head_dim, int tile_keys,
+                                  int lanes) {
   const size_t G = group, R = static_cast<size_t>(num_kv_heads) * group, D = head_dim;
   const size_t TKp = decode_tile_pad(tile_keys, lanes);
   return 2 * R * D + G * TKp + 3 * R;
@@ -67,7 +72,8 @@ inline typename V::reg load_cache(const cache_elem_t<F16>* p) {
 // Dot products of RB pre-scaled q rows (stride D) with one key row: acc[r] lanes sum to q_r · k.
 // ND > 0: D == ND * W known at compile time (unrolled); 0: any multiple of W.
 template <class V, bool F16, int RB, int ND>
-DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k, typename V::reg* acc) {
+DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k,
+                            typename V::reg* acc) {
   using R = typename V::reg;
   constexpr int W = V::W;
   const R k0 = load_cache<V, F16>(k);
@@ -75,12 +81,14 @@ DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k, t
   if constexpr (ND > 0) {
     for (int c = 1; c < ND; ++c) {
       const R kd = load_cache<V, F16>(k + c * W);
-      for (int r = 0; r < RB; ++r) acc[r] = V::fmadd(V::load(q + static_cast<size_t>(r) * D + c * W), kd, acc[r]);
+      for (int r = 0; r < RB; ++r)
+        acc[r] = V::fmadd(V::load(q + static_cast<size_t>(r) * D + c * W), kd, acc[r]);
     }
   } else {
     for (int d = W; d < D; d += W) {
       const R kd = load_cache<V, F16>(k + d);
-      for (int r = 0; r < RB; ++r) acc[r] = V::fmadd(V::load(q + static_cast<size_t>(r) * D + d), kd, acc[r]);
+      for (int r = 0; r < RB; ++r)
+        acc[r] = V::fmadd(V::load(q + static_cast<size_t>(r) * D + d), kd, acc[r]);
     }
   }
 }
@@ -89,8 +97,9 @@ DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k, t
 // V::fold_keys (a transpose-and-add tree kept in registers: one pending vector per row and level).
 // After log2 W levels lane i of out[r] is q_r · K_{j+i}. Keys j >= n give 0.
 template <class V, bool F16, int RB, int ND, int L>
-DECODE_INLINE void score_tree(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots,
-                              size_t slot_elems, int j, int n, typename V::reg* out) {
+DECODE_INLINE void score_tree(const float* q, int D, const cache_elem_t<F16>* kc,
+                              const int32_t* slots, size_t slot_elems, int j, int n,
+                              typename V::reg* out) {
   if (j >= n) {
     for (int r = 0; r < RB; ++r) out[r] = V::zero();
   } else if constexpr (L == 0) {
@@ -106,8 +115,8 @@ DECODE_INLINE void score_tree(const float* q, int D, const cache_elem_t<F16>* kc
 // s[r, 0 .. nk rounded up to W) = q[r, :] · K_j for RB rows (q rows pre-scaled, stride D); lanes
 // past nk get -inf. K_j = kc + slots[j] * slot_elems.
 template <class V, bool F16, int RB, int ND>
-void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots, size_t slot_elems,
-                   int nk, float* s, int s_stride) {
+void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots,
+                   size_t slot_elems, int nk, float* s, int s_stride) {
   using R = typename V::reg;
   constexpr int W = V::W;
   constexpr int LEVELS = W == 16 ? 4 : 3;  // log2 W
@@ -118,21 +127,24 @@ void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int
     for (int r = 0; r < RB; ++r) V::store(s + static_cast<size_t>(r) * s_stride + j0, acc[r]);
   }
   const int nkp = (nk + W - 1) / W * W;
-  for (int r = 0; r < RB; ++r) std::fill(s + static_cast<size_t>(r) * s_stride + nk, s + static_cast<size_t>(r) * s_stride + nkp, -INFINITY);
+  for (int r = 0; r < RB; ++r)
+    std::fill(s + static_cast<size_t>(r) * s_stride + nk,
+              s + static_cast<size_t>(r) * s_stride + nkp, -INFINITY);
 }
 
 // o[r, :] = o[r, :] * alpha[r] + sum_{j < nk} p[r, j] V_j for RB rows; DB vectors of head dims
 // per register block (D % (DB * W) == 0).
 template <class V, bool F16, int RB, int DB>
-void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>* vc, const int32_t* slots,
-                   size_t slot_elems, int nk, const float* alpha, float* o) {
+void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>* vc,
+                   const int32_t* slots, size_t slot_elems, int nk, const float* alpha, float* o) {
   using R = typename V::reg;
   constexpr int W = V::W;
   for (int d0 = 0; d0 < D; d0 += DB * W) {
     R acc[RB][DB];
     for (int r = 0; r < RB; ++r) {
       const R a = V::set1(alpha[r]);
-      for (int c = 0; c < DB; ++c) acc[r][c] = V::mul(V::load(o + static_cast<size_t>(r) * D + d0 + c * W), a);
+      for (int c = 0; c < DB; ++c)
+        acc[r][c] = V::mul(V::load(o + static_cast<size_t>(r) * D + d0 + c * W), a);
     }
     for (int j = 0; j < nk; ++j) {
       const cache_elem_t<F16>* v = vc + static_cast<size_t>(slots[j]) * slot_elems + d0;
@@ -152,13 +164,15 @@ void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>*
 // s[r, 0 .. nkp) (-inf past the tile's keys), state m, l; writes P over s and alpha[r] =
 // 2^(m_old - m_new) (exactly 1 when the row max did not move).
 template <class V, int RB>
-DECODE_INLINE void decode_softmax_rows(float* s, int s_stride, int nkp, float* m, float* l, float* alpha) {
+DECODE_INLINE void decode_softmax_rows(float* s, int s_stride, int nkp, float* m, float* l,
+                                       float* alpha) {
   using R = typename V::reg;
   constexpr int W = V::W;
   R mx[RB], sum[RB], mv[RB];
   for (int r = 0; r < RB; ++r) mx[r] = V::load(s + static_cast<size_t>(r) * s_stride);
   for (int j = W; j < nkp; j += W)
-    for (int r = 0; r < RB; ++r) mx[r] = V::max(mx[r], V::load(s + static_cast<size_t>(r) * s_stride + j));
+    for (int r = 0; r < RB; ++r)
+      mx[r] = V::max(mx[r], V::load(s + static_cast<size_t>(r) * s_stride + j));
   float m_new[RB];
   for (int r = 0; r < RB; ++r) {
     m_new[r] = std::max(m[r], V::hmax(mx[r]));
@@ -175,7 +189,8 @@ DECODE_INLINE void decode_softmax_rows(float* s, int s_stride, int nkp, float* m
     }
   }
   for (int r = 0; r < RB; ++r) {
-    alpha[r] = m_new[r] == m[r] ? 1.0f : std::exp2(m[r] - (m_new[r] == -INFINITY ? 0.0f : m_new[r]));
+    alpha[r] =
+        m_new[r] == m[r] ? 1.0f : std::exp2(m[r] - (m_new[r] == -INFINITY ? 0.0f : m_new[r]));
     l[r] = l[r] * alpha[r] + V::hsum(sum[r]);
     m[r] = m_new[r];
   }
@@ -196,9 +211,10 @@ DECODE_INLINE void decode_softcap_rows(float* s, int s_stride, int nk, int nkp, 
 
 // One key tile for RB rows: scores (soft-capped when SOFTCAP), online softmax, P·V.
 template <class V, bool F16, int RB, bool SOFTCAP = false>
-void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, const cache_elem_t<F16>* kc,
-                      const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk, float* m,
-                      float* l, float* alpha, float cap = 0.0f) {
+void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D,
+                      const cache_elem_t<F16>* kc, const cache_elem_t<F16>* vc,
+                      const int32_t* slots, size_t slot_elems, int nk, float* m, float* l,
+                      float* alpha, float cap = 0.0f) {
   constexpr int W = V::W;
   const int nkp = (nk + W - 1) / W * W;
   switch (D / W == 4 && D % W == 0 ? 4 : D / W == 8 && D % W == 0 ? 8 : 0) {
@@ -223,25 +239,50 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, c
 // SOFTCAP: scores capped at `cap` (natural units); the plain instantiation takes no cap (its code
 // is the same as before soft-capping existed).
 template <class V, bool F16, bool SOFTCAP = false>
-void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D, const cache_elem_t<F16>* kc,
-                      const cache_elem_t<F16>* vc, const int32_t* slots, size_t slot_elems, int nk, float* m,
-                      float* l, float* alpha, float cap = 0.0f) {
+void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D,
+                      const cache_elem_t<F16>* kc, const cache_elem_t<F16>* vc,
+                      const int32_t* slots, size_t slot_elems, int nk, float* m, float* l,
+                      float* alpha, float cap = 0.0f) {
   for (int r0 = 0; r0 < G; r0 += DECODE_ROW_BLOCK) {
     const size_t qo = static_cast<size_t>(r0) * D;
     float* sr = s + static_cast<size_t>(r0) * TKp;
     if constexpr (SOFTCAP) {
       switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-        case 1: decode_tile_rows<V, F16, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
-        case 2: decode_tile_rows<V, F16, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
-        case 3: decode_tile_rows<V, F16, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
-        default: decode_tile_rows<V, F16, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0, cap); break;
+        case 1:
+          decode_tile_rows<V, F16, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
+                                            nk, m + r0, l + r0, alpha + r0, cap);
+          break;
+        case 2:
+          decode_tile_rows<V, F16, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
+                                            nk, m + r0, l + r0, alpha + r0, cap);
+          break;
+        case 3:
+          decode_tile_rows<V, F16, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
+                                            nk, m + r0, l + r0, alpha + r0, cap);
+          break;
+        default:
+          decode_tile_rows<V, F16, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
+                                            nk, m + r0, l + r0, alpha + r0, cap);
+          break;
       }
     } else {
       switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-        case 1: decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
-        case 2: decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
-        case 3: decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
-        default: decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk, m + r0, l + r0, alpha + r0); break;
+        case 1:
+          decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
+                                      m + r0, l + r0, alpha + r0);
+          break;
+        case 2:
+          decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
+                                      m + r0, l + r0, alpha + r0);
+          break;
+        case 3:
+          decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
+                                      m + r0, l + r0, alpha + r0);
+          break;
+        default:
+          decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
+                                      m + r0, l + r0, alpha + r0);
+          break;
       }
     }
   }
@@ -249,19 +290,21 @@ void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D,
 
 // Writes the item's R = num_kvh * G rows: out = O / l, or the flash-decoding partials (O, m, l)
 // with m in natural-log units (head h of the item at slot it.partial + h * it.partial_stride).
-inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const float* o, const float* m,
-                              const float* l, float* partials) {
+inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const float* o,
+                              const float* m, const float* l, float* partials) {
   const int G = b.group, D = b.head_dim, H = b.num_heads;
   for (int r = 0; r < it.num_kvh * G; ++r) {
     const float* orow = o + static_cast<size_t>(r) * D;  // (D,)
     if (it.partial >= 0) {
-      const size_t slot = static_cast<size_t>(it.partial) + static_cast<size_t>(r / G) * it.partial_stride;
+      const size_t slot =
+          static_cast<size_t>(it.partial) + static_cast<size_t>(r / G) * it.partial_stride;
       float* dst = partials + (slot * G + r % G) * (D + 2);  // (D + 2,)
       std::copy(orow, orow + D, dst);
       dst[D] = m[r] == -INFINITY ? -INFINITY : m[r] * DECODE_LN2;
       dst[D + 1] = l[r];
     } else {
-      float* dst = b.out + (static_cast<size_t>(it.t0) * H + static_cast<size_t>(it.kvh) * G + r) * D;  // (D,)
+      float* dst = b.out + (static_cast<size_t>(it.t0) * H + static_cast<size_t>(it.kvh) * G + r) *
+                               D;  // (D,)
       const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
       for (int d = 0; d < D; ++d) dst[d] = orow[d] * inv;
     }
@@ -269,32 +312,37 @@ inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const floa
 }
 
 // One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0). Needs
-// head_dim % V::W == 0; i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials, G, D + 2).
+// head_dim % V::W == 0; i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials,
+// G, D + 2).
 template <class V, bool F16, bool SOFTCAP>
-void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                   float* partials) {
   constexpr int W = V::W;
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int R = it.num_kvh * G;  // query rows: the item's kv heads x their group
   const int TK = attn_decode_tile_keys(bs), TKp = decode_tile_pad(TK, W);
   const int t = it.t0;
   const int ke = std::min(it.k_end, b.positions[t] + 1);
-  float* q = f32;                                   // (R, D) queries * scale * log2 e
-  float* o = q + static_cast<size_t>(R) * D;        // (R, D) unnormalized output
-  float* s = o + static_cast<size_t>(R) * D;        // (G, TKp) one head's scores, then probabilities
-  float* m = s + static_cast<size_t>(G) * TKp;      // (R,) running max (log2 units)
-  float* l = m + R;                                 // (R,) running sum
-  float* alpha = l + R;                             // (R,) per-tile rescale
-  int32_t* slots = i32;                             // (TK,) cache slots of this tile's keys
+  float* q = f32;                               // (R, D) queries * scale * log2 e
+  float* o = q + static_cast<size_t>(R) * D;    // (R, D) unnormalized output
+  float* s = o + static_cast<size_t>(R) * D;    // (G, TKp) one head's scores, then probabilities
+  float* m = s + static_cast<size_t>(G) * TKp;  // (R,) running max (log2 units)
+  float* l = m + R;                             // (R,) running sum
+  float* alpha = l + R;                         // (R,) per-tile rescale
+  int32_t* slots = i32;                         // (TK,) cache slots of this tile's keys
   const float qscale = b.scale * DECODE_LOG2E;
-  const float* qsrc = b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G) * D;  // (R, D)
+  const float* qsrc =
+      b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G) * D;  // (R, D)
   for (size_t i = 0; i < static_cast<size_t>(R) * D; ++i) q[i] = qsrc[i] * qscale;
   std::fill(o, o + static_cast<size_t>(R) * D, 0.0f);
   std::fill(m, m + R, -INFINITY);
   std::fill(l, l + R, 0.0f);
   const size_t slot_elems = static_cast<size_t>(b.num_kv_heads) * D;
   const size_t slot_bytes = slot_elems * sizeof(cache_elem_t<F16>);
-  const auto* kc = reinterpret_cast<const cache_elem_t<F16>*>(b.k_cache) + static_cast<size_t>(it.kvh) * D;
-  const auto* vc = reinterpret_cast<const cache_elem_t<F16>*>(b.v_cache) + static_cast<size_t>(it.kvh) * D;
+  const auto* kc =
+      reinterpret_cast<const cache_elem_t<F16>*>(b.k_cache) + static_cast<size_t>(it.kvh) * D;
+  const auto* vc =
+      reinterpret_cast<const cache_elem_t<F16>*>(b.v_cache) + static_cast<size_t>(it.kvh) * D;
   const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
   // Paged K/V stream from DRAM in a batched step and demand misses alone leave the core waiting,
   // so the next tile is prefetched while this one runs, a share per kv head
@@ -307,22 +355,26 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     attn_prefetch_keys<3>(b.v_cache, table, bs, slot_bytes, j0, j1, part, parts);
   };
   prefetch_tile(it.k_begin, 0, 1);
-  for (int j0 = it.k_begin; j0 < ke; j0 += TK) {  // tiles from k_begin (block aligned unless a window starts it)
+  for (int j0 = it.k_begin; j0 < ke;
+       j0 += TK) {  // tiles from k_begin (block aligned unless a window starts it)
     const int nk = std::min(ke, j0 + TK) - j0;
     for (int j = j0; j < j0 + nk;) {  // block by block: slots run contiguously within a block
-      const int base = table[j / bs] * bs - (j / bs) * bs, je = std::min(j0 + nk, (j / bs + 1) * bs);
+      const int base = table[j / bs] * bs - (j / bs) * bs,
+                je = std::min(j0 + nk, (j / bs + 1) * bs);
       for (; j < je; ++j) slots[j - j0] = base + j;
     }
     for (int h = 0; h < it.num_kvh; ++h) {
       prefetch_tile(j0 + TK, h, it.num_kvh);
       const size_t ro = static_cast<size_t>(h) * G;
       if constexpr (SOFTCAP) {
-        decode_tile_head<V, F16, true>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
-                                       vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro,
-                                       alpha + ro, b.softcap);
+        decode_tile_head<V, F16, true>(q + ro * D, o + ro * D, s, TKp, G, D,
+                                       kc + static_cast<size_t>(h) * D,
+                                       vc + static_cast<size_t>(h) * D, slots, slot_elems, nk,
+                                       m + ro, l + ro, alpha + ro, b.softcap);
       } else {
-        decode_tile_head<V, F16>(q + ro * D, o + ro * D, s, TKp, G, D, kc + static_cast<size_t>(h) * D,
-                                 vc + static_cast<size_t>(h) * D, slots, slot_elems, nk, m + ro, l + ro, alpha + ro);
+        decode_tile_head<V, F16>(q + ro * D, o + ro * D, s, TKp, G, D,
+                                 kc + static_cast<size_t>(h) * D, vc + static_cast<size_t>(h) * D,
+                                 slots, slot_elems, nk, m + ro, l + ro, alpha + ro);
       }
     }
   }

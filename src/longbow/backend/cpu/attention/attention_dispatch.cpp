@@ -32,7 +32,8 @@ struct DecodeSplits {
 };
 DecodeSplits decode_split_plan(int keys, int block_size) {
   const int want = attn_decode_splits(keys);
-  const int chunk = ((keys + want - 1) / want + block_size - 1) / block_size * block_size;  // whole blocks
+  const int chunk =
+      ((keys + want - 1) / want + block_size - 1) / block_size * block_size;  // whole blocks
   return {(keys + chunk - 1) / chunk, chunk};
 }
 
@@ -70,7 +71,8 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
         for (int t = t0; t < t1; ++t) k0 = std::min(k0, b.window_begin(b.positions[t]));
         k0 = k0 / tile_keys * tile_keys;
       }
-      for (int kvh = 0; kvh < Hkv; ++kvh) push({s, t0, t1, kvh, 1, k0, b.seq_lens[s], -1, 0, 0, -1});
+      for (int kvh = 0; kvh < Hkv; ++kvh)
+        push({s, t0, t1, kvh, 1, k0, b.seq_lens[s], -1, 0, 0, -1});
     }
   }
   // Decode tokens: one item per (token, key split) over all kv heads, so a paged slot's heads
@@ -85,7 +87,8 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
     const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
     if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
     for (int t = q0; t < q1; ++t) {
-      all_head_items += decode_split_plan(b.positions[t] + 1 - b.window_begin(b.positions[t]), bs).splits;
+      all_head_items +=
+          decode_split_plan(b.positions[t] + 1 - b.window_begin(b.positions[t]), bs).splits;
     }
   }
   const bool per_head = all_head_items < 2 * threads;
@@ -104,7 +107,8 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
         const int merge = splits > 1 ? num_merges++ : -1;
         if (splits > 1) num_partials += Hkv * splits;
         if (pass == 1) {
-          if (splits > 1) v.insert(v.end(), {t, 0, Hkv, p0, splits, per_head ? Hkv * splits : splits, 0});
+          if (splits > 1)
+            v.insert(v.end(), {t, 0, Hkv, p0, splits, per_head ? Hkv * splits : splits, 0});
           continue;
         }
         const int stage_id = stage == 1 ? 1 : 2;
@@ -115,7 +119,8 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
             continue;
           }
           for (int h = 0; h < Hkv; ++h) {
-            push({s, t, t + 1, h, 1, k0, k1, p0 < 0 ? -1 : p0 + h * splits + i, splits, stage_id, merge});
+            push({s, t, t + 1, h, 1, k0, k1, p0 < 0 ? -1 : p0 + h * splits + i, splits, stage_id,
+                  merge});
           }
         }
       }
@@ -149,14 +154,18 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
   const AttnKernels& kern = attn_kernels();
   // The window / soft-cap tile loop lives in its own file (attention_common.h).
   const auto run_online = b.window > 0 || b.softcap > 0.0f ? run_online_item_ext : run_online_item;
-  const size_t f32_elems = std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
-                                    kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
-  c.scratch.ensure(threads, f32_elems, 2 * std::max(plan.max_rows, attn_decode_tile_keys(b.block_size)));
+  const size_t f32_elems =
+      std::max(attn_item_scratch(b, plan.max_rows, plan.stage1_keys),
+               kern.decode_item != nullptr ? kern.decode_scratch(b) : size_t{0});
+  c.scratch.ensure(threads, f32_elems,
+                   2 * std::max(plan.max_rows, attn_decode_tile_keys(b.block_size)));
   const size_t partial_elems = static_cast<size_t>(plan.num_partials) * b.group * (b.head_dim + 2);
   if (c.scratch.attn_partials.size() < partial_elems) c.scratch.attn_partials.resize(partial_elems);
   float* partials = c.scratch.attn_partials.data();  // (num_partials, group, head_dim + 2)
-  const auto* items = reinterpret_cast<const AttnItem*>(c.scratch.attn_items.data());  // (num_items,)
-  int32_t* merges = c.scratch.attn_items.data() + static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, MERGE_INTS)
+  const auto* items =
+      reinterpret_cast<const AttnItem*>(c.scratch.attn_items.data());  // (num_items,)
+  int32_t* merges = c.scratch.attn_items.data() +
+                    static_cast<size_t>(plan.num_items) * ITEM_INTS;  // (num_merges, MERGE_INTS)
 
   // One dynamic queue for all items; the split that finishes last merges its token's partials
   // (no second pass over the threads). The acq_rel counter orders the other splits' writes.
@@ -172,14 +181,18 @@ void op_attention(Ctx& c, const AttentionArgs& a) {
       if (i_next < plan.num_items) prefetch_item_start(b, items[i_next]);
       const AttnItem& it = items[i];
       if (it.decode_stage == 1) {
-        for (int h = 0; h < it.num_kvh; ++h) run_stage1_item(b, attn_item_head(it, h), f32, partials);
-      } else if (it.decode_stage != 2 || kern.decode_item == nullptr || !kern.decode_item(b, it, f32, i32, partials)) {
-        for (int h = 0; h < it.num_kvh; ++h) run_online(b, attn_item_head(it, h), f32, i32, partials);
+        for (int h = 0; h < it.num_kvh; ++h)
+          run_stage1_item(b, attn_item_head(it, h), f32, partials);
+      } else if (it.decode_stage != 2 || kern.decode_item == nullptr ||
+                 !kern.decode_item(b, it, f32, i32, partials)) {
+        for (int h = 0; h < it.num_kvh; ++h)
+          run_online(b, attn_item_head(it, h), f32, i32, partials);
       }
       if (it.merge >= 0) {
         int32_t* mg = merges + static_cast<size_t>(it.merge) * MERGE_INTS;
         if (std::atomic_ref<int32_t>(mg[6]).fetch_add(1, std::memory_order_acq_rel) == mg[5] - 1) {
-          for (int h = 0; h < mg[2]; ++h) merge_attention_splits(b, mg[0], mg[1] + h, mg[3] + h * mg[4], mg[4], partials);
+          for (int h = 0; h < mg[2]; ++h)
+            merge_attention_splits(b, mg[0], mg[1] + h, mg[3] + h * mg[4], mg[4], partials);
         }
       }
       i = i_next;

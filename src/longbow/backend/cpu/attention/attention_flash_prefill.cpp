@@ -32,7 +32,8 @@ size_t attn_item_scratch(const AttnBatch& b, int rows, int stage1_keys) {
   return std::max({online, stage1, simd});
 }
 
-void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+void run_online_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                     float* partials) {
   online_item_t<false, false>(b, it, f32, i32, partials);
 }
 

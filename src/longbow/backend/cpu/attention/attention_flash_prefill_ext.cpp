@@ -6,7 +6,8 @@
 
 namespace longbow::cpu {
 
-void run_online_item_ext(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+void run_online_item_ext(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                         float* partials) {
   // Decode items hold one token whose key range already starts at its window: no window mask.
   const bool window = b.window > 0 && it.decode_stage == 0, softcap = b.softcap > 0.0f;
   if (!window && !softcap) {

@@ -27,7 +27,8 @@ namespace longbow::cpu {
 namespace {
 // SOFTCAP: scores soft-capped block by block before the online max and sum.
 template <bool SOFTCAP>
-__attribute__((noinline)) void stage1_item_t(const AttnBatch& b, const AttnItem& it, float* f32, float* partials) {
+__attribute__((noinline)) void stage1_item_t(const AttnBatch& b, const AttnItem& it, float* f32,
+                                             float* partials) {
   const AttnKernels& kern = attn_kernels();
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int t = it.t0;  // stage-1 items carry exactly one token
@@ -113,10 +114,13 @@ void run_stage1_item(const AttnBatch& b, const AttnItem& it, float* f32, float* 
   }
 }
 
-void merge_attention_splits(const AttnBatch& b, int t, int kvh, int p0, int num_splits, const float* partials) {
+void merge_attention_splits(const AttnBatch& b, int t, int kvh, int p0, int num_splits,
+                            const float* partials) {
   const int G = b.group, D = b.head_dim, H = b.num_heads;
   for (int g = 0; g < G; ++g) {
-    auto part = [&](int i) { return partials + (static_cast<size_t>(p0 + i) * G + g) * (D + 2); };  // (D + 2,)
+    auto part = [&](int i) {
+      return partials + (static_cast<size_t>(p0 + i) * G + g) * (D + 2);
+    };  // (D + 2,)
     float m_all = -INFINITY;
     for (int i = 0; i < num_splits; ++i) m_all = std::max(m_all, part(i)[D]);
     float* dst = b.out + (static_cast<size_t>(t) * H + static_cast<size_t>(kvh) * G + g) * D;

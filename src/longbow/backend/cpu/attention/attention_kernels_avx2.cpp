@@ -19,7 +19,8 @@ namespace {
 template <bool F16>
 inline __m256 load8(const void* base, size_t i) {
   if constexpr (F16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
+    return _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
   } else {
     return _mm256_loadu_ps(static_cast<const float*>(base) + i);
   }
@@ -35,13 +36,16 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 
 // Scores for NR (1..4) query rows against nk keys; head_dim is a multiple of 8.
 template <int NR, bool F16>
-void scores_rows(const float* q, int head_dim, const void* k, size_t k_stride, int nk, float* s, int s_stride) {
+void scores_rows(const float* q, int head_dim, const void* k, size_t k_stride, int nk, float* s,
+                 int s_stride) {
   for (int j = 0; j < nk; ++j) {
     const size_t kb = static_cast<size_t>(j) * k_stride;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
     for (int d = 0; d < head_dim; d += 8) {
       const __m256 kv = load8<F16>(k, kb + d);
-      for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * head_dim + d), kv, acc[r]);
+      for (int r = 0; r < NR; ++r)
+        acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * head_dim + d), kv, acc[r]);
     }
     if constexpr (NR == 4) {
       alignas(16) float t[4];
@@ -54,8 +58,8 @@ void scores_rows(const float* q, int head_dim, const void* k, size_t k_stride, i
 }
 
 template <bool F16>
-void scores_impl(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk, float* s,
-                 int s_stride) {
+void scores_impl(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk,
+                 float* s, int s_stride) {
   int r = 0;
   for (; r + 4 <= rows; r += 4) {
     scores_rows<4, F16>(q + static_cast<size_t>(r) * head_dim, head_dim, k, k_stride, nk,
@@ -71,8 +75,8 @@ void scores_impl(const float* q, int rows, int head_dim, const void* k, size_t k
   }
 }
 
-void avx2_scores(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk, bool f16, float* s,
-                 int s_stride) {
+void avx2_scores(const float* q, int rows, int head_dim, const void* k, size_t k_stride, int nk,
+                 bool f16, float* s, int s_stride) {
   if (head_dim % 8 != 0) {
     attn_scalar_kernels().scores(q, rows, head_dim, k, k_stride, nk, f16, s, s_stride);
   } else if (f16) {
@@ -84,21 +88,23 @@ void avx2_scores(const float* q, int rows, int head_dim, const void* k, size_t k
 
 // acc rows (NR, head_dim) += p rows · V for one 8-wide column chunk at a time, kept in registers.
 template <int NR, bool F16>
-void values_rows(const float* p, int p_stride, int head_dim, const void* v, size_t v_stride, int nk, float* acc) {
+void values_rows(const float* p, int p_stride, int head_dim, const void* v, size_t v_stride, int nk,
+                 float* acc) {
   for (int d = 0; d < head_dim; d += 8) {
     __m256 o[4];
     for (int r = 0; r < NR; ++r) o[r] = _mm256_loadu_ps(acc + r * head_dim + d);
     for (int j = 0; j < nk; ++j) {
       const __m256 vv = load8<F16>(v, static_cast<size_t>(j) * v_stride + d);
-      for (int r = 0; r < NR; ++r) o[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + r * p_stride + j), vv, o[r]);
+      for (int r = 0; r < NR; ++r)
+        o[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + r * p_stride + j), vv, o[r]);
     }
     for (int r = 0; r < NR; ++r) _mm256_storeu_ps(acc + r * head_dim + d, o[r]);
   }
 }
 
 template <bool F16>
-void values_impl(const float* p, int p_stride, int rows, int head_dim, const void* v, size_t v_stride, int nk,
-                 float* acc) {
+void values_impl(const float* p, int p_stride, int rows, int head_dim, const void* v,
+                 size_t v_stride, int nk, float* acc) {
   int r = 0;
   for (; r + 4 <= rows; r += 4) {
     values_rows<4, F16>(p + static_cast<size_t>(r) * p_stride, p_stride, head_dim, v, v_stride, nk,
@@ -114,8 +120,8 @@ void values_impl(const float* p, int p_stride, int rows, int head_dim, const voi
   }
 }
 
-void avx2_values(const float* p, int p_stride, int rows, int head_dim, const void* v, size_t v_stride, int nk,
-                 bool f16, float* acc) {
+void avx2_values(const float* p, int p_stride, int rows, int head_dim, const void* v,
+                 size_t v_stride, int nk, bool f16, float* acc) {
   if (head_dim % 8 != 0) {
     attn_scalar_kernels().values(p, p_stride, rows, head_dim, v, v_stride, nk, f16, acc);
   } else if (f16) {
@@ -173,7 +179,8 @@ size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
   return prefill_item_scratch(rows, b.head_dim, attn_tile_keys(b.block_size), Avx2::W);
 }
 
-bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                      float* partials) {
   if (b.head_dim % Avx2::W != 0) return false;
   if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx2_decode_item_softcap(b, it, f32, i32, partials);
@@ -186,11 +193,18 @@ bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_
 }
 
 size_t avx2_decode_scratch(const AttnBatch& b) {
-  return decode_item_scratch(b.num_kv_heads, b.group, b.head_dim, attn_decode_tile_keys(b.block_size), Avx2::W);
+  return decode_item_scratch(b.num_kv_heads, b.group, b.head_dim,
+                             attn_decode_tile_keys(b.block_size), Avx2::W);
 }
 
-const AttnKernels AVX2 = {"avx2",       avx2_scores,       avx2_values,          avx2_exp_sum,
-                          avx2_row_max, avx2_prefill_item, avx2_prefill_scratch, avx2_decode_item,
+const AttnKernels AVX2 = {"avx2",
+                          avx2_scores,
+                          avx2_values,
+                          avx2_exp_sum,
+                          avx2_row_max,
+                          avx2_prefill_item,
+                          avx2_prefill_scratch,
+                          avx2_decode_item,
                           avx2_decode_scratch};
 
 }  // namespace

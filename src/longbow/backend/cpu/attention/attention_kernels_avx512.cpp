@@ -1,11 +1,13 @@
 // AVX-512 attention kernels: the transposed FlashAttention-2 prefill item (attention_tile_simd.h)
 // at 16 lanes with up to 4 row vectors (64 rows) per register block, and the fused decode item
-// (attention_decode_simd.h) at 16 lanes; the generic tile kernels stay AVX2 (attention_kernels_avx2.cpp).
+// (attention_decode_simd.h) at 16 lanes; the generic tile kernels stay AVX2
+// (attention_kernels_avx2.cpp).
 //
 // The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
 // enables AVX-512 for these functions only; attn_kernels() uses them only when cpu_isa() has
 // avx512 (attn_avx512_kernels() needs the AVX2 kernels, whose tile kernels it reuses).
-// The sliding-window / soft-cap instantiations of the items are in attention_kernels_ext_avx512.cpp.
+// The sliding-window / soft-cap instantiations of the items are in
+// attention_kernels_ext_avx512.cpp.
 #include "longbow/backend/cpu/attention/attention_common.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -16,7 +18,8 @@
 #include <cstring>
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), \
+                             apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
@@ -35,7 +38,6 @@ namespace longbow::cpu {
 
 namespace {
 
-
 void avx512_prefill_item(const AttnBatch& b, const AttnItem& it, float* f32) {
   if (b.window > 0 || b.softcap > 0.0f) {
     avx512_prefill_item_ext(b, it, f32);
@@ -49,8 +51,10 @@ size_t avx512_prefill_scratch(const AttnBatch& b, int rows) {
 }
 
 // Head dims that are not a multiple of 16 fall back to the AVX2 decode item (8 lanes).
-bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
-  if (b.head_dim % Avx512::W != 0) return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
+bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                        float* partials) {
+  if (b.head_dim % Avx512::W != 0)
+    return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
   if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx512_decode_item_softcap(b, it, f32, i32, partials);
   } else if (b.f16) {
@@ -62,7 +66,8 @@ bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int3
 }
 
 size_t avx512_decode_scratch(const AttnBatch& b) {
-  return std::max(decode_item_scratch(b.num_kv_heads, b.group, b.head_dim, attn_decode_tile_keys(b.block_size), Avx512::W),
+  return std::max(decode_item_scratch(b.num_kv_heads, b.group, b.head_dim,
+                                      attn_decode_tile_keys(b.block_size), Avx512::W),
                   attn_avx2_kernels()->decode_scratch(b));
 }
 

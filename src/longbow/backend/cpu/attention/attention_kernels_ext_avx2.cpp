@@ -20,7 +20,8 @@ void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32) {
   }
 }
 
-void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                              float* partials) {
   if (b.f16) {
     decode_item_t<Avx2, true, true>(b, it, f32, i32, partials);
   } else {

@@ -1,6 +1,6 @@
-// The FlashAttention-2 online-softmax tile loop of the CPU attention (see attention_flash_prefill.cpp
-// for the algorithm), as a template over the sliding-window and soft-cap flags. The plain
-// instantiation is compiled in attention_flash_prefill.cpp, the others in
+// The FlashAttention-2 online-softmax tile loop of the CPU attention (see
+// attention_flash_prefill.cpp for the algorithm), as a template over the sliding-window and
+// soft-cap flags. The plain instantiation is compiled in attention_flash_prefill.cpp, the others in
 // attention_flash_prefill_ext.cpp, so the plain loop's code does not change with them (GCC's
 // inlining budget is per file). The contents sit in an anonymous namespace: one copy per file.
 #pragma once
@@ -28,7 +28,8 @@ inline void rescale_row(float& m, float& l, float* o, int head_dim, float m_new)
 // WINDOW: rows also mask keys before their window start (prefill rows of one item start at
 // different keys), SOFTCAP: scores are soft-capped. Both false: the plain causal loop.
 template <bool WINDOW, bool SOFTCAP>
-__attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32, float* partials) {
+__attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem& it, float* f32,
+                                             int32_t* i32, float* partials) {
   const AttnKernels& kern = attn_kernels();
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(bs);
@@ -37,13 +38,13 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
     return;
   }
   const size_t stride = b.row_stride();
-  float* qt = f32;                                // (R, D) queries * scale
-  float* o = qt + static_cast<size_t>(R) * D;     // (R, D) unnormalized output
-  float* s = o + static_cast<size_t>(R) * D;      // (R, TK) scores, then probabilities
-  float* m = s + static_cast<size_t>(R) * TK;     // (R,) running max
-  float* l = m + R;                               // (R,) running sum
-  int32_t* lim = i32;                             // (R,) end of the keys each row sees
-  int32_t* lo = lim + R;                          // (R,) window start of each row (WINDOW)
+  float* qt = f32;                             // (R, D) queries * scale
+  float* o = qt + static_cast<size_t>(R) * D;  // (R, D) unnormalized output
+  float* s = o + static_cast<size_t>(R) * D;   // (R, TK) scores, then probabilities
+  float* m = s + static_cast<size_t>(R) * TK;  // (R,) running max
+  float* l = m + R;                            // (R,) running sum
+  int32_t* lim = i32;                          // (R,) end of the keys each row sees
+  int32_t* lo = lim + R;                       // (R,) window start of each row (WINDOW)
   int max_lim = it.k_begin;
   for (int ti = 0; ti < it.t1 - it.t0; ++ti) {
     const int t = it.t0 + ti;
@@ -51,7 +52,8 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
     max_lim = std::max(max_lim, row_lim);
     for (int g = 0; g < G; ++g) {
       const int r = ti * G + g;
-      const float* src = b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G + g) * D;
+      const float* src =
+          b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G + g) * D;
       for (int d = 0; d < D; ++d) qt[static_cast<size_t>(r) * D + d] = src[d] * b.scale;
       lim[r] = row_lim;
       if constexpr (WINDOW) lo[r] = b.window_begin(b.positions[t]);
@@ -66,7 +68,8 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
     const int nk = j1 - j0;
     for (int jb = j0; jb < j1;) {
       const int je = std::min(j1, (jb / bs + 1) * bs);
-      kern.scores(qt, R, D, b.row(b.k_cache, it.seq, it.kvh, jb), stride, je - jb, b.f16, s + (jb - j0), TK);
+      kern.scores(qt, R, D, b.row(b.k_cache, it.seq, it.kvh, jb), stride, je - jb, b.f16,
+                  s + (jb - j0), TK);
       jb = je;
     }
     for (int r = 0; r < R; ++r) {
@@ -80,13 +83,15 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
       }
       if constexpr (SOFTCAP) attn_softcap(sr + first, valid - first, b.softcap);
       if constexpr (WINDOW) std::fill(sr, sr + first, 0.0f);
-      rescale_row(m[r], l[r], o + static_cast<size_t>(r) * D, D, kern.row_max(sr + first, valid - first));
+      rescale_row(m[r], l[r], o + static_cast<size_t>(r) * D, D,
+                  kern.row_max(sr + first, valid - first));
       l[r] += kern.exp_sum(sr + first, valid - first, m[r]);
       std::fill(sr + valid, sr + nk, 0.0f);
     }
     for (int jb = j0; jb < j1;) {
       const int je = std::min(j1, (jb / bs + 1) * bs);
-      kern.values(s + (jb - j0), TK, R, D, b.row(b.v_cache, it.seq, it.kvh, jb), stride, je - jb, b.f16, o);
+      kern.values(s + (jb - j0), TK, R, D, b.row(b.v_cache, it.seq, it.kvh, jb), stride, je - jb,
+                  b.f16, o);
       jb = je;
     }
     j0 = j1;
@@ -95,7 +100,8 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
   if (it.partial >= 0) {  // flash-decoding split: (O, m, l) per head, merged later
     float* p = partials + static_cast<size_t>(it.partial) * G * (D + 2);  // (G, D + 2)
     for (int r = 0; r < G; ++r) {
-      std::copy(o + static_cast<size_t>(r) * D, o + static_cast<size_t>(r + 1) * D, p + static_cast<size_t>(r) * (D + 2));
+      std::copy(o + static_cast<size_t>(r) * D, o + static_cast<size_t>(r + 1) * D,
+                p + static_cast<size_t>(r) * (D + 2));
       p[static_cast<size_t>(r) * (D + 2) + D] = m[r];
       p[static_cast<size_t>(r) * (D + 2) + D + 1] = l[r];
     }

@@ -1,7 +1,8 @@
-// The AVX2 vector type of the SIMD attention items (attention_decode_simd.h, attention_tile_simd.h),
-// shared by attention_kernels_avx2.cpp (the plain items) and attention_kernels_ext_avx2.cpp (their
-// sliding-window / soft-cap instantiations). Include only from files compiled for AVX2 + FMA + F16C;
-// the contents sit in an anonymous namespace so each file gets its own copy.
+// The AVX2 vector type of the SIMD attention items (attention_decode_simd.h,
+// attention_tile_simd.h), shared by attention_kernels_avx2.cpp (the plain items) and
+// attention_kernels_ext_avx2.cpp (their sliding-window / soft-cap instantiations). Include only
+// from files compiled for AVX2 + FMA + F16C; the contents sit in an anonymous namespace so each
+// file gets its own copy.
 #pragma once
 
 #include <immintrin.h>
@@ -22,7 +23,8 @@ inline float hsum(__m256 v) {
 
 struct Avx2 {
   using reg = __m256;
-  static constexpr int W = 8, MAX_NV = 2;  // 16 ymm registers: 4 keys x 2 row vectors of accumulators
+  static constexpr int W = 8,
+                       MAX_NV = 2;  // 16 ymm registers: 4 keys x 2 row vectors of accumulators
   static constexpr int SCORE_KEYS = 4, VALUE_DIMS = 4;
   static constexpr int DECODE_VALUE_VECS = 2;  // decode P·V: up to 4 rows x 2 head-dim vectors
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
@@ -36,8 +38,12 @@ struct Avx2 {
   static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
   // a < b ? x : y per lane.
-  static reg select_lt(reg a, reg b, reg x, reg y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
-  static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static reg select_lt(reg a, reg b, reg x, reg y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+  }
+  static reg load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
   // One level L of the decode score tree (8 keys -> one vector of 8 sums, 14 shuffles and 7
   // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; levels:
@@ -45,10 +51,12 @@ struct Avx2 {
   template <int L>
   static reg fold_keys(reg x, reg y) {
     if constexpr (L == 0) {
-      return _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+      return _mm256_add_ps(_mm256_unpacklo_ps(x, y),
+                           _mm256_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
     } else if constexpr (L == 1) {
       const __m256d a = _mm256_castps_pd(x), b = _mm256_castps_pd(y);
-      return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)), _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+      return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+                           _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
     } else {
       return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
     }

@@ -31,8 +31,12 @@ struct Avx512 {
   static reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
   // a < b ? x : y per lane.
-  static reg select_lt(reg a, reg b, reg x, reg y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
-  static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static reg select_lt(reg a, reg b, reg x, reg y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
+  }
+  static reg load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
   // One level L of the decode score tree (16 keys -> one vector of 16 sums, 30 shuffles and 15
   // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; the result
@@ -41,10 +45,12 @@ struct Avx512 {
   template <int L>
   static reg fold_keys(reg x, reg y) {
     if constexpr (L == 0) {
-      return _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
+      return _mm512_add_ps(_mm512_unpacklo_ps(x, y),
+                           _mm512_unpackhi_ps(x, y));  // per 128: x02 y02 x13 y13
     } else if constexpr (L == 1) {
       const __m512d a = _mm512_castps_pd(x), b = _mm512_castps_pd(y);
-      return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+      return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                           _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
     } else {
       return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
                            _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));

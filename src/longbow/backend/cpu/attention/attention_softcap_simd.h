@@ -17,11 +17,14 @@ template <class V>
 struct SoftcapLog2 {
   typename V::reg c2, neg2_over_cap, one;
   explicit SoftcapLog2(float cap)
-      : c2(V::set1(cap * 1.44269504088896341f)), neg2_over_cap(V::set1(-2.0f / cap)), one(V::set1(1.0f)) {}
+      : c2(V::set1(cap * 1.44269504088896341f)),
+        neg2_over_cap(V::set1(-2.0f / cap)),
+        one(V::set1(1.0f)) {}
 };
 
 template <class V>
-inline __attribute__((always_inline)) typename V::reg softcap_log2(typename V::reg x, const SoftcapLog2<V>& c) {
+inline __attribute__((always_inline)) typename V::reg softcap_log2(typename V::reg x,
+                                                                   const SoftcapLog2<V>& c) {
   const typename V::reg t = V::exp2(V::mul(x, c.neg2_over_cap));
   return V::mul(c.c2, V::div(V::sub(c.one, t), V::add(c.one, t)));
 }

@@ -17,30 +17,35 @@ int validate(const AttentionArgs& a, const int32_t* qs, const int32_t* lens, con
              const int32_t* bt, int32_t* token_seq) {
   const char* where = "cpu.attention";
   require(qs[0] == 0 && qs[a.num_seqs] == a.num_tokens, where, [&] {
-    return "query_start: expected to run from 0 to num_tokens=" + std::to_string(a.num_tokens) + ", found " +
-           std::to_string(qs[0]) + " .. " + std::to_string(qs[a.num_seqs]);
+    return "query_start: expected to run from 0 to num_tokens=" + std::to_string(a.num_tokens) +
+           ", found " + std::to_string(qs[0]) + " .. " + std::to_string(qs[a.num_seqs]);
   });
   int max_ctx = 0;
   for (int s = 0; s < a.num_seqs; ++s) {
     require(qs[s + 1] >= qs[s], where, [&] {
-      return "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s);
+      return "query_start: expected non-decreasing, found a decrease at sequence " +
+             std::to_string(s);
     });
     const int len = lens[s];
     require(len >= 0 && len <= a.max_blocks_per_seq * a.block_size, where, [&] {
-      return "seq_lens[" + std::to_string(s) + "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
+      return "seq_lens[" + std::to_string(s) +
+             "]: expected 0 <= len <= max_blocks_per_seq * block_size = " +
              std::to_string(a.max_blocks_per_seq * a.block_size) + ", found " + std::to_string(len);
     });
     for (int j = 0; j < (len + a.block_size - 1) / a.block_size; ++j) {
       const int blk = bt[static_cast<size_t>(s) * a.max_blocks_per_seq + j];
       require(blk >= 0 && blk < a.num_blocks, where, [&] {
-        return "block_tables[" + std::to_string(s) + ", " + std::to_string(j) + "]: expected a block id in [0, " +
-               std::to_string(a.num_blocks) + "), found " + std::to_string(blk);
+        return "block_tables[" + std::to_string(s) + ", " + std::to_string(j) +
+               "]: expected a block id in [0, " + std::to_string(a.num_blocks) + "), found " +
+               std::to_string(blk);
       });
     }
     for (int t = qs[s]; t < qs[s + 1]; ++t) {
-      require(pos[t] >= 0 && pos[t] < len, where,
-              [&] { return "positions[" + std::to_string(t) + "]: expected 0 <= pos < seq_len=" + std::to_string(len) +
-                  ", found " + std::to_string(pos[t]); });
+      require(pos[t] >= 0 && pos[t] < len, where, [&] {
+        return "positions[" + std::to_string(t) +
+               "]: expected 0 <= pos < seq_len=" + std::to_string(len) + ", found " +
+               std::to_string(pos[t]);
+      });
       token_seq[t] = s;
     }
     max_ctx = std::max(max_ctx, len);
@@ -51,27 +56,35 @@ int validate(const AttentionArgs& a, const int32_t* qs, const int32_t* lens, con
 
 void op_attention_split(Ctx& c, const AttentionArgs& a) {
   const char* where = "cpu.attention";
-  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 && a.num_kv_heads > 0 &&
-              a.num_heads >= 0 && a.num_blocks >= 0 && a.max_blocks_per_seq >= 0,
+  require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 &&
+              a.num_kv_heads > 0 && a.num_heads >= 0 && a.num_blocks >= 0 &&
+              a.max_blocks_per_seq >= 0,
           where, "expected non-negative sizes, positive head_dim, block_size and num_kv_heads");
-  require(a.num_heads % a.num_kv_heads == 0, where,
-          [&] { return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) + " and " +
-              std::to_string(a.num_kv_heads); });
+  require(a.num_heads % a.num_kv_heads == 0, where, [&] {
+    return "expected num_heads a multiple of num_kv_heads, found " + std::to_string(a.num_heads) +
+           " and " + std::to_string(a.num_kv_heads);
+  });
   check_attention_options(a, where);
   const bool f16 = a.cache_dtype == DType::F16;
   const size_t T = a.num_tokens, H = a.num_heads, Hkv = a.num_kv_heads, D = a.head_dim;
   const size_t esize = f16 ? 2 : 4;
   const size_t cache_elems = static_cast<size_t>(a.num_blocks) * a.block_size * Hkv * D;
-  float* out = view_as<float>(a.out, T * H * D, where, "out");      // (num_tokens, num_heads, head_dim)
-  const float* q = view_as<const float>(a.q, T * H * D, where, "q");  // (num_tokens, num_heads, head_dim)
+  float* out = view_as<float>(a.out, T * H * D, where, "out");  // (num_tokens, num_heads, head_dim)
+  const float* q =
+      view_as<const float>(a.q, T * H * D, where, "q");  // (num_tokens, num_heads, head_dim)
   // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
-  const auto* kc = static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_elems * esize, where, "k_cache"));
-  const auto* vc = static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_elems * esize, where, "v_cache"));
-  const int32_t* bt = view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
-                                             where, "block_tables");  // (num_seqs, max_blocks_per_seq)
-  const int32_t* qs = view_as<const int32_t>(a.query_start, a.num_seqs + 1, where, "query_start");  // (num_seqs+1,)
-  const int32_t* lens = view_as<const int32_t>(a.seq_lens, a.num_seqs, where, "seq_lens");         // (num_seqs,)
-  const int32_t* pos = view_as<const int32_t>(a.positions, T, where, "positions");                 // (num_tokens,)
+  const auto* kc =
+      static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_elems * esize, where, "k_cache"));
+  const auto* vc =
+      static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_elems * esize, where, "v_cache"));
+  const int32_t* bt =
+      view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
+                             where, "block_tables");  // (num_seqs, max_blocks_per_seq)
+  const int32_t* qs =
+      view_as<const int32_t>(a.query_start, a.num_seqs + 1, where, "query_start");  // (num_seqs+1,)
+  const int32_t* lens =
+      view_as<const int32_t>(a.seq_lens, a.num_seqs, where, "seq_lens");            // (num_seqs,)
+  const int32_t* pos = view_as<const int32_t>(a.positions, T, where, "positions");  // (num_tokens,)
   if (T == 0 || H == 0) return;
 
   c.scratch.token_seq.resize(T);
@@ -84,22 +97,25 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
   const size_t slot_stride = Hkv * D;  // elements between consecutive slots
   c.pool.parallel_for(static_cast<int64_t>(T * H), [&](int64_t b, int64_t e, int thread_idx) {
     float* scores = c.scratch.f32[thread_idx].data();  // (max_ctx,)
-    float* row = scores + max_ctx;                      // (head_dim,) dequantized K or V row
-    float* acc = row + D;                               // (head_dim,)
+    float* row = scores + max_ctx;                     // (head_dim,) dequantized K or V row
+    float* acc = row + D;                              // (head_dim,)
     for (int64_t item = b; item < e; ++item) {
       const size_t t = item / H, h = item % H, kvh = h / group;
       const int s = token_seq[t];
       const int num_keys = pos[t] + 1;
-      const int first = a.sliding_window > 0 ? std::max(0, pos[t] - a.sliding_window + 1) : 0;  // window start
+      const int first =
+          a.sliding_window > 0 ? std::max(0, pos[t] - a.sliding_window + 1) : 0;  // window start
       const int32_t* table = bt + static_cast<size_t>(s) * a.max_blocks_per_seq;
       const float* qv = q + (t * H + h) * D;
       auto slot_elem = [&](int j) {
-        const size_t slot = static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+        const size_t slot =
+            static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
         return slot * slot_stride + kvh * D;
       };
       auto load = [&](const uint8_t* cache, int j) -> const float* {
         if (!f16) return reinterpret_cast<const float*>(cache) + slot_elem(j);
-        kern.dequant_row(DType::F16, reinterpret_cast<const uint16_t*>(cache) + slot_elem(j), row, a.head_dim);
+        kern.dequant_row(DType::F16, reinterpret_cast<const uint16_t*>(cache) + slot_elem(j), row,
+                         a.head_dim);
         return row;
       };
       float max_score = -INFINITY;

@@ -20,7 +20,8 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
   ThreadPool pool(num_threads);
   const int n = pool.num_threads();
   const size_t D = b.head_dim, H = b.num_heads;
-  std::vector<std::vector<float>> scratch(n, std::vector<float>(b.max_ctx + 2 * D));  // (max_ctx + 2 D,)
+  std::vector<std::vector<float>> scratch(
+      n, std::vector<float>(b.max_ctx + 2 * D));  // (max_ctx + 2 D,)
   std::vector<std::array<double, 3>> acc(n, {0.0, 0.0, 0.0});
   std::vector<int32_t> token_seq(b.num_tokens);  // (num_tokens,)
   for (int s = 0; s < b.num_seqs; ++s) {
@@ -28,13 +29,15 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
   }
   const RowKernels& kern = row_kernels();
   const auto start = clock::now();
-  pool.parallel_for(static_cast<int64_t>(b.num_tokens) * H, [&](int64_t begin, int64_t end, int tid) {
+  pool.parallel_for(static_cast<int64_t>(b.num_tokens) * H, [&](int64_t begin, int64_t end,
+                                                                int tid) {
     float* scores = scratch[tid].data();  // (max_ctx,)
     float* row = scores + b.max_ctx;      // (head_dim,)
     float* out_acc = row + D;             // (head_dim,)
     for (int64_t item = begin; item < end; ++item) {
       const int t = static_cast<int>(item / H), h = static_cast<int>(item % H), kvh = h / b.group;
-      const int s = token_seq[t], num_keys = b.positions[t] + 1, first = b.window_begin(b.positions[t]);
+      const int s = token_seq[t], num_keys = b.positions[t] + 1,
+                first = b.window_begin(b.positions[t]);
       const float* qv = b.q + (static_cast<size_t>(t) * H + h) * D;
       auto load = [&](const uint8_t* cache, int j) -> const float* {
         const void* src = b.row(cache, s, kvh, j);
@@ -63,7 +66,8 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
       }
       const auto t2 = clock::now();
       std::fill(out_acc, out_acc + D, 0.0f);
-      for (int j = first; j < num_keys; ++j) kern.axpy(scores[j], load(b.v_cache, j), out_acc, b.head_dim);
+      for (int j = first; j < num_keys; ++j)
+        kern.axpy(scores[j], load(b.v_cache, j), out_acc, b.head_dim);
       const float inv = static_cast<float>(1.0 / denom);
       float* o = b.out + (static_cast<size_t>(t) * H + h) * D;
       for (size_t i = 0; i < D; ++i) o[i] = out_acc[i] * inv;

@@ -33,7 +33,8 @@ constexpr float LOG2E = 1.44269504088896341f;
 
 // Copies nk rows of the paged cache (f16 or f32, row stride `stride`) to dst (nk, D) f32.
 template <class V>
-void stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk, float* dst) {
+void stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk,
+                float* dst) {
   const int D = b.head_dim, bs = b.block_size;
   const size_t stride = b.row_stride();
   for (int j = j0; j < j0 + nk;) {
@@ -67,14 +68,16 @@ void scores_t(const float* qt, int rp, int D, const float* kf, int nk, float* st
     const float* k0 = kf + static_cast<size_t>(j) * D;
     for (int d = 0; d < D; ++d) {
       R q[NV];
-      for (int v = 0; v < NV; ++v) q[v] = V::load(qt + static_cast<size_t>(d) * rp + rv0 + v * V::W);
+      for (int v = 0; v < NV; ++v)
+        q[v] = V::load(qt + static_cast<size_t>(d) * rp + rv0 + v * V::W);
       for (int k = 0; k < KEY_BLOCK; ++k) {
         const R kb = V::set1(k0[static_cast<size_t>(k) * D + d]);
         for (int v = 0; v < NV; ++v) acc[k][v] = V::fmadd(q[v], kb, acc[k][v]);
       }
     }
     for (int k = 0; k < KEY_BLOCK; ++k)
-      for (int v = 0; v < NV; ++v) V::store(st + static_cast<size_t>(j + k) * rp + rv0 + v * V::W, acc[k][v]);
+      for (int v = 0; v < NV; ++v)
+        V::store(st + static_cast<size_t>(j + k) * rp + rv0 + v * V::W, acc[k][v]);
   }
   for (; j < nk; ++j) {
     R acc[NV];
@@ -85,13 +88,15 @@ void scores_t(const float* qt, int rp, int D, const float* kf, int nk, float* st
       for (int v = 0; v < NV; ++v)
         acc[v] = V::fmadd(V::load(qt + static_cast<size_t>(d) * rp + rv0 + v * V::W), kb, acc[v]);
     }
-    for (int v = 0; v < NV; ++v) V::store(st + static_cast<size_t>(j) * rp + rv0 + v * V::W, acc[v]);
+    for (int v = 0; v < NV; ++v)
+      V::store(st + static_cast<size_t>(j) * rp + rv0 + v * V::W, acc[v]);
   }
 }
 
 // Oᵀ[d, rows] = Oᵀ[d, rows] * alpha[rows] + Σ_j Vf[j, d] * P[j, rows] for d < D (D % DB == 0).
 template <class V, int NV, int DB>
-void values_t(const float* pt, int rp, int D, const float* vf, int nk, const float* alpha, float* ot, int rv0) {
+void values_t(const float* pt, int rp, int D, const float* vf, int nk, const float* alpha,
+              float* ot, int rv0) {
   using R = typename V::reg;
   constexpr int KEY_BLOCK = DB;  // head dims per register block
   R a[NV];
@@ -103,7 +108,8 @@ void values_t(const float* pt, int rp, int D, const float* vf, int nk, const flo
         o[k][v] = V::mul(V::load(ot + static_cast<size_t>(d + k) * rp + rv0 + v * V::W), a[v]);
     for (int j = 0; j < nk; ++j) {
       R p[NV];
-      for (int v = 0; v < NV; ++v) p[v] = V::load(pt + static_cast<size_t>(j) * rp + rv0 + v * V::W);
+      for (int v = 0; v < NV; ++v)
+        p[v] = V::load(pt + static_cast<size_t>(j) * rp + rv0 + v * V::W);
       const float* vr = vf + static_cast<size_t>(j) * D + d;
       for (int k = 0; k < KEY_BLOCK; ++k) {
         const R vb = V::set1(vr[k]);
@@ -111,11 +117,13 @@ void values_t(const float* pt, int rp, int D, const float* vf, int nk, const flo
       }
     }
     for (int k = 0; k < KEY_BLOCK; ++k)
-      for (int v = 0; v < NV; ++v) V::store(ot + static_cast<size_t>(d + k) * rp + rv0 + v * V::W, o[k][v]);
+      for (int v = 0; v < NV; ++v)
+        V::store(ot + static_cast<size_t>(d + k) * rp + rv0 + v * V::W, o[k][v]);
   }
 }
 
-// Runs f.template operator()<NV>(rv0) over the row vectors [0, nvec) in chunks of at most V::MAX_NV.
+// Runs f.template operator()<NV>(rv0) over the row vectors [0, nvec) in chunks of at most
+// V::MAX_NV.
 template <class V, class F>
 void for_row_chunks(int nvec, F&& f) {
   for (int rv = 0; rv < nvec;) {
@@ -123,8 +131,12 @@ void for_row_chunks(int nvec, F&& f) {
     switch (n) {
       case 1: f.template operator()<1>(rv * V::W); break;
       case 2: f.template operator()<2>(rv * V::W); break;
-      case 3: if constexpr (V::MAX_NV >= 3) f.template operator()<3>(rv * V::W); break;
-      default: if constexpr (V::MAX_NV >= 4) f.template operator()<4>(rv * V::W); break;
+      case 3:
+        if constexpr (V::MAX_NV >= 3) f.template operator()<3>(rv * V::W);
+        break;
+      default:
+        if constexpr (V::MAX_NV >= 4) f.template operator()<4>(rv * V::W);
+        break;
     }
     rv += n;
   }
@@ -134,8 +146,8 @@ void for_row_chunks(int nvec, F&& f) {
 // the old m) is mx: the second half of softmax_t, which keeps its own copy (calling this changes
 // the AVX-512 plain item's register allocation).
 template <class V>
-inline void softmax_finish_t(float* st, int rp, int nk, int rv, typename V::reg m_old, typename V::reg mx, float* m,
-                             float* l, float* alpha) {
+inline void softmax_finish_t(float* st, int rp, int nk, int rv, typename V::reg m_old,
+                             typename V::reg mx, float* m, float* l, float* alpha) {
   using R = typename V::reg;
   const R neg_inf = V::set1(-INFINITY);
   // Rows that have seen no key yet keep m = -inf; they subtract 0 instead (their P is 0).
@@ -156,8 +168,8 @@ inline void softmax_finish_t(float* st, int rp, int nk, int rv, typename V::reg 
 // softmax_t with a sliding window and / or soft-capping: soft-caps the scores (SOFTCAP, cap in
 // natural units), masks keys >= lim (when `mask`) and keys < lo (WINDOW, when `mask_lo`).
 template <class V, bool WINDOW, bool SOFTCAP>
-void softmax_ext_t(float* st, int rp, int nk, int j0, bool mask, bool mask_lo, const float* limf, const float* lof,
-                   float cap, float* m, float* l, float* alpha) {
+void softmax_ext_t(float* st, int rp, int nk, int j0, bool mask, bool mask_lo, const float* limf,
+                   const float* lof, float cap, float* m, float* l, float* alpha) {
   using R = typename V::reg;
   const R neg_inf = V::set1(-INFINITY);
   [[maybe_unused]] const SoftcapLog2<V> c(SOFTCAP ? cap : 1.0f);
@@ -183,7 +195,8 @@ void softmax_ext_t(float* st, int rp, int nk, int j0, bool mask, bool mask_lo, c
 // Online softmax of one tile over the row vectors: masks keys >= lim, updates m and l, writes
 // P over Sᵀ and alpha = 2^(m_old - m_new) per row.
 template <class V>
-void softmax_t(float* st, int rp, int nk, int j0, bool mask, const float* limf, float* m, float* l, float* alpha) {
+void softmax_t(float* st, int rp, int nk, int j0, bool mask, const float* limf, float* m, float* l,
+               float* alpha) {
   using R = typename V::reg;
   const R neg_inf = V::set1(-INFINITY);
   for (int rv = 0; rv < rp; rv += V::W) {
@@ -217,7 +230,8 @@ void softmax_t(float* st, int rp, int nk, int j0, bool mask, const float* limf, 
 
 // f32 scratch of prefill_item_t for `rows` rows.
 inline size_t prefill_item_scratch(int rows, int head_dim, int tile_keys, int lanes) {
-  const size_t rp = (static_cast<size_t>(rows) + lanes - 1) / lanes * lanes, D = head_dim, TK = tile_keys;
+  const size_t rp = (static_cast<size_t>(rows) + lanes - 1) / lanes * lanes, D = head_dim,
+               TK = tile_keys;
   return 2 * D * rp + TK * rp + 2 * TK * D + 5 * rp;
 }
 
@@ -229,22 +243,23 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
   const int G = b.group, D = b.head_dim, H = b.num_heads;
   const int R = (it.t1 - it.t0) * G, TK = attn_tile_keys(b.block_size);
   const int rp = (R + V::W - 1) / V::W * V::W;
-  float* qt = f32;                                  // (D, rp) queries * scale * log2 e, transposed
-  float* ot = qt + static_cast<size_t>(D) * rp;     // (D, rp) unnormalized output, transposed
-  float* st = ot + static_cast<size_t>(D) * rp;     // (TK, rp) scores, then probabilities
-  float* kf = st + static_cast<size_t>(TK) * rp;    // (TK, D) key tile in f32
-  float* vf = kf + static_cast<size_t>(TK) * D;     // (TK, D) value tile in f32
-  float* m = vf + static_cast<size_t>(TK) * D;      // (rp,) running max (log2 units)
-  float* l = m + rp;                                // (rp,) running sum
-  float* alpha = l + rp;                            // (rp,) per-tile rescale
-  float* limf = alpha + rp;                         // (rp,) end of the keys each row sees
-  float* lof = limf + rp;                           // (rp,) first key each row sees (WINDOW)
+  float* qt = f32;                                // (D, rp) queries * scale * log2 e, transposed
+  float* ot = qt + static_cast<size_t>(D) * rp;   // (D, rp) unnormalized output, transposed
+  float* st = ot + static_cast<size_t>(D) * rp;   // (TK, rp) scores, then probabilities
+  float* kf = st + static_cast<size_t>(TK) * rp;  // (TK, D) key tile in f32
+  float* vf = kf + static_cast<size_t>(TK) * D;   // (TK, D) value tile in f32
+  float* m = vf + static_cast<size_t>(TK) * D;    // (rp,) running max (log2 units)
+  float* l = m + rp;                              // (rp,) running sum
+  float* alpha = l + rp;                          // (rp,) per-tile rescale
+  float* limf = alpha + rp;                       // (rp,) end of the keys each row sees
+  float* lof = limf + rp;                         // (rp,) first key each row sees (WINDOW)
   const float qscale = b.scale * LOG2E;
   int max_lim = it.k_begin, min_lim = it.k_end, max_lo = 0;
   for (int r = 0; r < rp; ++r) {
     const int ti = std::min(r, R - 1) / G, g = std::min(r, R - 1) % G, t = it.t0 + ti;
     const float* src = b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G + g) * D;
-    for (int d = 0; d < D; ++d) qt[static_cast<size_t>(d) * rp + r] = r < R ? src[d] * qscale : 0.0f;
+    for (int d = 0; d < D; ++d)
+      qt[static_cast<size_t>(d) * rp + r] = r < R ? src[d] * qscale : 0.0f;
     const int row_lim = std::min(b.positions[t] + 1, it.k_end);  // padding rows copy the last row
     limf[r] = static_cast<float>(row_lim);
     max_lim = std::max(max_lim, row_lim), min_lim = std::min(min_lim, row_lim);
@@ -265,14 +280,18 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
     stage_rows<V>(b, b.v_cache, it.seq, it.kvh, j0, nk, vf);
     for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { scores_t<V, NV>(qt, rp, D, kf, nk, st, rv0); });
     if constexpr (WINDOW || SOFTCAP) {
-      softmax_ext_t<V, WINDOW, SOFTCAP>(st, rp, nk, j0, j1 > min_lim, j0 < max_lo, limf, lof, b.softcap, m, l, alpha);
+      softmax_ext_t<V, WINDOW, SOFTCAP>(st, rp, nk, j0, j1 > min_lim, j0 < max_lo, limf, lof,
+                                        b.softcap, m, l, alpha);
     } else {
       softmax_t<V>(st, rp, nk, j0, j1 > min_lim, limf, m, l, alpha);
     }
     if (D % V::VALUE_DIMS == 0) {
-      for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, V::VALUE_DIMS>(st, rp, D, vf, nk, alpha, ot, rv0); });
+      for_row_chunks<V>(nvec, [&]<int NV>(int rv0) {
+        values_t<V, NV, V::VALUE_DIMS>(st, rp, D, vf, nk, alpha, ot, rv0);
+      });
     } else {
-      for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { values_t<V, NV, 4>(st, rp, D, vf, nk, alpha, ot, rv0); });
+      for_row_chunks<V>(
+          nvec, [&]<int NV>(int rv0) { values_t<V, NV, 4>(st, rp, D, vf, nk, alpha, ot, rv0); });
     }
     j0 = j1;
   }

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul/matmul_kernels.h"
+#include "longbow/backend/cpu/simd/cpu_features.h"
 #include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {
@@ -24,9 +24,7 @@ namespace {
 
 void scalar_dequant_row(DType t, const void* src, float* dst, int64_t n) {
   switch (t) {
-    case DType::F32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
@@ -69,7 +67,8 @@ void scalar_dequant_row(DType t, const void* src, float* dst, int64_t n) {
       return;
     }
     default:
-      throw std::invalid_argument(std::string("[cpu.dequant] expected a weight dtype, found ") + dtype_name(t));
+      throw std::invalid_argument(std::string("[cpu.dequant] expected a weight dtype, found ") +
+                                  dtype_name(t));
   }
 }
 
@@ -124,7 +123,9 @@ inline void store(float* out, const float* r, int rows, const float* bias, bool 
 
 // W rows per cache tile: small enough that the tile stays in L1/L2 while every activation row
 // streams past it.
-int64_t w_tile_rows(size_t row_bytes) { return std::clamp<int64_t>(16384 / std::max<size_t>(row_bytes, 1), 4, 64); }
+int64_t w_tile_rows(size_t row_bytes) {
+  return std::clamp<int64_t>(16384 / std::max<size_t>(row_bytes, 1), 4, 64);
+}
 
 }  // namespace
 
@@ -145,12 +146,12 @@ namespace {
 struct QuantPart {
   DType dtype;
   size_t N;
-  float* out;            // (M, N)
-  const float* bias;     // (N,) or nullptr
+  float* out;         // (M, N)
+  const float* bias;  // (N,) or nullptr
   bool accumulate;
-  const uint8_t* w;      // packed panels
-  size_t panel_bytes;    // one panel: K / 32 blocks
-  int64_t panels;        // ceil(N / 16)
+  const uint8_t* w;    // packed panels
+  size_t panel_bytes;  // one panel: K / 32 blocks
+  int64_t panels;      // ceil(N / 16)
 };
 
 QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
@@ -158,14 +159,18 @@ QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
   const auto* packed = dynamic_cast<const PackedWeight*>(a.w.buffer);
   require(packed != nullptr && a.w.offset == 0, where, [&] {
     return std::string("w: expected a ") + dtype_name(a.w_dtype) +
-           " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or view";
+           " weight made by Backend::matmul_weight (packed 16-row panels), found a plain buffer or "
+           "view";
   });
-  require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where, [&] {
-    return std::string("w: expected packed (") + std::to_string(a.N) + ", " + std::to_string(a.K) + ") " +
-           dtype_name(a.w_dtype) + ", found packed (" + std::to_string(packed->rows()) + ", " +
-           std::to_string(packed->cols()) + ") " + dtype_name(packed->dtype());
-  });
-  require(K % QK == 0, where, [&] { return "expected K a multiple of 32, found " + std::to_string(K); });
+  require(packed->dtype() == a.w_dtype && packed->rows() == a.N && packed->cols() == a.K, where,
+          [&] {
+            return std::string("w: expected packed (") + std::to_string(a.N) + ", " +
+                   std::to_string(a.K) + ") " + dtype_name(a.w_dtype) + ", found packed (" +
+                   std::to_string(packed->rows()) + ", " + std::to_string(packed->cols()) + ") " +
+                   dtype_name(packed->dtype());
+          });
+  require(K % QK == 0, where,
+          [&] { return "expected K a multiple of 32, found " + std::to_string(K); });
   QuantPart p;
   p.dtype = a.w_dtype;
   p.N = N;
@@ -181,17 +186,20 @@ QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
 // Quantized weights: every activation row is quantized once (shared by all parts), then integer
 // dot products against the weight panels. Threads split the tokens (prefill) or the panels of
 // all parts taken together (decode, small batches), so a group is one dispatch.
-void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, size_t M, size_t K) {
+void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, size_t M,
+                      size_t K) {
   const MatmulKernels& mk = matmul_kernels();
   const size_t nb = K / QK;
   c.scratch.act_q.resize(std::max<size_t>(M * nb, 1) * sizeof(BlockQ16A));
   auto* xq = reinterpret_cast<BlockQ16A*>(c.scratch.act_q.data());  // (M, K/32) BlockQ16A
   if (M >= 4) {
     c.pool.parallel_for(static_cast<int64_t>(M), [&](int64_t b, int64_t e, int) {
-      for (int64_t m = b; m < e; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, static_cast<int64_t>(K));
+      for (int64_t m = b; m < e; ++m)
+        mk.quantize_q16a(x + m * K, xq + m * nb, static_cast<int64_t>(K));
     });
   } else {
-    for (size_t m = 0; m < M; ++m) mk.quantize_q16a(x + m * K, xq + m * nb, static_cast<int64_t>(K));
+    for (size_t m = 0; m < M; ++m)
+      mk.quantize_q16a(x + m * K, xq + m * nb, static_cast<int64_t>(K));
   }
   // Tokens [t0, t1) x panels [p_begin, p_end) of one part: tiles of panels, each streamed past
   // every mr-token group.
@@ -208,13 +216,14 @@ void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, 
           const int rows = static_cast<int>(std::min<size_t>(PANEL_ROWS, p.N - n0));
           const uint8_t* panel = p.w + q * p.panel_bytes;
           if (rows == PANEL_ROWS && p.bias == nullptr && !p.accumulate) {  // straight into out
-            mk.dot_q(p.dtype, panel, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), p.out + m0 * p.N + n0, p.N);
+            mk.dot_q(p.dtype, panel, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb),
+                     p.out + m0 * p.N + n0, p.N);
             continue;
           }
           mk.dot_q(p.dtype, panel, xq + m0 * nb, nb, mr, static_cast<int64_t>(nb), r, PANEL_ROWS);
           for (int i = 0; i < mr; ++i) {
-            store(p.out + (m0 + i) * p.N + n0, r + i * PANEL_ROWS, rows, p.bias ? p.bias + n0 : nullptr,
-                  p.accumulate);
+            store(p.out + (m0 + i) * p.N + n0, r + i * PANEL_ROWS, rows,
+                  p.bias ? p.bias + n0 : nullptr, p.accumulate);
           }
         }
       }
@@ -225,7 +234,8 @@ void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, 
     // Prefill (>= 2 mr-groups per thread): threads split the tokens and each streams all the
     // weights (shared in L3): 8-17 % faster than splitting panels (prefill of 48-512 tokens).
     c.pool.parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
-      const size_t t0 = static_cast<size_t>(g0) * mk.mr, t1 = std::min<size_t>(M, static_cast<size_t>(g1) * mk.mr);
+      const size_t t0 = static_cast<size_t>(g0) * mk.mr,
+                   t1 = std::min<size_t>(M, static_cast<size_t>(g1) * mk.mr);
       for (const QuantPart& p : parts) run(p, t0, t1, 0, p.panels);
     });
     return;
@@ -237,7 +247,8 @@ void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, 
   c.pool.parallel_for(total, [&](int64_t g0, int64_t g1, int) {
     int64_t first = 0;  // global index of the current part's panel 0
     for (const QuantPart& p : parts) {
-      const int64_t b = std::max<int64_t>(g0 - first, 0), e = std::min<int64_t>(g1 - first, p.panels);
+      const int64_t b = std::max<int64_t>(g0 - first, 0),
+                    e = std::min<int64_t>(g1 - first, p.panels);
       if (b < e) run(p, 0, M, b, e);
       first += p.panels;
     }
@@ -263,7 +274,8 @@ void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts) {
   }
   const MatmulArgs& a0 = parts[0];
   require(a0.M >= 0 && a0.K >= 0, where, [&] {
-    return "expected non-negative M, K, found " + std::to_string(a0.M) + ", " + std::to_string(a0.K);
+    return "expected non-negative M, K, found " + std::to_string(a0.M) + ", " +
+           std::to_string(a0.K);
   });
   if (a0.M == 0) return;
   // Bound parts: on the stack for the model's groups (q/k/v, gate/up), so a step allocates nothing.
@@ -273,24 +285,27 @@ void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts) {
   QuantPart* bound = on_heap.empty() ? on_stack : on_heap.data();
   size_t num_bound = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
-    require(parts[i].N >= 0, where, [&] { return "part " + std::to_string(i) + ": expected N >= 0"; });
+    require(parts[i].N >= 0, where,
+            [&] { return "part " + std::to_string(i) + ": expected N >= 0"; });
     if (parts[i].N > 0) bound[num_bound++] = bind_quant_part(parts[i], where);
   }
-  const float* x = view_as<const float>(a0.x, static_cast<size_t>(a0.M) * a0.K, where, "x");  // (M, K)
+  const float* x =
+      view_as<const float>(a0.x, static_cast<size_t>(a0.M) * a0.K, where, "x");  // (M, K)
   matmul_quantized(c, {bound, num_bound}, x, a0.M, a0.K);
 }
 
 void op_matmul(Ctx& c, const MatmulArgs& a) {
   const char* where = "cpu.matmul";
   require(a.M >= 0 && a.N >= 0 && a.K >= 0, where, [&] {
-    return "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " + std::to_string(a.N) + ", " +
-           std::to_string(a.K);
+    return "expected non-negative M, N, K, found " + std::to_string(a.M) + ", " +
+           std::to_string(a.N) + ", " + std::to_string(a.K);
   });
   if (a.M == 0 || a.N == 0) return;
   const size_t M = a.M, N = a.N, K = a.K;
-  float* out = view_as<float>(a.out, M * N, where, "out");                                        // (M, N)
-  const float* x = view_as<const float>(a.x, M * K, where, "x");                                  // (M, K)
-  const float* bias = a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");  // (N,)
+  float* out = view_as<float>(a.out, M * N, where, "out");        // (M, N)
+  const float* x = view_as<const float>(a.x, M * K, where, "x");  // (M, K)
+  const float* bias =
+      a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");  // (N,)
   const MatmulKernels& mk = matmul_kernels();
 
   if (is_block_quant(a.w_dtype)) {
@@ -300,7 +315,8 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
   }
 
   const size_t row_bytes = dtype_row_bytes(a.w_dtype, a.K);
-  const auto* w = static_cast<const uint8_t*>(view_ptr(a.w, N * row_bytes, where, "w"));  // (N, K) w_dtype
+  const auto* w =
+      static_cast<const uint8_t*>(view_ptr(a.w, N * row_bytes, where, "w"));  // (N, K) w_dtype
   const int64_t tile = w_tile_rows(row_bytes);
 
   if (mk.dot_f != nullptr) {
@@ -312,7 +328,8 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
           const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
           for (int64_t n = n0; n < n1; ++n) {
             mk.dot_f(a.w_dtype, w + n * row_bytes, x + m0 * K, K, mr, a.K, r, 1);
-            for (int i = 0; i < mr; ++i) store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
+            for (int i = 0; i < mr; ++i)
+              store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
           }
         }
       }
@@ -334,7 +351,8 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
       if (direct) {
         tile_ptr = reinterpret_cast<const float*>(w + n0 * row_bytes);
       } else {
-        for (int64_t j = 0; j < rows; ++j) kern.dequant_row(a.w_dtype, w + (n0 + j) * row_bytes, wt + j * K, a.K);
+        for (int64_t j = 0; j < rows; ++j)
+          kern.dequant_row(a.w_dtype, w + (n0 + j) * row_bytes, wt + j * K, a.K);
         tile_ptr = wt;
       }
       for (size_t m = 0; m < M; ++m) {

@@ -38,9 +38,7 @@ inline void unpack_nibbles(const uint8_t* qs, uint8_t lo[16], uint8_t hi[16]) {
 
 void avx2_dequant_row(DType t, const void* src, float* dst, int64_t n) {
   switch (t) {
-    case DType::F32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
       int64_t i = 0;
@@ -103,12 +101,14 @@ void avx2_dequant_row(DType t, const void* src, float* dst, int64_t n) {
       return;
     }
     default:
-      throw std::invalid_argument(std::string("[cpu.dequant] expected a weight dtype, found ") + dtype_name(t));
+      throw std::invalid_argument(std::string("[cpu.dequant] expected a weight dtype, found ") +
+                                  dtype_name(t));
   }
 }
 
 float avx2_dot(const float* a, const float* b, int64_t n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+         s3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
@@ -116,7 +116,8 @@ float avx2_dot(const float* a, const float* b, int64_t n) {
     s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
     s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
   }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  for (; i + 8 <= n; i += 8)
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
   float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   for (; i < n; ++i) s += a[i] * b[i];
   return s;

@@ -62,14 +62,18 @@ struct PanelQ8 {
 static_assert(sizeof(PanelQ4) == 320 && sizeof(PanelQ8) == 576);
 
 // Bytes of one panel block for a quantized dtype (PanelQ4 or PanelQ8).
-inline size_t panel_block_bytes(DType t) { return t == DType::Q8_0 ? sizeof(PanelQ8) : sizeof(PanelQ4); }
+inline size_t panel_block_bytes(DType t) {
+  return t == DType::Q8_0 ? sizeof(PanelQ8) : sizeof(PanelQ4);
+}
 // Bytes of a packed (N, K) weight: ceil(N / 16) panels of K / 32 blocks.
 inline size_t packed_bytes(DType t, int64_t N, int64_t K) {
-  return static_cast<size_t>((N + PANEL_ROWS - 1) / PANEL_ROWS) * static_cast<size_t>(K / QK) * panel_block_bytes(t);
+  return static_cast<size_t>((N + PANEL_ROWS - 1) / PANEL_ROWS) * static_cast<size_t>(K / QK) *
+         panel_block_bytes(t);
 }
 // Packs panels [p0, p1) of the row-major (N, K) quantized weight `rows` into `dst` (the whole
 // packed buffer). K a multiple of 32.
-void pack_panels(DType t, const void* rows, int64_t N, int64_t K, int64_t p0, int64_t p1, void* dst);
+void pack_panels(DType t, const void* rows, int64_t N, int64_t K, int64_t p0, int64_t p1,
+                 void* dst);
 
 struct MatmulKernels {
   const char* name;
@@ -78,20 +82,22 @@ struct MatmulKernels {
   void (*quantize_q16a)(const float* x, BlockQ16A* y, int64_t K);
   // out[m * ldo + r] = w_r · x_m for r < 16, m < mr (any mr >= 1); `panel` is one packed panel
   // (nb blocks of PanelQ4/PanelQ8 for t = Q4_0/Q4_1 or Q8_0), x_m = xq + m * ldx blocks.
-  void (*dot_q)(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                size_t ldo);
+  void (*dot_q)(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                float* out, size_t ldo);
   // Same for F32/F16/BF16 weights against f32 activations x_m = x + m * ldx; nullptr when the
-  // implementation has no direct float kernel (the caller then dequantizes rows and uses RowKernels).
-  void (*dot_f)(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K, float* out,
-                size_t ldo);
+  // implementation has no direct float kernel (the caller then dequantizes rows and uses
+  // RowKernels).
+  void (*dot_f)(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K,
+                float* out, size_t ldo);
 };
 
 const MatmulKernels& scalar_matmul_kernels();
-const MatmulKernels* avx2_matmul_kernels();  // nullptr when not compiled in
+const MatmulKernels* avx2_matmul_kernels();    // nullptr when not compiled in
 const MatmulKernels* avx512_matmul_kernels();  // nullptr when not compiled in
-const MatmulKernels* neon_matmul_kernels();  // nullptr when not compiled in
+const MatmulKernels* neon_matmul_kernels();    // nullptr when not compiled in
 // The active set: the widest SIMD set the CPU has (avx512 > avx2 on x86-64, neon on arm64);
-// the level comes from cpu_isa() (LONGBOW_CPU_SIMD=scalar forces the portable kernels, =avx2 caps at AVX2).
+// the level comes from cpu_isa() (LONGBOW_CPU_SIMD=scalar forces the portable kernels, =avx2 caps
+// at AVX2).
 const MatmulKernels& matmul_kernels();
 
 // Runs Panel<T>(args...) for the quantized weight dtype t (each SIMD file passes its own,
@@ -99,18 +105,21 @@ const MatmulKernels& matmul_kernels();
 template <void (*Q4_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
           void (*Q4_1)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
           void (*Q8_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t)>
-void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                    size_t ldo);
+void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                    float* out, size_t ldo);
 
-inline bool is_block_quant(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
+inline bool is_block_quant(DType t) {
+  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0;
+}
 
-void throw_not_block_quant(DType t);  // "[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ..."
+void throw_not_block_quant(
+    DType t);  // "[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ..."
 
 template <void (*Q4_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
           void (*Q4_1)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t),
           void (*Q8_0)(const void*, const BlockQ16A*, size_t, int, int64_t, float*, size_t)>
-void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                    size_t ldo) {
+void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                    float* out, size_t ldo) {
   switch (t) {
     case DType::Q4_0: return Q4_0(panel, xq, ldx, mr, nb, out, ldo);
     case DType::Q4_1: return Q4_1(panel, xq, ldx, mr, nb, out, ldo);

@@ -10,13 +10,16 @@
 namespace longbow::cpu {
 
 void throw_not_block_quant(DType t) {
-  throw std::invalid_argument(std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") + dtype_name(t));
+  throw std::invalid_argument(
+      std::string("[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ") + dtype_name(t));
 }
 
-void pack_panels(DType t, const void* rows, int64_t N, int64_t K, int64_t p0, int64_t p1, void* dst) {
+void pack_panels(DType t, const void* rows, int64_t N, int64_t K, int64_t p0, int64_t p1,
+                 void* dst) {
   if (!is_block_quant(t)) {
-    throw std::invalid_argument(std::string("[cpu.matmul_weight] expected Q4_0, Q4_1 or Q8_0 to pack, found ") +
-                                dtype_name(t));
+    throw std::invalid_argument(
+        std::string("[cpu.matmul_weight] expected Q4_0, Q4_1 or Q8_0 to pack, found ") +
+        dtype_name(t));
   }
   const int64_t nb = K / QK;
   const size_t row_bytes = dtype_row_bytes(t, K);

@@ -43,7 +43,8 @@ void dot_panel_row(const void* panel, const BlockQ16A* x, int64_t nb, float* out
       d = pk.d;
       for (int j = 0; j < QK / 2; ++j) {
         for (int r = 0; r < PANEL_ROWS; ++r) {
-          isum[r] += pk.qs[32 * j + 2 * r] * x[b].qs[2 * j] + pk.qs[32 * j + 2 * r + 1] * x[b].qs[2 * j + 1];
+          isum[r] += pk.qs[32 * j + 2 * r] * x[b].qs[2 * j] +
+                     pk.qs[32 * j + 2 * r + 1] * x[b].qs[2 * j + 1];
         }
       }
     } else {
@@ -68,13 +69,15 @@ void dot_panel_row(const void* panel, const BlockQ16A* x, int64_t nb, float* out
 }
 
 template <DType T>
-void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
+             size_t ldo) {
   for (int m = 0; m < mr; ++m) dot_panel_row<T>(panel, xq + m * ldx, nb, out + m * ldo);
 }
 
-void scalar_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                  size_t ldo) {
-  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
+void scalar_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                  float* out, size_t ldo) {
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(
+      t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 const MatmulKernels SCALAR = {"scalar", 4, scalar_quantize_q16a, scalar_dot_q, nullptr};

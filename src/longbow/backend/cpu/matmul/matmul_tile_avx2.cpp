@@ -67,7 +67,8 @@ inline __m256i bcast_pair(const int16_t* p) {  // (p[0], p[1]) in every 32-bit l
 
 // isum[m] (+)= w · (x_m pair j) over 8 rows; the first product of a block starts the sum.
 template <int MR>
-inline void pair_madd(__m256i w, const BlockQ16A* xb, size_t ldx, int j, bool first, __m256i* isum) {
+inline void pair_madd(__m256i w, const BlockQ16A* xb, size_t ldx, int j, bool first,
+                      __m256i* isum) {
   for (int m = 0; m < MR; ++m) {
     const __m256i p = _mm256_madd_epi16(w, bcast_pair(xb[m * ldx].qs + 2 * j));
     isum[m] = first ? p : _mm256_add_epi32(isum[m], p);
@@ -78,14 +79,17 @@ inline void pair_madd(__m256i w, const BlockQ16A* xb, size_t ldx, int j, bool fi
 // activation rows, in the operation order of matmul_kernels.h (exact int32 block sums, then one
 // conversion, scale multiply and FMA(s) per block and token).
 template <DType T, int MR>
-void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, int64_t nb,
+                   float* out, size_t ldo) {
   __m256 acc[MR];
   for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_ps();
   const __m256i nibble = _mm256_set1_epi16(0x0F);
   using Block = std::conditional_t<T == DType::Q8_0, PanelQ8, PanelQ4>;
   for (int64_t b = 0; b < nb; ++b) {
-    if (h == 0) {  // weights stream from DRAM: fetch a few blocks ahead (the second half hits cache)
-      const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
+    if (h ==
+        0) {  // weights stream from DRAM: fetch a few blocks ahead (the second half hits cache)
+      const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b +
+                                                        PANEL_PREFETCH_BLOCKS);
       for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
     }
     const BlockQ16A* xb = xq + b;
@@ -96,24 +100,28 @@ void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, in
       const PanelQ8& pk = static_cast<const PanelQ8*>(panel)[b];
       d = pk.d;
       for (int j = 0; j < QK / 2; ++j) {
-        const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.qs + 32 * j + 16 * h)));
+        const __m256i w = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.qs + 32 * j + 16 * h)));
         pair_madd<MR>(w, xb, ldx, j, j == 0, isum);
       }
     } else {
       const PanelQ4& pk = static_cast<const PanelQ4*>(panel)[b];
       d = pk.d;
       for (int t = 0; t < QK / 4; ++t) {
-        const __m256i raw = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.qs + 32 * t + 16 * h)));
+        const __m256i raw = _mm256_cvtepu8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.qs + 32 * t + 16 * h)));
         pair_madd<MR>(_mm256_and_si256(raw, nibble), xb, ldx, t, t == 0, isum);
         pair_madd<MR>(_mm256_srli_epi16(raw, 4), xb, ldx, t + QK / 4, false, isum);
       }
-      if constexpr (T == DType::Q4_1) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.m + 8 * h)));
+      if constexpr (T == DType::Q4_1)
+        mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pk.m + 8 * h)));
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 8 * h)));
     if constexpr (T == DType::Q4_0) mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.f));
     for (int m = 0; m < MR; ++m) {
       const BlockQ16A& x = xb[m * ldx];
-      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m]), _mm256_mul_ps(dw, _mm256_set1_ps(x.d)), acc[m]);
+      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m]), _mm256_mul_ps(dw, _mm256_set1_ps(x.d)),
+                               acc[m]);
       if constexpr (T != DType::Q8_0) acc[m] = _mm256_fmadd_ps(mw, _mm256_set1_ps(x.s), acc[m]);
     }
   }
@@ -121,7 +129,8 @@ void panel_half_mr(const void* panel, int h, const BlockQ16A* xq, size_t ldx, in
 }
 
 template <DType T>
-void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
+             size_t ldo) {
   for (; mr > 0; mr -= 4, xq += 4 * ldx, out += 4 * ldo) {
     for (int h = 0; h < 2; ++h) {
       switch (mr) {
@@ -134,9 +143,10 @@ void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t
   }
 }
 
-void avx2_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                size_t ldo) {
-  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
+void avx2_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                float* out, size_t ldo) {
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(
+      t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 // 8 weights starting at element i of a float-type row, as f32.
@@ -145,18 +155,23 @@ inline __m256 load_w8(const void* w, int64_t i) {
   if constexpr (T == DType::F32) {
     return _mm256_loadu_ps(static_cast<const float*>(w) + i);
   } else if constexpr (T == DType::F16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i)));
+    return _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i)));
   } else {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
+    const __m128i h =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
 }
 
 template <DType T>
 inline float load_w1(const void* w, int64_t i) {
-  if constexpr (T == DType::F32) return static_cast<const float*>(w)[i];
-  else if constexpr (T == DType::F16) return h2f(static_cast<const uint16_t*>(w)[i]);
-  else return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  if constexpr (T == DType::F32)
+    return static_cast<const float*>(w)[i];
+  else if constexpr (T == DType::F16)
+    return h2f(static_cast<const uint16_t*>(w)[i]);
+  else
+    return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
 }
 
 // Two accumulators per row (16 elements per step), then 8, then a scalar tail.
@@ -174,7 +189,8 @@ void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, 
   }
   if (i + 8 <= K) {
     const __m256 w0 = load_w8<T>(w, i);
-    for (int m = 0; m < MR; ++m) a0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * ldx + i), a0[m]);
+    for (int m = 0; m < MR; ++m)
+      a0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * ldx + i), a0[m]);
     i += 8;
   }
   for (int m = 0; m < MR; ++m) {
@@ -198,15 +214,15 @@ void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float
   }
 }
 
-void avx2_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K, float* out,
-                size_t ldo) {
+void avx2_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K,
+                float* out, size_t ldo) {
   switch (t) {
     case DType::F32: return dot_f_t<DType::F32>(w_row, x, ldx, mr, K, out, ldo);
     case DType::F16: return dot_f_t<DType::F16>(w_row, x, ldx, mr, K, out, ldo);
     case DType::BF16: return dot_f_t<DType::BF16>(w_row, x, ldx, mr, K, out, ldo);
     default:
-      throw std::invalid_argument(std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") +
-                                  dtype_name(t));
+      throw std::invalid_argument(
+          std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") + dtype_name(t));
   }
 }
 

@@ -21,7 +21,9 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+#pragma clang attribute push(                                                      \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))), \
+    apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
@@ -62,14 +64,16 @@ inline __m512i bcast_pair(const int16_t* p) {  // (p[0], p[1]) in every 32-bit l
 // isum[m] += w · (x_m pair j) over 16 rows.
 template <int MR>
 inline void pair_dp(__m512i w, const BlockQ16A* xb, size_t ldx, int j, __m512i* isum) {
-  for (int m = 0; m < MR; ++m) isum[m] = _mm512_dpwssd_epi32(isum[m], w, bcast_pair(xb[m * ldx].qs + 2 * j));
+  for (int m = 0; m < MR; ++m)
+    isum[m] = _mm512_dpwssd_epi32(isum[m], w, bcast_pair(xb[m * ldx].qs + 2 * j));
 }
 
 // One panel (16 rows) against MR activation rows, in the operation order of matmul_kernels.h:
 // per block, exact int32 row sums from vpdpwssd (16 rows per instruction), then per token one
 // conversion, one scale multiply and one or two FMAs for all 16 rows.
 template <DType T, int MR>
-void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out,
+              size_t ldo) {
   __m512 acc[MR];
   for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
   const __m512i nibble = _mm512_set1_epi16(0x0F);
@@ -77,7 +81,8 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
   for (int64_t b = 0; b < nb; ++b) {
     // Weights stream from DRAM once per step: fetch a few blocks ahead (past the panel's end
     // this is the next panel, which the caller runs next).
-    const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
+    const char* ahead =
+        reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
     for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
     const BlockQ16A* xb = xq + b;
     __m512i isum[MR];
@@ -89,7 +94,8 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
       d = pk.d;
 #pragma GCC unroll 16
       for (int j = 0; j < QK / 2; ++j) {
-        const __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs + 32 * j)));
+        const __m512i w = _mm512_cvtepi8_epi16(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs + 32 * j)));
         pair_dp<MR>(w, xb, ldx, j, isum);
       }
     } else {
@@ -97,17 +103,20 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
       d = pk.d;
 #pragma GCC unroll 8
       for (int t = 0; t < QK / 4; ++t) {
-        const __m512i raw = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs + 32 * t)));
+        const __m512i raw = _mm512_cvtepu8_epi16(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.qs + 32 * t)));
         pair_dp<MR>(_mm512_and_si512(raw, nibble), xb, ldx, t, isum);
         pair_dp<MR>(_mm512_srli_epi16(raw, 4), xb, ldx, t + QK / 4, isum);
       }
-      if constexpr (T == DType::Q4_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.m)));
+      if constexpr (T == DType::Q4_1)
+        mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pk.m)));
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)));
     if constexpr (T == DType::Q4_0) mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.f));
     for (int m = 0; m < MR; ++m) {
       const BlockQ16A& x = xb[m * ldx];
-      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_mul_ps(dw, _mm512_set1_ps(x.d)), acc[m]);
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_mul_ps(dw, _mm512_set1_ps(x.d)),
+                               acc[m]);
       if constexpr (T != DType::Q8_0) acc[m] = _mm512_fmadd_ps(mw, _mm512_set1_ps(x.s), acc[m]);
     }
   }
@@ -115,8 +124,10 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
 }
 
 template <DType T>
-void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
-  for (; mr > 8; mr -= 8, xq += 8 * ldx, out += 8 * ldo) panel_mr<T, 8>(panel, xq, ldx, nb, out, ldo);
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
+             size_t ldo) {
+  for (; mr > 8; mr -= 8, xq += 8 * ldx, out += 8 * ldo)
+    panel_mr<T, 8>(panel, xq, ldx, nb, out, ldo);
   switch (mr) {
     case 1: return panel_mr<T, 1>(panel, xq, ldx, nb, out, ldo);
     case 2: return panel_mr<T, 2>(panel, xq, ldx, nb, out, ldo);
@@ -130,9 +141,10 @@ void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t
   }
 }
 
-void avx512_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                  size_t ldo) {
-  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
+void avx512_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                  float* out, size_t ldo) {
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(
+      t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 // 16 weights starting at element i of a float-type row, as f32.
@@ -141,18 +153,23 @@ inline __m512 load_w16(const void* w, int64_t i) {
   if constexpr (T == DType::F32) {
     return _mm512_loadu_ps(static_cast<const float*>(w) + i);
   } else if constexpr (T == DType::F16) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i)));
+    return _mm512_cvtph_ps(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i)));
   } else {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
+    const __m256i h =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
 }
 
 template <DType T>
 inline float load_w1(const void* w, int64_t i) {
-  if constexpr (T == DType::F32) return static_cast<const float*>(w)[i];
-  else if constexpr (T == DType::F16) return h2f(static_cast<const uint16_t*>(w)[i]);
-  else return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  if constexpr (T == DType::F32)
+    return static_cast<const float*>(w)[i];
+  else if constexpr (T == DType::F16)
+    return h2f(static_cast<const uint16_t*>(w)[i]);
+  else
+    return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
 }
 
 // Two accumulators per row (32 elements per step), then 16, then a masked tail of < 16.
@@ -170,7 +187,8 @@ void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, 
   }
   if (i + 16 <= K) {
     const __m512 w0 = load_w16<T>(w, i);
-    for (int m = 0; m < MR; ++m) a0[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * ldx + i), a0[m]);
+    for (int m = 0; m < MR; ++m)
+      a0[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * ldx + i), a0[m]);
     i += 16;
   }
   for (int m = 0; m < MR; ++m) {
@@ -198,15 +216,15 @@ void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float
   }
 }
 
-void avx512_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K, float* out,
-                  size_t ldo) {
+void avx512_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K,
+                  float* out, size_t ldo) {
   switch (t) {
     case DType::F32: return dot_f_t<DType::F32>(w_row, x, ldx, mr, K, out, ldo);
     case DType::F16: return dot_f_t<DType::F16>(w_row, x, ldx, mr, K, out, ldo);
     case DType::BF16: return dot_f_t<DType::BF16>(w_row, x, ldx, mr, K, out, ldo);
     default:
-      throw std::invalid_argument(std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") +
-                                  dtype_name(t));
+      throw std::invalid_argument(
+          std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") + dtype_name(t));
   }
 }
 

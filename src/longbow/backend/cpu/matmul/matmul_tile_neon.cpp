@@ -65,22 +65,28 @@ inline void widen_s8(const int8_t* q, int16x8_t w[4]) {
   w[2] = vmovl_s8(vget_low_s8(b)), w[3] = vmovl_high_s8(b);
 }
 inline void widen_u8(uint8x16_t a, uint8x16_t b, int16x8_t w[4]) {
-  w[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(a))), w[1] = vreinterpretq_s16_u16(vmovl_high_u8(a));
-  w[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b))), w[3] = vreinterpretq_s16_u16(vmovl_high_u8(b));
+  w[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(a))),
+  w[1] = vreinterpretq_s16_u16(vmovl_high_u8(a));
+  w[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b))),
+  w[3] = vreinterpretq_s16_u16(vmovl_high_u8(b));
 }
 
-inline float32x4_t f16x4(const uint16_t* h) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))); }
+inline float32x4_t f16x4(const uint16_t* h) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h)));
+}
 
 // One 16-row panel against MR activation rows, in the operation order of matmul_kernels.h.
 template <DType T, int MR>
-void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out, size_t ldo) {
+void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, float* out,
+              size_t ldo) {
   float32x4_t acc[MR][4];
   for (int m = 0; m < MR; ++m) {
     for (int i = 0; i < 4; ++i) acc[m][i] = vdupq_n_f32(0.f);
   }
   using Block = std::conditional_t<T == DType::Q8_0, PanelQ8, PanelQ4>;
   for (int64_t b = 0; b < nb; ++b) {
-    const char* ahead = reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
+    const char* ahead =
+        reinterpret_cast<const char*>(static_cast<const Block*>(panel) + b + PANEL_PREFETCH_BLOCKS);
     for (size_t off = 0; off < sizeof(Block); off += 64) __builtin_prefetch(ahead + off);
     const BlockQ16A* xb = xq + b;
     int32x4_t isum[MR][8];
@@ -106,7 +112,8 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
         widen_u8(vandq_u8(a, nibble), vandq_u8(c, nibble), w);
         for (int m = 0; m < MR; ++m) pair_mla(w, pair_of(xb[m * ldx].qs + 2 * t), isum[m]);
         widen_u8(vshrq_n_u8(a, 4), vshrq_n_u8(c, 4), w);
-        for (int m = 0; m < MR; ++m) pair_mla(w, pair_of(xb[m * ldx].qs + 2 * (t + QK / 4)), isum[m]);
+        for (int m = 0; m < MR; ++m)
+          pair_mla(w, pair_of(xb[m * ldx].qs + 2 * (t + QK / 4)), isum[m]);
       }
     }
     for (int i = 0; i < 4; ++i) {
@@ -128,14 +135,17 @@ void panel_mr(const void* panel, const BlockQ16A* xq, size_t ldx, int64_t nb, fl
 }
 
 template <DType T>
-void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out, size_t ldo) {
-  for (; mr >= 2; mr -= 2, xq += 2 * ldx, out += 2 * ldo) panel_mr<T, 2>(panel, xq, ldx, nb, out, ldo);
+void panel_t(const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
+             size_t ldo) {
+  for (; mr >= 2; mr -= 2, xq += 2 * ldx, out += 2 * ldo)
+    panel_mr<T, 2>(panel, xq, ldx, nb, out, ldo);
   if (mr == 1) panel_mr<T, 1>(panel, xq, ldx, nb, out, ldo);
 }
 
-void neon_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb, float* out,
-                size_t ldo) {
-  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(t, panel, xq, ldx, mr, nb, out, ldo);
+void neon_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
+                float* out, size_t ldo) {
+  dispatch_panel<panel_t<DType::Q4_0>, panel_t<DType::Q4_1>, panel_t<DType::Q8_0>>(
+      t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
 const MatmulKernels NEON = {"neon", 4, neon_quantize_q16a, neon_dot_q, nullptr};

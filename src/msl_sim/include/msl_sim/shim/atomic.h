@@ -41,24 +41,24 @@ namespace detail {
 template <class T, class F>
 T atomic_rmw(atomic<T>* p, F f) {
   T old = __atomic_load_n(&p->v, __ATOMIC_SEQ_CST);
-  while (!__atomic_compare_exchange_n(&p->v, &old, f(old), true, __ATOMIC_SEQ_CST,
-                                      __ATOMIC_SEQ_CST)) {
+  while (
+      !__atomic_compare_exchange_n(&p->v, &old, f(old), true, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
   }
   return old;
 }
 }  // namespace detail
 
-#define MSL_SIM_ATOMIC_RMW(name, expr)                                                     \
-  template <class T, class U>                                                              \
-  T atomic_fetch_##name##_explicit(atomic<T>* p, U x, memory_order) {                      \
-    T y = T(x);                                                                            \
-    return detail::atomic_rmw(p, [y](T a) { return T(expr); });                            \
+#define MSL_SIM_ATOMIC_RMW(name, expr)                                \
+  template <class T, class U>                                         \
+  T atomic_fetch_##name##_explicit(atomic<T>* p, U x, memory_order) { \
+    T y = T(x);                                                       \
+    return detail::atomic_rmw(p, [y](T a) { return T(expr); });       \
   }
 MSL_SIM_ATOMIC_RMW(add, a + y)
 MSL_SIM_ATOMIC_RMW(sub, a - y)
 MSL_SIM_ATOMIC_RMW(max, a > y ? a : y)
 MSL_SIM_ATOMIC_RMW(min, a < y ? a : y)
-MSL_SIM_ATOMIC_RMW(and, a & y)
+MSL_SIM_ATOMIC_RMW(and, a& y)
 MSL_SIM_ATOMIC_RMW(or, a | y)
 MSL_SIM_ATOMIC_RMW(xor, a ^ y)
 #undef MSL_SIM_ATOMIC_RMW

@@ -9,15 +9,20 @@
 
 namespace metal {
 
-#define MSL_SIM_UNARY(name, expr)                                                          \
-  inline float name(float x) { return expr; }                                              \
-  inline half name(half h) { float x = float(h); return half(expr); }                      \
-  template <class T, int N>                                                                \
-  vec<T, N> name(const vec<T, N>& v) {                                                     \
-    vec<T, N> r;                                                                           \
-    for (int i = 0; i < N; ++i) r[i] = name(v[i]);                                         \
-    return r;                                                                              \
+#define MSL_SIM_UNARY(name, expr)                  \
+  inline float name(float x) { return expr; }      \
+  inline half name(half h) {                       \
+    float x = float(h);                            \
+    return half(expr);                             \
+  }                                                \
+  template <class T, int N>                        \
+  vec<T, N> name(const vec<T, N>& v) {             \
+    vec<T, N> r;                                   \
+    for (int i = 0; i < N; ++i) r[i] = name(v[i]); \
+    return r;                                      \
   }
+// clang-format off: an X-macro table, one entry per math function (clang-format does not
+// converge on it).
 #define MSL_SIM_MATH_UNARY_LIST(X)                                                         \
   X(exp, std::exp(x)) X(exp2, std::exp2(x)) X(exp10, std::pow(10.0f, x))                   \
   X(log, std::log(x)) X(log2, std::log2(x)) X(log10, std::log10(x))                        \
@@ -28,47 +33,64 @@ namespace metal {
   X(sinh, std::sinh(x)) X(cosh, std::cosh(x)) X(asin, std::asin(x))                        \
   X(acos, std::acos(x)) X(atan, std::atan(x)) X(erf, std::erf(x))                          \
   X(sign, x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f)) X(saturate, std::fmin(std::fmax(x, 0.0f), 1.0f))
+// clang-format on
 MSL_SIM_MATH_UNARY_LIST(MSL_SIM_UNARY)
 
-#define MSL_SIM_BINARY(name, expr)                                                         \
-  inline float name(float x, float y) { return expr; }                                     \
-  inline half name(half hx, half hy) { float x = float(hx), y = float(hy); return half(expr); } \
-  template <class T, int N>                                                                \
-  vec<T, N> name(const vec<T, N>& a, const vec<T, N>& b) {                                 \
-    vec<T, N> r;                                                                           \
-    for (int i = 0; i < N; ++i) r[i] = name(a[i], b[i]);                                   \
-    return r;                                                                              \
-  }                                                                                        \
-  template <class T, int N>                                                                \
-  vec<T, N> name(const vec<T, N>& a, T b) { return name(a, vec<T, N>(b)); }
+#define MSL_SIM_BINARY(name, expr)                         \
+  inline float name(float x, float y) { return expr; }     \
+  inline half name(half hx, half hy) {                     \
+    float x = float(hx), y = float(hy);                    \
+    return half(expr);                                     \
+  }                                                        \
+  template <class T, int N>                                \
+  vec<T, N> name(const vec<T, N>& a, const vec<T, N>& b) { \
+    vec<T, N> r;                                           \
+    for (int i = 0; i < N; ++i) r[i] = name(a[i], b[i]);   \
+    return r;                                              \
+  }                                                        \
+  template <class T, int N>                                \
+  vec<T, N> name(const vec<T, N>& a, T b) {                \
+    return name(a, vec<T, N>(b));                          \
+  }
+// clang-format off: an X-macro table, one entry per math function (clang-format does not
+// converge on it).
 #define MSL_SIM_MATH_BINARY_LIST(X)                                                        \
   X(pow, std::pow(x, y)) X(powr, std::pow(x, y)) X(fmod, std::fmod(x, y))                  \
   X(atan2, std::atan2(x, y)) X(copysign, std::copysign(x, y)) X(fmax, std::fmax(x, y))     \
   X(fmin, std::fmin(x, y)) X(step, y < x ? 0.0f : 1.0f)
+// clang-format on
 MSL_SIM_MATH_BINARY_LIST(MSL_SIM_BINARY)
 
 // max/min/clamp/abs for every arithmetic scalar (fmax semantics for floats: NaN loses).
 template <class T>
   requires(std::is_arithmetic_v<T> || std::is_same_v<T, half>)
 inline T max(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return a > b ? a : b;
-  else return T(std::fmax(float(a), float(b)));
+  if constexpr (std::is_integral_v<T>)
+    return a > b ? a : b;
+  else
+    return T(std::fmax(float(a), float(b)));
 }
 template <class T>
   requires(std::is_arithmetic_v<T> || std::is_same_v<T, half>)
 inline T min(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return a < b ? a : b;
-  else return T(std::fmin(float(a), float(b)));
+  if constexpr (std::is_integral_v<T>)
+    return a < b ? a : b;
+  else
+    return T(std::fmin(float(a), float(b)));
 }
 inline float max(float a, float b) { return std::fmax(a, b); }
 inline float min(float a, float b) { return std::fmin(a, b); }
 inline half max(half a, half b) { return half(std::fmax(float(a), float(b))); }
 inline half min(half a, half b) { return half(std::fmin(float(a), float(b))); }
 template <class T>
-inline T clamp(T x, T lo, T hi) { return min(max(x, lo), hi); }
+inline T clamp(T x, T lo, T hi) {
+  return min(max(x, lo), hi);
+}
 template <class T>
   requires(std::is_arithmetic_v<T> || std::is_same_v<T, half>)
-inline T abs(T x) { return x < T(0) ? T(-x) : x; }
+inline T abs(T x) {
+  return x < T(0) ? T(-x) : x;
+}
 inline float abs(float x) { return std::fabs(x); }
 
 template <class T, int N>
@@ -78,7 +100,9 @@ vec<T, N> max(const vec<T, N>& a, const vec<T, N>& b) {
   return r;
 }
 template <class T, int N>
-vec<T, N> max(const vec<T, N>& a, T b) { return max(a, vec<T, N>(b)); }
+vec<T, N> max(const vec<T, N>& a, T b) {
+  return max(a, vec<T, N>(b));
+}
 template <class T, int N>
 vec<T, N> min(const vec<T, N>& a, const vec<T, N>& b) {
   vec<T, N> r;
@@ -86,13 +110,17 @@ vec<T, N> min(const vec<T, N>& a, const vec<T, N>& b) {
   return r;
 }
 template <class T, int N>
-vec<T, N> min(const vec<T, N>& a, T b) { return min(a, vec<T, N>(b)); }
+vec<T, N> min(const vec<T, N>& a, T b) {
+  return min(a, vec<T, N>(b));
+}
 template <class T, int N>
 vec<T, N> clamp(const vec<T, N>& x, const vec<T, N>& lo, const vec<T, N>& hi) {
   return min(max(x, lo), hi);
 }
 template <class T, int N>
-vec<T, N> clamp(const vec<T, N>& x, T lo, T hi) { return min(max(x, lo), hi); }
+vec<T, N> clamp(const vec<T, N>& x, T lo, T hi) {
+  return min(max(x, lo), hi);
+}
 template <class T, int N>
 vec<T, N> abs(const vec<T, N>& v) {
   vec<T, N> r;
@@ -111,9 +139,13 @@ vec<T, N> fma(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {
 inline float mix(float x, float y, float a) { return x + (y - x) * a; }
 inline half mix(half x, half y, half a) { return half(mix(float(x), float(y), float(a))); }
 template <class T, int N>
-vec<T, N> mix(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& a) { return x + (y - x) * a; }
+vec<T, N> mix(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& a) {
+  return x + (y - x) * a;
+}
 template <class T, int N>
-vec<T, N> mix(const vec<T, N>& x, const vec<T, N>& y, T a) { return x + (y - x) * a; }
+vec<T, N> mix(const vec<T, N>& x, const vec<T, N>& y, T a) {
+  return x + (y - x) * a;
+}
 
 template <class T, int N>
 T dot(const vec<T, N>& a, const vec<T, N>& b) {
@@ -122,13 +154,19 @@ T dot(const vec<T, N>& a, const vec<T, N>& b) {
   return s;
 }
 template <class T, int N>
-T length(const vec<T, N>& a) { return sqrt(dot(a, a)); }
+T length(const vec<T, N>& a) {
+  return sqrt(dot(a, a));
+}
 template <class T, int N>
-vec<T, N> normalize(const vec<T, N>& a) { return a * rsqrt(dot(a, a)); }
+vec<T, N> normalize(const vec<T, N>& a) {
+  return a * rsqrt(dot(a, a));
+}
 
 template <class T>
   requires(!std::is_class_v<T> || std::is_same_v<T, bfloat>)
-inline T select(T a, T b, bool c) { return c ? b : a; }
+inline T select(T a, T b, bool c) {
+  return c ? b : a;
+}
 template <class T, int N>
 vec<T, N> select(const vec<T, N>& a, const vec<T, N>& b, const vec<bool, N>& c) {
   vec<T, N> r;
@@ -136,11 +174,21 @@ vec<T, N> select(const vec<T, N>& a, const vec<T, N>& b, const vec<bool, N>& c) 
   return r;
 }
 template <class T, int N>
-vec<T, N> select(const vec<T, N>& a, const vec<T, N>& b, bool c) { return c ? b : a; }
+vec<T, N> select(const vec<T, N>& a, const vec<T, N>& b, bool c) {
+  return c ? b : a;
+}
 template <int N>
-bool all(const vec<bool, N>& v) { for (int i = 0; i < N; ++i) if (!v[i]) return false; return true; }
+bool all(const vec<bool, N>& v) {
+  for (int i = 0; i < N; ++i)
+    if (!v[i]) return false;
+  return true;
+}
 template <int N>
-bool any(const vec<bool, N>& v) { for (int i = 0; i < N; ++i) if (v[i]) return true; return false; }
+bool any(const vec<bool, N>& v) {
+  for (int i = 0; i < N; ++i)
+    if (v[i]) return true;
+  return false;
+}
 inline bool all(bool b) { return b; }
 inline bool any(bool b) { return b; }
 inline bool isnan(float x) { return std::isnan(x); }
@@ -154,7 +202,8 @@ inline bool signbit(float x) { return std::signbit(x); }
 // as_type<T>(x): reinterpret the bits; sizes must match exactly.
 template <class To, class From>
 To as_type(const From& from) {
-  static_assert(sizeof(To) == sizeof(From), "[msl_sim] as_type: source and destination sizes differ");
+  static_assert(sizeof(To) == sizeof(From),
+                "[msl_sim] as_type: source and destination sizes differ");
   To to;
   std::memcpy(static_cast<void*>(&to), static_cast<const void*>(&from), sizeof(To));
   return to;
@@ -170,19 +219,19 @@ namespace precise {
 #define MSL_SIM_FWD(name, ignored) using metal::name;
 MSL_SIM_MATH_UNARY_LIST(MSL_SIM_FWD)
 MSL_SIM_MATH_BINARY_LIST(MSL_SIM_FWD)
-using metal::max;
-using metal::min;
 using metal::clamp;
 using metal::fma;
+using metal::max;
+using metal::min;
 using metal::mix;
 }  // namespace precise
 namespace fast {
 MSL_SIM_MATH_UNARY_LIST(MSL_SIM_FWD)
 MSL_SIM_MATH_BINARY_LIST(MSL_SIM_FWD)
-using metal::max;
-using metal::min;
 using metal::clamp;
 using metal::fma;
+using metal::max;
+using metal::min;
 using metal::mix;
 #undef MSL_SIM_FWD
 }  // namespace fast
@@ -191,10 +240,20 @@ using metal::mix;
 
 // Names declared in the kernel namespace so they hide ::exp(float) and friends from <math.h>.
 #define MSL_SIM_USING_ONE(name, ignored) using metal::name;
-#define MSL_SIM_USING_METAL_MATH                                                           \
-  MSL_SIM_MATH_UNARY_LIST(MSL_SIM_USING_ONE)                                               \
-  MSL_SIM_MATH_BINARY_LIST(MSL_SIM_USING_ONE)                                              \
-  using metal::max; using metal::min; using metal::clamp; using metal::abs;                \
-  using metal::fma; using metal::mix; using metal::dot; using metal::select;               \
-  using metal::isnan; using metal::isinf; using metal::isfinite; using metal::all;         \
-  using metal::any; using metal::signbit;
+#define MSL_SIM_USING_METAL_MATH              \
+  MSL_SIM_MATH_UNARY_LIST(MSL_SIM_USING_ONE)  \
+  MSL_SIM_MATH_BINARY_LIST(MSL_SIM_USING_ONE) \
+  using metal::max;                           \
+  using metal::min;                           \
+  using metal::clamp;                         \
+  using metal::abs;                           \
+  using metal::fma;                           \
+  using metal::mix;                           \
+  using metal::dot;                           \
+  using metal::select;                        \
+  using metal::isnan;                         \
+  using metal::isinf;                         \
+  using metal::isfinite;                      \
+  using metal::all;                           \
+  using metal::any;                           \
+  using metal::signbit;

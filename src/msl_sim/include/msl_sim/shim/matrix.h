@@ -60,13 +60,15 @@ void simdgroup_store(const simdgroup_matrix<T, 8, 8>& a, U* dst, ulong elements_
   U* base = dst + matrix_origin.y * elements_per_row + matrix_origin.x;
   for (unsigned k = 0; k < 2; ++k) {
     ulong r = row, c = col + k;
-    (transpose_matrix ? base[c * elements_per_row + r] : base[r * elements_per_row + c]) = U(a.e[k]);
+    (transpose_matrix ? base[c * elements_per_row + r] : base[r * elements_per_row + c]) =
+        U(a.e[k]);
   }
 }
 
 // d = a * b + c, accumulated in float in k order.
 template <class TD, class TA, class TB, class TC>
-void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d,
+                                   const simdgroup_matrix<TA, 8, 8>& a,
                                    const simdgroup_matrix<TB, 8, 8>& b,
                                    const simdgroup_matrix<TC, 8, 8>& c,
                                    SrcLoc loc = SrcLoc::current()) {

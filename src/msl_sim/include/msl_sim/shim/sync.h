@@ -17,10 +17,12 @@ enum class mem_flags : unsigned {
   mem_threadgroup_imageblock = 8,
   mem_object_data = 16,
 };
-constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(unsigned(a) | unsigned(b)); }
+constexpr mem_flags operator|(mem_flags a, mem_flags b) {
+  return mem_flags(unsigned(a) | unsigned(b));
+}
 
-using msl_sim::Site;
 using msl_sim::SimdSnapshot;
+using msl_sim::Site;
 using SrcLoc = std::source_location;
 
 inline void threadgroup_barrier(mem_flags, SrcLoc loc = SrcLoc::current()) {
@@ -64,44 +66,48 @@ T reduce(const SimdSnapshot& s, unsigned upto, bool inclusive, T init, F f) {
 }
 template <class T>
 T lowest() {
-  if constexpr (std::is_integral_v<T>) return std::numeric_limits<T>::lowest();
-  else return T(-INFINITY);
+  if constexpr (std::is_integral_v<T>)
+    return std::numeric_limits<T>::lowest();
+  else
+    return T(-INFINITY);
 }
 template <class T>
 T highest() {
-  if constexpr (std::is_integral_v<T>) return std::numeric_limits<T>::max();
-  else return T(INFINITY);
+  if constexpr (std::is_integral_v<T>)
+    return std::numeric_limits<T>::max();
+  else
+    return T(INFINITY);
 }
 }  // namespace detail
 
-#define MSL_SIM_SIMD_REDUCE(name, init, expr)                                              \
-  template <class T>                                                                       \
-  T name(T v, SrcLoc loc = SrcLoc::current()) {                                            \
-    const SimdSnapshot& s = detail::collect(#name, v, loc);                                \
-    using S = typename vec_traits<T>::scalar;                                              \
-    return detail::reduce(s, 31, true, T(init), [](T a, T b) { return expr; });            \
+#define MSL_SIM_SIMD_REDUCE(name, init, expr)                                   \
+  template <class T>                                                            \
+  T name(T v, SrcLoc loc = SrcLoc::current()) {                                 \
+    const SimdSnapshot& s = detail::collect(#name, v, loc);                     \
+    using S = typename vec_traits<T>::scalar;                                   \
+    return detail::reduce(s, 31, true, T(init), [](T a, T b) { return expr; }); \
   }
 MSL_SIM_SIMD_REDUCE(simd_sum, S(0), a + b)
-MSL_SIM_SIMD_REDUCE(simd_product, S(1), a * b)
+MSL_SIM_SIMD_REDUCE(simd_product, S(1), a* b)
 MSL_SIM_SIMD_REDUCE(simd_max, detail::lowest<S>(), max(a, b))
 MSL_SIM_SIMD_REDUCE(simd_min, detail::highest<S>(), min(a, b))
-MSL_SIM_SIMD_REDUCE(simd_and, S(~S(0)), a & b)
+MSL_SIM_SIMD_REDUCE(simd_and, S(~S(0)), a& b)
 MSL_SIM_SIMD_REDUCE(simd_or, S(0), a | b)
 MSL_SIM_SIMD_REDUCE(simd_xor, S(0), a ^ b)
 #undef MSL_SIM_SIMD_REDUCE
 
-#define MSL_SIM_SIMD_PREFIX(name, init, inclusive, expr)                                   \
-  template <class T>                                                                       \
-  T name(T v, SrcLoc loc = SrcLoc::current()) {                                            \
-    const SimdSnapshot& s = detail::collect(#name, v, loc);                                \
-    using S = typename vec_traits<T>::scalar;                                              \
-    return detail::reduce(s, msl_sim::detail::current_lane(), inclusive, T(init),          \
-                          [](T a, T b) { return expr; });                                  \
+#define MSL_SIM_SIMD_PREFIX(name, init, inclusive, expr)                          \
+  template <class T>                                                              \
+  T name(T v, SrcLoc loc = SrcLoc::current()) {                                   \
+    const SimdSnapshot& s = detail::collect(#name, v, loc);                       \
+    using S = typename vec_traits<T>::scalar;                                     \
+    return detail::reduce(s, msl_sim::detail::current_lane(), inclusive, T(init), \
+                          [](T a, T b) { return expr; });                         \
   }
 MSL_SIM_SIMD_PREFIX(simd_prefix_inclusive_sum, S(0), true, a + b)
 MSL_SIM_SIMD_PREFIX(simd_prefix_exclusive_sum, S(0), false, a + b)
-MSL_SIM_SIMD_PREFIX(simd_prefix_inclusive_product, S(1), true, a * b)
-MSL_SIM_SIMD_PREFIX(simd_prefix_exclusive_product, S(1), false, a * b)
+MSL_SIM_SIMD_PREFIX(simd_prefix_inclusive_product, S(1), true, a* b)
+MSL_SIM_SIMD_PREFIX(simd_prefix_exclusive_product, S(1), false, a* b)
 #undef MSL_SIM_SIMD_PREFIX
 
 template <class T>
@@ -195,8 +201,8 @@ T quad_sum(T v, SrcLoc loc = SrcLoc::current()) {
 template <class T>
 T quad_shuffle_xor(T v, ushort mask, SrcLoc loc = SrcLoc::current()) {
   const SimdSnapshot& s = detail::collect("quad_shuffle_xor", v, loc, mask, true);
-  return detail::read_lane<T>(s, msl_sim::detail::current_lane() ^ (mask & 3u),
-                              "quad_shuffle_xor", loc);
+  return detail::read_lane<T>(s, msl_sim::detail::current_lane() ^ (mask & 3u), "quad_shuffle_xor",
+                              loc);
 }
 template <class T>
 T quad_broadcast(T v, ushort lane, SrcLoc loc = SrcLoc::current()) {

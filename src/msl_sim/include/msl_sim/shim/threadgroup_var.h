@@ -17,7 +17,8 @@ constexpr PoisonKind poison_kind() {
 }
 template <class T>
 T& tg_var(std::source_location loc = std::source_location::current()) {
-  void* p = threadgroup_var(Site::here("threadgroup", loc), sizeof(T), alignof(T), poison_kind<T>());
+  void* p =
+      threadgroup_var(Site::here("threadgroup", loc), sizeof(T), alignof(T), poison_kind<T>());
   return *static_cast<T*>(p);
 }
 

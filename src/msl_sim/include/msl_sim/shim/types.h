@@ -43,7 +43,11 @@ struct bfloat {
   bfloat& operator-=(float o) { return *this = bfloat(float(*this) - o); }
   bfloat& operator*=(float o) { return *this = bfloat(float(*this) * o); }
   bfloat& operator/=(float o) { return *this = bfloat(float(*this) / o); }
-  bfloat operator-() const { bfloat r; r.bits = std::uint16_t(bits ^ 0x8000u); return r; }
+  bfloat operator-() const {
+    bfloat r;
+    r.bits = std::uint16_t(bits ^ 0x8000u);
+    return r;
+  }
 };
 
 template <class T>
@@ -52,6 +56,7 @@ inline constexpr bool is_float_scalar_v =
 
 }  // namespace metal
 
-// MSL half literals: 1.0h. Suffix without '_' is reserved in C++; gcc accepts it in a system header.
+// MSL half literals: 1.0h. Suffix without '_' is reserved in C++; gcc accepts it in a system
+// header.
 constexpr metal::half operator""h(long double v) { return metal::half(v); }
 constexpr metal::half operator""h(unsigned long long v) { return metal::half(v); }
