@@ -4,6 +4,8 @@ max_model_len - 1, eos as the first token, n > 1 with stop strings, INT_MAX max_
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -134,6 +136,32 @@ def test_sampling_params_int32_bounds_and_none_lists():
         SP(temperature=True)
     p = SP(stop=None, stop_token_ids=None, max_tokens=np.int64(3), top_p=np.float32(0.5))
     assert p.stop == [] and p.stop_token_ids == [] and p.to_engine().max_tokens == 3
+
+
+def test_sampling_params_fields_and_defaults_come_from_the_engine():
+    # The engine's struct is the one definition: Python declares each of its fields (top_logprobs
+    # is spelled `logprobs`) with the engine's default, and the ranges are the engine's checks.
+    engine = _core.EngineSamplingParams()
+    python_fields = {f.name: f for f in dataclasses.fields(SP)}
+    assert set(_core.EngineSamplingParams.FIELDS) - {"top_logprobs"} <= set(python_fields)
+    default = SP()
+    for name in set(_core.EngineSamplingParams.FIELDS) - {"top_logprobs"}:
+        assert getattr(default, name) == getattr(engine, name), name
+    assert longbow.sampling.MAX_TOP_LOGPROBS == _core.MAX_TOP_LOGPROBS
+    for kw, message in [
+        ({"top_p": 0.0}, r"\[sampling\] top_p must be in \(0, 1\], got 0"),
+        ({"max_tokens": 0}, r"\[sampling\] max_tokens must be >= 1"),
+        ({"frequency_penalty": float("inf")}, r"\[sampling\] frequency_penalty must be finite"),
+        ({"logprobs": 21}, r"\[SamplingParams\] logprobs"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            SP(**kw)
+    with pytest.raises(ValueError, match=r"\[sampling\] top_k"):
+        e = SP().to_engine()
+        e.top_k = -1
+        e.validate()
+    with pytest.raises(TypeError):
+        SP(8)  # keyword arguments only: a positional 8 must not silently mean n or max_tokens
 
 
 # ---- prompts -------------------------------------------------------------------------------

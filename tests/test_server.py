@@ -199,7 +199,11 @@ def test_n_samples_and_seed(client):
 @pytest.mark.parametrize(
     "body,param",
     [
-        ({"prompt": "x", "temperature": -1}, None),
+        ({"prompt": "x", "temperature": -1}, "temperature"),
+        ({"prompt": "x", "ignore_eos": "yes"}, "ignore_eos"),
+        ({"prompt": "x", "frequency_penalty": "a"}, "frequency_penalty"),
+        ({"prompt": "x", "top_p": 0}, "top_p"),
+        ({"prompt": "x", "stop": [""]}, "stop"),
         ({"prompt": "x", "n": 0}, "n"),
         ({"prompt": "x", "bogus": 1}, "bogus"),
         ({"prompt": 5}, "prompt"),
@@ -213,6 +217,14 @@ def test_bad_requests_get_openai_errors(client, body, param):
     assert err["type"] == "invalid_request_error" and err["message"]
     if param:
         assert err["param"] == param
+
+
+def test_every_sampling_field_is_a_request_field(client):
+    # SamplingParams fields reach the server by name (skip_special_tokens, min_tokens, ...).
+    body = {"prompt": "x", "max_tokens": 3, "min_tokens": 3, "skip_special_tokens": False}
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] == 3
 
 
 def test_chat_without_messages_and_bad_json(client):

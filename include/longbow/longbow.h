@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "longbow/engine_defaults.h"
+#include "longbow/sampling_params.h"
 
 namespace longbow {
 
@@ -58,17 +59,8 @@ struct GeneratorOptions {
   int max_model_len = 0;  // 0 = the model's context length
 };
 
-struct GenerationOptions {
-  int max_tokens = 16;
-  float temperature = 0.0f;  // 0 = greedy
-  int top_k = 0;
-  float top_p = 1.0f;
-  float min_p = 0.0f;
-  std::optional<uint64_t> seed;
-  std::vector<int> stop_token_ids;
-  bool ignore_eos = false;
-  int top_logprobs = 0;  // 0..20 most likely tokens reported with each token (Token::top_logprobs)
-};
+// A request's sampling settings: the engine's SamplingParams (defaults and validation there).
+using GenerationOptions = SamplingParams;
 
 struct Token {
   std::string request_id;

@@ -33,13 +33,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, max_tokens: int) -> None:
+    # Defaults are SamplingParams' (the engine's); only max_tokens is the command's own.
+    from longbow.sampling import SamplingParams
+
+    d = SamplingParams()
     p.add_argument("--max-tokens", "-n", type=int, default=max_tokens)
-    p.add_argument("--temperature", "-t", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--min-p", type=float, default=0.0)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", "-t", type=float, default=d.temperature, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="0 = off")
+    p.add_argument("--top-p", type=float, default=d.top_p, help="1 = off")
+    p.add_argument("--min-p", type=float, default=d.min_p, help="0 = off")
+    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    p.add_argument("--presence-penalty", type=float, default=d.presence_penalty)
+    p.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
 
 
@@ -146,6 +152,8 @@ def sampling_params(args: argparse.Namespace):
         top_p=args.top_p,
         min_p=args.min_p,
         repetition_penalty=args.repetition_penalty,
+        presence_penalty=args.presence_penalty,
+        frequency_penalty=args.frequency_penalty,
         seed=args.seed,
         stop=list(args.stop),
     )

@@ -8,8 +8,10 @@ Every request goes through one AsyncEngine, so concurrent clients share continuo
 """
 
 import contextlib
+import dataclasses
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,32 +22,23 @@ from .llm import LLM
 from .sampling import MAX_TOP_LOGPROBS, SamplingParams
 
 # OpenAI request fields we understand; anything else is rejected with a clear message rather
-# than silently ignored.
-_COMMON_FIELDS = {
+# than silently ignored. Every SamplingParams field is a request field of the same name (vLLM
+# style extensions such as top_k, min_p, ignore_eos), so a new sampling knob reaches the server
+# without a change here; `logprobs` and `max_completion_tokens` are mapped below.
+_SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)}
+_COMMON_FIELDS = _SAMPLING_FIELDS | {
     "model",
-    "max_tokens",
     "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "n",
     "stream",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "logprobs",
     "user",
     "stream_options",
-    # extensions (vLLM / llama.cpp style)
-    "top_k",
-    "min_p",
-    "repetition_penalty",
-    "ignore_eos",
-    "min_tokens",
-    "stop_token_ids",
 }
 _COMPLETION_FIELDS = _COMMON_FIELDS | {"prompt", "echo"}
 _CHAT_FIELDS = _COMMON_FIELDS | {"messages", "top_logprobs"}
+# The server's defaults where OpenAI's differ from SamplingParams': sampling at temperature 1,
+# and a longer default length than the library's 16 tokens.
+_OPENAI_DEFAULTS = {"temperature": 1.0, "max_tokens": 256}
+MAX_N = 16  # samples per request
 
 
 class RequestError(ValueError):
@@ -87,35 +80,21 @@ def sampling_params_from(body: dict[str, Any], allowed: set[str]) -> SamplingPar
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise RequestError(f"unsupported field(s): {', '.join(unknown)}", unknown[0])
-    logprobs = logprobs_from(body, chat="messages" in allowed)
-    stop = body.get("stop") or []
-    if isinstance(stop, str):
-        stop = [stop]
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 256))
-    temperature = body.get("temperature", 1.0)
-    kwargs = dict(
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=body.get("top_p", 1.0),
-        top_k=body.get("top_k", 0),
-        min_p=body.get("min_p", 0.0),
-        repetition_penalty=body.get("repetition_penalty", 1.0),
-        presence_penalty=body.get("presence_penalty", 0.0),
-        frequency_penalty=body.get("frequency_penalty", 0.0),
-        seed=body.get("seed"),
-        stop=list(stop),
-        stop_token_ids=list(body.get("stop_token_ids") or []),
-        ignore_eos=bool(body.get("ignore_eos", False)),
-        min_tokens=body.get("min_tokens", 0),
-        logprobs=logprobs,
-    )
-    n = body.get("n", 1)
-    if not isinstance(n, int) or n < 1 or n > 16:
-        raise RequestError(f"n must be an int in 1..16, got {n!r}", "n")
+    kwargs = dict(_OPENAI_DEFAULTS)
+    kwargs.update({k: v for k, v in body.items() if k in _SAMPLING_FIELDS and v is not None})
+    if body.get("max_completion_tokens") is not None:
+        kwargs["max_tokens"] = body["max_completion_tokens"]
+    kwargs["logprobs"] = logprobs_from(body, chat="messages" in allowed)
+    n = kwargs.get("n", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
+        raise RequestError(f"n must be an int in 1..{MAX_N}, got {n!r}", "n")
     try:
-        return SamplingParams(n=n, **kwargs)
+        return SamplingParams(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise RequestError(str(exc)) from exc
+        # "[sampling] top_p must be ..." / "[SamplingParams] stop must be ...": the field is param.
+        field = re.search(r"\] (\w+) must", str(exc))
+        param = field.group(1) if field and field.group(1) in _SAMPLING_FIELDS else None
+        raise RequestError(str(exc), param) from exc
 
 
 def _usage(output) -> dict[str, int]:

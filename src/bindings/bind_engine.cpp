@@ -33,23 +33,36 @@ AttentionVariant attention_from(const std::string& name) {
 void bind_engine(py::module_& m) {
   using namespace longbow::engine;
 
-  py::class_<SamplingParams>(m, "EngineSamplingParams",
-                             "Engine-side sampling settings of one request.")
-      .def(py::init<>())
-      .def_readwrite("n", &SamplingParams::n)
-      .def_readwrite("max_tokens", &SamplingParams::max_tokens)
-      .def_readwrite("min_tokens", &SamplingParams::min_tokens)
-      .def_readwrite("temperature", &SamplingParams::temperature)
-      .def_readwrite("top_k", &SamplingParams::top_k)
-      .def_readwrite("top_p", &SamplingParams::top_p)
-      .def_readwrite("min_p", &SamplingParams::min_p)
-      .def_readwrite("repetition_penalty", &SamplingParams::repetition_penalty)
-      .def_readwrite("presence_penalty", &SamplingParams::presence_penalty)
-      .def_readwrite("frequency_penalty", &SamplingParams::frequency_penalty)
-      .def_readwrite("seed", &SamplingParams::seed)
-      .def_readwrite("stop_token_ids", &SamplingParams::stop_token_ids)
-      .def_readwrite("ignore_eos", &SamplingParams::ignore_eos)
-      .def_readwrite("top_logprobs", &SamplingParams::top_logprobs);
+  // The fields in declaration order; FIELDS lists them so that Python's SamplingParams copies
+  // (and tests that it declares) every one.
+  py::class_<SamplingParams> sampling(m, "EngineSamplingParams",
+                                      "A request's sampling settings (longbow/sampling_params.h): "
+                                      "the defaults and range checks of every surface.");
+  sampling.def(py::init<>())
+      .def("validate", &SamplingParams::validate, py::arg("vocab_size") = 0,
+           "Raises ValueError '[sampling] <field> ...' for the first bad field; vocab_size 0 = "
+           "stop_token_ids not bounded yet.");
+  std::vector<std::string> fields;
+  const auto field = [&](const char* name, auto member) {
+    sampling.def_readwrite(name, member);
+    fields.emplace_back(name);
+  };
+  field("n", &SamplingParams::n);
+  field("max_tokens", &SamplingParams::max_tokens);
+  field("min_tokens", &SamplingParams::min_tokens);
+  field("temperature", &SamplingParams::temperature);
+  field("top_k", &SamplingParams::top_k);
+  field("top_p", &SamplingParams::top_p);
+  field("min_p", &SamplingParams::min_p);
+  field("repetition_penalty", &SamplingParams::repetition_penalty);
+  field("presence_penalty", &SamplingParams::presence_penalty);
+  field("frequency_penalty", &SamplingParams::frequency_penalty);
+  field("seed", &SamplingParams::seed);
+  field("stop_token_ids", &SamplingParams::stop_token_ids);
+  field("ignore_eos", &SamplingParams::ignore_eos);
+  field("top_logprobs", &SamplingParams::top_logprobs);
+  sampling.attr("FIELDS") = py::tuple(py::cast(fields));
+  m.attr("MAX_TOP_LOGPROBS") = MAX_TOP_LOGPROBS;
 
   py::class_<BlockManager>(
       m, "BlockManager",

@@ -33,17 +33,7 @@ Generator::~Generator() = default;
 
 void Generator::submit(const std::string& request_id, const std::vector<int>& prompt,
                        const GenerationOptions& o) {
-  engine::SamplingParams p;
-  p.max_tokens = o.max_tokens;
-  p.temperature = o.temperature;
-  p.top_k = o.top_k;
-  p.top_p = o.top_p;
-  p.min_p = o.min_p;
-  p.seed = o.seed;
-  p.stop_token_ids = o.stop_token_ids;
-  p.ignore_eos = o.ignore_eos;
-  p.top_logprobs = o.top_logprobs;
-  engine_->add_request(request_id, prompt, p);
+  engine_->add_request(request_id, prompt, o);
 }
 
 std::vector<Token> Generator::step() {

@@ -18,6 +18,7 @@
 #include "kargs.h"  // SampleRowParams, shared with the sample kernel
 #include "longbow/core/architecture.h"
 #include "longbow/core/dtype.h"
+#include "longbow/sampling_params.h"  // MAX_TOP_LOGPROBS
 
 namespace longbow {
 
@@ -165,8 +166,8 @@ using SampleRowParams = metal::SampleRowParams;
 // Samples one token per logits row on the device; only ids and logprobs come back (the chosen
 // one and each row's num_top_logprobs most likely, never the whole logits row).
 struct SampleArgs {
-  static constexpr int MAX_TOP = 20;  // most top logprobs per row (OpenAI's top_logprobs limit)
-  BufView out_ids;                    // (num_rows,) i32
+  static constexpr int MAX_TOP = MAX_TOP_LOGPROBS;  // most top logprobs per row
+  BufView out_ids;                                  // (num_rows,) i32
   BufView out_logprobs;  // (num_rows,) f32: log-softmax of the raw logits at the chosen id
   // Row r's first min(num_top_logprobs, vocab_size) entries: ids by (raw logit desc, id asc, NaN
   // last) and their log-softmax values; the rest of the row is id -1, logprob -inf. Unused

@@ -10,11 +10,11 @@
 #include "longbow/backend/backend.h"
 #include "longbow/core/model_file.h"
 #include "longbow/engine/block_manager.h"
-#include "longbow/engine/sampling_params.h"
 #include "longbow/engine/scheduler.h"
 #include "longbow/engine_defaults.h"
 #include "longbow/models/kv_cache.h"
 #include "longbow/models/model.h"
+#include "longbow/sampling_params.h"
 
 namespace longbow::engine {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "longbow/engine/sampling_params.h"
+#include "longbow/sampling_params.h"
 
 namespace longbow::engine {
 

@@ -1,13 +1,12 @@
-#include "longbow/engine/sampling_params.h"
+#include "longbow/sampling_params.h"
 
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include "longbow/backend/backend.h"
 #include "longbow/core/check.h"
 
-namespace longbow::engine {
+namespace longbow {
 
 namespace {
 constexpr Checker check{"sampling"};
@@ -25,16 +24,18 @@ void SamplingParams::validate(int vocab_size) const {
   check(min_p >= 0 && min_p <= 1, "min_p must be in [0, 1], got " + std::to_string(min_p));
   check(std::isfinite(repetition_penalty) && repetition_penalty > 0,
         "repetition_penalty must be > 0, got " + std::to_string(repetition_penalty));
-  check(std::isfinite(presence_penalty) && std::isfinite(frequency_penalty),
-        "penalties must be finite");
-  check(top_logprobs >= 0 && top_logprobs <= SampleArgs::MAX_TOP,
-        "top_logprobs must be in 0.." + std::to_string(SampleArgs::MAX_TOP) + ", got " +
+  check(std::isfinite(presence_penalty),
+        "presence_penalty must be finite, got " + std::to_string(presence_penalty));
+  check(std::isfinite(frequency_penalty),
+        "frequency_penalty must be finite, got " + std::to_string(frequency_penalty));
+  check(top_logprobs >= 0 && top_logprobs <= MAX_TOP_LOGPROBS,
+        "top_logprobs must be in 0.." + std::to_string(MAX_TOP_LOGPROBS) + ", got " +
             std::to_string(top_logprobs));
   for (int id : stop_token_ids) {
-    check(id >= 0 && id < vocab_size, "stop token id " + std::to_string(id) +
-                                          " out of range for vocab_size " +
-                                          std::to_string(vocab_size));
+    check(id >= 0 && (vocab_size <= 0 || id < vocab_size), "stop token id " + std::to_string(id) +
+                                                               " out of range for vocab_size " +
+                                                               std::to_string(vocab_size));
   }
 }
 
-}  // namespace longbow::engine
+}  // namespace longbow

@@ -1,11 +1,17 @@
-// Per-request generation settings (the engine side of Python's SamplingParams).
+// Per-request generation settings: the one definition of the sampling fields, their defaults and
+// their validation. The engine runs on it, the public C++ API takes it (GenerationOptions), and
+// the Python bindings expose it (_core.EngineSamplingParams), so Python's SamplingParams, the CLI
+// and the server take their defaults and range checks from here.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <vector>
 
-namespace longbow::engine {
+namespace longbow {
+
+// Most likely tokens reportable with each sampled one (OpenAI's top_logprobs limit).
+inline constexpr int MAX_TOP_LOGPROBS = 20;
 
 struct SamplingParams {
   int n = 1;  // samples of the prompt (they share its KV blocks; sample i uses seed + i)
@@ -22,11 +28,13 @@ struct SamplingParams {
   std::vector<int> stop_token_ids;  // besides the model's end-of-sequence ids
   bool ignore_eos = false;
   // Most likely tokens reported with each sampled one (log-softmax of the raw logits, as the
-  // chosen token's logprob), 0..SampleArgs::MAX_TOP; 0 = the chosen token's logprob only.
+  // chosen token's logprob), 0..MAX_TOP_LOGPROBS; 0 = the chosen token's logprob only.
   int top_logprobs = 0;
 
-  // Throws std::invalid_argument naming the offending field.
-  void validate(int vocab_size) const;
+  // Throws std::invalid_argument "[sampling] <field> must be ..., got ..." for the first bad
+  // field. vocab_size bounds stop_token_ids; 0 = not known yet (ids are checked when the request
+  // reaches the engine).
+  void validate(int vocab_size = 0) const;
 };
 
-}  // namespace longbow::engine
+}  // namespace longbow
