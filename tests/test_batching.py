@@ -53,7 +53,7 @@ def test_fragmentation_200_requests_all_finish(tiny_gguf_model):
             if pending:
                 i, (p, m) = pending.pop(0)
                 e.add_request(f"r{i}", p, _greedy(m).to_engine())
-        for rid, tok, _, done, reason, _, _ in e.step():
+        for rid, tok, _, done, reason, _, _, _ in e.step():
             got.setdefault(rid, []).append(tok)
             if done:
                 finished[rid] = reason
@@ -111,7 +111,7 @@ def test_abort_one_sample_before_its_fork(tiny_gguf_model):
     assert e.abort("r", 2) and not e.abort("r", 2) and not e.abort("r", 9)
     tokens, reasons = {i: [] for i in range(4)}, {}
     while e.has_unfinished():
-        for rid, tok, _lp, finished, reason, idx, _top in e.step():
+        for rid, tok, _lp, finished, reason, idx, _top, _spec in e.step():
             assert rid == "r"
             if tok >= 0:
                 tokens[idx].append(tok)

@@ -30,6 +30,9 @@ struct SamplingParams {
   // Most likely tokens reported with each sampled one (log-softmax of the raw logits, as the
   // chosen token's logprob), 0..MAX_TOP_LOGPROBS; 0 = the chosen token's logprob only.
   int top_logprobs = 0;
+  // Use the engine's speculative decoding when it has one (the output distribution is the same
+  // either way; false skips the draft work for this request).
+  bool speculative = true;
 
   // Throws std::invalid_argument "[sampling] <field> must be ..., got ..." for the first bad
   // field. vocab_size bounds stop_token_ids; 0 = not known yet (ids are checked when the request

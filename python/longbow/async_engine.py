@@ -157,14 +157,14 @@ class AsyncEngine:
 
     def _deliver(self, outs) -> None:
         engine = self.llm.engine
-        for rid, token, logprob, finished, reason, idx, top in outs:
+        for rid, token, logprob, finished, reason, idx, top, spec in outs:
             req = self._requests.get(rid)
             if req is None or req.state.finished:
                 continue
             sample = req.state.samples[idx]
             if sample.finished:
                 continue
-            delta, must_abort = req.state.on_token(token, logprob, finished, reason, idx, top)
+            delta, must_abort = req.state.on_token(token, logprob, finished, reason, idx, top, spec)
             if must_abort:
                 engine.abort(rid, idx)
             output = None

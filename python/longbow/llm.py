@@ -66,6 +66,14 @@ class LLM:
     Metal); num_blocks (0: derived from kv_cache_bytes) the
     KV pool size. Out-of-range settings raise ValueError. Settings left as None take the engine's
     defaults (`longbow._core.ENGINE_DEFAULTS`, defined once in C++).
+
+    speculative: None (off), "ngram" (prompt lookup: drafts what followed the latest earlier
+    occurrence of the last ngram_min..ngram_max tokens) or "draft" (greedy drafts from
+    `draft_model`, a smaller model with the same vocabulary). Up to num_speculative_tokens drafts
+    per step (adapting to each request's acceptance) are verified in one forward; the output is
+    distributed exactly as without speculation (seeded runs give the same tokens), only faster
+    when drafts are accepted. Batches larger than speculative_max_batch do not speculate.
+    SamplingParams(speculative=False) opts a request out.
     """
 
     def __init__(
@@ -83,6 +91,12 @@ class LLM:
         kv_cache_bytes: int | None = None,
         attention: str | None = None,
         enable_prefix_caching: bool | None = None,
+        speculative: str | None = None,
+        draft_model: str | Path | None = None,
+        num_speculative_tokens: int | None = None,
+        ngram_min: int | None = None,
+        ngram_max: int | None = None,
+        speculative_max_batch: int | None = None,
     ) -> None:
         from . import _core
         from .pull import resolve_model
@@ -102,6 +116,12 @@ class LLM:
             "max_model_len": max_model_len,
             "attention": attention,
             "enable_prefix_caching": enable_prefix_caching,
+            "speculative": speculative,
+            "draft_model": None if draft_model is None else str(resolve_model(str(draft_model))),
+            "num_speculative_tokens": num_speculative_tokens,
+            "ngram_min": ngram_min,
+            "ngram_max": ngram_max,
+            "speculative_max_batch": speculative_max_batch,
         }
         self.engine = _core.Engine(
             str(self.model_path),
@@ -141,11 +161,13 @@ class LLM:
         pending = {rid for rid, s in states.items() if not s.finished}
         try:
             while pending:
-                for rid, token, logprob, finished, reason, idx, top in self.engine.step():
+                for rid, token, logprob, finished, reason, idx, top, spec in self.engine.step():
                     state = states.get(rid)
                     if state is None or state.finished:
                         continue
-                    delta, must_abort = state.on_token(token, logprob, finished, reason, idx, top)
+                    delta, must_abort = state.on_token(
+                        token, logprob, finished, reason, idx, top, spec
+                    )
                     if must_abort:
                         self.engine.abort(rid, idx)
                     if state.finished:

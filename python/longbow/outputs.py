@@ -72,6 +72,7 @@ class SampleState:
         self.finish_reason: str | None = None
         self.t_first_token: float | None = None
         self.t_finish: float | None = None
+        self.spec = (0, 0, 0)  # speculative (verify steps, draft tokens, accepted tokens)
         self._detok = IncrementalDetokenizer(tokenizer, prompt_ids, params.skip_special_tokens)
         self._stops = StopChecker(params.stop)
 
@@ -87,9 +88,12 @@ class SampleState:
         reason: str,
         now: float,
         top: list[tuple[int, float]] | None = None,
+        spec: tuple[int, int, int] | None = None,
     ) -> tuple[str, bool]:
         if self.finished:
             return "", False
+        if spec is not None:
+            self.spec = spec
         if token_id >= 0:
             if self.t_first_token is None:
                 self.t_first_token = now
@@ -179,8 +183,10 @@ class RequestState:
         reason: str,
         sample_idx: int = 0,
         top: list[tuple[int, float]] | None = None,
+        spec: tuple[int, int, int] | None = None,
     ) -> tuple[str, bool]:
-        """Feed one engine output (top: its [(token id, logprob)] top logprobs); returns (new
+        """Feed one engine output (top: its [(token id, logprob)] top logprobs; spec: the
+        sample's speculative (verify steps, draft tokens, accepted tokens) so far); returns (new
         text, whether the engine must abort this sample because a stop string matched)."""
         if not 0 <= sample_idx < len(self.samples):
             raise ValueError(
@@ -188,7 +194,9 @@ class RequestState:
                 f"[0, {len(self.samples)}), found {sample_idx}"
             )
         now = time.perf_counter()
-        return self.samples[sample_idx].on_token(token_id, logprob, finished, reason, now, top)
+        return self.samples[sample_idx].on_token(
+            token_id, logprob, finished, reason, now, top, spec
+        )
 
     def output(self) -> RequestOutput:
         first = self.samples[0]
@@ -206,6 +214,13 @@ class RequestState:
             "prefill_tokens_per_s": (len(self.prompt_ids) / ttft) if ttft else None,
             "decode_tokens_per_s": ((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
         }
+        verify, drafted, accepted = (sum(x) for x in zip(*(s.spec for s in self.samples)))
+        if drafted:
+            # Speculative decoding: accepted / proposed draft tokens, and tokens per verify step.
+            metrics["num_draft_tokens"] = drafted
+            metrics["num_accepted_tokens"] = accepted
+            metrics["acceptance_rate"] = accepted / drafted
+            metrics["mean_accepted_length"] = (accepted + verify) / verify
         outs = [s.output(self.params) for s in self.samples]
         return RequestOutput(
             request_id=self.request_id,

@@ -48,6 +48,7 @@ class SamplingParams:
     seed: int | None = _ENGINE_DEFAULTS.seed
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = _ENGINE_DEFAULTS.ignore_eos
+    speculative: bool = _ENGINE_DEFAULTS.speculative
     # Python only.
     stop: list[str] = field(default_factory=list)
     logprobs: bool | int = False

@@ -61,6 +61,7 @@ void bind_engine(py::module_& m) {
   field("stop_token_ids", &SamplingParams::stop_token_ids);
   field("ignore_eos", &SamplingParams::ignore_eos);
   field("top_logprobs", &SamplingParams::top_logprobs);
+  field("speculative", &SamplingParams::speculative);
   sampling.attr("FIELDS") = py::tuple(py::cast(fields));
   m.attr("MAX_TOP_LOGPROBS") = MAX_TOP_LOGPROBS;
 
@@ -137,38 +138,55 @@ void bind_engine(py::module_& m) {
       py::arg("max_num_seqs") = defaults.max_num_seqs,
       py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
       py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
-      py::arg("enable_prefix_caching") = defaults.enable_prefix_caching);
+      py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
+      py::arg("speculative") = defaults.speculative, py::arg("draft_model") = defaults.draft_model,
+      py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
+      py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
+      py::arg("speculative_max_batch") = defaults.speculative_max_batch);
   py::class_<Engine>(m, "Engine",
                      "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
-      .def(
-          py::init([](const std::string& model_path, const std::string& backend, int num_threads,
-                      const std::string& kv_dtype, int block_size, int num_blocks,
-                      size_t kv_cache_bytes, int max_num_seqs, int max_num_batched_tokens,
-                      int max_model_len, const std::string& attention, bool enable_prefix_caching) {
-            EngineConfig c;
-            c.backend = backend;
-            c.num_threads = num_threads;
-            c.kv_dtype = kv_dtype_from(kv_dtype);
-            c.block_size = block_size;
-            c.num_blocks = num_blocks;
-            if (kv_cache_bytes > 0) c.kv_cache_bytes = kv_cache_bytes;
-            c.max_num_seqs = max_num_seqs;
-            c.max_num_batched_tokens = max_num_batched_tokens;
-            c.max_model_len = max_model_len;
-            c.attention = attention_from(attention);
-            c.enable_prefix_caching = enable_prefix_caching;
-            std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
-            return std::make_unique<Engine>(file, c);
-          }),
-          py::arg("model_path"), py::arg("backend") = defaults.backend,
-          py::arg("num_threads") = defaults.num_threads,
-          py::arg("kv_dtype") = longbow::defaults::KV_DTYPE,
-          py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
-          py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = defaults.max_num_seqs,
-          py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
-          py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
-          py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
-          py::call_guard<py::gil_scoped_release>())
+      .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
+                       const std::string& kv_dtype, int block_size, int num_blocks,
+                       size_t kv_cache_bytes, int max_num_seqs, int max_num_batched_tokens,
+                       int max_model_len, const std::string& attention, bool enable_prefix_caching,
+                       const std::string& speculative, const std::string& draft_model,
+                       int num_speculative_tokens, int ngram_min, int ngram_max,
+                       int speculative_max_batch) {
+             EngineConfig c;
+             c.backend = backend;
+             c.num_threads = num_threads;
+             c.kv_dtype = kv_dtype_from(kv_dtype);
+             c.block_size = block_size;
+             c.num_blocks = num_blocks;
+             if (kv_cache_bytes > 0) c.kv_cache_bytes = kv_cache_bytes;
+             c.max_num_seqs = max_num_seqs;
+             c.max_num_batched_tokens = max_num_batched_tokens;
+             c.max_model_len = max_model_len;
+             c.attention = attention_from(attention);
+             c.enable_prefix_caching = enable_prefix_caching;
+             c.speculative = speculative;
+             c.draft_model = draft_model;
+             c.num_speculative_tokens = num_speculative_tokens;
+             c.ngram_min = ngram_min;
+             c.ngram_max = ngram_max;
+             c.speculative_max_batch = speculative_max_batch;
+             std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
+             return std::make_unique<Engine>(file, c);
+           }),
+           py::arg("model_path"), py::arg("backend") = defaults.backend,
+           py::arg("num_threads") = defaults.num_threads,
+           py::arg("kv_dtype") = longbow::defaults::KV_DTYPE,
+           py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
+           py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = defaults.max_num_seqs,
+           py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
+           py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
+           py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
+           py::arg("speculative") = defaults.speculative,
+           py::arg("draft_model") = defaults.draft_model,
+           py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
+           py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
+           py::arg("speculative_max_batch") = defaults.speculative_max_batch,
+           py::call_guard<py::gil_scoped_release>())
       .def("add_request", &Engine::add_request, py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("params"), "Queue a request of prompt token ids.")
       .def(
@@ -181,16 +199,18 @@ void bind_engine(py::module_& m) {
             }
             py::list result;
             for (const auto& t : outs) {
-              result.append(py::make_tuple(t.request_id, t.token_id, t.logprob, t.finished,
-                                           finish_reason_name(t.finish_reason), t.sample_idx,
-                                           t.top_logprobs));
+              result.append(py::make_tuple(
+                  t.request_id, t.token_id, t.logprob, t.finished,
+                  finish_reason_name(t.finish_reason), t.sample_idx, t.top_logprobs,
+                  py::make_tuple(t.num_verify_steps, t.num_draft_tokens, t.num_accepted_tokens)));
             }
             return result;
           },
           "Run one iteration; returns [(request_id, token_id, logprob, finished, finish_reason, "
-          "sample_idx, top_logprobs)]; top_logprobs is [(token_id, logprob)], most likely first, "
-          "empty "
-          "unless the request asked for some.")
+          "sample_idx, top_logprobs, (verify_steps, draft_tokens, accepted_tokens))]; top_logprobs "
+          "is "
+          "[(token_id, logprob)], most likely first, empty unless the request asked for some; "
+          "the last triple counts the sample's speculative decoding so far.")
       .def("abort", &Engine::abort, py::arg("request_id"), py::arg("sample_idx") = -1,
            "Abort a request (every sample, or one); False if it was not running.")
       .def("has_unfinished", &Engine::has_unfinished)
@@ -226,6 +246,11 @@ void bind_engine(py::module_& m) {
              d["last_step_tokens"] = s.last_step_tokens;
              d["last_step_seqs"] = s.last_step_seqs;
              d["num_steps"] = s.num_steps;
+             d["num_verify_steps"] = s.num_verify_steps;
+             d["num_draft_tokens"] = s.num_draft_tokens;
+             d["num_accepted_tokens"] = s.num_accepted_tokens;
+             d["acceptance_rate"] = s.acceptance_rate;
+             d["mean_accepted_length"] = s.mean_accepted_length;
              return d;
            })
       .def(

@@ -132,6 +132,23 @@ void BlockManager::release(const std::vector<int>& blocks) {
   }
 }
 
+void BlockManager::truncate(std::vector<int>& table, int num_tokens) {
+  if (num_tokens < 0) {
+    throw std::invalid_argument("[block_manager] truncate: expected num_tokens >= 0, found " +
+                                std::to_string(num_tokens));
+  }
+  const size_t keep = static_cast<size_t>(blocks_for(num_tokens));
+  if (table.size() <= keep) return;
+  for (size_t i = keep; i < table.size(); ++i) check_id(table[i], "truncate");
+  for (size_t i = table.size(); i-- > keep;) {
+    const int b = table[i];
+    if (--ref_[b] == 0) {
+      free_pos_[b] = has_hash_[b] ? free_.insert(free_.end(), b) : free_.insert(free_.begin(), b);
+    }
+  }
+  table.resize(keep);
+}
+
 int BlockManager::ref_count(int block_id) const {
   if (block_id < 0 || block_id >= num_blocks_) {
     throw std::invalid_argument("[block_manager] expected a block id in [0, " +

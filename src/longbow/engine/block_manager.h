@@ -53,6 +53,10 @@ class BlockManager {
   // before its head); blocks reaching zero go to the back of the free queue, keeping their hash.
   // Throws std::logic_error on a double free or an out-of-range id.
   void release(const std::vector<int>& blocks);
+  // Shrinks `table` to the blocks that hold num_tokens tokens and drops one reference of each
+  // block after them (the rejected tail of a speculative step); a block reaching zero without a
+  // cached hash goes to the front of the free queue (reused first, before cached blocks).
+  void truncate(std::vector<int>& table, int num_tokens);
   int ref_count(int block_id) const;
   // Free queue order, front first (for tests).
   std::vector<int> free_queue() const { return {free_.begin(), free_.end()}; }

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "longbow/core/check.h"
+#include "longbow/engine/batch_builder.h"
 
 namespace longbow::engine {
 
@@ -30,6 +31,22 @@ void validate_config(const EngineConfig& c, const ModelConfig& mc) {
   }
   check_range("max_model_len", c.max_model_len, 0, mc.max_position,
               " (0 = the model's context length " + std::to_string(mc.max_position) + ")");
+  if (c.speculative != "" && c.speculative != "ngram" && c.speculative != "draft") {
+    throw std::invalid_argument("[engine] expected speculative '', 'ngram' or 'draft', found '" +
+                                c.speculative + "'");
+  }
+  if ((c.speculative == "draft") != !c.draft_model.empty()) {
+    throw std::invalid_argument(c.draft_model.empty()
+                                    ? "[engine] speculative 'draft' needs draft_model (a path)"
+                                    : "[engine] draft_model is set but speculative is '" +
+                                          c.speculative + "' (expected 'draft')");
+  }
+  if (!c.speculative.empty()) {
+    check_range("num_speculative_tokens", c.num_speculative_tokens, 1, 64);
+    check_range("speculative_max_batch", c.speculative_max_batch, 1, MAX_NUM_SEQS);
+    check_range("ngram_min", c.ngram_min, 1, 64);
+    check_range("ngram_max", c.ngram_max, c.ngram_min, 64, " (>= ngram_min)");
+  }
   if (c.kv_dtype != DType::F16 && c.kv_dtype != DType::F32) {
     throw std::invalid_argument(std::string("[engine] expected kv_dtype f16 or f32, found ") +
                                 dtype_name(c.kv_dtype));
@@ -67,20 +84,41 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   kv_ = std::make_unique<KvCache>(*backend_, layout);
   blocks_ = std::make_unique<BlockManager>(layout.num_blocks, layout.block_size,
                                            config_.enable_prefix_caching);
+  const bool speculating = !config_.speculative.empty();
   scheduler_ = std::make_unique<Scheduler>(
-      SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len},
+      SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len,
+                      speculating ? config_.num_speculative_tokens : 0,
+                      config_.speculative_max_batch},
       *blocks_);
   max_blocks_per_seq_ = blocks_one_seq;
+  // A speculating sequence needs a logits row per draft token too (bounded by the token budget).
+  max_rows_ = config_.max_num_seqs;
+  if (speculating) {
+    max_rows_ += std::min(config_.max_num_batched_tokens,
+                          std::min(config_.max_num_seqs, config_.speculative_max_batch) *
+                              config_.num_speculative_tokens);
+  }
   model_->reserve(config_.max_num_batched_tokens, config_.max_num_seqs, max_blocks_per_seq_,
-                  config_.max_num_seqs);
+                  max_rows_);
+  if (config_.speculative == "ngram") {
+    proposer_ = make_ngram_proposer(config_.ngram_min, config_.ngram_max);
+  } else if (config_.speculative == "draft") {
+    proposer_ = make_draft_model_proposer(ModelFile::open(config_.draft_model), mc, *backend_,
+                                          {.num_blocks = layout.num_blocks,
+                                           .block_size = layout.block_size,
+                                           .kv_dtype = config_.kv_dtype,
+                                           .max_num_seqs = config_.max_num_seqs,
+                                           .max_num_batched_tokens = config_.max_num_batched_tokens,
+                                           .max_blocks_per_seq = max_blocks_per_seq_,
+                                           .attention = config_.attention});
+  }
 
   eos_ids_ = mc.eos_token_ids;
-  sample_ids_ = backend_->alloc(config_.max_num_seqs * sizeof(int32_t));
-  sample_logprobs_ = backend_->alloc(config_.max_num_seqs * sizeof(float));
-  sample_params_ = backend_->alloc(config_.max_num_seqs * sizeof(SampleRowParams));
-  sample_top_ids_ = backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(int32_t));
-  sample_top_logprobs_ =
-      backend_->alloc(config_.max_num_seqs * SampleArgs::MAX_TOP * sizeof(float));
+  sample_ids_ = backend_->alloc(max_rows_ * sizeof(int32_t));
+  sample_logprobs_ = backend_->alloc(max_rows_ * sizeof(float));
+  sample_params_ = backend_->alloc(max_rows_ * sizeof(SampleRowParams));
+  sample_top_ids_ = backend_->alloc(max_rows_ * SampleArgs::MAX_TOP * sizeof(int32_t));
+  sample_top_logprobs_ = backend_->alloc(max_rows_ * SampleArgs::MAX_TOP * sizeof(float));
   penalty_capacity_ = 4096;
   penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
   copy_capacity_ = static_cast<size_t>(config_.max_num_seqs);
@@ -135,60 +173,66 @@ void Engine::copy_blocks(const std::vector<std::pair<int, int>>& copies) {
     pairs.push_back(dst);
   }
   backend_->upload({copy_pairs_.get(), 0}, pairs.data(), pairs.size() * sizeof(int32_t));
-  const KvCacheLayout& layout = kv_->layout();
-  backend_->copy_blocks({.cache = kv_->all(),
-                         .pairs = {copy_pairs_.get(), 0},
-                         .num_pairs = static_cast<int>(copies.size()),
-                         .num_planes = 2 * layout.num_layers,
-                         .num_blocks = layout.num_blocks,
-                         .block_bytes = layout.block_bytes()});
+  for (KvCache* kv : {kv_.get(), proposer_ ? proposer_->kv_cache() : nullptr}) {
+    if (kv == nullptr) continue;
+    const KvCacheLayout& layout = kv->layout();
+    backend_->copy_blocks({.cache = kv->all(),
+                           .pairs = {copy_pairs_.get(), 0},
+                           .num_pairs = static_cast<int>(copies.size()),
+                           .num_planes = 2 * layout.num_layers,
+                           .num_blocks = layout.num_blocks,
+                           .block_bytes = layout.block_bytes()});
+  }
 }
 
 Batch Engine::build_batch(const SchedulerOutput& plan) const {
-  Batch b;
-  const int bs = config_.block_size;
-  b.max_blocks_per_seq = 1;
-  for (const ScheduledSeq& s : plan.scheduled) {
-    b.max_blocks_per_seq =
-        std::max(b.max_blocks_per_seq, static_cast<int>(s.seq->block_table.size()));
-  }
-  b.query_start.push_back(0);
+  BatchBuilder b(config_.block_size);
   for (const ScheduledSeq& s : plan.scheduled) {
     const Sequence& seq = *s.seq;
-    for (int p = seq.num_computed; p < seq.num_computed + s.num_new_tokens; ++p) {
-      b.token_ids.push_back(seq.tokens[p]);
-      b.positions.push_back(p);
-      b.slot_mapping.push_back(seq.block_table[p / bs] * bs + p % bs);
-    }
-    // A prompt whose samples fork now needs one logits row per sample (the same row repeated).
-    for (int r = 0; s.needs_logits && r <= seq.num_pending_forks; ++r) {
-      b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
-    }
-    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
-    b.seq_lens.push_back(seq.num_computed + s.num_new_tokens);
-    std::vector<int32_t> row(b.max_blocks_per_seq, 0);
-    std::copy(seq.block_table.begin(), seq.block_table.end(), row.begin());
-    b.block_tables.insert(b.block_tables.end(), row.begin(), row.end());
+    std::vector<int> ids(seq.tokens.begin() + seq.num_computed,
+                         seq.tokens.begin() + seq.num_computed + s.num_new_tokens);
+    ids.insert(ids.end(), seq.draft_tokens.begin(), seq.draft_tokens.end());
+    const int at = b.add(ids, seq.num_computed, seq.block_table);
+    if (!s.needs_logits) continue;
+    // The last token's logits, once per sample of a prompt whose samples fork now; then one row
+    // per draft token (speculative decoding verifies every draft position).
+    const int last = at + s.num_new_tokens - 1;
+    b.add_logits_row(last, 1 + seq.num_pending_forks);
+    for (size_t j = 1; j <= seq.draft_tokens.size(); ++j)
+      b.add_logits_row(last + static_cast<int>(j));
   }
-  return b;
+  return b.finish();
 }
 
-bool Engine::is_stop(const Sequence& seq, int token) const {
+// Fills the draft tokens of the sequences the scheduler gave draft slots.
+void Engine::propose(const SchedulerOutput& plan) {
+  if (!proposer_) return;
+  std::vector<ProposalRequest> requests;
+  for (const ScheduledSeq& s : plan.scheduled) {
+    if (s.num_spec > 0) requests.push_back({s.seq, s.num_spec});
+  }
+  if (!requests.empty()) proposer_->propose(requests);
+  for (const ProposalRequest& r : requests) {
+    if (static_cast<int>(r.seq->draft_tokens.size()) > r.max_draft)
+      throw std::logic_error("[engine] the proposer returned more draft tokens than asked for");
+  }
+}
+
+bool Engine::is_stop(const Sequence& seq, int token, int num_generated) const {
   const auto& p = seq.params;
   // The first min_tokens tokens cannot be stop or end-of-sequence ids (banned_ids keeps the
-  // sampler from drawing them); num_generated() already counts `token`.
-  if (seq.num_generated() <= p.min_tokens) return false;
+  // sampler from drawing them).
+  if (num_generated <= p.min_tokens) return false;
   if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end())
     return true;
   if (p.ignore_eos) return false;
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
 
-void Engine::banned_ids(const Sequence& seq, std::vector<int32_t>& out) const {
+void Engine::banned_ids(const Sequence& seq, int num_generated, std::vector<int32_t>& out) const {
   const auto& p = seq.params;
-  // The token sampled now is generated token number num_generated() + 1 (as in vLLM: the first
-  // min_tokens tokens are never stop or end-of-sequence ids).
-  if (seq.num_generated() + 1 > p.min_tokens) return;
+  // As in vLLM: the first min_tokens tokens are never stop or end-of-sequence ids.
+  if (num_generated > p.min_tokens) return;
   const int vocab = model_config().vocab_size;
   for (int id : p.stop_token_ids) {
     if (id >= 0 && id < vocab) out.push_back(id);
@@ -200,28 +244,32 @@ void Engine::banned_ids(const Sequence& seq, std::vector<int32_t>& out) const {
   }
 }
 
+// Samples every logits row of the step on the device and applies the results. A speculating
+// sequence has a row per position: row j is sampled exactly as plain decoding would sample
+// generated token num_generated + j (same filters, penalties over the tokens before it, same
+// Philox counter), and draft token j is kept iff it equals that sample. So the output has the
+// target's distribution (and, with a seed, the same tokens) whatever the proposer drafted: a
+// rejection yields the target's own sample at that position, and full acceptance a bonus token.
 std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) {
-  std::vector<Sequence*> rows;  // in logits-row order
-  for (const ScheduledSeq& s : plan.scheduled) {
-    Sequence* seq = s.seq;
-    seq->num_computed += s.num_new_tokens;
-    blocks_->cache_full_blocks(seq->block_table, seq->tokens, seq->num_computed, seq->block_hashes);
-    if (!s.needs_logits) continue;
-    if (seq->num_pending_forks > 0) {
-      for (Sequence* sample : scheduler_->fork(seq)) rows.push_back(sample);
-    } else {
-      rows.push_back(seq);
-    }
-  }
+  const std::vector<Sequence*> sampling = scheduler_->on_forward_done(plan);
   std::vector<TokenOutput> out;
-  if (rows.empty()) return out;
+  if (sampling.empty()) return out;
 
+  struct Row {
+    Sequence* seq;
+    int j;  // position after the sequence's last token: 0 = the next token, j = draft j - 1 ...
+  };
+  std::vector<Row> rows;
+  for (Sequence* seq : sampling) {
+    for (int j = 0; j <= static_cast<int>(seq->draft_tokens.size()); ++j) rows.push_back({seq, j});
+  }
   const int R = static_cast<int>(rows.size());
   std::vector<SampleRowParams> params(R);
   std::vector<int32_t> penalty;
   int max_top = 0;  // the widest top-logprobs request of the step sets the output row stride
   for (int r = 0; r < R; ++r) {
-    const Sequence& seq = *rows[r];
+    const Sequence& seq = *rows[r].seq;
+    const int j = rows[r].j;
     const SamplingParams& sp = seq.params;
     SampleRowParams& p = params[r];
     p.temperature = sp.temperature;
@@ -233,16 +281,19 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
     p.frequency_penalty = sp.frequency_penalty;
     p.seed_lo = static_cast<uint32_t>(seq.seed);
     p.seed_hi = static_cast<uint32_t>(seq.seed >> 32);
-    p.counter = static_cast<uint32_t>(seq.num_generated());
+    p.counter = static_cast<uint32_t>(seq.num_generated() + j);
     p.num_top_logprobs = sp.top_logprobs;
     max_top = std::max(max_top, sp.top_logprobs);
     const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f ||
                            sp.frequency_penalty != 0.0f;
     p.penalty_start = static_cast<int32_t>(penalty.size());
-    p.penalty_count = penalized ? seq.num_tokens() : 0;
-    if (penalized) penalty.insert(penalty.end(), seq.tokens.begin(), seq.tokens.end());
+    p.penalty_count = penalized ? seq.num_tokens() + j : 0;
+    if (penalized) {
+      penalty.insert(penalty.end(), seq.tokens.begin(), seq.tokens.end());
+      penalty.insert(penalty.end(), seq.draft_tokens.begin(), seq.draft_tokens.begin() + j);
+    }
     p.ban_start = static_cast<int32_t>(penalty.size());
-    banned_ids(seq, penalty);
+    banned_ids(seq, seq.num_generated() + j + 1, penalty);
     p.ban_count = static_cast<int32_t>(penalty.size()) - p.ban_start;
   }
   if (penalty.size() > penalty_capacity_) {  // grows rarely, never inside a forward
@@ -275,26 +326,50 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
                        top_lps.size() * sizeof(float));
   }
 
-  for (int r = 0; r < R; ++r) {
-    Sequence* seq = rows[r];
-    seq->tokens.push_back(ids[r]);
-    TokenOutput t{seq->request_id,    ids[r],          logprobs[r], false,
-                  FinishReason::None, seq->sample_idx, {}};
-    for (int j = 0; j < seq->params.top_logprobs && top_ids[r * max_top + j] >= 0; ++j) {
-      t.top_logprobs.emplace_back(top_ids[r * max_top + j], top_lps[r * max_top + j]);
+  std::vector<SeqUpdate> updates;
+  for (int r = 0; r < R;) {
+    Sequence* seq = rows[r].seq;
+    const int drafted = static_cast<int>(seq->draft_tokens.size());
+    SeqUpdate u{seq, {}, 0, FinishReason::None};
+    for (int j = 0; j <= drafted; ++j) {
+      const int row = r + j;
+      const int id = ids[row];
+      u.new_tokens.push_back(id);
+      TokenOutput t{seq->request_id, id, logprobs[row], false, FinishReason::None, seq->sample_idx};
+      for (int k = 0; k < seq->params.top_logprobs && top_ids[row * max_top + k] >= 0; ++k) {
+        t.top_logprobs.emplace_back(top_ids[row * max_top + k], top_lps[row * max_top + k]);
+      }
+      const int generated = seq->num_generated() + j + 1;
+      if (is_stop(*seq, id, generated)) {
+        t.finish_reason = FinishReason::Stop;
+      } else if (generated >= seq->params.max_tokens ||
+                 seq->num_tokens() + j + 1 >= config_.max_model_len) {
+        t.finish_reason = FinishReason::Length;
+      }
+      const bool accepted = j < drafted && id == seq->draft_tokens[j];
+      if (accepted) ++u.num_accepted;
+      t.num_verify_steps = seq->num_verify_steps + (drafted > 0);
+      t.num_draft_tokens = seq->num_draft_tokens + drafted;
+      t.num_accepted_tokens = seq->num_accepted_tokens + u.num_accepted;
+      if (t.finish_reason != FinishReason::None) {
+        t.finished = true;
+        u.finish = t.finish_reason;
+      }
+      out.push_back(std::move(t));
+      if (u.finish != FinishReason::None || !accepted) break;
     }
-    if (is_stop(*seq, ids[r])) {
-      t.finish_reason = FinishReason::Stop;
-    } else if (seq->num_generated() >= seq->params.max_tokens ||
-               seq->num_tokens() >= config_.max_model_len) {
-      t.finish_reason = FinishReason::Length;
+    if (drafted > 0) {
+      ++num_verify_steps_;
+      num_draft_tokens_ += static_cast<uint64_t>(drafted);
+      num_accepted_tokens_ += static_cast<uint64_t>(u.num_accepted);
     }
-    if (t.finish_reason != FinishReason::None) {
-      t.finished = true;
-      scheduler_->finish(seq, t.finish_reason);
-    }
-    out.push_back(std::move(t));
+    // The last new token's K/V is not computed yet (it is fed next step), so only the accepted
+    // drafts before it count as computed.
+    u.num_accepted = std::min(u.num_accepted, static_cast<int>(u.new_tokens.size()) - 1);
+    updates.push_back(std::move(u));
+    r += drafted + 1;
   }
+  scheduler_->update_from_output(updates);
   return out;
 }
 
@@ -308,8 +383,9 @@ std::vector<TokenOutput> Engine::step() {
   if (plan.empty()) return out;
   ++num_steps_;
   total_step_tokens_ += static_cast<uint64_t>(plan.num_batched_tokens);
-  Batch batch = build_batch(plan);
   copy_blocks(plan.copies);  // copy-on-write before any K/V of this step is written
+  propose(plan);
+  Batch batch = build_batch(plan);
   model_->forward(batch, *kv_, config_.attention);
   std::vector<TokenOutput> tokens = sample_and_update(plan);
   out.insert(out.end(), tokens.begin(), tokens.end());
@@ -350,6 +426,15 @@ EngineStats Engine::stats() const {
   s.last_step_seqs = last_step_seqs_;
   s.num_steps = num_steps_;
   s.mean_step_tokens = num_steps_ > 0 ? static_cast<double>(total_step_tokens_) / num_steps_ : 0.0;
+  s.num_verify_steps = num_verify_steps_;
+  s.num_draft_tokens = num_draft_tokens_;
+  s.num_accepted_tokens = num_accepted_tokens_;
+  s.acceptance_rate =
+      num_draft_tokens_ > 0 ? static_cast<double>(num_accepted_tokens_) / num_draft_tokens_ : 0.0;
+  s.mean_accepted_length =
+      num_verify_steps_ > 0
+          ? static_cast<double>(num_accepted_tokens_ + num_verify_steps_) / num_verify_steps_
+          : 0.0;
   return s;
 }
 

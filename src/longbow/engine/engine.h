@@ -11,6 +11,7 @@
 #include "longbow/core/model_file.h"
 #include "longbow/engine/block_manager.h"
 #include "longbow/engine/scheduler.h"
+#include "longbow/engine/speculative/proposer.h"
 #include "longbow/engine_defaults.h"
 #include "longbow/models/kv_cache.h"
 #include "longbow/models/model.h"
@@ -30,6 +31,12 @@ struct EngineConfig {
   int max_model_len = 0;  // 0: the model's context length
   AttentionVariant attention = AttentionVariant::Auto;
   bool enable_prefix_caching = true;  // reuse cached full blocks of earlier prompts
+  // Speculative decoding: "" (off), "ngram" (prompt lookup) or "draft" (draft_model).
+  std::string speculative;
+  std::string draft_model;  // path of the draft model (GGUF file or HF folder)
+  int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
+  int ngram_min = defaults::NGRAM_MIN, ngram_max = defaults::NGRAM_MAX;
+  int speculative_max_batch = defaults::SPECULATIVE_MAX_BATCH;
 };
 
 // Upper bounds of the config (beyond them buffers sizes overflow or cannot be allocated).
@@ -52,6 +59,8 @@ struct TokenOutput {
   // The request's top_logprobs most likely (token id, logprob), most likely first; empty when
   // it asked for none (and for aborts).
   std::vector<std::pair<int, float>> top_logprobs;
+  // Speculative decoding so far for this sample: verify steps, draft tokens proposed, accepted.
+  int64_t num_verify_steps = 0, num_draft_tokens = 0, num_accepted_tokens = 0;
 };
 
 struct EngineStats {
@@ -67,6 +76,10 @@ struct EngineStats {
   int last_step_tokens = 0, last_step_seqs = 0;
   double mean_step_tokens = 0.0;  // running mean of batched tokens over non-empty steps
   uint64_t num_steps = 0;
+  // Speculative decoding: verify steps, draft tokens proposed and accepted (all requests).
+  uint64_t num_verify_steps = 0, num_draft_tokens = 0, num_accepted_tokens = 0;
+  double acceptance_rate = 0.0;       // accepted / proposed draft tokens
+  double mean_accepted_length = 0.0;  // tokens per verify step (accepted drafts + the sampled one)
 };
 
 class Engine {
@@ -98,12 +111,14 @@ class Engine {
 
  private:
   Batch build_batch(const SchedulerOutput& plan) const;
+  void propose(const SchedulerOutput& plan);
   std::vector<TokenOutput> sample_and_update(const SchedulerOutput& plan);
   void copy_blocks(const std::vector<std::pair<int, int>>& copies);
-  bool is_stop(const Sequence& seq, int token) const;
-  // Appends the ids the sampler must not draw for seq's next token (stop and end-of-sequence ids
-  // while fewer than min_tokens tokens have been generated).
-  void banned_ids(const Sequence& seq, std::vector<int32_t>& out) const;
+  // Whether `token`, generated token number `num_generated` (from 1) of seq, ends it.
+  bool is_stop(const Sequence& seq, int token, int num_generated) const;
+  // Appends the ids the sampler must not draw for generated token number `num_generated` of seq
+  // (stop and end-of-sequence ids while fewer than min_tokens tokens have been generated).
+  void banned_ids(const Sequence& seq, int num_generated, std::vector<int32_t>& out) const;
 
   EngineConfig config_;
   std::shared_ptr<const ModelFile> file_;
@@ -112,10 +127,12 @@ class Engine {
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Proposer> proposer_;  // speculative decoding, or nullptr
   std::vector<int> eos_ids_;
   std::vector<TokenOutput> pending_aborts_;
   std::mt19937_64 seed_source_;
   int max_blocks_per_seq_ = 0;
+  int max_rows_ = 0;  // logits rows per step: one per sequence, plus one per draft token
   // Sampling buffers on the device.
   std::unique_ptr<Buffer> sample_ids_, sample_logprobs_, sample_params_, penalty_tokens_;
   std::unique_ptr<Buffer> sample_top_ids_,
@@ -126,6 +143,7 @@ class Engine {
   uint64_t total_step_tokens_ = 0;
   int last_step_tokens_ = 0, last_step_seqs_ = 0;
   uint64_t num_steps_ = 0;
+  uint64_t num_verify_steps_ = 0, num_draft_tokens_ = 0, num_accepted_tokens_ = 0;
 };
 
 }  // namespace longbow::engine

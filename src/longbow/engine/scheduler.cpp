@@ -50,6 +50,7 @@ void Scheduler::add(std::unique_ptr<Sequence> seq) {
   seq->status = SeqStatus::Waiting;
   seq->sample_idx = 0;
   seq->num_pending_forks = seq->params.n - 1;
+  seq->spec_k = seq->params.speculative ? config_.num_speculative_tokens : 0;
   seq->arrival = next_arrival_++;
   waiting_.push_back(seq.get());
   table_[id].push_back(std::move(seq));
@@ -60,6 +61,8 @@ void Scheduler::preempt(Sequence* victim) {
   victim->block_table.clear();
   victim->block_hashes.clear();
   victim->num_computed = 0;
+  victim->draft_computed = 0;
+  victim->draft_tokens.clear();
   victim->status = SeqStatus::Waiting;
   ++victim->num_preemptions;
   ++num_preemptions_;
@@ -112,10 +115,15 @@ SchedulerOutput Scheduler::schedule() {
     Sequence* seq = running_[i];
     const int n = std::min(seq->num_tokens() - seq->num_computed, budget);
     if (n <= 0) continue;
+    int spec = num_spec_slots(*seq, budget - n);
     bool self_preempted = false;
     const size_t num_copies = out.copies.size();
-    while (!blocks_.prepare_write(seq->block_table, seq->num_computed, seq->num_computed + n,
+    while (!blocks_.prepare_write(seq->block_table, seq->num_computed, seq->num_computed + n + spec,
                                   out.copies)) {
+      if (spec > 0) {  // drop the draft slots before preempting anyone
+        spec = 0;
+        continue;
+      }
       Sequence* victim = running_.back();
       preempt(victim);
       ++out.num_preempted;
@@ -126,8 +134,8 @@ SchedulerOutput Scheduler::schedule() {
     }
     if (self_preempted) break;
     num_cow_copies_ += out.copies.size() - num_copies;
-    out.scheduled.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
-    budget -= n;
+    out.scheduled.push_back({seq, n, seq->num_computed + n == seq->num_tokens(), spec});
+    budget -= n + spec;
   }
 
   // Admit waiting requests only when nothing was preempted (so preempted work goes first).
@@ -142,6 +150,72 @@ SchedulerOutput Scheduler::schedule() {
   return out;
 }
 
+// Draft-token slots for a decoding sequence this step: its adaptive k, within the budget left,
+// the context (every draft could be accepted plus one sampled token) and max_tokens; none in a
+// batch larger than speculative_max_batch.
+int Scheduler::num_spec_slots(const Sequence& seq, int budget) const {
+  if (seq.spec_k <= 0 || seq.num_tokens() - seq.num_computed != 1) return 0;
+  if (static_cast<int>(running_.size()) > config_.speculative_max_batch) return 0;
+  const int64_t room_len = static_cast<int64_t>(config_.max_model_len) - seq.num_tokens() - 1;
+  const int64_t room_out = static_cast<int64_t>(seq.params.max_tokens) - seq.num_generated() - 1;
+  return static_cast<int>(
+      std::max<int64_t>(0, std::min<int64_t>({seq.spec_k, budget, room_len, room_out})));
+}
+
+std::vector<Sequence*> Scheduler::on_forward_done(const SchedulerOutput& plan) {
+  std::vector<Sequence*> sampling;
+  for (const ScheduledSeq& s : plan.scheduled) {
+    Sequence* seq = s.seq;
+    seq->num_computed += s.num_new_tokens;
+    blocks_.cache_full_blocks(seq->block_table, seq->tokens, seq->num_computed, seq->block_hashes);
+    if (!s.needs_logits) continue;
+    if (seq->num_pending_forks > 0) {
+      for (Sequence* sample : fork(seq)) sampling.push_back(sample);
+    } else {
+      sampling.push_back(seq);
+    }
+  }
+  return sampling;
+}
+
+void Scheduler::update_from_output(const std::vector<SeqUpdate>& updates) {
+  for (const SeqUpdate& u : updates) {
+    Sequence* seq = u.seq;
+    const int drafted = static_cast<int>(seq->draft_tokens.size());
+    if (u.num_accepted < 0 || u.num_accepted > drafted) {
+      throw std::logic_error("[scheduler] update_from_output: accepted " +
+                             std::to_string(u.num_accepted) + " of " + std::to_string(drafted) +
+                             " draft tokens");
+    }
+    seq->tokens.insert(seq->tokens.end(), u.new_tokens.begin(), u.new_tokens.end());
+    seq->num_computed += u.num_accepted;
+    if (drafted > 0) {
+      ++seq->num_verify_steps;
+      seq->num_draft_tokens += drafted;
+      seq->num_accepted_tokens += u.num_accepted;
+      // Adaptive k: grow after a fully accepted proposal, shrink to what was accepted (plus
+      // one) otherwise; a sequence whose proposals keep failing stops speculating.
+      seq->spec_misses = u.num_accepted == 0 ? seq->spec_misses + 1 : 0;
+      if (u.num_accepted == drafted) {
+        seq->spec_k = std::min(seq->spec_k + 1, config_.num_speculative_tokens);
+      } else {
+        seq->spec_k = std::max(1, u.num_accepted + 1);
+      }
+      if (seq->spec_misses >= MAX_SPEC_MISSES) seq->spec_k = 0;
+    }
+    seq->draft_tokens.clear();
+    seq->draft_computed = std::min(seq->draft_computed, seq->num_computed);
+    if (u.finish != FinishReason::None) {
+      finish(seq, u.finish);
+      continue;
+    }
+    blocks_.cache_full_blocks(seq->block_table, seq->tokens, seq->num_computed, seq->block_hashes);
+    blocks_.truncate(seq->block_table, seq->num_tokens());
+  }
+}
+
+// Forks the pending samples of `parent` (its prompt is computed): each shares the parent's
+// blocks and runs from now on. Returns all samples of the request, parent first.
 std::vector<Sequence*> Scheduler::fork(Sequence* parent) {
   auto& samples = table_.at(parent->request_id);
   std::vector<Sequence*> all{parent};
@@ -159,6 +233,7 @@ std::vector<Sequence*> Scheduler::fork(Sequence* parent) {
     child->sample_idx = next_idx++;
     child->seed = parent->seed + static_cast<uint64_t>(child->sample_idx);
     child->num_preemptions = 0;
+    child->num_draft_tokens = child->num_accepted_tokens = child->num_verify_steps = 0;
     blocks_.share(child->block_table);
     running_.push_back(child.get());
     all.push_back(child.get());

@@ -19,12 +19,26 @@ struct SchedulerConfig {
   int max_num_seqs = 64;
   int max_num_batched_tokens = 512;
   int max_model_len = 2048;
+  // Speculative decoding: draft tokens a sequence may ask for per step (0 = off), and the batch
+  // size above which no sequence speculates (verify costs more than it saves in large batches).
+  int num_speculative_tokens = 0;
+  int speculative_max_batch = 0;
 };
 
 struct ScheduledSeq {
   Sequence* seq = nullptr;
   int num_new_tokens = 0;     // tokens [num_computed, num_computed + num_new_tokens) run this step
   bool needs_logits = false;  // the step reaches the sequence's last token: sample the next one
+  int num_spec = 0;  // draft-token slots reserved after the last token (speculative decoding)
+};
+
+// What one step did to a sequence that sampled: the tokens it gained (verified draft tokens, then
+// the sampled one) and how it ended.
+struct SeqUpdate {
+  Sequence* seq = nullptr;
+  std::vector<int> new_tokens;
+  int num_accepted = 0;  // of seq->draft_tokens (their K/V are computed now)
+  FinishReason finish = FinishReason::None;
 };
 
 struct SchedulerOutput {
@@ -38,6 +52,9 @@ struct SchedulerOutput {
 
 class Scheduler {
  public:
+  // Verify steps in a row that accept no draft token before a sequence stops speculating.
+  static constexpr int MAX_SPEC_MISSES = 8;
+
   Scheduler(const SchedulerConfig& config, BlockManager& blocks);
 
   // Takes ownership of a request's first sample (its other params.n - 1 samples are forked
@@ -48,9 +65,14 @@ class Scheduler {
   // chunks), then waiting ones, within the token budget; preempts the newest running sequence
   // when blocks run out.
   SchedulerOutput schedule();
-  // Forks the pending samples of `parent` (its prompt is computed): each shares the parent's
-  // blocks and runs from now on. Returns all samples of the request, parent first.
-  std::vector<Sequence*> fork(Sequence* parent);
+  // After the forward of `plan`: advances each scheduled sequence's computed tokens, registers
+  // its full blocks in the prefix cache, and forks the samples of prompts completed now. Returns
+  // the sequences that sample this step, in the plan's order (a forked prompt: all its samples).
+  std::vector<Sequence*> on_forward_done(const SchedulerOutput& plan);
+  // After sampling: appends each sequence's new tokens, accounts its accepted draft tokens
+  // (computed K/V; only verified tokens enter the prefix cache), frees the blocks of rejected
+  // draft slots, adapts its number of draft tokens, and finishes it when `finish` says so.
+  void update_from_output(const std::vector<SeqUpdate>& updates);
   // Marks a sequence finished and frees its blocks at once.
   void finish(Sequence* seq, FinishReason reason);
   // Finishes a request (every sample, or only sample_idx >= 0) wherever it is; returns the
@@ -73,7 +95,9 @@ class Scheduler {
   const std::vector<std::unique_ptr<Sequence>>* find(const std::string& request_id) const;
 
  private:
+  std::vector<Sequence*> fork(Sequence* parent);
   void preempt(Sequence* victim);
+  int num_spec_slots(const Sequence& seq, int budget) const;
   bool admit(Sequence* seq, int budget, SchedulerOutput& out);
   int num_reserved_seqs() const;  // running sequences plus the forks they will add
 

@@ -31,6 +31,14 @@ struct Sequence {
   int num_preemptions = 0;
   uint64_t arrival = 0;  // arrival order (FCFS)
 
+  // Speculative decoding (engine/speculative/): the scheduler reserves num_spec slots after the
+  // last token, the proposer fills draft_tokens (at most that many), the target verifies them.
+  std::vector<int> draft_tokens;  // this step's proposal
+  int spec_k = 0;                 // draft tokens to ask for next step (adaptive); 0 = none
+  int spec_misses = 0;            // consecutive verify steps that accepted no draft token
+  int draft_computed = 0;         // tokens whose K/V are in the draft model's cache
+  int64_t num_draft_tokens = 0, num_accepted_tokens = 0, num_verify_steps = 0;
+
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_generated() const { return num_tokens() - num_prompt_tokens; }
 };

@@ -1,0 +1,52 @@
+// Speculative decoding proposers: each fills a sequence's draft_tokens with tokens that the target
+// model then verifies in one forward. Verification (engine.cpp) samples every position from the
+// target with the request's own sampler and Philox draw and keeps drafts while they equal the
+// target's sample, so the output is distributed exactly as without speculation for any proposer;
+// a proposer decides only how many tokens a step yields.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "longbow/backend/backend.h"
+#include "longbow/core/model_file.h"
+#include "longbow/engine/sequence.h"
+#include "longbow/models/kv_cache.h"
+
+namespace longbow::engine {
+
+// A sequence that speculates this step and the most draft tokens it may get.
+struct ProposalRequest {
+  Sequence* seq = nullptr;
+  int max_draft = 0;
+};
+
+class Proposer {
+ public:
+  virtual ~Proposer() = default;
+  // Sets each request's seq->draft_tokens (0..max_draft tokens).
+  virtual void propose(const std::vector<ProposalRequest>& requests) = 0;
+  // The proposer's own paged KV cache (indexed by the target's block tables), or nullptr.
+  virtual KvCache* kv_cache() { return nullptr; }
+};
+
+// Prompt lookup: finds the latest earlier occurrence of the sequence's last n tokens (n from
+// max_n down to min_n) in its prompt and output, and proposes the tokens that followed it.
+std::unique_ptr<Proposer> make_ngram_proposer(int min_n, int max_n);
+
+// Greedy drafts from a second model (same vocabulary) on the target's backend, batched over the
+// speculating sequences: one forward catches its KV up with the sequence, then one forward per
+// further draft token. Its KV cache has the target's blocks (same ids, block size and count).
+struct DraftModelOptions {
+  int num_blocks = 0, block_size = 0;
+  DType kv_dtype = DType::F16;
+  int max_num_seqs = 0, max_num_batched_tokens = 0, max_blocks_per_seq = 0;
+  AttentionVariant attention = AttentionVariant::Auto;
+};
+std::unique_ptr<Proposer> make_draft_model_proposer(std::shared_ptr<const ModelFile> draft,
+                                                    const ModelConfig& target, Backend& backend,
+                                                    const DraftModelOptions& options);
+
+}  // namespace longbow::engine
