@@ -1,4 +1,4 @@
-"""The command line, against a fake LLM (no C++ core needed)."""
+"""The command line, against a fake LLM."""
 
 from __future__ import annotations
 
@@ -200,3 +200,35 @@ def test_info_on_real_model(monkeypatch):
     code, out, err = run(["info", path])
     assert code == 0, err
     assert "num_layers: 30" in out and "chat template: yes" in out and "cpu" in out
+
+
+def test_speculative_flags_reach_the_llm(monkeypatch):
+    seen = {}
+
+    def fake_llm(**kw):
+        seen.update(kw)
+        return FakeLLM(template=None)
+
+    monkeypatch.setattr("longbow.LLM", fake_llm)
+    argv = ["generate", "Hi", "--no-chat", "--speculative", "draft", "--draft-model", "d.gguf"]
+    code, _out, _err = run(argv + ["--num-speculative-tokens", "3"])
+    assert code == 0
+    assert seen["speculative"] == "draft" and seen["draft_model"] == "d.gguf"
+    assert seen["num_speculative_tokens"] == 3
+    with pytest.raises(SystemExit):  # argparse: not a choice
+        run(["generate", "Hi", "--speculative", "eagle"])
+
+
+def test_unset_sampling_flags_take_sampling_params_defaults():
+    from longbow.sampling import SamplingParams
+
+    args = cli.build_parser().parse_args(["generate", "x", "--top-k", "5", "--seed", "3"])
+    p = cli.sampling_params(args)
+    d = SamplingParams()
+    assert (p.top_k, p.seed, p.max_tokens) == (5, 3, 256)
+    assert (p.temperature, p.top_p, p.min_p, p.presence_penalty) == (
+        d.temperature,
+        d.top_p,
+        d.min_p,
+        d.presence_penalty,
+    )

@@ -4,6 +4,7 @@ example program (examples/greedy_decode.cpp) agree with the Python API."""
 from __future__ import annotations
 
 import shutil
+import os
 import subprocess
 from pathlib import Path
 
@@ -39,21 +40,24 @@ def test_example_program_matches_python(tiny_gguf_model):
     assert _run(program, tiny_gguf_model, 12) == _python_greedy(tiny_gguf_model, 12)
 
 
+@pytest.mark.parametrize("speculative", ["", "ngram"])
 @pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
-def test_api_top_logprobs_match_python(tiny_gguf_model):
+def test_api_top_logprobs_match_python(tiny_gguf_model, speculative):
+    # Also with speculative decoding through the C++ API (GeneratorOptions.speculative).
     program = require_program("test_api_top_logprobs")
     out = subprocess.run(
-        [str(program), str(tiny_gguf_model), "5", "4", *map(str, PROMPT)],
+        [str(program), str(tiny_gguf_model), "5", "4", *map(str, PROMPT * 3)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, "LONGBOW_TEST_SPECULATIVE": speculative},
     )
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.splitlines()]
     llm = longbow.LLM(str(tiny_gguf_model), backend="cpu", kv_dtype="f16", max_model_len=256)
     want = llm.generate(
-        [PROMPT], longbow.SamplingParams(max_tokens=5, ignore_eos=True, logprobs=4)
+        [PROMPT * 3], longbow.SamplingParams(max_tokens=5, ignore_eos=True, logprobs=4)
     )[0]
     assert [int(r[0]) for r in rows] == want.token_ids
     for row, lp, top in zip(rows, want.logprobs, want.top_logprobs, strict=True):

@@ -57,6 +57,11 @@ struct GeneratorOptions {
   int max_num_seqs = defaults::MAX_NUM_SEQS;
   int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
   int max_model_len = 0;  // 0 = the model's context length
+  // Speculative decoding: "" (off), "ngram" (prompt lookup) or "draft" (draft_model, a smaller
+  // model with the same vocabulary); same output distribution, faster when drafts are accepted.
+  std::string speculative;
+  std::string draft_model;
+  int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
 };
 
 // A request's sampling settings: the engine's SamplingParams (defaults and validation there).

@@ -30,23 +30,44 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="compute backend (default: auto = metal when available, else cpu)",
     )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    spec = p.add_argument_group("speculative decoding (same output distribution, faster)")
+    spec.add_argument(
+        "--speculative",
+        choices=["ngram", "draft"],
+        default=None,
+        help="ngram: prompt lookup; draft: a smaller model (--draft-model) with the same vocabulary",
+    )
+    spec.add_argument("--draft-model", default=None, help="draft model for --speculative draft")
+    spec.add_argument(
+        "--num-speculative-tokens", type=int, default=None, help="most draft tokens per step"
+    )
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, max_tokens: int) -> None:
-    # Defaults are SamplingParams' (the engine's); only max_tokens is the command's own.
-    from longbow.sampling import SamplingParams
-
-    d = SamplingParams()
+    # Unset flags are left to SamplingParams (whose defaults are the engine's); only max_tokens
+    # has a default of the command's own.
     p.add_argument("--max-tokens", "-n", type=int, default=max_tokens)
-    p.add_argument("--temperature", "-t", type=float, default=d.temperature, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=d.top_k, help="0 = off")
-    p.add_argument("--top-p", type=float, default=d.top_p, help="1 = off")
-    p.add_argument("--min-p", type=float, default=d.min_p, help="0 = off")
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
-    p.add_argument("--presence-penalty", type=float, default=d.presence_penalty)
-    p.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--temperature", "-t", type=float, help="0 = greedy (the default)")
+    p.add_argument("--top-k", type=int, help="0 = off")
+    p.add_argument("--top-p", type=float, help="1 = off")
+    p.add_argument("--min-p", type=float, help="0 = off")
+    p.add_argument("--repetition-penalty", type=float)
+    p.add_argument("--presence-penalty", type=float)
+    p.add_argument("--frequency-penalty", type=float)
+    p.add_argument("--seed", type=int)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+_SAMPLING_FLAGS = [
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,24 +160,23 @@ def load_llm(args: argparse.Namespace):
     """Construct the LLM for `args` (imports the C++ core lazily)."""
     from longbow import LLM
 
-    return LLM(model=args.model, backend=args.backend, num_threads=args.threads)
+    return LLM(model=args.model, backend=args.backend, num_threads=args.threads, **_spec_kw(args))
+
+
+def _spec_kw(args: argparse.Namespace) -> dict:
+    """LLM keywords of the speculative decoding flags (unset ones left to the engine)."""
+    return {
+        "speculative": args.speculative,
+        "draft_model": args.draft_model,
+        "num_speculative_tokens": args.num_speculative_tokens,
+    }
 
 
 def sampling_params(args: argparse.Namespace):
     from longbow.sampling import SamplingParams
 
-    return SamplingParams(
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty,
-        presence_penalty=args.presence_penalty,
-        frequency_penalty=args.frequency_penalty,
-        seed=args.seed,
-        stop=list(args.stop),
-    )
+    given = {k: getattr(args, k) for k in _SAMPLING_FLAGS if getattr(args, k) is not None}
+    return SamplingParams(max_tokens=args.max_tokens, stop=list(args.stop), **given)
 
 
 def _write(out, text: str) -> None:
@@ -322,6 +342,7 @@ def cmd_serve(args: argparse.Namespace, out, err) -> int:
         backend=args.backend,
         num_threads=args.threads,
         max_num_seqs=args.max_num_seqs,
+        **_spec_kw(args),
     )
     err.write(
         f"serving {llm.model_path.name} on http://{args.host}:{args.port}/v1 (backend "

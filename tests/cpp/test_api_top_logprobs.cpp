@@ -3,7 +3,10 @@
 // tests/test_native_api.py compares the lines with the Python API.
 //
 //   test_api_top_logprobs MODEL NUM_TOKENS TOP_K ID [ID ...]
+//
+// LONGBOW_TEST_SPECULATIVE=ngram runs it with prompt-lookup speculative decoding (same output).
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -23,8 +26,12 @@ int main(int argc, char** argv) {
     opts.ignore_eos = true;
     std::vector<int> prompt;
     for (int i = 4; i < argc; ++i) prompt.push_back(std::stoi(argv[i]));
-    longbow::Generator gen(
-        model, {.backend = "cpu", .num_threads = 2, .kv_dtype = "f16", .max_model_len = 256});
+    const char* spec = std::getenv("LONGBOW_TEST_SPECULATIVE");
+    longbow::Generator gen(model, {.backend = "cpu",
+                                   .num_threads = 2,
+                                   .kv_dtype = "f16",
+                                   .max_model_len = 256,
+                                   .speculative = spec ? spec : ""});
     gen.submit("r", prompt, opts);
     while (gen.has_work()) {
       for (const longbow::Token& t : gen.step()) {
