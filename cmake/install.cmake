@@ -17,7 +17,9 @@ set_target_properties(longbow_core PROPERTIES EXPORT_NAME core)
 install(TARGETS longbow_core EXPORT longbowTargets
         ARCHIVE DESTINATION ${LONGBOW_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${LONGBOW_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/include/longbow/longbow.h ${PROJECT_SOURCE_DIR}/include/longbow/engine_defaults.h DESTINATION ${LONGBOW_INSTALL_INCLUDEDIR}/longbow)
+# Every public header: longbow.h includes the others, so the set is the directory, not a list.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/longbow/ DESTINATION ${LONGBOW_INSTALL_INCLUDEDIR}/longbow
+        FILES_MATCHING PATTERN "*.h")
 install(EXPORT longbowTargets NAMESPACE longbow:: DESTINATION ${LONGBOW_INSTALL_CMAKEDIR})
 
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/longbowConfig.cmake.in [=[
