@@ -60,6 +60,20 @@ def _requests(count, **params):
     return reqs
 
 
+BACKENDS = ["cpu"] + (["metal-sim"] if "metal-sim" in _core.available_backends() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", ["ngram", "draft"])
+def test_outputs_equal_plain_decoding_per_backend(target_and_draft, method, backend):
+    target, draft = target_and_draft
+    reqs = _requests(6, max_tokens=16, temperature=0.9, top_k=10, repetition_penalty=1.2)
+    want = _run(_engine(target, backend=backend), reqs)
+    engine = _engine(target, backend=backend, speculative_max_batch=64, **SPEC[method](draft))
+    assert _run(engine, reqs) == want
+    assert engine.stats()["num_verify_steps"] > 0
+
+
 @pytest.mark.parametrize("method", ["ngram", "draft"])
 @pytest.mark.parametrize(
     "params",
@@ -123,18 +137,30 @@ def _chi2_pvalue(counts, probs):
     return stats.chisquare(obs, exp).pvalue
 
 
+# metal-sim runs each threadgroup as threads: 20,480 samples there take minutes (slow suite).
+CHI2_BACKENDS = [
+    pytest.param(b, marks=pytest.mark.slow) if b == "metal-sim" else b for b in BACKENDS
+]
+
+
+@pytest.mark.parametrize("backend", CHI2_BACKENDS)
 @pytest.mark.parametrize("method", ["ngram", "draft", SELF])
 @pytest.mark.parametrize(
     "params", [{"temperature": 1.0}, {"temperature": 1.0, "top_k": 12, "top_p": 0.85}]
 )
-def test_first_tokens_follow_the_target_distribution(target_and_draft, method, params):
+def test_first_tokens_follow_the_target_distribution(target_and_draft, method, params, backend):
     # 20,480 samples of the first two generated tokens; the second comes from a verify step.
     target, draft = target_and_draft
     prompt = [5, 9, 5, 9, 5]
     first, second = _exact_first_tokens(target, prompt, params)
     spec = SPEC["draft"](target) if method == SELF else SPEC[method](draft)
     engine = _engine(
-        target, max_num_seqs=64, speculative_max_batch=64, num_speculative_tokens=3, **spec
+        target,
+        backend=backend,
+        max_num_seqs=64,
+        speculative_max_batch=64,
+        num_speculative_tokens=3,
+        **spec,
     )
     n_req, n = 320, 64
     reqs = {
