@@ -40,7 +40,7 @@ def test_example_program_matches_python(tiny_gguf_model):
     assert _run(program, tiny_gguf_model, 12) == _python_greedy(tiny_gguf_model, 12)
 
 
-@pytest.mark.parametrize("speculative", ["", "ngram"])
+@pytest.mark.parametrize("speculative", ["", "ngram", "self"])
 @pytest.mark.parametrize("tiny_gguf_model", [{"max_position": 256}], indirect=True)
 def test_api_top_logprobs_match_python(tiny_gguf_model, speculative):
     # Also with speculative decoding through the C++ API (GeneratorOptions.speculative).

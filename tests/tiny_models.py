@@ -372,6 +372,7 @@ def write_gguf_model(
     ffn=128,
     tie=False,
     weight_dtype="f32",
+    embedding_dtype=None,
     seed=0,
     head_dim=None,
     version=3,
@@ -381,7 +382,8 @@ def write_gguf_model(
     rms_eps=1e-5,
 ) -> Path:
     """Writes the same model as `write_hf_model` (same knobs and seed) as a llama GGUF file.
-    Matrices are stored in `weight_dtype` (f32/f16/bf16/q8_0/q4_0/q4_1), norms in f32."""
+    Matrices are stored in `weight_dtype` (f32/f16/bf16/q8_0/q4_0/q4_1), norms in f32, the
+    embedding table in `embedding_dtype` (default: weight_dtype)."""
     import gguf
 
     path = Path(path)
@@ -431,12 +433,13 @@ def write_gguf_model(
             a = permute_qk(a, heads)
         elif name.endswith("attn_k.weight"):
             a = permute_qk(a, kv_heads)
-        if a.ndim == 1 or weight_dtype == "f32":
+        dtype = embedding_dtype if name == "token_embd.weight" and embedding_dtype else weight_dtype
+        if a.ndim == 1 or dtype == "f32":
             w.add_tensor(name, np.ascontiguousarray(a, dtype=np.float32))
-        elif weight_dtype == "f16":
+        elif dtype == "f16":
             w.add_tensor(name, a.astype(np.float16))
         else:
-            qt = _ggml_type(weight_dtype)
+            qt = _ggml_type(dtype)
             w.add_tensor(name, gguf.quants.quantize(np.ascontiguousarray(a), qt), raw_dtype=qt)
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -18,5 +18,7 @@ inline constexpr int NUM_SPECULATIVE_TOKENS = 4;  // most draft tokens per step 
 inline constexpr int NGRAM_MIN = 2;               // prompt lookup: shortest n-gram matched
 inline constexpr int NGRAM_MAX = 4;               // and longest
 inline constexpr int SPECULATIVE_MAX_BATCH = 8;   // running sequences above which none speculates
+inline constexpr const char* DRAFT_QUANTIZE =
+    "q4_1";  // weights of the self-draft (speculative "self")
 
 }  // namespace longbow::defaults

@@ -57,10 +57,13 @@ struct GeneratorOptions {
   int max_num_seqs = defaults::MAX_NUM_SEQS;
   int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
   int max_model_len = 0;  // 0 = the model's context length
-  // Speculative decoding: "" (off), "ngram" (prompt lookup) or "draft" (draft_model, a smaller
-  // model with the same vocabulary); same output distribution, faster when drafts are accepted.
+  std::string quantize;   // "" or "q8_0" / "q4_0" / "q4_1": float weights quantized at load
+  // Speculative decoding: "" (off), "ngram" (prompt lookup), "draft" (draft_model, a smaller
+  // model with the same vocabulary) or "self" (float weights quantized to draft_quantize draft);
+  // same output distribution, faster when drafts are accepted.
   std::string speculative;
   std::string draft_model;
+  std::string draft_quantize = defaults::DRAFT_QUANTIZE;
   int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
 };
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 BACKENDS = ("cpu", "metal", "metal-sim", "auto")
+QUANTIZE_TYPES = ("q8_0", "q4_0", "q4_1")  # block types weights can be quantized to at load
 
 
 class CliError(Exception):
@@ -30,14 +31,27 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="compute backend (default: auto = metal when available, else cpu)",
     )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument(
+        "--quantize",
+        choices=QUANTIZE_TYPES,
+        default=None,
+        help="quantize float weights (F32/F16/BF16 files) to this type as they load",
+    )
     spec = p.add_argument_group("speculative decoding (same output distribution, faster)")
     spec.add_argument(
         "--speculative",
-        choices=["ngram", "draft"],
+        choices=["ngram", "draft", "self"],
         default=None,
-        help="ngram: prompt lookup; draft: a smaller model (--draft-model) with the same vocabulary",
+        help="ngram: prompt lookup; draft: a smaller model (--draft-model) with the same "
+        "vocabulary; self: a float model drafts with a quantized copy of itself",
     )
     spec.add_argument("--draft-model", default=None, help="draft model for --speculative draft")
+    spec.add_argument(
+        "--draft-quantize",
+        choices=QUANTIZE_TYPES,
+        default=None,
+        help="weight type of the --speculative self draft (default q4_1)",
+    )
     spec.add_argument(
         "--num-speculative-tokens", type=int, default=None, help="most draft tokens per step"
     )
@@ -160,14 +174,22 @@ def load_llm(args: argparse.Namespace):
     """Construct the LLM for `args` (imports the C++ core lazily)."""
     from longbow import LLM
 
-    return LLM(model=args.model, backend=args.backend, num_threads=args.threads, **_spec_kw(args))
+    return LLM(
+        model=args.model,
+        backend=args.backend,
+        num_threads=args.threads,
+        **_engine_kw(args),
+    )
 
 
-def _spec_kw(args: argparse.Namespace) -> dict:
-    """LLM keywords of the speculative decoding flags (unset ones left to the engine)."""
+def _engine_kw(args: argparse.Namespace) -> dict:
+    """LLM keywords of the --quantize and speculative decoding flags (unset ones left to the
+    engine)."""
     return {
+        "quantize": args.quantize,
         "speculative": args.speculative,
         "draft_model": args.draft_model,
+        "draft_quantize": args.draft_quantize,
         "num_speculative_tokens": args.num_speculative_tokens,
     }
 
@@ -342,7 +364,7 @@ def cmd_serve(args: argparse.Namespace, out, err) -> int:
         backend=args.backend,
         num_threads=args.threads,
         max_num_seqs=args.max_num_seqs,
-        **_spec_kw(args),
+        **_engine_kw(args),
     )
     err.write(
         f"serving {llm.model_path.name} on http://{args.host}:{args.port}/v1 (backend "

@@ -67,9 +67,15 @@ class LLM:
     KV pool size. Out-of-range settings raise ValueError. Settings left as None take the engine's
     defaults (`longbow._core.ENGINE_DEFAULTS`, defined once in C++).
 
+    quantize: None (weights as stored) or "q8_0" / "q4_0" / "q4_1": float matmul weights (an
+    F32/F16/BF16 GGUF or HF folder) are quantized to it as they load, bit for bit as llama.cpp's
+    quantizer would write them.
+
     speculative: None (off), "ngram" (prompt lookup: drafts what followed the latest earlier
-    occurrence of the last ngram_min..ngram_max tokens) or "draft" (greedy drafts from
-    `draft_model`, a smaller model with the same vocabulary). Up to num_speculative_tokens drafts
+    occurrence of the last ngram_min..ngram_max tokens), "draft" (greedy drafts from
+    `draft_model`, a smaller model with the same vocabulary) or "self" (a float model drafts for
+    itself with a copy of its weights quantized to draft_quantize, q4_1 by default, at load; no
+    second file). Up to num_speculative_tokens drafts
     per step (adapting to each request's acceptance) are verified in one forward; the output is
     distributed exactly as without speculation (seeded runs give the same tokens), only faster
     when drafts are accepted. Batches larger than speculative_max_batch do not speculate.
@@ -91,8 +97,10 @@ class LLM:
         kv_cache_bytes: int | None = None,
         attention: str | None = None,
         enable_prefix_caching: bool | None = None,
+        quantize: str | None = None,
         speculative: str | None = None,
         draft_model: str | Path | None = None,
+        draft_quantize: str | None = None,
         num_speculative_tokens: int | None = None,
         ngram_min: int | None = None,
         ngram_max: int | None = None,
@@ -116,8 +124,10 @@ class LLM:
             "max_model_len": max_model_len,
             "attention": attention,
             "enable_prefix_caching": enable_prefix_caching,
+            "quantize": quantize,
             "speculative": speculative,
             "draft_model": None if draft_model is None else str(resolve_model(str(draft_model))),
+            "draft_quantize": draft_quantize,
             "num_speculative_tokens": num_speculative_tokens,
             "ngram_min": ngram_min,
             "ngram_max": ngram_max,

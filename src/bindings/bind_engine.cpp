@@ -139,7 +139,9 @@ void bind_engine(py::module_& m) {
       py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
       py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
       py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
-      py::arg("speculative") = defaults.speculative, py::arg("draft_model") = defaults.draft_model,
+      py::arg("quantize") = defaults.quantize, py::arg("speculative") = defaults.speculative,
+      py::arg("draft_model") = defaults.draft_model,
+      py::arg("draft_quantize") = defaults.draft_quantize,
       py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
       py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
       py::arg("speculative_max_batch") = defaults.speculative_max_batch);
@@ -149,7 +151,8 @@ void bind_engine(py::module_& m) {
                        const std::string& kv_dtype, int block_size, int num_blocks,
                        size_t kv_cache_bytes, int max_num_seqs, int max_num_batched_tokens,
                        int max_model_len, const std::string& attention, bool enable_prefix_caching,
-                       const std::string& speculative, const std::string& draft_model,
+                       const std::string& quantize, const std::string& speculative,
+                       const std::string& draft_model, const std::string& draft_quantize,
                        int num_speculative_tokens, int ngram_min, int ngram_max,
                        int speculative_max_batch) {
              EngineConfig c;
@@ -164,8 +167,10 @@ void bind_engine(py::module_& m) {
              c.max_model_len = max_model_len;
              c.attention = attention_from(attention);
              c.enable_prefix_caching = enable_prefix_caching;
+             c.quantize = quantize;
              c.speculative = speculative;
              c.draft_model = draft_model;
+             c.draft_quantize = draft_quantize;
              c.num_speculative_tokens = num_speculative_tokens;
              c.ngram_min = ngram_min;
              c.ngram_max = ngram_max;
@@ -181,8 +186,9 @@ void bind_engine(py::module_& m) {
            py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
            py::arg("max_model_len") = defaults.max_model_len, py::arg("attention") = "auto",
            py::arg("enable_prefix_caching") = defaults.enable_prefix_caching,
-           py::arg("speculative") = defaults.speculative,
+           py::arg("quantize") = defaults.quantize, py::arg("speculative") = defaults.speculative,
            py::arg("draft_model") = defaults.draft_model,
+           py::arg("draft_quantize") = defaults.draft_quantize,
            py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
            py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
            py::arg("speculative_max_batch") = defaults.speculative_max_batch,

@@ -4,7 +4,7 @@
 //
 //   test_api_top_logprobs MODEL NUM_TOKENS TOP_K ID [ID ...]
 //
-// LONGBOW_TEST_SPECULATIVE=ngram runs it with prompt-lookup speculative decoding (same output).
+// LONGBOW_TEST_SPECULATIVE=ngram|self runs it with speculative decoding (same output).
 #include <cstdio>
 #include <cstdlib>
 #include <exception>

@@ -26,8 +26,10 @@ Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o)
   c.max_num_seqs = o.max_num_seqs;
   c.max_num_batched_tokens = o.max_num_batched_tokens;
   c.max_model_len = o.max_model_len;
+  c.quantize = o.quantize;
   c.speculative = o.speculative;
   c.draft_model = o.draft_model;
+  c.draft_quantize = o.draft_quantize;
   c.num_speculative_tokens = o.num_speculative_tokens;
   engine_ = std::make_unique<engine::Engine>(model_->file_, c);
 }

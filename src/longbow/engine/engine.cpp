@@ -1,6 +1,7 @@
 #include "longbow/engine/engine.h"
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 #include "longbow/core/check.h"
@@ -16,6 +17,35 @@ void check_range(const char* name, int64_t value, int64_t lo, int64_t hi,
            std::to_string(hi) + "]" + note + ", found " + std::to_string(value);
   });
 }
+
+// "" -> none; "q8_0" / "q4_0" / "q4_1" -> that block type; anything else names `setting`.
+std::optional<DType> load_quantize(const std::string& name, const char* setting) {
+  if (name.empty()) return std::nullopt;
+  std::optional<DType> t;
+  try {
+    t = dtype_from_name(name, setting);
+  } catch (const std::invalid_argument&) {
+  }
+  if (!t || !dtype_is_quantized(*t)) {
+    throw std::invalid_argument(std::string("[engine] expected ") + setting +
+                                " '', 'q8_0', 'q4_0' or 'q4_1', found '" + name + "'");
+  }
+  return t;
+}
+
+// Self-draft quantizes the model's float weights: a file whose matmul weights are already
+// quantized has nothing faster to draft with.
+void require_float_weights(const ModelFile& file) {
+  for (const TensorInfo& t : file.tensors()) {
+    if (t.shape.size() == 2 && t.name != "token_embd.weight" && dtype_is_quantized(t.dtype)) {
+      throw std::invalid_argument(
+          "[engine] speculative 'self' drafts with a quantized copy of float weights, but " +
+          file.path() + " stores " + t.source_name + " as " + dtype_name(t.dtype) +
+          " (use speculative 'ngram', or 'draft' with a smaller draft_model)");
+    }
+  }
+}
+
 }  // namespace
 
 // Rejects settings that would crash, overflow or silently change meaning (ValueError in Python).
@@ -31,10 +61,14 @@ void validate_config(const EngineConfig& c, const ModelConfig& mc) {
   }
   check_range("max_model_len", c.max_model_len, 0, mc.max_position,
               " (0 = the model's context length " + std::to_string(mc.max_position) + ")");
-  if (c.speculative != "" && c.speculative != "ngram" && c.speculative != "draft") {
-    throw std::invalid_argument("[engine] expected speculative '', 'ngram' or 'draft', found '" +
-                                c.speculative + "'");
+  if (c.speculative != "" && c.speculative != "ngram" && c.speculative != "draft" &&
+      c.speculative != "self") {
+    throw std::invalid_argument(
+        "[engine] expected speculative '', 'ngram', 'draft' or 'self', found '" + c.speculative +
+        "'");
   }
+  load_quantize(c.quantize, "quantize");
+  load_quantize(c.draft_quantize, "draft_quantize");
   if ((c.speculative == "draft") != !c.draft_model.empty()) {
     throw std::invalid_argument(c.draft_model.empty()
                                     ? "[engine] speculative 'draft' needs draft_model (a path)"
@@ -59,7 +93,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   validate_config(config_, file_->config());
   backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
   if (config_.block_size == 0) config_.block_size = backend_->preferred_block_size();
-  model_ = models::create_model(file_, *backend_);
+  model_ = models::create_model(file_, *backend_, {load_quantize(config_.quantize, "quantize")});
   const ModelConfig& mc = model_->config();
   if (config_.max_model_len == 0) config_.max_model_len = mc.max_position;
 
@@ -102,15 +136,20 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
                   max_rows_);
   if (config_.speculative == "ngram") {
     proposer_ = make_ngram_proposer(config_.ngram_min, config_.ngram_max);
-  } else if (config_.speculative == "draft") {
-    proposer_ = make_draft_model_proposer(ModelFile::open(config_.draft_model), mc, *backend_,
-                                          {.num_blocks = layout.num_blocks,
-                                           .block_size = layout.block_size,
-                                           .kv_dtype = config_.kv_dtype,
-                                           .max_num_seqs = config_.max_num_seqs,
-                                           .max_num_batched_tokens = config_.max_num_batched_tokens,
-                                           .max_blocks_per_seq = max_blocks_per_seq_,
-                                           .attention = config_.attention});
+  } else if (config_.speculative == "draft" || config_.speculative == "self") {
+    const bool self = config_.speculative == "self";
+    if (self) require_float_weights(*file_);
+    proposer_ = make_draft_model_proposer(
+        self ? file_ : ModelFile::open(config_.draft_model), mc, *backend_,
+        {.num_blocks = layout.num_blocks,
+         .block_size = layout.block_size,
+         .kv_dtype = config_.kv_dtype,
+         .max_num_seqs = config_.max_num_seqs,
+         .max_num_batched_tokens = config_.max_num_batched_tokens,
+         .max_blocks_per_seq = max_blocks_per_seq_,
+         .attention = config_.attention,
+         .quantize =
+             self ? load_quantize(config_.draft_quantize, "draft_quantize") : std::nullopt});
   }
 
   eos_ids_ = mc.eos_token_ids;

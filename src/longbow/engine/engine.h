@@ -31,9 +31,13 @@ struct EngineConfig {
   int max_model_len = 0;  // 0: the model's context length
   AttentionVariant attention = AttentionVariant::Auto;
   bool enable_prefix_caching = true;  // reuse cached full blocks of earlier prompts
-  // Speculative decoding: "" (off), "ngram" (prompt lookup) or "draft" (draft_model).
+  // "" (weights as stored) or q8_0 / q4_0 / q4_1: float matmul weights quantized at load.
+  std::string quantize;
+  // Speculative decoding: "" (off), "ngram" (prompt lookup), "draft" (draft_model) or "self" (the
+  // model's float weights quantized to draft_quantize at load draft for it).
   std::string speculative;
   std::string draft_model;  // path of the draft model (GGUF file or HF folder)
+  std::string draft_quantize = defaults::DRAFT_QUANTIZE;  // q8_0, q4_0 or q4_1
   int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
   int ngram_min = defaults::NGRAM_MIN, ngram_max = defaults::NGRAM_MAX;
   int speculative_max_batch = defaults::SPECULATIVE_MAX_BATCH;

@@ -15,12 +15,13 @@ std::string layer_name(int i, const char* suffix) {
 }
 }  // namespace
 
-Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend)
+Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend,
+                 const LoadOptions& options)
     : file_(std::move(file)), backend_(backend), config_(file_->config()) {
   config_.validate(file_->path());
   check_backend_features();
   const ModelConfig& c = config_;
-  WeightLoader w(file_, backend_);
+  WeightLoader w(file_, backend_, options.quantize);
   token_embd_ = w.embedding("token_embd.weight", c.vocab_size, c.hidden_size);
   output_norm_ = w.vector("output_norm.weight", c.hidden_size, c.norm_weight_offset);
   // Tied embeddings: the same file data serves as the LM head, as a matmul weight of its own

@@ -17,7 +17,7 @@ class Decoder final : public Model {
  public:
   // Wraps the mmap'ed weights of `file` (no copy where the backend allows), checks every shape
   // and that every tensor of the file is used, and that the backend runs every feature.
-  Decoder(std::shared_ptr<const ModelFile> file, Backend& backend);
+  Decoder(std::shared_ptr<const ModelFile> file, Backend& backend, const LoadOptions& options = {});
 
   const ModelConfig& config() const override { return config_; }
   void reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int max_rows) override;

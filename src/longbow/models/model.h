@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "longbow/backend/backend.h"
 #include "longbow/core/model_config.h"
@@ -27,9 +28,16 @@ class Model {
   virtual BufView logits() const = 0;
 };
 
+struct LoadOptions {
+  // Float matmul weights quantized to this (q8_0, q4_0 or q4_1) as they load: a smaller, faster
+  // model from an F32/F16/BF16 file (speculative self-draft, EngineConfig::quantize).
+  std::optional<DType> quantize;
+};
+
 // The model for file->config().architecture (a name from core/architecture.h), with its weights
 // wrapped or packed by `backend`. Throws std::invalid_argument naming the file and the tensor or
 // feature when the model cannot be run exactly as the file describes.
-std::unique_ptr<Model> create_model(std::shared_ptr<const ModelFile> file, Backend& backend);
+std::unique_ptr<Model> create_model(std::shared_ptr<const ModelFile> file, Backend& backend,
+                                    const LoadOptions& options = {});
 
 }  // namespace longbow::models

@@ -9,10 +9,12 @@
 namespace longbow::models {
 
 namespace {
-using Factory = std::function<std::unique_ptr<Model>(std::shared_ptr<const ModelFile>, Backend&)>;
+using Factory = std::function<std::unique_ptr<Model>(std::shared_ptr<const ModelFile>, Backend&,
+                                                     const LoadOptions&)>;
 
-std::unique_ptr<Model> make_decoder(std::shared_ptr<const ModelFile> file, Backend& backend) {
-  return std::make_unique<Decoder>(std::move(file), backend);
+std::unique_ptr<Model> make_decoder(std::shared_ptr<const ModelFile> file, Backend& backend,
+                                    const LoadOptions& options) {
+  return std::make_unique<Decoder>(std::move(file), backend, options);
 }
 
 const std::map<std::string, Factory>& factories() {
@@ -25,7 +27,8 @@ const std::map<std::string, Factory>& factories() {
 }
 }  // namespace
 
-std::unique_ptr<Model> create_model(std::shared_ptr<const ModelFile> file, Backend& backend) {
+std::unique_ptr<Model> create_model(std::shared_ptr<const ModelFile> file, Backend& backend,
+                                    const LoadOptions& options) {
   if (!file) throw std::invalid_argument("[model] no model file");
   const std::string& arch = file->config().architecture;
   auto it = factories().find(arch);
@@ -33,7 +36,7 @@ std::unique_ptr<Model> create_model(std::shared_ptr<const ModelFile> file, Backe
     throw std::invalid_argument("[model] " + file->path() + ": no model for architecture '" + arch +
                                 "' (supported: " + arch_names() + ")");
   }
-  return it->second(std::move(file), backend);
+  return it->second(std::move(file), backend, options);
 }
 
 }  // namespace longbow::models

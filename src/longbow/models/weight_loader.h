@@ -1,9 +1,11 @@
 // Turns a ModelFile's tensors into backend buffers for any model family: shape checks against the
 // config, f32 copies of vectors, matmul weights through Backend::matmul_weight (row slices of
-// fused tensors too), and a final check that every tensor of the file was used.
+// fused tensors too), optionally quantized at load, and a final check that every tensor of the file
+// was used.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,7 +24,10 @@ struct WeightRef {
 
 class WeightLoader {
  public:
-  WeightLoader(std::shared_ptr<const ModelFile> file, Backend& backend);
+  // quantize: when set (q8_0, q4_0 or q4_1), float matmul weights are quantized to it as they
+  // load; weights the file already stores quantized are kept as they are.
+  WeightLoader(std::shared_ptr<const ModelFile> file, Backend& backend,
+               std::optional<DType> quantize = std::nullopt);
 
   bool has(const std::string& name) const { return file_->find(name) != nullptr; }
   // A (rows, cols) matmul weight; rows [row_begin, row_begin + num_rows) of it when num_rows > 0
@@ -45,9 +50,13 @@ class WeightLoader {
 
  private:
   WeightRef upload_f32(const std::vector<float>& v);
+  // rows [row_begin, row_begin + num_rows) of float tensor t quantized to *quantize_.
+  std::unique_ptr<Buffer> quantized_weight(const TensorInfo& t, int row_begin, int num_rows,
+                                           int cols);
 
   std::shared_ptr<const ModelFile> file_;
   Backend& backend_;
+  std::optional<DType> quantize_;
   std::set<std::string> used_;
   std::vector<std::unique_ptr<Buffer>> owned_;
 };

@@ -26,7 +26,7 @@ class DraftModelProposer final : public Proposer {
                                   std::to_string(target.vocab_size) +
                                   " (a draft must share the target's vocabulary)");
     }
-    model_ = models::create_model(std::move(file), backend);
+    model_ = models::create_model(std::move(file), backend, {o.quantize});
     KvCacheLayout layout;
     layout.num_layers = dc.num_layers;
     layout.num_blocks = o.num_blocks;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,7 @@ struct DraftModelOptions {
   DType kv_dtype = DType::F16;
   int max_num_seqs = 0, max_num_batched_tokens = 0, max_blocks_per_seq = 0;
   AttentionVariant attention = AttentionVariant::Auto;
+  std::optional<DType> quantize;  // the draft's float weights quantized at load (self-draft)
 };
 std::unique_ptr<Proposer> make_draft_model_proposer(std::shared_ptr<const ModelFile> draft,
                                                     const ModelConfig& target, Backend& backend,
