@@ -11,8 +11,9 @@ Cases (single stream = one request at a time; `--cases` picks some):
   draft-f16      the Q4_1 file drafting for the F16 file (temperature 0)
   batch          --concurrency requests at once (code edits and chat prompts), speculation on vs
                  off, aggregate generated tokens/s, at each level of --levels (ngram on Q4_1 and
-                 self on F16): where speculation stops paying is the speculative_max_batch
-                 crossover
+                 self on F16) with speculation forced on: where it stops paying is the
+                 speculative_max_batch crossover (engine_defaults.h); then the highest level
+                 with the default crossover
   llamacpp-ngram llama.cpp's prompt lookup (llama-cpp-python's LlamaPromptLookupDecoding) vs its
                  plain decoding on the ngram-code task and file, in a subprocess
 
@@ -299,6 +300,15 @@ def run_cases(args, emit) -> None:
                     concurrent=True,
                 )
                 emit({"case": name, "file": path.name, "concurrency": level, **row})
+            # The highest level again with the engine's speculative_max_batch (speculation
+            # skipped above the measured crossover): what a user gets by default.
+            level = max(args.levels)
+            prompts = (mixed * (level // len(mixed) + 1))[:level]
+            kw = {"max_num_seqs": level}
+            row = compare(
+                llm(path, **kw), llm(path, **kw, **spec_kw), prompts, greedy, args.reps, True
+            )
+            emit({"case": f"{name}-default", "file": path.name, "concurrency": level, **row})
             loaded.clear()
     if "llamacpp-ngram" in args.cases:
         texts = [first.tokenizer.decode(ids, skip_special_tokens=False) for ids in code]

@@ -112,7 +112,13 @@ def test_outputs_equal_plain_decoding(target_and_draft, method, params):
 def test_self_draft_accepts_everything_greedy(target_and_draft):
     # The target as its own draft proposes exactly the greedy tokens.
     target, _ = target_and_draft
-    engine = _engine(target, speculative="draft", draft_model=target, num_speculative_tokens=4)
+    engine = _engine(
+        target,
+        speculative="draft",
+        draft_model=target,
+        num_speculative_tokens=4,
+        speculative_max_batch=64,
+    )
     reqs = _requests(4, max_tokens=30)
     assert _run(engine, reqs) == _run(_engine(target), reqs)
     s = engine.stats()

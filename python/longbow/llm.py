@@ -78,7 +78,8 @@ class LLM:
     second file). Up to num_speculative_tokens drafts
     per step (adapting to each request's acceptance) are verified in one forward; the output is
     distributed exactly as without speculation (seeded runs give the same tokens), only faster
-    when drafts are accepted. Batches larger than speculative_max_batch do not speculate.
+    when drafts are accepted. Batches larger than speculative_max_batch (default 3, the
+    crossover measured by bench/bench_speculative.py) do not speculate.
     SamplingParams(speculative=False) opts a request out.
     """
 
