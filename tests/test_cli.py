@@ -217,6 +217,14 @@ def test_speculative_flags_reach_the_llm(monkeypatch):
     assert seen["num_speculative_tokens"] == 3
     with pytest.raises(SystemExit):  # argparse: not a choice
         run(["generate", "Hi", "--speculative", "eagle"])
+    seen.clear()
+    argv = ["generate", "Hi", "--no-chat", "--speculative", "self", "--draft-quantize", "q8_0"]
+    code, _out, _err = run(argv + ["--quantize", "q4_1"])
+    assert code == 0
+    assert seen["speculative"] == "self" and seen["draft_quantize"] == "q8_0"
+    assert seen["quantize"] == "q4_1"
+    with pytest.raises(SystemExit):
+        run(["generate", "Hi", "--quantize", "q5_k"])
 
 
 def test_unset_sampling_flags_take_sampling_params_defaults():
