@@ -34,11 +34,8 @@ LONGBOW_KARGS_BEGIN
 // sample: threads per row.
 #define LONGBOW_SAMPLE_THREADS 512
 // attention fused decode / flash prefill (attention_decode.metal, attention_flash.metal).
-#define LONGBOW_ATTN_MAX_HEAD_DIM 256  // largest head_dim of the fused kernels
-// Auto: sequences with <= this many query tokens decode (each token on its own, reading the
-// paged cache as plain decoding does): a speculative verify step (k + 1 tokens, k < this) then
-// computes every row bitwise as plain decoding would.
-#define LONGBOW_ATTN_DECODE_MAX_QUERY 16
+#define LONGBOW_ATTN_MAX_HEAD_DIM 256      // largest head_dim of the fused kernels
+#define LONGBOW_ATTN_DECODE_MAX_QUERY 2    // Auto: sequences with <= this many query tokens decode
 #define LONGBOW_ATTN_MIN_SPLIT_KEYS 256    // flash-decoding: a key split is never shorter
 #define LONGBOW_ATTN_DECODE_THREADS 128    // decode threadgroup: 4 SIMD groups over keys
 #define LONGBOW_ATTN_DECODE_HEADS 8        // most query heads per decode threadgroup

@@ -71,10 +71,10 @@ def test_mixed_batch(cache_dtype, head_dim, group):
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 def test_context_8192(cache_dtype):
     # Decode tokens at 8192 and 8191 (flash-decoding splits: few items for the threads) and a
-    # 17-token chunk (flash prefill under Auto) ending at 8192; few heads keep the default run fast.
+    # 16-token chunk ending at 8192; few heads keep the default run fast.
     r = np.random.default_rng(8192)
-    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 17], 1, 64, 16, cache_dtype)
-    q = r.standard_normal((19, 3, 64)).astype(np.float32)
+    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 16], 1, 64, 16, cache_dtype)
+    q = r.standard_normal((18, 3, 64)).astype(np.float32)
     check_all(q, batch, 0.125, dtype_key(cache_dtype))
 
 
@@ -171,10 +171,10 @@ def test_window_softcap_head_dims(head_dim):
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 def test_window_long_context_decode_splits(softcap, cache_dtype):
     # Long contexts with windows of 300 and 4000: the decode keys (and their flash-decoding splits)
-    # cover the window only; a 17-token chunk (flash prefill under Auto) at the end of the context.
+    # cover the window only; a 16-token chunk at the end of the context.
     r = np.random.default_rng(77)
-    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 17], 1, 64, 16, cache_dtype)
-    q = r.standard_normal((19, 3, 64)).astype(np.float32)
+    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 16], 1, 64, 16, cache_dtype)
+    q = r.standard_normal((18, 3, 64)).astype(np.float32)
     for window in (300, 4000):
         check_all(q, batch, 0.125, dtype_key(cache_dtype), window=window, softcap=softcap)
 

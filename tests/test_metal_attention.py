@@ -395,10 +395,10 @@ def test_tiny_llama_auto_matches_split(tiny_gguf_model, kv_dtype):
 @pytest.mark.slow
 @pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
 def test_context_8192(cache_dtype):
-    # Decode tokens at 8192 and 8191 (split) and a 17-token chunk (flash prefill under Auto) ending at 8192.
+    # Decode tokens at 8192 and 8191 (split) and a 16-token chunk ending at 8192.
     r = np.random.default_rng(8192)
-    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 17], 1, 64, 16, cache_dtype)
-    q = r.standard_normal((19, 3, 64)).astype(np.float32)
+    batch = make_batch(r, [8192, 8191, 8192], [1, 1, 16], 1, 64, 16, cache_dtype)
+    q = r.standard_normal((18, 3, 64)).astype(np.float32)
     check_variants(q, batch, 0.125, dtype_key(cache_dtype))
 
 
