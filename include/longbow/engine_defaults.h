@@ -18,8 +18,9 @@ inline constexpr int NUM_SPECULATIVE_TOKENS = 4;  // most draft tokens per step 
 inline constexpr int NGRAM_MIN = 2;               // prompt lookup: shortest n-gram matched
 inline constexpr int NGRAM_MAX = 4;               // and longest
 // Running sequences above which none speculates: measured on the CPU with
-// bench/bench_speculative.py (aggregate tok/s on vs off, 2 threads: n-gram 1.45x at 1, 1.23x at 2,
-// 1.29x at 3, 0.94x at 4, 0.82x at 16; self-draft F16 1.51x, 1.25x, 1.12x, 1.00x, 0.71x).
+// bench/bench_speculative.py (aggregate tok/s on vs off, 2 threads, two runs: n-gram 1.37-1.45x at
+// 1, 1.23x at 2, 1.29x at 3, 0.94-0.95x at 4, 0.82-0.85x at 16; self-draft F16 1.30-1.51x,
+// 1.25x, 1.12x, 0.90-1.00x, 0.71x).
 inline constexpr int SPECULATIVE_MAX_BATCH = 3;
 inline constexpr const char* DRAFT_QUANTIZE =
     "q4_1";  // weights of the self-draft (speculative "self")
