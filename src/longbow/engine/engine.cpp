@@ -91,6 +91,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
     : config_(config), file_(std::move(model)), seed_source_(std::random_device{}()) {
   if (!file_) throw std::invalid_argument("[engine] no model");
   validate_config(config_, file_->config());
+  if (config_.speculative == "self") require_float_weights(*file_);  // before any weight loads
   backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
   if (config_.block_size == 0) config_.block_size = backend_->preferred_block_size();
   model_ = models::create_model(file_, *backend_, {load_quantize(config_.quantize, "quantize")});
@@ -138,7 +139,6 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
     proposer_ = make_ngram_proposer(config_.ngram_min, config_.ngram_max);
   } else if (config_.speculative == "draft" || config_.speculative == "self") {
     const bool self = config_.speculative == "self";
-    if (self) require_float_weights(*file_);
     proposer_ = make_draft_model_proposer(
         self ? file_ : ModelFile::open(config_.draft_model), mc, *backend_,
         {.num_blocks = layout.num_blocks,
