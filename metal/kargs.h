@@ -133,6 +133,7 @@ struct SampleKArgs {
   kargs_i32 sort_size;         // power of two >= vocab_size (bitonic sort length)
   kargs_i32 penalty_capacity;  // elements in the bound penalty_tokens buffer (slices are clamped)
   kargs_i32 max_top;           // row stride of the top-logprob outputs (0: none bound)
+  kargs_i32 probs_rows;        // rows of the bound probs buffer (0: none bound)
 };
 
 // Per-row sampling parameters (one row per logits row): filled by the engine, read by the CPU
@@ -159,6 +160,18 @@ struct SampleRowParams {
   // 0..SampleArgs::MAX_TOP; 0 = none. Per row: a batch mixes requests asking for different k,
   // and rows asking for none skip the selection. The kernel clamps it to 0..max_top.
   kargs_i32 num_top_logprobs LONGBOW_HOST_DEFAULT(0);
+  // Philox counter word 1 of the row's draw (philox.h LONGBOW_PHILOX_STREAM_*).
+  kargs_u32 stream LONGBOW_HOST_DEFAULT(0);
+  // Speculative decoding with sampled drafts, through the probs buffer (rows of vocab_size f32):
+  // probs_row >= 0: the row also writes the distribution its draw came from (after penalties,
+  // bans, temperature, top_k / top_p / min_p; one-hot at temperature 0) to that probs row.
+  // draft_row >= 0: rejection sampling of draft_token, drawn from the distribution q in that probs
+  // row, against this row's distribution p: keep it iff u * q(x) < p(x), u from the ACCEPT stream
+  // (probability min(1, p/q)), else draw from norm(max(0, p - q)) in index order with the row's
+  // draw; the output then has distribution p (temperature 0: the argmax, q is not read).
+  kargs_i32 probs_row LONGBOW_HOST_DEFAULT(-1);
+  kargs_i32 draft_row LONGBOW_HOST_DEFAULT(-1);
+  kargs_i32 draft_token LONGBOW_HOST_DEFAULT(-1);
 };
 
 LONGBOW_KARGS_END
@@ -177,6 +190,6 @@ static_assert(sizeof(longbow::metal::GluKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
-static_assert(sizeof(longbow::metal::SampleKArgs) == 20);
-static_assert(sizeof(longbow::metal::SampleRowParams) == 60);
+static_assert(sizeof(longbow::metal::SampleKArgs) == 24);
+static_assert(sizeof(longbow::metal::SampleRowParams) == 76);
 #endif

@@ -55,12 +55,22 @@ inline Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t k0, uint32_t k1) {
   return out;
 }
 
-// A uniform float in [0, 1) for (seed, counter): Philox on counter (counter, 0, 0, 0) with key
-// (seed_lo, seed_hi); the top 24 bits of the first word, scaled by 2^-24 (exact in f32).
-inline float uniform_from_philox(uint32_t seed_lo, uint32_t seed_hi, uint32_t counter) {
-  Philox4x32 ctr = {counter, 0u, 0u, 0u};
+// Streams: Philox counter word 1, so the draws of one request never collide: a request's token
+// draws, a draft model's proposals (speculative decoding), the accept tests of sampled drafts.
+#define LONGBOW_PHILOX_STREAM_TOKEN 0u
+#define LONGBOW_PHILOX_STREAM_DRAFT 1u
+#define LONGBOW_PHILOX_STREAM_ACCEPT 2u
+
+// A uniform float in [0, 1) for (seed, counter, stream): Philox on counter (counter, stream, 0, 0)
+// with key (seed_lo, seed_hi); the top 24 bits of the first word, scaled by 2^-24 (exact in f32).
+inline float uniform_from_philox_stream(uint32_t seed_lo, uint32_t seed_hi, uint32_t counter,
+                                        uint32_t stream) {
+  Philox4x32 ctr = {counter, stream, 0u, 0u};
   const uint32_t x0 = philox4x32_10(ctr, seed_lo, seed_hi).w0;
   return float(x0 >> 8) * (1.0f / 16777216.0f);
+}
+inline float uniform_from_philox(uint32_t seed_lo, uint32_t seed_hi, uint32_t counter) {
+  return uniform_from_philox_stream(seed_lo, seed_hi, counter, LONGBOW_PHILOX_STREAM_TOKEN);
 }
 
 LONGBOW_PHILOX_END

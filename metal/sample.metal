@@ -8,6 +8,8 @@
 //  2011) keyed by (seed, counter). Prefix sums are chunked per thread.
 //  e) top logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last), found by
 //  k rounds of a threadgroup arg-min over the rank keys after the previous pick (k <= 20).
+//  f) speculative decoding: write the row's distribution to a probs row, or rejection-sample a
+//  draft token against a draft distribution read from one (the residual in index order).
 #include <metal_stdlib>
 #include "kargs.h"
 #include "philox.h"
@@ -87,6 +89,13 @@ inline ulong sample_key(float v, uint idx) {
   return (ulong(~ordered) << 32) | ulong(idx);
 }
 
+// Probability of id i in the truncated distribution: kept iff its key ranks at or before the last
+// kept candidate's.
+inline float sample_kept_prob(device const float* vals, int i, ulong last_key, float vmax,
+                              float total) {
+  return sample_key(vals[i], uint(i)) <= last_key ? exp(vals[i] - vmax) / total : 0.0f;
+}
+
 // Rank of a raw logit for the top logprobs: ascending = value descending, every NaN after -inf
 // (0xffffffff), -0 equal to +0 (ties then go by index, as the CPU's comparisons).
 inline uint sample_top_rank(float v) {
@@ -136,6 +145,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
                        device const int* penalty_tokens [[buffer(7)]],      // (penalty_capacity,)
                        device float* vals_all [[buffer(8)]],  // (num_rows, vocab_size) scratch
                        device ulong* keys_all [[buffer(9)]],  // (num_rows, sort_size) scratch
+                       device float* probs [[buffer(10)]],    // (probs_rows, vocab_size)
                        uint row [[threadgroup_position_in_grid]],
                        uint tid [[thread_index_in_threadgroup]],
                        uint sg [[simdgroup_index_in_threadgroup]],
@@ -194,9 +204,16 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   }
   threadgroup_barrier(mem_flags::mem_device);
 
+  // f) speculative rows (kargs.h SampleRowParams): the probs rows they write or read.
+  const bool writes_probs = p.probs_row >= 0 && p.probs_row < args.probs_rows;
+  const bool reads_probs = p.draft_row >= 0 && p.draft_row < args.probs_rows;
+  device float* q_out = probs + ulong(writes_probs ? p.probs_row : 0) * V;
   int id;
   if (p.temperature == 0.0f) {  // c) greedy
     id = sample_argmax(vals, V, fpart, ipart, tid, sg, lane);
+    if (writes_probs) {
+      for (int i = int(tid); i < V; i += NT) q_out[i] = i == id ? 1.0f : 0.0f;
+    }
   } else {  // d)
     const float inv_t = 1.0f / p.temperature;
     float vm = -INFINITY;
@@ -259,18 +276,64 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     float ts = 0.0f;
     for (int i = c0; i < d1; ++i) ts += exp(vals[uint(keys[i])] - vmax);
     const float total = sample_sum(ts, fpart, sg, lane);
-    const float target = uniform_from_philox(p.seed_lo, p.seed_hi, p.counter) * total;
-    float acc = sample_exclusive_scan(ts, fpart, sg, lane);
-    int pick = kept - 1;  // rounding left none: the last kept candidate
-    for (int i = c0; i < d1; ++i) {
-      acc += exp(vals[uint(keys[i])] - vmax);
-      if (acc > target) {
-        pick = i;
-        break;
+    const float u = uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, p.stream);
+    const ulong last_key = keys[kept - 1];
+    id = -1;
+    if (reads_probs) {  // f) keep the draft with probability min(1, p/q), else draw from p - q
+      device const float* q = probs + ulong(p.draft_row) * V;
+      const int x = clamp(p.draft_token, 0, V - 1);
+      const float px = sample_kept_prob(vals, x, last_key, vmax, total);
+      const float ua =
+          uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, LONGBOW_PHILOX_STREAM_ACCEPT);
+      if (ua * q[x] < px) {
+        id = x;
+      } else {  // residual draw in index order; each thread owns a contiguous chunk of ids
+        const int vchunk = (V + NT - 1) / NT;
+        const int v0 = min(int(tid) * vchunk, V), v1 = min(v0 + vchunk, V);
+        float rs = 0.0f;
+        for (int i = v0; i < v1; ++i) {
+          rs += max(0.0f, sample_kept_prob(vals, i, last_key, vmax, total) - q[i]);
+        }
+        const float residual = sample_sum(rs, fpart, sg, lane);
+        if (residual > 0.0f) {  // else p == q up to rounding: the plain draw from p below
+          const float rtarget = u * residual;
+          float racc = sample_exclusive_scan(rs, fpart, sg, lane);
+          int rpick = V, rlast = -1;
+          for (int i = v0; i < v1; ++i) {
+            const float r = max(0.0f, sample_kept_prob(vals, i, last_key, vmax, total) - q[i]);
+            if (r <= 0.0f) continue;
+            racc += r;
+            rlast = i;
+            if (racc > rtarget) {
+              rpick = i;
+              break;
+            }
+          }
+          rpick = sample_min_int(rpick, ipart, sg, lane);
+          // Rounding left none: the last id with residual mass.
+          rlast = -sample_min_int(-rlast, ipart, sg, lane);
+          id = rpick < V ? rpick : rlast;
+        }
       }
     }
-    pick = sample_min_int(pick, ipart, sg, lane);
-    id = int(uint(keys[pick]));
+    if (id < 0) {
+      const float target = u * total;
+      float acc = sample_exclusive_scan(ts, fpart, sg, lane);
+      int pick = kept - 1;  // rounding left none: the last kept candidate
+      for (int i = c0; i < d1; ++i) {
+        acc += exp(vals[uint(keys[i])] - vmax);
+        if (acc > target) {
+          pick = i;
+          break;
+        }
+      }
+      pick = sample_min_int(pick, ipart, sg, lane);
+      id = int(uint(keys[pick]));
+    }
+    if (writes_probs) {
+      for (int i = int(tid); i < V; i += NT)
+        q_out[i] = sample_kept_prob(vals, i, last_key, vmax, total);
+    }
   }
   if (tid == 0) {
     out_ids[row] = id;

@@ -144,8 +144,12 @@ def philox4x32_10(counter, key):
     return [c0, c1, c2, c3]
 
 
-def philox_uniform(seed, counter):
-    x0 = philox4x32_10([counter & MASK, 0, 0, 0], [seed & MASK, (seed >> 32) & MASK])[0]
+# Philox counter word 1 (metal/philox.h LONGBOW_PHILOX_STREAM_*).
+STREAM_TOKEN, STREAM_DRAFT, STREAM_ACCEPT = 0, 1, 2
+
+
+def philox_uniform(seed, counter, stream=STREAM_TOKEN):
+    x0 = philox4x32_10([counter & MASK, stream, 0, 0], [seed & MASK, (seed >> 32) & MASK])[0]
     return (x0 >> 8) * 2.0**-24
 
 
@@ -223,11 +227,40 @@ def sample(logits, p):
         tid = int(np.argmax(penalize(logits, p)))
     else:
         ids, probs = truncated_distribution(logits, p)
-        u = philox_uniform(p.get("seed", 0), p.get("counter", 0))
+        u = philox_uniform(p.get("seed", 0), p.get("counter", 0), p.get("stream", 0))
         cum = np.cumsum(probs)
         hit = np.nonzero(cum > u)[0]
         tid = int(ids[hit[0]] if len(hit) else ids[-1])
     return tid, raw[tid] - lse
+
+
+def truncated_probs(logits, p):
+    """The full (V,) distribution a sample row draws from: truncated_distribution() scattered, or
+    one-hot at the greedy id when the temperature is 0."""
+    out = np.zeros(len(logits))
+    if p.get("temperature", 0.0) == 0.0:
+        out[int(np.argmax(penalize(logits, p)))] = 1.0
+    else:
+        ids, probs = truncated_distribution(logits, p)
+        out[ids] = probs
+    return out
+
+
+def speculative_sample(logits, p, q, x):
+    """The id a row with a draft token x drawn from q (V,) outputs: x kept iff u_accept * q(x) <
+    p(x), else a draw from max(0, p - q) in index order with the row's own uniform."""
+    if p.get("temperature", 0.0) == 0.0:
+        return sample(logits, p)[0]
+    probs = truncated_probs(logits, p)
+    seed, counter = p.get("seed", 0), p.get("counter", 0)
+    if philox_uniform(seed, counter, STREAM_ACCEPT) * np.float64(np.float32(q[x])) < probs[x]:
+        return x
+    residual = np.maximum(0.0, probs - q.astype(np.float32).astype(np.float64))
+    cum = np.cumsum(residual)  # sequential, as the op
+    if not cum[-1] > 0.0:
+        return sample(logits, p)[0]
+    hit = np.nonzero(cum > philox_uniform(seed, counter, p.get("stream", 0)) * cum[-1])[0]
+    return int(hit[0] if len(hit) else np.nonzero(residual)[0][-1])
 
 
 def top_logprobs(logits, k):

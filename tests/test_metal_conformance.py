@@ -370,6 +370,34 @@ def test_sample_top_logprobs_bad_max_top(backend):
         ops.sample(backend, np.zeros((1, 8), np.float32), [{}], max_top=21)
 
 
+@pytest.mark.parametrize("vocab", [5, 300, 4097])
+def test_sample_speculative_rows(backend, vocab):
+    """Rows that write their distribution to a probs row, and rows that rejection-sample a draft
+    against one: the CPU's ids, and the same distributions."""
+    r = rng(50 + vocab)
+    rows = 8
+    logits = (r.standard_normal((rows, vocab)) * 2).astype(np.float32)
+    writers = [dict(random_params(r, vocab), probs_row=i, stream=1) for i in range(rows)]
+    empty = np.zeros((rows, vocab), np.float32)
+    ids, lps, probs = ops.sample(backend, logits, writers, probs=empty)
+    want_ids, want_lps, want_probs = ops.sample("cpu", logits, writers, probs=empty)
+    np.testing.assert_array_equal(ids, want_ids, err_msg=str(writers))
+    close(lps, want_lps, "logprob")
+    np.testing.assert_allclose(probs, want_probs, atol=1e-5)
+    # Verify rows against those distributions: drafts that are likely, unlikely or impossible.
+    q = np.stack([r.dirichlet(np.full(vocab, 0.5)).astype(np.float32) for _ in range(rows)])
+    q[:, : vocab // 3] = 0.0
+    readers = [
+        dict(random_params(r, vocab), draft_row=i, draft_token=int(r.integers(vocab)))
+        for i in range(rows)
+    ]
+    for qrow, p in zip(q, readers):
+        qrow[p["draft_token"]] += 0.1
+    got = ops.sample(backend, logits, readers, probs=q)[0]
+    want = ops.sample("cpu", logits, readers, probs=q)[0]
+    np.testing.assert_array_equal(got, want, err_msg=str(readers))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("vocab", [49152])
 def test_sample_large_vocab(backend, vocab):

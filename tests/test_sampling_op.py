@@ -156,6 +156,102 @@ def test_distribution_matches_truncated_softmax(trunc):
     assert chi2 / max(len(support) - 1, 1) < TOL["chi2_per_dof"]
 
 
+# ---- speculative decoding: draft distributions and rejection sampling ----
+
+
+def random_distribution(r, vocab, zeros=0.3):
+    """A random distribution over vocab ids with some exact zeros (f32, sums to ~1)."""
+    q = r.dirichlet(np.full(vocab, 0.5)) * (r.random(vocab) >= zeros)
+    q[int(r.integers(vocab))] += 1e-3  # never all zero
+    return (q / q.sum()).astype(np.float32)
+
+
+@pytest.mark.parametrize("vocab", [7, 300, 4097])
+def test_probs_rows_hold_the_distribution_drawn_from(vocab):
+    r = rng(20 + vocab)
+    rows = 16
+    logits = (r.standard_normal((rows, vocab)) * 3).astype(np.float32)
+    params = [dict(random_params(r, vocab), probs_row=rows - 1 - i) for i in range(rows)]
+    params[0]["temperature"] = 0.0  # one-hot
+    params[1] = {"probs_row": rows - 2}  # plain greedy path
+    for p in params[2:6]:
+        p["stream"] = ref.STREAM_DRAFT
+    ids, _, probs = ops.sample("cpu", logits, params, probs=np.full((rows, vocab), 7.0, np.float32))
+    for i, p in enumerate(params):
+        want = ref.truncated_probs(logits[i], p)
+        np.testing.assert_allclose(probs[rows - 1 - i], want, atol=1e-6, err_msg=str(p))
+        assert ids[i] == ref.sample(logits[i], p)[0], (i, p)
+        assert probs[rows - 1 - i][ids[i]] > 0
+
+
+def test_streams_draw_independently():
+    logits = np.zeros((2, 1000), np.float32)
+    p = {"temperature": 1.0, "seed": 5, "counter": 3}
+    ids, _ = ops.sample("cpu", logits, [p, dict(p, stream=ref.STREAM_DRAFT)])
+    assert ids.tolist() == [
+        ref.sample(logits[0], p)[0],
+        ref.sample(logits[1], dict(p, stream=1))[0],
+    ]
+    assert ids[0] != ids[1]
+
+
+@pytest.mark.parametrize("vocab", [5, 300, 4097])
+def test_rejection_rows_match_numpy_rule(vocab):
+    r = rng(30 + vocab)
+    rows = 40
+    logits = (r.standard_normal((rows, vocab)) * 2).astype(np.float32)
+    q = np.stack([random_distribution(r, vocab) for _ in range(rows)])
+    params = []
+    for i in range(rows):
+        p = random_params(r, vocab)
+        x = int(r.choice(vocab, p=q[i] / q[i].sum())) if i % 4 else int(r.integers(vocab))
+        params.append(dict(p, draft_row=i, draft_token=x))
+    params[0]["temperature"] = 0.0  # greedy: the argmax, q unread
+    ids, _, after = ops.sample("cpu", logits, params, probs=q)
+    np.testing.assert_array_equal(after, q)  # read only
+    for i, p in enumerate(params):
+        assert ids[i] == ref.speculative_sample(logits[i], p, q[i], p["draft_token"]), (i, p)
+
+
+@pytest.mark.parametrize("trunc", [{}, {"top_k": 6, "top_p": 0.9}])
+def test_rejection_sampling_has_the_target_distribution(trunc):
+    """Drafts drawn from q (an unrelated distribution), verified against p: the output is
+    distributed as p, and the acceptance rate is sum(min(p, q))."""
+    r = rng(40)
+    vocab, n = 24, 20000
+    logits = (r.standard_normal(vocab) * 1.5).astype(np.float32)
+    p = dict(temperature=1.0, seed=11, **trunc)
+    target = ref.truncated_probs(logits, p)
+    q = random_distribution(r, vocab, zeros=0.2)
+    drafts = r.choice(vocab, size=n, p=q / q.sum())
+    params = [dict(p, counter=c, draft_row=0, draft_token=int(x)) for c, x in enumerate(drafts)]
+    ids, _, _ = ops.sample("cpu", np.repeat(logits[None], n, 0), params, probs=q[None])
+    support = np.nonzero(target)[0]
+    assert set(ids.tolist()) <= set(support.tolist())
+    counts = np.bincount(ids, minlength=vocab)[support]
+    expected = target[support] * n
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 / max(len(support) - 1, 1) < TOL["chi2_per_dof"]
+    accept = float(np.minimum(target, q).sum())
+    rate = float((ids == drafts).mean())
+    assert abs(rate - accept) < 4 * np.sqrt(accept * (1 - accept) / n) + 1e-3
+
+
+def test_speculative_bad_params():
+    logits = np.zeros((2, 8), np.float32)
+    probs = np.full((1, 8), 0.125, np.float32)
+    with pytest.raises(ValueError, match=r"row 0: expected probs_row and draft_row in -1..0"):
+        ops.sample("cpu", logits, [{"draft_row": 1, "draft_token": 0}, {}], probs=probs)
+    with pytest.raises(ValueError, match=r"row 1: expected 0 <= draft_token < 8, found 8"):
+        ops.sample("cpu", logits, [{}, {"draft_row": 0, "draft_token": 8}], probs=probs)
+    with pytest.raises(ValueError, match=r"num_probs_rows 0"):
+        ops.sample("cpu", logits, [{"probs_row": 0}, {}])
+    with pytest.raises(ValueError, match=r"not both in one call"):
+        ops.sample(
+            "cpu", logits, [{"probs_row": 0}, {"draft_row": 0, "draft_token": 1}], probs=probs
+        )
+
+
 # ---- penalties ----
 
 

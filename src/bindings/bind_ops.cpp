@@ -165,7 +165,11 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
                                 "counter",
                                 "penalty_tokens",
                                 "ban_tokens",
-                                "top_logprobs"};
+                                "top_logprobs",
+                                "stream",
+                                "probs_row",
+                                "draft_row",
+                                "draft_token"};
   for (auto item : d) {
     const std::string key = py::str(item.first);
     bool ok = false;
@@ -173,7 +177,8 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
     check(ok,
           "sample params: unknown key '" + key +
               "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
-              "frequency_penalty, seed, counter, penalty_tokens, ban_tokens, top_logprobs)");
+              "frequency_penalty, seed, counter, penalty_tokens, ban_tokens, top_logprobs, stream, "
+              "probs_row, draft_row, draft_token)");
   }
   auto get = [&](const char* k, auto def) {
     return d.contains(k) ? d[k].cast<decltype(def)>() : def;
@@ -190,6 +195,10 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
   p.seed_lo = static_cast<uint32_t>(seed), p.seed_hi = static_cast<uint32_t>(seed >> 32);
   p.counter = get("counter", uint32_t{0});
   p.num_top_logprobs = get("top_logprobs", int32_t{0});
+  p.stream = get("stream", uint32_t{0});
+  p.probs_row = get("probs_row", int32_t{-1});
+  p.draft_row = get("draft_row", int32_t{-1});
+  p.draft_token = get("draft_token", int32_t{-1});
   const auto toks = get("penalty_tokens", std::vector<int32_t>{});
   p.penalty_start = static_cast<int32_t>(flat.size());
   p.penalty_count = static_cast<int32_t>(toks.size());
@@ -533,8 +542,8 @@ void bind_ops(py::module_& m) {
 
   ops.def(
       "sample",
-      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params,
-         int max_top) -> py::tuple {
+      [](const std::string& backend, F32 logits, const std::vector<py::dict>& params, int max_top,
+         std::optional<F32> probs) -> py::tuple {
         Backend& be = get_backend(backend);
         check_shape(logits, {-1, -1}, "logits");
         const int R = static_cast<int>(logits.shape(0)), V = static_cast<int>(logits.shape(1));
@@ -558,21 +567,37 @@ void bind_ops(py::module_& m) {
         a.params = dp.view();
         a.penalty_tokens = dt.view(), a.num_rows = R, a.vocab_size = V;
         a.out_top_ids = dti.view(), a.out_top_logprobs = dtl.view(), a.max_top = max_top;
+        Dev dprobs;
+        int P = 0;
+        if (probs) {
+          check_shape(*probs, {-1, V}, "probs");
+          P = static_cast<int>(probs->shape(0));
+          dprobs = to_dev(be, *probs);
+          a.probs = dprobs.view(), a.num_probs_rows = P;
+        }
         be.sample(a);
-        auto ids = from_dev<int32_t>(be, dids, {R});
-        auto lps = from_dev<float>(be, dlp, {R});
-        if (max_top == 0) return py::make_tuple(ids, lps);
-        return py::make_tuple(ids, lps, from_dev<int32_t>(be, dti, {R, max_top}),
-                              from_dev<float>(be, dtl, {R, max_top}));
+        py::list out;
+        out.append(from_dev<int32_t>(be, dids, {R}));
+        out.append(from_dev<float>(be, dlp, {R}));
+        if (max_top != 0) {
+          out.append(from_dev<int32_t>(be, dti, {R, max_top}));
+          out.append(from_dev<float>(be, dtl, {R, max_top}));
+        }
+        if (probs) out.append(from_dev<float>(be, dprobs, {P, V}));
+        return py::tuple(out);
       },
       py::arg("backend"), py::arg("logits"), py::arg("params"), py::arg("max_top") = 0,
+      py::arg("probs") = py::none(),
       "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys "
       "temperature, "
       "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), "
       "counter, "
       "penalty_tokens (list), ban_tokens (list of ids that cannot be drawn), top_logprobs "
       "(0..max_top). "
-      "With max_top > 0 also (top_ids (R, max_top) i32, top_logprobs (R, max_top) f32).");
+      "With max_top > 0 also (top_ids (R, max_top) i32, top_logprobs (R, max_top) f32). "
+      "Speculative rows: keys stream, probs_row (write the row's distribution), draft_row and "
+      "draft_token (rejection-sample a draft against a distribution) index probs (P, V) f32, "
+      "whose contents after the call are returned last.");
 
   ops.def(
       "cpu_simd", [] { return std::string(cpu::row_kernels().name); },

@@ -178,8 +178,13 @@ struct SampleArgs {
   BufView params;            // (num_rows,) SampleRowParams
   BufView
       penalty_tokens;  // (total,) i32: tokens seen so far / banned ids per row, sliced by params
+  // (num_probs_rows, vocab_size) f32: distributions written by rows with probs_row, read by rows
+  // with draft_row (speculative decoding, SampleRowParams); a call does not do both. Unused (may
+  // be empty) when num_probs_rows is 0.
+  BufView probs;
   int num_rows = 0, vocab_size = 0;
   int max_top = 0;  // row stride of the top outputs, 0..MAX_TOP; bounds every num_top_logprobs
+  int num_probs_rows = 0;
 };
 
 // Copies whole KV blocks src[i] -> dst[i] in every layer's cache (copy-on-write).

@@ -4,10 +4,13 @@
 //  repetition / presence / frequency penalties, then banned ids (ban slice) set to -inf; c)
 //  temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by (logit
 //  desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF with u =
-//  Philox(seed, counter). Sorting is lazy: only a growing head of the candidates is selected
-//  (nth_element) and sorted, which is all the truncation and the draw ever look at. e) top
+//  Philox(seed, counter, stream). Sorting is lazy: only a growing head of the candidates is
+//  selected (nth_element) and sorted, which is all the truncation and the draw ever look at. e) top
 //  logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last) with log_softmax(raw
-//  logits) at each, as a); the draw does not depend on them.
+//  logits) at each, as a); the draw does not depend on them. f) speculative decoding
+//  (SampleRowParams probs_row / draft_row): a row writes the distribution of d) (one-hot at
+//  temperature 0), or, given a draft x drawn from q, keeps x iff u_accept * q(x) < p(x) and else
+//  draws from max(0, p - q) in index order with the row's u (d) is the draft-free case).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -64,74 +67,142 @@ int argmax(const float* v, int n) {
   return best;
 }
 
-// Draws from the truncated distribution; vals are already divided by the temperature.
-int sample_truncated(const SampleRowParams& p, int vocab, RowScratch& s) {
-  const float* v = s.vals;
-  float* w = s.weights;
-  auto before = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
-  const int k = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : vocab;
-  std::iota(s.idx, s.idx + vocab, 0);
-  const float vmax = v[argmax(v, vocab)];
-  for (int i = 0; i < vocab; ++i) w[i] = std::exp(v[i] - vmax);  // unnormalized probs, max = 1
-  // Candidates with w >= 1e-4 precede all others in the sorted order: select among them first.
-  const float v_cut = vmax - 9.21f;
-  int num_likely = static_cast<int>(
-      std::partition(s.idx, s.idx + vocab, [v, v_cut](int32_t i) { return v[i] >= v_cut; }) -
-      s.idx);
-  if (k < vocab) {  // the top_k set, in front
-    if (k <= num_likely) {
-      std::nth_element(s.idx, s.idx + k, s.idx + num_likely, before);
-      num_likely = k;
-    } else {
-      std::nth_element(s.idx + num_likely, s.idx + k, s.idx + vocab, before);
-    }
-  }
-  double z = 0.0;  // softmax normalizer over the top_k candidates
-  for (int i = 0; i < k; ++i) z += w[s.idx[i]];
-  const double u = uniform_from_philox(p.seed_lo, p.seed_hi, p.counter);
-  const bool use_top_p = p.top_p < 1.0f;
-  // Without top_p the kept set is {w >= min_p} among the top_k: a sorted prefix, found in O(V).
-  int kept = -1;
-  double total = 0.0;
-  if (!use_top_p) {
-    kept = 0;
-    for (int i = 0; i < k; ++i) {
-      if (p.min_p <= 0.0f || w[s.idx[i]] >= p.min_p) {
-        ++kept;
-        total += w[s.idx[i]];
+// The candidate order: (value desc, index asc).
+struct RanksBefore {
+  const float* v;
+  bool operator()(int32_t a, int32_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+};
+
+// The kept candidates of a row whose vals are already divided by the temperature: the top_k by
+// (value desc, index asc), the top_p prefix, min_p; w holds exp(val - max). s.idx is sorted lazily:
+// a head that grows as far as the caller looks, which is all the truncation and the draw need.
+class Truncation {
+ public:
+  Truncation(const SampleRowParams& p, int vocab, RowScratch& s)
+      : v_(s.vals), w_(s.weights), idx_(s.idx), vocab_(vocab) {
+    k_ = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : vocab;
+    std::iota(idx_, idx_ + vocab, 0);
+    vmax_ = v_[argmax(v_, vocab)];
+    for (int i = 0; i < vocab; ++i) w_[i] = std::exp(v_[i] - vmax_);  // unnormalized, max = 1
+    // Candidates with w >= 1e-4 precede all others in the sorted order: select among them first.
+    const float v_cut = vmax_ - 9.21f;
+    const float* v = v_;
+    num_likely_ = static_cast<int>(
+        std::partition(idx_, idx_ + vocab, [v, v_cut](int32_t i) { return v[i] >= v_cut; }) - idx_);
+    if (k_ < vocab) {  // the top_k set, in front
+      if (k_ <= num_likely_) {
+        std::nth_element(idx_, idx_ + k_, idx_ + num_likely_, before());
+        num_likely_ = k_;
+      } else {
+        std::nth_element(idx_ + num_likely_, idx_ + k_, idx_ + vocab, before());
       }
     }
-  }
-  // Grow the sorted head until it contains the end of the kept prefix (top_p) and the draw.
-  for (int head = std::min(FIRST_HEAD, k);; head = std::min(2 * head, k)) {
-    const int range = head <= num_likely ? num_likely : k;
-    if (head < range) std::nth_element(s.idx, s.idx + head, s.idx + range, before);
-    std::sort(s.idx, s.idx + head, before);
-    if (kept < 0) {  // top_p: smallest prefix with mass >= top_p, cut earlier by min_p
-      double cum = 0.0;
-      for (int i = 0; i < head && kept < 0; ++i) {
-        const double wi = w[s.idx[i]];
-        if (p.min_p > 0.0f && wi < p.min_p) {
-          kept = std::max(i, 1);
-        } else {
-          cum += wi;
-          if (cum >= static_cast<double>(p.top_p) * z) kept = i + 1;
+    double z = 0.0;  // softmax normalizer over the top_k candidates
+    for (int i = 0; i < k_; ++i) z += w_[idx_[i]];
+    if (p.top_p >= 1.0f) {
+      // Without top_p the kept set is {w >= min_p} among the top_k: a sorted prefix, found in O(V).
+      kept_ = 0;
+      for (int i = 0; i < k_; ++i) {
+        if (p.min_p <= 0.0f || w_[idx_[i]] >= p.min_p) {
+          ++kept_;
+          total_ += w_[idx_[i]];
         }
       }
-      if (kept < 0 && head == k) kept = k;
-      if (kept < 0) continue;
-      total = 0.0;
-      for (int i = 0; i < kept; ++i) total += w[s.idx[i]];
+      return;
     }
-    const double target = u * total;
-    const int limit = std::min(head, kept);
-    double acc = 0.0;
-    for (int i = 0; i < limit; ++i) {
-      acc += w[s.idx[i]];
-      if (acc > target) return s.idx[i];
+    // top_p: the smallest prefix with mass >= top_p, cut earlier by min_p.
+    double cum = 0.0;
+    for (int i = 0; kept_ < 0; ++i) {
+      if (i == k_) {
+        kept_ = k_;
+        break;
+      }
+      sort_head(i + 1);
+      const double wi = w_[idx_[i]];
+      if (p.min_p > 0.0f && wi < p.min_p) {
+        kept_ = std::max(i, 1);
+      } else {
+        cum += wi;
+        if (cum >= static_cast<double>(p.top_p) * z) kept_ = i + 1;
+      }
     }
-    if (limit == kept) return s.idx[kept - 1];  // rounding left none: the last kept candidate
+    for (int i = 0; i < kept_; ++i) total_ += w_[idx_[i]];
   }
+
+  // Inverse-CDF draw with u in [0, 1) over the kept candidates in sorted order.
+  int draw(double u) {
+    const double target = u * total_;
+    double acc = 0.0;
+    for (int i = 0; i < kept_; ++i) {
+      sort_head(i + 1);
+      acc += w_[idx_[i]];
+      if (acc > target) return idx_[i];
+    }
+    return idx_[kept_ - 1];  // rounding left none: the last kept candidate
+  }
+
+  // The truncated distribution's probability of id (0 outside the kept set). The first call
+  // places the last kept candidate in O(V) without sorting (the sorted head stays).
+  double prob(int id) {
+    if (last_kept_ < 0) {
+      const int at = kept_ - 1;
+      if (at >= head_) {  // [head, num_likely) and [num_likely, k) each hold their sorted ranks
+        const int hi = at < num_likely_ ? num_likely_ : k_;
+        std::nth_element(idx_ + std::max(head_, at < num_likely_ ? 0 : num_likely_), idx_ + at,
+                         idx_ + hi, before());
+      }
+      last_kept_ = idx_[at];
+    }
+    const bool kept = id == last_kept_ || before()(id, last_kept_);
+    return kept ? w_[id] / total_ : 0.0;
+  }
+
+ private:
+  RanksBefore before() const { return {v_}; }
+  // Makes idx[0..n) the n first candidates in sorted order (n <= k): the head grows by doubling.
+  void sort_head(int n) {
+    if (n <= head_) return;
+    int h = head_ == 0 ? std::min(FIRST_HEAD, k_) : head_;
+    while (h < n) h = std::min(2 * h, k_);
+    const int range = h <= num_likely_ ? num_likely_ : k_;
+    if (h < range) std::nth_element(idx_, idx_ + h, idx_ + range, before());
+    std::sort(idx_, idx_ + h, before());
+    head_ = h;
+  }
+
+  const float* v_;
+  float* w_;
+  int32_t* idx_;
+  int vocab_, k_ = 0, num_likely_ = 0;
+  int head_ = 0;  // idx[0..head) is sorted
+  float vmax_ = 0.0f;
+  int kept_ = -1;
+  double total_ = 0.0;
+  int last_kept_ = -1;
+};
+
+// Speculative rejection step (SampleRowParams::draft_row): keeps the draft token x with
+// probability min(1, p(x) / q(x)), else draws from norm(max(0, p - q)) in index order.
+int accept_or_resample(const SampleRowParams& p, const float* q, int vocab, Truncation& t) {
+  const int x = p.draft_token;
+  const double ua =
+      uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, LONGBOW_PHILOX_STREAM_ACCEPT);
+  if (ua * q[x] < t.prob(x)) return x;
+  const double u = uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, p.stream);
+  double residual = 0.0;
+  for (int i = 0; i < vocab; ++i) residual += std::max(0.0, t.prob(i) - q[i]);
+  if (!(residual > 0.0)) return t.draw(u);  // p == q up to rounding: a draw from p
+  const double target = u * residual;
+  double acc = 0.0;
+  int last = vocab;
+  for (int i = 0; i < vocab; ++i) {
+    const double r = std::max(0.0, t.prob(i) - q[i]);
+    if (r <= 0.0) continue;
+    acc += r;
+    last = i;
+    if (acc > target) return i;
+  }
+  return last;  // rounding left none: the last id with residual mass
 }
 
 // Whether value a, at a higher index than b, ranks before b: (value desc, index asc, NaN last).
@@ -163,14 +234,22 @@ void top_logprobs(const float* raw, int vocab, double lse, int k, int max_top, i
   }
 }
 
-// Row outputs: the chosen id and logprob, and the row's (max_top,) top-logprob entries.
+// Row outputs: the chosen id and logprob, the row's (max_top,) top-logprob entries, and the probs
+// rows (speculative decoding: this row's distribution is written to probs[probs_row], a draft's
+// read from probs[draft_row]).
 struct RowOut {
   int32_t* id;
   float* logprob;
   int32_t* top_ids;
   float* top_logprobs;
   int max_top;
+  float* probs;  // (num_probs_rows, vocab) or nullptr
 };
+
+void write_one_hot(float* q, int vocab, int id) {
+  std::fill(q, q + vocab, 0.0f);
+  q[id] = 1.0f;
+}
 
 void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
                 const int32_t* bans, int vocab, RowScratch& s, const RowOut& out) {
@@ -190,33 +269,42 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
           : raw_max + std::log(static_cast<double>(k.exp_sum(s.weights, vocab, raw_max)));
   if (out.max_top > 0)
     top_logprobs(raw, vocab, lse, p.num_top_logprobs, out.max_top, out.top_ids, out.top_logprobs);
-  int32_t* out_id = out.id;
-  float* out_logprob = out.logprob;
+  float* q_out = p.probs_row >= 0 ? out.probs + static_cast<size_t>(p.probs_row) * vocab : nullptr;
+  int id;
   if (p.temperature == 0.0f && p.penalty_count == 0 && p.ban_count == 0) {
     // Plain greedy: the first index holding the maximum (argmax's lowest index on ties), no copy.
     // Rows with NaN logits keep argmax's answer (NaN never wins a comparison, NaN first stays).
     const float* hit = std::isnan(raw[0]) ? raw + vocab : std::find(raw, raw + vocab, raw_max);
-    *out_id = hit != raw + vocab ? static_cast<int32_t>(hit - raw) : argmax(raw, vocab);
-    *out_logprob = static_cast<float>(static_cast<double>(raw[*out_id]) - lse);
-    return;
+    id = hit != raw + vocab ? static_cast<int32_t>(hit - raw) : argmax(raw, vocab);
+    if (q_out) write_one_hot(q_out, vocab, id);
+  } else {
+    // b) penalties on a working copy, then banned ids (checked in op_sample) cannot be drawn.
+    std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
+    apply_penalties(p, toks, vocab, s);
+    for (int i = 0; i < p.ban_count; ++i) s.vals[bans[i]] = -INFINITY;
+    if (p.temperature == 0.0f) {  // c) greedy
+      id = argmax(s.vals, vocab);
+      if (q_out) write_one_hot(q_out, vocab, id);
+    } else {  // d)
+      const float inv_t = 1.0f / p.temperature;
+      for (int i = 0; i < vocab; ++i) s.vals[i] *= inv_t;
+      Truncation t(p, vocab, s);
+      if (p.draft_row >= 0) {
+        id = accept_or_resample(p, out.probs + static_cast<size_t>(p.draft_row) * vocab, vocab, t);
+      } else {
+        id = t.draw(uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, p.stream));
+        if (q_out) {
+          for (int i = 0; i < vocab; ++i) q_out[i] = static_cast<float>(t.prob(i));
+        }
+      }
+    }
   }
-  // b) penalties on a working copy, then banned ids (checked in op_sample) cannot be drawn.
-  std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
-  apply_penalties(p, toks, vocab, s);
-  for (int i = 0; i < p.ban_count; ++i) s.vals[bans[i]] = -INFINITY;
-  int id;
-  if (p.temperature == 0.0f) {  // c) greedy
-    id = argmax(s.vals, vocab);
-  } else {  // d)
-    const float inv_t = 1.0f / p.temperature;
-    for (int i = 0; i < vocab; ++i) s.vals[i] *= inv_t;
-    id = sample_truncated(p, vocab, s);
-  }
-  *out_id = id;
-  *out_logprob = static_cast<float>(static_cast<double>(raw[id]) - lse);
+  *out.id = id;
+  *out.logprob = static_cast<float>(static_cast<double>(raw[id]) - lse);
 }
 
-void validate_params(const SampleRowParams& p, int row, int max_top) {
+void validate_params(const SampleRowParams& p, int row, int max_top, int vocab,
+                     int num_probs_rows) {
   auto at = [row] { return "row " + std::to_string(row) + ": "; };  // built only on failure
   require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample", [&] {
     return at() + "expected temperature >= 0, found " + std::to_string(p.temperature);
@@ -237,6 +325,18 @@ void validate_params(const SampleRowParams& p, int row, int max_top) {
   require(p.num_top_logprobs >= 0 && p.num_top_logprobs <= max_top, "cpu.sample", [&] {
     return at() + "expected num_top_logprobs in 0..max_top (" + std::to_string(max_top) +
            "), found " + std::to_string(p.num_top_logprobs);
+  });
+  require(p.probs_row >= -1 && p.probs_row < num_probs_rows && p.draft_row >= -1 &&
+              p.draft_row < num_probs_rows,
+          "cpu.sample", [&] {
+            return at() + "expected probs_row and draft_row in -1.." +
+                   std::to_string(num_probs_rows - 1) + " (num_probs_rows " +
+                   std::to_string(num_probs_rows) + "), found " + std::to_string(p.probs_row) +
+                   ", " + std::to_string(p.draft_row);
+          });
+  require(p.draft_row < 0 || (p.draft_token >= 0 && p.draft_token < vocab), "cpu.sample", [&] {
+    return at() + "expected 0 <= draft_token < " + std::to_string(vocab) + ", found " +
+           std::to_string(p.draft_token);
   });
 }
 }  // namespace
@@ -262,10 +362,20 @@ void op_sample(Ctx& c, const SampleArgs& a) {
       K == 0 ? nullptr : view_as<int32_t>(a.out_top_ids, R * K, where, "out_top_ids");
   float* top_lps =
       K == 0 ? nullptr : view_as<float>(a.out_top_logprobs, R * K, where, "out_top_logprobs");
+  require(a.num_probs_rows >= 0, where, [&] {
+    return "expected num_probs_rows >= 0, found " + std::to_string(a.num_probs_rows);
+  });
+  // (num_probs_rows, vocab); not bound when num_probs_rows is 0.
+  float* probs = a.num_probs_rows == 0
+                     ? nullptr
+                     : view_as<float>(a.probs, a.num_probs_rows * V, where, "probs");
   std::vector<const int32_t*> toks(R), bans(R);  // per row: its slices of penalty_tokens
+  bool writes_probs = false, reads_probs = false;
   for (size_t r = 0; r < R; ++r) {
     const SampleRowParams& p = params[r];
-    validate_params(p, static_cast<int>(r), a.max_top);
+    validate_params(p, static_cast<int>(r), a.max_top, a.vocab_size, a.num_probs_rows);
+    writes_probs |= p.probs_row >= 0;
+    reads_probs |= p.draft_row >= 0;
     toks[r] = p.penalty_count == 0
                   ? nullptr
                   : view_as<const int32_t>(a.penalty_tokens.at(p.penalty_start * sizeof(int32_t)),
@@ -282,13 +392,20 @@ void op_sample(Ctx& c, const SampleArgs& a) {
       });
     }
   }
+  require(!(writes_probs && reads_probs), where,
+          "expected rows that write probs (probs_row) or rows that read them (draft_row), not both "
+          "in one call");
   c.scratch.ensure(c.pool.num_threads(), 2 * V, 2 * V);
   c.pool.parallel_for(a.num_rows, [&](int64_t b, int64_t e, int thread_idx) {
     RowScratch s{c.scratch.f32[thread_idx].data(), c.scratch.f32[thread_idx].data() + V,
                  c.scratch.i32[thread_idx].data(), c.scratch.i32[thread_idx].data() + V};
     for (int64_t r = b; r < e; ++r) {
-      const RowOut out{ids + r, logprobs + r, top_ids ? top_ids + r * K : nullptr,
-                       top_lps ? top_lps + r * K : nullptr, a.max_top};
+      const RowOut out{ids + r,
+                       logprobs + r,
+                       top_ids ? top_ids + r * K : nullptr,
+                       top_lps ? top_lps + r * K : nullptr,
+                       a.max_top,
+                       probs};
       sample_row(params[r], logits + r * V, toks[r], bans[r], a.vocab_size, s, out);
     }
   });

@@ -43,16 +43,23 @@ void MetalBackend::sample(const SampleArgs& a) {
     capacity = a.penalty_tokens.offset < bytes ? (bytes - a.penalty_tokens.offset) / 4 : 0;
     toks = bind_view(a.penalty_tokens, capacity * 4, "sample", "penalty_tokens");
   }
+  require(a.num_probs_rows >= 0, where,
+          "expected num_probs_rows >= 0, found " + std::to_string(a.num_probs_rows));
+  // (num_probs_rows, vocab) f32; when none, the kernel touches no probs row (logits stand in).
+  const Bound probs = a.num_probs_rows == 0
+                          ? logits
+                          : bind_view(a.probs, a.num_probs_rows * V * 4, "sample", "probs");
   if (R == 0) return;
   int sort_size = 1;
   while (static_cast<size_t>(sort_size) < V) sort_size <<= 1;
   const Bound vals = scratch(VALS_SLOT, R * V * 4);  // (num_rows, vocab) f32
   const Bound keys =
       scratch(KEYS_SLOT, R * static_cast<size_t>(sort_size) * 8);  // (num_rows, sort_size) u64
-  SampleKArgs k{a.num_rows, a.vocab_size, sort_size,
-                static_cast<int32_t>(std::min<size_t>(capacity, 0x7fffffff)), a.max_top};
+  SampleKArgs k{a.num_rows, a.vocab_size,
+                sort_size,  static_cast<int32_t>(std::min<size_t>(capacity, 0x7fffffff)),
+                a.max_top,  a.num_probs_rows};
   encode(kernel_name(Op::Sample, "", DType::F32), &k, sizeof k,
-         {ids, lps, top_ids, top_lps, logits, params, toks, vals, keys},
+         {ids, lps, top_ids, top_lps, logits, params, toks, vals, keys, probs},
          {static_cast<uint32_t>(R), 1, 1}, {LONGBOW_SAMPLE_THREADS, 1, 1});
 }
 
