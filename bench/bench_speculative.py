@@ -19,8 +19,9 @@ Cases (single stream = one request at a time; `--cases` picks some):
 
 Plain and speculative runs alternate, `--reps` times; ratios are of medians. Speed is decode
 tokens/s of the whole answer (generated tokens after the first / time after the first token) and
-end-to-end (prompt included). Outputs are checked equal to plain decoding at temperature 0 and
-with the same seed at 0.7.
+end-to-end (prompt included). "same output" compares with plain decoding: expected at
+temperature 0 (and for n-gram drafts at any temperature); at 0.7 the self-draft's drafts are
+sampled and rejection-sampled, so its tokens differ while their distribution is the target's.
 
     python bench/bench_speculative.py [--model Q4_1.gguf] [--cases ngram-code self-f16 ...]
         [--threads 2] [--reps 3] [--max-tokens 160] [--levels 1 4 8 16] [--out FILE]

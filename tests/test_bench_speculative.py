@@ -1,4 +1,4 @@
-"""bench/bench_speculative.py on a tiny model: plain and speculative runs compared (outputs equal,
+"""bench/bench_speculative.py on a tiny model: plain and speculative runs compared (outputs checked,
 acceptance counted from the engine), single stream and concurrent, and the table (never
 timings)."""
 
@@ -36,7 +36,8 @@ def test_compare_counts_acceptance_and_checks_outputs(
     prompts = [[5, 6, 7, 8] * 4, [9, 10, 11] * 5, [40, 41, 42, 43, 44]]
     params = longbow.SamplingParams(max_tokens=20, ignore_eos=True, temperature=temperature, seed=3)
     row = bench_speculative.compare(plain, fast, prompts, params, reps=2, concurrent=concurrent)
-    assert row["outputs_equal"] is True
+    # Sampled self-drafts are rejection-sampled: the target's distribution, other tokens.
+    assert row["outputs_equal"] is (temperature == 0.0)
     assert row["generated_tokens"] == 60
     assert row["e2e_tok_s_ratio"] > 0
     assert ("decode_tok_s_ratio" in row) != concurrent

@@ -72,13 +72,14 @@ class LLM:
     quantizer would write them.
 
     speculative: None (off), "ngram" (prompt lookup: drafts what followed the latest earlier
-    occurrence of the last ngram_min..ngram_max tokens), "draft" (greedy drafts from
-    `draft_model`, a smaller model with the same vocabulary) or "self" (a float model drafts for
-    itself with a copy of its weights quantized to draft_quantize, q4_1 by default, at load; no
-    second file). Up to num_speculative_tokens drafts
-    per step (adapting to each request's acceptance) are verified in one forward; the output is
-    distributed exactly as without speculation (seeded runs give the same tokens), only faster
-    when drafts are accepted. Batches larger than speculative_max_batch (default 3, the
+    occurrence of the last ngram_min..ngram_max tokens), "draft" (drafts from `draft_model`, a
+    smaller model with the same vocabulary, sampled under each request's own parameters) or
+    "self" (a float model drafts for itself with a copy of its weights quantized to
+    draft_quantize, q4_1 by default, at load; no second file). Up to num_speculative_tokens
+    drafts per step (adapting to each request's acceptance) are verified in one forward; the
+    output is distributed exactly as without speculation, only faster when drafts are accepted.
+    Greedy requests and n-gram drafts give the very tokens of plain decoding; sampled drafts are
+    rejection-sampled (seeded runs reproducible, other tokens). Batches larger than speculative_max_batch (default 3, the
     crossover measured by bench/bench_speculative.py) do not speculate.
     SamplingParams(speculative=False) opts a request out.
     """

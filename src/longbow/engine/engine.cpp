@@ -6,6 +6,7 @@
 
 #include "longbow/core/check.h"
 #include "longbow/engine/batch_builder.h"
+#include "longbow/engine/sample_rows.h"
 
 namespace longbow::engine {
 
@@ -148,6 +149,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
          .max_num_batched_tokens = config_.max_num_batched_tokens,
          .max_blocks_per_seq = max_blocks_per_seq_,
          .attention = config_.attention,
+         .eos_ids = &eos_ids_,
          .quantize =
              self ? load_quantize(config_.draft_quantize, "draft_quantize") : std::nullopt});
   }
@@ -259,8 +261,8 @@ void Engine::propose(const SchedulerOutput& plan) {
 
 bool Engine::is_stop(const Sequence& seq, int token, int num_generated) const {
   const auto& p = seq.params;
-  // The first min_tokens tokens cannot be stop or end-of-sequence ids (banned_ids keeps the
-  // sampler from drawing them).
+  // The first min_tokens tokens cannot be stop or end-of-sequence ids (append_banned_ids keeps
+  // the sampler from drawing them).
   if (num_generated <= p.min_tokens) return false;
   if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end())
     return true;
@@ -268,27 +270,15 @@ bool Engine::is_stop(const Sequence& seq, int token, int num_generated) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
 
-void Engine::banned_ids(const Sequence& seq, int num_generated, std::vector<int32_t>& out) const {
-  const auto& p = seq.params;
-  // As in vLLM: the first min_tokens tokens are never stop or end-of-sequence ids.
-  if (num_generated > p.min_tokens) return;
-  const int vocab = model_config().vocab_size;
-  for (int id : p.stop_token_ids) {
-    if (id >= 0 && id < vocab) out.push_back(id);
-  }
-  if (!p.ignore_eos) {
-    for (int id : eos_ids_) {
-      if (id >= 0 && id < vocab) out.push_back(id);
-    }
-  }
-}
-
 // Samples every logits row of the step on the device and applies the results. A speculating
-// sequence has a row per position: row j is sampled exactly as plain decoding would sample
-// generated token num_generated + j (same filters, penalties over the tokens before it, same
-// Philox counter), and draft token j is kept iff it equals that sample. So the output has the
-// target's distribution (and, with a seed, the same tokens) whatever the proposer drafted: a
-// rejection yields the target's own sample at that position, and full acceptance a bonus token.
+// sequence has a row per position: row j samples generated token num_generated + j under the
+// request's filters, with penalties over the tokens before it, and draft token j is kept iff the
+// row outputs it. A one-hot draft (greedy draft model, n-gram) needs nothing more: the row samples
+// exactly as plain decoding would (same Philox counter), so the output has the target's
+// distribution and, with a seed, the very tokens of plain decoding. A sampled draft (drawn from q
+// at temperature > 0, q in the proposer's probs rows) is rejection-sampled by the op: kept with
+// probability min(1, p/q), else replaced by a draw from max(0, p - q), which again gives p. A
+// rejection ends the sequence's tokens for the step; full acceptance adds the bonus row's token.
 std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) {
   const std::vector<Sequence*> sampling = scheduler_->on_forward_done(plan);
   std::vector<TokenOutput> out;
@@ -309,31 +299,13 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
   for (int r = 0; r < R; ++r) {
     const Sequence& seq = *rows[r].seq;
     const int j = rows[r].j;
-    const SamplingParams& sp = seq.params;
     SampleRowParams& p = params[r];
-    p.temperature = sp.temperature;
-    p.top_k = sp.top_k;
-    p.top_p = sp.top_p;
-    p.min_p = sp.min_p;
-    p.repetition_penalty = sp.repetition_penalty;
-    p.presence_penalty = sp.presence_penalty;
-    p.frequency_penalty = sp.frequency_penalty;
-    p.seed_lo = static_cast<uint32_t>(seq.seed);
-    p.seed_hi = static_cast<uint32_t>(seq.seed >> 32);
-    p.counter = static_cast<uint32_t>(seq.num_generated() + j);
-    p.num_top_logprobs = sp.top_logprobs;
-    max_top = std::max(max_top, sp.top_logprobs);
-    const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f ||
-                           sp.frequency_penalty != 0.0f;
-    p.penalty_start = static_cast<int32_t>(penalty.size());
-    p.penalty_count = penalized ? seq.num_tokens() + j : 0;
-    if (penalized) {
-      penalty.insert(penalty.end(), seq.tokens.begin(), seq.tokens.end());
-      penalty.insert(penalty.end(), seq.draft_tokens.begin(), seq.draft_tokens.begin() + j);
+    p = sample_row_params(seq, j, eos_ids_, model_config().vocab_size, penalty);
+    max_top = std::max(max_top, p.num_top_logprobs);
+    if (seq.draft_probs_row >= 0 && j < static_cast<int>(seq.draft_tokens.size())) {
+      p.draft_row = seq.draft_probs_row + j;  // a sampled draft: rejection sampling against q
+      p.draft_token = seq.draft_tokens[j];
     }
-    p.ban_start = static_cast<int32_t>(penalty.size());
-    banned_ids(seq, seq.num_generated() + j + 1, penalty);
-    p.ban_count = static_cast<int32_t>(penalty.size()) - p.ban_start;
   }
   if (penalty.size() > penalty_capacity_) {  // grows rarely, never inside a forward
     penalty_capacity_ = std::max(penalty.size(), 2 * penalty_capacity_);
@@ -349,9 +321,11 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
                     .logits = model_->logits(),
                     .params = {sample_params_.get(), 0},
                     .penalty_tokens = {penalty_tokens_.get(), 0},
+                    .probs = proposer_ ? proposer_->draft_probs() : BufView{},
                     .num_rows = R,
                     .vocab_size = model_config().vocab_size,
-                    .max_top = max_top});
+                    .max_top = max_top,
+                    .num_probs_rows = proposer_ ? proposer_->num_draft_probs_rows() : 0});
   std::vector<int32_t> ids(R);
   std::vector<float> logprobs(R);
   backend_->download(ids.data(), {sample_ids_.get(), 0}, R * sizeof(int32_t));

@@ -120,9 +120,6 @@ class Engine {
   void copy_blocks(const std::vector<std::pair<int, int>>& copies);
   // Whether `token`, generated token number `num_generated` (from 1) of seq, ends it.
   bool is_stop(const Sequence& seq, int token, int num_generated) const;
-  // Appends the ids the sampler must not draw for generated token number `num_generated` of seq
-  // (stop and end-of-sequence ids while fewer than min_tokens tokens have been generated).
-  void banned_ids(const Sequence& seq, int num_generated, std::vector<int32_t>& out) const;
 
   EngineConfig config_;
   std::shared_ptr<const ModelFile> file_;

@@ -62,7 +62,7 @@ void Scheduler::preempt(Sequence* victim) {
   victim->block_hashes.clear();
   victim->num_computed = 0;
   victim->draft_computed = 0;
-  victim->draft_tokens.clear();
+  victim->clear_draft();
   victim->status = SeqStatus::Waiting;
   ++victim->num_preemptions;
   ++num_preemptions_;
@@ -203,7 +203,7 @@ void Scheduler::update_from_output(const std::vector<SeqUpdate>& updates) {
       }
       if (seq->spec_misses >= MAX_SPEC_MISSES) seq->spec_k = 0;
     }
-    seq->draft_tokens.clear();
+    seq->clear_draft();
     seq->draft_computed = std::min(seq->draft_computed, seq->num_computed);
     if (u.finish != FinishReason::None) {
       finish(seq, u.finish);

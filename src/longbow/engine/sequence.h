@@ -34,13 +34,20 @@ struct Sequence {
   // Speculative decoding (engine/speculative/): the scheduler reserves num_spec slots after the
   // last token, the proposer fills draft_tokens (at most that many), the target verifies them.
   std::vector<int> draft_tokens;  // this step's proposal
-  int spec_k = 0;                 // draft tokens to ask for next step (adaptive); 0 = none
-  int spec_misses = 0;            // consecutive verify steps that accepted no draft token
-  int draft_computed = 0;         // tokens whose K/V are in the draft model's cache
+  // First of the proposer's probs rows holding the distributions draft_tokens were drawn from
+  // (Proposer::draft_probs); -1: the drafts are one-hot (greedy or n-gram).
+  int draft_probs_row = -1;
+  int spec_k = 0;          // draft tokens to ask for next step (adaptive); 0 = none
+  int spec_misses = 0;     // consecutive verify steps that accepted no draft token
+  int draft_computed = 0;  // tokens whose K/V are in the draft model's cache
   int64_t num_draft_tokens = 0, num_accepted_tokens = 0, num_verify_steps = 0;
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_generated() const { return num_tokens() - num_prompt_tokens; }
+  void clear_draft() {
+    draft_tokens.clear();
+    draft_probs_row = -1;
+  }
 };
 
 }  // namespace longbow::engine

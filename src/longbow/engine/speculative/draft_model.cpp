@@ -1,14 +1,18 @@
-// Draft-model proposer: greedy drafts from a second, smaller model with the target's vocabulary,
-// batched over the speculating sequences, with its own paged KV cache indexed by the target's
-// block tables (so allocation, copy-on-write and preemption stay the scheduler's).
+// Draft-model proposer: drafts from a second, smaller model with the target's vocabulary, batched
+// over the speculating sequences, with its own paged KV cache indexed by the target's block tables
+// (so allocation, copy-on-write and preemption stay the scheduler's). Each draft token is sampled
+// under the request's own parameters: greedy at temperature 0, else drawn with its distribution
+// kept for the target's rejection sampling.
 #include <algorithm>
 #include <span>
 #include <stdexcept>
 #include <string>
 
 #include "longbow/engine/batch_builder.h"
+#include "longbow/engine/sample_rows.h"
 #include "longbow/engine/speculative/proposer.h"
 #include "longbow/models/model.h"
+#include "philox.h"  // LONGBOW_PHILOX_STREAM_DRAFT
 
 namespace longbow::engine {
 
@@ -37,23 +41,36 @@ class DraftModelProposer final : public Proposer {
     kv_ = std::make_unique<KvCache>(backend, layout);
     max_tokens_ = std::max(o.max_num_batched_tokens, o.max_num_seqs);
     model_->reserve(max_tokens_, o.max_num_seqs, o.max_blocks_per_seq, o.max_num_seqs);
+    if (!o.eos_ids) throw std::invalid_argument("[speculative] the draft model needs eos_ids");
+    vocab_ = dc.vocab_size;
     ids_ = backend.alloc(o.max_num_seqs * sizeof(int32_t));
     logprobs_ = backend.alloc(o.max_num_seqs * sizeof(float));
     top_ids_ = backend.alloc(sizeof(int32_t));
     top_logprobs_ = backend.alloc(sizeof(float));
-    none_ = backend.alloc(sizeof(int32_t));
-    const std::vector<SampleRowParams> greedy(o.max_num_seqs);  // temperature 0: argmax
-    params_ = backend.alloc(greedy.size() * sizeof(SampleRowParams));
-    backend.upload({params_.get(), 0}, greedy.data(), greedy.size() * sizeof(SampleRowParams));
+    params_ = backend.alloc(o.max_num_seqs * sizeof(SampleRowParams));
+    penalty_capacity_ = 4096;
+    penalty_tokens_ = backend.alloc(penalty_capacity_ * sizeof(int32_t));
   }
 
   KvCache* kv_cache() override { return kv_.get(); }
+  BufView draft_probs() const override { return {probs_.get(), 0}; }
+  int num_draft_probs_rows() const override { return probs_rows_; }
 
   void propose(const std::vector<ProposalRequest>& requests) override {
     std::vector<ProposalRequest> live;
+    int rows = 0;  // probs rows of the sampled (temperature > 0) sequences
     for (const ProposalRequest& r : requests) {
-      r.seq->draft_tokens.clear();
-      if (r.max_draft > 0) live.push_back(r);
+      r.seq->clear_draft();
+      if (r.max_draft <= 0) continue;
+      live.push_back(r);
+      if (r.seq->params.temperature > 0.0f) {
+        r.seq->draft_probs_row = rows;
+        rows += r.max_draft;
+      }
+    }
+    if (rows > probs_rows_) {  // grows rarely; the previous verify has been read back
+      probs_rows_ = std::max(rows, 2 * probs_rows_);
+      probs_ = backend_.alloc(static_cast<size_t>(probs_rows_) * vocab_ * sizeof(float));
     }
     catch_up(live);
     // Draft token j: feed draft j - 1 at position num_tokens - 1 + j.
@@ -106,21 +123,41 @@ class DraftModelProposer final : public Proposer {
     }
   }
 
-  // One draft forward; appends the argmax of row i to owners[i]'s draft.
+  // One draft forward; row i samples owners[i]'s next draft token (sample_rows.h, on the DRAFT
+  // Philox stream) and writes its distribution to the sequence's probs row when it samples.
   void run(const Batch& batch, const std::vector<Sequence*>& owners) {
     model_->forward(batch, *kv_, options_.attention);
     const int rows = static_cast<int>(owners.size());
     if (rows == 0) return;
+    std::vector<SampleRowParams> params(rows);
+    std::vector<int32_t> tokens;
+    for (int i = 0; i < rows; ++i) {
+      const Sequence& s = *owners[i];
+      const int j = static_cast<int>(s.draft_tokens.size());
+      params[i] = sample_row_params(s, j, *options_.eos_ids, vocab_, tokens);
+      params[i].stream = LONGBOW_PHILOX_STREAM_DRAFT;
+      params[i].num_top_logprobs = 0;
+      if (s.draft_probs_row >= 0) params[i].probs_row = s.draft_probs_row + j;
+    }
+    if (tokens.size() > penalty_capacity_) {
+      penalty_capacity_ = std::max(tokens.size(), 2 * penalty_capacity_);
+      penalty_tokens_ = backend_.alloc(penalty_capacity_ * sizeof(int32_t));
+    }
+    backend_.upload({params_.get(), 0}, params.data(), rows * sizeof(SampleRowParams));
+    if (!tokens.empty())
+      backend_.upload({penalty_tokens_.get(), 0}, tokens.data(), tokens.size() * sizeof(int32_t));
     backend_.sample({.out_ids = {ids_.get(), 0},
                      .out_logprobs = {logprobs_.get(), 0},
                      .out_top_ids = {top_ids_.get(), 0},
                      .out_top_logprobs = {top_logprobs_.get(), 0},
                      .logits = model_->logits(),
                      .params = {params_.get(), 0},
-                     .penalty_tokens = {none_.get(), 0},
+                     .penalty_tokens = {penalty_tokens_.get(), 0},
+                     .probs = {probs_.get(), 0},
                      .num_rows = rows,
-                     .vocab_size = model_->config().vocab_size,
-                     .max_top = 0});
+                     .vocab_size = vocab_,
+                     .max_top = 0,
+                     .num_probs_rows = probs_rows_});
     std::vector<int32_t> ids(rows);
     backend_.download(ids.data(), {ids_.get(), 0}, rows * sizeof(int32_t));
     for (int i = 0; i < rows; ++i) owners[i]->draft_tokens.push_back(ids[i]);
@@ -130,8 +167,11 @@ class DraftModelProposer final : public Proposer {
   DraftModelOptions options_;
   std::unique_ptr<models::Model> model_;
   std::unique_ptr<KvCache> kv_;
-  int max_tokens_ = 0;
-  std::unique_ptr<Buffer> ids_, logprobs_, top_ids_, top_logprobs_, none_, params_;
+  int max_tokens_ = 0, vocab_ = 0;
+  std::unique_ptr<Buffer> ids_, logprobs_, top_ids_, top_logprobs_, params_, penalty_tokens_;
+  size_t penalty_capacity_ = 0;
+  std::unique_ptr<Buffer> probs_;  // (probs_rows_, vocab) f32: distributions of sampled drafts
+  int probs_rows_ = 0;
 };
 
 }  // namespace

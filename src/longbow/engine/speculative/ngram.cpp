@@ -21,7 +21,7 @@ class NgramProposer final : public Proposer {
 
   void propose(const std::vector<ProposalRequest>& requests) override {
     for (const ProposalRequest& r : requests) {
-      r.seq->draft_tokens.clear();
+      r.seq->clear_draft();
       if (r.max_draft > 0) lookup(r.seq->tokens, r.max_draft, r.seq->draft_tokens);
     }
   }

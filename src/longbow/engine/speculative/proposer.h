@@ -1,8 +1,9 @@
 // Speculative decoding proposers: each fills a sequence's draft_tokens with tokens that the target
-// model then verifies in one forward. Verification (engine.cpp) samples every position from the
-// target with the request's own sampler and Philox draw and keeps drafts while they equal the
-// target's sample, so the output is distributed exactly as without speculation for any proposer;
-// a proposer decides only how many tokens a step yields.
+// model then verifies in one forward. Verification (engine.cpp) keeps drafts while the target's
+// row for that position outputs them: a one-hot draft is compared with the target's own sample, a
+// sampled draft is rejection-sampled against the distribution it came from. Either way the output
+// is distributed exactly as without speculation; a proposer decides only how many tokens a step
+// yields.
 #pragma once
 
 #include <memory>
@@ -31,20 +32,28 @@ class Proposer {
   virtual void propose(const std::vector<ProposalRequest>& requests) = 0;
   // The proposer's own paged KV cache (indexed by the target's block tables), or nullptr.
   virtual KvCache* kv_cache() { return nullptr; }
+  // Rows (vocab_size f32 each) holding the distributions of sampled drafts: draft token j of a
+  // sequence with draft_probs_row >= 0 was drawn from row draft_probs_row + j. Empty when the
+  // proposer never samples.
+  virtual BufView draft_probs() const { return {}; }
+  virtual int num_draft_probs_rows() const { return 0; }
 };
 
 // Prompt lookup: finds the latest earlier occurrence of the sequence's last n tokens (n from
 // max_n down to min_n) in its prompt and output, and proposes the tokens that followed it.
 std::unique_ptr<Proposer> make_ngram_proposer(int min_n, int max_n);
 
-// Greedy drafts from a second model (same vocabulary) on the target's backend, batched over the
+// Drafts from a second model (same vocabulary) on the target's backend, batched over the
 // speculating sequences: one forward catches its KV up with the sequence, then one forward per
-// further draft token. Its KV cache has the target's blocks (same ids, block size and count).
+// further draft token. Each draft row samples under the request's own parameters (sample_rows.h):
+// greedy at temperature 0, else drawn on the DRAFT Philox stream with its distribution kept in a
+// probs row. Its KV cache has the target's blocks (same ids, block size and count).
 struct DraftModelOptions {
   int num_blocks = 0, block_size = 0;
   DType kv_dtype = DType::F16;
   int max_num_seqs = 0, max_num_batched_tokens = 0, max_blocks_per_seq = 0;
   AttentionVariant attention = AttentionVariant::Auto;
+  const std::vector<int>* eos_ids = nullptr;  // the engine's end-of-sequence ids (banned rows)
   std::optional<DType> quantize;  // the draft's float weights quantized at load (self-draft)
 };
 std::unique_ptr<Proposer> make_draft_model_proposer(std::shared_ptr<const ModelFile> draft,
