@@ -32,8 +32,8 @@ SampleRowParams sample_row_params(const Sequence& seq, int j, const std::vector<
   p.seed_hi = static_cast<uint32_t>(seq.seed >> 32);
   p.counter = static_cast<uint32_t>(seq.num_generated() + j);
   p.num_top_logprobs = sp.top_logprobs;
-  const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f ||
-                         sp.frequency_penalty != 0.0f;
+  const bool penalized =
+      sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
   p.penalty_start = static_cast<int32_t>(tokens.size());
   p.penalty_count = penalized ? seq.num_tokens() + j : 0;
   if (penalized) {

@@ -78,12 +78,21 @@ struct RanksBefore {
 // a head that grows as far as the caller looks, which is all the truncation and the draw need.
 class Truncation {
  public:
-  Truncation(const SampleRowParams& p, int vocab, RowScratch& s)
+  // has_nan: the row's logits hold a NaN.
+  Truncation(const SampleRowParams& p, int vocab, bool has_nan, RowScratch& s)
       : v_(s.vals), w_(s.weights), idx_(s.idx), vocab_(vocab) {
     k_ = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : vocab;
     std::iota(idx_, idx_ + vocab, 0);
     vmax_ = v_[argmax(v_, vocab)];
-    for (int i = 0; i < vocab; ++i) w_[i] = std::exp(v_[i] - vmax_);  // unnormalized, max = 1
+    // Unnormalized probabilities, max = 1: the attention kernels' SIMD exp (a scalar exp per
+    // vocab entry was ~40 % of a sampled row) where every value is a number and the max finite;
+    // other rows keep std::exp's NaN, as the Metal kernel.
+    if (has_nan || !std::isfinite(vmax_)) {
+      for (int i = 0; i < vocab; ++i) w_[i] = std::exp(v_[i] - vmax_);
+    } else {
+      std::memcpy(w_, v_, static_cast<size_t>(vocab) * sizeof(float));
+      attn_kernels().exp_sum(w_, vocab, vmax_);
+    }
     // Candidates with w >= 1e-4 precede all others in the sorted order: select among them first.
     const float v_cut = vmax_ - 9.21f;
     const float* v = v_;
@@ -101,6 +110,7 @@ class Truncation {
     for (int i = 0; i < k_; ++i) z += w_[idx_[i]];
     if (p.top_p >= 1.0f) {
       // Without top_p the kept set is {w >= min_p} among the top_k: a sorted prefix, found in O(V).
+      min_w_ = std::max(p.min_p, 0.0f);
       kept_ = 0;
       for (int i = 0; i < k_; ++i) {
         if (p.min_p <= 0.0f || w_[idx_[i]] >= p.min_p) {
@@ -141,24 +151,38 @@ class Truncation {
     return idx_[kept_ - 1];  // rounding left none: the last kept candidate
   }
 
-  // The truncated distribution's probability of id (0 outside the kept set). The first call
-  // places the last kept candidate in O(V) without sorting (the sorted head stays).
+  // The truncated distribution's probability of id (0 outside the kept set).
   double prob(int id) {
-    if (last_kept_ < 0) {
-      const int at = kept_ - 1;
-      if (at >= head_) {  // [head, num_likely) and [num_likely, k) each hold their sorted ranks
-        const int hi = at < num_likely_ ? num_likely_ : k_;
-        std::nth_element(idx_ + std::max(head_, at < num_likely_ ? 0 : num_likely_), idx_ + at,
-                         idx_ + hi, before());
-      }
-      last_kept_ = idx_[at];
-    }
-    const bool kept = id == last_kept_ || before()(id, last_kept_);
-    return kept ? w_[id] / total_ : 0.0;
+    find_last_kept();
+    return is_kept(id) ? w_[id] / total_ : 0.0;
+  }
+  // The whole distribution: out (vocab,).
+  void probs(float* out) {
+    find_last_kept();
+    for (int i = 0; i < vocab_; ++i)
+      out[i] = is_kept(i) ? static_cast<float>(w_[i] / total_) : 0.0f;
   }
 
  private:
   RanksBefore before() const { return {v_}; }
+  // The kept set as a test: ids ranking at or before last_kept_ (-1: every id is a top_k
+  // candidate), and, without top_p, w >= min_p. Found in O(k) without sorting: the sorted head's
+  // last kept entry, else the worst of the top_k set idx[0..k).
+  void find_last_kept() {
+    if (last_found_) return;
+    last_found_ = true;
+    if (kept_ <= head_) {
+      last_kept_ = idx_[kept_ - 1];
+    } else if (k_ < vocab_) {
+      last_kept_ = idx_[0];
+      for (int i = 1; i < k_; ++i) {
+        if (before()(last_kept_, idx_[i])) last_kept_ = idx_[i];
+      }
+    }
+  }
+  bool is_kept(int id) const {
+    return w_[id] >= min_w_ && (last_kept_ < 0 || id == last_kept_ || before()(id, last_kept_));
+  }
   // Makes idx[0..n) the n first candidates in sorted order (n <= k): the head grows by doubling.
   void sort_head(int n) {
     if (n <= head_) return;
@@ -178,6 +202,8 @@ class Truncation {
   float vmax_ = 0.0f;
   int kept_ = -1;
   double total_ = 0.0;
+  float min_w_ = 0.0f;  // the min_p cut when the kept set is the top_k set cut by min_p
+  bool last_found_ = false;
   int last_kept_ = -1;
 };
 
@@ -288,14 +314,12 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
     } else {  // d)
       const float inv_t = 1.0f / p.temperature;
       for (int i = 0; i < vocab; ++i) s.vals[i] *= inv_t;
-      Truncation t(p, vocab, s);
+      Truncation t(p, vocab, has_nan, s);
       if (p.draft_row >= 0) {
         id = accept_or_resample(p, out.probs + static_cast<size_t>(p.draft_row) * vocab, vocab, t);
       } else {
         id = t.draw(uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, p.stream));
-        if (q_out) {
-          for (int i = 0; i < vocab; ++i) q_out[i] = static_cast<float>(t.prob(i));
-        }
+        if (q_out) t.probs(q_out);
       }
     }
   }
