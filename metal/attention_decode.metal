@@ -40,9 +40,10 @@ struct DecodeItem {
 
 // Maps threadgroup (x, y, z) to its item; false when it has nothing to do (uniform).
 inline bool decode_item(constant AttentionDecodeKArgs& args, device const int* query_start,
-                        device const int* seq_lens, device const int* positions, uint3 tg,
-                        thread DecodeItem& it) {
-  if (!attn_find_decode_token(query_start, args.base.num_seqs, args.select, int(tg.x), it.t, it.s))
+                        device const int* generated_seqs, device const int* seq_lens,
+                        device const int* positions, uint3 tg, thread DecodeItem& it) {
+  if (!attn_find_decode_token(args.base, query_start, generated_seqs, args.select, int(tg.x), it.t,
+                              it.s))
     return false;
   const int group = args.base.num_heads / args.base.num_kv_heads;
   it.kvh = int(tg.y) / args.num_head_chunks;
@@ -168,10 +169,11 @@ kernel void attention_decode_fused(
     device const float* q [[buffer(3)]],    // (num_tokens, num_heads, head_dim)
     device const C* k_cache [[buffer(4)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
     device const C* v_cache [[buffer(5)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
-    device const int* block_tables [[buffer(6)]],  // (num_seqs, max_blocks_per_seq)
-    device const int* query_start [[buffer(7)]],   // (num_seqs + 1,)
-    device const int* seq_lens [[buffer(8)]],      // (num_seqs,)
-    device const int* positions [[buffer(9)]],     // (num_tokens,)
+    device const int* block_tables [[buffer(6)]],     // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(7)]],      // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(8)]],         // (num_seqs,)
+    device const int* positions [[buffer(9)]],        // (num_tokens,)
+    device const int* generated_seqs [[buffer(10)]],  // (num_seqs,) 1 = generated tokens
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
   threadgroup float q_s[DEC_HEADS * DEC_DIM];  // (nh, head_dim) q * scale
@@ -181,7 +183,7 @@ kernel void attention_decode_fused(
   threadgroup int row_s[DEC_SIMDS * 32];  // per SIMD group: cache row of each lane's key
   threadgroup float ml_s[DEC_SIMDS * DEC_HEADS * 2];  // per SIMD group (heads, (m, l))
   DecodeItem it;
-  if (!decode_item(args, query_start, seq_lens, positions, tg, it))
+  if (!decode_item(args, query_start, generated_seqs, seq_lens, positions, tg, it))
     return;  // whole threadgroup, no barrier yet
   decode_load_q(args.base, q, it, q_s, o_s, tid);
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -231,10 +233,11 @@ kernel void attention_decode_stage1(
     device const float* q [[buffer(4)]],    // (num_tokens, num_heads, head_dim)
     device const C* k_cache [[buffer(5)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
     device const C* v_cache [[buffer(6)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
-    device const int* block_tables [[buffer(7)]],  // (num_seqs, max_blocks_per_seq)
-    device const int* query_start [[buffer(8)]],   // (num_seqs + 1,)
-    device const int* seq_lens [[buffer(9)]],      // (num_seqs,)
-    device const int* positions [[buffer(10)]],    // (num_tokens,)
+    device const int* block_tables [[buffer(7)]],     // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(8)]],      // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(9)]],         // (num_seqs,)
+    device const int* positions [[buffer(10)]],       // (num_tokens,)
+    device const int* generated_seqs [[buffer(11)]],  // (num_seqs,) 1 = generated tokens
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
   threadgroup float q_s[DEC_HEADS * DEC_DIM];  // (nh, head_dim) q * scale
@@ -244,7 +247,7 @@ kernel void attention_decode_stage1(
   threadgroup int row_s[DEC_SIMDS * 32];  // per SIMD group: cache row of each lane's key
   threadgroup float ml_s[DEC_SIMDS * DEC_HEADS * 2];  // per SIMD group (heads, (m, l))
   DecodeItem it;
-  if (!decode_item(args, query_start, seq_lens, positions, tg, it))
+  if (!decode_item(args, query_start, generated_seqs, seq_lens, positions, tg, it))
     return;  // whole threadgroup, no barrier yet
   decode_load_q(args.base, q, it, q_s, o_s, tid);
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -304,12 +307,15 @@ kernel void attention_decode_merge_f32(
     device float* out [[buffer(1)]],  // (num_tokens, num_heads, head_dim)
     device const float* partials
     [[buffer(2)]],  // (decode tokens, kv heads * head chunks, num_splits, head_chunk, head_dim + 2)
-    device const int* query_start [[buffer(3)]],  // (num_seqs + 1,)
-    device const int* seq_lens [[buffer(4)]],     // (num_seqs,)
-    device const int* positions [[buffer(5)]],    // (num_tokens,)
+    device const int* query_start [[buffer(3)]],     // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(4)]],        // (num_seqs,)
+    device const int* positions [[buffer(5)]],       // (num_tokens,)
+    device const int* generated_seqs [[buffer(6)]],  // (num_seqs,) 1 = generated tokens
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]) {
   DecodeItem it;
-  if (!decode_item(args, query_start, seq_lens, positions, uint3(tg.x, tg.y, 0u), it)) return;
+  if (!decode_item(args, query_start, generated_seqs, seq_lens, positions, uint3(tg.x, tg.y, 0u),
+                   it))
+    return;
   if (it.splits <= 1) return;  // the decode kernel wrote out directly; no barriers here
   const int D = args.base.head_dim;
   const long p0 =
@@ -340,8 +346,9 @@ attention_decode_fused<float, false>(
     device const float* k_cache [[buffer(4)]], device const float* v_cache [[buffer(5)]],
     device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_fused_softcap_f32")]] kernel void
 attention_decode_fused<float, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -349,8 +356,9 @@ attention_decode_fused<float, true>(
     device const float* k_cache [[buffer(4)]], device const float* v_cache [[buffer(5)]],
     device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_stage1_f32")]] kernel void
 attention_decode_stage1<float, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -358,9 +366,9 @@ attention_decode_stage1<float, false>(
     device const float* q [[buffer(4)]], device const float* k_cache [[buffer(5)]],
     device const float* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
     device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
-    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_stage1_softcap_f32")]] kernel void
 attention_decode_stage1<float, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -368,9 +376,9 @@ attention_decode_stage1<float, true>(
     device const float* q [[buffer(4)]], device const float* k_cache [[buffer(5)]],
     device const float* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
     device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
-    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_fused_f16")]] kernel void
 attention_decode_fused<half, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -378,8 +386,9 @@ attention_decode_fused<half, false>(
     device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
     device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_fused_softcap_f16")]] kernel void
 attention_decode_fused<half, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -387,8 +396,9 @@ attention_decode_fused<half, true>(
     device const half* k_cache [[buffer(4)]], device const half* v_cache [[buffer(5)]],
     device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
     device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
-    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_stage1_f16")]] kernel void
 attention_decode_stage1<half, false>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -396,9 +406,9 @@ attention_decode_stage1<half, false>(
     device const float* q [[buffer(4)]], device const half* k_cache [[buffer(5)]],
     device const half* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
     device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
-    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_decode_stage1_softcap_f16")]] kernel void
 attention_decode_stage1<half, true>(
     constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
@@ -406,6 +416,6 @@ attention_decode_stage1<half, true>(
     device const float* q [[buffer(4)]], device const half* k_cache [[buffer(5)]],
     device const half* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
     device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
-    device const int* positions [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);

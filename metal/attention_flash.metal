@@ -40,9 +40,9 @@ struct FlashTile {
   int nh;         // query heads of this chunk
 };
 
-inline bool flash_tile(constant AttentionFlashKArgs& args, device const int* query_start, uint2 tg,
-                       thread FlashTile& ft) {
-  if (!attn_find_prefill_tile(query_start, args.base.num_seqs, args.select, args.tile_tokens,
+inline bool flash_tile(constant AttentionFlashKArgs& args, device const int* query_start,
+                       device const int* generated_seqs, uint2 tg, thread FlashTile& ft) {
+  if (!attn_find_prefill_tile(args.base, query_start, generated_seqs, args.select, args.tile_tokens,
                               int(tg.x), ft.s, ft.t0, ft.t1)) {
     return false;
   }
@@ -82,10 +82,11 @@ kernel void attention_flash_prefill(
     device const float* q [[buffer(2)]],    // (num_tokens, num_heads, head_dim)
     device const C* k_cache [[buffer(3)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
     device const C* v_cache [[buffer(4)]],  // (num_blocks, block_size, num_kv_heads, head_dim)
-    device const int* block_tables [[buffer(5)]],  // (num_seqs, max_blocks_per_seq)
-    device const int* query_start [[buffer(6)]],   // (num_seqs + 1,)
-    device const int* seq_lens [[buffer(7)]],      // (num_seqs,)
-    device const int* positions [[buffer(8)]],     // (num_tokens,)
+    device const int* block_tables [[buffer(5)]],    // (num_seqs, max_blocks_per_seq)
+    device const int* query_start [[buffer(6)]],     // (num_seqs + 1,)
+    device const int* seq_lens [[buffer(7)]],        // (num_seqs,)
+    device const int* positions [[buffer(8)]],       // (num_tokens,)
+    device const int* generated_seqs [[buffer(9)]],  // (num_seqs,) 1 = generated tokens
     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
   threadgroup float kv_s[FL_KV];  // (key_tile, dim_pad) K then V tile; Q / O staging (rows, 128)
@@ -97,7 +98,8 @@ kernel void attention_flash_prefill(
   threadgroup int lo_s[FL_ROWS];    // (rows,) first key each row sees (WINDOW; else 0)
   threadgroup int krow_s[FL_KEYS];  // (key_tile,) cache row of each key, -1 masked
   FlashTile ft;
-  if (!flash_tile(args, query_start, tg, ft)) return;  // whole threadgroup, no barrier yet
+  if (!flash_tile(args, query_start, generated_seqs, tg, ft))
+    return;  // whole threadgroup, no barrier yet
   const int D = args.base.head_dim, DP = args.dim_pad, BC = args.key_tile;
   const int num_dmats = DP / 8, num_kmats = BC / 8;
 
@@ -233,69 +235,69 @@ attention_flash_prefill<float, false, false>(
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_softcap_f32")]] kernel void
 attention_flash_prefill<float, false, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_window_f32")]] kernel void
 attention_flash_prefill<float, true, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_window_softcap_f32")]] kernel void
 attention_flash_prefill<float, true, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const float* k_cache [[buffer(3)]],
     device const float* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_f16")]] kernel void
 attention_flash_prefill<half, false, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_softcap_f16")]] kernel void
 attention_flash_prefill<half, false, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_window_f16")]] kernel void
 attention_flash_prefill<half, true, false>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
 template [[host_name("attention_flash_prefill_window_softcap_f16")]] kernel void
 attention_flash_prefill<half, true, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
-    device const int* positions [[buffer(8)]], uint2 tg [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]]);
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);

@@ -7,23 +7,30 @@
 #include "kargs.h"
 using namespace metal;
 
-// Does a sequence with n query tokens run the decode kernels (select 1: every sequence)?
-inline bool attn_is_decode(int select, int n) {
-  return n > 0 && (select == 1 || n <= LONGBOW_ATTN_DECODE_MAX_QUERY);
+// Does a sequence with n query tokens run the decode kernels (select 1: every sequence)? The
+// Auto rule of src/longbow/backend/attention_policy.h: generated tokens (a decode or speculative
+// verify step) at any count, prompt tokens up to LONGBOW_ATTN_DECODE_MAX_QUERY.
+inline bool attn_is_decode(int select, int n, bool generated) {
+  return n > 0 && (select == 1 || generated || n <= LONGBOW_ATTN_DECODE_MAX_QUERY);
 }
 // Does it run the flash prefill kernel?
-inline bool attn_is_prefill(int select, int n) {
-  return n > 0 && (select == 1 || n > LONGBOW_ATTN_DECODE_MAX_QUERY);
+inline bool attn_is_prefill(int select, int n, bool generated) {
+  return n > 0 && (select == 1 || !(generated || n <= LONGBOW_ATTN_DECODE_MAX_QUERY));
+}
+// Are sequence s's query tokens generated ones (AttentionArgs::generated_seqs)?
+inline bool attn_generated(constant AttentionKArgs& a, device const int* generated_seqs, int s) {
+  return a.has_generated != 0 && generated_seqs[s] != 0;
 }
 
 // Decode token number idx (token order over the decode sequences) -> token t and sequence s.
 // A linear scan: num_seqs is small next to the work of one threadgroup.
-inline bool attn_find_decode_token(device const int* query_start, int num_seqs, int select, int idx,
+inline bool attn_find_decode_token(constant AttentionKArgs& a, device const int* query_start,
+                                   device const int* generated_seqs, int select, int idx,
                                    thread int& t, thread int& s) {
   int seen = 0;
-  for (int i = 0; i < num_seqs; ++i) {
+  for (int i = 0; i < a.num_seqs; ++i) {
     const int n = query_start[i + 1] - query_start[i];
-    if (!attn_is_decode(select, n)) continue;
+    if (!attn_is_decode(select, n, attn_generated(a, generated_seqs, i))) continue;
     if (idx < seen + n) {
       s = i;
       t = query_start[i] + idx - seen;
@@ -35,13 +42,13 @@ inline bool attn_find_decode_token(device const int* query_start, int num_seqs, 
 }
 
 // Prefill tile number idx -> sequence s and tokens [t0, t1) (tiles of tile_tokens per sequence).
-inline bool attn_find_prefill_tile(device const int* query_start, int num_seqs, int select,
-                                   int tile_tokens, int idx, thread int& s, thread int& t0,
-                                   thread int& t1) {
+inline bool attn_find_prefill_tile(constant AttentionKArgs& a, device const int* query_start,
+                                   device const int* generated_seqs, int select, int tile_tokens,
+                                   int idx, thread int& s, thread int& t0, thread int& t1) {
   int seen = 0;
-  for (int i = 0; i < num_seqs; ++i) {
+  for (int i = 0; i < a.num_seqs; ++i) {
     const int n = query_start[i + 1] - query_start[i];
-    if (!attn_is_prefill(select, n)) continue;
+    if (!attn_is_prefill(select, n, attn_generated(a, generated_seqs, i))) continue;
     const int tiles = (n + tile_tokens - 1) / tile_tokens;
     if (idx < seen + tiles) {
       s = i;

@@ -88,13 +88,14 @@ struct AttentionKArgs {
   float scale;
   kargs_i32 sliding_window;  // 0: off; else position p sees keys p - sliding_window < j <= p
   float logit_softcap;       // 0: off; else scores s -> logit_softcap * tanh(s / logit_softcap)
+  kargs_i32 has_generated;   // 1: generated_seqs is bound (AttentionArgs); 0: every sequence 0
 };
 
 // attention_decode_{fused,stage1}[_softcap]_<cache> and attention_decode_merge_f32. Grid: (decode
 // tokens, num_kv_heads * num_head_chunks, num_splits).
 struct AttentionDecodeKArgs {
   AttentionKArgs base;
-  kargs_i32 select;           // 0: sequences with <= LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
+  kargs_i32 select;           // 0: the Auto rule (attn_is_decode); 1: every sequence
   kargs_i32 num_splits;       // most key splits per token (flash-decoding); 1: none
   kargs_i32 head_chunk;       // query heads per threadgroup (<= LONGBOW_ATTN_DECODE_HEADS)
   kargs_i32 num_head_chunks;  // ceil(group / head_chunk)
@@ -104,7 +105,7 @@ struct AttentionDecodeKArgs {
 // num_head_chunks).
 struct AttentionFlashKArgs {
   AttentionKArgs base;
-  kargs_i32 select;           // 0: sequences with > LONGBOW_ATTN_DECODE_MAX_QUERY queries; 1: all
+  kargs_i32 select;           // 0: the Auto rule (attn_is_prefill); 1: every sequence
   kargs_i32 head_chunk;       // query heads per tile (<= LONGBOW_ATTN_FLASH_ROWS)
   kargs_i32 num_head_chunks;  // ceil(group / head_chunk)
   kargs_i32 tile_tokens;      // query tokens per tile = LONGBOW_ATTN_FLASH_ROWS / head_chunk
@@ -183,9 +184,9 @@ static_assert(sizeof(longbow::metal::MatmulKArgs) == 24);
 static_assert(sizeof(longbow::metal::RopeKArgs) == 24);
 static_assert(sizeof(longbow::metal::KvWriteKArgs) == 12);
 static_assert(sizeof(longbow::metal::CopyBlocksKArgs) == 16);
-static_assert(sizeof(longbow::metal::AttentionKArgs) == 48);
-static_assert(sizeof(longbow::metal::AttentionDecodeKArgs) == 64);
-static_assert(sizeof(longbow::metal::AttentionFlashKArgs) == 72);
+static_assert(sizeof(longbow::metal::AttentionKArgs) == 52);
+static_assert(sizeof(longbow::metal::AttentionDecodeKArgs) == 68);
+static_assert(sizeof(longbow::metal::AttentionFlashKArgs) == 76);
 static_assert(sizeof(longbow::metal::GluKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);

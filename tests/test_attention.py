@@ -69,6 +69,32 @@ def test_mixed_batch(cache_dtype, head_dim, group):
 
 
 @pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
+def test_auto_decodes_generated_sequences_at_any_length(cache_dtype):
+    # Sequences flagged as generated tokens (decode and speculative verify steps) take the decode
+    # path whatever their query count, so a verify row is computed exactly as plain decoding would;
+    # prompt chunks of more than two tokens keep flash prefill.
+    r = np.random.default_rng(7)
+    ctx, new = [1, 17, 255, 256, 2049, 2049], [1, 17, 1, 40, 9, 3]
+    batch = make_batch(r, ctx, new, 2, 64, 16, cache_dtype)
+    q = r.standard_normal((int(batch[3][-1]), 6, 64)).astype(np.float32)
+    gen = np.array([1, 0, 1, 0, 1, 1], np.int32)
+    auto = ops.attention("cpu", q, *batch, 64**-0.5, "auto", generated_seqs=gen)
+    decode = ops.attention("cpu", q, *batch, 64**-0.5, "fused_decode")
+    flash = ops.attention("cpu", q, *batch, 64**-0.5, "flash_prefill")
+    qs = batch[3]
+    for s, g in enumerate(gen):
+        rows = slice(int(qs[s]), int(qs[s + 1]))
+        want = decode if g or new[s] <= 2 else flash
+        np.testing.assert_array_equal(auto[rows], want[rows], err_msg=f"sequence {s}")
+    # Unflagged, the 9- and 3-token sequences run flash prefill.
+    plain = ops.attention("cpu", q, *batch, 64**-0.5, "auto")
+    rows = slice(int(qs[4]), int(qs[6]))
+    np.testing.assert_array_equal(plain[rows], flash[rows])
+    with pytest.raises(ValueError, match="generated_seqs"):
+        ops.attention("cpu", q, *batch, 64**-0.5, "auto", generated_seqs=gen[:3])
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float32, np.float16])
 def test_context_8192(cache_dtype):
     # Decode tokens at 8192 and 8191 (flash-decoding splits: few items for the threads) and a
     # 16-token chunk ending at 8192; few heads keep the default run fast.

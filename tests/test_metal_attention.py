@@ -99,6 +99,23 @@ def test_mixed_batch(cache_dtype, head_dim, group):
     check_variants(q, batch, head_dim**-0.5, dtype_key(cache_dtype))
 
 
+def test_auto_decodes_generated_sequences(order):
+    # Generated sequences (decode, speculative verify) take the decode kernels at any query count:
+    # the same as the CPU's auto with the same flags, and as fused decode.
+    r = np.random.default_rng(11)
+    ctx, new = [17, 255, 300, 2049], [17, 1, 9, 3]
+    batch = make_batch(r, ctx, new, 2, 64, 16, np.float16)
+    q = r.standard_normal((int(batch[3][-1]), 4, 64)).astype(np.float32)
+    gen = np.array([0, 1, 1, 1], np.int32)
+    got = ops.attention("metal-sim", q, *batch, 64**-0.5, "auto", generated_seqs=gen)
+    want = ops.attention("cpu", q, *batch, 64**-0.5, "auto", generated_seqs=gen)
+    atol, rtol = TOL["f16"]
+    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol)
+    decode = ops.attention("metal-sim", q, *batch, 64**-0.5, "fused_decode")
+    rows = slice(int(batch[3][1]), int(batch[3][-1]))
+    np.testing.assert_allclose(got[rows], decode[rows], atol=1e-6, rtol=1e-6)
+
+
 def test_mixed_batch_thread_orders(order):
     # Races between SIMD groups (missing barriers) show up as order-dependent results.
     r = np.random.default_rng(5)

@@ -354,12 +354,18 @@ void bind_ops(py::module_& m) {
       "attention",
       [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables,
          I32 query_start, I32 seq_lens, I32 positions, float scale, const std::string& variant,
-         int sliding_window, float logit_softcap) {
+         int sliding_window, float logit_softcap, std::optional<I32> generated_seqs) {
         Backend& be = get_backend(backend);
         AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions,
                       scale);
         call.args.variant = variant_from_name(variant);
         call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
+        Dev dgen;
+        if (generated_seqs) {
+          check_shape(*generated_seqs, {call.args.num_seqs}, "generated_seqs");
+          dgen = to_dev(be, *generated_seqs);
+          call.args.generated_seqs = dgen.view();
+        }
         be.attention(call.args);
         return from_dev<float>(be, call.dout,
                                {call.args.num_tokens, call.args.num_heads, call.args.head_dim});
@@ -367,10 +373,12 @@ void bind_ops(py::module_& m) {
       py::arg("backend"), py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
       py::arg("block_tables"), py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"),
       py::arg("scale"), py::arg("variant") = "split", py::arg("sliding_window") = 0,
-      py::arg("logit_softcap") = 0.0f,
+      py::arg("logit_softcap") = 0.0f, py::arg("generated_seqs") = py::none(),
       "Paged causal attention over a varlen batch; out (T, H, D). sliding_window W > 0: position p "
       "sees keys "
-      "p - W < j <= p; logit_softcap c > 0: scores s -> c * tanh(s / c) (0 = off for both).");
+      "p - W < j <= p; logit_softcap c > 0: scores s -> c * tanh(s / c) (0 = off for both). "
+      "generated_seqs (S,) i32: 1 where a sequence's queries are generated tokens (auto then "
+      "decodes them at any count).");
 
   ops.def(
       "attention_timed",

@@ -8,10 +8,10 @@
 
 namespace longbow {
 
-bool attention_is_decode(AttentionVariant variant, int num_query) {
+bool attention_is_decode(AttentionVariant variant, int num_query, bool generated) {
   if (variant == AttentionVariant::FusedDecode) return true;
   if (variant != AttentionVariant::Auto) return false;
-  return num_query <= LONGBOW_ATTN_DECODE_MAX_QUERY;
+  return generated || num_query <= LONGBOW_ATTN_DECODE_MAX_QUERY;
 }
 
 int attention_decode_stage(const char* where) {

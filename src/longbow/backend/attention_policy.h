@@ -9,9 +9,11 @@
 namespace longbow {
 
 // Whether a sequence with num_query > 0 query tokens runs the decode kernels under `variant`:
-// FusedDecode always, FlashPrefill never, Split never (it has one path), Auto when num_query <=
-// LONGBOW_ATTN_DECODE_MAX_QUERY.
-bool attention_is_decode(AttentionVariant variant, int num_query);
+// FusedDecode always, FlashPrefill never, Split never (it has one path), Auto when its queries
+// are generated tokens (`generated`: a decode step, or a speculative verify step of any length, so
+// each row is computed exactly as plain decoding computes it) or num_query <=
+// LONGBOW_ATTN_DECODE_MAX_QUERY (prompt tokens).
+bool attention_is_decode(AttentionVariant variant, int num_query, bool generated);
 
 // LONGBOW_ATTN_DECODE_STAGE=1|2 (default 2): the decode kernels' roadmap stage (1: one pass per
 // token, 2: flash-decoding key splits merged after); read once. `where` names the backend in the

@@ -123,6 +123,9 @@ struct AttentionArgs {
   BufView query_start;       // (num_seqs + 1,) i32
   BufView seq_lens;          // (num_seqs,) i32: context length after this step
   BufView positions;         // (num_tokens,) i32
+  // (num_seqs,) i32: 1 where the sequence's query tokens are generated ones (decode or speculative
+  // verify; attention_policy.h), 0 for prompt tokens. Empty: every sequence 0.
+  BufView generated_seqs;
   DType cache_dtype = DType::F16;
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;

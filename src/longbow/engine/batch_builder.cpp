@@ -4,7 +4,8 @@
 
 namespace longbow::engine {
 
-int BatchBuilder::add(std::span<const int> ids, int first_pos, const std::vector<int>& table) {
+int BatchBuilder::add(std::span<const int> ids, int first_pos, const std::vector<int>& table,
+                      bool generated) {
   const int start = batch_.num_tokens();
   for (size_t i = 0; i < ids.size(); ++i) {
     const int p = first_pos + static_cast<int>(i);
@@ -14,6 +15,7 @@ int BatchBuilder::add(std::span<const int> ids, int first_pos, const std::vector
   }
   batch_.query_start.push_back(batch_.num_tokens());
   batch_.seq_lens.push_back(first_pos + static_cast<int>(ids.size()));
+  batch_.generated_seqs.push_back(generated ? 1 : 0);
   tables_.push_back(&table);
   return start;
 }

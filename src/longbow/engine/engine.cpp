@@ -233,7 +233,9 @@ Batch Engine::build_batch(const SchedulerOutput& plan) const {
     std::vector<int> ids(seq.tokens.begin() + seq.num_computed,
                          seq.tokens.begin() + seq.num_computed + s.num_new_tokens);
     ids.insert(ids.end(), seq.draft_tokens.begin(), seq.draft_tokens.end());
-    const int at = b.add(ids, seq.num_computed, seq.block_table);
+    // Generated tokens (a decode or verify step) once the prompt's K/V are all in the cache.
+    const int at =
+        b.add(ids, seq.num_computed, seq.block_table, seq.num_computed >= seq.num_prompt_tokens);
     if (!s.needs_logits) continue;
     // The last token's logits, once per sample of a prompt whose samples fork now; then one row
     // per draft token (speculative decoding verifies every draft position).

@@ -26,6 +26,8 @@ void Batch::validate(int block_size, int num_blocks) const {
   });
   check(static_cast<int>(query_start.size()) == S + 1,
         "query_start must have num_seqs + 1 entries");
+  check(static_cast<int>(generated_seqs.size()) == S, "generated_seqs must have num_seqs entries");
+  for (int32_t g : generated_seqs) check(g == 0 || g == 1, "generated_seqs entries must be 0 or 1");
   check(query_start.front() == 0 && query_start.back() == T,
         "query_start must go from 0 to num_tokens");
   check(

@@ -7,10 +7,13 @@
 namespace longbow {
 
 struct Batch {
-  std::vector<int32_t> token_ids;     // (num_tokens,)
-  std::vector<int32_t> positions;     // (num_tokens,)
-  std::vector<int32_t> query_start;   // (num_seqs + 1,)
-  std::vector<int32_t> seq_lens;      // (num_seqs,) context length after this step
+  std::vector<int32_t> token_ids;    // (num_tokens,)
+  std::vector<int32_t> positions;    // (num_tokens,)
+  std::vector<int32_t> query_start;  // (num_seqs + 1,)
+  std::vector<int32_t> seq_lens;     // (num_seqs,) context length after this step
+  // (num_seqs,) 1: the sequence's tokens are generated ones (a decode or verify step), 0: prompt
+  // tokens (AttentionArgs::generated_seqs).
+  std::vector<int32_t> generated_seqs;
   std::vector<int32_t> block_tables;  // (num_seqs, max_blocks_per_seq), 0-padded (block 0 is null)
   std::vector<int32_t> slot_mapping;  // (num_tokens,)
   std::vector<int32_t> logits_rows;   // (num_rows,) token indices whose logits are needed

@@ -166,14 +166,15 @@ void Decoder::reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int 
                           n_tok,
                           n_seq + 1,
                           n_seq,
+                          n_seq,
                           n_tok,
                           static_cast<size_t>(max_rows),
                           n_seq * max_blocks_per_seq};
   size_t total = 0;
   for (size_t s : sizes) total += s;
   batch_i32_ = backend_.alloc(total * sizeof(int32_t));
-  BufView* views[] = {&token_ids_,    &positions_,   &query_start_, &seq_lens_,
-                      &slot_mapping_, &logits_rows_, &block_tables_};
+  BufView* views[] = {&token_ids_,      &positions_,    &query_start_, &seq_lens_,
+                      &generated_seqs_, &slot_mapping_, &logits_rows_, &block_tables_};
   size_t off = 0;
   for (size_t i = 0; i < std::size(sizes); ++i) {
     *views[i] = {batch_i32_.get(), off * sizeof(int32_t)};
@@ -198,6 +199,7 @@ void Decoder::upload_batch(const Batch& b) {
   put(positions_, b.positions);
   put(query_start_, b.query_start);
   put(seq_lens_, b.seq_lens);
+  put(generated_seqs_, b.generated_seqs);
   put(slot_mapping_, b.slot_mapping);
   put(logits_rows_, b.logits_rows);
   put(block_tables_, b.block_tables);
@@ -340,6 +342,7 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
                       .query_start = query_start_,
                       .seq_lens = seq_lens_,
                       .positions = positions_,
+                      .generated_seqs = generated_seqs_,
                       .cache_dtype = kl.dtype,
                       .num_tokens = T,
                       .num_seqs = b.num_seqs(),

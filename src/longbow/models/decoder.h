@@ -59,10 +59,10 @@ class Decoder final : public Model {
   std::unique_ptr<Buffer> gate_, up_;  // (max_tokens, intermediate)
   std::unique_ptr<Buffer> rows_;       // (max_rows, hidden) gathered rows for the LM head
   std::unique_ptr<Buffer> logits_;     // (max_rows, vocab)
-  std::unique_ptr<Buffer>
-      batch_i32_;  // token_ids | positions | query_start | seq_lens | slots | rows | tables
-  BufView token_ids_, positions_, query_start_, seq_lens_, slot_mapping_, logits_rows_,
-      block_tables_;
+  std::unique_ptr<Buffer> batch_i32_;  // token_ids | positions | query_start | seq_lens | generated
+                                       // | slots | rows | tables
+  BufView token_ids_, positions_, query_start_, seq_lens_, generated_seqs_, slot_mapping_,
+      logits_rows_, block_tables_;
 };
 
 }  // namespace longbow::models

@@ -5,8 +5,9 @@
 //  FusedDecode   every token through attention_decode_{fused,stage1}_<cache> (+ the flash-decoding
 //                merge when keys are split across threadgroups); LONGBOW_ATTN_DECODE_STAGE=1|2.
 //  FlashPrefill  every token through attention_flash_prefill_<cache> (FlashAttention-2 tiles).
-//  Auto          per sequence, the CPU rule (attention_dispatch.cpp): at most
-//                LONGBOW_ATTN_DECODE_MAX_QUERY query tokens -> fused decode, else flash prefill.
+//  Auto          per sequence, the rule of attention_policy.h: generated tokens (decode, verify)
+//                or at most LONGBOW_ATTN_DECODE_MAX_QUERY prompt tokens -> fused decode, else
+//                flash prefill.
 //                Head dims above LONGBOW_ATTN_MAX_HEAD_DIM run the baseline (forcing a fused
 //                variant there is an error).
 // Sliding window / logit soft-capping: the baseline checks them at run time (uniform branches
@@ -50,8 +51,9 @@ struct FusedPlan {
   int64_t num_tiles = 0;                    // flash prefill query tiles
 };
 
+// gen: the host copy of generated_seqs, or nullptr (every sequence 0).
 FusedPlan plan_fused(const std::string& where, AttentionVariant variant, const int32_t* qs,
-                     int num_seqs, int num_tokens, int tile_tokens) {
+                     const int32_t* gen, int num_seqs, int num_tokens, int tile_tokens) {
   require(qs[0] == 0 && qs[num_seqs] == num_tokens, where,
           "query_start: expected to run from 0 to num_tokens=" + std::to_string(num_tokens) +
               ", found " + std::to_string(qs[0]) + " .. " + std::to_string(qs[num_seqs]));
@@ -64,7 +66,8 @@ FusedPlan plan_fused(const std::string& where, AttentionVariant variant, const i
         n >= 0, where,
         "query_start: expected non-decreasing, found a decrease at sequence " + std::to_string(s));
     if (n == 0) continue;
-    const bool is_decode = attention_is_decode(variant, n);  // the kernels' attn_is_decode rule
+    // The kernels' attn_is_decode rule.
+    const bool is_decode = attention_is_decode(variant, n, gen != nullptr && gen[s] != 0);
     if (is_decode) {
       p.num_decode += n;
     } else {
@@ -157,6 +160,11 @@ void MetalBackend::attention(const AttentionArgs& a) {
   const Bound sl = bind_view(a.seq_lens, static_cast<size_t>(a.num_seqs) * 4, "attention",
                              "seq_lens");                                     // (num_seqs,)
   const Bound pos = bind_view(a.positions, T * 4, "attention", "positions");  // (num_tokens,)
+  // (num_seqs,) i32 when given; else unread (positions stand in) and has_generated is 0.
+  const bool has_gen = !a.generated_seqs.empty();
+  const Bound gen = has_gen ? bind_view(a.generated_seqs, static_cast<size_t>(a.num_seqs) * 4,
+                                        "attention", "generated_seqs")
+                            : pos;
   if (T == 0 || H == 0 || ctx_cap == 0) return;
   require(ctx_cap <= 0x7fffffff, where, "expected max_blocks_per_seq * block_size < 2^31");
   AttentionKArgs k{a.num_tokens,
@@ -170,7 +178,8 @@ void MetalBackend::attention(const AttentionArgs& a) {
                    static_cast<int32_t>(ctx_cap),
                    a.scale,
                    a.sliding_window,
-                   a.logit_softcap};
+                   a.logit_softcap,
+                   has_gen ? 1 : 0};
 
   if (!fused || a.head_dim > LONGBOW_ATTN_MAX_HEAD_DIM) {
     const Bound scores =
@@ -200,8 +209,12 @@ void MetalBackend::attention(const AttentionArgs& a) {
       std::min(LONGBOW_ATTN_FLASH_MAX_KEYS, LONGBOW_ATTN_FLASH_KV_FLOATS / fk.dim_pad / 8 * 8);
   const auto* qs_host =
       reinterpret_cast<const int32_t*>(static_cast<const char*>(qs.buffer->contents()) + qs.offset);
+  const auto* gen_host = has_gen
+                             ? reinterpret_cast<const int32_t*>(
+                                   static_cast<const char*>(gen.buffer->contents()) + gen.offset)
+                             : nullptr;
   const FusedPlan plan =
-      plan_fused(where, a.variant, qs_host, a.num_seqs, a.num_tokens, fk.tile_tokens);
+      plan_fused(where, a.variant, qs_host, gen_host, a.num_seqs, a.num_tokens, fk.tile_tokens);
   fk.select = plan.flash_select;
   const std::string softcap = a.logit_softcap > 0.0f ? "_softcap" : "";
   const std::string window = a.sliding_window > 0 ? "_window" : "";
@@ -232,19 +245,19 @@ void MetalBackend::attention(const AttentionArgs& a) {
       const Bound scores = scratch(STAGE1_SLOT, static_cast<size_t>(plan.num_decode) * H * ctx_cap *
                                                     4);  // (decode tokens, num_heads, ctx_cap)
       encode(kernel_name(Op::Attention, "decode_stage1" + softcap, a.cache_dtype), &dk, sizeof dk,
-             {out, parts, scores, q, kc, vc, bt, qs, sl, pos}, grid, threads);
+             {out, parts, scores, q, kc, vc, bt, qs, sl, pos, gen}, grid, threads);
     } else {
       encode(kernel_name(Op::Attention, "decode_fused" + softcap, a.cache_dtype), &dk, sizeof dk,
-             {out, parts, q, kc, vc, bt, qs, sl, pos}, grid, threads);
+             {out, parts, q, kc, vc, bt, qs, sl, pos, gen}, grid, threads);
     }
     if (dk.num_splits > 1) {
       encode(kernel_name(Op::Attention, "decode_merge", DType::F32), &dk, sizeof dk,
-             {out, parts, qs, sl, pos}, {grid.x, grid.y, 1}, threads);
+             {out, parts, qs, sl, pos, gen}, {grid.x, grid.y, 1}, threads);
     }
   }
   if (plan.num_tiles > 0) {
     encode(kernel_name(Op::Attention, "flash_prefill" + window + softcap, a.cache_dtype), &fk,
-           sizeof fk, {out, q, kc, vc, bt, qs, sl, pos},
+           sizeof fk, {out, q, kc, vc, bt, qs, sl, pos, gen},
            {static_cast<uint32_t>(plan.num_tiles),
             static_cast<uint32_t>(a.num_kv_heads * fk.num_head_chunks), 1},
            {LONGBOW_ATTN_FLASH_THREADS, 1, 1});

@@ -81,7 +81,7 @@ class DraftModelProposer final : public Proposer {
         Sequence* s = r.seq;
         if (r.max_draft <= j || static_cast<int>(s->draft_tokens.size()) != j) continue;
         const int pos = s->num_tokens() - 1 + j;
-        b.add_logits_row(b.add(std::span(&s->draft_tokens[j - 1], 1), pos, s->block_table));
+        b.add_logits_row(b.add(std::span(&s->draft_tokens[j - 1], 1), pos, s->block_table, true));
         s->draft_computed = pos + 1;
         owners.push_back(s);
       }
@@ -108,7 +108,7 @@ class DraftModelProposer final : public Proposer {
           continue;
         }
         const int at = b.add(std::span(s->tokens).subspan(s->draft_computed, n), s->draft_computed,
-                             s->block_table);
+                             s->block_table, s->draft_computed >= s->num_prompt_tokens);
         s->draft_computed += n;
         budget -= n;
         if (n == left) {

@@ -133,6 +133,9 @@ AttnBatch parse_attention(const AttentionArgs& a) {
   b.query_start = view_as<const int32_t>(a.query_start, a.num_seqs + 1, WHERE, "query_start");
   b.seq_lens = view_as<const int32_t>(a.seq_lens, a.num_seqs, WHERE, "seq_lens");
   b.positions = view_as<const int32_t>(a.positions, T, WHERE, "positions");
+  if (!a.generated_seqs.empty()) {
+    b.generated = view_as<const int32_t>(a.generated_seqs, a.num_seqs, WHERE, "generated_seqs");
+  }
   b.num_tokens = a.num_tokens, b.num_seqs = a.num_seqs, b.num_heads = a.num_heads;
   b.num_kv_heads = a.num_kv_heads, b.head_dim = a.head_dim, b.group = a.num_heads / a.num_kv_heads;
   b.block_size = a.block_size, b.max_blocks_per_seq = a.max_blocks_per_seq,

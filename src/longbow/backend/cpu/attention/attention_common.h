@@ -56,6 +56,7 @@ struct AttnBatch {
   const int32_t* query_start = nullptr;   // (num_seqs + 1,)
   const int32_t* seq_lens = nullptr;      // (num_seqs,)
   const int32_t* positions = nullptr;     // (num_tokens,)
+  const int32_t* generated = nullptr;     // (num_seqs,) 1 = generated tokens; nullptr: all 0
   bool f16 = false;
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, group = 1;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
@@ -63,6 +64,8 @@ struct AttnBatch {
   float scale = 1.0f;
   int window = 0;        // sliding window (0 = off): position p sees keys [window_begin(p), p]
   float softcap = 0.0f;  // logit soft-cap (0 = off): s -> softcap * tanh(s / softcap)
+
+  bool is_generated(int s) const { return generated != nullptr && generated[s] != 0; }
 
   // First key a query at position p sees.
   int window_begin(int p) const { return window > 0 ? std::max(0, p - window + 1) : 0; }

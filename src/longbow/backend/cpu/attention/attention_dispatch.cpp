@@ -1,10 +1,11 @@
 // CPU attention variant choice and scheduling. Split forces the baseline (attention_split.cpp);
-// FusedDecode / FlashPrefill force one algorithm for every token; Auto picks per sequence:
-// few query tokens -> fused decode (flash-decoding key splits by context length alone, see
-// attn_decode_splits; the SIMD decode item of attention_decode_simd.h), many -> flash prefill.
-// All items of one call go to one dynamic work queue (an atomic counter), so decode tokens and
-// prefill tiles of a mixed batch share the threads; the costliest prefill tiles are queued first.
-// Scratch is per thread and grow-only; nothing is allocated per item.
+// FusedDecode / FlashPrefill force one algorithm for every token; Auto picks per sequence
+// (attention_policy.h): generated tokens or few prompt tokens -> fused decode (flash-decoding key
+// splits by context length alone, see attn_decode_splits; the SIMD decode item of
+// attention_decode_simd.h), many -> flash prefill. All items of one call go to one dynamic work
+// queue (an atomic counter), so decode tokens and prefill tiles of a mixed batch share the threads;
+// the costliest prefill tiles are queued first. Scratch is per thread and grow-only; nothing is
+// allocated per item.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -23,7 +24,11 @@ constexpr int ITEM_INTS = sizeof(AttnItem) / sizeof(int32_t);
 constexpr int MERGE_INTS = 7;
 
 int decode_stage() { return attention_decode_stage("cpu.attention"); }
-bool is_decode(AttentionVariant v, int num_query) { return attention_is_decode(v, num_query); }
+// Whether sequence s of b runs the decode path (attention_policy.h); false for no queries.
+bool is_decode(const AttnBatch& b, AttentionVariant v, int s) {
+  const int n = b.query_start[s + 1] - b.query_start[s];
+  return n > 0 && attention_is_decode(v, n, b.is_generated(s));
+}
 
 // A decode token's flash-decoding key splits: the count from its context alone, then whole-block
 // chunks (the last split may be shorter).
@@ -60,7 +65,7 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
   const int tile_keys = attn_tile_keys(bs);
   for (int s = 0; s < b.num_seqs; ++s) {
     const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
-    if (q1 == q0 || is_decode(variant, q1 - q0)) continue;
+    if (q1 == q0 || is_decode(b, variant, s)) continue;
     const int num_tiles = (q1 - q0 + ATTN_PREFILL_TOKENS - 1) / ATTN_PREFILL_TOKENS;
     for (int tile = num_tiles - 1; tile >= 0; --tile) {
       const int t0 = q0 + tile * ATTN_PREFILL_TOKENS, t1 = std::min(q1, t0 + ATTN_PREFILL_TOKENS);
@@ -85,7 +90,7 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
   int all_head_items = 0;
   for (int s = 0; s < b.num_seqs; ++s) {
     const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
-    if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
+    if (!is_decode(b, variant, s)) continue;
     for (int t = q0; t < q1; ++t) {
       all_head_items +=
           decode_split_plan(b.positions[t] + 1 - b.window_begin(b.positions[t]), bs).splits;
@@ -96,7 +101,7 @@ Plan plan_items(Ctx& c, const AttnBatch& b, AttentionVariant variant, int thread
     int num_partials = 0, num_merges = 0;
     for (int s = 0; s < b.num_seqs; ++s) {
       const int q0 = b.query_start[s], q1 = b.query_start[s + 1];
-      if (q1 == q0 || !is_decode(variant, q1 - q0)) continue;
+      if (!is_decode(b, variant, s)) continue;
       plan.max_rows = std::max(plan.max_rows, b.group);  // other runners go head by head
       for (int t = q0; t < q1; ++t) {
         const int keys = b.positions[t] + 1, first = b.window_begin(b.positions[t]);
