@@ -1,9 +1,10 @@
-"""The `longbow` command line: generate, chat, pull, info, serve, bench."""
+"""The `longbow` command line: generate, chat, pull, info, serve, bench, perplexity."""
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -134,6 +135,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
     info.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")
+
+    ppl = sub.add_parser(
+        "perplexity",
+        help="perplexity of a text, llama.cpp's method (second half of each ctx-token chunk)",
+    )
+    ppl.add_argument("model", nargs="?", default=None, help="GGUF file, HF folder or known name")
+    ppl.add_argument(
+        "--text",
+        default=None,
+        help="UTF-8 text file to score (default: the Python documentation topics bundled with "
+        "Python, pydoc_data)",
+    )
+    ppl.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default 512)")
+    ppl.add_argument("--chunks", type=int, default=None, help="score only the first N chunks")
+    ppl.add_argument("--backend", "-b", choices=BACKENDS, default="auto")
+    ppl.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    ppl.add_argument("--quantize", choices=QUANTIZE_TYPES, default=None)
+    ppl.add_argument("--kv-dtype", default="f16", help="KV cache type scored (default f16)")
+    ppl.add_argument(
+        "--reference-kv-dtype",
+        default="f16",
+        help="KV cache type of the reference run for KL divergence and top-1 agreement, made "
+        "when it differs from --kv-dtype (default f16; 'none': no reference run)",
+    )
+    ppl.add_argument("--json", action="store_true", help="print one JSON object")
+    ppl.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     bench = sub.add_parser(
         "bench", help="prefill/decode tokens/s (--peers: against llama.cpp on the same GGUF)"
@@ -406,6 +433,69 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     return 0
 
 
+def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
+    from longbow import LLM
+    from longbow.perplexity import default_corpus, perplexity
+
+    if args.text is None:
+        corpus, text = default_corpus()
+    else:
+        corpus = args.text
+        try:
+            text = Path(args.text).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CliError(f"--text {args.text}: not UTF-8 text ({exc})") from exc
+
+    def load(kv_dtype: str):
+        return LLM(
+            model=args.model,
+            backend=args.backend,
+            num_threads=args.threads,
+            quantize=args.quantize,
+            kv_dtype=kv_dtype,
+            max_model_len=max(args.ctx, 1),
+            enable_prefix_caching=False,
+        )
+
+    llm = load(args.kv_dtype)
+    ref_dtype = args.reference_kv_dtype
+    reference = None if ref_dtype in ("none", args.kv_dtype) else load(ref_dtype)
+    result = perplexity(
+        llm,
+        text,
+        args.ctx,
+        max_chunks=args.chunks,
+        reference=reference,
+        progress=not args.no_progress and not args.json,
+    )
+    result = {
+        "model": str(llm.model_path),
+        "corpus": corpus,
+        "kv_dtype": args.kv_dtype,
+        "reference_kv_dtype": None if reference is None else ref_dtype,
+        **result,
+    }
+    if args.json:
+        _write(out, json.dumps(result) + "\n")
+        return 0
+    lines = [
+        f"model      {result['model']}",
+        f"corpus     {corpus}",
+        f"ctx        {args.ctx} ({result['chunks']} chunks, {result['tokens_scored']} tokens scored)",
+        f"kv dtype   {args.kv_dtype}",
+        f"perplexity {result['ppl']:.4f} +/- {result['ppl_stderr']:.4f}",
+    ]
+    if reference is not None:
+        lines += [
+            f"reference  {ref_dtype} KV: perplexity {result['reference_ppl']:.4f} "
+            f"({result['ppl_delta_pct']:+.3f} %)",
+            f"KLD        {result['kld']:.6f} (max {result['kld_max']:.6f})",
+            f"top-1      {100 * result['top1_agreement']:.2f} % agreement",
+        ]
+    _write(out, "\n".join(lines) + "\n")
+    return 0
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "chat": cmd_chat,
@@ -413,6 +503,7 @@ COMMANDS = {
     "info": cmd_info,
     "serve": cmd_serve,
     "bench": cmd_bench,
+    "perplexity": cmd_perplexity,
 }
 
 

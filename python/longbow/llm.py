@@ -283,10 +283,11 @@ class LLM:
             pass
         return state.output()
 
-    def prompt_logits(self, prompt: str | Sequence[int]):
-        """Logits (vocab_size,) float32 of the last prompt token."""
+    def prompt_logits(self, prompt: str | Sequence[int], first: int | None = None):
+        """Logits (vocab_size,) float32 of the last prompt token; with `first`, of prompt
+        positions first.. as (num_tokens - first, vocab_size)."""
         _, ids = self._encode(prompt)
-        return self.engine.prompt_logits(ids)
+        return self.engine.prompt_logits(ids, -1 if first is None else first)
 
     def stats(self) -> dict:
         """Engine counters: running/waiting sequences, KV blocks used/free/cached, KV utilization,

@@ -261,15 +261,20 @@ void bind_engine(py::module_& m) {
            })
       .def(
           "prompt_logits",
-          [](Engine& e, const std::vector<int>& prompt) {
+          [](Engine& e, const std::vector<int>& prompt, int first) -> py::array {
             std::vector<float> logits;
             {
               py::gil_scoped_release release;
-              logits = e.prompt_logits(prompt);
+              logits = e.prompt_logits(prompt, first);
             }
-            return py::array_t<float>(static_cast<py::ssize_t>(logits.size()), logits.data());
+            const auto vocab = static_cast<py::ssize_t>(e.model_config().vocab_size);
+            if (first < 0) return py::array_t<float>(vocab, logits.data());
+            const auto rows = static_cast<py::ssize_t>(logits.size()) / vocab;
+            return py::array_t<float>({rows, vocab}, logits.data());
           },
-          py::arg("prompt_token_ids"), "Logits of the last prompt token (vocab_size,), float32.");
+          py::arg("prompt_token_ids"), py::arg("first") = -1,
+          "Logits of the last prompt token (vocab_size,) float32; with first >= 0, of prompt "
+          "positions first.. (n - first, vocab_size).");
 }
 
 }  // namespace longbow::bindings

@@ -453,39 +453,52 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-std::vector<float> Engine::prompt_logits(const std::vector<int>& prompt) {
+std::vector<float> Engine::prompt_logits(const std::vector<int>& prompt, int first) {
   if (scheduler_->has_unfinished())
     throw std::logic_error("[engine] prompt_logits needs an idle engine");
   const int vocab = model_config().vocab_size;
-  if (prompt.empty() || static_cast<int>(prompt.size()) > config_.max_model_len) {
-    throw std::invalid_argument("[engine] prompt_logits: prompt must have 1..max_model_len tokens");
+  const int n = static_cast<int>(prompt.size());
+  if (n == 0 || n > config_.max_model_len) {
+    throw std::invalid_argument("[engine] prompt_logits: prompt must have 1..max_model_len (" +
+                                std::to_string(config_.max_model_len) + ") tokens, found " +
+                                std::to_string(n));
+  }
+  if (first < 0) first = n - 1;
+  if (first >= n) {
+    throw std::invalid_argument("[engine] prompt_logits: expected first in 0.." +
+                                std::to_string(n - 1) + ", found " + std::to_string(first));
   }
   for (int id : prompt) {
     if (id < 0 || id >= vocab)
       throw std::invalid_argument("[engine] prompt token " + std::to_string(id) + " out of range");
   }
-  Sequence seq;
-  seq.tokens = prompt;
-  seq.num_prompt_tokens = static_cast<int>(prompt.size());
-  if (!blocks_->ensure_capacity(seq.block_table, seq.num_tokens())) {
+  std::vector<int> table;
+  if (!blocks_->ensure_capacity(table, n)) {
     throw std::runtime_error("[engine] prompt_logits: KV pool too small for the prompt");
   }
-  std::vector<float> logits(vocab);
+  std::vector<float> logits(static_cast<size_t>(n - first) * vocab);  // (n - first, vocab)
   try {
-    while (seq.num_computed < seq.num_tokens()) {
-      const int n = std::min(seq.num_tokens() - seq.num_computed, config_.max_num_batched_tokens);
-      SchedulerOutput plan;
-      plan.scheduled.push_back({&seq, n, seq.num_computed + n == seq.num_tokens()});
-      Batch batch = build_batch(plan);
-      model_->forward(batch, *kv_, config_.attention);
-      seq.num_computed += n;
+    // Forwards of at most max_num_batched_tokens tokens and max_rows_ logits rows each.
+    for (int at = 0; at < n;) {
+      int len = std::min(n - at, config_.max_num_batched_tokens);
+      len = std::min(len, std::max(first - at, 0) + max_rows_);
+      BatchBuilder b(config_.block_size);
+      b.add(std::span(prompt).subspan(at, len), at, table, false);
+      const int row0 = std::max(first, at);
+      for (int t = row0; t < at + len; ++t) b.add_logits_row(t - at);
+      model_->forward(b.finish(), *kv_, config_.attention);
+      if (row0 < at + len) {
+        backend_->download(logits.data() + static_cast<size_t>(row0 - first) * vocab,
+                           model_->logits(),
+                           static_cast<size_t>(at + len - row0) * vocab * sizeof(float));
+      }
+      at += len;
     }
-    backend_->download(logits.data(), model_->logits(), vocab * sizeof(float));
   } catch (...) {
-    blocks_->release(seq.block_table);
+    blocks_->release(table);
     throw;
   }
-  blocks_->release(seq.block_table);
+  blocks_->release(table);
   return logits;
 }
 

@@ -109,9 +109,10 @@ class Engine {
   bool has_unfinished() const { return scheduler_->has_unfinished() || !pending_aborts_.empty(); }
   EngineStats stats() const;
 
-  // Logits (vocab_size,) of the last token of `prompt`, computed through the same paged path;
-  // needs an idle engine (used by oracle tests and `longbow info`).
-  std::vector<float> prompt_logits(const std::vector<int>& prompt);
+  // Logits (n - first, vocab_size) of prompt positions [first, n) (first = -1: the last token
+  // only), computed through the same paged path, in forwards of at most max_num_batched_tokens
+  // tokens; needs an idle engine (oracle tests, `longbow info`, perplexity).
+  std::vector<float> prompt_logits(const std::vector<int>& prompt, int first = -1);
 
  private:
   Batch build_batch(const SchedulerOutput& plan) const;
