@@ -11,13 +11,8 @@ namespace longbow::bindings {
 
 namespace {
 
-DType kv_dtype_from(const std::string& name) {
-  DType t = dtype_from_name(name, "engine kv_dtype");
-  if (t != DType::F16 && t != DType::F32) {
-    throw std::invalid_argument("[engine] expected kv_dtype 'f16' or 'f32', found '" + name + "'");
-  }
-  return t;
-}
+// The name's dtype; the engine checks that it is a KV cache type (op_checks.h).
+DType kv_dtype_from(const std::string& name) { return dtype_from_name(name, "engine kv_dtype"); }
 
 AttentionVariant attention_from(const std::string& name) {
   if (name == "auto") return AttentionVariant::Auto;

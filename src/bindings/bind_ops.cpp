@@ -17,6 +17,7 @@
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/op_checks.h"
 #include "longbow/core/check.h"
 #include "philox.h"
 
@@ -96,12 +97,34 @@ py::array raw_from_dev(Backend& be, const Dev& d, const py::array& like) {
   return out;
 }
 
-DType cache_dtype_of(const py::array& a, const char* what) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
-  if (a.dtype().is(py::dtype("float16"))) return DType::F16;
-  throw std::invalid_argument(std::string("[ops] ") + what +
-                              ": expected float32 or float16, found " +
-                              std::string(py::str(a.dtype())));
+// A KV cache array: (num_blocks, block_size, num_kv_heads, head_dim) float32 / float16, or uint8
+// (..., kv_row_bytes) rows of the block type `block_dtype` names (q8_0, q4_0, q4_1). Checks the
+// shape and returns the cache type.
+DType cache_dtype_of(const py::array& a, const std::optional<std::string>& block_dtype,
+                     int num_kv_heads, int head_dim, const char* what) {
+  DType t;
+  if (a.dtype().is(py::dtype::of<uint8_t>())) {
+    check(block_dtype.has_value(),
+          std::string(what) + ": a uint8 cache needs cache_dtype (q8_0, q4_0 or q4_1)");
+    t = dtype_from_name(*block_dtype, what);
+    check(is_kv_block_dtype(t), std::string(what) + ": expected cache_dtype q8_0, q4_0 or q4_1");
+    check_kv_dtype(t, head_dim, "ops");
+    check_shape(a, {-1, -1, num_kv_heads, static_cast<py::ssize_t>(kv_row_bytes(t, head_dim))},
+                what);
+    return t;
+  }
+  check(!block_dtype.has_value(), std::string(what) + ": cache_dtype is for uint8 caches");
+  if (a.dtype().is(py::dtype::of<float>())) {
+    t = DType::F32;
+  } else if (a.dtype().is(py::dtype("float16"))) {
+    t = DType::F16;
+  } else {
+    throw std::invalid_argument(std::string("[ops] ") + what +
+                                ": expected float32, float16 or uint8, found " +
+                                std::string(py::str(a.dtype())));
+  }
+  check_shape(a, {-1, -1, num_kv_heads, head_dim}, what);
+  return t;
 }
 
 // Device copies of one attention call's inputs and its AttentionArgs (shapes checked).
@@ -110,19 +133,22 @@ struct AttnCall {
   AttentionArgs args;
   AttnCall(Backend& be, const F32& q, const py::array& k_cache, const py::array& v_cache,
            const I32& block_tables, const I32& query_start, const I32& seq_lens,
-           const I32& positions, float scale) {
+           const I32& positions, float scale,
+           const std::optional<std::string>& cache_dtype = std::nullopt) {
     check_shape(q, {-1, -1, -1}, "q");
     const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)),
               D = static_cast<int>(q.shape(2));
-    check_shape(k_cache, {-1, -1, -1, D}, "k_cache");
-    check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), k_cache.shape(2), D}, "v_cache");
+    check_shape(k_cache, {-1, -1, -1, -1}, "k_cache");
+    const int Hkv = static_cast<int>(k_cache.shape(2));
+    const DType dt = cache_dtype_of(k_cache, cache_dtype, Hkv, D, "k_cache");
+    check(cache_dtype_of(v_cache, cache_dtype, Hkv, D, "v_cache") == dt &&
+              v_cache.shape(0) == k_cache.shape(0) && v_cache.shape(1) == k_cache.shape(1),
+          "v_cache: expected the shape and dtype of k_cache");
     check_shape(block_tables, {-1, -1}, "block_tables");
     const int S = static_cast<int>(block_tables.shape(0));
     check_shape(query_start, {S + 1}, "query_start");
     check_shape(seq_lens, {S}, "seq_lens");
     check_shape(positions, {T}, "positions");
-    const DType dt = cache_dtype_of(k_cache, "k_cache");
-    check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
     dq = to_dev(be, q), dkc = to_dev(be, k_cache), dvc = to_dev(be, v_cache),
     dbt = to_dev(be, block_tables);
     dqs = to_dev(be, query_start), dsl = to_dev(be, seq_lens), dp = to_dev(be, positions);
@@ -324,17 +350,17 @@ void bind_ops(py::module_& m) {
   ops.def(
       "kv_write",
       [](const std::string& backend, F32 k, F32 v, py::array k_cache, py::array v_cache,
-         I32 slot_mapping) {
+         I32 slot_mapping, std::optional<std::string> cache_dtype) {
         Backend& be = get_backend(backend);
         check_shape(k, {-1, -1, -1}, "k");
         const int T = static_cast<int>(k.shape(0)), Hkv = static_cast<int>(k.shape(1)),
                   D = static_cast<int>(k.shape(2));
         check_shape(v, {T, Hkv, D}, "v");
-        check_shape(k_cache, {-1, -1, Hkv, D}, "k_cache");
-        check_shape(v_cache, {k_cache.shape(0), k_cache.shape(1), Hkv, D}, "v_cache");
+        const DType dt = cache_dtype_of(k_cache, cache_dtype, Hkv, D, "k_cache");
+        check(cache_dtype_of(v_cache, cache_dtype, Hkv, D, "v_cache") == dt &&
+                  v_cache.shape(0) == k_cache.shape(0) && v_cache.shape(1) == k_cache.shape(1),
+              "v_cache: expected the shape and dtype of k_cache");
         check_shape(slot_mapping, {T}, "slot_mapping");
-        const DType dt = cache_dtype_of(k_cache, "k_cache");
-        check(cache_dtype_of(v_cache, "v_cache") == dt, "v_cache: expected the dtype of k_cache");
         Dev dk = to_dev(be, k), dv = to_dev(be, v), dkc = to_dev(be, k_cache),
             dvc = to_dev(be, v_cache), ds = to_dev(be, slot_mapping);
         KvWriteArgs a;
@@ -346,18 +372,19 @@ void bind_ops(py::module_& m) {
         return py::make_tuple(raw_from_dev(be, dkc, k_cache), raw_from_dev(be, dvc, v_cache));
       },
       py::arg("backend"), py::arg("k"), py::arg("v"), py::arg("k_cache"), py::arg("v_cache"),
-      py::arg("slot_mapping"),
+      py::arg("slot_mapping"), py::arg("cache_dtype") = py::none(),
       "Updated (k_cache, v_cache), caches (num_blocks, block_size, num_kv_heads, head_dim) f32 or "
-      "f16.");
+      "f16, or uint8 (..., row bytes) rows of the block type cache_dtype (q8_0, q4_0, q4_1).");
 
   ops.def(
       "attention",
       [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables,
          I32 query_start, I32 seq_lens, I32 positions, float scale, const std::string& variant,
-         int sliding_window, float logit_softcap, std::optional<I32> generated_seqs) {
+         int sliding_window, float logit_softcap, std::optional<I32> generated_seqs,
+         std::optional<std::string> cache_dtype) {
         Backend& be = get_backend(backend);
         AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions,
-                      scale);
+                      scale, cache_dtype);
         call.args.variant = variant_from_name(variant);
         call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
         Dev dgen;
@@ -374,6 +401,7 @@ void bind_ops(py::module_& m) {
       py::arg("block_tables"), py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"),
       py::arg("scale"), py::arg("variant") = "split", py::arg("sliding_window") = 0,
       py::arg("logit_softcap") = 0.0f, py::arg("generated_seqs") = py::none(),
+      py::arg("cache_dtype") = py::none(),
       "Paged causal attention over a varlen batch; out (T, H, D). sliding_window W > 0: position p "
       "sees keys "
       "p - W < j <= p; logit_softcap c > 0: scores s -> c * tanh(s / c) (0 = off for both). "

@@ -65,6 +65,24 @@ void check_rope_sizes(const RopeArgs& a, const std::string& where) {
               std::to_string(a.rot_dim));
 }
 
+bool is_kv_block_dtype(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+
+void check_kv_dtype(DType t, int head_dim, const std::string& where) {
+  if (t == DType::F32 || t == DType::F16) return;
+  if (!is_kv_block_dtype(t)) {
+    throw std::invalid_argument("[" + where +
+                                "] expected a KV cache type f32, f16, q8_0, q4_0 or q4_1, found " +
+                                dtype_name(t));
+  }
+  if (head_dim % QK != 0) {
+    throw std::invalid_argument("[" + where + "] a " + dtype_name(t) +
+                                " KV cache needs head_dim a multiple of " + std::to_string(QK) +
+                                ", found " + std::to_string(head_dim));
+  }
+}
+
+size_t kv_row_bytes(DType t, int head_dim) { return dtype_row_bytes(t, head_dim); }
+
 void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
   require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 &&
               a.num_kv_heads > 0 && a.num_heads >= 0 && a.num_blocks >= 0 &&

@@ -4,6 +4,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "longbow/backend/op_checks.h"
 #include "longbow/core/check.h"
 #include "longbow/engine/batch_builder.h"
 #include "longbow/engine/sample_rows.h"
@@ -82,10 +83,7 @@ void validate_config(const EngineConfig& c, const ModelConfig& mc) {
     check_range("ngram_min", c.ngram_min, 1, 64);
     check_range("ngram_max", c.ngram_max, c.ngram_min, 64, " (>= ngram_min)");
   }
-  if (c.kv_dtype != DType::F16 && c.kv_dtype != DType::F32) {
-    throw std::invalid_argument(std::string("[engine] expected kv_dtype f16 or f32, found ") +
-                                dtype_name(c.kv_dtype));
-  }
+  check_kv_dtype(c.kv_dtype, mc.head_dim, "engine kv_dtype");
 }
 
 Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& config)

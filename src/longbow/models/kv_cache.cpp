@@ -3,10 +3,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "longbow/backend/op_checks.h"
+
 namespace longbow {
 
 size_t KvCacheLayout::block_bytes() const {
-  return static_cast<size_t>(block_size) * num_kv_heads * head_dim * dtype_block_bytes(dtype);
+  return static_cast<size_t>(block_size) * num_kv_heads * kv_row_bytes(dtype, head_dim);
 }
 
 size_t KvCacheLayout::plane_bytes() const {
@@ -14,10 +16,7 @@ size_t KvCacheLayout::plane_bytes() const {
 }
 
 KvCache::KvCache(Backend& backend, const KvCacheLayout& layout) : layout_(layout) {
-  if (layout.dtype != DType::F16 && layout.dtype != DType::F32) {
-    throw std::invalid_argument(std::string("[kv_cache] unsupported KV dtype ") +
-                                dtype_name(layout.dtype) + " (expected f16 or f32)");
-  }
+  check_kv_dtype(layout.dtype, layout.head_dim, "kv_cache");
   if (layout.num_blocks < 2 || layout.block_size <= 0) {
     throw std::invalid_argument(
         "[kv_cache] need at least 2 blocks (block 0 is the null block), found " +

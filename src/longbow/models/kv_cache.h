@@ -10,7 +10,8 @@ namespace longbow {
 struct KvCacheLayout {
   int num_layers = 0, num_blocks = 0, block_size = 16, num_kv_heads = 0, head_dim = 0;
   DType dtype = DType::F16;
-  // Bytes of one block in one plane: block_size * num_kv_heads * head_dim * elem.
+  // Bytes of one block in one plane: block_size * num_kv_heads rows of head_dim values
+  // (kv_row_bytes: block types store 32-value groups with their scales).
   size_t block_bytes() const;
   // Bytes of one plane (one layer's K or V pool): num_blocks * block_bytes.
   size_t plane_bytes() const;

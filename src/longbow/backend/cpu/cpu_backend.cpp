@@ -135,7 +135,9 @@ void CpuBackend::download(void* dst, BufView src, size_t bytes) {
 }
 
 bool CpuBackend::supports(Op op, DType dtype) const {
-  return kernel_set_supports(op, dtype);  // the CPU implements the whole shared kernel set
+  // The whole shared kernel set, and KV caches of the block types (op_checks.h).
+  const bool kv_op = op == Op::KvWrite || op == Op::Attention || op == Op::CopyBlocks;
+  return kernel_set_supports(op, dtype) || (kv_op && is_kv_block_dtype(dtype));
 }
 
 void CpuBackend::require_supported(Op op, DType dtype, const char* where) const {

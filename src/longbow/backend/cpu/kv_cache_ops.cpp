@@ -1,9 +1,12 @@
-// Paged KV cache maintenance: kv_write (new K/V rows into their slots) and copy_blocks (CoW).
+// Paged KV cache maintenance: kv_write (new K/V rows into their slots, quantized for the block
+// types) and copy_blocks (CoW).
 #include <cstring>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/elementwise_kernels.h"
+#include "longbow/backend/op_checks.h"
+#include "longbow/core/quantize.h"
 
 namespace longbow::cpu {
 
@@ -11,21 +14,18 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
   const char* where = "cpu.kv_write";
   require(a.num_tokens >= 0 && a.num_kv_heads > 0 && a.head_dim > 0 && a.num_slots >= 0, where,
           "expected num_tokens >= 0, num_kv_heads > 0, head_dim > 0, num_slots >= 0");
-  const bool f16 = a.cache_dtype == DType::F16;
-  require(f16 || a.cache_dtype == DType::F32, where, [&] {
-    return std::string("expected cache dtype f32 or f16, found ") + dtype_name(a.cache_dtype);
-  });
-  const size_t row = static_cast<size_t>(a.num_kv_heads) * a.head_dim;  // elements per slot
-  const size_t esize = f16 ? 2 : 4;
+  check_kv_dtype(a.cache_dtype, a.head_dim, where);
+  const DType t = a.cache_dtype;
+  const size_t D = a.head_dim, H = a.num_kv_heads;
+  const size_t row = H * D;                                   // values per slot
+  const size_t slot_bytes = H * kv_row_bytes(t, a.head_dim);  // bytes per slot
   const float* k = view_as<const float>(a.k, a.num_tokens * row, where,
                                         "k");  // (num_tokens, num_kv_heads, head_dim)
   const float* v = view_as<const float>(a.v, a.num_tokens * row, where,
                                         "v");  // (num_tokens, num_kv_heads, head_dim)
-  // (num_slots, num_kv_heads, head_dim) cache_dtype, slots = num_blocks * block_size
-  auto* kc =
-      static_cast<uint8_t*>(view_ptr(a.k_cache, a.num_slots * row * esize, where, "k_cache"));
-  auto* vc =
-      static_cast<uint8_t*>(view_ptr(a.v_cache, a.num_slots * row * esize, where, "v_cache"));
+  // (num_slots, num_kv_heads, head_dim) in the cache type, slots = num_blocks * block_size
+  auto* kc = static_cast<uint8_t*>(view_ptr(a.k_cache, a.num_slots * slot_bytes, where, "k_cache"));
+  auto* vc = static_cast<uint8_t*>(view_ptr(a.v_cache, a.num_slots * slot_bytes, where, "v_cache"));
   const int32_t* slots =
       view_as<const int32_t>(a.slot_mapping, a.num_tokens, where, "slot_mapping");  // (num_tokens,)
   for (int t = 0; t < a.num_tokens; ++t) {
@@ -36,19 +36,24 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
     });
   }
   const EltKernels& kern = elt_kernels();
+  // One slot's rows: f16 / f32 as they are; block types quantized per (token, kv head) row.
+  auto store = [&](const float* src, uint8_t* dst) {
+    if (t == DType::F16) {
+      kern.to_f16(src, reinterpret_cast<uint16_t*>(dst), static_cast<int64_t>(row));
+    } else if (t == DType::F32) {
+      std::memcpy(dst, src, row * sizeof(float));
+    } else {
+      const size_t rb = kv_row_bytes(t, a.head_dim);
+      for (size_t h = 0; h < H; ++h)
+        quantize_row(src + h * D, static_cast<int64_t>(D), t, dst + h * rb);
+    }
+  };
   c.pool.parallel_for(a.num_tokens, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) {
-      if (slots[t] < 0) continue;  // padding token: nothing to store
-      const size_t dst = static_cast<size_t>(slots[t]) * row;
-      const float* ks = k + t * row;
-      const float* vs = v + t * row;
-      if (f16) {
-        kern.to_f16(ks, reinterpret_cast<uint16_t*>(kc) + dst, static_cast<int64_t>(row));
-        kern.to_f16(vs, reinterpret_cast<uint16_t*>(vc) + dst, static_cast<int64_t>(row));
-      } else {
-        std::memcpy(reinterpret_cast<float*>(kc) + dst, ks, row * sizeof(float));
-        std::memcpy(reinterpret_cast<float*>(vc) + dst, vs, row * sizeof(float));
-      }
+    for (int64_t i = b; i < e; ++i) {
+      if (slots[i] < 0) continue;  // padding token: nothing to store
+      const size_t dst = static_cast<size_t>(slots[i]) * slot_bytes;
+      store(k + i * row, kc + dst);
+      store(v + i * row, vc + dst);
     }
   });
 }

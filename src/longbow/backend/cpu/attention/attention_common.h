@@ -48,16 +48,20 @@ constexpr int ATTN_SPLIT_MIN_KEYS = 128;
 
 // The batch of one attention call, validated.
 struct AttnBatch {
-  float* out = nullptr;              // (num_tokens, num_heads, head_dim)
-  const float* q = nullptr;          // (num_tokens, num_heads, head_dim)
-  const uint8_t* k_cache = nullptr;  // (num_blocks, block_size, num_kv_heads, head_dim) f16|f32
-  const uint8_t* v_cache = nullptr;  // (num_blocks, block_size, num_kv_heads, head_dim) f16|f32
+  float* out = nullptr;      // (num_tokens, num_heads, head_dim)
+  const float* q = nullptr;  // (num_tokens, num_heads, head_dim)
+  // (num_blocks, block_size, num_kv_heads) rows of head_dim values in kv_type (row_bytes each)
+  const uint8_t* k_cache = nullptr;
+  const uint8_t* v_cache = nullptr;
   const int32_t* block_tables = nullptr;  // (num_seqs, max_blocks_per_seq)
   const int32_t* query_start = nullptr;   // (num_seqs + 1,)
   const int32_t* seq_lens = nullptr;      // (num_seqs,)
   const int32_t* positions = nullptr;     // (num_tokens,)
   const int32_t* generated = nullptr;     // (num_seqs,) 1 = generated tokens; nullptr: all 0
-  bool f16 = false;
+  DType kv_type = DType::F32;
+  bool f16 = false;      // kv_type is f16
+  bool staged = false;   // kv_type is a block type: rows are dequantized (kv_stage_rows) for use
+  size_t row_bytes = 0;  // bytes of one (slot, kv head) row
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, group = 1;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
   int max_ctx = 0;  // longest seq_len
@@ -70,19 +74,27 @@ struct AttnBatch {
   // First key a query at position p sees.
   int window_begin(int p) const { return window > 0 ? std::max(0, p - window + 1) : 0; }
 
-  size_t esize() const { return f16 ? 2 : 4; }
   // Address of key/value row j of sequence s, kv head kvh; rows of one block are contiguous
-  // with a stride of row_stride() elements.
+  // with a stride of row_stride() elements (slot_bytes() bytes).
   const void* row(const uint8_t* cache, int s, int kvh, int j) const {
     const int32_t blk = block_tables[static_cast<size_t>(s) * max_blocks_per_seq + j / block_size];
     const size_t slot = static_cast<size_t>(blk) * block_size + j % block_size;
-    return cache + ((slot * num_kv_heads + kvh) * head_dim) * esize();
+    return cache + (slot * num_kv_heads + kvh) * row_bytes;
   }
   size_t row_stride() const { return static_cast<size_t>(num_kv_heads) * head_dim; }
+  size_t slot_bytes() const { return static_cast<size_t>(num_kv_heads) * row_bytes; }
 };
 
 // Validates the args (same checks as the split baseline) and returns the parsed batch.
 AttnBatch parse_attention(const AttentionArgs& a);
+
+// Largest head_dim of a block-typed (staged) KV cache: rows are dequantized on the stack.
+constexpr int ATTN_STAGE_MAX_DIM = 1024;
+// dst (nk, head_dim) f32 = rows [j0, j0 + nk) of sequence seq, kv head kvh, of a cache plane in
+// b.kv_type (any type), dequantized. The kernels stage a tile (whole blocks, tens of keys) at a
+// time in L1: never a dequantized copy of the cache.
+void kv_stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk,
+                   float* dst);
 
 // One unit of parallel work (see the map at the top). Stored as int32 in shared scratch.
 struct AttnItem {
@@ -182,6 +194,12 @@ struct AttnKernels {
   size_t (*decode_scratch)(const AttnBatch& b);
 };
 const AttnKernels& attn_scalar_kernels();
+// kern.scores / kern.values over keys [j, j + nk) of one paged block of sequence seq, kv head
+// kvh: f16 / f32 rows read in place, block-typed rows dequantized one at a time.
+void attn_block_scores(const AttnKernels& kern, const AttnBatch& b, const float* q, int rows,
+                       int seq, int kvh, int j, int nk, float* s, int s_stride);
+void attn_block_values(const AttnKernels& kern, const AttnBatch& b, const float* p, int p_stride,
+                       int rows, int seq, int kvh, int j, int nk, float* acc);
 // Sliding-window / soft-cap instantiations of the SIMD items, compiled in their own files
 // (attention_kernels_ext_avx2.cpp, attention_kernels_ext_avx512.cpp) so that the plain items'
 // files compile to the code they had before these existed (GCC's inlining budget is per file).
@@ -189,6 +207,11 @@ const AttnKernels& attn_scalar_kernels();
 void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                               float* partials);
+// Block-typed caches (b.staged), any softcap: tiles dequantized into scratch.
+void avx2_decode_item_staged(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                             float* partials);
+void avx512_decode_item_staged(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                               float* partials);
 void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                                 float* partials);

@@ -50,11 +50,12 @@ inline int decode_tile_pad(int tile_keys, int lanes) {
 
 // f32 scratch of decode_item_t for up to num_kv_heads kv heads of `group` query heads each:
 // q, o (R, D), s (G, TKp), m, l, alpha (R,) with R = num_kv_heads * group.
+// STAGED (a block-typed cache): plus the tile's dequantized K and V rows, (TK, D) each.
 inline size_t decode_item_scratch(int num_kv_heads, int group, int head_dim, int tile_keys,
-                                  int lanes) {
+                                  int lanes, bool staged = false) {
   const size_t G = group, R = static_cast<size_t>(num_kv_heads) * group, D = head_dim;
   const size_t TKp = decode_tile_pad(tile_keys, lanes);
-  return 2 * R * D + G * TKp + 3 * R;
+  return 2 * R * D + G * TKp + 3 * R + (staged ? 2 * static_cast<size_t>(tile_keys) * D : 0);
 }
 
 template <bool F16>
@@ -312,24 +313,32 @@ inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const floa
 }
 
 // One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0). Needs
-// head_dim % V::W == 0; i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials,
-// G, D + 2).
-template <class V, bool F16, bool SOFTCAP>
+// head_dim % V::W == 0; i32 scratch holds 2 x attn_decode_tile_keys slots; partials is
+// (num_partials, G, D + 2). STAGED (a block-typed cache, F16 false): each tile's K and V rows of a
+// kv head are dequantized into L1 scratch first and read from there as f32 rows.
+template <class V, bool F16, bool SOFTCAP, bool STAGED = false>
 void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                    float* partials) {
+  static_assert(!(STAGED && F16), "decode_item_t: a staged tile is f32");
   constexpr int W = V::W;
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int R = it.num_kvh * G;  // query rows: the item's kv heads x their group
   const int TK = attn_decode_tile_keys(bs), TKp = decode_tile_pad(TK, W);
   const int t = it.t0;
   const int ke = std::min(it.k_end, b.positions[t] + 1);
-  float* q = f32;                               // (R, D) queries * scale * log2 e
-  float* o = q + static_cast<size_t>(R) * D;    // (R, D) unnormalized output
-  float* s = o + static_cast<size_t>(R) * D;    // (G, TKp) one head's scores, then probabilities
-  float* m = s + static_cast<size_t>(G) * TKp;  // (R,) running max (log2 units)
-  float* l = m + R;                             // (R,) running sum
-  float* alpha = l + R;                         // (R,) per-tile rescale
-  int32_t* slots = i32;                         // (TK,) cache slots of this tile's keys
+  float* q = f32;                                // (R, D) queries * scale * log2 e
+  float* o = q + static_cast<size_t>(R) * D;     // (R, D) unnormalized output
+  float* s = o + static_cast<size_t>(R) * D;     // (G, TKp) one head's scores, then probabilities
+  float* m = s + static_cast<size_t>(G) * TKp;   // (R,) running max (log2 units)
+  float* l = m + R;                              // (R,) running sum
+  float* alpha = l + R;                          // (R,) per-tile rescale
+  float* kf = alpha + R;                         // (TK, D) STAGED: a tile's K rows of one head
+  float* vf = kf + static_cast<size_t>(TK) * D;  // (TK, D) STAGED: its V rows
+  int32_t* slots = i32;                          // (TK,) cache slots of this tile's keys
+  int32_t* rows = slots + TK;                    // (TK,) STAGED: 0, 1, ... (rows of kf / vf)
+  if constexpr (STAGED) {
+    for (int j = 0; j < TK; ++j) rows[j] = j;
+  }
   const float qscale = b.scale * DECODE_LOG2E;
   const float* qsrc =
       b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G) * D;  // (R, D)
@@ -338,11 +347,14 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
   std::fill(m, m + R, -INFINITY);
   std::fill(l, l + R, 0.0f);
   const size_t slot_elems = static_cast<size_t>(b.num_kv_heads) * D;
-  const size_t slot_bytes = slot_elems * sizeof(cache_elem_t<F16>);
-  const auto* kc =
-      reinterpret_cast<const cache_elem_t<F16>*>(b.k_cache) + static_cast<size_t>(it.kvh) * D;
-  const auto* vc =
-      reinterpret_cast<const cache_elem_t<F16>*>(b.v_cache) + static_cast<size_t>(it.kvh) * D;
+  const size_t slot_bytes = b.slot_bytes();
+  // The item's first kv head in the cache rows (unused when STAGED).
+  const auto* kc = STAGED ? nullptr
+                          : reinterpret_cast<const cache_elem_t<F16>*>(b.k_cache) +
+                                static_cast<size_t>(it.kvh) * D;
+  const auto* vc = STAGED ? nullptr
+                          : reinterpret_cast<const cache_elem_t<F16>*>(b.v_cache) +
+                                static_cast<size_t>(it.kvh) * D;
   const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
   // Paged K/V stream from DRAM in a batched step and demand misses alone leave the core waiting,
   // so the next tile is prefetched while this one runs, a share per kv head
@@ -366,7 +378,13 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     for (int h = 0; h < it.num_kvh; ++h) {
       prefetch_tile(j0 + TK, h, it.num_kvh);
       const size_t ro = static_cast<size_t>(h) * G;
-      if constexpr (SOFTCAP) {
+      if constexpr (STAGED) {
+        kv_stage_rows(b, b.k_cache, it.seq, it.kvh + h, j0, nk, kf);
+        kv_stage_rows(b, b.v_cache, it.seq, it.kvh + h, j0, nk, vf);
+        decode_tile_head<V, false, SOFTCAP>(q + ro * D, o + ro * D, s, TKp, G, D, kf, vf, rows,
+                                            static_cast<size_t>(D), nk, m + ro, l + ro, alpha + ro,
+                                            b.softcap);
+      } else if constexpr (SOFTCAP) {
         decode_tile_head<V, F16, true>(q + ro * D, o + ro * D, s, TKp, G, D,
                                        kc + static_cast<size_t>(h) * D,
                                        vc + static_cast<size_t>(h) * D, slots, slot_elems, nk,

@@ -34,8 +34,7 @@ __attribute__((noinline)) void stage1_item_t(const AttnBatch& b, const AttnItem&
   const int t = it.t0;  // stage-1 items carry exactly one token
   const int kb = it.k_begin, ke = std::min(it.k_end, b.positions[t] + 1);
   const int N = std::max(ke - kb, 0);
-  const int nb = N / bs + 2;  // blocks touched by [kb, ke)
-  const size_t stride = b.row_stride();
+  const int nb = N / bs + 2;                         // blocks touched by [kb, ke)
   float* qt = f32;                                   // (G, D) queries * scale
   float* acc = qt + static_cast<size_t>(G) * D;      // (G, D)
   float* p = acc + static_cast<size_t>(G) * D;       // (G, N) probabilities relative to block_m
@@ -56,7 +55,7 @@ __attribute__((noinline)) void stage1_item_t(const AttnBatch& b, const AttnItem&
     const int je = std::min(ke, (jb / bs + 1) * bs);
     const int nk = je - jb;
     float* pb = p + (jb - kb);
-    kern.scores(qt, G, D, b.row(b.k_cache, it.seq, it.kvh, jb), stride, nk, b.f16, pb, N);
+    attn_block_scores(kern, b, qt, G, it.seq, it.kvh, jb, nk, pb, N);
     if constexpr (SOFTCAP) {
       for (int g = 0; g < G; ++g) attn_softcap(pb + static_cast<size_t>(g) * N, nk, b.softcap);
     }
@@ -85,7 +84,7 @@ __attribute__((noinline)) void stage1_item_t(const AttnBatch& b, const AttnItem&
         for (int j = 0; j < nk; ++j) sr[j] *= f;
       }
     }
-    kern.values(pb, N, G, D, b.row(b.v_cache, it.seq, it.kvh, jb), stride, nk, b.f16, acc);
+    attn_block_values(kern, b, pb, N, G, it.seq, it.kvh, jb, nk, acc);
     jb = je;
   }
 

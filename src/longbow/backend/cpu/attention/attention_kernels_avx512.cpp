@@ -55,7 +55,9 @@ bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int3
                         float* partials) {
   if (b.head_dim % Avx512::W != 0)
     return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
-  if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
+  if (b.staged) {  // a block-typed cache
+    avx512_decode_item_staged(b, it, f32, i32, partials);
+  } else if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx512_decode_item_softcap(b, it, f32, i32, partials);
   } else if (b.f16) {
     decode_item_t<Avx512, true, false>(b, it, f32, i32, partials);
@@ -67,7 +69,7 @@ bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int3
 
 size_t avx512_decode_scratch(const AttnBatch& b) {
   return std::max(decode_item_scratch(b.num_kv_heads, b.group, b.head_dim,
-                                      attn_decode_tile_keys(b.block_size), Avx512::W),
+                                      attn_decode_tile_keys(b.block_size), Avx512::W, b.staged),
                   attn_avx2_kernels()->decode_scratch(b));
 }
 

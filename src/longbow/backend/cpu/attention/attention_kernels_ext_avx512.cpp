@@ -35,6 +35,15 @@ void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32)
   }
 }
 
+void avx512_decode_item_staged(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                               float* partials) {
+  if (b.softcap > 0.0f) {
+    decode_item_t<Avx512, false, true, true>(b, it, f32, i32, partials);
+  } else {
+    decode_item_t<Avx512, false, false, true>(b, it, f32, i32, partials);
+  }
+}
+
 void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                                 float* partials) {
   if (b.f16) {

@@ -37,7 +37,6 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
     kern.prefill_item(b, it, f32);  // prefill tiles: the transposed SIMD form
     return;
   }
-  const size_t stride = b.row_stride();
   float* qt = f32;                             // (R, D) queries * scale
   float* o = qt + static_cast<size_t>(R) * D;  // (R, D) unnormalized output
   float* s = o + static_cast<size_t>(R) * D;   // (R, TK) scores, then probabilities
@@ -68,8 +67,7 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
     const int nk = j1 - j0;
     for (int jb = j0; jb < j1;) {
       const int je = std::min(j1, (jb / bs + 1) * bs);
-      kern.scores(qt, R, D, b.row(b.k_cache, it.seq, it.kvh, jb), stride, je - jb, b.f16,
-                  s + (jb - j0), TK);
+      attn_block_scores(kern, b, qt, R, it.seq, it.kvh, jb, je - jb, s + (jb - j0), TK);
       jb = je;
     }
     for (int r = 0; r < R; ++r) {
@@ -90,8 +88,7 @@ __attribute__((noinline)) void online_item_t(const AttnBatch& b, const AttnItem&
     }
     for (int jb = j0; jb < j1;) {
       const int je = std::min(j1, (jb / bs + 1) * bs);
-      kern.values(s + (jb - j0), TK, R, D, b.row(b.v_cache, it.seq, it.kvh, jb), stride, je - jb,
-                  b.f16, o);
+      attn_block_values(kern, b, s + (jb - j0), TK, R, it.seq, it.kvh, jb, je - jb, o);
       jb = je;
     }
     j0 = j1;

@@ -65,18 +65,17 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
            " and " + std::to_string(a.num_kv_heads);
   });
   check_attention_options(a, where);
-  const bool f16 = a.cache_dtype == DType::F16;
+  check_kv_dtype(a.cache_dtype, a.head_dim, where);
+  const DType kv_type = a.cache_dtype;
   const size_t T = a.num_tokens, H = a.num_heads, Hkv = a.num_kv_heads, D = a.head_dim;
-  const size_t esize = f16 ? 2 : 4;
-  const size_t cache_elems = static_cast<size_t>(a.num_blocks) * a.block_size * Hkv * D;
+  const size_t row_bytes = kv_row_bytes(kv_type, a.head_dim);  // one (slot, kv head) row
+  const size_t cache_bytes = static_cast<size_t>(a.num_blocks) * a.block_size * Hkv * row_bytes;
   float* out = view_as<float>(a.out, T * H * D, where, "out");  // (num_tokens, num_heads, head_dim)
   const float* q =
       view_as<const float>(a.q, T * H * D, where, "q");  // (num_tokens, num_heads, head_dim)
-  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
-  const auto* kc =
-      static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_elems * esize, where, "k_cache"));
-  const auto* vc =
-      static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_elems * esize, where, "v_cache"));
+  // (num_blocks, block_size, num_kv_heads) rows of head_dim values in cache_dtype
+  const auto* kc = static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_bytes, where, "k_cache"));
+  const auto* vc = static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_bytes, where, "v_cache"));
   const int32_t* bt =
       view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
                              where, "block_tables");  // (num_seqs, max_blocks_per_seq)
@@ -94,7 +93,7 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
 
   const RowKernels& kern = row_kernels();
   const size_t group = H / Hkv;
-  const size_t slot_stride = Hkv * D;  // elements between consecutive slots
+
   c.pool.parallel_for(static_cast<int64_t>(T * H), [&](int64_t b, int64_t e, int thread_idx) {
     float* scores = c.scratch.f32[thread_idx].data();  // (max_ctx,)
     float* row = scores + max_ctx;                     // (head_dim,) dequantized K or V row
@@ -107,15 +106,14 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
           a.sliding_window > 0 ? std::max(0, pos[t] - a.sliding_window + 1) : 0;  // window start
       const int32_t* table = bt + static_cast<size_t>(s) * a.max_blocks_per_seq;
       const float* qv = q + (t * H + h) * D;
-      auto slot_elem = [&](int j) {
+      auto row_of = [&](const uint8_t* cache, int j) {  // key / value row j of this kv head
         const size_t slot =
             static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
-        return slot * slot_stride + kvh * D;
+        return cache + (slot * Hkv + kvh) * row_bytes;
       };
       auto load = [&](const uint8_t* cache, int j) -> const float* {
-        if (!f16) return reinterpret_cast<const float*>(cache) + slot_elem(j);
-        kern.dequant_row(DType::F16, reinterpret_cast<const uint16_t*>(cache) + slot_elem(j), row,
-                         a.head_dim);
+        if (kv_type == DType::F32) return reinterpret_cast<const float*>(row_of(cache, j));
+        kern.dequant_row(kv_type, row_of(cache, j), row, a.head_dim);
         return row;
       };
       float max_score = -INFINITY;

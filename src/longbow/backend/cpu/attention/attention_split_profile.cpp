@@ -41,8 +41,8 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
       const float* qv = b.q + (static_cast<size_t>(t) * H + h) * D;
       auto load = [&](const uint8_t* cache, int j) -> const float* {
         const void* src = b.row(cache, s, kvh, j);
-        if (!b.f16) return static_cast<const float*>(src);
-        kern.dequant_row(DType::F16, src, row, b.head_dim);
+        if (b.kv_type == DType::F32) return static_cast<const float*>(src);
+        kern.dequant_row(b.kv_type, src, row, b.head_dim);
         return row;
       };
       const auto t0 = clock::now();

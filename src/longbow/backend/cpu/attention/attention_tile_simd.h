@@ -31,10 +31,12 @@ namespace {
 
 constexpr float LOG2E = 1.44269504088896341f;
 
-// Copies nk rows of the paged cache (f16 or f32, row stride `stride`) to dst (nk, D) f32.
+// Copies nk rows of the paged cache (row stride `stride`) to dst (nk, D) f32; block-typed
+// caches are dequantized (kv_stage_rows).
 template <class V>
 void stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk,
                 float* dst) {
+  if (b.staged) return kv_stage_rows(b, cache, seq, kvh, j0, nk, dst);
   const int D = b.head_dim, bs = b.block_size;
   const size_t stride = b.row_stride();
   for (int j = j0; j < j0 + nk;) {
