@@ -207,11 +207,11 @@ void attn_block_values(const AttnKernels& kern, const AttnBatch& b, const float*
 void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                               float* partials);
-// Block-typed caches (b.staged), any softcap: tiles dequantized into scratch.
-void avx2_decode_item_staged(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
-                             float* partials);
-void avx512_decode_item_staged(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
-                               float* partials);
+// Block-typed caches (b.staged: q8_0, q4_0, q4_1), any softcap: rows dequantized in registers.
+void avx2_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                            float* partials);
+void avx512_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                              float* partials);
 void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                                 float* partials);

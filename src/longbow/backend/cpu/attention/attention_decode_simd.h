@@ -32,6 +32,7 @@
 
 #include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/attention/attention_softcap_simd.h"
+#include "longbow/core/dtype.h"
 
 namespace longbow::cpu {
 namespace {
@@ -50,44 +51,59 @@ inline int decode_tile_pad(int tile_keys, int lanes) {
 
 // f32 scratch of decode_item_t for up to num_kv_heads kv heads of `group` query heads each:
 // q, o (R, D), s (G, TKp), m, l, alpha (R,) with R = num_kv_heads * group.
-// STAGED (a block-typed cache): plus the tile's dequantized K and V rows, (TK, D) each.
 inline size_t decode_item_scratch(int num_kv_heads, int group, int head_dim, int tile_keys,
-                                  int lanes, bool staged = false) {
+                                  int lanes) {
   const size_t G = group, R = static_cast<size_t>(num_kv_heads) * group, D = head_dim;
   const size_t TKp = decode_tile_pad(tile_keys, lanes);
-  return 2 * R * D + G * TKp + 3 * R + (staged ? 2 * static_cast<size_t>(tile_keys) * D : 0);
+  return 2 * R * D + G * TKp + 3 * R;
 }
 
-template <bool F16>
-using cache_elem_t = std::conditional_t<F16, uint16_t, float>;
-
-template <class V, bool F16>
-inline typename V::reg load_cache(const cache_elem_t<F16>* p) {
-  if constexpr (F16) {
-    return V::load_f16(p);
+// W values of one cache row (`row`: its bytes, in type T) from element d, dequantized in
+// registers. d is a multiple of W, so for the block types (32 values per block, W = 8 or 16) the
+// W values sit in one block: q8_0 d * q; q4_0 d * (q - 8), q4_1 d * q + m, with element i < 16 of
+// a block in the low nibble of byte i and element 16 + i in its high nibble.
+template <class V, DType T>
+DECODE_INLINE typename V::reg load_cache(const uint8_t* row, int d) {
+  if constexpr (T == DType::F32) {
+    return V::load(reinterpret_cast<const float*>(row) + d);
+  } else if constexpr (T == DType::F16) {
+    return V::load_f16(reinterpret_cast<const uint16_t*>(row) + d);
+  } else if constexpr (T == DType::Q8_0) {
+    const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + d / QK;
+    return V::mul(V::load_i8(blk->qs + d % QK), V::set1(V::f16_to_f32(blk->d)));
   } else {
-    return V::load(p);
+    static_assert(T == DType::Q4_0 || T == DType::Q4_1, "load_cache: a KV cache type");
+    using Block = std::conditional_t<T == DType::Q4_0, BlockQ4_0, BlockQ4_1>;
+    const auto* blk = reinterpret_cast<const Block*>(row) + d / QK;
+    const int i = d % QK;
+    const typename V::reg q = i < QK / 2 ? V::template load_u4<false>(blk->qs + i)
+                                         : V::template load_u4<true>(blk->qs + i - QK / 2);
+    const typename V::reg scale = V::set1(V::f16_to_f32(blk->d));
+    if constexpr (T == DType::Q4_0) {
+      return V::mul(V::sub(q, V::set1(8.0f)), scale);
+    } else {
+      return V::add(V::mul(q, scale), V::set1(V::f16_to_f32(blk->m)));
+    }
   }
 }
 
 // Dot products of RB pre-scaled q rows (stride D) with one key row: acc[r] lanes sum to q_r · k.
 // ND > 0: D == ND * W known at compile time (unrolled); 0: any multiple of W.
-template <class V, bool F16, int RB, int ND>
-DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k,
-                            typename V::reg* acc) {
+template <class V, DType T, int RB, int ND>
+DECODE_INLINE void key_dots(const float* q, int D, const uint8_t* k, typename V::reg* acc) {
   using R = typename V::reg;
   constexpr int W = V::W;
-  const R k0 = load_cache<V, F16>(k);
+  const R k0 = load_cache<V, T>(k, 0);
   for (int r = 0; r < RB; ++r) acc[r] = V::mul(V::load(q + static_cast<size_t>(r) * D), k0);
   if constexpr (ND > 0) {
     for (int c = 1; c < ND; ++c) {
-      const R kd = load_cache<V, F16>(k + c * W);
+      const R kd = load_cache<V, T>(k, c * W);
       for (int r = 0; r < RB; ++r)
         acc[r] = V::fmadd(V::load(q + static_cast<size_t>(r) * D + c * W), kd, acc[r]);
     }
   } else {
     for (int d = W; d < D; d += W) {
-      const R kd = load_cache<V, F16>(k + d);
+      const R kd = load_cache<V, T>(k, d);
       for (int r = 0; r < RB; ++r)
         acc[r] = V::fmadd(V::load(q + static_cast<size_t>(r) * D + d), kd, acc[r]);
     }
@@ -97,34 +113,33 @@ DECODE_INLINE void key_dots(const float* q, int D, const cache_elem_t<F16>* k,
 // Score partials of RB rows against keys [j, j + 2^L) of a W-key chunk, folded by L levels of
 // V::fold_keys (a transpose-and-add tree kept in registers: one pending vector per row and level).
 // After log2 W levels lane i of out[r] is q_r · K_{j+i}. Keys j >= n give 0.
-template <class V, bool F16, int RB, int ND, int L>
-DECODE_INLINE void score_tree(const float* q, int D, const cache_elem_t<F16>* kc,
-                              const int32_t* slots, size_t slot_elems, int j, int n,
-                              typename V::reg* out) {
+template <class V, DType T, int RB, int ND, int L>
+DECODE_INLINE void score_tree(const float* q, int D, const uint8_t* kc, const int32_t* slots,
+                              size_t slot_bytes, int j, int n, typename V::reg* out) {
   if (j >= n) {
     for (int r = 0; r < RB; ++r) out[r] = V::zero();
   } else if constexpr (L == 0) {
-    key_dots<V, F16, RB, ND>(q, D, kc + static_cast<size_t>(slots[j]) * slot_elems, out);
+    key_dots<V, T, RB, ND>(q, D, kc + static_cast<size_t>(slots[j]) * slot_bytes, out);
   } else {
     typename V::reg hi[RB];
-    score_tree<V, F16, RB, ND, L - 1>(q, D, kc, slots, slot_elems, j, n, out);
-    score_tree<V, F16, RB, ND, L - 1>(q, D, kc, slots, slot_elems, j + (1 << (L - 1)), n, hi);
+    score_tree<V, T, RB, ND, L - 1>(q, D, kc, slots, slot_bytes, j, n, out);
+    score_tree<V, T, RB, ND, L - 1>(q, D, kc, slots, slot_bytes, j + (1 << (L - 1)), n, hi);
     for (int r = 0; r < RB; ++r) out[r] = V::template fold_keys<L - 1>(out[r], hi[r]);
   }
 }
 
 // s[r, 0 .. nk rounded up to W) = q[r, :] · K_j for RB rows (q rows pre-scaled, stride D); lanes
-// past nk get -inf. K_j = kc + slots[j] * slot_elems.
-template <class V, bool F16, int RB, int ND>
-void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int32_t* slots,
-                   size_t slot_elems, int nk, float* s, int s_stride) {
+// past nk get -inf. K_j = kc + slots[j] * slot_bytes.
+template <class V, DType T, int RB, int ND>
+void decode_scores(const float* q, int D, const uint8_t* kc, const int32_t* slots,
+                   size_t slot_bytes, int nk, float* s, int s_stride) {
   using R = typename V::reg;
   constexpr int W = V::W;
   constexpr int LEVELS = W == 16 ? 4 : 3;  // log2 W
   static_assert(1 << LEVELS == W, "decode_scores: W must be 8 or 16");
   for (int j0 = 0; j0 < nk; j0 += W) {
     R acc[RB];
-    score_tree<V, F16, RB, ND, LEVELS>(q, D, kc, slots + j0, slot_elems, 0, nk - j0, acc);
+    score_tree<V, T, RB, ND, LEVELS>(q, D, kc, slots + j0, slot_bytes, 0, nk - j0, acc);
     for (int r = 0; r < RB; ++r) V::store(s + static_cast<size_t>(r) * s_stride + j0, acc[r]);
   }
   const int nkp = (nk + W - 1) / W * W;
@@ -135,9 +150,9 @@ void decode_scores(const float* q, int D, const cache_elem_t<F16>* kc, const int
 
 // o[r, :] = o[r, :] * alpha[r] + sum_{j < nk} p[r, j] V_j for RB rows; DB vectors of head dims
 // per register block (D % (DB * W) == 0).
-template <class V, bool F16, int RB, int DB>
-void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>* vc,
-                   const int32_t* slots, size_t slot_elems, int nk, const float* alpha, float* o) {
+template <class V, DType T, int RB, int DB>
+void decode_values(const float* p, int p_stride, int D, const uint8_t* vc, const int32_t* slots,
+                   size_t slot_bytes, int nk, const float* alpha, float* o) {
   using R = typename V::reg;
   constexpr int W = V::W;
   for (int d0 = 0; d0 < D; d0 += DB * W) {
@@ -148,9 +163,9 @@ void decode_values(const float* p, int p_stride, int D, const cache_elem_t<F16>*
         acc[r][c] = V::mul(V::load(o + static_cast<size_t>(r) * D + d0 + c * W), a);
     }
     for (int j = 0; j < nk; ++j) {
-      const cache_elem_t<F16>* v = vc + static_cast<size_t>(slots[j]) * slot_elems + d0;
+      const uint8_t* v = vc + static_cast<size_t>(slots[j]) * slot_bytes;
       R vv[DB];
-      for (int c = 0; c < DB; ++c) vv[c] = load_cache<V, F16>(v + c * W);
+      for (int c = 0; c < DB; ++c) vv[c] = load_cache<V, T>(v, d0 + c * W);
       for (int r = 0; r < RB; ++r) {
         const R pr = V::set1(p[static_cast<size_t>(r) * p_stride + j]);
         for (int c = 0; c < DB; ++c) acc[r][c] = V::fmadd(pr, vv[c], acc[r][c]);
@@ -211,27 +226,26 @@ DECODE_INLINE void decode_softcap_rows(float* s, int s_stride, int nk, int nkp, 
 }
 
 // One key tile for RB rows: scores (soft-capped when SOFTCAP), online softmax, P·V.
-template <class V, bool F16, int RB, bool SOFTCAP = false>
-void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D,
-                      const cache_elem_t<F16>* kc, const cache_elem_t<F16>* vc,
-                      const int32_t* slots, size_t slot_elems, int nk, float* m, float* l,
-                      float* alpha, float cap = 0.0f) {
+template <class V, DType T, int RB, bool SOFTCAP = false>
+void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, const uint8_t* kc,
+                      const uint8_t* vc, const int32_t* slots, size_t slot_bytes, int nk, float* m,
+                      float* l, float* alpha, float cap = 0.0f) {
   constexpr int W = V::W;
   const int nkp = (nk + W - 1) / W * W;
   switch (D / W == 4 && D % W == 0 ? 4 : D / W == 8 && D % W == 0 ? 8 : 0) {
-    case 4: decode_scores<V, F16, RB, 4>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
-    case 8: decode_scores<V, F16, RB, 8>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
-    default: decode_scores<V, F16, RB, 0>(q, D, kc, slots, slot_elems, nk, s, s_stride); break;
+    case 4: decode_scores<V, T, RB, 4>(q, D, kc, slots, slot_bytes, nk, s, s_stride); break;
+    case 8: decode_scores<V, T, RB, 8>(q, D, kc, slots, slot_bytes, nk, s, s_stride); break;
+    default: decode_scores<V, T, RB, 0>(q, D, kc, slots, slot_bytes, nk, s, s_stride); break;
   }
   if constexpr (SOFTCAP) decode_softcap_rows<V, RB>(s, s_stride, nk, nkp, cap);
   decode_softmax_rows<V, RB>(s, s_stride, nkp, m, l, alpha);
   constexpr int DB = V::DECODE_VALUE_VECS;
   if (D % (DB * W) == 0) {
-    decode_values<V, F16, RB, DB>(s, s_stride, D, vc, slots, slot_elems, nk, alpha, o);
+    decode_values<V, T, RB, DB>(s, s_stride, D, vc, slots, slot_bytes, nk, alpha, o);
   } else if (D % (2 * W) == 0) {
-    decode_values<V, F16, RB, 2>(s, s_stride, D, vc, slots, slot_elems, nk, alpha, o);
+    decode_values<V, T, RB, 2>(s, s_stride, D, vc, slots, slot_bytes, nk, alpha, o);
   } else {
-    decode_values<V, F16, RB, 1>(s, s_stride, D, vc, slots, slot_elems, nk, alpha, o);
+    decode_values<V, T, RB, 1>(s, s_stride, D, vc, slots, slot_bytes, nk, alpha, o);
   }
 }
 
@@ -239,50 +253,49 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D,
 // blocks of DECODE_ROW_BLOCK.
 // SOFTCAP: scores capped at `cap` (natural units); the plain instantiation takes no cap (its code
 // is the same as before soft-capping existed).
-template <class V, bool F16, bool SOFTCAP = false>
-void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D,
-                      const cache_elem_t<F16>* kc, const cache_elem_t<F16>* vc,
-                      const int32_t* slots, size_t slot_elems, int nk, float* m, float* l,
-                      float* alpha, float cap = 0.0f) {
+template <class V, DType T, bool SOFTCAP = false>
+void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D, const uint8_t* kc,
+                      const uint8_t* vc, const int32_t* slots, size_t slot_bytes, int nk, float* m,
+                      float* l, float* alpha, float cap = 0.0f) {
   for (int r0 = 0; r0 < G; r0 += DECODE_ROW_BLOCK) {
     const size_t qo = static_cast<size_t>(r0) * D;
     float* sr = s + static_cast<size_t>(r0) * TKp;
     if constexpr (SOFTCAP) {
       switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
         case 1:
-          decode_tile_rows<V, F16, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
-                                            nk, m + r0, l + r0, alpha + r0, cap);
+          decode_tile_rows<V, T, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                          m + r0, l + r0, alpha + r0, cap);
           break;
         case 2:
-          decode_tile_rows<V, F16, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
-                                            nk, m + r0, l + r0, alpha + r0, cap);
+          decode_tile_rows<V, T, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                          m + r0, l + r0, alpha + r0, cap);
           break;
         case 3:
-          decode_tile_rows<V, F16, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
-                                            nk, m + r0, l + r0, alpha + r0, cap);
+          decode_tile_rows<V, T, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                          m + r0, l + r0, alpha + r0, cap);
           break;
         default:
-          decode_tile_rows<V, F16, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems,
-                                            nk, m + r0, l + r0, alpha + r0, cap);
+          decode_tile_rows<V, T, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                          m + r0, l + r0, alpha + r0, cap);
           break;
       }
     } else {
       switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
         case 1:
-          decode_tile_rows<V, F16, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
-                                      m + r0, l + r0, alpha + r0);
+          decode_tile_rows<V, T, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                    m + r0, l + r0, alpha + r0);
           break;
         case 2:
-          decode_tile_rows<V, F16, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
-                                      m + r0, l + r0, alpha + r0);
+          decode_tile_rows<V, T, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                    m + r0, l + r0, alpha + r0);
           break;
         case 3:
-          decode_tile_rows<V, F16, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
-                                      m + r0, l + r0, alpha + r0);
+          decode_tile_rows<V, T, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                    m + r0, l + r0, alpha + r0);
           break;
         default:
-          decode_tile_rows<V, F16, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_elems, nk,
-                                      m + r0, l + r0, alpha + r0);
+          decode_tile_rows<V, T, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
+                                    m + r0, l + r0, alpha + r0);
           break;
       }
     }
@@ -312,33 +325,25 @@ inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const floa
   }
 }
 
-// One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0). Needs
-// head_dim % V::W == 0; i32 scratch holds 2 x attn_decode_tile_keys slots; partials is
-// (num_partials, G, D + 2). STAGED (a block-typed cache, F16 false): each tile's K and V rows of a
-// kv head are dequantized into L1 scratch first and read from there as f32 rows.
-template <class V, bool F16, bool SOFTCAP, bool STAGED = false>
+// One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0) over a
+// cache of type T (= b.kv_type, dequantized in registers by load_cache). Needs head_dim % V::W
+// == 0; i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials, G, D + 2).
+template <class V, DType T, bool SOFTCAP>
 void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                    float* partials) {
-  static_assert(!(STAGED && F16), "decode_item_t: a staged tile is f32");
   constexpr int W = V::W;
   const int G = b.group, D = b.head_dim, H = b.num_heads, bs = b.block_size;
   const int R = it.num_kvh * G;  // query rows: the item's kv heads x their group
   const int TK = attn_decode_tile_keys(bs), TKp = decode_tile_pad(TK, W);
   const int t = it.t0;
   const int ke = std::min(it.k_end, b.positions[t] + 1);
-  float* q = f32;                                // (R, D) queries * scale * log2 e
-  float* o = q + static_cast<size_t>(R) * D;     // (R, D) unnormalized output
-  float* s = o + static_cast<size_t>(R) * D;     // (G, TKp) one head's scores, then probabilities
-  float* m = s + static_cast<size_t>(G) * TKp;   // (R,) running max (log2 units)
-  float* l = m + R;                              // (R,) running sum
-  float* alpha = l + R;                          // (R,) per-tile rescale
-  float* kf = alpha + R;                         // (TK, D) STAGED: a tile's K rows of one head
-  float* vf = kf + static_cast<size_t>(TK) * D;  // (TK, D) STAGED: its V rows
-  int32_t* slots = i32;                          // (TK,) cache slots of this tile's keys
-  int32_t* rows = slots + TK;                    // (TK,) STAGED: 0, 1, ... (rows of kf / vf)
-  if constexpr (STAGED) {
-    for (int j = 0; j < TK; ++j) rows[j] = j;
-  }
+  float* q = f32;                               // (R, D) queries * scale * log2 e
+  float* o = q + static_cast<size_t>(R) * D;    // (R, D) unnormalized output
+  float* s = o + static_cast<size_t>(R) * D;    // (G, TKp) one head's scores, then probabilities
+  float* m = s + static_cast<size_t>(G) * TKp;  // (R,) running max (log2 units)
+  float* l = m + R;                             // (R,) running sum
+  float* alpha = l + R;                         // (R,) per-tile rescale
+  int32_t* slots = i32;                         // (TK,) cache slots of this tile's keys
   const float qscale = b.scale * DECODE_LOG2E;
   const float* qsrc =
       b.q + (static_cast<size_t>(t) * H + static_cast<size_t>(it.kvh) * G) * D;  // (R, D)
@@ -346,15 +351,10 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
   std::fill(o, o + static_cast<size_t>(R) * D, 0.0f);
   std::fill(m, m + R, -INFINITY);
   std::fill(l, l + R, 0.0f);
-  const size_t slot_elems = static_cast<size_t>(b.num_kv_heads) * D;
   const size_t slot_bytes = b.slot_bytes();
-  // The item's first kv head in the cache rows (unused when STAGED).
-  const auto* kc = STAGED ? nullptr
-                          : reinterpret_cast<const cache_elem_t<F16>*>(b.k_cache) +
-                                static_cast<size_t>(it.kvh) * D;
-  const auto* vc = STAGED ? nullptr
-                          : reinterpret_cast<const cache_elem_t<F16>*>(b.v_cache) +
-                                static_cast<size_t>(it.kvh) * D;
+  // Rows of the item's first kv head; the rows of one slot's kv heads are row_bytes apart.
+  const uint8_t* kc = b.k_cache + static_cast<size_t>(it.kvh) * b.row_bytes;
+  const uint8_t* vc = b.v_cache + static_cast<size_t>(it.kvh) * b.row_bytes;
   const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
   // Paged K/V stream from DRAM in a batched step and demand misses alone leave the core waiting,
   // so the next tile is prefetched while this one runs, a share per kv head
@@ -378,21 +378,14 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     for (int h = 0; h < it.num_kvh; ++h) {
       prefetch_tile(j0 + TK, h, it.num_kvh);
       const size_t ro = static_cast<size_t>(h) * G;
-      if constexpr (STAGED) {
-        kv_stage_rows(b, b.k_cache, it.seq, it.kvh + h, j0, nk, kf);
-        kv_stage_rows(b, b.v_cache, it.seq, it.kvh + h, j0, nk, vf);
-        decode_tile_head<V, false, SOFTCAP>(q + ro * D, o + ro * D, s, TKp, G, D, kf, vf, rows,
-                                            static_cast<size_t>(D), nk, m + ro, l + ro, alpha + ro,
-                                            b.softcap);
-      } else if constexpr (SOFTCAP) {
-        decode_tile_head<V, F16, true>(q + ro * D, o + ro * D, s, TKp, G, D,
-                                       kc + static_cast<size_t>(h) * D,
-                                       vc + static_cast<size_t>(h) * D, slots, slot_elems, nk,
-                                       m + ro, l + ro, alpha + ro, b.softcap);
+      const uint8_t* kh = kc + static_cast<size_t>(h) * b.row_bytes;
+      const uint8_t* vh = vc + static_cast<size_t>(h) * b.row_bytes;
+      if constexpr (SOFTCAP) {
+        decode_tile_head<V, T, true>(q + ro * D, o + ro * D, s, TKp, G, D, kh, vh, slots,
+                                     slot_bytes, nk, m + ro, l + ro, alpha + ro, b.softcap);
       } else {
-        decode_tile_head<V, F16>(q + ro * D, o + ro * D, s, TKp, G, D,
-                                 kc + static_cast<size_t>(h) * D, vc + static_cast<size_t>(h) * D,
-                                 slots, slot_elems, nk, m + ro, l + ro, alpha + ro);
+        decode_tile_head<V, T>(q + ro * D, o + ro * D, s, TKp, G, D, kh, vh, slots, slot_bytes, nk,
+                               m + ro, l + ro, alpha + ro);
       }
     }
   }

@@ -183,20 +183,20 @@ bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_
                       float* partials) {
   if (b.head_dim % Avx2::W != 0) return false;
   if (b.staged) {  // a block-typed cache
-    avx2_decode_item_staged(b, it, f32, i32, partials);
+    avx2_decode_item_quant(b, it, f32, i32, partials);
   } else if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx2_decode_item_softcap(b, it, f32, i32, partials);
   } else if (b.f16) {
-    decode_item_t<Avx2, true, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx2, DType::F16, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx2, false, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx2, DType::F32, false>(b, it, f32, i32, partials);
   }
   return true;
 }
 
 size_t avx2_decode_scratch(const AttnBatch& b) {
   return decode_item_scratch(b.num_kv_heads, b.group, b.head_dim,
-                             attn_decode_tile_keys(b.block_size), Avx2::W, b.staged);
+                             attn_decode_tile_keys(b.block_size), Avx2::W);
 }
 
 const AttnKernels AVX2 = {"avx2",

@@ -56,20 +56,20 @@ bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int3
   if (b.head_dim % Avx512::W != 0)
     return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
   if (b.staged) {  // a block-typed cache
-    avx512_decode_item_staged(b, it, f32, i32, partials);
+    avx512_decode_item_quant(b, it, f32, i32, partials);
   } else if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx512_decode_item_softcap(b, it, f32, i32, partials);
   } else if (b.f16) {
-    decode_item_t<Avx512, true, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx512, DType::F16, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx512, false, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx512, DType::F32, false>(b, it, f32, i32, partials);
   }
   return true;
 }
 
 size_t avx512_decode_scratch(const AttnBatch& b) {
   return std::max(decode_item_scratch(b.num_kv_heads, b.group, b.head_dim,
-                                      attn_decode_tile_keys(b.block_size), Avx512::W, b.staged),
+                                      attn_decode_tile_keys(b.block_size), Avx512::W),
                   attn_avx2_kernels()->decode_scratch(b));
 }
 

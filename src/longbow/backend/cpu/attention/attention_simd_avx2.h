@@ -45,6 +45,18 @@ struct Avx2 {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // W int8 values as floats.
+  static reg load_i8(const int8_t* p) {
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  // The low (HI false) or high nibbles of W bytes as floats 0..15.
+  template <bool HI>
+  static reg load_u4(const uint8_t* p) {
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_cvtepi32_ps(HI ? _mm256_srli_epi32(b, 4)
+                                 : _mm256_and_si256(b, _mm256_set1_epi32(0x0F)));
+  }
   // One level L of the decode score tree (8 keys -> one vector of 8 sums, 14 shuffles and 7
   // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; levels:
   // unpack ps, unpack pd, 128-bit halves. After level 2 lane j is the sum of key j.

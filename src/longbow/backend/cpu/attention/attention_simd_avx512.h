@@ -38,6 +38,18 @@ struct Avx512 {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // W int8 values as floats.
+  static reg load_i8(const int8_t* p) {
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  // The low (HI false) or high nibbles of W bytes as floats 0..15.
+  template <bool HI>
+  static reg load_u4(const uint8_t* p) {
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm512_cvtepi32_ps(HI ? _mm512_srli_epi32(b, 4)
+                                 : _mm512_and_si512(b, _mm512_set1_epi32(0x0F)));
+  }
   // One level L of the decode score tree (16 keys -> one vector of 16 sums, 30 shuffles and 15
   // adds): x and y hold the partial sums of two adjacent key runs of 2^L keys each; the result
   // holds those of the 2^(L+1) keys with half as many partials per key. Levels: unpack ps,
