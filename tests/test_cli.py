@@ -225,6 +225,19 @@ def test_speculative_flags_reach_the_llm(monkeypatch):
     assert seen["quantize"] == "q4_1"
     with pytest.raises(SystemExit):
         run(["generate", "Hi", "--quantize", "q5_k"])
+    seen.clear()
+    assert run(["generate", "Hi", "--no-chat", "--kv-dtype", "q8_0"])[0] == 0
+    assert seen["kv_dtype"] == "q8_0"
+
+
+def test_kv_dtype_flag_runs_a_quantized_cache(tiny_model_factory):
+    pytest.importorskip("longbow._core")
+    model = str(tiny_model_factory("gguf", head_dim=32))  # block types need head_dim % 32 == 0
+    argv = ["generate", "Hello", "-m", model, "--backend", "cpu", "--no-chat"]
+    code, out, err = run(argv + ["--kv-dtype", "q8_0", "-n", "4", "--threads", "1"])
+    assert code == 0, err
+    code, _out, err = run(argv + ["--kv-dtype", "q5_k", "-n", "4", "--threads", "1"])
+    assert code == 1 and "kv_dtype" in err
 
 
 def test_unset_sampling_flags_take_sampling_params_defaults():

@@ -38,6 +38,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="quantize float weights (F32/F16/BF16 files) to this type as they load",
     )
+    p.add_argument(
+        "--kv-dtype",
+        default=None,
+        help="KV cache type: f16 (default), f32, or on the cpu backend q8_0 (about half the "
+        "memory, ~0.1 %% perplexity), q4_1, q4_0",
+    )
     spec = p.add_argument_group("speculative decoding (same output distribution, faster)")
     spec.add_argument(
         "--speculative",
@@ -210,10 +216,11 @@ def load_llm(args: argparse.Namespace):
 
 
 def _engine_kw(args: argparse.Namespace) -> dict:
-    """LLM keywords of the --quantize and speculative decoding flags (unset ones left to the
-    engine)."""
+    """LLM keywords of the --quantize, --kv-dtype and speculative decoding flags (unset ones left
+    to the engine)."""
     return {
         "quantize": args.quantize,
+        "kv_dtype": args.kv_dtype,
         "speculative": args.speculative,
         "draft_model": args.draft_model,
         "draft_quantize": args.draft_quantize,
