@@ -2,6 +2,7 @@
 
 #include "bindings.h"
 #include "longbow/backend/backend.h"
+#include "longbow/backend/op_checks.h"
 #if defined(LONGBOW_HAS_METAL) || defined(LONGBOW_HAS_METAL_SIM)
 #include "longbow/backend/metal/kernel_names.h"
 #endif
@@ -14,6 +15,15 @@ namespace py = pybind11;
 namespace longbow::bindings {
 void bind_core(py::module_& m) {
   m.def("available_backends", &available_backends, "Names of the backends usable in this build.");
+  m.def(
+      "kv_row_bytes",
+      [](const std::string& dtype, int head_dim) {
+        const DType t = dtype_from_name(dtype, "kv_row_bytes");
+        check_kv_dtype(t, head_dim, "kv_row_bytes");
+        return kv_row_bytes(t, head_dim);
+      },
+      py::arg("kv_dtype"), py::arg("head_dim"),
+      "Bytes of one (token, kv head) row of head_dim values in a KV cache of kv_dtype.");
 #if defined(LONGBOW_HAS_METAL) || defined(LONGBOW_HAS_METAL_SIM)
   m.def("metal_kernel_names", &metal::all_kernel_names,
         "Every kernel host name the Metal host code can request (sorted).");
