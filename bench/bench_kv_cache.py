@@ -1,5 +1,6 @@
 """KV cache formats on the CPU (default model, SmolLM2-135M Q4_1): decode tokens/s at long
-contexts per format vs f16, each beside its bandwidth bound, and the memory per token.
+contexts (prompt + decoded tokens) per format vs f16, each beside its bandwidth bound, and the memory
+per token.
 
 For each context length one prompt of that many tokens is prefilled once per format (prefix
 caching then keeps it), and `--reps` decodes of `--decode` tokens alternate between the formats;
@@ -54,8 +55,8 @@ def run(args, emit) -> None:
             str(model),
             num_threads=args.threads,
             kv_dtype=f,
-            max_model_len=longest + args.decode + 8,
-            num_blocks=(longest + args.decode + 8) // 8 + 16,
+            max_model_len=longest,
+            num_blocks=longest // 8 + 16,
             block_size=8,
             backend="cpu",
         )
@@ -65,7 +66,8 @@ def run(args, emit) -> None:
     per_token = {f: kv_bytes_per_token(config, f) for f in args.formats}
     base = args.formats[0]
     for ctx in args.contexts:
-        prompt = [1 + (i * 7919) % (config.vocab_size - 1) for i in range(ctx)]
+        # The context at the end of the decode is ctx tokens.
+        prompt = [1 + (i * 7919) % (config.vocab_size - 1) for i in range(ctx - args.decode)]
         for llm in llms.values():  # prefill once; later requests hit the prefix cache
             llm.generate([prompt], longbow.SamplingParams(max_tokens=1))
         speeds: dict[str, list[float]] = {f: [] for f in args.formats}

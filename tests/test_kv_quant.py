@@ -199,3 +199,47 @@ def test_unsupported_kv_types_are_refused(model, tiny_model_factory):
     odd = str(tiny_model_factory("gguf", seed=4, head_dim=24))
     with pytest.raises(ValueError, match="head_dim a multiple of 32, found 24"):
         _llm(odd, kv_dtype="q4_0")
+
+
+# ---- Hadamard rotation of q and k (kv_rotation) ----
+
+
+def test_rotation_keeps_the_scores(model):
+    # q·k is invariant under the orthonormal rotation: f16 logits agree to rounding, on every
+    # backend (it is a matmul by the (head_dim, head_dim) Hadamard matrix).
+    prompt = list(range(1, 40))
+    want = _llm(model, kv_dtype="f32").prompt_logits(prompt, first=0)
+    for backend in ["cpu"] + (["metal-sim"] if "metal-sim" in ops_backends() else []):
+        got = _llm(model, kv_dtype="f32", kv_rotation=True, backend=backend)
+        np.testing.assert_allclose(got.prompt_logits(prompt, first=0), want, atol=2e-4, rtol=1e-4)
+
+
+def ops_backends():
+    return longbow._core.available_backends()
+
+
+def test_rotation_with_a_quantized_cache_runs_and_is_refused_when_it_cannot(
+    model, tiny_model_factory
+):
+    prompt = list(range(1, 40))
+    f16 = _llm(model).prompt_logits(prompt, first=0)
+    q4 = _llm(model, kv_dtype="q4_1", kv_rotation=True).prompt_logits(prompt, first=0)
+    assert np.isfinite(q4).all() and (q4.argmax(1) == f16.argmax(1)).mean() > 0.5
+    odd = str(tiny_model_factory("gguf", seed=4, heads=2, kv_heads=1, head_dim=48))
+    with pytest.raises(ValueError, match="kv_rotation needs head_dim a power of two, found 48"):
+        _llm(odd, kv_rotation=True)
+
+
+def test_perplexity_cli_with_rotation(model, tmp_path, capsys):
+    import json
+
+    from longbow.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat and the dog lay on the rug. " * 40, encoding="utf-8")
+    argv = ["perplexity", model, "--text", str(text), "--ctx", "32", "--chunks", "2"]
+    argv += ["--kv-dtype", "q8_0", "--kv-rotation", "--threads", "1", "--backend", "cpu", "--json"]
+    assert main(argv) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["kv_rotation"] is True and row["reference_kv_dtype"] == "f16"
+    assert row["kld"] >= 0 and row["top1_agreement"] > 0.5

@@ -51,9 +51,11 @@ class Model {
 };
 
 struct GeneratorOptions {
-  std::string backend = defaults::BACKEND;    // "cpu", "metal", "metal-sim" or "auto"
-  int num_threads = 0;                        // 0 = all cores
-  std::string kv_dtype = defaults::KV_DTYPE;  // "f16" or "f32"
+  std::string backend = defaults::BACKEND;  // "cpu", "metal", "metal-sim" or "auto"
+  int num_threads = 0;                      // 0 = all cores
+  // "f16", "f32", or on the CPU "q8_0" / "q4_0" / "q4_1" (32-value groups with f16 scales)
+  std::string kv_dtype = defaults::KV_DTYPE;
+  bool kv_rotation = defaults::KV_ROTATION;  // Hadamard rotation of q and k (quantized K cache)
   int max_num_seqs = defaults::MAX_NUM_SEQS;
   int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;
   int max_model_len = 0;  // 0 = the model's context length

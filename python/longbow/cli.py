@@ -44,6 +44,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="KV cache type: f16 (default), f32, or on the cpu backend q8_0 (about half the "
         "memory, ~0.1 %% perplexity), q4_1, q4_0",
     )
+    p.add_argument(
+        "--kv-rotation",
+        action="store_true",
+        default=None,
+        help="rotate q and k per head by a Hadamard matrix (for a quantized K cache)",
+    )
     spec = p.add_argument_group("speculative decoding (same output distribution, faster)")
     spec.add_argument(
         "--speculative",
@@ -160,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("--quantize", choices=QUANTIZE_TYPES, default=None)
     ppl.add_argument("--kv-dtype", default="f16", help="KV cache type scored (default f16)")
     ppl.add_argument(
+        "--kv-rotation", action="store_true", help="Hadamard rotation of q and k (scored run only)"
+    )
+    ppl.add_argument(
         "--reference-kv-dtype",
         default="f16",
         help="KV cache type of the reference run for KL divergence and top-1 agreement, made "
@@ -221,6 +230,7 @@ def _engine_kw(args: argparse.Namespace) -> dict:
     return {
         "quantize": args.quantize,
         "kv_dtype": args.kv_dtype,
+        "kv_rotation": args.kv_rotation,
         "speculative": args.speculative,
         "draft_model": args.draft_model,
         "draft_quantize": args.draft_quantize,
@@ -453,20 +463,22 @@ def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
         except UnicodeDecodeError as exc:
             raise CliError(f"--text {args.text}: not UTF-8 text ({exc})") from exc
 
-    def load(kv_dtype: str):
+    def load(kv_dtype: str, rotation: bool = False):
         return LLM(
             model=args.model,
             backend=args.backend,
             num_threads=args.threads,
             quantize=args.quantize,
             kv_dtype=kv_dtype,
+            kv_rotation=rotation,
             max_model_len=max(args.ctx, 1),
             enable_prefix_caching=False,
         )
 
-    llm = load(args.kv_dtype)
+    llm = load(args.kv_dtype, args.kv_rotation)
     ref_dtype = args.reference_kv_dtype
-    reference = None if ref_dtype in ("none", args.kv_dtype) else load(ref_dtype)
+    same = ref_dtype == args.kv_dtype and not args.kv_rotation
+    reference = None if ref_dtype == "none" or same else load(ref_dtype)
     result = perplexity(
         llm,
         text,
@@ -479,6 +491,7 @@ def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
         "model": str(llm.model_path),
         "corpus": corpus,
         "kv_dtype": args.kv_dtype,
+        "kv_rotation": args.kv_rotation,
         "reference_kv_dtype": None if reference is None else ref_dtype,
         **result,
     }
@@ -489,7 +502,7 @@ def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
         f"model      {result['model']}",
         f"corpus     {corpus}",
         f"ctx        {args.ctx} ({result['chunks']} chunks, {result['tokens_scored']} tokens scored)",
-        f"kv dtype   {args.kv_dtype}",
+        f"kv dtype   {args.kv_dtype}" + (" + Hadamard rotation" if args.kv_rotation else ""),
         f"perplexity {result['ppl']:.4f} +/- {result['ppl_stderr']:.4f}",
     ]
     if reference is not None:

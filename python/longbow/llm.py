@@ -66,7 +66,9 @@ class LLM:
     Metal); num_blocks (0: derived from kv_cache_bytes) the
     KV pool size. kv_dtype: "f16" (default), "f32", or on the CPU "q8_0" (8-bit, 32-value groups:
     about half the memory of f16 for ~0.1 % perplexity on the default model), "q4_1" / "q4_0"
-    (4-bit; a small model loses 12-25 % perplexity: measure with `longbow perplexity`). Out-of-range settings raise ValueError. Settings left as None take the engine's
+    (4-bit; a small model loses 12-25 % perplexity: measure with `longbow perplexity`).
+    kv_rotation=True rotates q and k of every head by a Hadamard matrix after RoPE (head_dim a
+    power of two): the same scores, with K's outlier dimensions spread before quantization. Out-of-range settings raise ValueError. Settings left as None take the engine's
     defaults (`longbow._core.ENGINE_DEFAULTS`, defined once in C++).
 
     quantize: None (weights as stored) or "q8_0" / "q4_0" / "q4_1": float matmul weights (an
@@ -93,6 +95,7 @@ class LLM:
         *,
         num_threads: int | None = None,
         kv_dtype: str | None = None,
+        kv_rotation: bool | None = None,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
         max_model_len: int | None = None,
@@ -120,6 +123,7 @@ class LLM:
         settings = {
             "num_threads": num_threads,
             "kv_dtype": kv_dtype,
+            "kv_rotation": kv_rotation,
             "block_size": block_size,
             "num_blocks": num_blocks,
             "kv_cache_bytes": kv_cache_bytes,

@@ -128,7 +128,8 @@ void bind_engine(py::module_& m) {
   m.attr("ENGINE_DEFAULTS") = py::dict(
       py::arg("backend") = defaults.backend, py::arg("num_threads") = defaults.num_threads,
       py::arg("kv_dtype") = std::string(longbow::defaults::KV_DTYPE),
-      py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
+      py::arg("kv_rotation") = defaults.kv_rotation, py::arg("block_size") = defaults.block_size,
+      py::arg("num_blocks") = defaults.num_blocks,
       py::arg("kv_cache_bytes") = defaults.kv_cache_bytes,
       py::arg("max_num_seqs") = defaults.max_num_seqs,
       py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
@@ -143,17 +144,18 @@ void bind_engine(py::module_& m) {
   py::class_<Engine>(m, "Engine",
                      "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
       .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
-                       const std::string& kv_dtype, int block_size, int num_blocks,
-                       size_t kv_cache_bytes, int max_num_seqs, int max_num_batched_tokens,
-                       int max_model_len, const std::string& attention, bool enable_prefix_caching,
-                       const std::string& quantize, const std::string& speculative,
-                       const std::string& draft_model, const std::string& draft_quantize,
-                       int num_speculative_tokens, int ngram_min, int ngram_max,
-                       int speculative_max_batch) {
+                       const std::string& kv_dtype, bool kv_rotation, int block_size,
+                       int num_blocks, size_t kv_cache_bytes, int max_num_seqs,
+                       int max_num_batched_tokens, int max_model_len, const std::string& attention,
+                       bool enable_prefix_caching, const std::string& quantize,
+                       const std::string& speculative, const std::string& draft_model,
+                       const std::string& draft_quantize, int num_speculative_tokens, int ngram_min,
+                       int ngram_max, int speculative_max_batch) {
              EngineConfig c;
              c.backend = backend;
              c.num_threads = num_threads;
              c.kv_dtype = kv_dtype_from(kv_dtype);
+             c.kv_rotation = kv_rotation;
              c.block_size = block_size;
              c.num_blocks = num_blocks;
              if (kv_cache_bytes > 0) c.kv_cache_bytes = kv_cache_bytes;
@@ -176,6 +178,7 @@ void bind_engine(py::module_& m) {
            py::arg("model_path"), py::arg("backend") = defaults.backend,
            py::arg("num_threads") = defaults.num_threads,
            py::arg("kv_dtype") = longbow::defaults::KV_DTYPE,
+           py::arg("kv_rotation") = defaults.kv_rotation,
            py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
            py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = defaults.max_num_seqs,
            py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,

@@ -23,6 +23,7 @@ Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o)
   c.backend = o.backend;
   c.num_threads = o.num_threads;
   c.kv_dtype = dtype_from_name(o.kv_dtype, "longbow kv_dtype");
+  c.kv_rotation = o.kv_rotation;
   c.max_num_seqs = o.max_num_seqs;
   c.max_num_batched_tokens = o.max_num_batched_tokens;
   c.max_model_len = o.max_model_len;

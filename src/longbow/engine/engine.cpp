@@ -93,7 +93,8 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   if (config_.speculative == "self") require_float_weights(*file_);  // before any weight loads
   backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
   if (config_.block_size == 0) config_.block_size = backend_->preferred_block_size();
-  model_ = models::create_model(file_, *backend_, {load_quantize(config_.quantize, "quantize")});
+  model_ = models::create_model(file_, *backend_,
+                                {load_quantize(config_.quantize, "quantize"), config_.kv_rotation});
   const ModelConfig& mc = model_->config();
   if (config_.max_model_len == 0) config_.max_model_len = mc.max_position;
 
@@ -148,8 +149,8 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
          .max_blocks_per_seq = max_blocks_per_seq_,
          .attention = config_.attention,
          .eos_ids = &eos_ids_,
-         .quantize =
-             self ? load_quantize(config_.draft_quantize, "draft_quantize") : std::nullopt});
+         .quantize = self ? load_quantize(config_.draft_quantize, "draft_quantize") : std::nullopt,
+         .kv_rotation = config_.kv_rotation});
   }
 
   eos_ids_ = mc.eos_token_ids;

@@ -23,6 +23,9 @@ struct EngineConfig {
   std::string backend = defaults::BACKEND;
   int num_threads = 0;  // CPU backend threads; 0 = number of cores
   DType kv_dtype = DType::F16;
+  // Rotate q and k per head by a Hadamard matrix before the cache (models::LoadOptions): for a
+  // quantized K cache.
+  bool kv_rotation = defaults::KV_ROTATION;
   int block_size = 0;  // KV block size in tokens; 0: the backend's preferred_block_size()
   int num_blocks = 0;  // 0: derived from kv_cache_bytes
   size_t kv_cache_bytes = defaults::KV_CACHE_BYTES;  // used when num_blocks == 0

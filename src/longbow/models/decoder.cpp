@@ -22,6 +22,7 @@ Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend,
   check_backend_features();
   const ModelConfig& c = config_;
   WeightLoader w(file_, backend_, options.quantize);
+  if (options.kv_rotation) load_hadamard();
   token_embd_ = w.embedding("token_embd.weight", c.vocab_size, c.hidden_size);
   output_norm_ = w.vector("output_norm.weight", c.hidden_size, c.norm_weight_offset);
   // Tied embeddings: the same file data serves as the LM head, as a matmul weight of its own
@@ -139,6 +140,24 @@ void Decoder::load_rope(WeightLoader& w) {
   }
 }
 
+// Sylvester's construction: H[i][j] = (-1)^popcount(i & j) / sqrt(n), orthonormal and symmetric.
+void Decoder::load_hadamard() {
+  const int n = config_.head_dim;
+  if (n < 2 || (n & (n - 1)) != 0) {
+    throw std::invalid_argument("[model] " + file_->path() +
+                                ": kv_rotation needs head_dim a power of two, found " +
+                                std::to_string(n));
+  }
+  const float norm = 1.0f / std::sqrt(static_cast<float>(n));
+  hadamard_host_.resize(static_cast<size_t>(n) * n);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j)
+      hadamard_host_[static_cast<size_t>(i) * n + j] =
+          (__builtin_popcount(i & j) & 1) ? -norm : norm;
+  }
+  hadamard_ = backend_.matmul_weight(hadamard_host_.data(), DType::F32, n, n);
+}
+
 void Decoder::reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int max_rows) {
   if (max_tokens <= 0 || max_seqs <= 0 || max_blocks_per_seq <= 0 || max_rows <= 0) {
     throw std::invalid_argument("[model] reserve: sizes must be positive");
@@ -155,6 +174,10 @@ void Decoder::reserve(int max_tokens, int max_seqs, int max_blocks_per_seq, int 
   k_ = backend_.alloc(T * c.num_kv_heads * c.head_dim * f);
   v_ = backend_.alloc(T * c.num_kv_heads * c.head_dim * f);
   attn_ = backend_.alloc(T * c.num_heads * c.head_dim * f);
+  if (hadamard_) {
+    rq_ = backend_.alloc(T * c.num_heads * c.head_dim * f);
+    rk_ = backend_.alloc(T * c.num_kv_heads * c.head_dim * f);
+  }
   gate_ = backend_.alloc(T * c.intermediate_size * f);
   up_ = backend_.alloc(T * c.intermediate_size * f);
   rows_ = backend_.alloc(static_cast<size_t>(max_rows) * c.hidden_size * f);
@@ -321,8 +344,29 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
                  .head_dim = Dh,
                  .rot_dim = c.rot_dim,
                  .interleaved = c.rope_interleaved});
+  // kv_rotation: q and k rotated per head (rows of head_dim) by the Hadamard matrix; the cache
+  // and attention see the rotated values, whose dot products are the same.
+  BufView qa = q, ka = k;
+  if (hadamard_) {
+    qa = {rq_.get(), 0}, ka = {rk_.get(), 0};
+    const BufView hw{hadamard_.get(), 0};
+    backend_.matmul({.out = qa,
+                     .x = q,
+                     .w = hw,
+                     .w_dtype = DType::F32,
+                     .M = T * c.num_heads,
+                     .N = Dh,
+                     .K = Dh});
+    backend_.matmul({.out = ka,
+                     .x = k,
+                     .w = hw,
+                     .w_dtype = DType::F32,
+                     .M = T * c.num_kv_heads,
+                     .N = Dh,
+                     .K = Dh});
+  }
   const KvCacheLayout& kl = kv.layout();
-  backend_.kv_write({.k = k,
+  backend_.kv_write({.k = ka,
                      .v = v,
                      .k_cache = kv.keys(l),
                      .v_cache = kv.values(l),
@@ -335,7 +379,7 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
   const float scale =
       c.attention_scale > 0 ? c.attention_scale : 1.0f / std::sqrt(static_cast<float>(Dh));
   backend_.attention({.out = attn,
-                      .q = q,
+                      .q = qa,
                       .k_cache = kv.keys(l),
                       .v_cache = kv.values(l),
                       .block_tables = block_tables_,

@@ -35,6 +35,7 @@ class Decoder final : public Model {
 
   void load_layer(WeightLoader& w, int layer_idx, Layer& L);
   void load_rope(WeightLoader& w);
+  void load_hadamard();
   void check_backend_features() const;
   void upload_batch(const Batch& batch);
   void run_layer(int layer_idx, const Batch& batch, KvCache& kv, AttentionVariant variant);
@@ -48,6 +49,10 @@ class Decoder final : public Model {
   std::vector<Layer> layers_;
   std::unique_ptr<Buffer> inv_freq_;          // (rot_dim / 2,) f32
   std::unique_ptr<Buffer> inv_freq_sliding_;  // (rot_dim / 2,) f32, Gemma 3's sliding layers
+  // LoadOptions::kv_rotation: (head_dim, head_dim) f32 normalized Hadamard matrix (symmetric) as a
+  // matmul weight over the rows of every head, and its host data (the backend may wrap it).
+  std::vector<float> hadamard_host_;
+  std::unique_ptr<Buffer> hadamard_;
 
   // Activation arena, sized by reserve().
   int max_tokens_ = 0, max_seqs_ = 0, max_blocks_per_seq_ = 0, max_rows_ = 0;
@@ -56,6 +61,7 @@ class Decoder final : public Model {
   std::unique_ptr<Buffer> q_;          // (max_tokens, num_heads * head_dim)
   std::unique_ptr<Buffer> k_, v_;      // (max_tokens, num_kv_heads * head_dim)
   std::unique_ptr<Buffer> attn_;       // (max_tokens, num_heads * head_dim)
+  std::unique_ptr<Buffer> rq_, rk_;    // kv_rotation: rotated q and k, shaped as q_ and k_
   std::unique_ptr<Buffer> gate_, up_;  // (max_tokens, intermediate)
   std::unique_ptr<Buffer> rows_;       // (max_rows, hidden) gathered rows for the LM head
   std::unique_ptr<Buffer> logits_;     // (max_rows, vocab)

@@ -32,6 +32,10 @@ struct LoadOptions {
   // Float matmul weights quantized to this (q8_0, q4_0 or q4_1) as they load: a smaller, faster
   // model from an F32/F16/BF16 file (speculative self-draft, EngineConfig::quantize).
   std::optional<DType> quantize;
+  // Rotate q and k of every head by the normalized Hadamard matrix after RoPE (head_dim a power
+  // of two): q·k is unchanged, and outlier dimensions of K are spread before a quantized KV cache
+  // stores it (EngineConfig::kv_rotation).
+  bool kv_rotation = false;
 };
 
 // The model for file->config().architecture (a name from core/architecture.h), with its weights

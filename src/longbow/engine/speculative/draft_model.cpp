@@ -30,7 +30,7 @@ class DraftModelProposer final : public Proposer {
                                   std::to_string(target.vocab_size) +
                                   " (a draft must share the target's vocabulary)");
     }
-    model_ = models::create_model(std::move(file), backend, {o.quantize});
+    model_ = models::create_model(std::move(file), backend, {o.quantize, o.kv_rotation});
     KvCacheLayout layout;
     layout.num_layers = dc.num_layers;
     layout.num_blocks = o.num_blocks;

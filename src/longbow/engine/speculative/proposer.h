@@ -55,6 +55,7 @@ struct DraftModelOptions {
   AttentionVariant attention = AttentionVariant::Auto;
   const std::vector<int>* eos_ids = nullptr;  // the engine's end-of-sequence ids (banned rows)
   std::optional<DType> quantize;  // the draft's float weights quantized at load (self-draft)
+  bool kv_rotation = false;       // the target's (its KV cache has the target's type)
 };
 std::unique_ptr<Proposer> make_draft_model_proposer(std::shared_ptr<const ModelFile> draft,
                                                     const ModelConfig& target, Backend& backend,
