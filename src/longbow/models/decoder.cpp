@@ -349,21 +349,17 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
   BufView qa = q, ka = k;
   if (hadamard_) {
     qa = {rq_.get(), 0}, ka = {rk_.get(), 0};
-    const BufView hw{hadamard_.get(), 0};
-    backend_.matmul({.out = qa,
-                     .x = q,
-                     .w = hw,
-                     .w_dtype = DType::F32,
-                     .M = T * c.num_heads,
-                     .N = Dh,
-                     .K = Dh});
-    backend_.matmul({.out = ka,
-                     .x = k,
-                     .w = hw,
-                     .w_dtype = DType::F32,
-                     .M = T * c.num_kv_heads,
-                     .N = Dh,
-                     .K = Dh});
+    auto rotate = [&](BufView out, BufView in, int heads) {  // (T * heads, Dh) rows
+      backend_.matmul({.out = out,
+                       .x = in,
+                       .w = {hadamard_.get(), 0},
+                       .w_dtype = DType::F32,
+                       .M = T * heads,
+                       .N = Dh,
+                       .K = Dh});
+    };
+    rotate(qa, q, c.num_heads);
+    rotate(ka, k, c.num_kv_heads);
   }
   const KvCacheLayout& kl = kv.layout();
   backend_.kv_write({.k = ka,
