@@ -20,7 +20,8 @@ Prompts are random token ids (distinct, so the prefix cache does not help). Each
 
     python bench/bench_batching.py [--model PATH] [--workload fixed] [--levels 1 4 16 64]
                                    [--requests 64] [--prompt 96] [--tokens 64] [--reps 3]
-                                   [--threads 2] [--block-size 0] [--kv-cache-gb 1] [--out FILE]
+                                   [--threads 2] [--block-size 0] [--kv-cache-gb 1]
+                                   [--kv-dtype f16] [--out FILE]
 """
 
 from __future__ import annotations
@@ -155,6 +156,9 @@ def main() -> int:
         "--block-size", type=int, default=0, help="KV block size in tokens (0: the backend's)"
     )
     ap.add_argument("--kv-cache-gb", type=float, default=1.0, help="KV pool size in GiB")
+    ap.add_argument(
+        "--kv-dtype", default="f16", help="KV cache type (f16, f32, q8_0, q4_1, q4_0; cpu)"
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "batching.jsonl"))
     args = ap.parse_args()
 
@@ -172,6 +176,7 @@ def main() -> int:
         enable_prefix_caching=False,
         block_size=args.block_size,
         kv_cache_bytes=int(args.kv_cache_gb * 2**30),
+        kv_dtype=args.kv_dtype,
     )
     run_level(llm, 2, draw_requests("fixed", 2, 16, 4, seed=999), "warmup")
     rows = []
@@ -198,6 +203,7 @@ def main() -> int:
             bench="batching",
             model=Path(model).name,
             threads=args.threads,
+            kv_dtype=args.kv_dtype,
             block_size=llm.engine.block_size,
             kv_cache_gb=args.kv_cache_gb,
             workload=args.workload,
