@@ -41,8 +41,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kv-dtype",
         default=None,
-        help="KV cache type: f16 (default), f32, or on the cpu backend q8_0 (about half the "
-        "memory, ~0.1 %% perplexity), q4_1, q4_0",
+        help="KV cache type: f16 (default), f32, or on the cpu backend q8_0 / q8 (about half the "
+        "memory, ~0.1 %% perplexity), q4_1 / q4, q4_0",
     )
     p.add_argument(
         "--kv-rotation",

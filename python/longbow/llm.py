@@ -64,9 +64,10 @@ class LLM:
     max_model_len (0: the model's context length) may not exceed the model's context length;
     block_size is the KV block size in tokens (0: the backend's choice, 8 on the CPU and 16 on
     Metal); num_blocks (0: derived from kv_cache_bytes) the
-    KV pool size. kv_dtype: "f16" (default), "f32", or on the CPU "q8_0" (8-bit, 32-value groups:
+    KV pool size. kv_dtype: "f16" (default), "f32", or on the CPU "q8_0" / "q8" (8-bit, 32-value groups:
     about half the memory of f16 for ~0.1 % perplexity on the default model), "q4_1" / "q4_0"
-    (4-bit; a small model loses 12-25 % perplexity: measure with `longbow perplexity`).
+    (4-bit; "q4" is q4_1; a small model loses 12-25 % perplexity: measure with
+    `longbow perplexity`).
     kv_rotation=True rotates q and k of every head by a Hadamard matrix after RoPE (head_dim a
     power of two): the same scores, with K's outlier dimensions spread before quantization. Out-of-range settings raise ValueError. Settings left as None take the engine's
     defaults (`longbow._core.ENGINE_DEFAULTS`, defined once in C++).

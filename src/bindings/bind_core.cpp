@@ -18,7 +18,7 @@ void bind_core(py::module_& m) {
   m.def(
       "kv_row_bytes",
       [](const std::string& dtype, int head_dim) {
-        const DType t = dtype_from_name(dtype, "kv_row_bytes");
+        const DType t = kv_dtype_from_name(dtype, "kv_row_bytes");
         check_kv_dtype(t, head_dim, "kv_row_bytes");
         return kv_row_bytes(t, head_dim);
       },

@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "longbow/backend/op_checks.h"
 #include "longbow/engine/engine.h"
 
 namespace py = pybind11;
@@ -11,8 +12,8 @@ namespace longbow::bindings {
 
 namespace {
 
-// The name's dtype; the engine checks that it is a KV cache type (op_checks.h).
-DType kv_dtype_from(const std::string& name) { return dtype_from_name(name, "engine kv_dtype"); }
+// The name's dtype (aliases q8, q4); the engine checks that it is a KV cache type (op_checks.h).
+DType kv_dtype_from(const std::string& name) { return kv_dtype_from_name(name, "engine kv_dtype"); }
 
 AttentionVariant attention_from(const std::string& name) {
   if (name == "auto") return AttentionVariant::Auto;

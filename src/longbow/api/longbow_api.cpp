@@ -1,6 +1,7 @@
 // The public C++ API (include/longbow/longbow.h): a thin facade over ModelFile and Engine.
 #include "longbow/longbow.h"
 
+#include "longbow/backend/op_checks.h"
 #include "longbow/core/model_file.h"
 #include "longbow/engine/engine.h"
 
@@ -22,7 +23,7 @@ Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o)
   engine::EngineConfig c;
   c.backend = o.backend;
   c.num_threads = o.num_threads;
-  c.kv_dtype = dtype_from_name(o.kv_dtype, "longbow kv_dtype");
+  c.kv_dtype = kv_dtype_from_name(o.kv_dtype, "longbow kv_dtype");
   c.kv_rotation = o.kv_rotation;
   c.max_num_seqs = o.max_num_seqs;
   c.max_num_batched_tokens = o.max_num_batched_tokens;

@@ -83,6 +83,12 @@ void check_kv_dtype(DType t, int head_dim, const std::string& where) {
 
 size_t kv_row_bytes(DType t, int head_dim) { return dtype_row_bytes(t, head_dim); }
 
+DType kv_dtype_from_name(const std::string& name, const std::string& where) {
+  if (name == "q8") return DType::Q8_0;
+  if (name == "q4") return DType::Q4_1;
+  return dtype_from_name(name, where.c_str());
+}
+
 void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
   require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 &&
               a.num_kv_heads > 0 && a.num_heads >= 0 && a.num_blocks >= 0 &&

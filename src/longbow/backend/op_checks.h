@@ -21,6 +21,10 @@ bool is_kv_block_dtype(DType t);
 // Throws std::invalid_argument("[where] ...") unless t is a KV cache type and head_dim suits it
 // (a multiple of 32 for the block types).
 void check_kv_dtype(DType t, int head_dim, const std::string& where);
+// A KV cache type by name: a dtype name (f16, f32, q8_0, q4_0, q4_1), or "q8" (q8_0) and "q4"
+// (q4_1: the affine 4-bit type, which measured 11.8 % perplexity loss against q4_0's 23.8 % on the
+// default model at ctx 512). Throws std::invalid_argument naming `where` for an unknown name.
+DType kv_dtype_from_name(const std::string& name, const std::string& where);
 // Bytes of one (slot, kv head) row of head_dim values in t.
 size_t kv_row_bytes(DType t, int head_dim);
 // Throw std::invalid_argument("[where] expected ..., found ...") for sizes no kernel can take.
