@@ -60,7 +60,7 @@ struct AttnBatch {
   const int32_t* generated = nullptr;     // (num_seqs,) 1 = generated tokens; nullptr: all 0
   DType kv_type = DType::F32;
   bool f16 = false;      // kv_type is f16
-  bool staged = false;   // kv_type is a block type: rows are dequantized (kv_stage_rows) for use
+  bool staged = false;   // kv_type is a block type (q8_0, q4_0, q4_1)
   size_t row_bytes = 0;  // bytes of one (slot, kv head) row
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, group = 1;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
