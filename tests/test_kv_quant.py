@@ -1,8 +1,9 @@
 """Block-quantized KV caches (q8_0, q4_0, q4_1: 32 values along head_dim per block, per token and
-kv head) on the CPU: kv_write quantizes exactly as gguf's reference quantizer, every attention
-variant over a quantized cache matches the float64 reference over the dequantized cache (decode,
-prefill, chunked prefill, GQA, contexts up to 8192, every SIMD set in a child process), the engine
-runs, prefix-caches and preempts with every format, and backends without the kernels refuse."""
+kv head) on the CPU, K and V typed independently: kv_write quantizes exactly as gguf's reference
+quantizer, every attention variant over a quantized or mixed cache matches the float64 reference
+over the dequantized cache (decode, prefill, chunked prefill, GQA, contexts up to 8192, every SIMD
+set in a child process), the engine runs, prefix-caches, copies on write and preempts with every
+format, and backends without the kernels refuse."""
 
 from __future__ import annotations
 
@@ -30,29 +31,47 @@ VARIANTS = ["split", "auto", "fused_decode", "flash_prefill"]
 TOL = (2e-5, 1e-4)  # (atol, rtol): both sides read the same dequantized values
 
 
+FLOATS = {"f16": np.float16, "f32": np.float32}
+
+
 def quantize_cache(cache: np.ndarray, name: str) -> np.ndarray:
-    """(blocks, bs, hkv, d) float -> (blocks, bs, hkv, row_bytes) uint8 with gguf's quantizer."""
+    """(blocks, bs, hkv, d) float -> (blocks, bs, hkv, row_bytes) uint8 with gguf's quantizer
+    (f16 / f32: the float array)."""
+    if name in FLOATS:
+        return cache.astype(FLOATS[name])
     blocks, bs, hkv, d = cache.shape
     q = quants.quantize(cache.reshape(-1, d).astype(np.float32), TYPES[name])
     return np.ascontiguousarray(q).reshape(blocks, bs, hkv, -1)
 
 
 def dequantize_cache(cache: np.ndarray, name: str, d: int) -> np.ndarray:
+    if name in FLOATS:
+        return cache.astype(np.float32)
     blocks, bs, hkv, _ = cache.shape
     x = quants.dequantize(cache.reshape(blocks * bs * hkv, -1), TYPES[name])
     return x.reshape(blocks, bs, hkv, d).astype(np.float32)
 
 
-def check_variants(backend, q, batch, name, variants=VARIANTS):
+def block_name(name: str) -> str | None:
+    """The ops' cache-type keyword for a cache array of `name` (None: a float array)."""
+    return None if name in FLOATS else name
+
+
+def check_variants(backend, q, batch, name, variants=VARIANTS, v_name=None):
+    """K cache in `name`, V cache in `v_name` (default: `name`)."""
     kc, vc, bt, qs, sl, pos = batch
     d = q.shape[2]
-    kq, vq = quantize_cache(kc, name), quantize_cache(vc, name)
+    v_name = v_name or name
+    kq, vq = quantize_cache(kc, name), quantize_cache(vc, v_name)
     want = ref64(
-        q, dequantize_cache(kq, name, d), dequantize_cache(vq, name, d), bt, qs, sl, pos, d**-0.5
+        q, dequantize_cache(kq, name, d), dequantize_cache(vq, v_name, d), bt, qs, sl, pos, d**-0.5
     )
+    types = {"k_cache_dtype": block_name(name), "v_cache_dtype": block_name(v_name)}
     for v in variants:
-        got = ops.attention(backend, q, kq, vq, bt, qs, sl, pos, d**-0.5, v, cache_dtype=name)
-        np.testing.assert_allclose(got, want, atol=TOL[0], rtol=TOL[1], err_msg=f"{name} {v}")
+        got = ops.attention(backend, q, kq, vq, bt, qs, sl, pos, d**-0.5, v, **types)
+        np.testing.assert_allclose(
+            got, want, atol=TOL[0], rtol=TOL[1], err_msg=f"K {name} V {v_name} {v}"
+        )
 
 
 @pytest.mark.parametrize("name", list(TYPES))
@@ -90,6 +109,28 @@ def test_attention_matches_float64_over_dequantized_cache(name, group):
     check_variants("cpu", q, batch, name)
 
 
+@pytest.mark.parametrize(
+    "k, v", [("q8_0", "q4_1"), ("q4_0", "q8_0"), ("f16", "q4_1"), ("q8_0", "f16"), ("f32", "q4_0")]
+)
+def test_mixed_k_and_v_types(k, v):
+    r = np.random.default_rng(11)
+    batch = make_batch(r, [1, 17, 255, 2049], [1, 17, 1, 3], 2, 64, 16, np.float32)
+    q = r.standard_normal((int(batch[3][-1]), 6, 64)).astype(np.float32)
+    check_variants("cpu", q, batch, k, v_name=v)
+
+
+def test_kv_write_mixed_types():
+    r = np.random.default_rng(12)
+    k = r.standard_normal((3, 2, 64)).astype(np.float32)
+    v = r.standard_normal((3, 2, 64)).astype(np.float32)
+    kc = np.zeros((2, 4, 2, 64), np.float16)
+    vc = np.zeros((2, 4, 2, quantize_cache(np.zeros((1, 1, 1, 64)), "q4_1").shape[-1]), np.uint8)
+    slots = np.array([1, 2, 5], np.int32)
+    kc2, vc2 = ops.kv_write("cpu", k, v, kc, vc, slots, v_cache_dtype="q4_1")
+    np.testing.assert_array_equal(kc2.reshape(8, 2, 64)[slots], k.astype(np.float16))
+    np.testing.assert_array_equal(vc2.reshape(8, 2, -1)[slots], quantize_cache(v[None], "q4_1")[0])
+
+
 @pytest.mark.parametrize("name", ["q8_0", "q4_1"])
 def test_context_8192_and_head_dim_128(name):
     r = np.random.default_rng(3)
@@ -105,10 +146,12 @@ def test_bad_quantized_caches():
     raw = np.zeros((kc.shape[0], 4, 1, 51), np.uint8)
     with pytest.raises(ValueError, match="q8_0 KV cache needs head_dim a multiple of 32, found 48"):
         ops.attention("cpu", q, raw, raw, bt, qs, sl, pos, 1.0, "auto", cache_dtype="q8_0")
-    with pytest.raises(ValueError, match="needs cache_dtype"):
+    with pytest.raises(ValueError, match="needs its block type"):
         ops.attention("cpu", q, raw, raw, bt, qs, sl, pos, 1.0, "auto")
-    with pytest.raises(ValueError, match="cache_dtype is for uint8 caches"):
+    with pytest.raises(ValueError, match="a block type name is for uint8 caches"):
         ops.attention("cpu", q, kc, vc, bt, qs, sl, pos, 1.0, "auto", cache_dtype="q8_0")
+    with pytest.raises(ValueError, match="k_cache: a block type name is for uint8 caches"):
+        ops.attention("cpu", q, kc, raw, bt, qs, sl, pos, 1.0, "auto", k_cache_dtype="q8_0")
 
 
 CHILD = r"""
@@ -118,13 +161,15 @@ import test_kv_quant as t
 r = np.random.default_rng(7)
 # SIMD decode items (head_dim 64 / 128, GQA), their 8-lane fallback (72 is not a multiple of 16:
 # AVX-512 -> AVX2 item; scalar: the generic loop) and prefill tiles.
-for name in ("q8_0", "q4_0", "q4_1"):
+# K / V pairs: each block type alone, then mixed ones (f32 beside a block type: generic loop).
+for k, v in (("q8_0", "q8_0"), ("q4_0", "q4_0"), ("q4_1", "q4_1"), ("q8_0", "q4_1"),
+             ("q4_1", "q8_0"), ("f16", "q4_0"), ("q8_0", "f16"), ("f32", "q8_0")):
     for ctx, new, hkv, g, d in (([300, 2049, 40], [1, 1, 40], 2, 3, 64),
                                 ([129, 17], [20, 17], 1, 8, 128),
                                 ([70, 33], [1, 33], 2, 1, 96)):
         batch = t.make_batch(r, ctx, new, hkv, d, 16, np.float32)
         q = r.standard_normal((int(batch[3][-1]), hkv * g, d)).astype(np.float32)
-        t.check_variants("cpu", q, batch, name)
+        t.check_variants("cpu", q, batch, k, v_name=v)
 print("ok")
 """
 
@@ -182,6 +227,39 @@ def test_engine_prefix_cache_and_preemption(model, name):
     assert s["num_blocks_used"] == 0
 
 
+@pytest.mark.parametrize("k, v", [("q8_0", "q4_1"), ("f16", "q4_0"), ("q4_1", "f32")])
+def test_engine_mixed_types_prefix_cache_copy_on_write_and_preemption(model, k, v):
+    prompts = [[5, 6, 7, 8] * 8 + [i] for i in range(1, 7)]
+    params = longbow.SamplingParams(max_tokens=24, ignore_eos=True)
+    alone = [_llm(model, k_dtype=k, v_dtype=v).generate([p], params)[0].token_ids for p in prompts]
+    llm = _llm(model, k_dtype=k, v_dtype=v, num_blocks=20, block_size=4)
+    assert [o.token_ids for o in llm.generate(prompts, params)] == alone
+    s = llm.stats()
+    assert s["num_preemptions"] > 0 and s["prefix_cache_hits"] > 0 and s["num_blocks_used"] == 0
+    # n = 3 greedy samples share a partly filled prompt block: copied on write in both planes (K
+    # and V have different block sizes in bytes), each sample then decodes as the request alone.
+    llm = _llm(model, k_dtype=k, v_dtype=v, block_size=4)
+    one = llm.generate([prompts[0][:13]], longbow.SamplingParams(max_tokens=12, ignore_eos=True))
+    three = llm.generate(
+        [prompts[0][:13]], longbow.SamplingParams(max_tokens=12, ignore_eos=True, n=3)
+    )
+    assert llm.stats()["num_cow_copies"] > 0
+    assert [c.token_ids for c in three[0].outputs] == [one[0].token_ids] * 3
+
+
+def test_kv_dtype_then_k_or_v_override(model):
+    prompt = list(range(1, 30))
+    mixed = _llm(model, k_dtype="q8_0", v_dtype="q4_1").prompt_logits(prompt)
+    np.testing.assert_array_equal(
+        _llm(model, kv_dtype="q8", v_dtype="q4").prompt_logits(prompt), mixed
+    )
+    np.testing.assert_array_equal(
+        _llm(model, kv_dtype="q4", k_dtype="q8").prompt_logits(prompt), mixed
+    )
+    with pytest.raises(ValueError, match="v_dtype"):
+        _llm(model, v_dtype="q5")
+
+
 def test_q8_logits_close_to_f16(model):
     prompt = list(range(1, 60))
     f16 = _llm(model).prompt_logits(prompt, first=0)
@@ -203,6 +281,8 @@ def test_unsupported_kv_types_are_refused(model, tiny_model_factory):
     if "metal-sim" in longbow._core.available_backends():
         with pytest.raises(ValueError, match="does not support a q8_0 KV cache"):
             _llm(model, kv_dtype="q8_0", backend="metal-sim")
+        with pytest.raises(ValueError, match="does not support a f16 K / f32 V KV cache"):
+            _llm(model, v_dtype="f32", backend="metal-sim")
     with pytest.raises(ValueError, match="expected a KV cache type f32, f16, q8_0, q4_0 or q4_1"):
         _llm(model, kv_dtype="bf16")
     odd = str(tiny_model_factory("gguf", seed=4, head_dim=24))

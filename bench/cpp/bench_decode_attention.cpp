@@ -77,7 +77,7 @@ void bench_decode(bench::State& st, int S, int N) {
   a.out = {out.get(), 0}, a.q = {q.get(), 0};
   a.block_tables = {block_tables.get(), 0}, a.query_start = {query_start.get(), 0};
   a.seq_lens = {seq_lens.get(), 0}, a.positions = {positions.get(), 0};
-  a.cache_dtype = DType::F16, a.num_tokens = S, a.num_seqs = S, a.num_heads = H,
+  a.k_dtype = DType::F16, a.v_dtype = DType::F16, a.num_tokens = S, a.num_seqs = S, a.num_heads = H,
   a.num_kv_heads = HKV;
   a.head_dim = HD, a.block_size = BS, a.max_blocks_per_seq = blocks_per_seq,
   a.num_blocks = num_blocks;

@@ -71,7 +71,8 @@ struct Prefill {
     a.k = {const_cast<Buffer*>(&k), 0}, a.v = {const_cast<Buffer*>(&v), 0};
     a.k_cache = {k_cache.get(), 0}, a.v_cache = {v_cache.get(), 0},
     a.slot_mapping = {slots.get(), 0};
-    a.cache_dtype = DType::F16, a.num_tokens = T, a.num_kv_heads = HKV, a.head_dim = HD;
+    a.k_dtype = DType::F16, a.v_dtype = DType::F16, a.num_tokens = T, a.num_kv_heads = HKV,
+    a.head_dim = HD;
     a.num_slots = num_blocks * BS;
     return a;
   }
@@ -94,7 +95,7 @@ void bench_attention(bench::State& s) {
   a.v_cache = {p.v_cache.get(), 0};
   a.block_tables = {p.block_table.get(), 0}, a.query_start = {p.query_start.get(), 0};
   a.seq_lens = {p.seq_lens.get(), 0}, a.positions = {p.positions.get(), 0};
-  a.cache_dtype = DType::F16, a.num_tokens = T, a.num_seqs = 1, a.num_heads = H,
+  a.k_dtype = DType::F16, a.v_dtype = DType::F16, a.num_tokens = T, a.num_seqs = 1, a.num_heads = H,
   a.num_kv_heads = HKV;
   a.head_dim = HD, a.block_size = BS, a.max_blocks_per_seq = T / BS, a.num_blocks = p.num_blocks;
   a.scale = 1.0f / std::sqrt(static_cast<float>(HD));

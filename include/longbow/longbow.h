@@ -53,8 +53,10 @@ class Model {
 struct GeneratorOptions {
   std::string backend = defaults::BACKEND;  // "cpu", "metal", "metal-sim" or "auto"
   int num_threads = 0;                      // 0 = all cores
-  // "f16", "f32", or on the CPU "q8_0" / "q4_0" / "q4_1" (32-value groups with f16 scales)
+  // "f16", "f32", or on the CPU "q8_0" / "q4_0" / "q4_1" (32-value groups with f16 scales; "q8"
+  // and "q4" name q8_0 and q4_1): K and V; k_dtype / v_dtype, when set, choose one plane's type.
   std::string kv_dtype = defaults::KV_DTYPE;
+  std::string k_dtype, v_dtype;
   bool kv_rotation = defaults::KV_ROTATION;  // Hadamard rotation of q and k (quantized K cache)
   int max_num_seqs = defaults::MAX_NUM_SEQS;
   int max_num_batched_tokens = defaults::MAX_NUM_BATCHED_TOKENS;

@@ -44,6 +44,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="KV cache type: f16 (default), f32, or on the cpu backend q8_0 / q8 (about half the "
         "memory, ~0.1 %% perplexity), q4_1 / q4, q4_0",
     )
+    p.add_argument("--k-dtype", default=None, help="K cache type alone (default: --kv-dtype)")
+    p.add_argument("--v-dtype", default=None, help="V cache type alone (default: --kv-dtype)")
     p.add_argument(
         "--kv-rotation",
         action="store_true",
@@ -165,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     ppl.add_argument("--quantize", choices=QUANTIZE_TYPES, default=None)
     ppl.add_argument("--kv-dtype", default="f16", help="KV cache type scored (default f16)")
+    ppl.add_argument("--k-dtype", default=None, help="K cache type scored (default: --kv-dtype)")
+    ppl.add_argument("--v-dtype", default=None, help="V cache type scored (default: --kv-dtype)")
     ppl.add_argument(
         "--kv-rotation", action="store_true", help="Hadamard rotation of q and k (scored run only)"
     )
@@ -230,6 +234,8 @@ def _engine_kw(args: argparse.Namespace) -> dict:
     return {
         "quantize": args.quantize,
         "kv_dtype": args.kv_dtype,
+        "k_dtype": args.k_dtype,
+        "v_dtype": args.v_dtype,
         "kv_rotation": args.kv_rotation,
         "speculative": args.speculative,
         "draft_model": args.draft_model,
@@ -463,21 +469,24 @@ def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
         except UnicodeDecodeError as exc:
             raise CliError(f"--text {args.text}: not UTF-8 text ({exc})") from exc
 
-    def load(kv_dtype: str, rotation: bool = False):
+    def load(kv_dtype: str, k_dtype=None, v_dtype=None, rotation: bool = False):
         return LLM(
             model=args.model,
             backend=args.backend,
             num_threads=args.threads,
             quantize=args.quantize,
             kv_dtype=kv_dtype,
+            k_dtype=k_dtype,
+            v_dtype=v_dtype,
             kv_rotation=rotation,
             max_model_len=max(args.ctx, 1),
             enable_prefix_caching=False,
         )
 
-    llm = load(args.kv_dtype, args.kv_rotation)
+    llm = load(args.kv_dtype, args.k_dtype, args.v_dtype, args.kv_rotation)
+    k_dtype, v_dtype = args.k_dtype or args.kv_dtype, args.v_dtype or args.kv_dtype
     ref_dtype = args.reference_kv_dtype
-    same = ref_dtype == args.kv_dtype and not args.kv_rotation
+    same = ref_dtype == k_dtype == v_dtype and not args.kv_rotation
     reference = None if ref_dtype == "none" or same else load(ref_dtype)
     result = perplexity(
         llm,
@@ -491,6 +500,8 @@ def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
         "model": str(llm.model_path),
         "corpus": corpus,
         "kv_dtype": args.kv_dtype,
+        "k_dtype": k_dtype,
+        "v_dtype": v_dtype,
         "kv_rotation": args.kv_rotation,
         "reference_kv_dtype": None if reference is None else ref_dtype,
         **result,
@@ -502,7 +513,8 @@ def cmd_perplexity(args: argparse.Namespace, out, err) -> int:
         f"model      {result['model']}",
         f"corpus     {corpus}",
         f"ctx        {args.ctx} ({result['chunks']} chunks, {result['tokens_scored']} tokens scored)",
-        f"kv dtype   {args.kv_dtype}" + (" + Hadamard rotation" if args.kv_rotation else ""),
+        f"kv dtype   K {k_dtype} / V {v_dtype}"
+        + (" + Hadamard rotation" if args.kv_rotation else ""),
         f"perplexity {result['ppl']:.4f} +/- {result['ppl_stderr']:.4f}",
     ]
     if reference is not None:

@@ -67,7 +67,9 @@ class LLM:
     KV pool size. kv_dtype: "f16" (default), "f32", or on the CPU "q8_0" / "q8" (8-bit, 32-value groups:
     about half the memory of f16 for ~0.1 % perplexity on the default model), "q4_1" / "q4_0"
     (4-bit; "q4" is q4_1; a small model loses 12-25 % perplexity: measure with
-    `longbow perplexity`).
+    `longbow perplexity`). k_dtype / v_dtype choose the K or the V cache's type alone (each
+    defaults to kv_dtype): keys are the sensitive half, so k_dtype="q8", v_dtype="q4" keeps most
+    of q8's accuracy for less memory.
     kv_rotation=True rotates q and k of every head by a Hadamard matrix after RoPE (head_dim a
     power of two): the same scores, with K's outlier dimensions spread before quantization. Out-of-range settings raise ValueError. Settings left as None take the engine's
     defaults (`longbow._core.ENGINE_DEFAULTS`, defined once in C++).
@@ -96,6 +98,8 @@ class LLM:
         *,
         num_threads: int | None = None,
         kv_dtype: str | None = None,
+        k_dtype: str | None = None,
+        v_dtype: str | None = None,
         kv_rotation: bool | None = None,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
@@ -124,6 +128,8 @@ class LLM:
         settings = {
             "num_threads": num_threads,
             "kv_dtype": kv_dtype,
+            "k_dtype": k_dtype,
+            "v_dtype": v_dtype,
             "kv_rotation": kv_rotation,
             "block_size": block_size,
             "num_blocks": num_blocks,

@@ -12,9 +12,6 @@ namespace longbow::bindings {
 
 namespace {
 
-// The name's dtype (aliases q8, q4); the engine checks that it is a KV cache type (op_checks.h).
-DType kv_dtype_from(const std::string& name) { return kv_dtype_from_name(name, "engine kv_dtype"); }
-
 AttentionVariant attention_from(const std::string& name) {
   if (name == "auto") return AttentionVariant::Auto;
   if (name == "split") return AttentionVariant::Split;
@@ -128,9 +125,9 @@ void bind_engine(py::module_& m) {
   const EngineConfig defaults;
   m.attr("ENGINE_DEFAULTS") = py::dict(
       py::arg("backend") = defaults.backend, py::arg("num_threads") = defaults.num_threads,
-      py::arg("kv_dtype") = std::string(longbow::defaults::KV_DTYPE),
-      py::arg("kv_rotation") = defaults.kv_rotation, py::arg("block_size") = defaults.block_size,
-      py::arg("num_blocks") = defaults.num_blocks,
+      py::arg("kv_dtype") = std::string(longbow::defaults::KV_DTYPE), py::arg("k_dtype") = "",
+      py::arg("v_dtype") = "", py::arg("kv_rotation") = defaults.kv_rotation,
+      py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
       py::arg("kv_cache_bytes") = defaults.kv_cache_bytes,
       py::arg("max_num_seqs") = defaults.max_num_seqs,
       py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,
@@ -145,17 +142,20 @@ void bind_engine(py::module_& m) {
   py::class_<Engine>(m, "Engine",
                      "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
       .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
-                       const std::string& kv_dtype, bool kv_rotation, int block_size,
-                       int num_blocks, size_t kv_cache_bytes, int max_num_seqs,
-                       int max_num_batched_tokens, int max_model_len, const std::string& attention,
-                       bool enable_prefix_caching, const std::string& quantize,
-                       const std::string& speculative, const std::string& draft_model,
-                       const std::string& draft_quantize, int num_speculative_tokens, int ngram_min,
-                       int ngram_max, int speculative_max_batch) {
+                       const std::string& kv_dtype, const std::string& k_dtype,
+                       const std::string& v_dtype, bool kv_rotation, int block_size, int num_blocks,
+                       size_t kv_cache_bytes, int max_num_seqs, int max_num_batched_tokens,
+                       int max_model_len, const std::string& attention, bool enable_prefix_caching,
+                       const std::string& quantize, const std::string& speculative,
+                       const std::string& draft_model, const std::string& draft_quantize,
+                       int num_speculative_tokens, int ngram_min, int ngram_max,
+                       int speculative_max_batch) {
              EngineConfig c;
              c.backend = backend;
              c.num_threads = num_threads;
-             c.kv_dtype = kv_dtype_from(kv_dtype);
+             // The names' dtypes (aliases q8, q4); the engine checks that they are KV cache types.
+             const KvDtypes kv = kv_dtypes_from_names(kv_dtype, k_dtype, v_dtype, "engine");
+             c.k_dtype = kv.k, c.v_dtype = kv.v;
              c.kv_rotation = kv_rotation;
              c.block_size = block_size;
              c.num_blocks = num_blocks;
@@ -178,8 +178,8 @@ void bind_engine(py::module_& m) {
            }),
            py::arg("model_path"), py::arg("backend") = defaults.backend,
            py::arg("num_threads") = defaults.num_threads,
-           py::arg("kv_dtype") = longbow::defaults::KV_DTYPE,
-           py::arg("kv_rotation") = defaults.kv_rotation,
+           py::arg("kv_dtype") = longbow::defaults::KV_DTYPE, py::arg("k_dtype") = "",
+           py::arg("v_dtype") = "", py::arg("kv_rotation") = defaults.kv_rotation,
            py::arg("block_size") = defaults.block_size, py::arg("num_blocks") = defaults.num_blocks,
            py::arg("kv_cache_bytes") = 0, py::arg("max_num_seqs") = defaults.max_num_seqs,
            py::arg("max_num_batched_tokens") = defaults.max_num_batched_tokens,

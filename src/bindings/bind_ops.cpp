@@ -104,16 +104,17 @@ DType cache_dtype_of(const py::array& a, const std::optional<std::string>& block
                      int num_kv_heads, int head_dim, const char* what) {
   DType t;
   if (a.dtype().is(py::dtype::of<uint8_t>())) {
-    check(block_dtype.has_value(),
-          std::string(what) + ": a uint8 cache needs cache_dtype (q8_0, q4_0 or q4_1)");
+    check(block_dtype.has_value(), std::string(what) +
+                                       ": a uint8 cache needs its block type (cache_dtype, "
+                                       "k_cache_dtype or v_cache_dtype: q8_0, q4_0 or q4_1)");
     t = dtype_from_name(*block_dtype, what);
-    check(is_kv_block_dtype(t), std::string(what) + ": expected cache_dtype q8_0, q4_0 or q4_1");
+    check(is_kv_block_dtype(t), std::string(what) + ": expected a block type q8_0, q4_0 or q4_1");
     check_kv_dtype(t, head_dim, "ops");
     check_shape(a, {-1, -1, num_kv_heads, static_cast<py::ssize_t>(kv_row_bytes(t, head_dim))},
                 what);
     return t;
   }
-  check(!block_dtype.has_value(), std::string(what) + ": cache_dtype is for uint8 caches");
+  check(!block_dtype.has_value(), std::string(what) + ": a block type name is for uint8 caches");
   if (a.dtype().is(py::dtype::of<float>())) {
     t = DType::F32;
   } else if (a.dtype().is(py::dtype("float16"))) {
@@ -127,23 +128,33 @@ DType cache_dtype_of(const py::array& a, const std::optional<std::string>& block
   return t;
 }
 
+// The (K, V) types of a call's two cache arrays: the block-type names of uint8 caches are
+// k_cache_dtype / v_cache_dtype, each defaulting to cache_dtype (both planes).
+struct CacheDtypeNames {
+  std::optional<std::string> both, k, v;
+};
+KvDtypes cache_dtypes_of(const py::array& k_cache, const py::array& v_cache,
+                         const CacheDtypeNames& n, int num_kv_heads, int head_dim) {
+  const DType k = cache_dtype_of(k_cache, n.k ? n.k : n.both, num_kv_heads, head_dim, "k_cache");
+  const DType v = cache_dtype_of(v_cache, n.v ? n.v : n.both, num_kv_heads, head_dim, "v_cache");
+  check(v_cache.shape(0) == k_cache.shape(0) && v_cache.shape(1) == k_cache.shape(1),
+        "v_cache: expected the (num_blocks, block_size) of k_cache");
+  return {k, v};
+}
+
 // Device copies of one attention call's inputs and its AttentionArgs (shapes checked).
 struct AttnCall {
   Dev dq, dkc, dvc, dbt, dqs, dsl, dp, dout;
   AttentionArgs args;
   AttnCall(Backend& be, const F32& q, const py::array& k_cache, const py::array& v_cache,
            const I32& block_tables, const I32& query_start, const I32& seq_lens,
-           const I32& positions, float scale,
-           const std::optional<std::string>& cache_dtype = std::nullopt) {
+           const I32& positions, float scale, const CacheDtypeNames& cache_dtypes = {}) {
     check_shape(q, {-1, -1, -1}, "q");
     const int T = static_cast<int>(q.shape(0)), H = static_cast<int>(q.shape(1)),
               D = static_cast<int>(q.shape(2));
     check_shape(k_cache, {-1, -1, -1, -1}, "k_cache");
     const int Hkv = static_cast<int>(k_cache.shape(2));
-    const DType dt = cache_dtype_of(k_cache, cache_dtype, Hkv, D, "k_cache");
-    check(cache_dtype_of(v_cache, cache_dtype, Hkv, D, "v_cache") == dt &&
-              v_cache.shape(0) == k_cache.shape(0) && v_cache.shape(1) == k_cache.shape(1),
-          "v_cache: expected the shape and dtype of k_cache");
+    const KvDtypes dt = cache_dtypes_of(k_cache, v_cache, cache_dtypes, Hkv, D);
     check_shape(block_tables, {-1, -1}, "block_tables");
     const int S = static_cast<int>(block_tables.shape(0));
     check_shape(query_start, {S + 1}, "query_start");
@@ -157,7 +168,7 @@ struct AttnCall {
     a.out = dout.view(), a.q = dq.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view();
     a.block_tables = dbt.view(), a.query_start = dqs.view(), a.seq_lens = dsl.view(),
     a.positions = dp.view();
-    a.cache_dtype = dt, a.num_tokens = T, a.num_seqs = S, a.num_heads = H;
+    a.k_dtype = dt.k, a.v_dtype = dt.v, a.num_tokens = T, a.num_seqs = S, a.num_heads = H;
     a.num_kv_heads = static_cast<int>(k_cache.shape(2)), a.head_dim = D;
     a.block_size = static_cast<int>(k_cache.shape(1)),
     a.max_blocks_per_seq = static_cast<int>(block_tables.shape(1));
@@ -350,41 +361,43 @@ void bind_ops(py::module_& m) {
   ops.def(
       "kv_write",
       [](const std::string& backend, F32 k, F32 v, py::array k_cache, py::array v_cache,
-         I32 slot_mapping, std::optional<std::string> cache_dtype) {
+         I32 slot_mapping, std::optional<std::string> cache_dtype,
+         std::optional<std::string> k_cache_dtype, std::optional<std::string> v_cache_dtype) {
         Backend& be = get_backend(backend);
         check_shape(k, {-1, -1, -1}, "k");
         const int T = static_cast<int>(k.shape(0)), Hkv = static_cast<int>(k.shape(1)),
                   D = static_cast<int>(k.shape(2));
         check_shape(v, {T, Hkv, D}, "v");
-        const DType dt = cache_dtype_of(k_cache, cache_dtype, Hkv, D, "k_cache");
-        check(cache_dtype_of(v_cache, cache_dtype, Hkv, D, "v_cache") == dt &&
-                  v_cache.shape(0) == k_cache.shape(0) && v_cache.shape(1) == k_cache.shape(1),
-              "v_cache: expected the shape and dtype of k_cache");
+        const KvDtypes dt =
+            cache_dtypes_of(k_cache, v_cache, {cache_dtype, k_cache_dtype, v_cache_dtype}, Hkv, D);
         check_shape(slot_mapping, {T}, "slot_mapping");
         Dev dk = to_dev(be, k), dv = to_dev(be, v), dkc = to_dev(be, k_cache),
             dvc = to_dev(be, v_cache), ds = to_dev(be, slot_mapping);
         KvWriteArgs a;
         a.k = dk.view(), a.v = dv.view(), a.k_cache = dkc.view(), a.v_cache = dvc.view(),
         a.slot_mapping = ds.view();
-        a.cache_dtype = dt, a.num_tokens = T, a.num_kv_heads = Hkv, a.head_dim = D;
+        a.k_dtype = dt.k, a.v_dtype = dt.v, a.num_tokens = T, a.num_kv_heads = Hkv, a.head_dim = D;
         a.num_slots = static_cast<int>(k_cache.shape(0) * k_cache.shape(1));
         be.kv_write(a);
         return py::make_tuple(raw_from_dev(be, dkc, k_cache), raw_from_dev(be, dvc, v_cache));
       },
       py::arg("backend"), py::arg("k"), py::arg("v"), py::arg("k_cache"), py::arg("v_cache"),
       py::arg("slot_mapping"), py::arg("cache_dtype") = py::none(),
+      py::arg("k_cache_dtype") = py::none(), py::arg("v_cache_dtype") = py::none(),
       "Updated (k_cache, v_cache), caches (num_blocks, block_size, num_kv_heads, head_dim) f32 or "
-      "f16, or uint8 (..., row bytes) rows of the block type cache_dtype (q8_0, q4_0, q4_1).");
+      "f16, or uint8 (..., row bytes) rows of a block type (q8_0, q4_0, q4_1) named by "
+      "k_cache_dtype / v_cache_dtype, each defaulting to cache_dtype.");
 
   ops.def(
       "attention",
       [](const std::string& backend, F32 q, py::array k_cache, py::array v_cache, I32 block_tables,
          I32 query_start, I32 seq_lens, I32 positions, float scale, const std::string& variant,
          int sliding_window, float logit_softcap, std::optional<I32> generated_seqs,
-         std::optional<std::string> cache_dtype) {
+         std::optional<std::string> cache_dtype, std::optional<std::string> k_cache_dtype,
+         std::optional<std::string> v_cache_dtype) {
         Backend& be = get_backend(backend);
         AttnCall call(be, q, k_cache, v_cache, block_tables, query_start, seq_lens, positions,
-                      scale, cache_dtype);
+                      scale, {cache_dtype, k_cache_dtype, v_cache_dtype});
         call.args.variant = variant_from_name(variant);
         call.args.sliding_window = sliding_window, call.args.logit_softcap = logit_softcap;
         Dev dgen;
@@ -401,7 +414,8 @@ void bind_ops(py::module_& m) {
       py::arg("block_tables"), py::arg("query_start"), py::arg("seq_lens"), py::arg("positions"),
       py::arg("scale"), py::arg("variant") = "split", py::arg("sliding_window") = 0,
       py::arg("logit_softcap") = 0.0f, py::arg("generated_seqs") = py::none(),
-      py::arg("cache_dtype") = py::none(),
+      py::arg("cache_dtype") = py::none(), py::arg("k_cache_dtype") = py::none(),
+      py::arg("v_cache_dtype") = py::none(),
       "Paged causal attention over a varlen batch; out (T, H, D). sliding_window W > 0: position p "
       "sees keys "
       "p - W < j <= p; logit_softcap c > 0: scores s -> c * tanh(s / c) (0 = off for both). "

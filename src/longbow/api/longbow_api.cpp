@@ -23,7 +23,8 @@ Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o)
   engine::EngineConfig c;
   c.backend = o.backend;
   c.num_threads = o.num_threads;
-  c.kv_dtype = kv_dtype_from_name(o.kv_dtype, "longbow kv_dtype");
+  const KvDtypes kv = kv_dtypes_from_names(o.kv_dtype, o.k_dtype, o.v_dtype, "longbow");
+  c.k_dtype = kv.k, c.v_dtype = kv.v;
   c.kv_rotation = o.kv_rotation;
   c.max_num_seqs = o.max_num_seqs;
   c.max_num_batched_tokens = o.max_num_batched_tokens;

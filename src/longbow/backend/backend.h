@@ -103,10 +103,11 @@ struct RopeArgs {
 
 // Paged KV cache layout for one layer: (num_blocks, block_size, num_kv_heads, head_dim).
 struct KvWriteArgs {
-  BufView k, v;              // (num_tokens, num_kv_heads, head_dim) f32
-  BufView k_cache, v_cache;  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
-  BufView slot_mapping;      // (num_tokens,) i32: block * block_size + offset; < 0 skips the token
-  DType cache_dtype = DType::F16;
+  BufView k, v;  // (num_tokens, num_kv_heads, head_dim) f32
+  // (num_blocks, block_size, num_kv_heads, head_dim) in k_dtype / v_dtype
+  BufView k_cache, v_cache;
+  BufView slot_mapping;  // (num_tokens,) i32: block * block_size + offset; < 0 skips the token
+  DType k_dtype = DType::F16, v_dtype = DType::F16;  // chosen independently (op_checks.h)
   int num_tokens = 0, num_kv_heads = 0, head_dim = 0, num_slots = 0;
 };
 
@@ -116,17 +117,18 @@ struct KvWriteArgs {
 // p - W < j <= p (W keys including itself; Mistral, Gemma 2/3). Scores are s = scale * q·k,
 // or logit_softcap * tanh(s / logit_softcap) when logit_softcap > 0 (Gemma 2), before the softmax.
 struct AttentionArgs {
-  BufView out;               // (num_tokens, num_heads, head_dim) f32
-  BufView q;                 // (num_tokens, num_heads, head_dim) f32
-  BufView k_cache, v_cache;  // (num_blocks, block_size, num_kv_heads, head_dim) cache_dtype
-  BufView block_tables;      // (num_seqs, max_blocks_per_seq) i32
-  BufView query_start;       // (num_seqs + 1,) i32
-  BufView seq_lens;          // (num_seqs,) i32: context length after this step
-  BufView positions;         // (num_tokens,) i32
+  BufView out;  // (num_tokens, num_heads, head_dim) f32
+  BufView q;    // (num_tokens, num_heads, head_dim) f32
+  // (num_blocks, block_size, num_kv_heads, head_dim) in k_dtype / v_dtype
+  BufView k_cache, v_cache;
+  BufView block_tables;  // (num_seqs, max_blocks_per_seq) i32
+  BufView query_start;   // (num_seqs + 1,) i32
+  BufView seq_lens;      // (num_seqs,) i32: context length after this step
+  BufView positions;     // (num_tokens,) i32
   // (num_seqs,) i32: 1 where the sequence's query tokens are generated ones (decode or speculative
   // verify; attention_policy.h), 0 for prompt tokens. Empty: every sequence 0.
   BufView generated_seqs;
-  DType cache_dtype = DType::F16;
+  DType k_dtype = DType::F16, v_dtype = DType::F16;
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
   float scale = 1.0f;
@@ -192,7 +194,7 @@ struct SampleArgs {
 
 // Copies whole KV blocks src[i] -> dst[i] in every layer's cache (copy-on-write).
 struct CopyBlocksArgs {
-  BufView cache;  // all layers: (num_layers * 2, num_blocks, block_bytes)
+  BufView cache;  // (num_planes, num_blocks, block_bytes): e.g. every layer's K plane
   BufView pairs;  // (num_pairs, 2) i32: (src, dst)
   int num_pairs = 0, num_planes = 0, num_blocks = 0;
   size_t block_bytes = 0;
@@ -224,6 +226,12 @@ class Backend {
   virtual int preferred_block_size() const { return 16; }
   // Whether op can run with this dtype (weight dtype for Matmul/Embed, cache dtype for KV ops).
   virtual bool supports(Op op, DType dtype) const = 0;
+  // Whether a KV cache with K in k_dtype and V in v_dtype can run (kv_write and attention).
+  // Default: each type supported by both ops.
+  virtual bool supports_kv_cache(DType k_dtype, DType v_dtype) const {
+    return supports(Op::KvWrite, k_dtype) && supports(Op::Attention, k_dtype) &&
+           supports(Op::KvWrite, v_dtype) && supports(Op::Attention, v_dtype);
+  }
   // Waits until every enqueued op has completed.
   virtual void synchronize() = 0;
 

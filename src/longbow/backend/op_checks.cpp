@@ -89,6 +89,14 @@ DType kv_dtype_from_name(const std::string& name, const std::string& where) {
   return dtype_from_name(name, where.c_str());
 }
 
+KvDtypes kv_dtypes_from_names(const std::string& kv_dtype, const std::string& k_dtype,
+                              const std::string& v_dtype, const std::string& where) {
+  return {kv_dtype_from_name(k_dtype.empty() ? kv_dtype : k_dtype,
+                             where + (k_dtype.empty() ? " kv_dtype" : " k_dtype")),
+          kv_dtype_from_name(v_dtype.empty() ? kv_dtype : v_dtype,
+                             where + (v_dtype.empty() ? " kv_dtype" : " v_dtype"))};
+}
+
 void check_attention_sizes(const AttentionArgs& a, const std::string& where) {
   require(a.num_tokens >= 0 && a.num_seqs >= 0 && a.head_dim > 0 && a.block_size > 0 &&
               a.num_kv_heads > 0 && a.num_heads >= 0 && a.num_blocks >= 0 &&

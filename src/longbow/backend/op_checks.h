@@ -25,6 +25,13 @@ void check_kv_dtype(DType t, int head_dim, const std::string& where);
 // (q4_1: the affine 4-bit type, which measured 11.8 % perplexity loss against q4_0's 23.8 % on the
 // default model at ctx 512). Throws std::invalid_argument naming `where` for an unknown name.
 DType kv_dtype_from_name(const std::string& name, const std::string& where);
+// The (K, V) cache types of the settings kv_dtype (both), k_dtype and v_dtype (each overrides
+// kv_dtype for its plane when not empty): the one rule for the bindings, the C++ API and the CLI.
+struct KvDtypes {
+  DType k, v;
+};
+KvDtypes kv_dtypes_from_names(const std::string& kv_dtype, const std::string& k_dtype,
+                              const std::string& v_dtype, const std::string& where);
 // Bytes of one (slot, kv head) row of head_dim values in t.
 size_t kv_row_bytes(DType t, int head_dim);
 // Throw std::invalid_argument("[where] expected ..., found ...") for sizes no kernel can take.

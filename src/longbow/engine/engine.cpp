@@ -83,7 +83,8 @@ void validate_config(const EngineConfig& c, const ModelConfig& mc) {
     check_range("ngram_min", c.ngram_min, 1, 64);
     check_range("ngram_max", c.ngram_max, c.ngram_min, 64, " (>= ngram_min)");
   }
-  check_kv_dtype(c.kv_dtype, mc.head_dim, "engine kv_dtype");
+  check_kv_dtype(c.k_dtype, mc.head_dim, "engine kv_dtype/k_dtype");
+  check_kv_dtype(c.v_dtype, mc.head_dim, "engine kv_dtype/v_dtype");
 }
 
 Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& config)
@@ -103,13 +104,14 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   layout.block_size = config_.block_size;
   layout.num_kv_heads = mc.num_kv_heads;
   layout.head_dim = mc.head_dim;
-  layout.dtype = config_.kv_dtype;
+  layout.k_dtype = config_.k_dtype;
+  layout.v_dtype = config_.v_dtype;
   layout.num_blocks = 1;
   const int blocks_one_seq = (config_.max_model_len + config_.block_size - 1) / config_.block_size;
   if (config_.num_blocks > 0) {
     layout.num_blocks = config_.num_blocks;
   } else {
-    const size_t per_block = layout.block_bytes() * 2 * static_cast<size_t>(mc.num_layers);
+    const size_t per_block = layout.bytes_per_block();
     layout.num_blocks =
         static_cast<int>(std::min<size_t>(config_.kv_cache_bytes / per_block + 1, 1u << 24));
     layout.num_blocks =
@@ -143,7 +145,8 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
         self ? file_ : ModelFile::open(config_.draft_model), mc, *backend_,
         {.num_blocks = layout.num_blocks,
          .block_size = layout.block_size,
-         .kv_dtype = config_.kv_dtype,
+         .k_dtype = config_.k_dtype,
+         .v_dtype = config_.v_dtype,
          .max_num_seqs = config_.max_num_seqs,
          .max_num_batched_tokens = config_.max_num_batched_tokens,
          .max_blocks_per_seq = max_blocks_per_seq_,
@@ -216,12 +219,16 @@ void Engine::copy_blocks(const std::vector<std::pair<int, int>>& copies) {
   for (KvCache* kv : {kv_.get(), proposer_ ? proposer_->kv_cache() : nullptr}) {
     if (kv == nullptr) continue;
     const KvCacheLayout& layout = kv->layout();
-    backend_->copy_blocks({.cache = kv->all(),
-                           .pairs = {copy_pairs_.get(), 0},
-                           .num_pairs = static_cast<int>(copies.size()),
-                           .num_planes = 2 * layout.num_layers,
-                           .num_blocks = layout.num_blocks,
-                           .block_bytes = layout.block_bytes()});
+    for (const auto& [planes, block_bytes] :  // every layer's K planes, then every V plane
+         {std::pair{kv->all_keys(), layout.k_block_bytes()},
+          std::pair{kv->all_values(), layout.v_block_bytes()}}) {
+      backend_->copy_blocks({.cache = planes,
+                             .pairs = {copy_pairs_.get(), 0},
+                             .num_pairs = static_cast<int>(copies.size()),
+                             .num_planes = layout.num_layers,
+                             .num_blocks = layout.num_blocks,
+                             .block_bytes = block_bytes});
+    }
   }
 }
 

@@ -21,8 +21,8 @@ namespace longbow::engine {
 
 struct EngineConfig {
   std::string backend = defaults::BACKEND;
-  int num_threads = 0;  // CPU backend threads; 0 = number of cores
-  DType kv_dtype = DType::F16;
+  int num_threads = 0;                               // CPU backend threads; 0 = number of cores
+  DType k_dtype = DType::F16, v_dtype = DType::F16;  // KV cache types, chosen independently
   // Rotate q and k per head by a Hadamard matrix before the cache (models::LoadOptions): for a
   // quantized K cache.
   bool kv_rotation = defaults::KV_ROTATION;

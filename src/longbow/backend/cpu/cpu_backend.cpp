@@ -192,12 +192,14 @@ void CpuBackend::rope(const RopeArgs& a) {
 }
 void CpuBackend::kv_write(const KvWriteArgs& a) {
   OpTimer t(profile_, [&] { return "kv_write " + tokens_class(a.num_tokens); });
-  require_supported(Op::KvWrite, a.cache_dtype, "cpu.kv_write");
+  require_supported(Op::KvWrite, a.k_dtype, "cpu.kv_write");
+  require_supported(Op::KvWrite, a.v_dtype, "cpu.kv_write");
   op_kv_write(ctx_, a);
 }
 void CpuBackend::attention(const AttentionArgs& a) {
   OpTimer t(profile_, [&] { return "attention " + tokens_class(a.num_tokens); });
-  require_supported(Op::Attention, a.cache_dtype, "cpu.attention");
+  require_supported(Op::Attention, a.k_dtype, "cpu.attention");
+  require_supported(Op::Attention, a.v_dtype, "cpu.attention");
   op_attention(ctx_, a);  // variant choice: attention_dispatch.cpp
 }
 void CpuBackend::glu(const GluArgs& a) {

@@ -14,18 +14,22 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
   const char* where = "cpu.kv_write";
   require(a.num_tokens >= 0 && a.num_kv_heads > 0 && a.head_dim > 0 && a.num_slots >= 0, where,
           "expected num_tokens >= 0, num_kv_heads > 0, head_dim > 0, num_slots >= 0");
-  check_kv_dtype(a.cache_dtype, a.head_dim, where);
-  const DType t = a.cache_dtype;
+  check_kv_dtype(a.k_dtype, a.head_dim, std::string(where) + " k_cache");
+  check_kv_dtype(a.v_dtype, a.head_dim, std::string(where) + " v_cache");
   const size_t D = a.head_dim, H = a.num_kv_heads;
-  const size_t row = H * D;                                   // values per slot
-  const size_t slot_bytes = H * kv_row_bytes(t, a.head_dim);  // bytes per slot
+  const size_t row = H * D;  // values per slot
+  // Bytes per slot of each plane.
+  const size_t k_slot_bytes = H * kv_row_bytes(a.k_dtype, a.head_dim),
+               v_slot_bytes = H * kv_row_bytes(a.v_dtype, a.head_dim);
   const float* k = view_as<const float>(a.k, a.num_tokens * row, where,
                                         "k");  // (num_tokens, num_kv_heads, head_dim)
   const float* v = view_as<const float>(a.v, a.num_tokens * row, where,
                                         "v");  // (num_tokens, num_kv_heads, head_dim)
-  // (num_slots, num_kv_heads, head_dim) in the cache type, slots = num_blocks * block_size
-  auto* kc = static_cast<uint8_t*>(view_ptr(a.k_cache, a.num_slots * slot_bytes, where, "k_cache"));
-  auto* vc = static_cast<uint8_t*>(view_ptr(a.v_cache, a.num_slots * slot_bytes, where, "v_cache"));
+  // (num_slots, num_kv_heads, head_dim) in k_dtype / v_dtype, slots = num_blocks * block_size
+  auto* kc =
+      static_cast<uint8_t*>(view_ptr(a.k_cache, a.num_slots * k_slot_bytes, where, "k_cache"));
+  auto* vc =
+      static_cast<uint8_t*>(view_ptr(a.v_cache, a.num_slots * v_slot_bytes, where, "v_cache"));
   const int32_t* slots =
       view_as<const int32_t>(a.slot_mapping, a.num_tokens, where, "slot_mapping");  // (num_tokens,)
   for (int t = 0; t < a.num_tokens; ++t) {
@@ -36,8 +40,9 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
     });
   }
   const EltKernels& kern = elt_kernels();
-  // One slot's rows: f16 / f32 as they are; block types quantized per (token, kv head) row.
-  auto store = [&](const float* src, uint8_t* dst) {
+  // One slot's rows in type t: f16 / f32 as they are; block types quantized per (token, kv head)
+  // row.
+  auto store = [&](DType t, const float* src, uint8_t* dst) {
     if (t == DType::F16) {
       kern.to_f16(src, reinterpret_cast<uint16_t*>(dst), static_cast<int64_t>(row));
     } else if (t == DType::F32) {
@@ -51,9 +56,9 @@ void op_kv_write(Ctx& c, const KvWriteArgs& a) {
   c.pool.parallel_for(a.num_tokens, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       if (slots[i] < 0) continue;  // padding token: nothing to store
-      const size_t dst = static_cast<size_t>(slots[i]) * slot_bytes;
-      store(k + i * row, kc + dst);
-      store(v + i * row, vc + dst);
+      const auto slot = static_cast<size_t>(slots[i]);
+      store(a.k_dtype, k + i * row, kc + slot * k_slot_bytes);
+      store(a.v_dtype, v + i * row, vc + slot * v_slot_bytes);
     }
   });
 }

@@ -44,6 +44,14 @@ uint32_t ceil_div(int64_t n, int64_t d) { return static_cast<uint32_t>((n + d - 
 
 int decode_stage() { return attention_decode_stage("metal.attention"); }
 
+// The one element type of a Metal KV cache: its kernels take K and V of the same type.
+DType cache_type(DType k_dtype, DType v_dtype, const std::string& where) {
+  require(k_dtype == v_dtype, where,
+          "the Metal kernels need k_dtype == v_dtype, found " + std::string(dtype_name(k_dtype)) +
+              " and " + dtype_name(v_dtype));
+  return k_dtype;
+}
+
 // Work of one attention call for the fused kernels, from the host copy of query_start.
 struct FusedPlan {
   int decode_select = 0, flash_select = 0;  // kargs `select` (0: the Auto rule, 1: every sequence)
@@ -79,12 +87,13 @@ FusedPlan plan_fused(const std::string& where, AttentionVariant variant, const i
 }  // namespace
 
 void MetalBackend::kv_write(const KvWriteArgs& a) {
-  require_supported(Op::KvWrite, a.cache_dtype, "kv_write");
   const std::string where = name_ + ".kv_write";
+  const DType cache_dtype = cache_type(a.k_dtype, a.v_dtype, where);
+  require_supported(Op::KvWrite, cache_dtype, "kv_write");
   require(a.num_tokens >= 0 && a.num_kv_heads > 0 && a.head_dim > 0 && a.num_slots >= 0, where,
           "expected num_tokens >= 0, num_kv_heads > 0, head_dim > 0, num_slots >= 0");
   const size_t row = static_cast<size_t>(a.num_kv_heads) * a.head_dim;  // elements per slot
-  const size_t esize = a.cache_dtype == DType::F16 ? 2 : 4;
+  const size_t esize = cache_dtype == DType::F16 ? 2 : 4;
   require(row <= 0x7fffffff, where,
           "expected num_kv_heads * head_dim < 2^31, found " + std::to_string(row));
   std::vector<Bound> bufs = {bind_view(a.k, a.num_tokens * row * 4, "kv_write",
@@ -98,7 +107,7 @@ void MetalBackend::kv_write(const KvWriteArgs& a) {
                              bind_view(a.slot_mapping, static_cast<size_t>(a.num_tokens) * 4,
                                        "kv_write", "slot_mapping")};  // (num_tokens,)
   KvWriteKArgs k{a.num_tokens, static_cast<int32_t>(row), a.num_slots};
-  encode(kernel_name(Op::KvWrite, "", a.cache_dtype), &k, sizeof k, bufs,
+  encode(kernel_name(Op::KvWrite, "", cache_dtype), &k, sizeof k, bufs,
          {ceil_div(static_cast<int64_t>(row), LONGBOW_ROW_THREADS),
           static_cast<uint32_t>(a.num_tokens), 1},
          {LONGBOW_ROW_THREADS, 1, 1});
@@ -125,8 +134,9 @@ void MetalBackend::copy_blocks(const CopyBlocksArgs& a) {
 
 // Split: the baseline. Others: the fused kernels chosen by plan_fused (see the top of the file).
 void MetalBackend::attention(const AttentionArgs& a) {
-  require_supported(Op::Attention, a.cache_dtype, "attention");
   const std::string where = name_ + ".attention";
+  const DType cache_dtype = cache_type(a.k_dtype, a.v_dtype, where);
+  require_supported(Op::Attention, cache_dtype, "attention");
   check_attention_sizes(a, where);
   require(a.head_dim <= 1024, where,
           "expected head_dim <= 1024, found " + std::to_string(a.head_dim));
@@ -141,7 +151,7 @@ void MetalBackend::attention(const AttentionArgs& a) {
                 std::to_string(a.head_dim) + " (use the split variant)");
   }
   const size_t T = a.num_tokens, H = a.num_heads, D = a.head_dim;
-  const size_t esize = a.cache_dtype == DType::F16 ? 2 : 4;
+  const size_t esize = cache_dtype == DType::F16 ? 2 : 4;
   const size_t cache_bytes =
       static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * D * esize;
   const size_t ctx_cap = static_cast<size_t>(a.max_blocks_per_seq) * a.block_size;
@@ -185,12 +195,12 @@ void MetalBackend::attention(const AttentionArgs& a) {
     const Bound scores =
         scratch(SCORES_SLOT, T * H * ctx_cap * 4);  // (num_tokens * num_heads, ctx_cap) f32
     const GpuSize grid{static_cast<uint32_t>(H), static_cast<uint32_t>(T), 1};
-    encode(kernel_name(Op::Attention, "scores", a.cache_dtype), &k, sizeof k,
+    encode(kernel_name(Op::Attention, "scores", cache_dtype), &k, sizeof k,
            {scores, q, kc, bt, qs, sl, pos}, grid, {SCORE_THREADS, 1, 1});
     encode(kernel_name(Op::Attention, "softmax", DType::F32), &k, sizeof k, {scores, qs, sl, pos},
            grid, {LONGBOW_ROW_THREADS, 1, 1});
     const uint32_t value_threads = static_cast<uint32_t>((D + 31) / 32 * 32);
-    encode(kernel_name(Op::Attention, "values", a.cache_dtype), &k, sizeof k,
+    encode(kernel_name(Op::Attention, "values", cache_dtype), &k, sizeof k,
            {out, scores, vc, bt, qs, sl, pos}, grid, {value_threads, 1, 1});
     return;
   }
@@ -244,10 +254,10 @@ void MetalBackend::attention(const AttentionArgs& a) {
     if (decode_stage() == 1) {
       const Bound scores = scratch(STAGE1_SLOT, static_cast<size_t>(plan.num_decode) * H * ctx_cap *
                                                     4);  // (decode tokens, num_heads, ctx_cap)
-      encode(kernel_name(Op::Attention, "decode_stage1" + softcap, a.cache_dtype), &dk, sizeof dk,
+      encode(kernel_name(Op::Attention, "decode_stage1" + softcap, cache_dtype), &dk, sizeof dk,
              {out, parts, scores, q, kc, vc, bt, qs, sl, pos, gen}, grid, threads);
     } else {
-      encode(kernel_name(Op::Attention, "decode_fused" + softcap, a.cache_dtype), &dk, sizeof dk,
+      encode(kernel_name(Op::Attention, "decode_fused" + softcap, cache_dtype), &dk, sizeof dk,
              {out, parts, q, kc, vc, bt, qs, sl, pos, gen}, grid, threads);
     }
     if (dk.num_splits > 1) {
@@ -256,7 +266,7 @@ void MetalBackend::attention(const AttentionArgs& a) {
     }
   }
   if (plan.num_tiles > 0) {
-    encode(kernel_name(Op::Attention, "flash_prefill" + window + softcap, a.cache_dtype), &fk,
+    encode(kernel_name(Op::Attention, "flash_prefill" + window + softcap, cache_dtype), &fk,
            sizeof fk, {out, q, kc, vc, bt, qs, sl, pos, gen},
            {static_cast<uint32_t>(plan.num_tiles),
             static_cast<uint32_t>(a.num_kv_heads * fk.num_head_chunks), 1},

@@ -29,6 +29,10 @@ class MetalBackend final : public Backend {
   void upload(BufView dst, const void* src, size_t bytes) override;
   void download(void* dst, BufView src, size_t bytes) override;
   bool supports(Op op, DType dtype) const override;
+  // K and V of one type (the kernels take one cache type).
+  bool supports_kv_cache(DType k_dtype, DType v_dtype) const override {
+    return k_dtype == v_dtype && Backend::supports_kv_cache(k_dtype, v_dtype);
+  }
   void synchronize() override;
 
   void embed(const EmbedArgs& a) override;

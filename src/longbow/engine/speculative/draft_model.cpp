@@ -37,7 +37,8 @@ class DraftModelProposer final : public Proposer {
     layout.block_size = o.block_size;
     layout.num_kv_heads = dc.num_kv_heads;
     layout.head_dim = dc.head_dim;
-    layout.dtype = o.kv_dtype;
+    layout.k_dtype = o.k_dtype;
+    layout.v_dtype = o.v_dtype;
     kv_ = std::make_unique<KvCache>(backend, layout);
     max_tokens_ = std::max(o.max_num_batched_tokens, o.max_num_seqs);
     model_->reserve(max_tokens_, o.max_num_seqs, o.max_blocks_per_seq, o.max_num_seqs);

@@ -50,7 +50,7 @@ std::unique_ptr<Proposer> make_ngram_proposer(int min_n, int max_n);
 // probs row. Its KV cache has the target's blocks (same ids, block size and count).
 struct DraftModelOptions {
   int num_blocks = 0, block_size = 0;
-  DType kv_dtype = DType::F16;
+  DType k_dtype = DType::F16, v_dtype = DType::F16;
   int max_num_seqs = 0, max_num_batched_tokens = 0, max_blocks_per_seq = 0;
   AttentionVariant attention = AttentionVariant::Auto;
   const std::vector<int>* eos_ids = nullptr;  // the engine's end-of-sequence ids (banned rows)

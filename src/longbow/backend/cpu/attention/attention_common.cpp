@@ -119,23 +119,26 @@ AttnBatch parse_attention(const AttentionArgs& a) {
            " and " + std::to_string(a.num_kv_heads);
   });
   AttnBatch b;
-  check_kv_dtype(a.cache_dtype, a.head_dim, WHERE);
-  b.kv_type = a.cache_dtype;
-  b.f16 = a.cache_dtype == DType::F16;
-  b.staged = is_kv_block_dtype(a.cache_dtype);
-  require(!b.staged || a.head_dim <= ATTN_STAGE_MAX_DIM, WHERE, [&] {
-    return "a " + std::string(dtype_name(a.cache_dtype)) +
-           " KV cache needs head_dim <= " + std::to_string(ATTN_STAGE_MAX_DIM) + ", found " +
-           std::to_string(a.head_dim);
-  });
-  b.row_bytes = kv_row_bytes(a.cache_dtype, a.head_dim);
   const size_t T = a.num_tokens, H = a.num_heads, D = a.head_dim;
-  const size_t cache_bytes =
-      static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * b.row_bytes;
+  auto plane = [&](DType t, const BufView& view, const char* name) {
+    check_kv_dtype(t, a.head_dim, std::string(WHERE) + " " + name);
+    KvPlane p;
+    p.type = t, p.f16 = t == DType::F16, p.staged = is_kv_block_dtype(t);
+    require(!p.staged || a.head_dim <= ATTN_STAGE_MAX_DIM, WHERE, [&] {
+      return std::string(name) + ": a " + dtype_name(t) +
+             " KV cache needs head_dim <= " + std::to_string(ATTN_STAGE_MAX_DIM) + ", found " +
+             std::to_string(a.head_dim);
+    });
+    p.row_bytes = kv_row_bytes(t, a.head_dim);
+    const size_t cache_bytes =
+        static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * p.row_bytes;
+    p.cache = static_cast<const uint8_t*>(view_ptr(view, cache_bytes, WHERE, name));
+    return p;
+  };
+  b.k = plane(a.k_dtype, a.k_cache, "k_cache");
+  b.v = plane(a.v_dtype, a.v_cache, "v_cache");
   b.out = view_as<float>(a.out, T * H * D, WHERE, "out");
   b.q = view_as<const float>(a.q, T * H * D, WHERE, "q");
-  b.k_cache = static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_bytes, WHERE, "k_cache"));
-  b.v_cache = static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_bytes, WHERE, "v_cache"));
   b.block_tables =
       view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
                              WHERE, "block_tables");
@@ -159,25 +162,25 @@ AttnBatch parse_attention(const AttentionArgs& a) {
 
 const AttnKernels& attn_scalar_kernels() { return SCALAR; }
 
-void kv_stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk,
+void kv_stage_rows(const AttnBatch& b, const KvPlane& p, int seq, int kvh, int j0, int nk,
                    float* dst) {
   const RowKernels& rk = row_kernels();
   const int D = b.head_dim;
   for (int j = j0; j < j0 + nk; ++j) {
-    rk.dequant_row(b.kv_type, b.row(cache, seq, kvh, j), dst + static_cast<size_t>(j - j0) * D, D);
+    rk.dequant_row(p.type, b.row(p, seq, kvh, j), dst + static_cast<size_t>(j - j0) * D, D);
   }
 }
 
 void attn_block_scores(const AttnKernels& kern, const AttnBatch& b, const float* q, int rows,
                        int seq, int kvh, int j, int nk, float* s, int s_stride) {
   const int D = b.head_dim;
-  if (!b.staged) {
-    kern.scores(q, rows, D, b.row(b.k_cache, seq, kvh, j), b.row_stride(), nk, b.f16, s, s_stride);
+  if (!b.k.staged) {
+    kern.scores(q, rows, D, b.row(b.k, seq, kvh, j), b.row_stride(), nk, b.k.f16, s, s_stride);
     return;
   }
   float k[ATTN_STAGE_MAX_DIM];  // one dequantized key row
   for (int i = 0; i < nk; ++i) {
-    kv_stage_rows(b, b.k_cache, seq, kvh, j + i, 1, k);
+    kv_stage_rows(b, b.k, seq, kvh, j + i, 1, k);
     kern.scores(q, rows, D, k, D, 1, false, s + i, s_stride);
   }
 }
@@ -185,14 +188,13 @@ void attn_block_scores(const AttnKernels& kern, const AttnBatch& b, const float*
 void attn_block_values(const AttnKernels& kern, const AttnBatch& b, const float* p, int p_stride,
                        int rows, int seq, int kvh, int j, int nk, float* acc) {
   const int D = b.head_dim;
-  if (!b.staged) {
-    kern.values(p, p_stride, rows, D, b.row(b.v_cache, seq, kvh, j), b.row_stride(), nk, b.f16,
-                acc);
+  if (!b.v.staged) {
+    kern.values(p, p_stride, rows, D, b.row(b.v, seq, kvh, j), b.row_stride(), nk, b.v.f16, acc);
     return;
   }
   float v[ATTN_STAGE_MAX_DIM];  // one dequantized value row
   for (int i = 0; i < nk; ++i) {
-    kv_stage_rows(b, b.v_cache, seq, kvh, j + i, 1, v);
+    kv_stage_rows(b, b.v, seq, kvh, j + i, 1, v);
     kern.values(p + i, p_stride, rows, D, v, D, 1, false, acc);
   }
 }

@@ -46,22 +46,26 @@ constexpr int ATTN_PREFILL_TOKENS = 16;
 constexpr int ATTN_SPLIT_KEYS = 256;
 constexpr int ATTN_SPLIT_MIN_KEYS = 128;
 
+// One plane (K or V) of the paged cache: (num_blocks, block_size, num_kv_heads) rows of head_dim
+// values in `type`, row_bytes each. K and V may have different types.
+struct KvPlane {
+  const uint8_t* cache = nullptr;
+  DType type = DType::F32;
+  bool f16 = false;      // type is f16
+  bool staged = false;   // type is a block type (q8_0, q4_0, q4_1)
+  size_t row_bytes = 0;  // bytes of one (slot, kv head) row
+};
+
 // The batch of one attention call, validated.
 struct AttnBatch {
   float* out = nullptr;      // (num_tokens, num_heads, head_dim)
   const float* q = nullptr;  // (num_tokens, num_heads, head_dim)
-  // (num_blocks, block_size, num_kv_heads) rows of head_dim values in kv_type (row_bytes each)
-  const uint8_t* k_cache = nullptr;
-  const uint8_t* v_cache = nullptr;
+  KvPlane k, v;
   const int32_t* block_tables = nullptr;  // (num_seqs, max_blocks_per_seq)
   const int32_t* query_start = nullptr;   // (num_seqs + 1,)
   const int32_t* seq_lens = nullptr;      // (num_seqs,)
   const int32_t* positions = nullptr;     // (num_tokens,)
   const int32_t* generated = nullptr;     // (num_seqs,) 1 = generated tokens; nullptr: all 0
-  DType kv_type = DType::F32;
-  bool f16 = false;      // kv_type is f16
-  bool staged = false;   // kv_type is a block type (q8_0, q4_0, q4_1)
-  size_t row_bytes = 0;  // bytes of one (slot, kv head) row
   int num_tokens = 0, num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, group = 1;
   int block_size = 16, max_blocks_per_seq = 0, num_blocks = 0;
   int max_ctx = 0;  // longest seq_len
@@ -70,19 +74,23 @@ struct AttnBatch {
   float softcap = 0.0f;  // logit soft-cap (0 = off): s -> softcap * tanh(s / softcap)
 
   bool is_generated(int s) const { return generated != nullptr && generated[s] != 0; }
+  // Either plane is block-typed (rows dequantized, never read in place as floats).
+  bool staged() const { return k.staged || v.staged; }
 
   // First key a query at position p sees.
   int window_begin(int p) const { return window > 0 ? std::max(0, p - window + 1) : 0; }
 
-  // Address of key/value row j of sequence s, kv head kvh; rows of one block are contiguous
-  // with a stride of row_stride() elements (slot_bytes() bytes).
-  const void* row(const uint8_t* cache, int s, int kvh, int j) const {
+  // Address of key/value row j of sequence s, kv head kvh in plane p; rows of one block are
+  // contiguous with a stride of row_stride() elements (slot_bytes(p) bytes).
+  const void* row(const KvPlane& p, int s, int kvh, int j) const {
     const int32_t blk = block_tables[static_cast<size_t>(s) * max_blocks_per_seq + j / block_size];
     const size_t slot = static_cast<size_t>(blk) * block_size + j % block_size;
-    return cache + (slot * num_kv_heads + kvh) * row_bytes;
+    return p.cache + (slot * num_kv_heads + kvh) * p.row_bytes;
   }
   size_t row_stride() const { return static_cast<size_t>(num_kv_heads) * head_dim; }
-  size_t slot_bytes() const { return static_cast<size_t>(num_kv_heads) * row_bytes; }
+  size_t slot_bytes(const KvPlane& p) const {
+    return static_cast<size_t>(num_kv_heads) * p.row_bytes;
+  }
 };
 
 // Validates the args (same checks as the split baseline) and returns the parsed batch.
@@ -90,10 +98,10 @@ AttnBatch parse_attention(const AttentionArgs& a);
 
 // Largest head_dim of a block-typed (staged) KV cache: rows are dequantized on the stack.
 constexpr int ATTN_STAGE_MAX_DIM = 1024;
-// dst (nk, head_dim) f32 = rows [j0, j0 + nk) of sequence seq, kv head kvh, of a cache plane in
-// b.kv_type (any type), dequantized. The kernels stage a tile (whole blocks, tens of keys) at a
-// time in L1: never a dequantized copy of the cache.
-void kv_stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk,
+// dst (nk, head_dim) f32 = rows [j0, j0 + nk) of sequence seq, kv head kvh, of cache plane p
+// (any type), dequantized. The kernels stage a tile (whole blocks, tens of keys) at a time in L1:
+// never a dequantized copy of the cache.
+void kv_stage_rows(const AttnBatch& b, const KvPlane& p, int seq, int kvh, int j0, int nk,
                    float* dst);
 
 // One unit of parallel work (see the map at the top). Stored as int32 in shared scratch.
@@ -207,10 +215,12 @@ void attn_block_values(const AttnKernels& kern, const AttnBatch& b, const float*
 void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                               float* partials);
-// Block-typed caches (b.staged: q8_0, q4_0, q4_1), any softcap: rows dequantized in registers.
-void avx2_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+// Block-typed or mixed caches (K and V each f16, q8_0, q4_0 or q4_1), any softcap: rows
+// dequantized in registers. False, doing nothing, for other type pairs (an f32 plane beside
+// another type: the generic tile loop runs).
+bool avx2_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                             float* partials);
-void avx512_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+bool avx512_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                               float* partials);
 void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32);
 void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,

@@ -225,27 +225,39 @@ DECODE_INLINE void decode_softcap_rows(float* s, int s_stride, int nk, int nkp, 
   }
 }
 
-// One key tile for RB rows: scores (soft-capped when SOFTCAP), online softmax, P·V.
-template <class V, DType T, int RB, bool SOFTCAP = false>
-void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, const uint8_t* kc,
-                      const uint8_t* vc, const int32_t* slots, size_t slot_bytes, int nk, float* m,
-                      float* l, float* alpha, float cap = 0.0f) {
+// The cache rows of one tile: K_j = k + slots[j] * k_slot_bytes, V_j likewise (K and V planes may
+// have different types, so different slot sizes).
+struct DecodeTileRows {
+  const uint8_t *k, *v;
+  const int32_t* slots;
+  size_t k_slot_bytes, v_slot_bytes;
+};
+
+// One key tile for RB rows: scores (soft-capped when SOFTCAP), online softmax, P·V; K rows in KT,
+// V rows in VT.
+template <class V, DType KT, DType VT, int RB, bool SOFTCAP = false>
+void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D,
+                      const DecodeTileRows& kv, int nk, float* m, float* l, float* alpha,
+                      float cap = 0.0f) {
+  const int32_t* slots = kv.slots;
   constexpr int W = V::W;
   const int nkp = (nk + W - 1) / W * W;
   switch (D / W == 4 && D % W == 0 ? 4 : D / W == 8 && D % W == 0 ? 8 : 0) {
-    case 4: decode_scores<V, T, RB, 4>(q, D, kc, slots, slot_bytes, nk, s, s_stride); break;
-    case 8: decode_scores<V, T, RB, 8>(q, D, kc, slots, slot_bytes, nk, s, s_stride); break;
-    default: decode_scores<V, T, RB, 0>(q, D, kc, slots, slot_bytes, nk, s, s_stride); break;
+    case 4: decode_scores<V, KT, RB, 4>(q, D, kv.k, slots, kv.k_slot_bytes, nk, s, s_stride); break;
+    case 8: decode_scores<V, KT, RB, 8>(q, D, kv.k, slots, kv.k_slot_bytes, nk, s, s_stride); break;
+    default:
+      decode_scores<V, KT, RB, 0>(q, D, kv.k, slots, kv.k_slot_bytes, nk, s, s_stride);
+      break;
   }
   if constexpr (SOFTCAP) decode_softcap_rows<V, RB>(s, s_stride, nk, nkp, cap);
   decode_softmax_rows<V, RB>(s, s_stride, nkp, m, l, alpha);
   constexpr int DB = V::DECODE_VALUE_VECS;
   if (D % (DB * W) == 0) {
-    decode_values<V, T, RB, DB>(s, s_stride, D, vc, slots, slot_bytes, nk, alpha, o);
+    decode_values<V, VT, RB, DB>(s, s_stride, D, kv.v, slots, kv.v_slot_bytes, nk, alpha, o);
   } else if (D % (2 * W) == 0) {
-    decode_values<V, T, RB, 2>(s, s_stride, D, vc, slots, slot_bytes, nk, alpha, o);
+    decode_values<V, VT, RB, 2>(s, s_stride, D, kv.v, slots, kv.v_slot_bytes, nk, alpha, o);
   } else {
-    decode_values<V, T, RB, 1>(s, s_stride, D, vc, slots, slot_bytes, nk, alpha, o);
+    decode_values<V, VT, RB, 1>(s, s_stride, D, kv.v, slots, kv.v_slot_bytes, nk, alpha, o);
   }
 }
 
@@ -253,51 +265,30 @@ void decode_tile_rows(const float* q, float* o, float* s, int s_stride, int D, c
 // blocks of DECODE_ROW_BLOCK.
 // SOFTCAP: scores capped at `cap` (natural units); the plain instantiation takes no cap (its code
 // is the same as before soft-capping existed).
-template <class V, DType T, bool SOFTCAP = false>
-void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D, const uint8_t* kc,
-                      const uint8_t* vc, const int32_t* slots, size_t slot_bytes, int nk, float* m,
-                      float* l, float* alpha, float cap = 0.0f) {
+template <class V, DType KT, DType VT, bool SOFTCAP = false>
+void decode_tile_head(const float* q, float* o, float* s, int TKp, int G, int D,
+                      const DecodeTileRows& kv, int nk, float* m, float* l, float* alpha,
+                      float cap = 0.0f) {
   for (int r0 = 0; r0 < G; r0 += DECODE_ROW_BLOCK) {
     const size_t qo = static_cast<size_t>(r0) * D;
     float* sr = s + static_cast<size_t>(r0) * TKp;
-    if constexpr (SOFTCAP) {
-      switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-        case 1:
-          decode_tile_rows<V, T, 1, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                          m + r0, l + r0, alpha + r0, cap);
-          break;
-        case 2:
-          decode_tile_rows<V, T, 2, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                          m + r0, l + r0, alpha + r0, cap);
-          break;
-        case 3:
-          decode_tile_rows<V, T, 3, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                          m + r0, l + r0, alpha + r0, cap);
-          break;
-        default:
-          decode_tile_rows<V, T, 4, true>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                          m + r0, l + r0, alpha + r0, cap);
-          break;
-      }
-    } else {
-      switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
-        case 1:
-          decode_tile_rows<V, T, 1>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                    m + r0, l + r0, alpha + r0);
-          break;
-        case 2:
-          decode_tile_rows<V, T, 2>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                    m + r0, l + r0, alpha + r0);
-          break;
-        case 3:
-          decode_tile_rows<V, T, 3>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                    m + r0, l + r0, alpha + r0);
-          break;
-        default:
-          decode_tile_rows<V, T, 4>(q + qo, o + qo, sr, TKp, D, kc, vc, slots, slot_bytes, nk,
-                                    m + r0, l + r0, alpha + r0);
-          break;
-      }
+    switch (std::min(DECODE_ROW_BLOCK, G - r0)) {
+      case 1:
+        decode_tile_rows<V, KT, VT, 1, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kv, nk, m + r0, l + r0,
+                                                alpha + r0, cap);
+        break;
+      case 2:
+        decode_tile_rows<V, KT, VT, 2, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kv, nk, m + r0, l + r0,
+                                                alpha + r0, cap);
+        break;
+      case 3:
+        decode_tile_rows<V, KT, VT, 3, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kv, nk, m + r0, l + r0,
+                                                alpha + r0, cap);
+        break;
+      default:
+        decode_tile_rows<V, KT, VT, 4, SOFTCAP>(q + qo, o + qo, sr, TKp, D, kv, nk, m + r0, l + r0,
+                                                alpha + r0, cap);
+        break;
     }
   }
 }
@@ -325,10 +316,11 @@ inline void decode_item_store(const AttnBatch& b, const AttnItem& it, const floa
   }
 }
 
-// One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0) over a
-// cache of type T (= b.kv_type, dequantized in registers by load_cache). Needs head_dim % V::W
-// == 0; i32 scratch holds attn_decode_tile_keys slots; partials is (num_partials, G, D + 2).
-template <class V, DType T, bool SOFTCAP>
+// One fused decode item (AttnItem with t1 == t0 + 1, any num_kvh; SOFTCAP: b.softcap > 0) over K
+// rows of type KT (= b.k.type) and V rows of type VT (= b.v.type), dequantized in registers by
+// load_cache. Needs head_dim % V::W == 0; i32 scratch holds attn_decode_tile_keys slots; partials
+// is (num_partials, G, D + 2).
+template <class V, DType KT, DType VT, bool SOFTCAP>
 void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                    float* partials) {
   constexpr int W = V::W;
@@ -351,10 +343,10 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
   std::fill(o, o + static_cast<size_t>(R) * D, 0.0f);
   std::fill(m, m + R, -INFINITY);
   std::fill(l, l + R, 0.0f);
-  const size_t slot_bytes = b.slot_bytes();
+  const size_t k_slot_bytes = b.slot_bytes(b.k), v_slot_bytes = b.slot_bytes(b.v);
   // Rows of the item's first kv head; the rows of one slot's kv heads are row_bytes apart.
-  const uint8_t* kc = b.k_cache + static_cast<size_t>(it.kvh) * b.row_bytes;
-  const uint8_t* vc = b.v_cache + static_cast<size_t>(it.kvh) * b.row_bytes;
+  const uint8_t* kc = b.k.cache + static_cast<size_t>(it.kvh) * b.k.row_bytes;
+  const uint8_t* vc = b.v.cache + static_cast<size_t>(it.kvh) * b.v.row_bytes;
   const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
   // Paged K/V stream from DRAM in a batched step and demand misses alone leave the core waiting,
   // so the next tile is prefetched while this one runs, a share per kv head
@@ -363,8 +355,8 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
   auto prefetch_tile = [&](int j0, int part, int parts) {
     if (j0 >= ke) return;
     const int j1 = std::min(ke, j0 + TK);
-    attn_prefetch_keys<3>(b.k_cache, table, bs, slot_bytes, j0, j1, part, parts);
-    attn_prefetch_keys<3>(b.v_cache, table, bs, slot_bytes, j0, j1, part, parts);
+    attn_prefetch_keys<3>(b.k.cache, table, bs, k_slot_bytes, j0, j1, part, parts);
+    attn_prefetch_keys<3>(b.v.cache, table, bs, v_slot_bytes, j0, j1, part, parts);
   };
   prefetch_tile(it.k_begin, 0, 1);
   for (int j0 = it.k_begin; j0 < ke;
@@ -378,18 +370,43 @@ void decode_item_t(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* 
     for (int h = 0; h < it.num_kvh; ++h) {
       prefetch_tile(j0 + TK, h, it.num_kvh);
       const size_t ro = static_cast<size_t>(h) * G;
-      const uint8_t* kh = kc + static_cast<size_t>(h) * b.row_bytes;
-      const uint8_t* vh = vc + static_cast<size_t>(h) * b.row_bytes;
-      if constexpr (SOFTCAP) {
-        decode_tile_head<V, T, true>(q + ro * D, o + ro * D, s, TKp, G, D, kh, vh, slots,
-                                     slot_bytes, nk, m + ro, l + ro, alpha + ro, b.softcap);
-      } else {
-        decode_tile_head<V, T>(q + ro * D, o + ro * D, s, TKp, G, D, kh, vh, slots, slot_bytes, nk,
-                               m + ro, l + ro, alpha + ro);
-      }
+      const DecodeTileRows kv{kc + static_cast<size_t>(h) * b.k.row_bytes,
+                              vc + static_cast<size_t>(h) * b.v.row_bytes, slots, k_slot_bytes,
+                              v_slot_bytes};
+      decode_tile_head<V, KT, VT, SOFTCAP>(q + ro * D, o + ro * D, s, TKp, G, D, kv, nk, m + ro,
+                                           l + ro, alpha + ro, b.softcap);
     }
   }
   decode_item_store(b, it, o, m, l, partials);
+}
+
+// decode_item_t for the K type KT and the V type b.v.type (any of f16, q8_0, q4_0, q4_1); false,
+// doing nothing, for another V type.
+template <class V, DType KT, bool SOFTCAP>
+bool decode_item_v(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                   float* partials) {
+  switch (b.v.type) {
+    case DType::F16: decode_item_t<V, KT, DType::F16, SOFTCAP>(b, it, f32, i32, partials); break;
+    case DType::Q8_0: decode_item_t<V, KT, DType::Q8_0, SOFTCAP>(b, it, f32, i32, partials); break;
+    case DType::Q4_0: decode_item_t<V, KT, DType::Q4_0, SOFTCAP>(b, it, f32, i32, partials); break;
+    case DType::Q4_1: decode_item_t<V, KT, DType::Q4_1, SOFTCAP>(b, it, f32, i32, partials); break;
+    default: return false;
+  }
+  return true;
+}
+
+// The decode item of a block-typed or mixed cache: K and V each f16, q8_0, q4_0 or q4_1 (an f32
+// plane beside another type: false, the generic tile loop takes it).
+template <class V, bool SOFTCAP>
+bool decode_item_kv(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+                    float* partials) {
+  switch (b.k.type) {
+    case DType::F16: return decode_item_v<V, DType::F16, SOFTCAP>(b, it, f32, i32, partials);
+    case DType::Q8_0: return decode_item_v<V, DType::Q8_0, SOFTCAP>(b, it, f32, i32, partials);
+    case DType::Q4_0: return decode_item_v<V, DType::Q4_0, SOFTCAP>(b, it, f32, i32, partials);
+    case DType::Q4_1: return decode_item_v<V, DType::Q4_1, SOFTCAP>(b, it, f32, i32, partials);
+    default: return false;
+  }
 }
 
 }  // namespace

@@ -141,9 +141,8 @@ void prefetch_item_start(const AttnBatch& b, const AttnItem& it) {
   const int ke = std::min(it.k_end, b.positions[it.t0] + 1);
   const int j1 = std::min(ke, it.k_begin + attn_decode_tile_keys(b.block_size));
   const int32_t* table = b.block_tables + static_cast<size_t>(it.seq) * b.max_blocks_per_seq;
-  const size_t slot_bytes = b.slot_bytes();
-  attn_prefetch_keys<2>(b.k_cache, table, b.block_size, slot_bytes, it.k_begin, j1, 0, 1);
-  attn_prefetch_keys<2>(b.v_cache, table, b.block_size, slot_bytes, it.k_begin, j1, 0, 1);
+  for (const KvPlane* p : {&b.k, &b.v})
+    attn_prefetch_keys<2>(p->cache, table, b.block_size, b.slot_bytes(*p), it.k_begin, j1, 0, 1);
 }
 }  // namespace
 

@@ -182,14 +182,15 @@ size_t avx2_prefill_scratch(const AttnBatch& b, int rows) {
 bool avx2_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                       float* partials) {
   if (b.head_dim % Avx2::W != 0) return false;
-  if (b.staged) {  // a block-typed cache
-    avx2_decode_item_quant(b, it, f32, i32, partials);
-  } else if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
+  if (b.k.type != b.v.type || b.staged()) {  // block-typed or mixed planes
+    return avx2_decode_item_quant(b, it, f32, i32, partials);
+  }
+  if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx2_decode_item_softcap(b, it, f32, i32, partials);
-  } else if (b.f16) {
-    decode_item_t<Avx2, DType::F16, false>(b, it, f32, i32, partials);
+  } else if (b.k.f16) {
+    decode_item_t<Avx2, DType::F16, DType::F16, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx2, DType::F32, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx2, DType::F32, DType::F32, false>(b, it, f32, i32, partials);
   }
   return true;
 }

@@ -55,14 +55,15 @@ bool avx512_decode_item(const AttnBatch& b, const AttnItem& it, float* f32, int3
                         float* partials) {
   if (b.head_dim % Avx512::W != 0)
     return attn_avx2_kernels()->decode_item(b, it, f32, i32, partials);
-  if (b.staged) {  // a block-typed cache
-    avx512_decode_item_quant(b, it, f32, i32, partials);
-  } else if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
+  if (b.k.type != b.v.type || b.staged()) {  // block-typed or mixed planes
+    return avx512_decode_item_quant(b, it, f32, i32, partials);
+  }
+  if (b.softcap > 0.0f) {  // a sliding window is in the item's key range already
     avx512_decode_item_softcap(b, it, f32, i32, partials);
-  } else if (b.f16) {
-    decode_item_t<Avx512, DType::F16, false>(b, it, f32, i32, partials);
+  } else if (b.k.f16) {
+    decode_item_t<Avx512, DType::F16, DType::F16, false>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx512, DType::F32, false>(b, it, f32, i32, partials);
+    decode_item_t<Avx512, DType::F32, DType::F32, false>(b, it, f32, i32, partials);
   }
   return true;
 }

@@ -3,8 +3,6 @@
 // -mfma -mf16c like it.
 #include <immintrin.h>
 
-#include <stdexcept>
-
 #include "longbow/backend/cpu/attention/attention_common.h"
 #include "longbow/backend/cpu/attention/attention_decode_simd.h"
 #include "longbow/backend/cpu/attention/attention_simd_avx2.h"
@@ -22,29 +20,18 @@ void avx2_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32) {
   }
 }
 
-void avx2_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+bool avx2_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                             float* partials) {
-  const bool cap = b.softcap > 0.0f;
-  switch (b.kv_type) {
-    case DType::Q8_0:
-      return cap ? decode_item_t<Avx2, DType::Q8_0, true>(b, it, f32, i32, partials)
-                 : decode_item_t<Avx2, DType::Q8_0, false>(b, it, f32, i32, partials);
-    case DType::Q4_0:
-      return cap ? decode_item_t<Avx2, DType::Q4_0, true>(b, it, f32, i32, partials)
-                 : decode_item_t<Avx2, DType::Q4_0, false>(b, it, f32, i32, partials);
-    case DType::Q4_1:
-      return cap ? decode_item_t<Avx2, DType::Q4_1, true>(b, it, f32, i32, partials)
-                 : decode_item_t<Avx2, DType::Q4_1, false>(b, it, f32, i32, partials);
-    default: throw std::logic_error("[cpu.attention] a block-typed KV cache expected");
-  }
+  return b.softcap > 0.0f ? decode_item_kv<Avx2, true>(b, it, f32, i32, partials)
+                          : decode_item_kv<Avx2, false>(b, it, f32, i32, partials);
 }
 
 void avx2_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                               float* partials) {
-  if (b.f16) {
-    decode_item_t<Avx2, DType::F16, true>(b, it, f32, i32, partials);
+  if (b.k.f16) {
+    decode_item_t<Avx2, DType::F16, DType::F16, true>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx2, DType::F32, true>(b, it, f32, i32, partials);
+    decode_item_t<Avx2, DType::F32, DType::F32, true>(b, it, f32, i32, partials);
   }
 }
 

@@ -1,8 +1,6 @@
 // Sliding-window and logit soft-cap instantiations of the AVX-512 attention items (the plain ones
 // are in attention_kernels_avx512.cpp, which calls these when a feature is on; only when
 // cpu_isa() has avx512). Same target region as that file.
-#include <stdexcept>
-
 #include "longbow/backend/cpu/attention/attention_common.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -37,29 +35,18 @@ void avx512_prefill_item_ext(const AttnBatch& b, const AttnItem& it, float* f32)
   }
 }
 
-void avx512_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
+bool avx512_decode_item_quant(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                               float* partials) {
-  const bool cap = b.softcap > 0.0f;
-  switch (b.kv_type) {
-    case DType::Q8_0:
-      return cap ? decode_item_t<Avx512, DType::Q8_0, true>(b, it, f32, i32, partials)
-                 : decode_item_t<Avx512, DType::Q8_0, false>(b, it, f32, i32, partials);
-    case DType::Q4_0:
-      return cap ? decode_item_t<Avx512, DType::Q4_0, true>(b, it, f32, i32, partials)
-                 : decode_item_t<Avx512, DType::Q4_0, false>(b, it, f32, i32, partials);
-    case DType::Q4_1:
-      return cap ? decode_item_t<Avx512, DType::Q4_1, true>(b, it, f32, i32, partials)
-                 : decode_item_t<Avx512, DType::Q4_1, false>(b, it, f32, i32, partials);
-    default: throw std::logic_error("[cpu.attention] a block-typed KV cache expected");
-  }
+  return b.softcap > 0.0f ? decode_item_kv<Avx512, true>(b, it, f32, i32, partials)
+                          : decode_item_kv<Avx512, false>(b, it, f32, i32, partials);
 }
 
 void avx512_decode_item_softcap(const AttnBatch& b, const AttnItem& it, float* f32, int32_t* i32,
                                 float* partials) {
-  if (b.f16) {
-    decode_item_t<Avx512, DType::F16, true>(b, it, f32, i32, partials);
+  if (b.k.f16) {
+    decode_item_t<Avx512, DType::F16, DType::F16, true>(b, it, f32, i32, partials);
   } else {
-    decode_item_t<Avx512, DType::F32, true>(b, it, f32, i32, partials);
+    decode_item_t<Avx512, DType::F32, DType::F32, true>(b, it, f32, i32, partials);
   }
 }
 

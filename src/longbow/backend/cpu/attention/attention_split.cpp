@@ -65,17 +65,21 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
            " and " + std::to_string(a.num_kv_heads);
   });
   check_attention_options(a, where);
-  check_kv_dtype(a.cache_dtype, a.head_dim, where);
-  const DType kv_type = a.cache_dtype;
+  check_kv_dtype(a.k_dtype, a.head_dim, std::string(where) + " k_cache");
+  check_kv_dtype(a.v_dtype, a.head_dim, std::string(where) + " v_cache");
   const size_t T = a.num_tokens, H = a.num_heads, Hkv = a.num_kv_heads, D = a.head_dim;
-  const size_t row_bytes = kv_row_bytes(kv_type, a.head_dim);  // one (slot, kv head) row
-  const size_t cache_bytes = static_cast<size_t>(a.num_blocks) * a.block_size * Hkv * row_bytes;
+  // One (slot, kv head) row of K / V; a plane is (num_blocks, block_size, num_kv_heads) rows.
+  const size_t k_row_bytes = kv_row_bytes(a.k_dtype, a.head_dim),
+               v_row_bytes = kv_row_bytes(a.v_dtype, a.head_dim);
+  const size_t slots = static_cast<size_t>(a.num_blocks) * a.block_size * Hkv;
   float* out = view_as<float>(a.out, T * H * D, where, "out");  // (num_tokens, num_heads, head_dim)
   const float* q =
       view_as<const float>(a.q, T * H * D, where, "q");  // (num_tokens, num_heads, head_dim)
-  // (num_blocks, block_size, num_kv_heads) rows of head_dim values in cache_dtype
-  const auto* kc = static_cast<const uint8_t*>(view_ptr(a.k_cache, cache_bytes, where, "k_cache"));
-  const auto* vc = static_cast<const uint8_t*>(view_ptr(a.v_cache, cache_bytes, where, "v_cache"));
+  // (num_blocks, block_size, num_kv_heads) rows of head_dim values in k_dtype / v_dtype
+  const auto* kc =
+      static_cast<const uint8_t*>(view_ptr(a.k_cache, slots * k_row_bytes, where, "k_cache"));
+  const auto* vc =
+      static_cast<const uint8_t*>(view_ptr(a.v_cache, slots * v_row_bytes, where, "v_cache"));
   const int32_t* bt =
       view_as<const int32_t>(a.block_tables, static_cast<size_t>(a.num_seqs) * a.max_blocks_per_seq,
                              where, "block_tables");  // (num_seqs, max_blocks_per_seq)
@@ -106,19 +110,18 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
           a.sliding_window > 0 ? std::max(0, pos[t] - a.sliding_window + 1) : 0;  // window start
       const int32_t* table = bt + static_cast<size_t>(s) * a.max_blocks_per_seq;
       const float* qv = q + (t * H + h) * D;
-      auto row_of = [&](const uint8_t* cache, int j) {  // key / value row j of this kv head
+      // Key / value row j of this kv head, dequantized unless f32.
+      auto load = [&](const uint8_t* cache, DType type, size_t row_bytes, int j) -> const float* {
         const size_t slot =
             static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
-        return cache + (slot * Hkv + kvh) * row_bytes;
-      };
-      auto load = [&](const uint8_t* cache, int j) -> const float* {
-        if (kv_type == DType::F32) return reinterpret_cast<const float*>(row_of(cache, j));
-        kern.dequant_row(kv_type, row_of(cache, j), row, a.head_dim);
+        const uint8_t* src = cache + (slot * Hkv + kvh) * row_bytes;
+        if (type == DType::F32) return reinterpret_cast<const float*>(src);
+        kern.dequant_row(type, src, row, a.head_dim);
         return row;
       };
       float max_score = -INFINITY;
       for (int j = first; j < num_keys; ++j) {
-        scores[j] = kern.dot(qv, load(kc, j), a.head_dim) * a.scale;
+        scores[j] = kern.dot(qv, load(kc, a.k_dtype, k_row_bytes, j), a.head_dim) * a.scale;
         max_score = std::max(max_score, scores[j]);
       }
       if (a.logit_softcap > 0.0f) {
@@ -135,7 +138,8 @@ void op_attention_split(Ctx& c, const AttentionArgs& a) {
         denom += scores[j];
       }
       std::fill(acc, acc + D, 0.0f);
-      for (int j = first; j < num_keys; ++j) kern.axpy(scores[j], load(vc, j), acc, a.head_dim);
+      for (int j = first; j < num_keys; ++j)
+        kern.axpy(scores[j], load(vc, a.v_dtype, v_row_bytes, j), acc, a.head_dim);
       const float inv = static_cast<float>(1.0 / denom);
       float* o = out + (t * H + h) * D;
       for (size_t i = 0; i < D; ++i) o[i] = acc[i] * inv;

@@ -39,16 +39,16 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
       const int s = token_seq[t], num_keys = b.positions[t] + 1,
                 first = b.window_begin(b.positions[t]);
       const float* qv = b.q + (static_cast<size_t>(t) * H + h) * D;
-      auto load = [&](const uint8_t* cache, int j) -> const float* {
-        const void* src = b.row(cache, s, kvh, j);
-        if (b.kv_type == DType::F32) return static_cast<const float*>(src);
-        kern.dequant_row(b.kv_type, src, row, b.head_dim);
+      auto load = [&](const KvPlane& p, int j) -> const float* {
+        const void* src = b.row(p, s, kvh, j);
+        if (p.type == DType::F32) return static_cast<const float*>(src);
+        kern.dequant_row(p.type, src, row, b.head_dim);
         return row;
       };
       const auto t0 = clock::now();
       float max_score = -INFINITY;
       for (int j = first; j < num_keys; ++j) {
-        scores[j] = kern.dot(qv, load(b.k_cache, j), b.head_dim) * b.scale;
+        scores[j] = kern.dot(qv, load(b.k, j), b.head_dim) * b.scale;
         max_score = std::max(max_score, scores[j]);
       }
       if (b.softcap > 0.0f) {
@@ -67,7 +67,7 @@ AttentionPhaseTimes profile_attention_split(const AttentionArgs& a, int num_thre
       const auto t2 = clock::now();
       std::fill(out_acc, out_acc + D, 0.0f);
       for (int j = first; j < num_keys; ++j)
-        kern.axpy(scores[j], load(b.v_cache, j), out_acc, b.head_dim);
+        kern.axpy(scores[j], load(b.v, j), out_acc, b.head_dim);
       const float inv = static_cast<float>(1.0 / denom);
       float* o = b.out + (static_cast<size_t>(t) * H + h) * D;
       for (size_t i = 0; i < D; ++i) o[i] = out_acc[i] * inv;

@@ -34,17 +34,17 @@ constexpr float LOG2E = 1.44269504088896341f;
 // Copies nk rows of the paged cache (row stride `stride`) to dst (nk, D) f32; block-typed
 // caches are dequantized (kv_stage_rows).
 template <class V>
-void stage_rows(const AttnBatch& b, const uint8_t* cache, int seq, int kvh, int j0, int nk,
+void stage_rows(const AttnBatch& b, const KvPlane& p, int seq, int kvh, int j0, int nk,
                 float* dst) {
-  if (b.staged) return kv_stage_rows(b, cache, seq, kvh, j0, nk, dst);
+  if (p.staged) return kv_stage_rows(b, p, seq, kvh, j0, nk, dst);
   const int D = b.head_dim, bs = b.block_size;
   const size_t stride = b.row_stride();
   for (int j = j0; j < j0 + nk;) {
     const int je = std::min(j0 + nk, (j / bs + 1) * bs);
-    const uint8_t* src = static_cast<const uint8_t*>(b.row(cache, seq, kvh, j));
+    const uint8_t* src = static_cast<const uint8_t*>(b.row(p, seq, kvh, j));
     for (int jj = j; jj < je; ++jj) {
       float* d = dst + static_cast<size_t>(jj - j0) * D;
-      if (b.f16) {
+      if (p.f16) {
         const auto* h = reinterpret_cast<const uint16_t*>(src) + (jj - j) * stride;
         int i = 0;
         for (; i + V::W <= D; i += V::W) V::store(d + i, V::load_f16(h + i));
@@ -278,8 +278,8 @@ void prefill_item_t(const AttnBatch& b, const AttnItem& it, float* f32) {
   for (int j0 = it.k_begin; j0 < max_lim;) {
     const int j1 = std::min(max_lim, (j0 / b.block_size) * b.block_size + TK);  // whole blocks
     const int nk = j1 - j0;
-    stage_rows<V>(b, b.k_cache, it.seq, it.kvh, j0, nk, kf);
-    stage_rows<V>(b, b.v_cache, it.seq, it.kvh, j0, nk, vf);
+    stage_rows<V>(b, b.k, it.seq, it.kvh, j0, nk, kf);
+    stage_rows<V>(b, b.v, it.seq, it.kvh, j0, nk, vf);
     for_row_chunks<V>(nvec, [&]<int NV>(int rv0) { scores_t<V, NV>(qt, rp, D, kf, nk, st, rv0); });
     if constexpr (WINDOW || SOFTCAP) {
       softmax_ext_t<V, WINDOW, SOFTCAP>(st, rp, nk, j0, j1 > min_lim, j0 < max_lo, limf, lof,
