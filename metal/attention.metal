@@ -8,6 +8,7 @@
 // j % block_size. Scores live in a scratch (num_tokens * num_heads, ctx_cap) f32.
 #include <metal_stdlib>
 #include "kargs.h"
+#include "kv_elems.h"
 using namespace metal;
 
 // The sequence of token t: the last s with query_start[s] <= t.
@@ -35,13 +36,14 @@ inline int attention_first_key(constant AttentionKArgs& args, device const int* 
   return args.sliding_window > 0 ? clamp(positions[t] - args.sliding_window + 1, 0, max(n, 0)) : 0;
 }
 
-// Cache row of key j (sequence s, kv head kvh) or -1 when the block id is out of range.
+// Cache row (slot * num_kv_heads + kvh) of key j of sequence s, or -1 when the block id is out of
+// range; kv_elem reads its elements.
 inline long attention_row(constant AttentionKArgs& args, device const int* block_tables, int s,
                           int kvh, int j) {
   const int blk = block_tables[long(s) * args.max_blocks_per_seq + j / args.block_size];
   if (blk < 0 || blk >= args.num_blocks) return -1;
   const long slot = long(blk) * args.block_size + j % args.block_size;
-  return (slot * args.num_kv_heads + kvh) * args.head_dim;
+  return slot * args.num_kv_heads + kvh;
 }
 
 template <typename C>
@@ -62,17 +64,17 @@ kernel void attention_scores(
   const int n = attention_num_keys(args, seq_lens, positions, s, t);
   const int first = attention_first_key(args, positions, t, n);
   device const float* qv = q + (long(t) * args.num_heads + h) * D;
-  device float* row = scores + (long(t) * args.num_heads + h) * args.ctx_cap;
+  device float* srow = scores + (long(t) * args.num_heads + h) * args.ctx_cap;
   for (int j = first + int(sg); j < n; j += int(num_sg)) {
-    const long base = attention_row(args, block_tables, s, kvh, j);  // uniform in the SIMD group
+    const long row = attention_row(args, block_tables, s, kvh, j);  // uniform in the SIMD group
     float acc = 0.0f;
-    if (base >= 0) {
-      for (int d = int(lane); d < D; d += 32) acc += qv[d] * float(k_cache[base + d]);
+    if (row >= 0) {
+      for (int d = int(lane); d < D; d += 32) acc += qv[d] * kv_elem(k_cache, row, D, d);
     }
     acc = simd_sum(acc) * args.scale;
     if (args.logit_softcap > 0.0f)
       acc = args.logit_softcap * tanh(acc / args.logit_softcap);  // uniform
-    if (lane == 0) row[j] = base >= 0 ? acc : -INFINITY;
+    if (lane == 0) srow[j] = row >= 0 ? acc : -INFINITY;
   }
 }
 
@@ -135,8 +137,8 @@ kernel void attention_values(
   device const float* p = probs + (long(t) * args.num_heads + h) * args.ctx_cap;
   float acc = 0.0f;
   for (int j = attention_first_key(args, positions, t, n); j < n; ++j) {
-    const long base = attention_row(args, block_tables, s, kvh, j);
-    if (base >= 0) acc += p[j] * float(v_cache[base + tid]);
+    const long row = attention_row(args, block_tables, s, kvh, j);
+    if (row >= 0) acc += p[j] * kv_elem(v_cache, row, D, int(tid));
   }
   out[(long(t) * args.num_heads + h) * D + tid] = acc;
 }
@@ -165,6 +167,46 @@ template [[host_name("attention_scores_f16")]] kernel void attention_scores<half
 template [[host_name("attention_values_f16")]] kernel void attention_values<half>(
     constant AttentionKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* probs [[buffer(2)]], device const half* v_cache [[buffer(3)]],
+    device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
+    device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]);
+
+template [[host_name("attention_scores_q8_0")]] kernel void attention_scores<BlockQ8_0>(
+    constant AttentionKArgs& args [[buffer(0)]], device float* scores [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ8_0* k_cache [[buffer(3)]],
+    device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
+    device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint num_sg [[simdgroups_per_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_values_q8_0")]] kernel void attention_values<BlockQ8_0>(
+    constant AttentionKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* probs [[buffer(2)]], device const BlockQ8_0* v_cache [[buffer(3)]],
+    device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
+    device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]);
+template [[host_name("attention_scores_q4_0")]] kernel void attention_scores<BlockQ4_0>(
+    constant AttentionKArgs& args [[buffer(0)]], device float* scores [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_0* k_cache [[buffer(3)]],
+    device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
+    device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint num_sg [[simdgroups_per_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_values_q4_0")]] kernel void attention_values<BlockQ4_0>(
+    constant AttentionKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* probs [[buffer(2)]], device const BlockQ4_0* v_cache [[buffer(3)]],
+    device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
+    device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]);
+template [[host_name("attention_scores_q4_1")]] kernel void attention_scores<BlockQ4_1>(
+    constant AttentionKArgs& args [[buffer(0)]], device float* scores [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_1* k_cache [[buffer(3)]],
+    device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
+    device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint num_sg [[simdgroups_per_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_values_q4_1")]] kernel void attention_values<BlockQ4_1>(
+    constant AttentionKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* probs [[buffer(2)]], device const BlockQ4_1* v_cache [[buffer(3)]],
     device const int* block_tables [[buffer(4)]], device const int* query_start [[buffer(5)]],
     device const int* seq_lens [[buffer(6)]], device const int* positions [[buffer(7)]],
     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]]);

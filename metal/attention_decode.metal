@@ -22,6 +22,7 @@
 // Threadgroup memory: ~21 KiB (queries, per-SIMD-group probabilities and rows, merged O).
 #include <metal_stdlib>
 #include "attention_paged.h"
+#include "kv_elems.h"
 using namespace metal;
 
 #define DEC_SIMDS (LONGBOW_ATTN_DECODE_THREADS / 32)
@@ -83,9 +84,8 @@ inline void decode_scores(constant AttentionKArgs& a, device const C* k_cache,
   const int D = a.head_dim;
   for (int g = 0; g < DEC_HEADS; ++g) sc[g] = row >= 0 ? 0.0f : -INFINITY;
   if (row < 0) return;
-  device const C* k = k_cache + long(row) * D;
   for (int d = 0; d < D; ++d) {
-    const float kd = float(k[d]);
+    const float kd = kv_elem(k_cache, long(row), D, d);
     for (int g = 0; g < nh; ++g) sc[g] += q_s[g * D + d] * kd;
   }
   if (SOFTCAP) {
@@ -103,11 +103,10 @@ inline void decode_values(constant AttentionKArgs& a, device const C* v_cache,
   for (int jj = 0; jj < nk; ++jj) {
     const int row = row_s[jj];  // uniform in the SIMD group
     if (row < 0) continue;
-    device const C* v = v_cache + long(row) * D;
     for (int i = 0; i < DEC_SLICES; ++i) {
       const int d = int(lane) + 32 * i;
       if (d >= D) break;
-      const float vd = float(v[d]);
+      const float vd = kv_elem(v_cache, long(row), D, d);
       for (int g = 0; g < nh; ++g) acc[g * DEC_SLICES + i] += p_s[g * 32 + jj] * vd;
     }
   }
@@ -415,6 +414,127 @@ attention_decode_stage1<half, true>(
     device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
     device const float* q [[buffer(4)]], device const half* k_cache [[buffer(5)]],
     device const half* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+
+template [[host_name("attention_decode_fused_q8_0")]] kernel void
+attention_decode_fused<BlockQ8_0, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const BlockQ8_0* k_cache [[buffer(4)]], device const BlockQ8_0* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_softcap_q8_0")]] kernel void
+attention_decode_fused<BlockQ8_0, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const BlockQ8_0* k_cache [[buffer(4)]], device const BlockQ8_0* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_q8_0")]] kernel void
+attention_decode_stage1<BlockQ8_0, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const BlockQ8_0* k_cache [[buffer(5)]],
+    device const BlockQ8_0* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_softcap_q8_0")]] kernel void
+attention_decode_stage1<BlockQ8_0, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const BlockQ8_0* k_cache [[buffer(5)]],
+    device const BlockQ8_0* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_q4_0")]] kernel void
+attention_decode_fused<BlockQ4_0, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const BlockQ4_0* k_cache [[buffer(4)]], device const BlockQ4_0* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_softcap_q4_0")]] kernel void
+attention_decode_fused<BlockQ4_0, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const BlockQ4_0* k_cache [[buffer(4)]], device const BlockQ4_0* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_q4_0")]] kernel void
+attention_decode_stage1<BlockQ4_0, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const BlockQ4_0* k_cache [[buffer(5)]],
+    device const BlockQ4_0* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_softcap_q4_0")]] kernel void
+attention_decode_stage1<BlockQ4_0, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const BlockQ4_0* k_cache [[buffer(5)]],
+    device const BlockQ4_0* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_q4_1")]] kernel void
+attention_decode_fused<BlockQ4_1, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const BlockQ4_1* k_cache [[buffer(4)]], device const BlockQ4_1* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_fused_softcap_q4_1")]] kernel void
+attention_decode_fused<BlockQ4_1, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device const float* q [[buffer(3)]],
+    device const BlockQ4_1* k_cache [[buffer(4)]], device const BlockQ4_1* v_cache [[buffer(5)]],
+    device const int* block_tables [[buffer(6)]], device const int* query_start [[buffer(7)]],
+    device const int* seq_lens [[buffer(8)]], device const int* positions [[buffer(9)]],
+    device const int* generated_seqs [[buffer(10)]], uint3 tg [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_q4_1")]] kernel void
+attention_decode_stage1<BlockQ4_1, false>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const BlockQ4_1* k_cache [[buffer(5)]],
+    device const BlockQ4_1* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
+    device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
+    device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
+    uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_decode_stage1_softcap_q4_1")]] kernel void
+attention_decode_stage1<BlockQ4_1, true>(
+    constant AttentionDecodeKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device float* partials [[buffer(2)]], device float* scores [[buffer(3)]],
+    device const float* q [[buffer(4)]], device const BlockQ4_1* k_cache [[buffer(5)]],
+    device const BlockQ4_1* v_cache [[buffer(6)]], device const int* block_tables [[buffer(7)]],
     device const int* query_start [[buffer(8)]], device const int* seq_lens [[buffer(9)]],
     device const int* positions [[buffer(10)]], device const int* generated_seqs [[buffer(11)]],
     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],

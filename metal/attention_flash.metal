@@ -23,6 +23,7 @@
 // Threadgroup memory: 16 KiB K/V tile (also Q / O staging) + 8 KiB scores + ~1.5 KiB.
 #include <metal_stdlib>
 #include "attention_paged.h"
+#include "kv_elems.h"
 using namespace metal;
 
 #define FL_ROWS LONGBOW_ATTN_FLASH_ROWS
@@ -71,7 +72,7 @@ inline void flash_load_tile(constant AttentionFlashKArgs& args, device const C* 
   for (int i = int(tid); i < args.key_tile * DP; i += FL_THREADS) {
     const int key = i / DP, d = i % DP;
     const int row = krow_s[key];
-    kv_s[i] = row >= 0 && d < D ? float(cache[long(row) * D + d]) : 0.0f;
+    kv_s[i] = row >= 0 && d < D ? kv_elem(cache, long(row), D, d) : 0.0f;
   }
 }
 
@@ -297,6 +298,115 @@ attention_flash_prefill<half, true, true>(
     constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
     device const float* q [[buffer(2)]], device const half* k_cache [[buffer(3)]],
     device const half* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+
+template [[host_name("attention_flash_prefill_q8_0")]] kernel void
+attention_flash_prefill<BlockQ8_0, false, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ8_0* k_cache [[buffer(3)]],
+    device const BlockQ8_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_softcap_q8_0")]] kernel void
+attention_flash_prefill<BlockQ8_0, false, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ8_0* k_cache [[buffer(3)]],
+    device const BlockQ8_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_q8_0")]] kernel void
+attention_flash_prefill<BlockQ8_0, true, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ8_0* k_cache [[buffer(3)]],
+    device const BlockQ8_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_softcap_q8_0")]] kernel void
+attention_flash_prefill<BlockQ8_0, true, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ8_0* k_cache [[buffer(3)]],
+    device const BlockQ8_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_q4_0")]] kernel void
+attention_flash_prefill<BlockQ4_0, false, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_0* k_cache [[buffer(3)]],
+    device const BlockQ4_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_softcap_q4_0")]] kernel void
+attention_flash_prefill<BlockQ4_0, false, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_0* k_cache [[buffer(3)]],
+    device const BlockQ4_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_q4_0")]] kernel void
+attention_flash_prefill<BlockQ4_0, true, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_0* k_cache [[buffer(3)]],
+    device const BlockQ4_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_softcap_q4_0")]] kernel void
+attention_flash_prefill<BlockQ4_0, true, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_0* k_cache [[buffer(3)]],
+    device const BlockQ4_0* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_q4_1")]] kernel void
+attention_flash_prefill<BlockQ4_1, false, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_1* k_cache [[buffer(3)]],
+    device const BlockQ4_1* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_softcap_q4_1")]] kernel void
+attention_flash_prefill<BlockQ4_1, false, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_1* k_cache [[buffer(3)]],
+    device const BlockQ4_1* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_q4_1")]] kernel void
+attention_flash_prefill<BlockQ4_1, true, false>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_1* k_cache [[buffer(3)]],
+    device const BlockQ4_1* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
+    device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
+    device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
+    uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]);
+template [[host_name("attention_flash_prefill_window_softcap_q4_1")]] kernel void
+attention_flash_prefill<BlockQ4_1, true, true>(
+    constant AttentionFlashKArgs& args [[buffer(0)]], device float* out [[buffer(1)]],
+    device const float* q [[buffer(2)]], device const BlockQ4_1* k_cache [[buffer(3)]],
+    device const BlockQ4_1* v_cache [[buffer(4)]], device const int* block_tables [[buffer(5)]],
     device const int* query_start [[buffer(6)]], device const int* seq_lens [[buffer(7)]],
     device const int* positions [[buffer(8)]], device const int* generated_seqs [[buffer(9)]],
     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],

@@ -1,5 +1,6 @@
 """Block-quantized KV caches (q8_0, q4_0, q4_1: 32 values along head_dim per block, per token and
-kv head) on the CPU, K and V typed independently: kv_write quantizes exactly as gguf's reference
+kv head) on the CPU, K and V typed independently (the Metal kernels, one type for both, are checked
+against the CPU in test_metal_conformance.py and end to end here): kv_write quantizes exactly as gguf's reference
 quantizer, every attention variant over a quantized or mixed cache matches the float64 reference
 over the dequantized cache (decode, prefill, chunked prefill, GQA, contexts up to 8192, every SIMD
 set in a child process), the engine runs, prefix-caches, copies on write and preempts with every
@@ -213,13 +214,19 @@ def _llm(path, **kw):
     return longbow.LLM(path, **kw)
 
 
+def _backends():
+    return ["cpu"] + (["metal-sim"] if "metal-sim" in longbow._core.available_backends() else [])
+
+
+@pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("name", list(TYPES))
-def test_engine_prefix_cache_and_preemption(model, name):
+def test_engine_prefix_cache_and_preemption(model, name, backend):
     prompts = [[5, 6, 7, 8] * 8 + [i] for i in range(1, 7)]
     params = longbow.SamplingParams(max_tokens=24, ignore_eos=True)
     alone = [_llm(model, kv_dtype=name).generate([p], params)[0].token_ids for p in prompts]
-    # A shared prefix (cached blocks) and a pool too small for all at once (preemption).
-    llm = _llm(model, kv_dtype=name, num_blocks=20, block_size=4)
+    # A shared prefix (cached blocks) and a pool too small for all at once (preemption); the
+    # Metal kernels (metal-sim) give the CPU's greedy tokens.
+    llm = _llm(model, kv_dtype=name, num_blocks=20, block_size=4, backend=backend)
     outs = llm.generate(prompts, params)
     assert [o.token_ids for o in outs] == alone
     s = llm.stats()
@@ -278,9 +285,9 @@ def test_q8_and_q4_aliases(model):
 
 
 def test_unsupported_kv_types_are_refused(model, tiny_model_factory):
-    if "metal-sim" in longbow._core.available_backends():
-        with pytest.raises(ValueError, match="does not support a q8_0 KV cache"):
-            _llm(model, kv_dtype="q8_0", backend="metal-sim")
+    if "metal-sim" in longbow._core.available_backends():  # Metal: one type for K and V
+        with pytest.raises(ValueError, match="does not support a q8_0 K / q4_1 V KV cache"):
+            _llm(model, k_dtype="q8_0", v_dtype="q4_1", backend="metal-sim")
         with pytest.raises(ValueError, match="does not support a f16 K / f32 V KV cache"):
             _llm(model, v_dtype="f32", backend="metal-sim")
     with pytest.raises(ValueError, match="expected a KV cache type f32, f16, q8_0, q4_0 or q4_1"):

@@ -230,6 +230,49 @@ def test_kv_write(backend, cache_dtype, T):
         np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("name", ["q8_0", "q4_0", "q4_1"])
+def test_kv_write_block_types(backend, name):
+    # Byte for byte the CPU's quantization (ggml's reference rules), a thread per 32-value group.
+    r = rng(6)
+    T, nb, bs, hkv, d = 9, 4, 4, 2, 64
+    k = (r.standard_normal((T, hkv, d)) * 4).astype(np.float32)
+    v = r.standard_normal((T, hkv, d)).astype(np.float32)
+    k[3, 1] = 0.0  # an all-zero group: d = 0
+    k[4, 0, :32] = np.linspace(-1.0, 1.0, 32)  # ties of the rounding
+    row = core.kv_row_bytes(name, d)
+    kc = np.full((nb, bs, hkv, row), 0xAB, np.uint8)
+    vc = kc.copy()
+    slots = r.permutation(nb * bs)[:T].astype(np.int32)
+    slots[0] = -1
+    got = ops.kv_write(backend, k, v, kc, vc, slots, cache_dtype=name)
+    want = ops.kv_write("cpu", k, v, kc, vc, slots, cache_dtype=name)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q4_0", "q4_1"])
+@pytest.mark.parametrize("variant", ["split", "auto", "fused_decode", "flash_prefill"])
+def test_attention_block_types(backend, name, variant):
+    # The CPU over the same quantized cache (itself checked against float64 in test_kv_quant.py);
+    # GQA, a decode, a prefill and chunks, and soft-capping on the fused kernels' own variants.
+    from test_kv_quant import quantize_cache
+
+    r = rng(8)
+    hkv, d, bs = 2, 64, 16
+    kc, vc, bt, qs, sl, pos = make_batch(
+        r, [1, 31, 33, 300, 32], [1, 31, 1, 5, 2], hkv, d, bs, np.float32
+    )
+    kq, vq = quantize_cache(kc, name), quantize_cache(vc, name)
+    q = r.standard_normal((int(qs[-1]), hkv * 3, d)).astype(np.float32)
+    args = (q, kq, vq, bt, qs, sl, pos, d**-0.5)
+    for opts in ({}, {"logit_softcap": 5.0, "sliding_window": 20}):
+        close(
+            ops.attention(backend, *args, variant, cache_dtype=name, **opts),
+            ops.attention("cpu", *args, "split", cache_dtype=name, **opts),
+            "attention",
+        )
+
+
 @pytest.mark.parametrize(
     "block_shape,dtype", [((16, 2, 8), np.float16), ((3, 1, 3), np.uint8), ((1, 1, 33), np.float32)]
 )

@@ -36,6 +36,7 @@ bool kernel_set_supports(Op op, DType dtype) {
              dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::Q4_1;
     case Op::KvWrite:
     case Op::Attention:
+      return dtype == DType::F32 || dtype == DType::F16 || is_kv_block_dtype(dtype);
     case Op::CopyBlocks: return dtype == DType::F32 || dtype == DType::F16;
     case Op::RmsNorm:
     case Op::Rope:

@@ -12,11 +12,11 @@ namespace longbow {
 // "matmul", "rms_norm", ... (the `<op>` of kernel names and of error messages).
 const char* op_family_name(Op op);
 // The (op, dtype) pairs of the shared kernel set: weights in every dtype for matmul/embed,
-// f16/f32 KV cache, f32 activations elsewhere. A backend's supports() may narrow it.
+// f16/f32 and the block types (is_kv_block_dtype) for the KV cache, f32 activations elsewhere. A
+// backend's supports() may narrow it.
 bool kernel_set_supports(Op op, DType dtype);
-// KV cache element types: f32 and f16 (every backend), and the block types q8_0, q4_0, q4_1
-// (core/quant_blocks.h: 32 values along head_dim per block, per token and kv head) where a backend
-// implements them (the CPU). The rule lives here once.
+// KV cache element types: f32 and f16, and the block types q8_0, q4_0, q4_1 (core/quant_blocks.h:
+// 32 values along head_dim per block, per token and kv head). The rule lives here once.
 bool is_kv_block_dtype(DType t);
 // Throws std::invalid_argument("[where] ...") unless t is a KV cache type and head_dim suits it
 // (a multiple of 32 for the block types).

@@ -93,23 +93,26 @@ void MetalBackend::kv_write(const KvWriteArgs& a) {
   require(a.num_tokens >= 0 && a.num_kv_heads > 0 && a.head_dim > 0 && a.num_slots >= 0, where,
           "expected num_tokens >= 0, num_kv_heads > 0, head_dim > 0, num_slots >= 0");
   const size_t row = static_cast<size_t>(a.num_kv_heads) * a.head_dim;  // elements per slot
-  const size_t esize = cache_dtype == DType::F16 ? 2 : 4;
+  check_kv_dtype(cache_dtype, a.head_dim, where);
+  // Bytes per slot: num_kv_heads rows (block types: head_dim / 32 blocks each).
+  const size_t slot_bytes = a.num_kv_heads * kv_row_bytes(cache_dtype, a.head_dim);
   require(row <= 0x7fffffff, where,
           "expected num_kv_heads * head_dim < 2^31, found " + std::to_string(row));
   std::vector<Bound> bufs = {bind_view(a.k, a.num_tokens * row * 4, "kv_write",
                                        "k"),  // (num_tokens, num_kv_heads, head_dim)
                              bind_view(a.v, a.num_tokens * row * 4, "kv_write",
                                        "v"),  // (num_tokens, num_kv_heads, head_dim)
-                             bind_view(a.k_cache, a.num_slots * row * esize, "kv_write",
-                                       "k_cache"),  // (num_slots, num_kv_heads, head_dim)
-                             bind_view(a.v_cache, a.num_slots * row * esize, "kv_write",
-                                       "v_cache"),  // (num_slots, num_kv_heads, head_dim)
+                             bind_view(a.k_cache, a.num_slots * slot_bytes, "kv_write",
+                                       "k_cache"),  // (num_slots, num_kv_heads) rows
+                             bind_view(a.v_cache, a.num_slots * slot_bytes, "kv_write",
+                                       "v_cache"),  // (num_slots, num_kv_heads) rows
                              bind_view(a.slot_mapping, static_cast<size_t>(a.num_tokens) * 4,
                                        "kv_write", "slot_mapping")};  // (num_tokens,)
   KvWriteKArgs k{a.num_tokens, static_cast<int32_t>(row), a.num_slots};
+  // A thread per element, or per 32-value group of a block type.
+  const auto threads = static_cast<int64_t>(is_kv_block_dtype(cache_dtype) ? row / QK : row);
   encode(kernel_name(Op::KvWrite, "", cache_dtype), &k, sizeof k, bufs,
-         {ceil_div(static_cast<int64_t>(row), LONGBOW_ROW_THREADS),
-          static_cast<uint32_t>(a.num_tokens), 1},
+         {ceil_div(threads, LONGBOW_ROW_THREADS), static_cast<uint32_t>(a.num_tokens), 1},
          {LONGBOW_ROW_THREADS, 1, 1});
 }
 
@@ -151,9 +154,9 @@ void MetalBackend::attention(const AttentionArgs& a) {
                 std::to_string(a.head_dim) + " (use the split variant)");
   }
   const size_t T = a.num_tokens, H = a.num_heads, D = a.head_dim;
-  const size_t esize = cache_dtype == DType::F16 ? 2 : 4;
-  const size_t cache_bytes =
-      static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads * D * esize;
+  check_kv_dtype(cache_dtype, a.head_dim, where);
+  const size_t cache_bytes = static_cast<size_t>(a.num_blocks) * a.block_size * a.num_kv_heads *
+                             kv_row_bytes(cache_dtype, a.head_dim);
   const size_t ctx_cap = static_cast<size_t>(a.max_blocks_per_seq) * a.block_size;
   const Bound out =
       bind_view(a.out, T * H * D * 4, "attention", "out");  // (num_tokens, num_heads, head_dim)
