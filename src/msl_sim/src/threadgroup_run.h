@@ -91,8 +91,9 @@ class ThreadgroupRun {
   Context sched_;
   FiberState* current_ = nullptr;
   std::mt19937_64 rng_;
-  const void* asan_sched_bottom_ = nullptr;
-  std::size_t asan_sched_size_ = 0;
+  // The scheduler's stack for ASan's fiber switches (used only in sanitizer builds).
+  [[maybe_unused]] const void* asan_sched_bottom_ = nullptr;
+  [[maybe_unused]] std::size_t asan_sched_size_ = 0;
 
  public:
   sigjmp_buf overflow_jmp_;  // target of the stack-overflow signal handler
