@@ -54,6 +54,11 @@ if(_longbow_metal)
   target_compile_definitions(longbow_core PUBLIC LONGBOW_HAS_METAL=1)
   target_include_directories(longbow_core PRIVATE ${METAL_CPP_DIR})
   target_link_libraries(longbow_core PUBLIC "-framework Metal" "-framework Foundation" "-framework QuartzCore")
+  if(NOT LONGBOW_BUILD_PYTHON)
+    # Native apps linking the installed static library find the installed metallib here.
+    target_compile_definitions(longbow_core PRIVATE
+      LONGBOW_INSTALLED_METALLIB="${CMAKE_INSTALL_FULL_LIBDIR}/longbow.metallib")
+  endif()
   longbow_add_metallib(longbow_metallib ${CMAKE_CURRENT_BINARY_DIR}/longbow.metallib ${LONGBOW_METAL_KERNELS})
   add_dependencies(longbow_core longbow_metallib)
   if(LONGBOW_DEV_OUTPUT)

@@ -34,10 +34,16 @@ METAL_HOST = [
     "src/longbow/backend/metal/metal_attention.cpp",
     "src/longbow/backend/metal/metal_sample.cpp",
     "src/longbow/backend/metal/kernel_names.cpp",
+    "src/longbow/backend/metal/gpu_capabilities.cpp",
     "src/longbow/backend/registry.cpp",
 ]
 UNITS = (
-    [("src/longbow/backend/metal/metal_cpp_runtime.cpp", ["LONGBOW_HAS_METAL"])]
+    [
+        (
+            "src/longbow/backend/metal/metal_cpp_runtime.cpp",
+            ["LONGBOW_HAS_METAL", 'LONGBOW_INSTALLED_METALLIB="/usr/local/lib/longbow.metallib"'],
+        )
+    ]
     + [(src, ["LONGBOW_HAS_METAL", "LONGBOW_HAS_METAL_SIM"]) for src in METAL_HOST]
     + [(str(p.relative_to(REPO)), []) for p in sorted((REPO / "src/msl_sim/src").glob("*.cpp"))]
 )

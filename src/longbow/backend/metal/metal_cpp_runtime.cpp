@@ -1,7 +1,12 @@
 // The GPU runtime seam on Metal through metal-cpp (Apple only; compiled when LONGBOW_METAL is on).
 // Thin and mechanical on purpose: everything else of the Metal backend runs on Linux through
-// sim_runtime.cpp. Kernels come from longbow.metallib beside the module (LONGBOW_METALLIB
-// overrides); pipelines are created on first use and cached by name.
+// sim_runtime.cpp. Kernels come from longbow.metallib (metallib_path below); pipelines are created
+// on first use and cached by name.
+// Object lifetimes: every call that creates autoreleased objects drains its own pool before it
+// returns (ScopedPool), so nothing depends on the calling thread's pool stack, and any thread may
+// begin or finish a step (AsyncEngine steps on a background thread). Objects kept beyond the call
+// (the command buffer, its encoder) are retained and released by their owner.
+// A device the kernels cannot run on (gpu_capabilities.h) is refused when opened.
 #define NS_PRIVATE_IMPLEMENTATION
 #define MTL_PRIVATE_IMPLEMENTATION
 #include <Foundation/Foundation.hpp>
@@ -17,30 +22,53 @@
 #include <string>
 #include <unordered_map>
 
+#include "longbow/backend/metal/gpu_capabilities.h"
 #include "longbow/backend/metal/gpu_runtime.h"
 
 namespace longbow::metal {
 
 namespace {
 
+// An autorelease pool for the duration of one call.
+class ScopedPool {
+ public:
+  ScopedPool() : pool_(NS::AutoreleasePool::alloc()->init()) {}
+  ~ScopedPool() { pool_->release(); }
+  ScopedPool(const ScopedPool&) = delete;
+  ScopedPool& operator=(const ScopedPool&) = delete;
+
+ private:
+  NS::AutoreleasePool* pool_;
+};
+
 std::string ns_error_text(NS::Error* error) {
   if (error == nullptr || error->localizedDescription() == nullptr) return "unknown error";
   return error->localizedDescription()->utf8String();
 }
 
-// Path of longbow.metallib: $LONGBOW_METALLIB, else beside the binary holding this code (_core).
+// Path of longbow.metallib: $LONGBOW_METALLIB; else beside the binary holding this code (_core in
+// the Python package); else where `cmake --install` put it for native apps linking the static
+// library (LONGBOW_INSTALLED_METALLIB, set by cmake/metal.cmake).
 std::string metallib_path() {
   if (const char* env = std::getenv("LONGBOW_METALLIB"); env != nullptr && *env != '\0') return env;
+  std::string tried;
   Dl_info info{};
-  if (dladdr(reinterpret_cast<const void*>(&metallib_path), &info) == 0 ||
-      info.dli_fname == nullptr) {
-    throw std::runtime_error(
-        "[metal] cannot locate the module to find longbow.metallib; set LONGBOW_METALLIB");
+  if (dladdr(reinterpret_cast<const void*>(&metallib_path), &info) != 0 &&
+      info.dli_fname != nullptr) {
+    std::string dir(info.dli_fname);
+    const size_t slash = dir.find_last_of('/');
+    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+    const std::string beside = dir + "/longbow.metallib";
+    if (access(beside.c_str(), R_OK) == 0) return beside;
+    tried = beside;
   }
-  std::string dir(info.dli_fname);
-  const size_t slash = dir.find_last_of('/');
-  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  return dir + "/longbow.metallib";
+#if defined(LONGBOW_INSTALLED_METALLIB)
+  if (access(LONGBOW_INSTALLED_METALLIB, R_OK) == 0) return LONGBOW_INSTALLED_METALLIB;
+  tried += std::string(tried.empty() ? "" : ", ") + LONGBOW_INSTALLED_METALLIB;
+#endif
+  throw std::runtime_error("[metal] no longbow.metallib (looked at " +
+                           (tried.empty() ? std::string("nothing") : tried) +
+                           "); set LONGBOW_METALLIB to its path");
 }
 
 // A shared MTL::Buffer; `offset` is where byte 0 of this buffer lies inside it (wrapped host
@@ -78,7 +106,10 @@ class MtlPipeline final : public GpuPipeline {
 
 class MtlEncoder final : public GpuEncoder {
  public:
-  explicit MtlEncoder(MTL::ComputeCommandEncoder* enc) : enc_(enc) {}
+  explicit MtlEncoder(MTL::ComputeCommandEncoder* enc) : enc_(enc->retain()) {}
+  ~MtlEncoder() override { enc_->release(); }
+  MtlEncoder(const MtlEncoder&) = delete;
+  MtlEncoder& operator=(const MtlEncoder&) = delete;
   void set_pipeline(const GpuPipeline& p) override {
     enc_->setComputePipelineState(static_cast<const MtlPipeline&>(p).state());
   }
@@ -99,28 +130,36 @@ class MtlEncoder final : public GpuEncoder {
   void end() { enc_->endEncoding(); }
 
  private:
-  MTL::ComputeCommandEncoder* enc_;  // owned by the command buffer
+  MTL::ComputeCommandEncoder* enc_;  // retained
 };
 
 class MtlCommandBuffer final : public GpuCommandBuffer {
  public:
   explicit MtlCommandBuffer(MTL::CommandQueue* queue) {
-    pool_ = NS::AutoreleasePool::alloc()->init();
-    cmd_ = queue->commandBuffer();  // autoreleased: keep it with retain
+    ScopedPool pool;  // the command buffer and its encoder are autoreleased: retained here
+    cmd_ = queue->commandBuffer();
     if (cmd_ == nullptr) throw std::runtime_error("[metal] commandBuffer: the queue returned none");
     cmd_->retain();
-    encoder_ = std::make_unique<MtlEncoder>(cmd_->computeCommandEncoder());
+    MTL::ComputeCommandEncoder* enc = cmd_->computeCommandEncoder();
+    if (enc == nullptr) {
+      cmd_->release();
+      throw std::runtime_error("[metal] computeCommandEncoder: the command buffer returned none");
+    }
+    encoder_ = std::make_unique<MtlEncoder>(enc);
   }
   ~MtlCommandBuffer() override {
+    encoder_.reset();
     cmd_->release();
-    pool_->release();
   }
+  MtlCommandBuffer(const MtlCommandBuffer&) = delete;
+  MtlCommandBuffer& operator=(const MtlCommandBuffer&) = delete;
   GpuEncoder& encoder() override { return *encoder_; }
   void commit() override {
     encoder_->end();
     cmd_->commit();
   }
   void wait() override {
+    ScopedPool pool;  // the error and its description are autoreleased
     cmd_->waitUntilCompleted();
     if (cmd_->status() == MTL::CommandBufferStatusError) {
       throw std::runtime_error("[metal] command buffer failed: " + ns_error_text(cmd_->error()));
@@ -128,7 +167,6 @@ class MtlCommandBuffer final : public GpuCommandBuffer {
   }
 
  private:
-  NS::AutoreleasePool* pool_ = nullptr;
   MTL::CommandBuffer* cmd_ = nullptr;
   std::unique_ptr<MtlEncoder> encoder_;
 };
@@ -136,8 +174,16 @@ class MtlCommandBuffer final : public GpuCommandBuffer {
 class MtlDevice final : public GpuDevice {
  public:
   MtlDevice() {
+    ScopedPool pool;
     device_ = MTL::CreateSystemDefaultDevice();
     if (device_ == nullptr) throw std::runtime_error("[metal] no Metal device on this machine");
+    const std::string problem = gpu_capability_problem(
+        {device_->name()->utf8String(), device_->supportsFamily(MTL::GPUFamilyApple7),
+         device_->supportsFamily(MTL::GPUFamilyMetal3)});
+    if (!problem.empty()) {
+      device_->release();
+      throw std::runtime_error(problem);
+    }
     queue_ = device_->newCommandQueue();
     const std::string path = metallib_path();
     NS::Error* error = nullptr;
@@ -145,7 +191,10 @@ class MtlDevice final : public GpuDevice {
         NS::URL::fileURLWithPath(NS::String::string(path.c_str(), NS::UTF8StringEncoding));
     library_ = device_->newLibrary(url, &error);
     if (library_ == nullptr) {
-      throw std::runtime_error("[metal] cannot load " + path + ": " + ns_error_text(error));
+      const std::string text = ns_error_text(error);
+      queue_->release();
+      device_->release();
+      throw std::runtime_error("[metal] cannot load " + path + ": " + text);
     }
   }
   ~MtlDevice() override {
@@ -154,9 +203,13 @@ class MtlDevice final : public GpuDevice {
     queue_->release();
     device_->release();
   }
-  std::string name() const override { return device_->name()->utf8String(); }
+  std::string name() const override {
+    ScopedPool pool;
+    return device_->name()->utf8String();
+  }
 
   std::unique_ptr<GpuBuffer> new_buffer(size_t bytes) override {
+    ScopedPool pool;
     MTL::Buffer* b = device_->newBuffer(bytes == 0 ? 16 : bytes, MTL::ResourceStorageModeShared);
     if (b == nullptr)
       throw std::runtime_error("[metal] out of memory allocating " + std::to_string(bytes) +
@@ -165,19 +218,18 @@ class MtlDevice final : public GpuDevice {
   }
 
   std::unique_ptr<GpuBuffer> wrap_host(const void* ptr, size_t bytes) override {
+    if (bytes == 0 || ptr == nullptr) return new_buffer(bytes);  // nothing to read from ptr
+    ScopedPool pool;
     // No copy: map the enclosing whole pages (mmap'ed weights are page-aligned only at the file
     // start).
     const uintptr_t page = static_cast<uintptr_t>(getpagesize());
     const uintptr_t begin = reinterpret_cast<uintptr_t>(ptr) & ~(page - 1);
     const uintptr_t end = (reinterpret_cast<uintptr_t>(ptr) + bytes + page - 1) & ~(page - 1);
-    if (bytes > 0) {
-      MTL::Buffer* b = device_->newBuffer(reinterpret_cast<void*>(begin), end - begin,
-                                          MTL::ResourceStorageModeShared, nullptr);
-      if (b != nullptr)
-        return std::make_unique<MtlBuffer>(b, reinterpret_cast<uintptr_t>(ptr) - begin, bytes);
-    }
-    MTL::Buffer* copy =
-        device_->newBuffer(ptr, bytes == 0 ? 16 : bytes, MTL::ResourceStorageModeShared);
+    MTL::Buffer* b = device_->newBuffer(reinterpret_cast<void*>(begin), end - begin,
+                                        MTL::ResourceStorageModeShared, nullptr);
+    if (b != nullptr)
+      return std::make_unique<MtlBuffer>(b, reinterpret_cast<uintptr_t>(ptr) - begin, bytes);
+    MTL::Buffer* copy = device_->newBuffer(ptr, bytes, MTL::ResourceStorageModeShared);
     if (copy == nullptr)
       throw std::runtime_error("[metal] cannot wrap or copy " + std::to_string(bytes) + " bytes");
     return std::make_unique<MtlBuffer>(copy, 0, bytes);
@@ -187,6 +239,7 @@ class MtlDevice final : public GpuDevice {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pipelines_.find(kernel_name);
     if (it != pipelines_.end()) return *it->second;
+    ScopedPool pool;
     MTL::Function* fn =
         library_->newFunction(NS::String::string(kernel_name.c_str(), NS::UTF8StringEncoding));
     if (fn == nullptr) {
@@ -197,6 +250,12 @@ class MtlDevice final : public GpuDevice {
     fn->release();
     if (state == nullptr) {
       throw std::runtime_error("[metal] pipeline " + kernel_name + ": " + ns_error_text(error));
+    }
+    const std::string problem =
+        simd_width_problem(kernel_name, static_cast<uint32_t>(state->threadExecutionWidth()));
+    if (!problem.empty()) {
+      state->release();
+      throw std::runtime_error(problem);
     }
     return *pipelines_.emplace(kernel_name, std::make_unique<MtlPipeline>(kernel_name, state))
                 .first->second;
