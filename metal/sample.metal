@@ -154,7 +154,7 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
   threadgroup int ipart[NSG];
   threadgroup uint upart[NSG];
   const int V = args.vocab_size, S = args.sort_size;
-  const SampleRowParams p = params[row];
+  device const SampleRowParams& p = params[row];  // read in place (fields once each)
   device const float* raw = logits + ulong(row) * V;
   device float* vals = vals_all + ulong(row) * V;
   device ulong* keys = keys_all + ulong(row) * S;

@@ -278,9 +278,9 @@ def rewrite(text, masked, attrs, path):
                 "per statement"
             )
         if dims:
-            new = f"{indent}{typ} (&{name}){dims} = MSL_SIM_TG_VAR({typ}{dims});"
+            new = f"{indent}threadgroup {typ} (&{name}){dims} = MSL_SIM_TG_VAR({typ}{dims});"
         else:
-            new = f"{indent}{typ}& {name} = MSL_SIM_TG_VAR({typ});"
+            new = f"{indent}threadgroup {typ}& {name} = MSL_SIM_TG_VAR({typ});"
         edits.append((m.start(), m.end(), new))
     # Namespace-scope `constant T x = ...;` is a compile-time constant in MSL: make it const.
     for m in CONST_DECL.finditer(masked):

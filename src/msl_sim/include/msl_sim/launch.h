@@ -21,9 +21,9 @@ template <class P>
 P buffer(const ThreadCtx& c, unsigned i) {
   void* p = c.buffers[i];
   if constexpr (std::is_pointer_v<P>) {
-    return reinterpret_cast<P>(p);
+    return (P)p;  // a C-style cast: may enter an address space (the strict mode)
   } else if constexpr (std::is_reference_v<P>) {
-    return *reinterpret_cast<std::remove_reference_t<P>*>(p);
+    return *(std::remove_reference_t<P>*)p;
   } else {
     return *reinterpret_cast<const P*>(p);  // by value: copy of the bytes
   }
@@ -32,7 +32,7 @@ P buffer(const ThreadCtx& c, unsigned i) {
 template <class P>
 P tg_arg(const ThreadCtx& c, unsigned i) {
   static_assert(std::is_pointer_v<P>, "[msl_sim] [[threadgroup(i)]] parameters must be pointers");
-  return reinterpret_cast<P>(c.threadgroup_args[i]);
+  return (P)c.threadgroup_args[i];
 }
 
 // Built-in values: scalar from the first component, vectors from the first N components.

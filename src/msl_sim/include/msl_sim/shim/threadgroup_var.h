@@ -1,5 +1,6 @@
 // Runtime-allocated threadgroup variables: the source rewrite turns an in-body
-// `threadgroup T x[N];` into `T (&x)[N] = MSL_SIM_TG_VAR(T[N]);`.
+// `threadgroup T x[N];` into `threadgroup T (&x)[N] = MSL_SIM_TG_VAR(T[N]);` (`threadgroup` is
+// empty except in the strict address-space mode, where the variable is in address space 3).
 #pragma once
 #pragma GCC system_header
 #include <source_location>
@@ -22,6 +23,15 @@ T& tg_var(std::source_location loc = std::source_location::current()) {
   return *static_cast<T*>(p);
 }
 
+// T itself: lets an address space qualify an array type in a cast.
+template <class T>
+using tg_type = T;
+
 }  // namespace msl_sim::detail
 
+#if defined(MSL_SIM_STRICT_ADDRESS_SPACES)
+#define MSL_SIM_TG_VAR(...) \
+  (*(threadgroup ::msl_sim::detail::tg_type<__VA_ARGS__>*)&::msl_sim::detail::tg_var<__VA_ARGS__>())
+#else
 #define MSL_SIM_TG_VAR(...) ::msl_sim::detail::tg_var<__VA_ARGS__>()
+#endif
