@@ -86,10 +86,29 @@ def test_peers_markdown_ratio_and_roofline_columns():
         },
     ]
     md = peers.markdown(rows).splitlines()
-    assert md[2] == "| q8_0 | 2 | prefill_512 | 900.0 | 700.0 | 600.0 | 1.29x |  |"
+    assert md[0] == "longbow on cpu."
+    assert md[4] == "| q8_0 | 2 | prefill_512 | 900.0 | 700.0 | 600.0 | 1.29x |  |"
     assert (
-        md[3] == "| q8_0 | 2 | decode_128_short | 200.0 | 150.0 | 160.0 | 1.25x | 400 (50%, 40%) |"
+        md[5] == "| q8_0 | 2 | decode_128_short | 200.0 | 150.0 | 160.0 | 1.25x | 400 (50%, 40%) |"
     )
+    # The first-Mac report (--backend metal) adds mlx-lm's column and ratio.
+    metal = [dict(rows[0], backend="metal", **{"mlx-lm": 450.0, "ratio_longbow_over_mlx": 2.0})]
+    md = peers.markdown(metal).splitlines()
+    assert md[0] == "longbow on metal." and "mlx-lm" in md[2]
+    assert md[4] == "| q8_0 | 2 | prefill_512 | 900.0 | 700.0 | 600.0 | 1.29x | 450.0 | 2.00x |  |"
+
+
+def test_first_mac_report_needs_a_metal_device(tiny_gguf_model, capsys):
+    from longbow import _core
+    from longbow.cli import main
+
+    if "metal" in _core.available_backends():
+        pytest.skip("a usable Metal device here")
+    with pytest.raises(RuntimeError, match="no usable Metal device"):
+        peers.metal_preflight(str(tiny_gguf_model))
+    argv = ["bench", "--peers", "--backend", "metal-sim", "--model", str(tiny_gguf_model)]
+    assert main(argv) == 1
+    assert "--peers runs on --backend cpu or metal" in capsys.readouterr().err
 
 
 def test_peak_rss_is_the_worker_own_not_the_parent_carried_through_exec():

@@ -188,7 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", "-m", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1)"
     )
     bench.add_argument(
-        "--backend", "-b", choices=BACKENDS, default="cpu", help="backend (without --peers)"
+        "--backend",
+        "-b",
+        choices=BACKENDS,
+        default="cpu",
+        help="backend; with --peers cpu or metal (on a Mac: conformance checks, then longbow on "
+        "Metal vs llama.cpp's Metal build and mlx-lm)",
     )
     bench.add_argument(
         "--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run"
@@ -436,8 +441,16 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     if args.peers:
         from longbow.benchmarks import peers
 
+        if args.backend not in ("cpu", "metal"):
+            raise CliError("--peers runs on --backend cpu or metal (the first-Mac report)")
         peers.compare(
-            model, args.dtypes, args.threads, args.reps, Path(args.out_dir), args.transformers
+            model,
+            args.dtypes,
+            args.threads,
+            args.reps,
+            Path(args.out_dir),
+            args.transformers,
+            backend=args.backend,
         )
         _write(out, (Path(args.out_dir) / "compare_peers.md").read_text())
         return 0

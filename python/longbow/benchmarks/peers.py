@@ -12,7 +12,14 @@ and a PNG chart in --out-dir.
         [--threads 1 2] [--reps 3] [--out-dir bench_out] [--transformers]
     python -m longbow.benchmarks.peers ...        (bench/compare_peers.py is a wrapper)
 
-Needs the `bench` extra (llama-cpp-python, gguf, matplotlib).
+On a Mac, `longbow bench --peers --backend metal` is the first-Mac report: it first checks the
+Metal backend (the Metal conformance tests of a source checkout when present, then greedy tokens
+on Metal equal to the CPU's on the model), then runs longbow on Metal against llama.cpp with every
+layer offloaded to Metal (llama-cpp-python's Metal build) and mlx-lm (when installed; it loads an
+HF folder written once from the GGUF by transformers), with the same report files.
+
+Needs the `bench` extra (llama-cpp-python, gguf, matplotlib); mlx-lm and transformers for the
+mlx-lm column.
 """
 
 from __future__ import annotations
@@ -88,10 +95,16 @@ def _prompt(n: int, seed: int) -> list[int]:
     return [int(t) for t in np.random.default_rng(seed).integers(200, 40000, size=n)]
 
 
-def worker_longbow(model: str, threads: int, seed: int) -> dict:
+def worker_longbow(model: str, threads: int, seed: int, backend: str = "cpu") -> dict:
     from longbow import LLM, SamplingParams
 
-    llm = LLM(model, num_threads=threads, max_num_batched_tokens=1024, max_model_len=2048)
+    llm = LLM(
+        model,
+        backend=backend,
+        num_threads=threads,
+        max_num_batched_tokens=1024,
+        max_model_len=2048,
+    )
     llm.generate(
         [_prompt(SHORT_LEN, seed + 99)], SamplingParams(max_tokens=2, ignore_eos=True)
     )  # warm-up
@@ -111,12 +124,15 @@ def worker_longbow(model: str, threads: int, seed: int) -> dict:
     }
 
 
-def worker_llamacpp(model: str, threads: int, seed: int, flash_attn: bool) -> dict:
+def worker_llamacpp(
+    model: str, threads: int, seed: int, flash_attn: bool, backend: str = "cpu"
+) -> dict:
     import numpy as np
     from llama_cpp import Llama
 
     llm = Llama(
         model_path=model,
+        n_gpu_layers=-1 if backend == "metal" else 0,  # every layer on Metal (a Metal build)
         n_threads=threads,
         n_threads_batch=threads,
         n_ctx=2048,
@@ -156,6 +172,43 @@ def worker_llamacpp(model: str, threads: int, seed: int, flash_attn: bool) -> di
         "decode_128_short": dec_short,
         "decode_128_after_512": dec_long,
         "ttft_512_s": ttft,
+    }
+
+
+def hf_folder_of(model: str) -> Path:
+    """An HF folder (config, safetensors, tokenizer) of a GGUF, written once by transformers beside
+    it, for engines that do not read GGUF (mlx-lm)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model)
+    out = path.with_name(path.stem + ".hf")
+    if not (out / "config.json").exists():
+        m = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+        m.save_pretrained(out)
+        AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(out)
+    return out
+
+
+def worker_mlx(model: str, threads: int, seed: int) -> dict:
+    from mlx_lm import load, stream_generate
+
+    mlx_model, tokenizer = load(str(hf_folder_of(model)))
+
+    def run(ids, n):
+        last = None
+        for last in stream_generate(mlx_model, tokenizer, ids, max_tokens=n):
+            pass
+        return last.prompt_tps, last.generation_tps
+
+    run(_prompt(SHORT_LEN, seed + 99), 2)  # warm-up
+    prefill, _ = run(_prompt(PREFILL_LEN, seed), 1)
+    _, dec_short = run(_prompt(SHORT_LEN, seed + 1), DECODE_LEN)
+    _, dec_long = run(_prompt(PREFILL_LEN, seed + 2), DECODE_LEN)
+    return {
+        "prefill_512": prefill,
+        "decode_128_short": dec_short,
+        "decode_128_after_512": dec_long,
+        "ttft_512_s": PREFILL_LEN / prefill,
     }
 
 
@@ -213,11 +266,17 @@ def _peak_rss_mb() -> float:
 
 def _worker_main(args) -> int:
     if args.engine == "longbow":
-        res = worker_longbow(args.model, args.threads_one, args.seed)
+        res = worker_longbow(args.model, args.threads_one, args.seed, args.worker_backend)
     elif args.engine.startswith("llama.cpp"):
         res = worker_llamacpp(
-            args.model, args.threads_one, args.seed, flash_attn=args.engine.endswith("fa_on")
+            args.model,
+            args.threads_one,
+            args.seed,
+            flash_attn=args.engine.endswith("fa_on"),
+            backend=args.worker_backend,
         )
+    elif args.engine == "mlx-lm":
+        res = worker_mlx(args.model, args.threads_one, args.seed)
     elif args.engine == "transformers":
         res = worker_transformers(args.model, args.threads_one, args.seed)
     else:
@@ -227,7 +286,7 @@ def _worker_main(args) -> int:
     return 0
 
 
-def run_worker(engine: str, model: str, threads: int, seed: int) -> dict:
+def run_worker(engine: str, model: str, threads: int, seed: int, backend: str = "cpu") -> dict:
     cmd = [
         sys.executable,
         "-m",
@@ -240,6 +299,8 @@ def run_worker(engine: str, model: str, threads: int, seed: int) -> dict:
         str(threads),
         "--seed",
         str(seed),
+        "--worker-backend",
+        backend,
     ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     for line in p.stdout.splitlines():
@@ -253,14 +314,61 @@ def run_worker(engine: str, model: str, threads: int, seed: int) -> dict:
 # ---------------------------------------------------------------- driver
 
 
+def metal_preflight(model: str) -> None:
+    """Before a Metal benchmark: the Metal conformance tests (a source checkout's tests/, when
+    present) and greedy tokens on Metal equal to the CPU's on `model`; raises when either fails."""
+    import importlib.util
+
+    from longbow import LLM, SamplingParams, _core
+
+    if "metal" not in _core.available_backends():
+        raise RuntimeError(
+            "[bench] no usable Metal device (available: "
+            f"{', '.join(_core.available_backends())})"
+        )
+    tests = Path(__file__).resolve().parents[3] / "tests" / "test_metal_conformance.py"
+    if tests.exists() and importlib.util.find_spec("pytest") is not None:
+        env = dict(os.environ, LONGBOW_TEST_BACKENDS="cpu,metal-sim,metal")
+        p = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", str(tests), "-k", "metal and not sim"],
+            env=env,
+            cwd=tests.parent,
+        )
+        if p.returncode != 0:
+            raise RuntimeError("[bench] the Metal conformance tests failed; not benchmarking")
+    else:
+        print("[bench] no tests/ checkout: skipping the Metal conformance tests", flush=True)
+    prompts = [_prompt(n, 50 + n) for n in (5, 17, 64, 300)]
+    params = SamplingParams(max_tokens=16, ignore_eos=True)
+    got = [o.token_ids for o in LLM(model, backend="metal").generate(prompts, params)]
+    want = [o.token_ids for o in LLM(model, backend="cpu").generate(prompts, params)]
+    if got != want:
+        raise RuntimeError("[bench] greedy tokens on Metal differ from the CPU's; not benchmarking")
+    print("[bench] Metal preflight passed (greedy tokens equal to the CPU's)", flush=True)
+
+
 def compare(
-    model: str, dtypes, threads, reps: int, out_dir: Path, with_transformers: bool = False
+    model: str,
+    dtypes,
+    threads,
+    reps: int,
+    out_dir: Path,
+    with_transformers: bool = False,
+    backend: str = "cpu",
 ) -> list[dict]:
-    """Runs everything; returns the summary rows (also written to out_dir)."""
+    """Runs everything; returns the summary rows (also written to out_dir). backend "metal": longbow
+    and llama.cpp on the GPU, mlx-lm beside them when installed (metal_preflight first)."""
+    import importlib.util
+
     out_dir.mkdir(parents=True, exist_ok=True)
     src = Path(model)
-    engines = ["longbow", "llama.cpp/fa_on", "llama.cpp/fa_off"] + (
-        ["transformers"] if with_transformers else []
+    if backend == "metal":
+        metal_preflight(model)
+    with_mlx = backend == "metal" and importlib.util.find_spec("mlx_lm") is not None
+    engines = (
+        ["longbow", "llama.cpp/fa_on", "llama.cpp/fa_off"]
+        + (["mlx-lm"] if with_mlx else [])
+        + (["transformers"] if with_transformers else [])
     )
     raw_path = out_dir / "compare_peers_raw.jsonl"
     summary = []
@@ -275,11 +383,14 @@ def compare(
             for rep in range(reps):
                 order = engines if rep % 2 == 0 else list(reversed(engines))  # alternate
                 for e in order:
-                    r = run_worker(e, str(path), t, seed=1000 * rep + 7)
+                    r = run_worker(e, str(path), t, seed=1000 * rep + 7, backend=backend)
                     samples[e].append(r)
                     with open(raw_path, "a") as f:
                         f.write(
-                            json.dumps({"dtype": dtype, "threads": t, "engine": e, "rep": rep, **r})
+                            json.dumps(
+                                {"dtype": dtype, "threads": t, "engine": e, "rep": rep, **r}
+                                | {"backend": backend}
+                            )
                             + "\n"
                         )
             med = {
@@ -291,6 +402,7 @@ def compare(
                 llama = [med["llama.cpp/fa_on"][case], med["llama.cpp/fa_off"][case]]
                 best = max(llama) if higher_better else min(llama)
                 row = {
+                    "backend": backend,
                     "dtype": dtype,
                     "threads": t,
                     "metric": case,
@@ -303,11 +415,15 @@ def compare(
                 }
                 if with_transformers:
                     row["transformers"] = med["transformers"][case]
+                if with_mlx:
+                    row["mlx-lm"] = med["mlx-lm"][case]
+                    row["ratio_longbow_over_mlx"] = med["longbow"][case] / med["mlx-lm"][case]
                 summary.append(row)
                 with open(out_dir / "compare_peers.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
-    add_roofline(summary, src, out_dir, threads)
+    if backend == "cpu":  # the CPU bandwidth probe says nothing about a GPU
+        add_roofline(summary, src, out_dir, threads)
     (out_dir / "compare_peers.md").write_text(markdown(summary))
     chart(summary, out_dir / "compare_peers.png")
     return summary
@@ -334,10 +450,15 @@ def add_roofline(rows: list[dict], src: Path, out_dir: Path, threads) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
+    mlx = any("mlx-lm" in r for r in rows)
+    backend = rows[0].get("backend", "cpu") if rows else "cpu"
     lines = [
+        f"longbow on {backend}.",
+        "",
         "| weights | threads | metric | longbow | llama.cpp FA on | llama.cpp FA off | longbow / best llama.cpp "
-        "| roofline tok/s (longbow, llama.cpp fraction) |",
-        "|---|---|---|---|---|---|---|---|",
+        + ("| mlx-lm | longbow / mlx-lm " if mlx else "")
+        + "| roofline tok/s (longbow, llama.cpp fraction) |",
+        "|---|---|---|---|---|---|---|" + ("---|---|" if mlx else "") + "---|",
     ]
     for r in rows:
         roof = (
@@ -346,9 +467,12 @@ def markdown(rows: list[dict]) -> str:
             if "roofline_tok_s" in r
             else ""
         )
+        mlx_cells = (
+            f" {r['mlx-lm']:.1f} | {r['ratio_longbow_over_mlx']:.2f}x |" if "mlx-lm" in r else ""
+        )
         lines.append(
             f"| {r['dtype']} | {r['threads']} | {r['metric']} | {r['longbow']:.1f} | {r['llama.cpp_fa_on']:.1f} | "
-            f"{r['llama.cpp_fa_off']:.1f} | {r['ratio_longbow_over_llama']:.2f}x | {roof} |"
+            f"{r['llama.cpp_fa_off']:.1f} | {r['ratio_longbow_over_llama']:.2f}x |{mlx_cells} {roof} |"
         )
     lines.append("")
     lines.append(
@@ -405,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--threads-one", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-backend", default="cpu", help=argparse.SUPPRESS)
+    ap.add_argument("--backend", choices=["cpu", "metal"], default="cpu")
     args = ap.parse_args(argv)
     if args.worker:
         args.engine = args.worker
@@ -412,7 +538,15 @@ def main(argv: list[str] | None = None) -> int:
     from longbow.pull import resolve_model
 
     model = str(resolve_model(args.model))
-    compare(model, args.dtypes, args.threads, args.reps, Path(args.out_dir), args.transformers)
+    compare(
+        model,
+        args.dtypes,
+        args.threads,
+        args.reps,
+        Path(args.out_dir),
+        args.transformers,
+        backend=args.backend,
+    )
     print((Path(args.out_dir) / "compare_peers.md").read_text())
     return 0
 
