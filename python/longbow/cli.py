@@ -443,16 +443,7 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
 
         if args.backend not in ("cpu", "metal"):
             raise CliError("--peers runs on --backend cpu or metal (the first-Mac report)")
-        peers.compare(
-            model,
-            args.dtypes,
-            args.threads,
-            args.reps,
-            Path(args.out_dir),
-            args.transformers,
-            backend=args.backend,
-        )
-        _write(out, (Path(args.out_dir) / "compare_peers.md").read_text())
+        _write(out, peers.compare_from_args(model, args))
         return 0
     from longbow.benchmarks import generate
 

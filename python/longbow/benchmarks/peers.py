@@ -429,6 +429,22 @@ def compare(
     return summary
 
 
+def compare_from_args(model: str, args: argparse.Namespace) -> str:
+    """compare() with the parsed peers arguments (add_args, --threads, --reps, --backend); returns
+    the markdown report."""
+    out_dir = Path(args.out_dir)
+    compare(
+        model,
+        args.dtypes,
+        args.threads,
+        args.reps,
+        out_dir,
+        args.transformers,
+        backend=args.backend,
+    )
+    return (out_dir / "compare_peers.md").read_text()
+
+
 def add_roofline(rows: list[dict], src: Path, out_dir: Path, threads) -> None:
     """Adds roofline_tok_s and roofline fractions to the decode rows (bench/roofline.py probe)."""
     from longbow.benchmarks.roofline import read_bandwidth, weight_bytes_per_token
@@ -537,17 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         return _worker_main(args)
     from longbow.pull import resolve_model
 
-    model = str(resolve_model(args.model))
-    compare(
-        model,
-        args.dtypes,
-        args.threads,
-        args.reps,
-        Path(args.out_dir),
-        args.transformers,
-        backend=args.backend,
-    )
-    print((Path(args.out_dir) / "compare_peers.md").read_text())
+    print(compare_from_args(str(resolve_model(args.model)), args))
     return 0
 
 
