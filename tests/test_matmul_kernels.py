@@ -42,6 +42,8 @@ def test_arm64_neon_kernels_match_scalar_under_qemu(tmp_path):
             "-std=c++20",
             "-static",
             f"-I{REPO / 'src'}",
+            f"-I{REPO / 'metal'}",
+            f"-I{REPO / 'include'}",
             *[str(REPO / s) for s in SOURCES],
             "-o",
             str(exe),

@@ -6,6 +6,7 @@
 // matmul_scalar.cpp, matmul_tile_neon.cpp, matmul_pack.cpp and core/dtype.cpp, so it runs under
 // qemu-aarch64 (tests/test_matmul_kernels.py does the cross build: aarch64-linux-gnu-g++ -static,
 // then qemu-aarch64 on the binary).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -147,6 +148,96 @@ int check_set(const MatmulKernels* simd) {
   return checked;
 }
 
+// Random float weight rows (N, K) in t (F32, F16 or BF16 bits).
+std::vector<uint8_t> random_float_rows(DType t, int N, int K, std::mt19937& rng) {
+  std::vector<uint8_t> w(static_cast<size_t>(N) * dtype_row_bytes(t, K));
+  std::normal_distribution<float> nd(0.f, 0.5f);
+  for (size_t i = 0; i < static_cast<size_t>(N) * K; ++i) {
+    const float v = nd(rng);
+    if (t == DType::F32) {
+      std::memcpy(w.data() + 4 * i, &v, 4);
+    } else {
+      const uint16_t h = t == DType::F16 ? f32_to_f16_bits(v) : [&] {
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        return static_cast<uint16_t>(u >> 16);
+      }();
+      std::memcpy(w.data() + 2 * i, &h, 2);
+    }
+  }
+  return w;
+}
+
+double float_elem(DType t, const std::vector<uint8_t>& w, int K, int n, int k) {
+  const size_t i = static_cast<size_t>(n) * K + k;
+  if (t == DType::F32) {
+    float v;
+    std::memcpy(&v, w.data() + 4 * i, 4);
+    return v;
+  }
+  uint16_t h;
+  std::memcpy(&h, w.data() + 2 * i, 2);
+  return t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// Float panels: every mr (1..fp_mr) and np (1, 2) equal to the scalar kernel bit for bit, a token
+// alone equal to the same token in a tile, and the scalar kernel equal to a float64 product of the
+// original rows.
+int check_float_set(const MatmulKernels* simd) {
+  const MatmulKernels& ref = scalar_matmul_kernels();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  int checked = 0;
+  for (int K : {1, 5, 31, 64, 577}) {
+    for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+      const int N = K % 2 ? 45 : 32;  // a padded last panel, or two exact ones
+      const std::vector<uint8_t> w = random_float_rows(t, N, K, rng);
+      const int64_t panels = (N + PANEL_ROWS - 1) / PANEL_ROWS;
+      std::vector<uint8_t> packed(packed_bytes(t, N, K));
+      pack_panels(t, w.data(), N, K, 0, panels, packed.data());
+      const size_t stride = panel_bytes(t, K);
+      for (int mr = 1; mr <= simd->fp_mr; ++mr) {
+        std::vector<float> x(static_cast<size_t>(mr) * K), xt(x.size());
+        for (auto& v : x) v = nd(rng);
+        for (int m = 0; m < mr; ++m)
+          for (int k = 0; k < K; ++k) xt[static_cast<size_t>(k) * mr + m] = x[m * K + k];
+        for (int64_t p = 0; p < panels; p += 2) {
+          const int np = static_cast<int>(std::min<int64_t>(2, panels - p));
+          const uint8_t* pp = packed.data() + p * stride;
+          const size_t ldo = 2 * PANEL_ROWS;
+          std::vector<float> a(mr * ldo), r(mr * ldo);
+          simd->dot_fp(t, pp, stride, np, xt.data(), mr, K, a.data(), ldo);
+          ref.dot_fp(t, pp, stride, np, xt.data(), mr, K, r.data(), ldo);
+          for (int m = 0; m < mr; ++m) {
+            float one[2 * PANEL_ROWS];
+            simd->dot_fp(t, pp, stride, np, x.data() + m * K, 1, K, one, ldo);
+            for (int i = 0; i < np * PANEL_ROWS; ++i) {
+              const float got = a[m * ldo + i], want = r[m * ldo + i];
+              check(std::memcmp(&got, &want, sizeof(float)) == 0, dtype_name(t), got, want);
+              check(std::memcmp(&one[i], &got, sizeof(float)) == 0, "float tile row == single row",
+                    one[i], got);
+              const int n = static_cast<int>(p * PANEL_ROWS + i);
+              if (n >= N) {
+                check(want == 0.f, "float padding row is zero", want, 0.0);
+                continue;
+              }
+              double exact = 0.0, mag = 0.0;
+              for (int k = 0; k < K; ++k) {
+                exact += float_elem(t, w, K, n, k) * x[m * K + k];
+                mag += std::fabs(float_elem(t, w, K, n, k) * x[m * K + k]);
+              }
+              check(std::fabs(want - exact) <= 1e-5 * mag + 1e-6, "scalar float panel vs float64",
+                    want, exact);
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  return checked;
+}
+
 }  // namespace
 
 int main() {
@@ -161,7 +252,7 @@ int main() {
   for (const MatmulKernels* simd : sets) {
     if (simd == nullptr) continue;
     const int before = failures;
-    const int checked = check_set(simd);
+    const int checked = check_set(simd) + check_float_set(simd);
     std::printf("%s: %d dot products checked against scalar, %d failures\n", simd->name, checked,
                 failures - before);
     ++num_sets;

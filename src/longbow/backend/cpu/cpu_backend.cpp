@@ -108,8 +108,11 @@ std::unique_ptr<Buffer> CpuBackend::matmul_weight(const void* ptr, DType dtype, 
   require(N >= 0 && K >= 0, where, [&] {
     return "expected non-negative N, K, found " + std::to_string(N) + ", " + std::to_string(K);
   });
-  if (!is_block_quant(dtype)) return Backend::matmul_weight(ptr, dtype, N, K);
-  require(K % QK == 0, where, [&] {
+  require(is_block_quant(dtype) || is_float_weight(dtype), where, [&] {
+    return std::string("expected a weight dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_1), found ") +
+           dtype_name(dtype);
+  });
+  require(!is_block_quant(dtype) || K % QK == 0, where, [&] {
     return "expected K a multiple of 32 for " + std::string(dtype_name(dtype)) + ", found " +
            std::to_string(K);
   });

@@ -21,6 +21,7 @@ struct Scratch {
   std::vector<std::vector<int32_t>> i32;  // one per thread
   std::vector<int32_t> token_seq;         // (num_tokens,) sequence of each token, shared
   std::vector<uint8_t> act_q;             // matmul: activations quantized to BlockQ16A, shared
+  std::vector<float> act_f;  // matmul: activations transposed per token group (float panels)
   std::vector<int32_t>
       attn_items;  // attention work list + split merges, shared (attention_dispatch.cpp)
   std::vector<float>
@@ -33,8 +34,8 @@ struct Ctx {
   Scratch& scratch;
 };
 
-// A Q4_0/Q4_1/Q8_0 matmul weight (N, K) packed into 16-row panels (matmul_kernels.h) by
-// CpuBackend::matmul_weight; op_matmul accepts quantized weights only in this form.
+// A matmul weight (N, K) packed into 16-row panels (matmul_kernels.h) by
+// CpuBackend::matmul_weight; op_matmul accepts weights only in this form.
 class PackedWeight final : public Buffer {
  public:
   PackedWeight(std::unique_ptr<Buffer> storage, DType dtype, int64_t N, int64_t K)

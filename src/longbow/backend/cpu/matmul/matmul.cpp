@@ -1,12 +1,12 @@
 // Matmul out (M, N) = x (M, K) · wᵀ for every weight dtype, plus the portable scalar row kernels
 // and the run-time choice between them and the AVX2 ones (matmul_avx2.cpp).
 //
-// Each thread owns a contiguous range of W rows (decode, M = 1, is parallel over N). Quantized
-// weights arrive packed in 16-row panels (CpuBackend::matmul_weight): activations are quantized
-// once to BlockQ16A, then each kernel call computes 16 rows x mr tokens with integer block dot
-// products (matmul_kernels.h). Float weights: direct SIMD dot products, or on the scalar path a
-// tile of W rows dequantized once and reused for all M activation rows. Prefill walks W in cache
-// tiles and runs mk.mr (<= MAX_MR) activation rows per weight row or panel.
+// Every weight arrives packed in 16-row panels (CpuBackend::matmul_weight, matmul_kernels.h).
+// Quantized weights: activations are quantized once to BlockQ16A, then each kernel call computes
+// 16 rows x mr tokens with integer block dot products. Float weights: activations are transposed
+// once per group of mr tokens, then each call computes 32 rows x mr tokens of FMA chains. Prefill
+// splits the tokens over the threads and walks the weights in cache tiles; decode and small
+// batches split the panels.
 #include <algorithm>
 #include <cstring>
 #include <span>
@@ -97,9 +97,6 @@ const RowKernels& choose_kernels() {
   return SCALAR;
 }
 
-// Rows of W dequantized per tile: at most ~256 KiB of f32 scratch per thread.
-int tile_rows(int K) { return std::clamp(65536 / std::max(K, 1), 1, 16); }
-
 }  // namespace
 
 const RowKernels& row_kernels() {
@@ -121,12 +118,6 @@ inline void store(float* out, const float* r, int rows, const float* bias, bool 
   }
 }
 
-// W rows per cache tile: small enough that the tile stays in L1/L2 while every activation row
-// streams past it.
-int64_t w_tile_rows(size_t row_bytes) {
-  return std::clamp<int64_t>(16384 / std::max<size_t>(row_bytes, 1), 4, 64);
-}
-
 }  // namespace
 
 const MatmulKernels& matmul_kernels() {
@@ -142,19 +133,20 @@ const MatmulKernels& matmul_kernels() {
 
 namespace {
 
-// One quantized part of a (group) matmul, its views bound and checked.
-struct QuantPart {
+// One part of a (group) matmul, its views bound and checked; the weight is packed in 16-row panels
+// (quantized blocks or k-major float elements, matmul_kernels.h).
+struct PackedPart {
   DType dtype;
   size_t N;
   float* out;         // (M, N)
   const float* bias;  // (N,) or nullptr
   bool accumulate;
   const uint8_t* w;    // packed panels
-  size_t panel_bytes;  // one panel: K / 32 blocks
+  size_t panel_bytes;  // one panel
   int64_t panels;      // ceil(N / 16)
 };
 
-QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
+PackedPart bind_part(const MatmulArgs& a, const char* where) {
   const size_t M = a.M, N = a.N, K = a.K;
   const auto* packed = dynamic_cast<const PackedWeight*>(a.w.buffer);
   require(packed != nullptr && a.w.offset == 0, where, [&] {
@@ -169,16 +161,16 @@ QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
                    std::to_string(packed->rows()) + ", " + std::to_string(packed->cols()) + ") " +
                    dtype_name(packed->dtype());
           });
-  require(K % QK == 0, where,
+  require(!is_block_quant(a.w_dtype) || K % QK == 0, where,
           [&] { return "expected K a multiple of 32, found " + std::to_string(K); });
-  QuantPart p;
+  PackedPart p;
   p.dtype = a.w_dtype;
   p.N = N;
   p.out = view_as<float>(a.out, M * N, where, "out");
   p.bias = a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");
   p.accumulate = a.accumulate;
   p.w = static_cast<const uint8_t*>(view_ptr(a.w, packed_bytes(a.w_dtype, N, K), where, "w"));
-  p.panel_bytes = (K / QK) * panel_block_bytes(a.w_dtype);
+  p.panel_bytes = panel_bytes(a.w_dtype, static_cast<int64_t>(K));
   p.panels = static_cast<int64_t>((N + PANEL_ROWS - 1) / PANEL_ROWS);
   return p;
 }
@@ -186,7 +178,7 @@ QuantPart bind_quant_part(const MatmulArgs& a, const char* where) {
 // Quantized weights: every activation row is quantized once (shared by all parts), then integer
 // dot products against the weight panels. Threads split the tokens (prefill) or the panels of
 // all parts taken together (decode, small batches), so a group is one dispatch.
-void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, size_t M,
+void matmul_quantized(Ctx& c, std::span<const PackedPart> parts, const float* x, size_t M,
                       size_t K) {
   const MatmulKernels& mk = matmul_kernels();
   const size_t nb = K / QK;
@@ -203,7 +195,7 @@ void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, 
   }
   // Tokens [t0, t1) x panels [p_begin, p_end) of one part: tiles of panels, each streamed past
   // every mr-token group.
-  auto run = [&](const QuantPart& p, size_t t0, size_t t1, int64_t p_begin, int64_t p_end) {
+  auto run = [&](const PackedPart& p, size_t t0, size_t t1, int64_t p_begin, int64_t p_end) {
     // Panels per cache tile: every activation row streams past a tile that stays in L2.
     const int64_t ptile = std::clamp<int64_t>(65536 / std::max<size_t>(p.panel_bytes, 1), 1, 64);
     float r[MAX_MR * PANEL_ROWS];  // (mr, 16)
@@ -236,17 +228,17 @@ void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, 
     c.pool.parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
       const size_t t0 = static_cast<size_t>(g0) * mk.mr,
                    t1 = std::min<size_t>(M, static_cast<size_t>(g1) * mk.mr);
-      for (const QuantPart& p : parts) run(p, t0, t1, 0, p.panels);
+      for (const PackedPart& p : parts) run(p, t0, t1, 0, p.panels);
     });
     return;
   }
   // Fewer tokens (decode, small batches) are memory-bound: each thread streams its share of the
   // panels of all parts, taken as one sequence.
   int64_t total = 0;
-  for (const QuantPart& p : parts) total += p.panels;
+  for (const PackedPart& p : parts) total += p.panels;
   c.pool.parallel_for(total, [&](int64_t g0, int64_t g1, int) {
     int64_t first = 0;  // global index of the current part's panel 0
-    for (const QuantPart& p : parts) {
+    for (const PackedPart& p : parts) {
       const int64_t b = std::max<int64_t>(g0 - first, 0),
                     e = std::min<int64_t>(g1 - first, p.panels);
       if (b < e) run(p, 0, M, b, e);
@@ -255,11 +247,96 @@ void matmul_quantized(Ctx& c, std::span<const QuantPart> parts, const float* x, 
   });
 }
 
-bool group_is_quantized(std::span<const MatmulArgs> parts) {
+// Float weights (F32/F16/BF16 panels): activations transposed once per group of mr tokens
+// (xt, shared by all parts), then FMA-chain tiles of 2 panels x mr tokens. Threads split the
+// token groups (prefill) or the panels of all parts taken together (decode, small batches).
+void matmul_float(Ctx& c, std::span<const PackedPart> parts, const float* x, size_t M, size_t K) {
+  const MatmulKernels& mk = matmul_kernels();
+  const size_t mr_max = static_cast<size_t>(mk.fp_mr);
+  const int64_t groups = static_cast<int64_t>((M + mr_max - 1) / mr_max);
+  // xt: group g (tokens [g mr_max, +mr)) at g * mr_max * K, as (K, mr); M = 1 needs no transpose.
+  const float* xt = x;
+  if (M > 1) {
+    c.scratch.act_f.resize(M * K);
+    float* t = c.scratch.act_f.data();
+    auto transpose = [&](int64_t g0, int64_t g1, int) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const size_t m0 = static_cast<size_t>(g) * mr_max, mr = std::min(mr_max, M - m0);
+        float* dst = t + m0 * K;
+        for (size_t m = 0; m < mr; ++m)
+          for (size_t k = 0; k < K; ++k) dst[k * mr + m] = x[(m0 + m) * K + k];
+      }
+    };
+    if (groups >= 4) {
+      c.pool.parallel_for(groups, transpose);
+    } else {
+      transpose(0, groups, 0);
+    }
+    xt = t;
+  }
+  // Token groups [g0, g1) x panels [p_begin, p_end) of one part: tiles of panels that stay in L2,
+  // each streamed past every token group, two panels per kernel call.
+  auto run = [&](const PackedPart& p, int64_t g0, int64_t g1, int64_t p_begin, int64_t p_end) {
+    const int64_t ptile = std::clamp<int64_t>(262144 / std::max<size_t>(p.panel_bytes, 1), 2, 64);
+    float r[FP_MAX_MR * 2 * PANEL_ROWS];  // (mr, 32)
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += ptile) {
+      const int64_t p1 = std::min<int64_t>(p_end, p0 + ptile);
+      for (int64_t g = g0; g < g1; ++g) {
+        const size_t m0 = static_cast<size_t>(g) * mr_max;
+        const int mr = static_cast<int>(std::min(mr_max, M - m0));
+        for (int64_t q = p0; q < p1; q += 2) {
+          const int np = static_cast<int>(std::min<int64_t>(2, p1 - q));
+          const size_t n0 = static_cast<size_t>(q) * PANEL_ROWS;
+          const int rows = static_cast<int>(std::min<size_t>(np * PANEL_ROWS, p.N - n0));
+          const uint8_t* panels = p.w + q * p.panel_bytes;
+          if (rows == np * PANEL_ROWS && p.bias == nullptr && !p.accumulate) {
+            mk.dot_fp(p.dtype, panels, p.panel_bytes, np, xt + m0 * K, mr, static_cast<int64_t>(K),
+                      p.out + m0 * p.N + n0, p.N);
+            continue;
+          }
+          mk.dot_fp(p.dtype, panels, p.panel_bytes, np, xt + m0 * K, mr, static_cast<int64_t>(K), r,
+                    2 * PANEL_ROWS);
+          for (int i = 0; i < mr; ++i) {
+            store(p.out + (m0 + i) * p.N + n0, r + i * 2 * PANEL_ROWS, rows,
+                  p.bias ? p.bias + n0 : nullptr, p.accumulate);
+          }
+        }
+      }
+    }
+  };
+  if (groups >= 2 * c.pool.num_threads()) {
+    c.pool.parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
+      for (const PackedPart& p : parts) run(p, g0, g1, 0, p.panels);
+    });
+    return;
+  }
+  // Panel pairs of all parts as one sequence, so a thread's share never splits a pair.
+  int64_t total = 0;
+  for (const PackedPart& p : parts) total += (p.panels + 1) / 2;
+  c.pool.parallel_for(total, [&](int64_t u0, int64_t u1, int) {
+    int64_t first = 0;  // global index of the current part's pair 0
+    for (const PackedPart& p : parts) {
+      const int64_t pairs = (p.panels + 1) / 2;
+      const int64_t b = std::max<int64_t>(u0 - first, 0), e = std::min<int64_t>(u1 - first, pairs);
+      if (b < e) run(p, 0, groups, 2 * b, std::min(2 * e, p.panels));
+      first += pairs;
+    }
+  });
+}
+
+// Whether every part has a quantized weight (true) or every part a float one (false); mixed
+// groups run part by part.
+bool same_family(std::span<const MatmulArgs> parts) {
   for (const MatmulArgs& a : parts) {
-    if (!is_block_quant(a.w_dtype)) return false;
+    if (is_block_quant(a.w_dtype) != is_block_quant(parts[0].w_dtype)) return false;
   }
   return true;
+}
+
+void matmul_packed(Ctx& c, std::span<const PackedPart> parts, const float* x, size_t M, size_t K) {
+  if (parts.empty()) return;
+  if (is_block_quant(parts[0].dtype)) return matmul_quantized(c, parts, x, M, K);
+  matmul_float(c, parts, x, M, K);
 }
 
 }  // namespace
@@ -268,7 +345,7 @@ void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts) {
   const char* where = "cpu.matmul_group";
   check_matmul_group(parts, where);
   if (parts.empty()) return;
-  if (!group_is_quantized(parts) || parts.size() == 1) {
+  if (!same_family(parts) || parts.size() == 1) {
     for (const MatmulArgs& a : parts) op_matmul(c, a);
     return;
   }
@@ -280,18 +357,18 @@ void op_matmul_group(Ctx& c, std::span<const MatmulArgs> parts) {
   if (a0.M == 0) return;
   // Bound parts: on the stack for the model's groups (q/k/v, gate/up), so a step allocates nothing.
   constexpr size_t STACK_PARTS = 4;
-  QuantPart on_stack[STACK_PARTS];
-  std::vector<QuantPart> on_heap(parts.size() > STACK_PARTS ? parts.size() : 0);
-  QuantPart* bound = on_heap.empty() ? on_stack : on_heap.data();
+  PackedPart on_stack[STACK_PARTS];
+  std::vector<PackedPart> on_heap(parts.size() > STACK_PARTS ? parts.size() : 0);
+  PackedPart* bound = on_heap.empty() ? on_stack : on_heap.data();
   size_t num_bound = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     require(parts[i].N >= 0, where,
             [&] { return "part " + std::to_string(i) + ": expected N >= 0"; });
-    if (parts[i].N > 0) bound[num_bound++] = bind_quant_part(parts[i], where);
+    if (parts[i].N > 0) bound[num_bound++] = bind_part(parts[i], where);
   }
   const float* x =
       view_as<const float>(a0.x, static_cast<size_t>(a0.M) * a0.K, where, "x");  // (M, K)
-  matmul_quantized(c, {bound, num_bound}, x, a0.M, a0.K);
+  matmul_packed(c, {bound, num_bound}, x, a0.M, a0.K);
 }
 
 void op_matmul(Ctx& c, const MatmulArgs& a) {
@@ -301,71 +378,9 @@ void op_matmul(Ctx& c, const MatmulArgs& a) {
            std::to_string(a.N) + ", " + std::to_string(a.K);
   });
   if (a.M == 0 || a.N == 0) return;
-  const size_t M = a.M, N = a.N, K = a.K;
-  float* out = view_as<float>(a.out, M * N, where, "out");        // (M, N)
-  const float* x = view_as<const float>(a.x, M * K, where, "x");  // (M, K)
-  const float* bias =
-      a.bias.empty() ? nullptr : view_as<const float>(a.bias, N, where, "bias");  // (N,)
-  const MatmulKernels& mk = matmul_kernels();
-
-  if (is_block_quant(a.w_dtype)) {
-    const QuantPart part = bind_quant_part(a, where);
-    matmul_quantized(c, {&part, 1}, x, M, K);
-    return;
-  }
-
-  const size_t row_bytes = dtype_row_bytes(a.w_dtype, a.K);
-  const auto* w =
-      static_cast<const uint8_t*>(view_ptr(a.w, N * row_bytes, where, "w"));  // (N, K) w_dtype
-  const int64_t tile = w_tile_rows(row_bytes);
-
-  if (mk.dot_f != nullptr) {
-    c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int) {
-      float r[MAX_MR];
-      for (int64_t n0 = begin; n0 < end; n0 += tile) {
-        const int64_t n1 = std::min<int64_t>(end, n0 + tile);
-        for (size_t m0 = 0; m0 < M; m0 += mk.mr) {
-          const int mr = static_cast<int>(std::min<size_t>(mk.mr, M - m0));
-          for (int64_t n = n0; n < n1; ++n) {
-            mk.dot_f(a.w_dtype, w + n * row_bytes, x + m0 * K, K, mr, a.K, r, 1);
-            for (int i = 0; i < mr; ++i)
-              store(out + (m0 + i) * N + n, r + i, 1, bias ? bias + n : nullptr, a.accumulate);
-          }
-        }
-      }
-    });
-    return;
-  }
-
-  // Portable path for float weights: dequantize a tile of W rows once, reuse it for every x row.
-  const RowKernels& kern = row_kernels();
-  const int ftile = tile_rows(a.K);
-  const bool direct = a.w_dtype == DType::F32;  // f32 rows are used in place
-  if (!direct) c.scratch.ensure(c.pool.num_threads(), static_cast<size_t>(ftile) * K);
-
-  c.pool.parallel_for(a.N, [&](int64_t begin, int64_t end, int thread_idx) {
-    float* wt = direct ? nullptr : c.scratch.f32[thread_idx].data();  // (ftile, K)
-    for (int64_t n0 = begin; n0 < end; n0 += ftile) {
-      const int64_t rows = std::min<int64_t>(ftile, end - n0);
-      const float* tile_ptr;
-      if (direct) {
-        tile_ptr = reinterpret_cast<const float*>(w + n0 * row_bytes);
-      } else {
-        for (int64_t j = 0; j < rows; ++j)
-          kern.dequant_row(a.w_dtype, w + (n0 + j) * row_bytes, wt + j * K, a.K);
-        tile_ptr = wt;
-      }
-      for (size_t m = 0; m < M; ++m) {
-        const float* xm = x + m * K;
-        float* om = out + m * N + n0;
-        for (int64_t j = 0; j < rows; ++j) {
-          float acc = kern.dot(xm, tile_ptr + j * K, a.K);
-          if (bias) acc += bias[n0 + j];
-          om[j] = a.accumulate ? om[j] + acc : acc;
-        }
-      }
-    }
-  });
+  const float* x = view_as<const float>(a.x, static_cast<size_t>(a.M) * a.K, where, "x");  // (M, K)
+  const PackedPart part = bind_part(a, where);
+  matmul_packed(c, {&part, 1}, x, a.M, a.K);
 }
 
 }  // namespace longbow::cpu

@@ -8,7 +8,13 @@
 // matmul into BlockQ16A (per 32 values: f32 scale, f32 scaled sum, int16 values). 16-bit rather
 // than llama.cpp's 8-bit activations: the rounding error (amax / 65534) is far below the weight
 // quantization error (8-bit activations failed the transformers oracle at 2.2e-2 of the logit
-// range). Float weights (F32, F16, BF16) stay row-major and are multiplied against f32 activations.
+// range).
+//
+// Float weights (F32, F16, BF16) are repacked too, keeping their dtype: panels of 16 rows stored
+// k-major, (K, 16) per panel, so one SIMD load holds element k of 16 rows and one FMA with a
+// broadcast activation updates 16 row sums. Activations stay f32, transposed per group of mr tokens
+// (xt[k * mr + m]). Each (row r, token m) is one FMA chain in k order:
+//   acc = 0;  for k < K: acc = fma(w[r][k], x[m][k], acc);  out[m][r] = acc
 //
 // Every kernel set computes, for each (row r, token m), exactly this sequence (the scalar kernel is
 // the reference; the SIMD ones match it bit for bit):
@@ -65,15 +71,28 @@ static_assert(sizeof(PanelQ4) == 320 && sizeof(PanelQ8) == 576);
 inline size_t panel_block_bytes(DType t) {
   return t == DType::Q8_0 ? sizeof(PanelQ8) : sizeof(PanelQ4);
 }
-// Bytes of a packed (N, K) weight: ceil(N / 16) panels of K / 32 blocks.
-inline size_t packed_bytes(DType t, int64_t N, int64_t K) {
-  return static_cast<size_t>((N + PANEL_ROWS - 1) / PANEL_ROWS) * static_cast<size_t>(K / QK) *
-         panel_block_bytes(t);
+inline bool is_block_quant(DType t) {
+  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0;
 }
-// Packs panels [p0, p1) of the row-major (N, K) quantized weight `rows` into `dst` (the whole
-// packed buffer). K a multiple of 32.
+inline bool is_float_weight(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+// Bytes of one packed panel of a (N, K) weight: K / 32 blocks (quantized) or (K, 16) elements.
+inline size_t panel_bytes(DType t, int64_t K) {
+  return is_block_quant(t) ? static_cast<size_t>(K / QK) * panel_block_bytes(t)
+                           : PANEL_ROWS * dtype_row_bytes(t, K);
+}
+// Bytes of a packed (N, K) weight: ceil(N / 16) panels.
+inline size_t packed_bytes(DType t, int64_t N, int64_t K) {
+  return static_cast<size_t>((N + PANEL_ROWS - 1) / PANEL_ROWS) * panel_bytes(t, K);
+}
+// Packs panels [p0, p1) of the row-major (N, K) weight `rows` (Q4_0/Q4_1/Q8_0 with K a multiple of
+// 32, or F32/F16/BF16) into `dst` (the whole packed buffer).
 void pack_panels(DType t, const void* rows, int64_t N, int64_t K, int64_t p0, int64_t p1,
                  void* dst);
+
+// Tokens per float-panel call, upper bound over kernel sets.
+constexpr int FP_MAX_MR = 12;
 
 struct MatmulKernels {
   const char* name;
@@ -84,11 +103,12 @@ struct MatmulKernels {
   // (nb blocks of PanelQ4/PanelQ8 for t = Q4_0/Q4_1 or Q8_0), x_m = xq + m * ldx blocks.
   void (*dot_q)(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
                 float* out, size_t ldo);
-  // Same for F32/F16/BF16 weights against f32 activations x_m = x + m * ldx; nullptr when the
-  // implementation has no direct float kernel (the caller then dequantizes rows and uses
-  // RowKernels).
-  void (*dot_f)(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K,
-                float* out, size_t ldo);
+  int fp_mr;  // tokens per dot_fp call this set runs best with (<= FP_MAX_MR)
+  // Float panels: out[m * ldo + 16 j + r] = w_{j,r} · x_m for panels j < np (np = 1 or 2,
+  // `panel_stride` bytes apart, F32/F16/BF16), rows r < 16, tokens m < mr (1 <= mr <= fp_mr);
+  // xt is the mr tokens transposed, xt[k * mr + m].
+  void (*dot_fp)(DType t, const void* panels, size_t panel_stride, int np, const float* xt, int mr,
+                 int64_t K, float* out, size_t ldo);
 };
 
 const MatmulKernels& scalar_matmul_kernels();
@@ -108,10 +128,6 @@ template <void (*Q4_0)(const void*, const BlockQ16A*, size_t, int, int64_t, floa
 void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int mr, int64_t nb,
                     float* out, size_t ldo);
 
-inline bool is_block_quant(DType t) {
-  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0;
-}
-
 void throw_not_block_quant(
     DType t);  // "[cpu.matmul] expected Q4_0, Q4_1 or Q8_0 weights, found ..."
 
@@ -125,6 +141,25 @@ void dispatch_panel(DType t, const void* panel, const BlockQ16A* xq, size_t ldx,
     case DType::Q4_1: return Q4_1(panel, xq, ldx, mr, nb, out, ldo);
     case DType::Q8_0: return Q8_0(panel, xq, ldx, mr, nb, out, ldo);
     default: throw_not_block_quant(t);
+  }
+}
+
+void throw_not_float_weight(DType t);  // "[cpu.matmul] expected F32, F16 or BF16 weights, ..."
+
+// Float-panel kernel signature (the dtype is a template argument of each set's kernels).
+using FloatPanelFn = void (*)(const uint8_t* panels, size_t panel_stride, int np, const float* xt,
+                              int mr, int64_t K, float* out, size_t ldo);
+
+// Runs F32(args...), F16(args...) or BF16(args...) by the weight dtype t; throws for other dtypes.
+template <FloatPanelFn F32, FloatPanelFn F16, FloatPanelFn BF16>
+void dispatch_float_panel(DType t, const void* panels, size_t panel_stride, int np, const float* xt,
+                          int mr, int64_t K, float* out, size_t ldo) {
+  const auto* p = static_cast<const uint8_t*>(panels);
+  switch (t) {
+    case DType::F32: return F32(p, panel_stride, np, xt, mr, K, out, ldo);
+    case DType::F16: return F16(p, panel_stride, np, xt, mr, K, out, ldo);
+    case DType::BF16: return BF16(p, panel_stride, np, xt, mr, K, out, ldo);
+    default: throw_not_float_weight(t);
   }
 }
 

@@ -2,6 +2,7 @@
 // activation quantization to BlockQ16A and integer block dot products against Q4_0/Q4_1/Q8_0.
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "longbow/backend/cpu/cpu_ops.h"
@@ -80,7 +81,43 @@ void scalar_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, i
       t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
-const MatmulKernels SCALAR = {"scalar", 4, scalar_quantize_q16a, scalar_dot_q, nullptr};
+template <DType T>
+inline float panel_elem(const uint8_t* panel, size_t i) {
+  if constexpr (T == DType::F32) {
+    float v;
+    std::memcpy(&v, panel + 4 * i, 4);
+    return v;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, panel + 2 * i, 2);
+    return T == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+// Float panels, the reference order of matmul_kernels.h: one FMA chain per (row, token) in k order.
+template <DType T>
+void float_panel(const uint8_t* panels, size_t panel_stride, int np, const float* xt, int mr,
+                 int64_t K, float* out, size_t ldo) {
+  for (int j = 0; j < np; ++j) {
+    const uint8_t* panel = panels + j * panel_stride;  // (K, 16)
+    for (int m = 0; m < mr; ++m) {
+      for (int r = 0; r < PANEL_ROWS; ++r) {
+        float acc = 0.f;
+        for (int64_t k = 0; k < K; ++k)
+          acc = std::fma(panel_elem<T>(panel, k * PANEL_ROWS + r), xt[k * mr + m], acc);
+        out[m * ldo + j * PANEL_ROWS + r] = acc;
+      }
+    }
+  }
+}
+
+const MatmulKernels SCALAR = {"scalar",
+                              4,
+                              scalar_quantize_q16a,
+                              scalar_dot_q,
+                              4,
+                              dispatch_float_panel<float_panel<DType::F32>, float_panel<DType::F16>,
+                                                   float_panel<DType::BF16>>};
 
 }  // namespace
 

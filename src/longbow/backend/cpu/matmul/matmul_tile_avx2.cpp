@@ -1,14 +1,16 @@
 // AVX2 + FMA + F16C matmul micro-kernels: activation quantization to BlockQ16A, integer block dot
 // products (vpmaddwd over 8 rows of a 16-row panel at a time, matmul_kernels.h) against
-// Q4_0/Q4_1/Q8_0, bit-identical to the scalar reference, and F32/F16/BF16 rows against f32
-// activations. Each kernel handles up to 4 activation rows per weight panel half (or row) so the
-// weights are loaded and unpacked once per tile. Compiled with -mavx2 -mfma -mf16c; only called
-// after the run-time CPU check (matmul.cpp).
+// Q4_0/Q4_1/Q8_0, and F32/F16/BF16 k-major panels (16 rows x 6 tokens of FMA chains), all
+// bit-identical to the scalar reference. Each kernel handles several activation rows per weight
+// panel so the weights are loaded and unpacked once per tile. Compiled with -mavx2 -mfma -mf16c;
+// only called after the run-time CPU check (matmul.cpp).
 #include <immintrin.h>
 
+#include <array>
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul/matmul_kernels.h"
@@ -164,69 +166,49 @@ inline __m256 load_w8(const void* w, int64_t i) {
   }
 }
 
-template <DType T>
-inline float load_w1(const void* w, int64_t i) {
-  if constexpr (T == DType::F32)
-    return static_cast<const float*>(w)[i];
-  else if constexpr (T == DType::F16)
-    return h2f(static_cast<const uint16_t*>(w)[i]);
-  else
-    return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
-}
-
-// Two accumulators per row (16 elements per step), then 8, then a scalar tail.
+// One panel (16 rows = 2 ymm) x MR tokens in registers: per k, 2 loads and 2 * MR FMAs with a
+// broadcast activation (2 * MR <= 12 accumulators of 16 ymm).
 template <DType T, int MR>
-void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, size_t ldo) {
-  __m256 a0[MR], a1[MR];
-  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= K; i += 16) {
-    const __m256 w0 = load_w8<T>(w, i), w1 = load_w8<T>(w, i + 8);
+void float_tile(const uint8_t* panel, const float* xt, int64_t K, float* out, size_t ldo) {
+  __m256 lo[MR], hi[MR];
+  for (int m = 0; m < MR; ++m) lo[m] = hi[m] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 w0 = load_w8<T>(panel, k * PANEL_ROWS), w1 = load_w8<T>(panel, k * PANEL_ROWS + 8);
     for (int m = 0; m < MR; ++m) {
-      a0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * ldx + i), a0[m]);
-      a1[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + m * ldx + i + 8), a1[m]);
+      const __m256 xb = _mm256_broadcast_ss(xt + k * MR + m);
+      lo[m] = _mm256_fmadd_ps(w0, xb, lo[m]);
+      hi[m] = _mm256_fmadd_ps(w1, xb, hi[m]);
     }
   }
-  if (i + 8 <= K) {
-    const __m256 w0 = load_w8<T>(w, i);
-    for (int m = 0; m < MR; ++m)
-      a0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * ldx + i), a0[m]);
-    i += 8;
-  }
   for (int m = 0; m < MR; ++m) {
-    float s = hsum(_mm256_add_ps(a0[m], a1[m]));
-    for (int64_t j = i; j < K; ++j) s += load_w1<T>(w, j) * x[m * ldx + j];
-    out[m * ldo] = s;
+    _mm256_storeu_ps(out + m * ldo, lo[m]);
+    _mm256_storeu_ps(out + m * ldo + 8, hi[m]);
   }
 }
+
+template <DType T, int... MR>
+constexpr auto float_tiles(std::integer_sequence<int, MR...>) {
+  return std::array{&float_tile<T, MR + 1>...};
+}
+
+constexpr int FP_MR = 6;
+static_assert(FP_MR <= FP_MAX_MR);
 
 template <DType T>
-void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float* out, size_t ldo) {
-  if (mr > 4) {
-    dot_f_t<T>(w, x, ldx, 4, K, out, ldo);
-    return dot_f_t<T>(w, x + 4 * ldx, ldx, mr - 4, K, out + 4 * ldo, ldo);
-  }
-  switch (mr) {
-    case 1: return dot_f_mr<T, 1>(w, x, ldx, K, out, ldo);
-    case 2: return dot_f_mr<T, 2>(w, x, ldx, K, out, ldo);
-    case 3: return dot_f_mr<T, 3>(w, x, ldx, K, out, ldo);
-    default: return dot_f_mr<T, 4>(w, x, ldx, K, out, ldo);
-  }
+void float_panel(const uint8_t* panels, size_t panel_stride, int np, const float* xt, int mr,
+                 int64_t K, float* out, size_t ldo) {
+  static constexpr auto tiles = float_tiles<T>(std::make_integer_sequence<int, FP_MR>{});
+  for (int j = 0; j < np; ++j)
+    tiles[mr - 1](panels + j * panel_stride, xt, K, out + j * PANEL_ROWS, ldo);
 }
 
-void avx2_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K,
-                float* out, size_t ldo) {
-  switch (t) {
-    case DType::F32: return dot_f_t<DType::F32>(w_row, x, ldx, mr, K, out, ldo);
-    case DType::F16: return dot_f_t<DType::F16>(w_row, x, ldx, mr, K, out, ldo);
-    case DType::BF16: return dot_f_t<DType::BF16>(w_row, x, ldx, mr, K, out, ldo);
-    default:
-      throw std::invalid_argument(
-          std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") + dtype_name(t));
-  }
-}
-
-const MatmulKernels AVX2 = {"avx2", 4, avx2_quantize_q16a, avx2_dot_q, avx2_dot_f};
+const MatmulKernels AVX2 = {"avx2",
+                            4,
+                            avx2_quantize_q16a,
+                            avx2_dot_q,
+                            FP_MR,
+                            dispatch_float_panel<float_panel<DType::F32>, float_panel<DType::F16>,
+                                                 float_panel<DType::BF16>>};
 
 }  // namespace
 

@@ -2,18 +2,20 @@
 // (matmul_kernels.h): one zmm holds the same two columns of 16 rows as int16, and one vpdpwssd
 // with a broadcast activation pair updates the 16 exact int32 row sums of a block, so the float
 // work (conversion, scale, FMA) is paid once per (block, token) for 16 rows instead of once per
-// row. Results equal the scalar reference bit for bit, at every mr. Float weights (F32/F16/BF16):
-// 16-lane FMA dot products over row-major rows.
+// row. Float weights (F32/F16/BF16) come as k-major 16-row panels: 32 rows x 12 tokens of FMA
+// chains in registers. Results equal the scalar reference bit for bit, at every mr.
 //
 // The file is compiled with the baseline flags; a target pragma (GCC) or attribute (clang)
 // enables AVX-512 for the kernels only; matmul_kernels() uses them only when cpu_isa() has
 // avx512_vnni.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "longbow/backend/cpu/cpu_ops.h"
 #include "longbow/backend/cpu/matmul/matmul_kernels.h"
@@ -27,6 +29,10 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+// GCC 12 reports the _mm512_undefined_*() inside its own intrinsics as maybe-uninitialized once
+// they are inlined into the float tiles.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
 
@@ -162,73 +168,49 @@ inline __m512 load_w16(const void* w, int64_t i) {
   }
 }
 
-template <DType T>
-inline float load_w1(const void* w, int64_t i) {
-  if constexpr (T == DType::F32)
-    return static_cast<const float*>(w)[i];
-  else if constexpr (T == DType::F16)
-    return h2f(static_cast<const uint16_t*>(w)[i]);
-  else
-    return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
-}
-
-// Two accumulators per row (32 elements per step), then 16, then a masked tail of < 16.
-template <DType T, int MR>
-void dot_f_mr(const void* w, const float* x, size_t ldx, int64_t K, float* out, size_t ldo) {
-  __m512 a0[MR], a1[MR];
-  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= K; i += 32) {
-    const __m512 w0 = load_w16<T>(w, i), w1 = load_w16<T>(w, i + 16);
+// NP panels (32 rows when NP = 2) x MR tokens in registers: per k, NP loads of 16 rows and
+// NP * MR FMAs with a broadcast activation (NP * MR <= 24 accumulators of 32 zmm).
+template <DType T, int NP, int MR>
+void float_tile(const uint8_t* panels, size_t panel_stride, const float* xt, int64_t K, float* out,
+                size_t ldo) {
+  __m512 acc[NP][MR];
+  for (int j = 0; j < NP; ++j)
+    for (int m = 0; m < MR; ++m) acc[j][m] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 w[NP];
+    for (int j = 0; j < NP; ++j) w[j] = load_w16<T>(panels + j * panel_stride, k * PANEL_ROWS);
     for (int m = 0; m < MR; ++m) {
-      a0[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * ldx + i), a0[m]);
-      a1[m] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + m * ldx + i + 16), a1[m]);
+      const __m512 xb = _mm512_set1_ps(xt[k * MR + m]);
+      for (int j = 0; j < NP; ++j) acc[j][m] = _mm512_fmadd_ps(w[j], xb, acc[j][m]);
     }
   }
-  if (i + 16 <= K) {
-    const __m512 w0 = load_w16<T>(w, i);
-    for (int m = 0; m < MR; ++m)
-      a0[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * ldx + i), a0[m]);
-    i += 16;
-  }
-  for (int m = 0; m < MR; ++m) {
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0[m], a1[m]));
-    for (int64_t j = i; j < K; ++j) s += load_w1<T>(w, j) * x[m * ldx + j];
-    out[m * ldo] = s;
-  }
+  for (int j = 0; j < NP; ++j)
+    for (int m = 0; m < MR; ++m) _mm512_storeu_ps(out + m * ldo + j * PANEL_ROWS, acc[j][m]);
 }
+
+template <DType T, int NP, int... MR>
+constexpr auto float_tiles(std::integer_sequence<int, MR...>) {
+  return std::array{&float_tile<T, NP, MR + 1>...};
+}
+
+constexpr int FP_MR = 12;
+static_assert(FP_MR <= FP_MAX_MR);
 
 template <DType T>
-void dot_f_t(const void* w, const float* x, size_t ldx, int mr, int64_t K, float* out, size_t ldo) {
-  if (mr > 8) {
-    dot_f_t<T>(w, x, ldx, 8, K, out, ldo);
-    return dot_f_t<T>(w, x + 8 * ldx, ldx, mr - 8, K, out + 8 * ldo, ldo);
-  }
-  switch (mr) {
-    case 1: return dot_f_mr<T, 1>(w, x, ldx, K, out, ldo);
-    case 2: return dot_f_mr<T, 2>(w, x, ldx, K, out, ldo);
-    case 3: return dot_f_mr<T, 3>(w, x, ldx, K, out, ldo);
-    case 4: return dot_f_mr<T, 4>(w, x, ldx, K, out, ldo);
-    case 5: return dot_f_mr<T, 5>(w, x, ldx, K, out, ldo);
-    case 6: return dot_f_mr<T, 6>(w, x, ldx, K, out, ldo);
-    case 7: return dot_f_mr<T, 7>(w, x, ldx, K, out, ldo);
-    default: return dot_f_mr<T, 8>(w, x, ldx, K, out, ldo);
-  }
+void float_panel(const uint8_t* panels, size_t panel_stride, int np, const float* xt, int mr,
+                 int64_t K, float* out, size_t ldo) {
+  static constexpr auto one = float_tiles<T, 1>(std::make_integer_sequence<int, FP_MR>{});
+  static constexpr auto two = float_tiles<T, 2>(std::make_integer_sequence<int, FP_MR>{});
+  (np == 2 ? two : one)[mr - 1](panels, panel_stride, xt, K, out, ldo);
 }
 
-void avx512_dot_f(DType t, const void* w_row, const float* x, size_t ldx, int mr, int64_t K,
-                  float* out, size_t ldo) {
-  switch (t) {
-    case DType::F32: return dot_f_t<DType::F32>(w_row, x, ldx, mr, K, out, ldo);
-    case DType::F16: return dot_f_t<DType::F16>(w_row, x, ldx, mr, K, out, ldo);
-    case DType::BF16: return dot_f_t<DType::BF16>(w_row, x, ldx, mr, K, out, ldo);
-    default:
-      throw std::invalid_argument(
-          std::string("[cpu.matmul] expected F32, F16 or BF16 weights, found ") + dtype_name(t));
-  }
-}
-
-const MatmulKernels AVX512 = {"avx512", 8, avx512_quantize_q16a, avx512_dot_q, avx512_dot_f};
+const MatmulKernels AVX512 = {"avx512",
+                              8,
+                              avx512_quantize_q16a,
+                              avx512_dot_q,
+                              FP_MR,
+                              dispatch_float_panel<float_panel<DType::F32>, float_panel<DType::F16>,
+                                                   float_panel<DType::BF16>>};
 
 }  // namespace
 
@@ -236,6 +218,7 @@ const MatmulKernels AVX512 = {"avx512", 8, avx512_quantize_q16a, avx512_dot_q, a
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 

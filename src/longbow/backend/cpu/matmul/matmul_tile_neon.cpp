@@ -3,7 +3,8 @@
 // packed in 16-row panels (matmul_kernels.h). Per block the integer sums are exact and the float
 // accumulation follows the scalar kernel operation for operation, so NEON results equal the
 // scalar fallback bit for bit. Float weights
-// (F32/F16/BF16) use the dequantize-and-dot path (dot_f = nullptr). NEON is part of the arm64
+// (F32/F16/BF16) in k-major panels: 16 rows x 6 tokens of FMA chains, also equal to the scalar
+// kernel. NEON is part of the arm64
 // baseline: no run-time check is needed. Compiled only on aarch64.
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -148,7 +149,55 @@ void neon_dot_q(DType t, const void* panel, const BlockQ16A* xq, size_t ldx, int
       t, panel, xq, ldx, mr, nb, out, ldo);
 }
 
-const MatmulKernels NEON = {"neon", 4, neon_quantize_q16a, neon_dot_q, nullptr};
+// 4 weights (f32) at element i of a float panel.
+template <DType T>
+inline float32x4_t load_w4(const uint8_t* panel, int64_t i) {
+  if constexpr (T == DType::F32) {
+    return vld1q_f32(reinterpret_cast<const float*>(panel) + i);
+  } else if constexpr (T == DType::F16) {
+    return f16x4(reinterpret_cast<const uint16_t*>(panel) + i);
+  } else {
+    const uint16x4_t h = vld1_u16(reinterpret_cast<const uint16_t*>(panel) + i);
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+  }
+}
+
+// One panel (16 rows = 4 q registers) x MR tokens: per k, 4 loads and 4 * MR fused
+// multiply-adds (vfmaq_n_f32), one chain per (row, token) as in the scalar kernel.
+template <DType T, int MR>
+void float_tile(const uint8_t* panel, const float* xt, int64_t K, float* out, size_t ldo) {
+  float32x4_t acc[MR][4];
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < 4; ++i) acc[m][i] = vdupq_n_f32(0.f);
+  for (int64_t k = 0; k < K; ++k) {
+    float32x4_t w[4];
+    for (int i = 0; i < 4; ++i) w[i] = load_w4<T>(panel, k * PANEL_ROWS + 4 * i);
+    for (int m = 0; m < MR; ++m) {
+      const float xv = xt[k * MR + m];
+      for (int i = 0; i < 4; ++i) acc[m][i] = vfmaq_n_f32(acc[m][i], w[i], xv);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < 4; ++i) vst1q_f32(out + m * ldo + 4 * i, acc[m][i]);
+}
+
+template <DType T>
+void float_panel(const uint8_t* panels, size_t panel_stride, int np, const float* xt, int mr,
+                 int64_t K, float* out, size_t ldo) {
+  using Tile = void (*)(const uint8_t*, const float*, int64_t, float*, size_t);
+  static constexpr Tile tiles[] = {float_tile<T, 1>, float_tile<T, 2>, float_tile<T, 3>,
+                                   float_tile<T, 4>, float_tile<T, 5>, float_tile<T, 6>};
+  for (int j = 0; j < np; ++j)
+    tiles[mr - 1](panels + j * panel_stride, xt, K, out + j * PANEL_ROWS, ldo);
+}
+
+const MatmulKernels NEON = {"neon",
+                            4,
+                            neon_quantize_q16a,
+                            neon_dot_q,
+                            6,
+                            dispatch_float_panel<float_panel<DType::F32>, float_panel<DType::F16>,
+                                                 float_panel<DType::BF16>>};
 
 }  // namespace
 
