@@ -47,6 +47,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-dtype", default=None, help="K cache type alone (default: --kv-dtype)")
     p.add_argument("--v-dtype", default=None, help="V cache type alone (default: --kv-dtype)")
     p.add_argument(
+        "--mlp",
+        choices=["auto", "custom", "vendor"],
+        default=None,
+        help="who runs the MLP block: auto (default: per shape, the faster of ours and the vendor "
+        "BLAS as measured here), custom (ours, bit-reproducible), vendor (BLAS; float weights)",
+    )
+    p.add_argument(
         "--kv-rotation",
         action="store_true",
         default=None,
@@ -242,6 +249,7 @@ def _engine_kw(args: argparse.Namespace) -> dict:
         "k_dtype": args.k_dtype,
         "v_dtype": args.v_dtype,
         "kv_rotation": args.kv_rotation,
+        "mlp": args.mlp,
         "speculative": args.speculative,
         "draft_model": args.draft_model,
         "draft_quantize": args.draft_quantize,
@@ -406,6 +414,14 @@ def cmd_info(args: argparse.Namespace, out, err) -> int:
     )
     lines.append(f"chat template: {'yes' if tok.chat_template else 'no'}")
     lines.append(f"backends: {', '.join(_core.available_backends())}")
+    from longbow.blas import configure_blas
+
+    configure_blas()
+    lines.append(
+        f"mlp: vendor BLAS {_core.vendor_blas_status()}; mlp=auto measures ours vs the vendor per "
+        "shape on first use (float weights) and keeps ours unless the vendor takes < 90 % of its "
+        "time (LLM.mlp_report(); bench/bench_mlp.py prints the whole table)"
+    )
     _write(out, "\n".join(lines) + "\n")
     return 0
 

@@ -89,6 +89,14 @@ class LLM:
     rejection-sampled (seeded runs reproducible, other tokens). Batches larger than speculative_max_batch (default 3, the
     crossover measured by bench/bench_speculative.py) do not speculate.
     SamplingParams(speculative=False) opts a request out.
+
+    mlp: who runs the MLP block. "auto" (default): per shape (weight dtype, sizes, token count
+    bucket 1/8/64/512), the faster of our kernels and the vendor library's as measured on this
+    machine at the first such call (`llm.mlp_report()` shows the measurements and picks);
+    "custom": always ours (results reproducible bit for bit); "vendor": always the vendor's
+    (CPU: a BLAS sgemm for F32/F16/BF16 weights — Accelerate on macOS, elsewhere OpenBLAS from
+    the `scipy-openblas32` wheel, `pip install longbow-quarrel[blas]` — keeping an f32 copy of each
+    MLP weight; quantized weights raise). Metal has no vendor path yet ("vendor" raises).
     """
 
     def __init__(
@@ -117,9 +125,13 @@ class LLM:
         ngram_min: int | None = None,
         ngram_max: int | None = None,
         speculative_max_batch: int | None = None,
+        mlp: str | None = None,
     ) -> None:
         from . import _core
+        from .blas import configure_blas
         from .pull import resolve_model
+
+        configure_blas()
 
         self.model_path = Path(resolve_model(None if model is None else str(model)))
         self.model_file = _core.ModelFile(str(self.model_path))
@@ -147,6 +159,7 @@ class LLM:
             "ngram_min": ngram_min,
             "ngram_max": ngram_max,
             "speculative_max_batch": speculative_max_batch,
+            "mlp": mlp,
         }
         self.engine = _core.Engine(
             str(self.model_path),
@@ -160,6 +173,11 @@ class LLM:
             if 0 <= i < vocab
         )
         self.engine.set_eos_token_ids(eos)
+
+    def mlp_report(self) -> list[str]:
+        """How the backend runs the MLP block: its path and vendor library, then (mlp="auto")
+        every measured shape with both paths' times and the pick."""
+        return list(self.engine.mlp_report())
 
     # ---- requests ---------------------------------------------------------------------------
 

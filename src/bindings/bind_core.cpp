@@ -2,6 +2,7 @@
 
 #include "bindings.h"
 #include "longbow/backend/backend.h"
+#include "longbow/backend/cpu/vendor_blas.h"
 #include "longbow/backend/op_checks.h"
 #if defined(LONGBOW_HAS_METAL) || defined(LONGBOW_HAS_METAL_SIM)
 #include "longbow/backend/metal/kernel_names.h"
@@ -15,6 +16,11 @@ namespace py = pybind11;
 namespace longbow::bindings {
 void bind_core(py::module_& m) {
   m.def("available_backends", &available_backends, "Names of the backends usable in this build.");
+  m.def("set_blas_library", &cpu::set_blas_library, py::arg("path"),
+        "The CBLAS shared library the CPU's vendor MLP path loads on first use (before any "
+        "engine uses it; LONGBOW_BLAS_LIBRARY wins).");
+  m.def("vendor_blas_status", &cpu::vendor_blas_status,
+        "The vendor BLAS the CPU backend loaded, or why there is none (loads it if needed).");
   m.def(
       "kv_row_bytes",
       [](const std::string& dtype, int head_dim) {

@@ -138,7 +138,7 @@ void bind_engine(py::module_& m) {
       py::arg("draft_quantize") = defaults.draft_quantize,
       py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
       py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
-      py::arg("speculative_max_batch") = defaults.speculative_max_batch);
+      py::arg("speculative_max_batch") = defaults.speculative_max_batch, py::arg("mlp") = "auto");
   py::class_<Engine>(m, "Engine",
                      "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
       .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
@@ -149,7 +149,7 @@ void bind_engine(py::module_& m) {
                        const std::string& quantize, const std::string& speculative,
                        const std::string& draft_model, const std::string& draft_quantize,
                        int num_speculative_tokens, int ngram_min, int ngram_max,
-                       int speculative_max_batch) {
+                       int speculative_max_batch, const std::string& mlp) {
              EngineConfig c;
              c.backend = backend;
              c.num_threads = num_threads;
@@ -173,6 +173,7 @@ void bind_engine(py::module_& m) {
              c.ngram_min = ngram_min;
              c.ngram_max = ngram_max;
              c.speculative_max_batch = speculative_max_batch;
+             c.mlp = mlp_path_from_name(mlp);
              std::shared_ptr<const ModelFile> file = ModelFile::open(model_path);
              return std::make_unique<Engine>(file, c);
            }),
@@ -191,7 +192,11 @@ void bind_engine(py::module_& m) {
            py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
            py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
            py::arg("speculative_max_batch") = defaults.speculative_max_batch,
-           py::call_guard<py::gil_scoped_release>())
+           py::arg("mlp") = "auto", py::call_guard<py::gil_scoped_release>())
+      .def(
+          "mlp_report", [](Engine& e) { return e.backend().mlp_report(); },
+          "How the backend runs the MLP block: its path and, for auto, every measured shape with "
+          "both paths' times and the pick.")
       .def("add_request", &Engine::add_request, py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("params"), "Queue a request of prompt token ids.")
       .def(

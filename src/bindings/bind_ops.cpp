@@ -479,6 +479,56 @@ void bind_ops(py::module_& m) {
       "and wall seconds.");
 
   ops.def(
+      "mlp",
+      [](F32 x, py::array w_gate, py::array w_up, py::array w_down, const std::string& dtype, int F,
+         const std::string& path, int num_threads, int reps) {
+        check_shape(x, {-1, -1}, "x");
+        const int M = static_cast<int>(x.shape(0)), D = static_cast<int>(x.shape(1));
+        const DType wt = dtype_from_name(dtype, "ops.mlp");
+        check(F >= 0 && reps >= 1, "mlp: expected F >= 0 and reps >= 1");
+        // A backend of its own: the path is a backend option.
+        std::unique_ptr<Backend> be =
+            create_backend("cpu", BackendOptions{num_threads, mlp_path_from_name(path)});
+        auto weight = [&](py::array& w, int N, int K, const char* what) {
+          const size_t bytes = static_cast<size_t>(N) * dtype_row_bytes(wt, K);
+          check(static_cast<size_t>(w.nbytes()) == bytes,
+                std::string(what) + ": expected " + std::to_string(bytes) + " bytes of (" +
+                    std::to_string(N) + ", " + std::to_string(K) + ") " + dtype + ", found " +
+                    std::to_string(w.nbytes()));
+          w = py::array::ensure(w, py::array::c_style);
+          return be->matmul_weight(w.data(), wt, N, K);
+        };
+        auto wg = weight(w_gate, F, D, "w_gate"), wu = weight(w_up, F, D, "w_up"),
+             wd = weight(w_down, D, F, "w_down");
+        const size_t mf = static_cast<size_t>(M) * F * 4;
+        Dev dx = to_dev(*be, x), dg = new_dev(*be, mf), du = new_dev(*be, mf),
+            dout = new_dev(*be, static_cast<size_t>(M) * D * 4);
+        MlpArgs a;
+        a.out = dout.view(), a.x = dx.view(), a.gate = dg.view(), a.up = du.view();
+        a.w_gate = {wg.get(), 0}, a.w_up = {wu.get(), 0}, a.w_down = {wd.get(), 0};
+        a.gate_dtype = a.up_dtype = a.down_dtype = wt;
+        a.M = M, a.D = D, a.F = F;
+        double best = 1e300;
+        {
+          py::gil_scoped_release release;
+          for (int r = 0; r < reps; ++r) {
+            const auto t0 = std::chrono::steady_clock::now();
+            be->mlp(a);
+            be->synchronize();
+            best = std::min(
+                best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          }
+        }
+        return py::make_tuple(from_dev<float>(*be, dout, {M, D}), best, be->mlp_report());
+      },
+      py::arg("x"), py::arg("w_gate"), py::arg("w_up"), py::arg("w_down"), py::arg("dtype"),
+      py::arg("F"), py::arg("path") = "custom", py::arg("num_threads") = 0, py::arg("reps") = 1,
+      "The CPU's MLP block, SiLU: (out (M, D), best seconds of reps, mlp_report lines) for x (M, "
+      "D) "
+      "and raw weights w_gate, w_up (F, D) and w_down (D, F) in dtype, on a CPU backend of "
+      "num_threads threads whose MLP path is `path` (auto, custom or vendor).");
+
+  ops.def(
       "glu",
       [](const std::string& backend, F32 gate, F32 up, const std::string& act) {
         Backend& be = get_backend(backend);

@@ -46,6 +46,8 @@ UNITS = (
     ]
     + [(src, ["LONGBOW_HAS_METAL", "LONGBOW_HAS_METAL_SIM"]) for src in METAL_HOST]
     + [(str(p.relative_to(REPO)), []) for p in sorted((REPO / "src/msl_sim/src").glob("*.cpp"))]
+    # Accelerate's cblas_sgemm for the CPU's vendor MLP path.
+    + [("src/longbow/backend/cpu/vendor_blas.cpp", [])]
 )
 FLAGS = [
     "-target",

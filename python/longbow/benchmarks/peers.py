@@ -8,7 +8,7 @@ prompt), time to first token and peak RSS, as ratios longbow / llama.cpp (llama.
 better setting of flash attention on/off, per metric). Outputs: JSON lines, a markdown table
 and a PNG chart in --out-dir.
 
-    longbow bench --peers [--model Q4_1.gguf] [--dtypes q4_1 q8_0 f16 f32]
+    longbow bench --peers [--model Q4_1.gguf] [--dtypes q4_1 q8_0 f16 bf16 f32]
         [--threads 1 2] [--reps 3] [--out-dir bench_out] [--transformers]
     python -m longbow.benchmarks.peers ...        (bench/compare_peers.py is a wrapper)
 
@@ -54,6 +54,7 @@ def write_variant(src: Path, dtype: str, dst: Path) -> Path:
         "q4_1": gguf.GGMLQuantizationType.Q4_1,
         "q4_0": gguf.GGMLQuantizationType.Q4_0,
         "f16": gguf.GGMLQuantizationType.F16,
+        "bf16": gguf.GGMLQuantizationType.BF16,
         "f32": gguf.GGMLQuantizationType.F32,
     }[dtype]
     reader = gguf.GGUFReader(str(src))
@@ -525,7 +526,7 @@ def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--dtypes",
         nargs="+",
-        default=["q4_1", "q8_0", "f16", "f32"],
+        default=["q4_1", "q8_0", "f16", "bf16", "f32"],
         help="weight types to compare (variants of the Q4_1 model are written with gguf)",
     )
     ap.add_argument(

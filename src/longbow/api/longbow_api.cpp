@@ -34,6 +34,7 @@ Generator::Generator(std::shared_ptr<Model> model, const GeneratorOptions& o)
   c.draft_model = o.draft_model;
   c.draft_quantize = o.draft_quantize;
   c.num_speculative_tokens = o.num_speculative_tokens;
+  c.mlp = mlp_path_from_name(o.mlp);
   engine_ = std::make_unique<engine::Engine>(model_->file_, c);
 }
 

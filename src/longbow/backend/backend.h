@@ -145,6 +145,29 @@ struct GluArgs {
   Activation act = Activation::Silu;
 };
 
+// Gated MLP block: out (M, D) = (act(x·W_gateᵀ + b_gate) * (x·W_upᵀ + b_up))·W_downᵀ + b_down,
+// or out += ... when accumulate (fuses the residual add). Each weight comes from
+// Backend::matmul_weight; gate and up are scratch the op overwrites.
+struct MlpArgs {
+  BufView out;                   // (M, D) f32
+  BufView x;                     // (M, D) f32
+  BufView gate, up;              // (M, F) f32 scratch
+  BufView w_gate, w_up;          // (F, D) gate_dtype / up_dtype
+  BufView w_down;                // (D, F) down_dtype
+  BufView b_gate, b_up, b_down;  // (F,), (F,), (D,) f32, optional
+  DType gate_dtype = DType::F32, up_dtype = DType::F32, down_dtype = DType::F32;
+  int M = 0, D = 0, F = 0;
+  Activation act = Activation::Silu;
+  bool accumulate = false;
+};
+
+// Who runs the MLP block: the chooser (per shape, from measurements), always our kernels, or
+// always the vendor library (an error where the backend has none for the weights).
+enum class MlpPath : uint8_t { Auto, Custom, Vendor };
+const char* mlp_path_name(MlpPath p);
+// "auto" | "custom" | "vendor"; throws std::invalid_argument naming the valid names.
+MlpPath mlp_path_from_name(const std::string& name);
+
 // out = a + b elementwise over n f32.
 struct AddArgs {
   BufView out, a, b;
@@ -248,6 +271,13 @@ class Backend {
   virtual void kv_write(const KvWriteArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;
   virtual void glu(const GluArgs& a) = 0;
+  // The gated MLP block. Default (custom): matmul_group(gate, up), glu, matmul(down) — the same
+  // ops, bit for bit, as a model issuing them itself. A backend may hand the block to a vendor
+  // library (the CPU's BLAS, Metal's MPSGraph) as its MlpPath says.
+  virtual void mlp(const MlpArgs& a);
+  // How mlp() chooses and what it chose so far, one line per entry ("path: ...", then measured
+  // shapes), for `longbow info` and LLM.info().
+  virtual std::vector<std::string> mlp_report() const { return {"path: custom (no vendor path)"}; }
   virtual void add(const AddArgs& a) = 0;
   virtual void softcap(const SoftcapArgs& a) = 0;
   virtual void get_rows(const GetRowsArgs& a) = 0;
@@ -256,7 +286,8 @@ class Backend {
 };
 
 struct BackendOptions {
-  int num_threads = 0;  // CPU: 0 = number of cores
+  int num_threads = 0;          // CPU: 0 = number of cores
+  MlpPath mlp = MlpPath::Auto;  // who runs the MLP block (Backend::mlp)
 };
 
 // Creates a backend by name ("cpu", "metal", "metal-sim", "auto"); throws std::invalid_argument

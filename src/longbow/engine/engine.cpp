@@ -92,7 +92,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   if (!file_) throw std::invalid_argument("[engine] no model");
   validate_config(config_, file_->config());
   if (config_.speculative == "self") require_float_weights(*file_);  // before any weight loads
-  backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads});
+  backend_ = create_backend(config_.backend, BackendOptions{config_.num_threads, config_.mlp});
   if (config_.block_size == 0) config_.block_size = backend_->preferred_block_size();
   model_ = models::create_model(file_, *backend_,
                                 {load_quantize(config_.quantize, "quantize"), config_.kv_rotation});

@@ -435,33 +435,26 @@ void Decoder::run_mlp(const Layer& L, int T) {
   const BufView x{x_.get(), 0}, h{h_.get(), 0}, gate{gate_.get(), 0}, up{up_.get(), 0};
   backend_.rms_norm(
       {.out = h, .x = x, .weight = L.ffn_norm.view, .num_rows = T, .dim = D, .eps = c.rms_eps});
-  const MatmulArgs gate_up[] = {{.out = gate,
-                                 .x = h,
-                                 .w = L.w_gate.view,
-                                 .bias = L.b_gate.view,
-                                 .w_dtype = L.w_gate.dtype,
-                                 .M = T,
-                                 .N = F,
-                                 .K = D},
-                                {.out = up,
-                                 .x = h,
-                                 .w = L.w_up.view,
-                                 .bias = L.b_up.view,
-                                 .w_dtype = L.w_up.dtype,
-                                 .M = T,
-                                 .N = F,
-                                 .K = D}};
-  backend_.matmul_group(gate_up);
-  backend_.glu({.out = gate, .gate = gate, .up = up, .num_rows = T, .dim = F, .act = c.activation});
+  const MlpArgs mlp{.out = c.sandwich_norms ? h : x,
+                    .x = h,
+                    .gate = gate,
+                    .up = up,
+                    .w_gate = L.w_gate.view,
+                    .w_up = L.w_up.view,
+                    .w_down = L.w_down.view,
+                    .b_gate = L.b_gate.view,
+                    .b_up = L.b_up.view,
+                    .b_down = L.b_down.view,
+                    .gate_dtype = L.w_gate.dtype,
+                    .up_dtype = L.w_up.dtype,
+                    .down_dtype = L.w_down.dtype,
+                    .M = T,
+                    .D = D,
+                    .F = F,
+                    .act = c.activation,
+                    .accumulate = !c.sandwich_norms};
+  backend_.mlp(mlp);
   if (c.sandwich_norms) {
-    backend_.matmul({.out = h,
-                     .x = gate,
-                     .w = L.w_down.view,
-                     .bias = L.b_down.view,
-                     .w_dtype = L.w_down.dtype,
-                     .M = T,
-                     .N = D,
-                     .K = F});
     backend_.rms_norm({.out = h,
                        .x = h,
                        .weight = L.ffn_post_norm.view,
@@ -469,16 +462,6 @@ void Decoder::run_mlp(const Layer& L, int T) {
                        .dim = D,
                        .eps = c.rms_eps});
     backend_.add({.out = x, .a = x, .b = h, .n = int64_t{T} * D});
-  } else {
-    backend_.matmul({.out = x,
-                     .x = gate,
-                     .w = L.w_down.view,
-                     .bias = L.b_down.view,
-                     .w_dtype = L.w_down.dtype,
-                     .M = T,
-                     .N = D,
-                     .K = F,
-                     .accumulate = true});
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "longbow/backend/cpu/matmul/matmul_kernels.h"
+#include "longbow/backend/cpu/vendor_blas.h"
 #include "longbow/backend/op_checks.h"
 
 namespace longbow::cpu {
@@ -75,7 +76,11 @@ void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* wh
 // ---- CpuBackend ----
 
 CpuBackend::CpuBackend(const BackendOptions& options)
-    : pool_(options.num_threads), ctx_{pool_, scratch_} {}
+    : pool_(options.num_threads), ctx_{pool_, scratch_}, mlp_path_(options.mlp) {
+  if (mlp_path_ == MlpPath::Vendor && vendor_blas() == nullptr) {
+    throw std::runtime_error("[cpu] mlp=\"vendor\" needs a vendor BLAS; " + vendor_blas_status());
+  }
+}
 
 std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) {
   const size_t rounded = std::max(ALIGNMENT, ((bytes + ALIGNMENT - 1) / ALIGNMENT) * ALIGNMENT);

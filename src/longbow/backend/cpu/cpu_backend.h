@@ -2,9 +2,12 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "longbow/backend/backend.h"
 #include "longbow/backend/cpu/cpu_ops.h"
+#include "longbow/backend/cpu/mlp.h"
 #include "longbow/backend/cpu/op_profile.h"
 #include "longbow/backend/cpu/thread_pool.h"
 
@@ -18,7 +21,7 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<Buffer> alloc(size_t bytes) override;
   std::unique_ptr<Buffer> wrap_host(const void* ptr, size_t bytes) override;
-  // Q4_0/Q4_1/Q8_0: a copy packed into 16-row panels (matmul_kernels.h); float dtypes: wrapped.
+  // A copy packed into 16-row panels (matmul_kernels.h): quantized blocks or k-major floats.
   std::unique_ptr<Buffer> matmul_weight(const void* ptr, DType dtype, int N, int K) override;
   void upload(BufView dst, const void* src, size_t bytes) override;
   void download(void* dst, BufView src, size_t bytes) override;
@@ -36,6 +39,10 @@ class CpuBackend final : public Backend {
   void kv_write(const KvWriteArgs& a) override;
   void attention(const AttentionArgs& a) override;
   void glu(const GluArgs& a) override;
+  // BackendOptions::mlp: our ops, the vendor BLAS (float weights), or per shape the faster of the
+  // two as measured on the first call of each (dtype, D, F, token bucket) (cpu/mlp.cpp).
+  void mlp(const MlpArgs& a) override;
+  std::vector<std::string> mlp_report() const override;
   void softcap(const SoftcapArgs& a) override;
   void add(const AddArgs& a) override;
   void get_rows(const GetRowsArgs& a) override;
@@ -50,6 +57,8 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   Scratch scratch_;
   Ctx ctx_;
+  MlpPath mlp_path_;
+  std::vector<MlpMeasurement> mlp_table_;  // auto: the chooser's measurements
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);

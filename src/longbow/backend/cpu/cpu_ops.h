@@ -45,6 +45,9 @@ class PackedWeight final : public Buffer {
   DType dtype() const { return dtype_; }
   int64_t rows() const { return N_; }
   int64_t cols() const { return K_; }
+  // Float weights for the vendor BLAS (cpu/mlp.cpp): a row-major f32 copy (N, K) made on first
+  // use and kept with the weight.
+  mutable std::vector<float> f32_rows;
 
  private:
   std::unique_ptr<Buffer> storage_;
