@@ -5,8 +5,8 @@
 #include <chrono>
 #include <functional>
 #include <iterator>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "longbow/backend/cpu/cpu_backend.h"
 #include "longbow/backend/cpu/matmul/matmul_kernels.h"

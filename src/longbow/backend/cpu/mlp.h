@@ -19,7 +19,7 @@ constexpr double MLP_VENDOR_MARGIN = 0.9;  // the vendor must take < 90 % of our
 // the pick; later calls reuse it.
 struct MlpMeasurement {
   DType dtype;
-  int D, F, bucket, M;  // M: the token count it was measured at
+  int D, F, bucket, M;          // M: the token count it was measured at
   double custom_us, vendor_us;  // the best of 6 runs each
   // Ours unless the vendor is clearly faster: ours is batch-invariant and reproducible bit for
   // bit, and a near tie would flip between runs.

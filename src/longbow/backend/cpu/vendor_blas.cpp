@@ -55,8 +55,9 @@ void load(Loaded& l) {
   const char* env = std::getenv("LONGBOW_BLAS_LIBRARY");
   const std::string path = env != nullptr && *env != '\0' ? env : requested_path();
   if (path.empty()) {
-    l.status = "none: no BLAS library given (pip install scipy-openblas32, or set "
-               "LONGBOW_BLAS_LIBRARY to a CBLAS shared library)";
+    l.status =
+        "none: no BLAS library given (pip install scipy-openblas32, or set "
+        "LONGBOW_BLAS_LIBRARY to a CBLAS shared library)";
     return;
   }
   void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
