@@ -1,10 +1,12 @@
-"""The MLP block on the CPU: our kernels vs the vendor BLAS (OpenBLAS sgemm from scipy-openblas32,
-or Accelerate on macOS), for M = 1, 8, 64, 512 tokens and F32 / F16 / BF16 weights, in one run,
-plus what the chooser (mlp="auto") picks for each shape on this machine.
+"""The MLP block: our kernels vs the vendor library, for M = 1, 8, 64, 512 tokens and F32 / F16 /
+BF16 weights, in one run, plus what the chooser (mlp="auto") picks for each shape on this machine.
+CPU: the vendor is a BLAS sgemm (OpenBLAS from scipy-openblas32, Accelerate on macOS). Metal
+(--backend metal, on a Mac): the vendor is MPSGraph, against our Metal kernels.
 
-    python bench/bench_mlp.py [--shapes smollm2 1.5b] [--dtypes f32 f16 bf16] [--tokens 1 8 64 512]
-        [--threads 2] [--reps 5] [--out FILE]
+    python bench/bench_mlp.py [--backend cpu|metal] [--shapes smollm2 1.5b]
+        [--dtypes f32 f16 bf16] [--tokens 1 8 64 512] [--threads 2] [--reps 5] [--out FILE]
 
+The first Mac's table: python bench/bench_mlp.py --backend metal --shapes smollm2 1.5b
 Shapes: smollm2 = SmolLM2-135M (D 576, F 1536); 1.5b = a 1-2B model (D 2048, F 8192). Each cell
 is the best of --reps calls after a warm-up, both paths on the same weights and activations (the
 vendor's f32 weight copies are made in the warm-up). JSON lines to bench/results/mlp.jsonl and a
@@ -34,6 +36,7 @@ def weights(dtype: str, n: int, k: int, rng) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--backend", default="cpu", choices=["cpu", "metal"])
     ap.add_argument("--shapes", nargs="+", default=["smollm2"], choices=sorted(SHAPES))
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f16", "bf16"])
     ap.add_argument("--tokens", nargs="+", type=int, default=[1, 8, 64, 512])
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from longbow.blas import configure_blas
 
     configure_blas()
-    print(f"vendor BLAS: {_core.vendor_blas_status()}", file=sys.stderr)
+    if args.backend == "cpu":
+        print(f"vendor BLAS: {_core.vendor_blas_status()}", file=sys.stderr)
     rng = np.random.default_rng(0)
     rows = []
     for shape in args.shapes:
@@ -71,15 +75,26 @@ def main(argv: list[str] | None = None) -> int:
                         F,
                         path=path,
                         num_threads=args.threads,
+                        backend=args.backend,
                         reps=args.reps + 1,  # the first call is the warm-up
                     )
                     t[path], outs[path] = best * 1e6, out
                 _, _, report = _core.ops.mlp(
-                    x, wg, wu, wd, dtype, F, path="auto", num_threads=args.threads, reps=1
+                    x,
+                    wg,
+                    wu,
+                    wd,
+                    dtype,
+                    F,
+                    path="auto",
+                    num_threads=args.threads,
+                    backend=args.backend,
+                    reps=1,
                 )
                 pick = report[-1].rsplit("-> ", 1)[-1] if len(report) > 1 else "custom"
                 scale = float(np.abs(outs["custom"]).max()) or 1.0
                 row = {
+                    "backend": args.backend,
                     "shape": shape,
                     "D": D,
                     "F": F,

@@ -50,10 +50,14 @@ endif()
 if(_longbow_metal)
   include(${PROJECT_SOURCE_DIR}/cmake/metal_cpp.cmake)
   longbow_fetch_metal_cpp()
-  target_sources(longbow_core PRIVATE ${LONGBOW_METAL_HOST_DIR}/metal_cpp_runtime.cpp)
+  target_sources(longbow_core PRIVATE ${LONGBOW_METAL_HOST_DIR}/metal_cpp_runtime.cpp
+    ${LONGBOW_METAL_HOST_DIR}/mpsgraph_mlp.mm)
+  set_source_files_properties(${LONGBOW_METAL_HOST_DIR}/mpsgraph_mlp.mm PROPERTIES
+    COMPILE_OPTIONS "-fobjc-arc")
   target_compile_definitions(longbow_core PUBLIC LONGBOW_HAS_METAL=1)
   target_include_directories(longbow_core PRIVATE ${METAL_CPP_DIR})
-  target_link_libraries(longbow_core PUBLIC "-framework Metal" "-framework Foundation" "-framework QuartzCore")
+  target_link_libraries(longbow_core PUBLIC "-framework Metal" "-framework Foundation" "-framework QuartzCore"
+    "-framework MetalPerformanceShaders" "-framework MetalPerformanceShadersGraph")
   if(NOT LONGBOW_BUILD_PYTHON)
     # Native apps linking the installed static library find the installed metallib here.
     target_compile_definitions(longbow_core PRIVATE

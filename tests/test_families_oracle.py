@@ -49,7 +49,8 @@ TOL = {"hf": 1e-4, "gguf-f32": 1e-4, "gguf-f16": 2e-3}
 NEAR_TIE = 4.0
 GREEDY_STEPS = 8
 FORMATS = list(TOL)
-BACKENDS = ["cpu", "metal-sim"]
+# "cpu-vendor": the CPU with its MLP block on the vendor BLAS (mlp="vendor").
+BACKENDS = ["cpu", "cpu-vendor", "metal-sim"]
 
 
 def test_expect_table_covers_every_family():
@@ -109,14 +110,25 @@ def test_family_against_transformers(family_files, reference, family, fmt, backe
     import longbow
     from longbow import _core
 
+    backend, _, mlp = backend.partition("-")
     if backend not in _core.available_backends():
         pytest.skip(f"this build has no {backend} backend")
+    if mlp:
+        from longbow.blas import openblas_library
+
+        if openblas_library() is None:
+            pytest.skip("needs scipy-openblas32 for the vendor MLP path")
     want = EXPECT[family][fmt.split("-")[0]]
     path = family_files(family, fmt)
 
     def load():
         return longbow.LLM(
-            str(path), backend=backend, kv_dtype="f32", max_model_len=256, num_threads=2
+            str(path),
+            backend=backend,
+            kv_dtype="f32",
+            max_model_len=256,
+            num_threads=2,
+            mlp=mlp or "custom",
         )
 
     if want.startswith("error: "):

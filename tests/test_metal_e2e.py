@@ -138,3 +138,38 @@ def test_sim_order_from_environment():
     assert out.stdout.split() == ["random", "99"]
     with pytest.raises(ValueError, match="inorder, reverse or random"):
         core.set_sim_thread_order("sideways", 0)
+
+
+@pytest.mark.parametrize(
+    "tiny_gguf_model",
+    [
+        {"max_position": 256},
+        {"weight_dtype": "f16", "max_position": 256},
+        {"weight_dtype": "bf16", "max_position": 256},
+    ],
+    indirect=True,
+    ids=["f32", "f16", "bf16"],
+)
+def test_mpsgraph_mlp_matches_cpu(tiny_gguf_model):
+    """Real Metal only (the Mac leg): the MPSGraph MLP path gives the CPU's greedy tokens and
+    logits within the half-precision tolerance; metal-sim refuses mlp="vendor" and runs ours
+    under auto."""
+    import numpy as np
+
+    with pytest.raises(RuntimeError, match=r'\[metal-sim\] mlp="vendor" needs a vendor library'):
+        longbow.LLM(str(tiny_gguf_model), backend="metal-sim", mlp="vendor", max_model_len=64)
+    sim = longbow.LLM(str(tiny_gguf_model), backend="metal-sim", mlp="auto", max_model_len=64)
+    sim.prompt_logits(PROMPTS[0])
+    assert sim.mlp_report() == [
+        "path: auto; vendor: none: MPSGraph runs only on Apple's Metal "
+        "(the simulator runs our kernels)"
+    ]
+    if "metal" not in GPU:
+        pytest.skip("no real Metal device here (LONGBOW_TEST_BACKENDS=metal on a Mac)")
+    cpu = longbow.LLM(str(tiny_gguf_model), backend="cpu", mlp="custom", max_model_len=256)
+    gpu = longbow.LLM(str(tiny_gguf_model), backend="metal", mlp="vendor", max_model_len=256)
+    ref, got = cpu.prompt_logits(PROMPTS[2]), gpu.prompt_logits(PROMPTS[2])
+    assert np.abs(got - ref).max() <= 1e-2 * (ref.max() - ref.min())
+    assert greedy(tiny_gguf_model, "metal", PROMPTS, 8, mlp="vendor") == greedy(
+        tiny_gguf_model, "cpu", PROMPTS, 8
+    )

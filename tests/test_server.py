@@ -29,6 +29,13 @@ def llm(tiny_gguf_model):
 
 
 @pytest.fixture(scope="module")
+def reference(tiny_gguf_model):
+    """A second engine on the same file for expected outputs: the served one is stepped by the
+    server's thread, so calling its generate() from the test would race with it."""
+    return longbow.LLM(str(tiny_gguf_model), backend="cpu", max_model_len=256)
+
+
+@pytest.fixture(scope="module")
 def client(llm):
     with TestClient(create_app(llm, model_name="tiny")) as c:
         yield c
@@ -45,11 +52,13 @@ def test_models_and_health(client):
     assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["tiny"]
 
 
-def test_completion_matches_llm(client, llm):
+def test_completion_matches_llm(client, reference):
     r = client.post("/v1/completions", json={"model": "tiny", "prompt": "Hello world", **GREEDY})
     assert r.status_code == 200, r.text
     body = r.json()
-    want = llm.generate("Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True))[0]
+    want = reference.generate(
+        "Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True)
+    )[0]
     assert body["choices"][0]["text"] == want.text
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"] == {
@@ -76,21 +85,23 @@ def test_chat_and_streaming_agree(client):
     assert [e for e in events if e["choices"]][-1]["choices"][0]["finish_reason"] == "length"
 
 
-def test_completion_top_logprobs(client, llm):
+def test_completion_top_logprobs(client, reference):
     r = client.post("/v1/completions", json={"prompt": "Hello world", "logprobs": 3, **GREEDY})
     assert r.status_code == 200, r.text
     lp = r.json()["choices"][0]["logprobs"]
-    want = llm.generate(
+    want = reference.generate(
         "Hello world", longbow.SamplingParams(max_tokens=12, ignore_eos=True, logprobs=3)
     )[0]
-    text = [llm.tokenizer.token_bytes(t).decode("utf-8", errors="replace") for t in want.token_ids]
+    text = [
+        reference.tokenizer.token_bytes(t).decode("utf-8", errors="replace") for t in want.token_ids
+    ]
     assert lp["tokens"] == text
     assert lp["token_logprobs"] == pytest.approx(want.logprobs, abs=1e-6)
     assert lp["text_offset"] == [sum(len(t) for t in text[:i]) for i in range(len(text))]
     for entry, top, tok in zip(lp["top_logprobs"], want.top_logprobs, text, strict=True):
         # OpenAI: the k most likely and the chosen token (greedy: among them).
         pieces = {
-            llm.tokenizer.token_bytes(i).decode("utf-8", errors="replace"): v
+            reference.tokenizer.token_bytes(i).decode("utf-8", errors="replace"): v
             for i, v in top.items()
         }
         assert entry == pytest.approx(pieces) and tok in entry

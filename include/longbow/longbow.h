@@ -69,8 +69,8 @@ struct GeneratorOptions {
   std::string draft_model;
   std::string draft_quantize = defaults::DRAFT_QUANTIZE;
   // Who runs the MLP block: "auto" (per shape, the faster of ours and the vendor library's as
-  // measured on this machine), "custom" (ours, bit-reproducible) or "vendor" (CPU: BLAS, float
-  // weights only).
+  // measured on this machine), "custom" (ours, bit-reproducible) or "vendor" (CPU: BLAS; Metal:
+  // MPSGraph; float weights only).
   std::string mlp = "auto";
   int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
 };

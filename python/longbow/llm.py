@@ -96,7 +96,8 @@ class LLM:
     "custom": always ours (results reproducible bit for bit); "vendor": always the vendor's
     (CPU: a BLAS sgemm for F32/F16/BF16 weights — Accelerate on macOS, elsewhere OpenBLAS from
     the `scipy-openblas32` wheel, `pip install longbow-quarrel[blas]` — keeping an f32 copy of each
-    MLP weight; quantized weights raise). Metal has no vendor path yet ("vendor" raises).
+    MLP weight; quantized weights raise; on Metal: MPSGraph for F32/F16/BF16 weights with SiLU and
+    no biases; metal-sim has none and raises).
     """
 
     def __init__(

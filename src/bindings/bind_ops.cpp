@@ -481,14 +481,14 @@ void bind_ops(py::module_& m) {
   ops.def(
       "mlp",
       [](F32 x, py::array w_gate, py::array w_up, py::array w_down, const std::string& dtype, int F,
-         const std::string& path, int num_threads, int reps) {
+         const std::string& path, int num_threads, int reps, const std::string& backend) {
         check_shape(x, {-1, -1}, "x");
         const int M = static_cast<int>(x.shape(0)), D = static_cast<int>(x.shape(1));
         const DType wt = dtype_from_name(dtype, "ops.mlp");
         check(F >= 0 && reps >= 1, "mlp: expected F >= 0 and reps >= 1");
         // A backend of its own: the path is a backend option.
         std::unique_ptr<Backend> be =
-            create_backend("cpu", BackendOptions{num_threads, mlp_path_from_name(path)});
+            create_backend(backend, BackendOptions{num_threads, mlp_path_from_name(path)});
         auto weight = [&](py::array& w, int N, int K, const char* what) {
           const size_t bytes = static_cast<size_t>(N) * dtype_row_bytes(wt, K);
           check(static_cast<size_t>(w.nbytes()) == bytes,
@@ -523,10 +523,10 @@ void bind_ops(py::module_& m) {
       },
       py::arg("x"), py::arg("w_gate"), py::arg("w_up"), py::arg("w_down"), py::arg("dtype"),
       py::arg("F"), py::arg("path") = "custom", py::arg("num_threads") = 0, py::arg("reps") = 1,
-      "The CPU's MLP block, SiLU: (out (M, D), best seconds of reps, mlp_report lines) for x (M, "
-      "D) "
-      "and raw weights w_gate, w_up (F, D) and w_down (D, F) in dtype, on a CPU backend of "
-      "num_threads threads whose MLP path is `path` (auto, custom or vendor).");
+      py::arg("backend") = "cpu",
+      "The MLP block, SiLU: (out (M, D), best seconds of reps, mlp_report lines) for x (M, D) and "
+      "raw weights w_gate, w_up (F, D) and w_down (D, F) in dtype, on a new `backend` (num_threads "
+      "CPU threads) whose MLP path is `path` (auto, custom or vendor).");
 
   ops.def(
       "glu",

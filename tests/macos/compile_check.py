@@ -33,6 +33,7 @@ METAL_HOST = [
     "src/longbow/backend/metal/metal_ops.cpp",
     "src/longbow/backend/metal/metal_attention.cpp",
     "src/longbow/backend/metal/metal_sample.cpp",
+    "src/longbow/backend/metal/metal_mlp.cpp",
     "src/longbow/backend/metal/kernel_names.cpp",
     "src/longbow/backend/metal/gpu_capabilities.cpp",
     "src/longbow/backend/registry.cpp",
@@ -48,7 +49,10 @@ UNITS = (
     + [(str(p.relative_to(REPO)), []) for p in sorted((REPO / "src/msl_sim/src").glob("*.cpp"))]
     # Accelerate's cblas_sgemm for the CPU's vendor MLP path.
     + [("src/longbow/backend/cpu/vendor_blas.cpp", [])]
+    # MPSGraph's MLP block: Objective-C++ with ARC, against the declarations in objc_stubs/.
+    + [("src/longbow/backend/metal/mpsgraph_mlp.mm", [])]
 )
+OBJC_STUBS = Path(__file__).resolve().parent / "objc_stubs"
 FLAGS = [
     "-target",
     "aarch64-macos",
@@ -96,6 +100,8 @@ def compile_unit(src: Path, defines: list[str], metal_cpp: Path, out_dir: Path) 
     obj = out_dir / (src.name + ".o")
     cmd = [sys.executable, "-m", "ziglang", "c++", *FLAGS]
     cmd += [f"-D{d}" for d in defines]
+    if src.suffix == ".mm":
+        cmd += ["-x", "objective-c++", "-fobjc-arc", "-isystem", str(OBJC_STUBS)]
     cmd += ["-isystem", str(STUBS), "-isystem", str(metal_cpp)]
     cmd += [f"-I{REPO / d}" for d in ("include", "src", "metal", "src/msl_sim/include")]
     cmd += ["-c", str(src), "-o", str(obj)]

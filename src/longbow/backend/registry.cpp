@@ -38,28 +38,16 @@ std::vector<std::string> available_backends() {
   return names;
 }
 
-#if defined(LONGBOW_HAS_METAL) || defined(LONGBOW_HAS_METAL_SIM)
-// Metal has no vendor MLP yet (MPSGraph is planned): "vendor" is refused, "auto" runs ours.
-static std::unique_ptr<Backend> metal_backend(const std::string& name,
-                                              const BackendOptions& options) {
-  if (options.mlp == MlpPath::Vendor) {
-    throw std::invalid_argument("[" + name +
-                                "] mlp=\"vendor\" (MPSGraph) is not implemented on Metal yet; "
-                                "use mlp=\"auto\" or \"custom\" (our kernels)");
-  }
-  return metal::make_metal_backend(name);
-}
-#endif
-
 std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& options) {
   if (name == "cpu") return cpu::make_cpu_backend(options);
 #if defined(LONGBOW_HAS_METAL)
-  if (name == "metal" || (name == "auto" && metal_usable())) return metal_backend("metal", options);
+  if (name == "metal" || (name == "auto" && metal_usable()))
+    return metal::make_metal_backend("metal", options.mlp);
 #endif
   if (name == "auto")
     return cpu::make_cpu_backend(options);  // the simulator is never picked automatically
 #if defined(LONGBOW_HAS_METAL_SIM)
-  if (name == "metal-sim") return metal_backend("metal-sim", options);
+  if (name == "metal-sim") return metal::make_metal_backend("metal-sim", options.mlp);
 #endif
   std::string known;
   for (const auto& n : available_backends()) known += (known.empty() ? "" : ", ") + n;

@@ -76,8 +76,10 @@ void* view_ptr(const BufView& v, size_t bytes, const char* where, const char* wh
 // ---- CpuBackend ----
 
 CpuBackend::CpuBackend(const BackendOptions& options)
-    : pool_(options.num_threads), ctx_{pool_, scratch_}, mlp_path_(options.mlp) {
-  if (mlp_path_ == MlpPath::Vendor && vendor_blas() == nullptr) {
+    : pool_(options.num_threads),
+      ctx_{pool_, scratch_},
+      mlp_chooser_(options.mlp, "cpu", vendor_blas_status()) {
+  if (options.mlp == MlpPath::Vendor && vendor_blas() == nullptr) {
     throw std::runtime_error("[cpu] mlp=\"vendor\" needs a vendor BLAS; " + vendor_blas_status());
   }
 }

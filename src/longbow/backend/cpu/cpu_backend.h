@@ -10,6 +10,7 @@
 #include "longbow/backend/cpu/mlp.h"
 #include "longbow/backend/cpu/op_profile.h"
 #include "longbow/backend/cpu/thread_pool.h"
+#include "longbow/backend/mlp_chooser.h"
 
 namespace longbow::cpu {
 
@@ -57,8 +58,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   Scratch scratch_;
   Ctx ctx_;
-  MlpPath mlp_path_;
-  std::vector<MlpMeasurement> mlp_table_;  // auto: the chooser's measurements
+  MlpChooser mlp_chooser_;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);

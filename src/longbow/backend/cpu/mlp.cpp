@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <iterator>
 #include <string>
 #include <utility>
 
@@ -13,13 +12,6 @@
 #include "longbow/backend/cpu/vendor_blas.h"
 
 namespace longbow::cpu {
-
-int mlp_bucket(int M) {
-  for (int b : MLP_BUCKETS) {
-    if (M <= b) return b;
-  }
-  return MLP_BUCKETS[std::size(MLP_BUCKETS) - 1];
-}
 
 namespace {
 
@@ -129,42 +121,17 @@ double time_us(const std::function<void()>& f) {
 }  // namespace
 
 void CpuBackend::mlp(const MlpArgs& a) {
-  if (mlp_path_ == MlpPath::Custom) return Backend::mlp(a);
-  if (mlp_path_ == MlpPath::Vendor) return vendor_mlp(ctx_, a);
-  if (a.M <= 0 || !vendor_mlp_unsupported(a).empty()) return Backend::mlp(a);
-  const int bucket = mlp_bucket(a.M);
-  for (const MlpMeasurement& e : mlp_table_) {
-    if (e.dtype == a.gate_dtype && e.D == a.D && e.F == a.F && e.bucket == bucket)
-      return e.vendor() ? vendor_mlp(ctx_, a) : Backend::mlp(a);
-  }
-  // First call of this shape: both paths into a scratch output, alternating, a warm-up (caches,
-  // the vendor's f32 weight copies) then the best of 6, then this call with the pick.
-  auto scratch_out = alloc(static_cast<size_t>(a.M) * a.D * sizeof(float));
-  MlpArgs probe = a;
-  probe.out = {scratch_out.get(), 0};
-  probe.accumulate = false;
-  double custom_us = 1e300, vendor_us = 1e300;
-  for (int rep = 0; rep < 7; ++rep) {
-    const double cu = time_us([&] { Backend::mlp(probe); });
-    const double vu = time_us([&] { vendor_mlp(ctx_, probe); });
-    if (rep > 0) custom_us = std::min(custom_us, cu), vendor_us = std::min(vendor_us, vu);
-  }
-  mlp_table_.push_back({a.gate_dtype, a.D, a.F, bucket, a.M, custom_us, vendor_us});
-  return mlp_table_.back().vendor() ? vendor_mlp(ctx_, a) : Backend::mlp(a);
+  std::unique_ptr<Buffer> scratch_out;  // the probes' output (auto, first call of a shape)
+  const bool vendor = mlp_chooser_.use_vendor(a, vendor_mlp_unsupported(a), [&](bool run_vendor) {
+    if (!scratch_out) scratch_out = alloc(static_cast<size_t>(a.M) * a.D * sizeof(float));
+    MlpArgs probe = a;
+    probe.out = {scratch_out.get(), 0};
+    probe.accumulate = false;
+    return time_us([&] { run_vendor ? vendor_mlp(ctx_, probe) : Backend::mlp(probe); });
+  });
+  return vendor ? vendor_mlp(ctx_, a) : Backend::mlp(a);
 }
 
-std::vector<std::string> CpuBackend::mlp_report() const {
-  std::vector<std::string> lines = {std::string("path: ") + mlp_path_name(mlp_path_) +
-                                    "; vendor BLAS: " + vendor_blas_status()};
-  for (const MlpMeasurement& e : mlp_table_) {
-    lines.push_back(std::string(dtype_name(e.dtype)) + " D=" + std::to_string(e.D) +
-                    " F=" + std::to_string(e.F) + " M<=" + std::to_string(e.bucket) +
-                    " (measured at M=" + std::to_string(e.M) + "): custom " +
-                    std::to_string(static_cast<int64_t>(e.custom_us)) + " us, vendor " +
-                    std::to_string(static_cast<int64_t>(e.vendor_us)) + " us -> " +
-                    (e.vendor() ? "vendor" : "custom"));
-  }
-  return lines;
-}
+std::vector<std::string> CpuBackend::mlp_report() const { return mlp_chooser_.report(); }
 
 }  // namespace longbow::cpu

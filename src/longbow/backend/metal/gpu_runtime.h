@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "longbow/core/dtype.h"
+
 namespace longbow::metal {
 
 // Metal's MTLSize.
@@ -51,11 +53,26 @@ class GpuEncoder {
   virtual void dispatch(GpuSize threadgroups, GpuSize threads_per_threadgroup) = 0;
 };
 
+// The MLP block for a vendor library (MPSGraph): out (M, D) [+]= (silu(x·W_gateᵀ) *
+// (x·W_upᵀ))·W_downᵀ with F32/F16/BF16 weights (W_gate, W_up (F, D), W_down (D, F), row-major),
+// f32 activations, no biases. Each buffer with the byte offset of its view.
+struct VendorMlpCall {
+  const GpuBuffer *out, *x, *w_gate, *w_up, *w_down;
+  size_t out_offset, x_offset, w_gate_offset, w_up_offset, w_down_offset;
+  int M, D, F;
+  DType dtype;
+  bool accumulate;
+};
+
 // One command buffer with one compute encoder; commit once, then wait.
 class GpuCommandBuffer {
  public:
   virtual ~GpuCommandBuffer() = default;
   virtual GpuEncoder& encoder() = 0;
+  // Encodes the MLP block through the device's vendor library (GpuDevice::vendor_mlp_name): ends
+  // the compute encoder, encodes the library's work, opens a new compute encoder (encoder()
+  // returns it). Only on a device whose vendor_mlp_unsupported(dtype) is "".
+  virtual void encode_vendor_mlp(const VendorMlpCall& call) = 0;
   // Ends encoding and submits the work.
   virtual void commit() = 0;
   // Blocks until the submitted work completed; throws std::runtime_error on a device error.
@@ -74,6 +91,10 @@ class GpuDevice {
   // library has no such kernel.
   virtual const GpuPipeline& pipeline(const std::string& kernel_name) = 0;
   virtual std::unique_ptr<GpuCommandBuffer> new_command_buffer() = 0;
+  // The vendor library for the MLP block ("MPSGraph (macOS 14.5)"), or why there is none.
+  virtual std::string vendor_mlp_name() const = 0;
+  // Why the vendor library cannot take weights of `dtype` ("" when it can).
+  virtual std::string vendor_mlp_unsupported(DType dtype) const = 0;
 };
 
 // The simulator device (sim_runtime.cpp); thread order from LONGBOW_SIM_ORDER / LONGBOW_SIM_SEED.

@@ -25,8 +25,15 @@ class MetalBuffer final : public Buffer {
 };
 }  // namespace
 
-MetalBackend::MetalBackend(std::string name, std::unique_ptr<GpuDevice> device)
-    : name_(std::move(name)), device_(std::move(device)) {}
+MetalBackend::MetalBackend(std::string name, std::unique_ptr<GpuDevice> device, MlpPath mlp)
+    : name_(std::move(name)),
+      device_(std::move(device)),
+      mlp_chooser_(mlp, name_, device_->vendor_mlp_name()) {
+  if (mlp == MlpPath::Vendor && !device_->vendor_mlp_unsupported(DType::F16).empty()) {
+    throw std::runtime_error("[" + name_ + "] mlp=\"vendor\" needs a vendor library; " +
+                             device_->vendor_mlp_name());
+  }
+}
 
 MetalBackend::~MetalBackend() {
   try {
@@ -126,14 +133,14 @@ Bound MetalBackend::scratch(size_t slot, size_t bytes) {
   return {s.get(), 0};
 }
 
-std::unique_ptr<Backend> make_metal_backend(const std::string& name) {
+std::unique_ptr<Backend> make_metal_backend(const std::string& name, MlpPath mlp) {
   if (name == "metal-sim") {
 #if defined(LONGBOW_HAS_METAL_SIM)
-    return std::make_unique<MetalBackend>(name, make_sim_device());
+    return std::make_unique<MetalBackend>(name, make_sim_device(), mlp);
 #endif
   } else if (name == "metal") {
 #if defined(LONGBOW_HAS_METAL)
-    return std::make_unique<MetalBackend>(name, make_metal_device());
+    return std::make_unique<MetalBackend>(name, make_metal_device(), mlp);
 #endif
   }
   throw std::invalid_argument("[metal] backend '" + name + "' is not built into this module");

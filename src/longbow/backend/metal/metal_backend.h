@@ -9,6 +9,7 @@
 
 #include "longbow/backend/backend.h"
 #include "longbow/backend/metal/gpu_runtime.h"
+#include "longbow/backend/mlp_chooser.h"
 
 namespace longbow::metal {
 
@@ -20,7 +21,9 @@ struct Bound {
 
 class MetalBackend final : public Backend {
  public:
-  MetalBackend(std::string name, std::unique_ptr<GpuDevice> device);
+  // mlp: who runs the MLP block (BackendOptions::mlp); "vendor" throws std::runtime_error when
+  // the device has no vendor library (the simulator).
+  MetalBackend(std::string name, std::unique_ptr<GpuDevice> device, MlpPath mlp = MlpPath::Auto);
   ~MetalBackend() override;
   std::string name() const override { return name_; }
 
@@ -42,6 +45,9 @@ class MetalBackend final : public Backend {
   void kv_write(const KvWriteArgs& a) override;
   void attention(const AttentionArgs& a) override;
   void glu(const GluArgs& a) override;
+  // Ours (Backend::mlp's kernels) or MPSGraph for float weights, by the MlpChooser (metal_mlp.cpp).
+  void mlp(const MlpArgs& a) override;
+  std::vector<std::string> mlp_report() const override { return mlp_chooser_.report(); }
   void softcap(const SoftcapArgs& a) override;
   void add(const AddArgs& a) override;
   void get_rows(const GetRowsArgs& a) override;
@@ -65,9 +71,10 @@ class MetalBackend final : public Backend {
   std::unique_ptr<GpuCommandBuffer> cmd_;            // the step being recorded, or null
   std::vector<std::unique_ptr<GpuBuffer>> scratch_;  // by slot
   std::vector<std::unique_ptr<GpuBuffer>> retired_;  // freed after the next completed commit
+  MlpChooser mlp_chooser_;
 };
 
 // The factory used by registry.cpp: "metal-sim" (simulator) or "metal" (Apple).
-std::unique_ptr<Backend> make_metal_backend(const std::string& name);
+std::unique_ptr<Backend> make_metal_backend(const std::string& name, MlpPath mlp = MlpPath::Auto);
 
 }  // namespace longbow::metal

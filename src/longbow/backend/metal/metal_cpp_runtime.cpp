@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -24,6 +25,7 @@
 
 #include "longbow/backend/metal/gpu_capabilities.h"
 #include "longbow/backend/metal/gpu_runtime.h"
+#include "longbow/backend/metal/mpsgraph_mlp.h"
 
 namespace longbow::metal {
 
@@ -135,17 +137,19 @@ class MtlEncoder final : public GpuEncoder {
 
 class MtlCommandBuffer final : public GpuCommandBuffer {
  public:
-  explicit MtlCommandBuffer(MTL::CommandQueue* queue) {
+  // mps: the device's MPSGraph MLP (created on first use).
+  MtlCommandBuffer(MTL::CommandQueue* queue, std::function<MpsGraphMlp&()> mps)
+      : mps_(std::move(mps)) {
     ScopedPool pool;  // the command buffer and its encoder are autoreleased: retained here
     cmd_ = queue->commandBuffer();
     if (cmd_ == nullptr) throw std::runtime_error("[metal] commandBuffer: the queue returned none");
     cmd_->retain();
-    MTL::ComputeCommandEncoder* enc = cmd_->computeCommandEncoder();
-    if (enc == nullptr) {
+    try {
+      open_encoder();
+    } catch (...) {
       cmd_->release();
-      throw std::runtime_error("[metal] computeCommandEncoder: the command buffer returned none");
+      throw;
     }
-    encoder_ = std::make_unique<MtlEncoder>(enc);
   }
   ~MtlCommandBuffer() override {
     encoder_.reset();
@@ -154,6 +158,33 @@ class MtlCommandBuffer final : public GpuCommandBuffer {
   MtlCommandBuffer(const MtlCommandBuffer&) = delete;
   MtlCommandBuffer& operator=(const MtlCommandBuffer&) = delete;
   GpuEncoder& encoder() override { return *encoder_; }
+  void encode_vendor_mlp(const VendorMlpCall& c) override {
+    ScopedPool pool;
+    encoder_->end();
+    encoder_.reset();
+    auto mtl = [](const GpuBuffer* b) { return static_cast<const MtlBuffer*>(b); };
+    const MpsGraphMlpCall call{mtl(c.out)->mtl(),
+                               mtl(c.x)->mtl(),
+                               mtl(c.w_gate)->mtl(),
+                               mtl(c.w_up)->mtl(),
+                               mtl(c.w_down)->mtl(),
+                               mtl(c.out)->offset() + c.out_offset,
+                               mtl(c.x)->offset() + c.x_offset,
+                               mtl(c.w_gate)->offset() + c.w_gate_offset,
+                               mtl(c.w_up)->offset() + c.w_up_offset,
+                               mtl(c.w_down)->offset() + c.w_down_offset,
+                               c.M,
+                               c.D,
+                               c.F,
+                               c.dtype,
+                               c.accumulate};
+    void* next = mps_().encode(cmd_, call);
+    if (next != cmd_) {  // MPSGraph committed ours and continued in `next` (retained for us)
+      cmd_->release();
+      cmd_ = static_cast<MTL::CommandBuffer*>(next);
+    }
+    open_encoder();
+  }
   void commit() override {
     encoder_->end();
     cmd_->commit();
@@ -167,8 +198,16 @@ class MtlCommandBuffer final : public GpuCommandBuffer {
   }
 
  private:
+  void open_encoder() {
+    MTL::ComputeCommandEncoder* enc = cmd_->computeCommandEncoder();
+    if (enc == nullptr)
+      throw std::runtime_error("[metal] computeCommandEncoder: the command buffer returned none");
+    encoder_ = std::make_unique<MtlEncoder>(enc);
+  }
+
   MTL::CommandBuffer* cmd_ = nullptr;
   std::unique_ptr<MtlEncoder> encoder_;
+  std::function<MpsGraphMlp&()> mps_;
 };
 
 class MtlDevice final : public GpuDevice {
@@ -198,6 +237,7 @@ class MtlDevice final : public GpuDevice {
     }
   }
   ~MtlDevice() override {
+    mps_.reset();
     pipelines_.clear();
     library_->release();
     queue_->release();
@@ -262,7 +302,15 @@ class MtlDevice final : public GpuDevice {
   }
 
   std::unique_ptr<GpuCommandBuffer> new_command_buffer() override {
-    return std::make_unique<MtlCommandBuffer>(queue_);
+    return std::make_unique<MtlCommandBuffer>(queue_, [this]() -> MpsGraphMlp& {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!mps_) mps_ = std::make_unique<MpsGraphMlp>(device_);
+      return *mps_;
+    });
+  }
+  std::string vendor_mlp_name() const override { return MpsGraphMlp::name(); }
+  std::string vendor_mlp_unsupported(DType dtype) const override {
+    return MpsGraphMlp::unsupported(dtype);
   }
 
  private:
@@ -271,6 +319,7 @@ class MtlDevice final : public GpuDevice {
   MTL::Library* library_ = nullptr;
   std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<MtlPipeline>> pipelines_;
+  std::unique_ptr<MpsGraphMlp> mps_;  // the vendor MLP, on first use
 };
 }  // namespace
 

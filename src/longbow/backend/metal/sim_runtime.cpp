@@ -163,6 +163,9 @@ class SimEncoder final : public GpuEncoder {
 class SimCommandBuffer final : public GpuCommandBuffer {
  public:
   GpuEncoder& encoder() override { return encoder_; }
+  void encode_vendor_mlp(const VendorMlpCall&) override {
+    throw std::logic_error("[metal-sim] no vendor library for the MLP block");
+  }
   void commit() override {
     if (committed_)
       throw std::runtime_error("[metal-sim] commit: the command buffer was already committed");
@@ -218,6 +221,10 @@ class SimDevice final : public GpuDevice {
     }
     return *it->second;
   }
+  std::string vendor_mlp_name() const override {
+    return "none: MPSGraph runs only on Apple's Metal (the simulator runs our kernels)";
+  }
+  std::string vendor_mlp_unsupported(DType) const override { return vendor_mlp_name(); }
   std::unique_ptr<GpuCommandBuffer> new_command_buffer() override {
     return std::make_unique<SimCommandBuffer>();
   }
