@@ -94,7 +94,10 @@ def test_vendor_refuses_quantized_weights(tiny_model_factory):
     assert len(auto.mlp_report()) == 1
 
 
-def test_mlp_path_names_and_metal(tiny_gguf_model):
+def test_mlp_path_names_and_default(tiny_gguf_model):
+    # custom by default: batch invariance and speculative exactness rely on it
+    assert _llm(tiny_gguf_model).mlp_report()[0].startswith("path: custom; vendor: ")
+    assert _core.ENGINE_DEFAULTS["mlp"] == "custom"
     with pytest.raises(
         ValueError, match=r'\[mlp\] expected "auto", "custom" or "vendor", found "blas"'
     ):

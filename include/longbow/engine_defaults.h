@@ -23,6 +23,10 @@ inline constexpr int NGRAM_MAX = 4;               // and longest
 // 1, 1.23x at 2, 1.29x at 3, 0.94-0.95x at 4, 0.82-0.85x at 16; self-draft F16 1.30-1.51x,
 // 1.25x, 1.12x, 0.90-1.00x, 0.71x).
 inline constexpr int SPECULATIVE_MAX_BATCH = 3;
+// Who runs the MLP block: "custom" (ours). Every token's result is then the same bits whatever the
+// batch (batched = single, speculative verify = plain decoding); "auto" may switch to the vendor
+// library by token count, trading that for speed where the vendor measures faster.
+inline constexpr const char* MLP = "custom";
 inline constexpr const char* DRAFT_QUANTIZE =
     "q4_1";  // weights of the self-draft (speculative "self")
 

@@ -68,10 +68,10 @@ struct GeneratorOptions {
   std::string speculative;
   std::string draft_model;
   std::string draft_quantize = defaults::DRAFT_QUANTIZE;
-  // Who runs the MLP block: "auto" (per shape, the faster of ours and the vendor library's as
-  // measured on this machine), "custom" (ours, bit-reproducible) or "vendor" (CPU: BLAS; Metal:
-  // MPSGraph; float weights only).
-  std::string mlp = "auto";
+  // Who runs the MLP block: "custom" (ours, default: a token's result never depends on the
+  // batch), "auto" (per shape, the faster of ours and the vendor library's as measured on this
+  // machine) or "vendor" (CPU: BLAS; Metal: MPSGraph; float weights only).
+  std::string mlp = defaults::MLP;
   int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
 };
 

@@ -50,8 +50,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--mlp",
         choices=["auto", "custom", "vendor"],
         default=None,
-        help="who runs the MLP block: auto (default: per shape, the faster of ours and the vendor "
-        "BLAS as measured here), custom (ours, bit-reproducible), vendor (BLAS; float weights)",
+        help="who runs the MLP block: custom (default: ours, batch-invariant), auto (per shape, the "
+        "faster of ours and the vendor library as measured here), vendor (BLAS / MPSGraph; float "
+        "weights)",
     )
     p.add_argument(
         "--kv-rotation",
@@ -418,9 +419,9 @@ def cmd_info(args: argparse.Namespace, out, err) -> int:
 
     configure_blas()
     lines.append(
-        f"mlp: vendor BLAS {_core.vendor_blas_status()}; mlp=auto measures ours vs the vendor per "
-        "shape on first use (float weights) and keeps ours unless the vendor takes < 90 % of its "
-        "time (LLM.mlp_report(); bench/bench_mlp.py prints the whole table)"
+        f"mlp: ours by default; vendor BLAS {_core.vendor_blas_status()}; mlp=auto measures ours vs "
+        "the vendor per shape on first use (float weights) and keeps ours unless the vendor takes "
+        "< 90 % of its time (LLM.mlp_report(); bench/bench_mlp.py prints the whole table)"
     )
     _write(out, "\n".join(lines) + "\n")
     return 0

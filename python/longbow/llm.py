@@ -90,10 +90,12 @@ class LLM:
     crossover measured by bench/bench_speculative.py) do not speculate.
     SamplingParams(speculative=False) opts a request out.
 
-    mlp: who runs the MLP block. "auto" (default): per shape (weight dtype, sizes, token count
-    bucket 1/8/64/512), the faster of our kernels and the vendor library's as measured on this
-    machine at the first such call (`llm.mlp_report()` shows the measurements and picks);
-    "custom": always ours (results reproducible bit for bit); "vendor": always the vendor's
+    mlp: who runs the MLP block. "custom" (default): our kernels, so a token's result is the same
+    bits whatever else is in the batch (batched = single, speculative verify = plain decoding).
+    "auto": per shape (weight dtype, sizes, token-count bucket 1/8/64/512), the faster of ours and
+    the vendor library's as measured on this machine at the first such call (`llm.mlp_report()`
+    shows the measurements and picks; results then depend on the batch's size in the last bits);
+    "vendor": always the vendor's
     (CPU: a BLAS sgemm for F32/F16/BF16 weights — Accelerate on macOS, elsewhere OpenBLAS from
     the `scipy-openblas32` wheel, `pip install longbow-quarrel[blas]` — keeping an f32 copy of each
     MLP weight; quantized weights raise; on Metal: MPSGraph for F32/F16/BF16 weights with SiLU and

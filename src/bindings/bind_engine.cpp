@@ -138,7 +138,8 @@ void bind_engine(py::module_& m) {
       py::arg("draft_quantize") = defaults.draft_quantize,
       py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
       py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
-      py::arg("speculative_max_batch") = defaults.speculative_max_batch, py::arg("mlp") = "auto");
+      py::arg("speculative_max_batch") = defaults.speculative_max_batch,
+      py::arg("mlp") = longbow::defaults::MLP);
   py::class_<Engine>(m, "Engine",
                      "The C++ engine: scheduler, paged KV cache, model runner and sampler.")
       .def(py::init([](const std::string& model_path, const std::string& backend, int num_threads,
@@ -192,7 +193,7 @@ void bind_engine(py::module_& m) {
            py::arg("num_speculative_tokens") = defaults.num_speculative_tokens,
            py::arg("ngram_min") = defaults.ngram_min, py::arg("ngram_max") = defaults.ngram_max,
            py::arg("speculative_max_batch") = defaults.speculative_max_batch,
-           py::arg("mlp") = "auto", py::call_guard<py::gil_scoped_release>())
+           py::arg("mlp") = longbow::defaults::MLP, py::call_guard<py::gil_scoped_release>())
       .def(
           "mlp_report", [](Engine& e) { return e.backend().mlp_report(); },
           "How the backend runs the MLP block: its path and, for auto, every measured shape with "

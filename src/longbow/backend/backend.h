@@ -286,8 +286,8 @@ class Backend {
 };
 
 struct BackendOptions {
-  int num_threads = 0;          // CPU: 0 = number of cores
-  MlpPath mlp = MlpPath::Auto;  // who runs the MLP block (Backend::mlp)
+  int num_threads = 0;            // CPU: 0 = number of cores
+  MlpPath mlp = MlpPath::Custom;  // who runs the MLP block (Backend::mlp)
 };
 
 // Creates a backend by name ("cpu", "metal", "metal-sim", "auto"); throws std::invalid_argument

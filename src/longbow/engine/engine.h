@@ -44,7 +44,7 @@ struct EngineConfig {
   int num_speculative_tokens = defaults::NUM_SPECULATIVE_TOKENS;
   int ngram_min = defaults::NGRAM_MIN, ngram_max = defaults::NGRAM_MAX;
   int speculative_max_batch = defaults::SPECULATIVE_MAX_BATCH;
-  MlpPath mlp = MlpPath::Auto;  // who runs the MLP block (BackendOptions::mlp)
+  MlpPath mlp = mlp_path_from_name(defaults::MLP);  // who runs the MLP block (Backend::mlp)
 };
 
 // Upper bounds of the config (beyond them buffers sizes overflow or cannot be allocated).

@@ -23,7 +23,7 @@ class MetalBackend final : public Backend {
  public:
   // mlp: who runs the MLP block (BackendOptions::mlp); "vendor" throws std::runtime_error when
   // the device has no vendor library (the simulator).
-  MetalBackend(std::string name, std::unique_ptr<GpuDevice> device, MlpPath mlp = MlpPath::Auto);
+  MetalBackend(std::string name, std::unique_ptr<GpuDevice> device, MlpPath mlp = MlpPath::Custom);
   ~MetalBackend() override;
   std::string name() const override { return name_; }
 
@@ -75,6 +75,6 @@ class MetalBackend final : public Backend {
 };
 
 // The factory used by registry.cpp: "metal-sim" (simulator) or "metal" (Apple).
-std::unique_ptr<Backend> make_metal_backend(const std::string& name, MlpPath mlp = MlpPath::Auto);
+std::unique_ptr<Backend> make_metal_backend(const std::string& name, MlpPath mlp = MlpPath::Custom);
 
 }  // namespace longbow::metal
