@@ -85,9 +85,8 @@ def test_vendor_batched_equals_single(tiny_gguf_model):
 @needs_blas
 def test_vendor_refuses_quantized_weights(tiny_model_factory):
     p = tiny_model_factory("gguf", weight_dtype="q8_0", hidden=64, ffn=128)
-    llm = _llm(p, mlp="vendor")
     with pytest.raises(ValueError, match=r"\[cpu.mlp\] w_gate is q8_0: the vendor BLAS takes F32"):
-        llm.prompt_logits(PROMPT)
+        _llm(p, mlp="vendor")  # at load, before any request
     # auto runs our integer kernels for quantized weights and measures nothing
     auto = _llm(p, mlp="auto")
     auto.prompt_logits(PROMPT)

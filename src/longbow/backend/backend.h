@@ -275,6 +275,9 @@ class Backend {
   // ops, bit for bit, as a model issuing them itself. A backend may hand the block to a vendor
   // library (the CPU's BLAS, Metal's MPSGraph) as its MlpPath says.
   virtual void mlp(const MlpArgs& a);
+  // Throws std::invalid_argument when mlp() would refuse blocks like `a` (only its dtypes, biases
+  // and activation are read): the model checks its layers at load. Default: refuses nothing.
+  virtual void check_mlp(const MlpArgs& a) const { (void)a; }
   // How mlp() chooses and what it chose so far, one line per entry ("path: ...", then measured
   // shapes), for `longbow info` and LLM.info().
   virtual std::vector<std::string> mlp_report() const { return {"path: custom (no vendor path)"}; }

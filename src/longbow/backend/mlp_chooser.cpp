@@ -22,7 +22,7 @@ bool MlpChooser::use_vendor(const MlpArgs& a, const std::string& unsupported,
                             const std::function<double(bool vendor)>& measure) {
   if (path_ == MlpPath::Custom || a.M <= 0) return false;
   if (path_ == MlpPath::Vendor) {
-    if (!unsupported.empty()) throw std::invalid_argument("[" + backend_ + ".mlp] " + unsupported);
+    check(unsupported);
     return true;
   }
   if (!unsupported.empty()) return false;
@@ -38,6 +38,11 @@ bool MlpChooser::use_vendor(const MlpArgs& a, const std::string& unsupported,
   }
   table_.push_back({a.gate_dtype, a.D, a.F, bucket, a.M, custom_us, vendor_us});
   return table_.back().vendor();
+}
+
+void MlpChooser::check(const std::string& unsupported) const {
+  if (path_ == MlpPath::Vendor && !unsupported.empty())
+    throw std::invalid_argument("[" + backend_ + ".mlp] " + unsupported);
 }
 
 std::vector<std::string> MlpChooser::report() const {

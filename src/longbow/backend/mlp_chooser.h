@@ -42,6 +42,10 @@ class MlpChooser {
   bool use_vendor(const MlpArgs& a, const std::string& unsupported,
                   const std::function<double(bool vendor)>& measure);
 
+  // Throws std::invalid_argument when the path is vendor and `unsupported` (why the vendor cannot
+  // run a block) is not "".
+  void check(const std::string& unsupported) const;
+
   // "path: ...; vendor: ...", then one line per measured shape.
   std::vector<std::string> report() const;
 

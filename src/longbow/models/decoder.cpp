@@ -46,7 +46,10 @@ Decoder::Decoder(std::shared_ptr<const ModelFile> file, Backend& backend,
   output_ = w.matmul(c.tie_embeddings ? "token_embd.weight" : "output.weight", c.vocab_size,
                      c.hidden_size);
   layers_.resize(c.num_layers);
-  for (int l = 0; l < c.num_layers; ++l) load_layer(w, l, layers_[l]);
+  for (int l = 0; l < c.num_layers; ++l) {
+    load_layer(w, l, layers_[l]);
+    backend_.check_mlp(mlp_args(layers_[l], 1));  // a path the backend cannot run fails here
+  }
   load_rope(w);
   w.refuse_unused();
   owned_ = std::move(w.buffers());
@@ -428,32 +431,39 @@ void Decoder::run_layer(int l, const Batch& b, KvCache& kv, AttentionVariant var
   run_mlp(L, T);
 }
 
+// The MLP block's arguments for T tokens: h = norm(x) in, x += (or, with sandwich norms, h =) the
+// block's output.
+MlpArgs Decoder::mlp_args(const Layer& L, int T) const {
+  const ModelConfig& c = config_;
+  const BufView x{x_.get(), 0}, h{h_.get(), 0}, gate{gate_.get(), 0}, up{up_.get(), 0};
+  return {.out = c.sandwich_norms ? h : x,
+          .x = h,
+          .gate = gate,
+          .up = up,
+          .w_gate = L.w_gate.view,
+          .w_up = L.w_up.view,
+          .w_down = L.w_down.view,
+          .b_gate = L.b_gate.view,
+          .b_up = L.b_up.view,
+          .b_down = L.b_down.view,
+          .gate_dtype = L.w_gate.dtype,
+          .up_dtype = L.w_up.dtype,
+          .down_dtype = L.w_down.dtype,
+          .M = T,
+          .D = c.hidden_size,
+          .F = c.intermediate_size,
+          .act = c.activation,
+          .accumulate = !c.sandwich_norms};
+}
+
 // MLP block (gated): x += (act(h·Wg) * (h·Wu))·Wd, h = norm(x) (Gemma: x += norm(...)).
 void Decoder::run_mlp(const Layer& L, int T) {
   const ModelConfig& c = config_;
-  const int D = c.hidden_size, F = c.intermediate_size;
-  const BufView x{x_.get(), 0}, h{h_.get(), 0}, gate{gate_.get(), 0}, up{up_.get(), 0};
+  const int D = c.hidden_size;
+  const BufView x{x_.get(), 0}, h{h_.get(), 0};
   backend_.rms_norm(
       {.out = h, .x = x, .weight = L.ffn_norm.view, .num_rows = T, .dim = D, .eps = c.rms_eps});
-  const MlpArgs mlp{.out = c.sandwich_norms ? h : x,
-                    .x = h,
-                    .gate = gate,
-                    .up = up,
-                    .w_gate = L.w_gate.view,
-                    .w_up = L.w_up.view,
-                    .w_down = L.w_down.view,
-                    .b_gate = L.b_gate.view,
-                    .b_up = L.b_up.view,
-                    .b_down = L.b_down.view,
-                    .gate_dtype = L.w_gate.dtype,
-                    .up_dtype = L.w_up.dtype,
-                    .down_dtype = L.w_down.dtype,
-                    .M = T,
-                    .D = D,
-                    .F = F,
-                    .act = c.activation,
-                    .accumulate = !c.sandwich_norms};
-  backend_.mlp(mlp);
+  backend_.mlp(mlp_args(L, T));
   if (c.sandwich_norms) {
     backend_.rms_norm({.out = h,
                        .x = h,

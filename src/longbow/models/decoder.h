@@ -40,6 +40,7 @@ class Decoder final : public Model {
   void upload_batch(const Batch& batch);
   void run_layer(int layer_idx, const Batch& batch, KvCache& kv, AttentionVariant variant);
   void run_mlp(const Layer& L, int num_tokens);
+  MlpArgs mlp_args(const Layer& L, int num_tokens) const;
 
   std::shared_ptr<const ModelFile> file_;
   Backend& backend_;

@@ -43,6 +43,7 @@ class CpuBackend final : public Backend {
   // BackendOptions::mlp: our ops, the vendor BLAS (float weights), or per shape the faster of the
   // two as measured on the first call of each (dtype, D, F, token bucket) (cpu/mlp.cpp).
   void mlp(const MlpArgs& a) override;
+  void check_mlp(const MlpArgs& a) const override { mlp_chooser_.check(vendor_mlp_unsupported(a)); }
   std::vector<std::string> mlp_report() const override;
   void softcap(const SoftcapArgs& a) override;
   void add(const AddArgs& a) override;

@@ -47,6 +47,7 @@ class MetalBackend final : public Backend {
   void glu(const GluArgs& a) override;
   // Ours (Backend::mlp's kernels) or MPSGraph for float weights, by the MlpChooser (metal_mlp.cpp).
   void mlp(const MlpArgs& a) override;
+  void check_mlp(const MlpArgs& a) const override;
   std::vector<std::string> mlp_report() const override { return mlp_chooser_.report(); }
   void softcap(const SoftcapArgs& a) override;
   void add(const AddArgs& a) override;

@@ -32,6 +32,10 @@ std::string vendor_unsupported(const MlpArgs& a, const GpuDevice& device) {
 
 }  // namespace
 
+void MetalBackend::check_mlp(const MlpArgs& a) const {
+  mlp_chooser_.check(vendor_unsupported(a, *device_));
+}
+
 void MetalBackend::mlp(const MlpArgs& a) {
   const std::string why = vendor_unsupported(a, *device_);
   std::unique_ptr<Buffer> probe_out;  // the probes' output (auto, first call of a shape)
