@@ -121,6 +121,7 @@ double time_us(const std::function<void()>& f) {
 }  // namespace
 
 void CpuBackend::mlp(const MlpArgs& a) {
+  if (mlp_chooser_.path() == MlpPath::Custom) return Backend::mlp(a);  // the default: no checks
   std::unique_ptr<Buffer> scratch_out;  // the probes' output (auto, first call of a shape)
   const bool vendor = mlp_chooser_.use_vendor(a, vendor_mlp_unsupported(a), [&](bool run_vendor) {
     if (!scratch_out) scratch_out = alloc(static_cast<size_t>(a.M) * a.D * sizeof(float));

@@ -37,6 +37,7 @@ void MetalBackend::check_mlp(const MlpArgs& a) const {
 }
 
 void MetalBackend::mlp(const MlpArgs& a) {
+  if (mlp_chooser_.path() == MlpPath::Custom) return Backend::mlp(a);  // the default: no checks
   const std::string why = vendor_unsupported(a, *device_);
   std::unique_ptr<Buffer> probe_out;  // the probes' output (auto, first call of a shape)
   auto encode_vendor = [&](const MlpArgs& m) {
