@@ -218,7 +218,6 @@ def test_n_samples_and_seed(client):
         ({"prompt": "x", "n": 0}, "n"),
         ({"prompt": "x", "bogus": 1}, "bogus"),
         ({"prompt": 5}, "prompt"),
-        ({"prompt": "x", "model": "other"}, "model"),
     ],
 )
 def test_bad_requests_get_openai_errors(client, body, param):
@@ -246,9 +245,35 @@ def test_chat_without_messages_and_bad_json(client):
     assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
 
 
-def test_metrics_after_requests(client):
-    m = client.get("/metrics").json()
-    assert m["num_running"] == 0 and m["num_blocks_used"] >= 0
+def test_unknown_model_is_404(client):
+    r = client.post("/v1/completions", json={"prompt": "x", "model": "other"})
+    assert r.status_code == 404
+    assert r.json()["error"]["param"] == "model" and r.json()["error"]["code"] == "model_not_found"
+    assert client.get("/v1/models/tiny").json()["id"] == "tiny"
+    assert client.get("/v1/models/other").status_code == 404
+
+
+def test_stats_and_prometheus_metrics_after_requests(client):
+    m = client.get("/stats").json()
+    assert m["num_running"] == 0 and m["num_blocks_used"] >= 0 and m["requests_in_flight"] == 0
+    r = client.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for name in [
+        "longbow_requests_running",
+        "longbow_kv_cache_usage_ratio",
+        "longbow_preemptions_total",
+        "longbow_time_to_first_token_seconds_bucket",
+        "longbow_inter_token_latency_seconds_count",
+        'longbow_requests_total{endpoint="completions",status="200"}',
+    ]:
+        assert name in text, name
+    generated = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("longbow_generation_tokens_total")
+    ]
+    assert generated and generated[0] > 0
 
 
 def _free_port() -> int:
@@ -273,6 +298,18 @@ def test_longbow_serve_process(tiny_gguf_model):
             "127.0.0.1",
             "--port",
             str(port),
+            "--max-num-seqs",
+            "4",
+            "--max-num-batched-tokens",
+            "64",
+            "--max-model-len",
+            "128",
+            "--kv-cache-gb",
+            "0.01",
+            "--max-queue",
+            "2",
+            "--shutdown-timeout",
+            "5",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -296,6 +333,14 @@ def test_longbow_serve_process(tiny_gguf_model):
         )
         with urllib.request.urlopen(req, timeout=60) as r:
             assert json.load(r)["usage"]["completion_tokens"] == 12
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10) as r:
+            assert json.load(r)["data"][0]["max_model_len"] == 128
+        proc.terminate()  # SIGTERM: drains (none running here) and exits cleanly
+        proc.wait(timeout=30)  # uvicorn re-raises the signal once shut down: status -15
+        log = proc.stdout.read().decode()
+        assert "4 sequences" in log and "context 128" in log, log
+        assert "Application shutdown complete" in log, log
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 
 from .llm import LLM
-from .outputs import RequestState, StreamDelta
+from .outputs import RequestOutput, RequestState, StreamDelta
 from .sampling import SamplingParams
 
 _ids = itertools.count()
@@ -33,6 +33,56 @@ class _Request:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
         except RuntimeError:  # the caller's event loop is closed: nobody is listening
             pass
+
+
+class RequestStream:
+    """One accepted request (AsyncEngine.add): iterate it for StreamDelta items, or await
+    result() for the RequestOutput. Leaving the iteration early, or abort(), aborts the request
+    and frees its KV blocks at the next step."""
+
+    def __init__(self, engine: AsyncEngine, req: _Request) -> None:
+        self._engine = engine
+        self._req = req
+        self.finished = False
+
+    @property
+    def request_id(self) -> str:
+        return self._req.state.request_id
+
+    @property
+    def prompt_token_ids(self) -> list[int]:
+        return self._req.state.prompt_ids
+
+    def __aiter__(self) -> AsyncIterator[StreamDelta]:
+        return self._deltas()
+
+    async def _deltas(self) -> AsyncIterator[StreamDelta]:
+        try:
+            while not self.finished:
+                item = await self._req.queue.get()
+                if isinstance(item, BaseException):
+                    self.finished = True
+                    raise item
+                if item.output is not None:
+                    self.finished = True
+                yield item
+        finally:
+            self.abort()
+
+    async def result(self) -> RequestOutput:
+        """The whole output, when the request finishes."""
+        output = None
+        async for delta in self:
+            if delta.output is not None:
+                output = delta.output
+        assert output is not None
+        return output
+
+    def abort(self) -> None:
+        """Abort the request if it is still running (idempotent)."""
+        if not self.finished:
+            self.finished = True
+            self._engine.abort(self.request_id)
 
 
 class AsyncEngine:
@@ -57,6 +107,36 @@ class AsyncEngine:
 
     # ---- public API ------------------------------------------------------------------------
 
+    async def add(
+        self,
+        prompt: str | Sequence[int],
+        params: SamplingParams | None = None,
+        request_id: str | None = None,
+        *,
+        add_special_tokens: bool = True,
+    ) -> RequestStream:
+        """Queue one request and wait until the engine has accepted it: a bad request (prompt
+        longer than the context, a token id out of range, a duplicate id) raises ValueError
+        here, before any output. The prompt is tokenized on a worker thread, never on the event
+        loop. Iterate the returned RequestStream for the outputs."""
+        params = params or SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise ValueError(f"[AsyncEngine] expected SamplingParams, got {type(params).__name__}")
+        loop = asyncio.get_running_loop()
+        text, ids = await loop.run_in_executor(None, self.llm._encode, prompt, add_special_tokens)
+        if not ids:
+            raise ValueError(f"[AsyncEngine] prompt {prompt!r} encodes to no tokens")
+        rid = request_id if request_id is not None else f"async-{next(_ids)}"
+        req = _Request(RequestState(rid, text, ids, params, self.llm.tokenizer), loop)
+        added: concurrent.futures.Future = concurrent.futures.Future()
+        self._submit(("add", req, added))
+        try:
+            await asyncio.wrap_future(added)  # raises ValueError for a bad or duplicate request
+        except asyncio.CancelledError:
+            self._submit(("abort", rid, None))  # applied after the add: nothing is left running
+            raise
+        return RequestStream(self, req)
+
     async def generate(
         self,
         prompt: str | Sequence[int],
@@ -68,33 +148,9 @@ class AsyncEngine:
         """Async iterator of StreamDelta (text delta, new token ids, finished) for one request;
         the last delta of the request carries the whole RequestOutput in `.output`. Leaving the
         loop early aborts the request."""
-        params = params or SamplingParams()
-        if not isinstance(params, SamplingParams):
-            raise ValueError(f"[AsyncEngine] expected SamplingParams, got {type(params).__name__}")
-        text, ids = self.llm._encode(prompt, add_special_tokens)
-        if not ids:
-            raise ValueError(f"[AsyncEngine] prompt {prompt!r} encodes to no tokens")
-        rid = request_id if request_id is not None else f"async-{next(_ids)}"
-        req = _Request(
-            RequestState(rid, text, ids, params, self.llm.tokenizer), asyncio.get_running_loop()
-        )
-        added: concurrent.futures.Future = concurrent.futures.Future()
-        self._submit(("add", req, added))
-        await asyncio.wrap_future(added)  # raises ValueError for a bad or duplicate request
-        done = False
-        try:
-            while True:
-                item = await req.queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item.output is not None:
-                    done = True
-                yield item
-                if done:
-                    return
-        finally:
-            if not done:
-                self._submit(("abort", rid, None))
+        stream = await self.add(prompt, params, request_id, add_special_tokens=add_special_tokens)
+        async for delta in stream:
+            yield delta
 
     def abort(self, request_id: str) -> None:
         """Abort a request (its iterator ends with finish_reason "abort"); unknown ids are ignored."""

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from longbow.server.settings import ServerSettings
+
 BACKENDS = ("cpu", "metal", "metal-sim", "auto")
 QUANTIZE_TYPES = ("q8_0", "q4_0", "q4_1")  # block types weights can be quantized to at load
 
@@ -148,11 +150,47 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-model-name", default=None, help="model id reported by /v1/models")
-    serve.add_argument(
-        "--max-num-seqs",
+    engine = serve.add_argument_group("engine sizing (defaults: the engine's)")
+    engine.add_argument(
+        "--max-num-seqs", type=int, default=None, help="sequences run together in one step"
+    )
+    engine.add_argument(
+        "--max-num-batched-tokens",
         type=int,
         default=None,
-        help="concurrent requests in a batch (default: the engine's)",
+        help="tokens in one step; long prompts are prefilled in chunks of at most this many, so "
+        "smaller values keep other streams' token gaps short",
+    )
+    engine.add_argument(
+        "--max-model-len", type=int, default=None, help="context length (prompt + output)"
+    )
+    engine.add_argument("--kv-cache-gb", type=float, default=None, help="KV cache pool size in GiB")
+    limits = serve.add_argument_group("admission")
+    limits.add_argument(
+        "--max-queue",
+        type=int,
+        default=ServerSettings.max_queue,
+        help="requests that may wait beyond --max-num-seqs; more get HTTP 429 with Retry-After "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=ServerSettings.max_request_bytes,
+        help="largest request body; bigger ones get HTTP 413 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=ServerSettings.shutdown_timeout,
+        help="seconds SIGTERM lets running requests finish before aborting them "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--default-max-tokens",
+        type=int,
+        default=ServerSettings.default_max_tokens,
+        help="output length of a request that gives no max_tokens (default %(default)s)",
     )
 
     info = sub.add_parser("info", help="model config, weight dtypes, tokenizer, backends")
@@ -428,21 +466,44 @@ def cmd_info(args: argparse.Namespace, out, err) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out, err) -> int:
+    try:  # before loading the model: a missing extra must not cost a model load
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(
+            f"[serve] needs the server extra ({exc.name} is missing): "
+            "pip install 'longbow-quarrel[server]'"
+        ) from None
     from longbow import LLM
     from longbow.server import serve
 
+    settings = ServerSettings(
+        model_name=args.served_model_name,
+        max_queue=args.max_queue,
+        max_request_bytes=args.max_request_bytes,
+        shutdown_timeout=args.shutdown_timeout,
+        default_max_tokens=args.default_max_tokens,
+    )
+    if args.kv_cache_gb is not None and not args.kv_cache_gb > 0:
+        raise ValueError(f"[serve] --kv-cache-gb must be > 0, got {args.kv_cache_gb}")
     llm = LLM(
         model=args.model,
         backend=args.backend,
         num_threads=args.threads,
         max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_model_len=args.max_model_len,
+        kv_cache_bytes=None if args.kv_cache_gb is None else int(args.kv_cache_gb * (1 << 30)),
         **_engine_kw(args),
     )
     err.write(
         f"serving {llm.model_path.name} on http://{args.host}:{args.port}/v1 (backend "
-        f"{llm.engine.backend_name})\n"
+        f"{llm.engine.backend_name}, {llm.engine.max_num_seqs} sequences, "
+        f"{llm.engine.num_blocks * llm.engine.block_size} KV tokens, context "
+        f"{llm.engine.max_model_len})\n"
     )
-    serve(llm, host=args.host, port=args.port, model_name=args.served_model_name)
+    serve(llm, host=args.host, port=args.port, settings=settings)
     return 0
 
 
