@@ -61,6 +61,41 @@ def test_bad_engine_config_raises_value_error(tiny_gguf_model, kw, match):
         _core.Engine(str(tiny_gguf_model), **kw)
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"num_threads": "2"},
+        {"max_num_seqs": 1.5},
+        {"block_size": True},
+        {"num_blocks": 2**40},
+        {"kv_cache_bytes": "x"},
+        {"kv_cache_bytes": -1},
+        {"enable_prefix_caching": "yes"},
+        {"kv_rotation": "no"},
+        {"attention": 5},
+        {"kv_dtype": 5},
+        {"backend": 5},
+        {"mlp": 3},
+        {"quantize": 1},
+        {"num_speculative_tokens": "4"},
+        {"speculative_max_batch": 1.0},
+    ],
+)
+def test_llm_arguments_of_the_wrong_type_raise_value_error_naming_them(tiny_gguf_model, kw):
+    # Not a pybind TypeError listing the C++ signature.
+    (name,) = kw
+    with pytest.raises(ValueError, match=rf"\[LLM\] {name} must be"):
+        longbow.LLM(str(tiny_gguf_model), **kw)
+
+
+def test_token_ids_and_prompt_logits_arguments_raise_value_error(llm):
+    with pytest.raises(ValueError, match="out of range"):
+        llm.generate([2**40], GREEDY)
+    with pytest.raises(ValueError, match="first must be"):
+        llm.prompt_logits("hello", first="a")
+    assert llm.prompt_logits("hello there", first=1).ndim == 2
+
+
 def test_engine_config_at_the_limits(tiny_gguf_model):
     e = _core.Engine(
         str(tiny_gguf_model), num_threads=1, max_model_len=256, num_blocks=2, block_size=256

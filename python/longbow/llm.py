@@ -35,9 +35,44 @@ def token_ids_of(prompt) -> list[int]:
     for i, t in enumerate(ids):
         if not isinstance(t, numbers.Integral) or isinstance(t, bool):
             raise ValueError(f"[LLM] prompt token {i}: expected an integer token id, found {t!r}")
+        if not 0 <= t < 2**31:
+            raise ValueError(f"[LLM] prompt token {i}: token id {t} is out of range")
     if not ids:
         raise ValueError("[LLM] empty prompt token list")
     return [int(t) for t in ids]
+
+
+# LLM settings by the type the engine takes (anything else is a ValueError naming the argument,
+# not a pybind TypeError); values are range-checked by the engine.
+_STRING_SETTINGS = {
+    "backend",
+    "kv_dtype",
+    "k_dtype",
+    "v_dtype",
+    "attention",
+    "quantize",
+    "speculative",
+    "draft_model",
+    "draft_quantize",
+    "mlp",
+}
+_BOOL_SETTINGS = {"kv_rotation", "enable_prefix_caching"}
+_SIZE_SETTINGS = {"kv_cache_bytes"}  # size_t; every other setting is an int32
+
+
+def _check_setting_type(name: str, value: object) -> None:
+    if name in _STRING_SETTINGS:
+        ok, kind = isinstance(value, str), "a string"
+    elif name in _BOOL_SETTINGS:
+        ok, kind = isinstance(value, bool), "True or False"
+    else:
+        top = 2**63 if name in _SIZE_SETTINGS else 2**31
+        lowest = 0 if name in _SIZE_SETTINGS else -(2**31)
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        ok = ok and lowest <= value < top
+        kind = "a byte count (an int >= 0)" if name in _SIZE_SETTINGS else "a 32-bit int"
+    if not ok:
+        raise ValueError(f"[LLM] {name} must be {kind}, got {value!r}")
 
 
 def _is_token_ids(prompts) -> bool:
@@ -164,11 +199,11 @@ class LLM:
             "speculative_max_batch": speculative_max_batch,
             "mlp": mlp,
         }
-        self.engine = _core.Engine(
-            str(self.model_path),
-            backend=backend,
-            **{k: v for k, v in settings.items() if v is not None},
-        )
+        settings["backend"] = backend
+        given = {k: v for k, v in settings.items() if v is not None}
+        for name, value in given.items():
+            _check_setting_type(name, value)
+        self.engine = _core.Engine(str(self.model_path), **given)
         vocab = self.config.vocab_size
         eos = sorted(
             i
@@ -321,6 +356,14 @@ class LLM:
         """Logits (vocab_size,) float32 of the last prompt token; with `first`, of prompt
         positions first.. as (num_tokens - first, vocab_size)."""
         _, ids = self._encode(prompt)
+        if first is not None and (
+            not isinstance(first, numbers.Integral)
+            or isinstance(first, bool)
+            or not 0 <= first < len(ids)
+        ):
+            raise ValueError(
+                f"[LLM] prompt_logits: first must be an int in [0, {len(ids)}), got {first!r}"
+            )
         return self.engine.prompt_logits(ids, -1 if first is None else first)
 
     def stats(self) -> dict:
