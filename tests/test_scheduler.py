@@ -4,6 +4,8 @@ copy-on-write, abort, stats."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import longbow
@@ -24,18 +26,52 @@ def _prompt(n, start=3):
     return [start + (7 * i) % 300 for i in range(n)]
 
 
+def _cost(start: int, n: int, k: float) -> int:
+    """Budget units of prompt tokens [start, start + n): each costs 1 + its position / k
+    (attention over its context in token equivalents), rounded up; one token costs 1."""
+    if n <= 1:
+        return n
+    return n + math.ceil((n * start + n * (n - 1) / 2) / k - 1e-9)
+
+
+def _chunks(length: int, budget: int, k: float, start: int = 0) -> list[int]:
+    """The prompt chunks the rule gives, step after step, for a prompt alone in the engine."""
+    out = []
+    while start < length:
+        n = max(
+            m
+            for m in range(1, min(budget, length - start) + 1)
+            if _cost(start, m, k) <= budget or m == 1
+        )
+        out.append(n)
+        start += n
+    return out
+
+
+def test_context_per_token_from_the_model_shape(tiny_gguf_model):
+    e = _engine(tiny_gguf_model)
+    c = longbow.LLM(str(tiny_gguf_model), backend="cpu").model_file.config
+    q, kv = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
+    weights = c.hidden_size * (2 * q + 2 * kv) + 3 * c.hidden_size * c.intermediate_size
+    assert e.context_per_token == pytest.approx(2 * weights / (4 * q))
+
+
 def test_chunked_prefill_respects_budget(tiny_gguf_model):
     e = _engine(tiny_gguf_model, max_num_batched_tokens=8)
+    want = _chunks(20, 8, e.context_per_token)
+    assert sum(want) == 20 and max(want) <= 8
     e.add_request("a", _prompt(20), _params())
     steps = []
-    for _ in range(3):
+    for _ in range(len(want)):
         out = e.step()
         steps.append((e.stats()["last_step_tokens"], len(out)))
-    assert steps == [(8, 0), (8, 0), (4, 1)]  # the token comes with the last chunk
+    # The token comes with the last chunk.
+    assert steps == [(n, 0) for n in want[:-1]] + [(want[-1], 1)]
     out = e.step()  # then decodes one token per step
     s = e.stats()
-    assert [o[0] for o in out] == ["a"] and s["num_steps"] == 4 and s["last_step_tokens"] == 1
-    assert s["mean_step_tokens"] == pytest.approx(21 / 4)
+    assert [o[0] for o in out] == ["a"] and s["last_step_tokens"] == 1
+    assert s["num_steps"] == len(want) + 1
+    assert s["mean_step_tokens"] == pytest.approx(21 / (len(want) + 1))
 
 
 def test_decode_first_then_prefill_chunk(tiny_gguf_model):
@@ -44,9 +80,31 @@ def test_decode_first_then_prefill_chunk(tiny_gguf_model):
     assert len(e.step()) == 1  # a's prompt in one step
     e.add_request("b", _prompt(30, start=50), _params())
     out = e.step()
-    # a's decode token goes first; b gets the other 7 tokens of the budget.
-    assert [o[0] for o in out] == ["a"] and e.stats()["last_step_tokens"] == 8
+    # a's decode token goes first (1 unit); b gets what fits in the other 7 units.
+    first = _chunks(30, 7, e.context_per_token)[0]
+    assert [o[0] for o in out] == ["a"] and e.stats()["last_step_tokens"] == 1 + first
     assert e.stats()["num_running"] == 2 and e.stats()["last_step_seqs"] == 2
+
+
+def test_long_prompt_chunks_shrink_with_context_and_decodes_keep_going(tiny_gguf_model):
+    # A long prompt arriving while another sequence decodes: that sequence gets a token every
+    # step, and each step's prefill chunk shrinks as the prompt's context grows, so the step's
+    # work (and the decoding sequence's token gap) stays bounded.
+    e = _engine(tiny_gguf_model, max_num_batched_tokens=32)
+    k = e.context_per_token
+    e.add_request("a", _prompt(4), _params(max_tokens=100))
+    e.step()
+    e.add_request("b", _prompt(240, start=20), _params(max_tokens=2))
+    chunks, done = [], 0
+    while done < 240:
+        out = e.step()
+        assert "a" in [o[0] for o in out]  # a decodes every step
+        n = e.stats()["last_step_tokens"] - 1
+        assert 1 + _cost(done, n, k) <= 32 or n == 1
+        chunks.append(n)
+        done += n
+    assert done == 240 and chunks == _chunks(240, 31, k)
+    assert chunks[-1] < chunks[0]
 
 
 def test_max_num_seqs_and_fcfs(tiny_gguf_model):

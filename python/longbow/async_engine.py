@@ -123,11 +123,15 @@ class AsyncEngine:
         if not isinstance(params, SamplingParams):
             raise ValueError(f"[AsyncEngine] expected SamplingParams, got {type(params).__name__}")
         loop = asyncio.get_running_loop()
-        text, ids = await loop.run_in_executor(None, self.llm._encode, prompt, add_special_tokens)
-        if not ids:
-            raise ValueError(f"[AsyncEngine] prompt {prompt!r} encodes to no tokens")
         rid = request_id if request_id is not None else f"async-{next(_ids)}"
-        req = _Request(RequestState(rid, text, ids, params, self.llm.tokenizer), loop)
+
+        def prepare() -> RequestState:  # tokenizing, compiling a grammar: on a worker thread
+            text, ids = self.llm._encode(prompt, add_special_tokens)
+            if not ids:
+                raise ValueError(f"[AsyncEngine] prompt {prompt!r} encodes to no tokens")
+            return self.llm._new_state(rid, text, ids, params)
+
+        req = _Request(await loop.run_in_executor(None, prepare), loop)
         added: concurrent.futures.Future = concurrent.futures.Future()
         self._submit(("add", req, added))
         try:
@@ -206,6 +210,12 @@ class AsyncEngine:
             except Exception as exc:  # noqa: BLE001 - handed to the caller
                 fut.set_exception(exc)
                 return
+            try:
+                state.push_masks(engine)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                engine.abort(state.request_id)
+                fut.set_exception(exc)
+                return
             self._requests[state.request_id] = payload
             fut.set_result(None)
         elif kind == "abort":
@@ -213,6 +223,7 @@ class AsyncEngine:
 
     def _deliver(self, outs) -> None:
         engine = self.llm.engine
+        constrained: dict[str, RequestState] = {}
         for rid, token, logprob, finished, reason, idx, top, spec in outs:
             req = self._requests.get(rid)
             if req is None or req.state.finished:
@@ -220,13 +231,21 @@ class AsyncEngine:
             sample = req.state.samples[idx]
             if sample.finished:
                 continue
-            delta, must_abort = req.state.on_token(token, logprob, finished, reason, idx, top, spec)
+            try:
+                delta, must_abort = req.state.on_token(
+                    token, logprob, finished, reason, idx, top, spec
+                )
+            except Exception as exc:  # noqa: BLE001 - e.g. a grammar error: this request only
+                self._fail(rid, exc)
+                continue
             if must_abort:
                 engine.abort(rid, idx)
             output = None
             if req.state.finished:
                 output = req.state.output()
                 del self._requests[rid]
+            elif req.state.constrained:
+                constrained[rid] = req.state
             new_ids = [token] if token >= 0 else []
             params = req.state.params
             lps = [logprob for _ in new_ids] if params.wants_logprobs else None
@@ -244,6 +263,19 @@ class AsyncEngine:
                     tops,
                 )
             )
+        for rid, state in constrained.items():
+            if rid in self._requests:
+                try:
+                    state.push_masks(engine)
+                except Exception as exc:  # noqa: BLE001 - this request only
+                    self._fail(rid, exc)
+
+    def _fail(self, rid: str, exc: Exception) -> None:
+        """End one request with an error (its iterator raises it); the others go on."""
+        self.llm.engine.abort(rid)
+        req = self._requests.pop(rid, None)
+        if req is not None:
+            req.put(exc)
 
     def _run(self) -> None:
         engine = self.llm.engine

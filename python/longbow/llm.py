@@ -232,8 +232,24 @@ class LLM:
         text, ids = self._encode(prompt, add_special_tokens)
         if not ids:
             raise ValueError(f"[LLM] prompt {prompt!r} encodes to no tokens")
-        state = RequestState(f"req-{next(_request_counter)}", text, ids, params, self.tokenizer)
+        state = self._new_state(f"req-{next(_request_counter)}", text, ids, params)
         self.engine.add_request(state.request_id, ids, params.to_engine())
+        state.push_masks(self.engine)
+        return state
+
+    def _new_state(self, request_id: str, text, ids: list[int], params: SamplingParams):
+        """A request's bookkeeping; for structured output its grammar compiled and one matcher
+        per sample (ValueError when the constraint is invalid)."""
+        state = RequestState(request_id, text, ids, params, self.tokenizer)
+        if params.structured is not None:
+            from .structured import GrammarMatcher
+
+            grammar = params.structured.grammar_text()
+            eos = list(self.engine.eos_token_ids)
+            vocab = self.config.vocab_size
+            state.constrain(
+                [GrammarMatcher(grammar, self.tokenizer, eos, vocab) for _ in range(params.n)]
+            )
         return state
 
     def _drive(self, states: dict[str, RequestState]) -> Iterator[tuple[RequestState, int, str]]:
@@ -242,6 +258,7 @@ class LLM:
         pending = {rid for rid, s in states.items() if not s.finished}
         try:
             while pending:
+                touched = []
                 for rid, token, logprob, finished, reason, idx, top, spec in self.engine.step():
                     state = states.get(rid)
                     if state is None or state.finished:
@@ -253,8 +270,12 @@ class LLM:
                         self.engine.abort(rid, idx)
                     if state.finished:
                         pending.discard(rid)
+                    elif state.constrained:
+                        touched.append(state)
                     if delta:
                         yield state, idx, delta
+                for state in touched:  # the next masks, before the next step
+                    state.push_masks(self.engine)
                 if pending and not self.engine.has_unfinished():
                     raise RuntimeError(
                         "[LLM] engine stopped with unfinished requests: " + ", ".join(pending)
@@ -359,11 +380,9 @@ class LLM:
         if first is not None and (
             not isinstance(first, numbers.Integral)
             or isinstance(first, bool)
-            or not 0 <= first < len(ids)
-        ):
-            raise ValueError(
-                f"[LLM] prompt_logits: first must be an int in [0, {len(ids)}), got {first!r}"
-            )
+            or not -(2**31) <= first < 2**31
+        ):  # the engine checks the range
+            raise ValueError(f"[LLM] prompt_logits: first must be a token index, got {first!r}")
         return self.engine.prompt_logits(ids, -1 if first is None else first)
 
     def stats(self) -> dict:

@@ -75,6 +75,8 @@ class SampleState:
         self.spec = (0, 0, 0)  # speculative (verify steps, draft tokens, accepted tokens)
         self._detok = IncrementalDetokenizer(tokenizer, prompt_ids, params.skip_special_tokens)
         self._stops = StopChecker(params.stop)
+        self.matcher = None  # GrammarMatcher of a structured-output request
+        self.needs_mask = False  # the matcher advanced: the engine needs its next mask
 
     @property
     def finished(self) -> bool:
@@ -95,6 +97,9 @@ class SampleState:
         if spec is not None:
             self.spec = spec
         if token_id >= 0:
+            if self.matcher is not None:
+                self.matcher.consume(token_id)
+                self.needs_mask = True
             if self.t_first_token is None:
                 self.t_first_token = now
             self.token_ids.append(token_id)
@@ -152,6 +157,25 @@ class RequestState:
         n = getattr(params, "n", 1)
         self.samples = [SampleState(i, prompt_ids, params, tokenizer) for i in range(n)]
         self.t_arrival = time.perf_counter()
+
+    def constrain(self, matchers: list) -> None:
+        """Structured output: one GrammarMatcher per sample; push_masks() hands their masks to
+        the engine."""
+        for sample, matcher in zip(self.samples, matchers, strict=True):
+            sample.matcher = matcher
+            sample.needs_mask = True
+
+    def push_masks(self, engine) -> None:
+        """Give the engine the allowed-token mask of each running constrained sample whose
+        grammar advanced (after the request is added, and after every token)."""
+        for s in self.samples:
+            if s.needs_mask and not s.finished:
+                engine.set_allowed_tokens(self.request_id, s.index, s.matcher.allowed())
+            s.needs_mask = False
+
+    @property
+    def constrained(self) -> bool:
+        return self.samples[0].matcher is not None
 
     # The first sample, for callers that ask for one completion.
     @property

@@ -12,6 +12,7 @@ import numbers
 from dataclasses import dataclass, field
 
 from . import _core
+from .structured import StructuredOutputs
 
 MAX_TOP_LOGPROBS: int = _core.MAX_TOP_LOGPROBS
 _ENGINE_DEFAULTS = _core.EngineSamplingParams()
@@ -53,6 +54,8 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     logprobs: bool | int = False
     skip_special_tokens: bool = True
+    # Constrain the output to a JSON schema, regex, grammar or choices (longbow.structured).
+    structured: StructuredOutputs | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -88,6 +91,13 @@ class SamplingParams:
             bad("stop", "a list of non-empty strings")
         if not _iterable(self.stop_token_ids):
             bad("stop_token_ids", "a list of token ids")
+        if self.structured is not None:
+            if not isinstance(self.structured, StructuredOutputs):
+                bad("structured", "a longbow.structured.StructuredOutputs")
+            if self.ignore_eos:
+                bad("ignore_eos", "False with structured output (the grammar decides the end)")
+            if self.min_tokens:
+                bad("min_tokens", "0 with structured output (the grammar decides the end)")
         self.to_engine().validate()  # the ranges: ValueError "[sampling] <field> must be ..."
 
     @property
@@ -109,6 +119,8 @@ class SamplingParams:
         for name in _core.EngineSamplingParams.FIELDS:
             if name == "top_logprobs":
                 value = self.num_top_logprobs or 0
+            elif name == "speculative" and self.structured is not None:
+                value = False  # masked one token at a time
             else:
                 value = getattr(self, name)
             _set_typed(engine, name, value)

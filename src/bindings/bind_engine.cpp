@@ -232,6 +232,8 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("max_model_len",
                              [](const Engine& e) { return e.config().max_model_len; })
       .def_property_readonly("block_size", [](const Engine& e) { return e.config().block_size; })
+      .def_property_readonly("context_per_token", &Engine::context_per_token,
+                             "Prefill chunks cost 1 + position / this per token (scheduler).")
       .def_property_readonly("max_num_seqs",
                              [](const Engine& e) { return e.config().max_num_seqs; })
       .def_property_readonly("enable_prefix_caching",

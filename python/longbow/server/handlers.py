@@ -20,6 +20,7 @@ from ..async_engine import AsyncEngine, RequestStream
 from ..llm import LLM
 from ..outputs import RequestOutput, StreamDelta
 from ..sampling import SamplingParams
+from ..structured import StructuredOutputs
 from .errors import APIError, bad_request
 from .metrics import ServerMetrics
 from .protocol import MAX_N, ChatCompletionRequest, CompletionRequest, _sampling_fields
@@ -43,6 +44,7 @@ def sampling_params_from(
     if req.max_completion_tokens is not None:
         kwargs["max_tokens"] = req.max_completion_tokens
     kwargs["logprobs"] = _logprobs(req)
+    kwargs["structured"] = _structured(req)
     n = kwargs.get("n", 1)
     if not 1 <= n <= MAX_N:
         raise bad_request(f"n must be in 1..{MAX_N}, got {n}", "n")
@@ -54,6 +56,35 @@ def sampling_params_from(
         param = field.group(1) if field else None
         if param == "max_tokens" and req.max_completion_tokens is not None:
             param = "max_completion_tokens"
+        raise bad_request(str(exc), param) from exc
+
+
+def _structured(req: CompletionRequest | ChatCompletionRequest) -> StructuredOutputs | None:
+    """The output constraint of response_format (json_object, json_schema) or of the
+    structured_outputs extension; the grammar itself is compiled when the request is added."""
+    fmt, ext = req.response_format, req.structured_outputs
+    if fmt is not None and fmt.type != "text" and ext is not None:
+        raise bad_request(
+            "give response_format or structured_outputs, not both", "structured_outputs"
+        )
+    try:
+        if ext is not None:
+            return StructuredOutputs(
+                json=ext.json_,
+                json_object=bool(ext.json_object),
+                regex=ext.regex,
+                grammar=ext.grammar,
+                choice=ext.choice,
+            )
+        if fmt is None or fmt.type == "text":
+            return None
+        if fmt.type == "json_object":
+            return StructuredOutputs(json_object=True)
+        if fmt.json_schema is None:
+            raise bad_request("response_format json_schema needs a json_schema", "response_format")
+        return StructuredOutputs(json=fmt.json_schema.schema_)
+    except ValueError as exc:  # StructuredOutputs' own checks
+        param = "structured_outputs" if ext is not None else "response_format"
         raise bad_request(str(exc), param) from exc
 
 
@@ -267,7 +298,10 @@ class OpenAIServer:
                 s.abort()
             exc = failed[0]
             if isinstance(exc, ValueError):
-                raise bad_request(str(exc), "messages" if not special else "prompt") from exc
+                param = "messages" if not special else "prompt"
+                if str(exc).startswith("[StructuredOutputs]"):
+                    param = "response_format" if params.structured else param
+                raise bad_request(str(exc), param) from exc
             raise exc
         for s in streams:
             self.metrics.prompt_tokens.inc(len(s.prompt_token_ids))

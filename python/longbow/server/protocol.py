@@ -32,7 +32,8 @@ _HARMLESS: dict[str, Any] = {
 # SamplingParams fields the request models type differently from the dataclass: OpenAI allows
 # one stop string; `logprobs` differs between the two endpoints (declared by each model).
 _OVERRIDES: dict[str, Any] = {"stop": str | list[str] | None}
-_NOT_REQUEST_FIELDS = {"logprobs"}
+# Declared by each endpoint (logprobs) or mapped from response_format / structured_outputs.
+_NOT_REQUEST_FIELDS = {"logprobs", "structured"}
 
 
 def _sampling_fields() -> dict[str, Any]:
@@ -51,10 +52,40 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = _STRICT
+    name: str
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's response_format: text, any JSON object, or JSON matching a schema."""
+
+    model_config = _STRICT
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class StructuredOutputsRequest(BaseModel):
+    """Extension (vLLM's name): exactly one of a JSON schema, any JSON object, a regex, a Lark
+    grammar (llguidance's dialect) or a list of choices."""
+
+    model_config = _STRICT
+    json_: dict[str, Any] | str | None = Field(None, alias="json")
+    json_object: bool | None = None
+    regex: str | None = None
+    grammar: str | None = None
+    choice: list[str] | None = None
+
+
 _Common = create_model(
     "_Common",
     __config__=_STRICT,
     model=(str | None, None),
+    response_format=(ResponseFormat | None, None),
+    structured_outputs=(StructuredOutputsRequest | None, None),
     stream=(bool | None, None),
     stream_options=(StreamOptions | None, None),
     max_completion_tokens=(int | None, None),

@@ -125,7 +125,7 @@ Engine::Engine(std::shared_ptr<const ModelFile> model, const EngineConfig& confi
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens, config_.max_model_len,
                       speculating ? config_.num_speculative_tokens : 0,
-                      config_.speculative_max_batch},
+                      config_.speculative_max_batch, attention_context_per_token(model_config())},
       *blocks_);
   max_blocks_per_seq_ = blocks_one_seq;
   // A speculating sequence needs a logits row per draft token too (bounded by the token budget).

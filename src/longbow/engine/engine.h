@@ -111,6 +111,8 @@ class Engine {
   // Aborts a request (all samples, or one when sample_idx >= 0); false if nothing was running.
   bool abort(const std::string& request_id, int sample_idx = -1);
   bool has_unfinished() const { return scheduler_->has_unfinished() || !pending_aborts_.empty(); }
+  // The scheduler's prefill cost rule (SchedulerConfig::context_per_token).
+  double context_per_token() const { return scheduler_->config().context_per_token; }
   EngineStats stats() const;
 
   // Logits (n - first, vocab_size) of prompt positions [first, n) (first = -1: the last token

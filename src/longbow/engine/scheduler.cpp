@@ -1,6 +1,7 @@
 #include "longbow/engine/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace longbow::engine {
@@ -84,7 +85,7 @@ bool Scheduler::admit(Sequence* seq, int budget, SchedulerOutput& out) {
   const int max_hit = seq->num_tokens() - 1;
   const std::vector<int> hits = blocks_.match_prefix(seq->tokens, max_hit);
   const int cached = static_cast<int>(hits.size()) * bs;
-  const int n = std::min(seq->num_tokens() - cached, budget);
+  const int n = prefill_chunk(*seq, cached, budget);
   const int need = blocks_.blocks_for(cached + n) - static_cast<int>(hits.size());
   int free_hits = 0;
   for (int b : hits) free_hits += blocks_.ref_count(b) == 0;
@@ -107,13 +108,50 @@ bool Scheduler::admit(Sequence* seq, int budget, SchedulerOutput& out) {
   return true;
 }
 
+double attention_context_per_token(const ModelConfig& c) {
+  const double q = static_cast<double>(c.num_heads) * c.head_dim;
+  const double kv = static_cast<double>(c.num_kv_heads) * c.head_dim;
+  const double weights =
+      static_cast<double>(c.hidden_size) * (2.0 * q + 2.0 * kv) +      // q, k, v, o
+      3.0 * static_cast<double>(c.hidden_size) * c.intermediate_size;  // gate, up, down
+  return q > 0 ? 2.0 * weights / (4.0 * q) : 0.0;
+}
+
+// The prompt tokens [start, start + n) run this step: n is the most that fit `budget` units
+// (config_.context_per_token), at least 1 when budget > 0 so every prompt progresses; a decoding
+// sequence (one token left) always costs 1.
+int Scheduler::prefill_chunk(const Sequence& seq, int start, int budget) const {
+  const int left = seq.num_tokens() - start;
+  const int n = std::min(left, budget);
+  const double k = config_.context_per_token;
+  if (n <= 1 || k <= 0.0) return n;
+  // chunk_cost(start, m) <= budget: from the positive root of m + (m start + m (m-1) / 2) / k,
+  // then the exact check (rounding).
+  const double b = 1.0 + (start - 0.5) / k, a = 0.5 / k;
+  int fit = static_cast<int>((-b + std::sqrt(b * b + 4.0 * a * budget)) / (2.0 * a));
+  fit = std::clamp(fit, 1, n);
+  while (fit > 1 && chunk_cost(start, fit) > budget) --fit;
+  while (fit < n && chunk_cost(start, fit + 1) <= budget) ++fit;
+  return fit;
+}
+
+// Budget units of tokens [start, start + n) of one sequence: n, plus their attention over the
+// context in token equivalents (rounded up); a decode token costs 1.
+int Scheduler::chunk_cost(int start, int n) const {
+  const double k = config_.context_per_token;
+  if (n <= 1 || k <= 0.0) return n;
+  const double extra = (n * static_cast<double>(start) + n * (n - 1.0) / 2.0) / k;
+  return n + static_cast<int>(std::ceil(extra - 1e-9));
+}
+
 SchedulerOutput Scheduler::schedule() {
   SchedulerOutput out;
-  int budget = config_.max_num_batched_tokens;
+  int budget = config_.max_num_batched_tokens;  // units (chunk_cost)
+  int num_tokens = 0;
 
   for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
     Sequence* seq = running_[i];
-    const int n = std::min(seq->num_tokens() - seq->num_computed, budget);
+    const int n = prefill_chunk(*seq, seq->num_computed, budget);
     if (n <= 0) continue;
     int spec = num_spec_slots(*seq, budget - n);
     bool self_preempted = false;
@@ -135,7 +173,8 @@ SchedulerOutput Scheduler::schedule() {
     if (self_preempted) break;
     num_cow_copies_ += out.copies.size() - num_copies;
     out.scheduled.push_back({seq, n, seq->num_computed + n == seq->num_tokens(), spec});
-    budget -= n + spec;
+    budget -= chunk_cost(seq->num_computed, n) + spec;
+    num_tokens += n + spec;
   }
 
   // Admit waiting requests only when nothing was preempted (so preempted work goes first).
@@ -144,9 +183,11 @@ SchedulerOutput Scheduler::schedule() {
     if (num_reserved_seqs() + 1 + seq->num_pending_forks > config_.max_num_seqs) break;
     if (!admit(seq, budget, out)) break;
     waiting_.pop_front();
-    budget -= out.scheduled.back().num_new_tokens;
+    const int n = out.scheduled.back().num_new_tokens;
+    budget -= chunk_cost(seq->num_computed, n);
+    num_tokens += n;
   }
-  out.num_batched_tokens = config_.max_num_batched_tokens - budget;
+  out.num_batched_tokens = num_tokens;
   return out;
 }
 

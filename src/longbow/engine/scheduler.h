@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "longbow/core/model_config.h"
 #include "longbow/engine/block_manager.h"
 #include "longbow/engine/sequence.h"
 
@@ -23,7 +24,18 @@ struct SchedulerConfig {
   // size above which no sequence speculates (verify costs more than it saves in large batches).
   int num_speculative_tokens = 0;
   int speculative_max_batch = 0;
+  // Prefill chunks are sized by work, not only by tokens, so a long prompt cannot stretch a step
+  // (and every running stream's token gap) with attention over its long context: a prompt token
+  // at position p costs 1 + p / context_per_token budget units, where context_per_token is how
+  // many context positions of attention cost as much as one token through the weights
+  // (attention_context_per_token). 0 = plain token count.
+  double context_per_token = 0.0;
 };
+
+// Context positions whose attention costs as many FLOPs as one token's matmuls: per layer, a
+// token does 2 FLOPs per weight (q, k, v, o, gate, up, down) and 4 * num_heads * head_dim FLOPs
+// per context position (q.k and p.v). About 3000 for SmolLM2-135M.
+double attention_context_per_token(const ModelConfig& config);
 
 struct ScheduledSeq {
   Sequence* seq = nullptr;
@@ -98,6 +110,9 @@ class Scheduler {
   std::vector<Sequence*> fork(Sequence* parent);
   void preempt(Sequence* victim);
   int num_spec_slots(const Sequence& seq, int budget) const;
+  // Tokens of seq's prompt to run this step from position `start`, within `budget` units.
+  int prefill_chunk(const Sequence& seq, int start, int budget) const;
+  int chunk_cost(int start, int n) const;
   bool admit(Sequence* seq, int budget, SchedulerOutput& out);
   int num_reserved_seqs() const;  // running sequences plus the forks they will add
 
