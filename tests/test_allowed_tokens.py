@@ -1,11 +1,13 @@
 """Allowed-token masks (structured output): the sample op's mask_row on every backend against the
-numpy rule."""
+numpy rule, and Engine.set_allowed_tokens end to end on tiny models (n samples, batching,
+prefill, preemption, speculative decoding, errors)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import longbow
 import op_refs as ref
 
 core = pytest.importorskip("longbow._core")
@@ -181,3 +183,180 @@ def test_mask_bad_args(backend):
             ops.sample(backend, logits, [{"mask_row": 1}, {}], allowed=masks)
     with pytest.raises(ValueError, match="mask_words"):
         ops.sample(backend, logits, [{"mask_row": 0}, {}], allowed=np.ones((1, 3), np.uint32))
+
+
+# ---- engine ----
+
+VOCAB = 100  # not a multiple of 32: the last word has bits beyond the vocabulary
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_factory):
+    return str(tiny_model_factory("gguf", vocab=VOCAB, seed=3))
+
+
+def _engine(path, **kw):
+    kw.setdefault("num_threads", 1)
+    kw.setdefault("max_model_len", 128)
+    return core.Engine(path, backend=kw.pop("backend", "cpu"), **kw)
+
+
+def words(ids, vocab=VOCAB):
+    allowed = np.zeros(vocab, bool)
+    allowed[list(ids)] = True
+    return ref.mask_words(allowed)
+
+
+def _params(**kw):
+    kw.setdefault("ignore_eos", True)
+    return longbow.SamplingParams(**kw).to_engine()
+
+
+def run(engine, requests, masks, vocab=VOCAB):
+    """requests {id: (prompt, params)}; masks {(id, sample): allowed ids}. Each mask is set once
+    before the first step and again only after that sample produced a token, as a grammar host
+    does: a mask lost in prefill, before a fork or in a preemption would let a token escape."""
+    for rid, (prompt, params) in requests.items():
+        engine.add_request(rid, prompt, params)
+    for (rid, idx), allowed in masks.items():
+        engine.set_allowed_tokens(rid, idx, words(allowed, vocab))
+    out: dict = {}
+    spec: dict = {}
+    while engine.has_unfinished():
+        for rid, tok, _lp, done, _reason, idx, _top, counts in engine.step():
+            if tok < 0:
+                continue
+            out.setdefault((rid, idx), []).append(tok)
+            spec[(rid, idx)] = counts
+            if not done and (rid, idx) in masks:
+                engine.set_allowed_tokens(rid, idx, words(masks[(rid, idx)], vocab))
+    return out, spec
+
+
+PROMPT_M = [5, 17, 42, 9, 33, 71, 2, 8]
+PROMPT_U = [11, 12, 13, 60, 61, 3, 7, 90, 44]
+ALLOWED = {0: (7, 51, 98), 1: (20, 21, 64)}  # per sample of the masked request
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_masked_samples_beside_an_unmasked_request(model, temperature):
+    alone, _ = run(_engine(model), {"u": (PROMPT_U, _params(max_tokens=10))}, {})
+    e = _engine(model)
+    reqs = {
+        "m": (PROMPT_M, _params(max_tokens=10, n=2, temperature=temperature, seed=7)),
+        "u": (PROMPT_U, _params(max_tokens=10)),
+    }
+    got, _ = run(e, reqs, {("m", i): a for i, a in ALLOWED.items()})
+    for i, allowed in ALLOWED.items():
+        assert len(got[("m", i)]) == 10
+        assert set(got[("m", i)]) <= set(allowed), (i, got[("m", i)])
+    assert got[("u", 0)] == alone[("u", 0)]
+    # The masks matter: unmasked, the request's tokens leave these small sets.
+    free, _ = run(_engine(model), {"m": reqs["m"]}, {})
+    for i, allowed in ALLOWED.items():
+        assert not set(free[("m", i)]) <= set(allowed)
+
+
+def test_mask_waits_through_chunked_prefill_and_applies_once(model):
+    e = _engine(model, max_num_batched_tokens=4)
+    prompt = list(range(3, 20))  # 5 steps of prefill
+    e.add_request("m", prompt, _params(max_tokens=3))
+    e.set_allowed_tokens("m", 0, words([66]))
+    outs = e.step()  # a prefill chunk: nothing sampled, the mask stays
+    assert outs == [] and e.clear_allowed_tokens("m", 0)
+    assert not e.clear_allowed_tokens("m", 0)
+    e.set_allowed_tokens("m", 0, words([66]))
+    toks = []
+    while not toks:
+        toks = [t for _, t, *_ in e.step()]
+    assert toks == [66]
+    assert not e.clear_allowed_tokens("m", 0)  # consumed by that token
+
+
+def test_masks_survive_preemption(model):
+    e = _engine(model, num_blocks=6, block_size=16, max_num_seqs=4, max_num_batched_tokens=32)
+    rng_ = rng(9)
+    reqs = {
+        f"r{i}": ([int(t) for t in rng_.integers(3, VOCAB, 20)], _params(max_tokens=30))
+        for i in range(4)
+    }
+    masks = {(rid, 0): (i + 3, 40 + i, 77) for i, rid in enumerate(reqs) if i % 2 == 0}
+    got, _ = run(e, reqs, masks)
+    assert e.stats()["num_preemptions"] > 0
+    for key, allowed in masks.items():
+        assert len(got[key]) == 30 and set(got[key]) <= set(allowed), key
+
+
+def test_min_tokens_bans_yield_to_the_mask(model):
+    # The grammar allows only end-of-sequence while min_tokens bans it: the mask wins.
+    e = _engine(model)
+    eos = e.eos_token_ids[0]
+    e.add_request("m", PROMPT_M, _params(max_tokens=4, min_tokens=3, ignore_eos=False))
+    e.set_allowed_tokens("m", 0, words([eos]))
+    toks = []
+    while e.has_unfinished():
+        toks += [t for _, t, *_ in e.step()]
+    assert toks[0] == eos and len(toks) == 4  # not a stop before min_tokens
+
+
+@pytest.mark.skipif(not SIM, reason="this build has no metal-sim backend")
+def test_masked_request_on_metal_sim(model):
+    e = _engine(model, backend="metal-sim")
+    reqs = {"m": (PROMPT_M, _params(max_tokens=3, n=2, temperature=0.8, seed=1))}
+    got, _ = run(e, reqs, {("m", i): a for i, a in ALLOWED.items()})
+    for i, allowed in ALLOWED.items():
+        assert len(got[("m", i)]) == 3 and set(got[("m", i)]) <= set(allowed)
+
+
+def test_masked_request_gets_no_drafts_under_ngram_speculation(tiny_model_factory):
+    path = str(tiny_model_factory("gguf", vocab=32, seed=1))
+    spec = {"speculative": "ngram", "ngram_min": 1, "ngram_max": 3, "speculative_max_batch": 8}
+    prompt = [3, 4, 5, 6, 3, 4, 5, 6, 3, 4, 5, 6, 3, 4]
+    allowed = (4, 5, 9)
+    reqs = {
+        "m": (prompt, _params(max_tokens=24)),
+        "u": (prompt, _params(max_tokens=24)),
+    }
+    plain, _ = run(_engine(path), reqs, {("m", 0): allowed}, vocab=32)
+    got, counts = run(_engine(path, **spec), reqs, {("m", 0): allowed}, vocab=32)
+    assert got == plain
+    assert set(got[("m", 0)]) <= set(allowed)
+    assert counts[("m", 0)] == (0, 0, 0)  # no verify step, no draft token: one row per step
+    assert counts[("u", 0)][1] > 0  # the proposer was drafting for the unmasked twin
+
+
+def test_set_allowed_tokens_errors(model):
+    e = _engine(model)
+    e.add_request("r1", PROMPT_M, _params(max_tokens=4, n=2))
+    ok = words([1, 2])
+    assert len(ok) == 4
+    bad = [
+        (("nope", 0, ok), r"request 'nope'.*unknown request"),
+        (("r1", 2, ok), r"request 'r1'.*sample_index in 0..1 \(n = 2\), found 2"),
+        (("r1", -1, ok), r"request 'r1'.*found -1"),
+        (("r1", 0, ok[:3]), r"request 'r1'.*expected 4 mask words.*found 3"),
+        (("r1", 0, np.zeros(4, np.uint32)), r"request 'r1'.*allows no token"),
+        (("r1", 0, np.array([1, 0, 0, 1 << 5], np.uint32)), r"request 'r1'.*allows token 101"),
+        (("r1", 0, ok.astype(np.int64)), r"request 'r1'.*uint32.*int64"),
+        (("r1", 0, ok.astype(np.float32)), r"request 'r1'.*uint32.*float32"),
+        (("r1", 0, np.stack([ok, ok])), r"request 'r1'.*1-D.*2 dimensions"),
+        (("r1", 0, [1, 2, 3, 4]), r"request 'r1'.*uint32.*list"),
+    ]
+    for args, match in bad:
+        with pytest.raises(ValueError, match=match):
+            e.set_allowed_tokens(*args)
+    with pytest.raises(ValueError, match=r"request 'nope'"):
+        e.clear_allowed_tokens("nope", 0)
+    with pytest.raises(ValueError, match=r"request 'r1'.*found 5"):
+        e.clear_allowed_tokens("r1", 5)
+    e.set_allowed_tokens("r1", 1, ok)  # not forked yet: held by the request
+    assert e.abort("r1", 1)
+    with pytest.raises(ValueError, match=r"request 'r1'.*sample 1 is finished"):
+        e.set_allowed_tokens("r1", 1, ok)
+    assert not e.clear_allowed_tokens("r1", 1)
+    # A strided view is read as its elements.
+    e.set_allowed_tokens("r1", 0, np.stack([ok, ok], 1).reshape(-1)[::2])
+    while e.has_unfinished():
+        e.step()
+    with pytest.raises(ValueError, match=r"request 'r1'.*unknown request"):
+        e.set_allowed_tokens("r1", 0, ok)
