@@ -135,6 +135,8 @@ struct SampleKArgs {
   kargs_i32 penalty_capacity;  // elements in the bound penalty_tokens buffer (slices are clamped)
   kargs_i32 max_top;           // row stride of the top-logprob outputs (0: none bound)
   kargs_i32 probs_rows;        // rows of the bound probs buffer (0: none bound)
+  kargs_i32 num_mask_rows;     // rows of the bound allowed-token masks (0: none bound)
+  kargs_i32 mask_words;        // u32 words per mask row, ceil(vocab_size / 32)
 };
 
 // Per-row sampling parameters (one row per logits row): filled by the engine, read by the CPU
@@ -173,6 +175,11 @@ struct SampleRowParams {
   kargs_i32 probs_row LONGBOW_HOST_DEFAULT(-1);
   kargs_i32 draft_row LONGBOW_HOST_DEFAULT(-1);
   kargs_i32 draft_token LONGBOW_HOST_DEFAULT(-1);
+  // Allowed-token mask (structured output): row of SampleArgs::allowed, bit (t % 32) of word t / 32
+  // set = token t may be drawn; -1 = every token. A disallowed token's logit is -inf before the
+  // penalties, bans, temperature, filters and the probs / draft handling, so greedy is the argmax
+  // over allowed ids and draws only allowed ids. Logprobs stay those of the raw logits.
+  kargs_i32 mask_row LONGBOW_HOST_DEFAULT(-1);
 };
 
 LONGBOW_KARGS_END
@@ -191,6 +198,6 @@ static_assert(sizeof(longbow::metal::GluKArgs) == 4);
 static_assert(sizeof(longbow::metal::AddKArgs) == 4);
 static_assert(sizeof(longbow::metal::SoftcapKArgs) == 8);
 static_assert(sizeof(longbow::metal::GetRowsKArgs) == 12);
-static_assert(sizeof(longbow::metal::SampleKArgs) == 24);
-static_assert(sizeof(longbow::metal::SampleRowParams) == 76);
+static_assert(sizeof(longbow::metal::SampleKArgs) == 32);
+static_assert(sizeof(longbow::metal::SampleRowParams) == 80);
 #endif

@@ -1,11 +1,13 @@
 // Token sampling, one threadgroup per logits row; the exact rule of the CPU backend
 // (src/longbow/backend/cpu/sample.cpp):
 //  a) logprob = log_softmax(raw logits)[id], NaN for a row holding NaN or +inf or only -inf;
-//  b) repetition / presence / frequency penalties on a working copy, then banned ids set to -inf;
+//  b) on a working copy: ids outside the row's allowed-token mask set to -inf, repetition /
+//  presence / frequency penalties, then banned ids set to -inf;
 //  c) temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates ordered by
 //  (logit desc, index asc) with a bitonic sort of 64-bit keys in device scratch, top_k, softmax,
 //  top_p prefix, min_p, renormalize, inverse-CDF draw with u = Philox 4x32-10 (Salmon et al.
-//  2011) keyed by (seed, counter). Prefix sums are chunked per thread.
+//  2011) keyed by (seed, counter); unreached by rounding: the last kept candidate of nonzero
+//  weight (a -inf logit is never drawn). Prefix sums are chunked per thread.
 //  e) top logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last), found by
 //  k rounds of a threadgroup arg-min over the rank keys after the previous pick (k <= 20).
 //  f) speculative decoding: write the row's distribution to a probs row, or rejection-sample a
@@ -143,9 +145,10 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
                        device const float* logits [[buffer(5)]],  // (num_rows, vocab_size)
                        device const SampleRowParams* params [[buffer(6)]],  // (num_rows,)
                        device const int* penalty_tokens [[buffer(7)]],      // (penalty_capacity,)
-                       device float* vals_all [[buffer(8)]],  // (num_rows, vocab_size) scratch
-                       device ulong* keys_all [[buffer(9)]],  // (num_rows, sort_size) scratch
-                       device float* probs [[buffer(10)]],    // (probs_rows, vocab_size)
+                       device float* vals_all [[buffer(8)]],       // (num_rows, vocab_size) scratch
+                       device ulong* keys_all [[buffer(9)]],       // (num_rows, sort_size) scratch
+                       device float* probs [[buffer(10)]],         // (probs_rows, vocab_size)
+                       device const uint* allowed [[buffer(11)]],  // (num_mask_rows, mask_words)
                        uint row [[threadgroup_position_in_grid]],
                        uint tid [[thread_index_in_threadgroup]],
                        uint sg [[simdgroup_index_in_threadgroup]],
@@ -172,9 +175,12 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
                         out_top_ids + at, out_top_lps + at, upart, ipart, tid, sg, lane);
   }
 
-  // b) penalties on the working copy, then banned ids; each distinct token is updated by the thread
-  // of its first occurrence.
-  for (int i = int(tid); i < V; i += NT) vals[i] = raw[i];
+  // b) the working copy with ids outside the allowed-token mask at -inf; then penalties, each
+  // distinct token updated by the thread of its first occurrence; then banned ids.
+  const bool masked = p.mask_row >= 0 && p.mask_row < args.num_mask_rows;
+  device const uint* mask = allowed + ulong(masked ? p.mask_row : 0) * ulong(args.mask_words);
+  for (int i = int(tid); i < V; i += NT)
+    vals[i] = (!masked || ((mask[i >> 5] >> uint(i & 31)) & 1u) != 0u) ? raw[i] : -INFINITY;
   threadgroup_barrier(mem_flags::mem_device);
   const int start = clamp(p.penalty_start, 0, args.penalty_capacity);
   const int count = clamp(p.penalty_count, 0, args.penalty_capacity - start);
@@ -274,8 +280,14 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     // Inverse-CDF draw over the kept prefix.
     const int d1 = min(c1, kept);
     float ts = 0.0f;
-    for (int i = c0; i < d1; ++i) ts += exp(vals[uint(keys[i])] - vmax);
+    int lp = -1;  // the thread's last kept candidate of nonzero weight
+    for (int i = c0; i < d1; ++i) {
+      const float w = exp(vals[uint(keys[i])] - vmax);
+      ts += w;
+      if (w > 0.0f) lp = i;
+    }
     const float total = sample_sum(ts, fpart, sg, lane);
+    const int last_pos = -sample_min_int(-lp, ipart, sg, lane);
     const float u = uniform_from_philox_stream(p.seed_lo, p.seed_hi, p.counter, p.stream);
     const ulong last_key = keys[kept - 1];
     id = -1;
@@ -319,7 +331,8 @@ kernel void sample_f32(constant SampleKArgs& args [[buffer(0)]],
     if (id < 0) {
       const float target = u * total;
       float acc = sample_exclusive_scan(ts, fpart, sg, lane);
-      int pick = kept - 1;  // rounding left none: the last kept candidate
+      // Rounding left none: the last kept candidate of nonzero weight.
+      int pick = last_pos >= 0 ? last_pos : kept - 1;
       for (int i = c0; i < d1; ++i) {
         acc += exp(vals[uint(keys[i])] - vmax);
         if (acc > target) {

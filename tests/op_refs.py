@@ -153,8 +153,19 @@ def philox_uniform(seed, counter, stream=STREAM_TOKEN):
     return (x0 >> 8) * 2.0**-24
 
 
+def mask_words(allowed):
+    """(ceil(V / 32),) uint32 words of a (V,) bool array: bit t % 32 of word t // 32 = allowed[t]."""
+    bits = np.zeros(-(-len(allowed) // 32) * 32, np.uint64)
+    bits[: len(allowed)] = np.asarray(allowed, bool)
+    return (bits.reshape(-1, 32) << np.arange(32, dtype=np.uint64)).sum(1).astype(np.uint32)
+
+
 def penalize(logits, p):
+    """The working logits: disallowed ids (p["allowed"], a (V,) bool array, the op's mask_row)
+    at -inf, then penalties, then banned ids at -inf."""
     lg = logits.astype(np.float32).copy()
+    if "allowed" in p:
+        lg[~np.asarray(p["allowed"], bool)] = -np.inf
     toks = p.get("penalty_tokens", [])
     ids, counts = np.unique(np.asarray(toks, dtype=np.int64), return_counts=True)
     rp = np.float32(p.get("repetition_penalty", 1.0))
@@ -230,7 +241,8 @@ def sample(logits, p):
         u = philox_uniform(p.get("seed", 0), p.get("counter", 0), p.get("stream", 0))
         cum = np.cumsum(probs)
         hit = np.nonzero(cum > u)[0]
-        tid = int(ids[hit[0]] if len(hit) else ids[-1])
+        # Rounding left none: the last candidate of nonzero probability.
+        tid = int(ids[hit[0]] if len(hit) else ids[np.nonzero(probs > 0)[0][-1]])
     return tid, raw[tid] - lse
 
 

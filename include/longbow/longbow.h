@@ -100,6 +100,14 @@ class Generator {
   // One engine iteration: the tokens produced (one per running request that sampled).
   std::vector<Token> step();
   bool abort(const std::string& request_id);
+  // Structured output: the tokens allowed for the next token of sample `sample_idx` of a request,
+  // ceil(vocab_size / 32) words, bit t % 32 of word t / 32 set = token t allowed; applies to that
+  // one token, then is cleared (set a fresh mask before each step). Throws std::invalid_argument
+  // for an unknown request, a sample out of range or finished, or a malformed or empty mask.
+  void set_allowed_tokens(const std::string& request_id, int sample_idx,
+                          const std::vector<uint32_t>& mask);
+  // Drops a pending mask; false if there was none.
+  bool clear_allowed_tokens(const std::string& request_id, int sample_idx);
   bool has_work() const;
   // Runs one request to completion (other queued requests advance too); returns its token ids.
   std::vector<int> generate(const std::vector<int>& prompt_token_ids,

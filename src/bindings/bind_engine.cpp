@@ -2,6 +2,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+
 #include "bindings.h"
 #include "longbow/backend/op_checks.h"
 #include "longbow/engine/engine.h"
@@ -19,6 +21,35 @@ AttentionVariant attention_from(const std::string& name) {
   if (name == "flash") return AttentionVariant::FlashPrefill;
   throw std::invalid_argument(
       "[engine] expected attention 'auto', 'split', 'fused' or 'flash', found '" + name + "'");
+}
+
+// A mask argument of Engine.set_allowed_tokens as words: a 1-D buffer of uint32 (a numpy uint32
+// array, array.array('I'), ...), any stride.
+std::vector<uint32_t> mask_words(const std::string& request_id, const py::object& obj) {
+  const std::string where = "[engine] set_allowed_tokens: request '" + request_id + "': ";
+  const auto found = [&] {
+    if (py::hasattr(obj, "dtype")) return "dtype " + py::str(obj.attr("dtype")).cast<std::string>();
+    return "a " + py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
+  };
+  if (!PyObject_CheckBuffer(obj.ptr())) {
+    throw std::invalid_argument(where + "expected a 1-D uint32 array (numpy.uint32), found " +
+                                found());
+  }
+  const py::buffer_info info = py::reinterpret_borrow<py::buffer>(obj).request();
+  if (!info.item_type_is_equivalent_to<uint32_t>()) {
+    throw std::invalid_argument(where + "expected a 1-D uint32 array (numpy.uint32), found " +
+                                found());
+  }
+  if (info.ndim != 1) {
+    throw std::invalid_argument(where + "expected a 1-D uint32 array, found " +
+                                std::to_string(info.ndim) + " dimensions");
+  }
+  std::vector<uint32_t> words(static_cast<size_t>(info.shape[0]));
+  const auto* base = static_cast<const char*>(info.ptr);
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::memcpy(&words[i], base + static_cast<py::ssize_t>(i) * info.strides[0], sizeof(uint32_t));
+  }
+  return words;
 }
 
 }  // namespace
@@ -224,6 +255,24 @@ void bind_engine(py::module_& m) {
           "the last triple counts the sample's speculative decoding so far.")
       .def("abort", &Engine::abort, py::arg("request_id"), py::arg("sample_idx") = -1,
            "Abort a request (every sample, or one); False if it was not running.")
+      .def(
+          "set_allowed_tokens",
+          [](Engine& e, const std::string& request_id, int sample_index, const py::object& mask) {
+            e.set_allowed_tokens(request_id, sample_index, mask_words(request_id, mask));
+          },
+          py::arg("request_id"), py::arg("sample_index"), py::arg("mask"),
+          "Structured output: the tokens allowed for the NEXT token of sample sample_index of a "
+          "request. mask: 1-D uint32 array of ceil(vocab_size / 32) words, bit t % 32 of word "
+          "t // 32 set = token t allowed. Applies to one token, then is cleared (set a fresh one "
+          "before each step); kept while the sample is in prefill, not forked yet or preempted; "
+          "a sample with a pending mask gets no speculative draft tokens. Logprobs stay those of "
+          "the unmasked logits. Raises ValueError naming the request for an unknown request, a "
+          "sample index out of range or finished, a wrong dtype, shape or word count, bits at or "
+          "beyond vocab_size, or a mask allowing no token.")
+      .def("clear_allowed_tokens", &Engine::clear_allowed_tokens, py::arg("request_id"),
+           py::arg("sample_index"),
+           "Drop the pending mask of a request's sample; False if it had none (or is finished). "
+           "Raises ValueError for an unknown request or a sample index out of range.")
       .def("has_unfinished", &Engine::has_unfinished)
       .def("set_eos_token_ids", &Engine::set_eos_token_ids)
       .def_property_readonly("eos_token_ids", &Engine::eos_token_ids)

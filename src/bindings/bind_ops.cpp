@@ -29,6 +29,7 @@ namespace {
 
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using U32 = py::array_t<uint32_t, py::array::c_style | py::array::forcecast>;
 
 // Backends are created once per name and kept for the life of the process.
 Backend& get_backend(const std::string& name) {
@@ -206,7 +207,8 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
                                 "stream",
                                 "probs_row",
                                 "draft_row",
-                                "draft_token"};
+                                "draft_token",
+                                "mask_row"};
   for (auto item : d) {
     const std::string key = py::str(item.first);
     bool ok = false;
@@ -215,7 +217,7 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
           "sample params: unknown key '" + key +
               "' (expected temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, "
               "frequency_penalty, seed, counter, penalty_tokens, ban_tokens, top_logprobs, stream, "
-              "probs_row, draft_row, draft_token)");
+              "probs_row, draft_row, draft_token, mask_row)");
   }
   auto get = [&](const char* k, auto def) {
     return d.contains(k) ? d[k].cast<decltype(def)>() : def;
@@ -236,6 +238,7 @@ SampleRowParams row_params(const py::dict& d, std::vector<int32_t>& flat) {
   p.probs_row = get("probs_row", int32_t{-1});
   p.draft_row = get("draft_row", int32_t{-1});
   p.draft_token = get("draft_token", int32_t{-1});
+  p.mask_row = get("mask_row", int32_t{-1});
   const auto toks = get("penalty_tokens", std::vector<int32_t>{});
   p.penalty_start = static_cast<int32_t>(flat.size());
   p.penalty_count = static_cast<int32_t>(toks.size());
@@ -643,7 +646,7 @@ void bind_ops(py::module_& m) {
   ops.def(
       "sample",
       [](const std::string& backend, F32 logits, const std::vector<py::dict>& params, int max_top,
-         std::optional<F32> probs) -> py::tuple {
+         std::optional<F32> probs, std::optional<U32> allowed) -> py::tuple {
         Backend& be = get_backend(backend);
         check_shape(logits, {-1, -1}, "logits");
         const int R = static_cast<int>(logits.shape(0)), V = static_cast<int>(logits.shape(1));
@@ -675,6 +678,13 @@ void bind_ops(py::module_& m) {
           dprobs = to_dev(be, *probs);
           a.probs = dprobs.view(), a.num_probs_rows = P;
         }
+        Dev dmask;
+        if (allowed) {
+          check_shape(*allowed, {-1, -1}, "allowed");
+          dmask = to_dev(be, *allowed);
+          a.allowed = dmask.view(), a.num_mask_rows = static_cast<int>(allowed->shape(0));
+          a.mask_words = static_cast<int>(allowed->shape(1));
+        }
         be.sample(a);
         py::list out;
         out.append(from_dev<int32_t>(be, dids, {R}));
@@ -687,7 +697,7 @@ void bind_ops(py::module_& m) {
         return py::tuple(out);
       },
       py::arg("backend"), py::arg("logits"), py::arg("params"), py::arg("max_top") = 0,
-      py::arg("probs") = py::none(),
+      py::arg("probs") = py::none(), py::arg("allowed") = py::none(),
       "(ids (R,) i32, logprobs (R,) f32) for logits (R, V); params: one dict per row with keys "
       "temperature, "
       "top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (u64), "
@@ -697,7 +707,8 @@ void bind_ops(py::module_& m) {
       "With max_top > 0 also (top_ids (R, max_top) i32, top_logprobs (R, max_top) f32). "
       "Speculative rows: keys stream, probs_row (write the row's distribution), draft_row and "
       "draft_token (rejection-sample a draft against a distribution) index probs (P, V) f32, "
-      "whose contents after the call are returned last.");
+      "whose contents after the call are returned last. allowed (M, ceil(V / 32)) u32: "
+      "allowed-token masks, row r uses mask_row (key; -1 = none).");
 
   ops.def(
       "cpu_simd", [] { return std::string(cpu::row_kernels().name); },

@@ -56,6 +56,15 @@ std::vector<Token> Generator::step() {
 
 bool Generator::abort(const std::string& request_id) { return engine_->abort(request_id); }
 
+void Generator::set_allowed_tokens(const std::string& request_id, int sample_idx,
+                                   const std::vector<uint32_t>& mask) {
+  engine_->set_allowed_tokens(request_id, sample_idx, mask);
+}
+
+bool Generator::clear_allowed_tokens(const std::string& request_id, int sample_idx) {
+  return engine_->clear_allowed_tokens(request_id, sample_idx);
+}
+
 bool Generator::has_work() const { return engine_->has_unfinished(); }
 
 std::vector<int> Generator::generate(const std::vector<int>& prompt, const GenerationOptions& o) {

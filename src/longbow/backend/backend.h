@@ -196,9 +196,12 @@ using SampleRowParams = metal::SampleRowParams;
 struct SampleArgs {
   static constexpr int MAX_TOP = MAX_TOP_LOGPROBS;  // most top logprobs per row
   BufView out_ids;                                  // (num_rows,) i32
-  BufView out_logprobs;  // (num_rows,) f32: log-softmax of the raw logits at the chosen id
+  // (num_rows,) f32: log-softmax of the raw logits at the chosen id (before the allowed-token
+  // mask, penalties, bans and temperature).
+  BufView out_logprobs;
   // Row r's first min(num_top_logprobs, vocab_size) entries: ids by (raw logit desc, id asc, NaN
-  // last) and their log-softmax values; the rest of the row is id -1, logprob -inf. Unused
+  // last) and their log-softmax values, of the raw logits too (a disallowed id may appear); the
+  // rest of the row is id -1, logprob -inf. Unused
   // (may be empty) when max_top is 0.
   BufView out_top_ids;       // (num_rows, max_top) i32
   BufView out_top_logprobs;  // (num_rows, max_top) f32
@@ -210,9 +213,15 @@ struct SampleArgs {
   // with draft_row (speculative decoding, SampleRowParams); a call does not do both. Unused (may
   // be empty) when num_probs_rows is 0.
   BufView probs;
+  // (num_mask_rows, mask_words) u32: allowed-token masks, indexed by SampleRowParams::mask_row;
+  // bit (t % 32) of word t / 32 set = token t allowed. Unused (may be empty) when num_mask_rows
+  // is 0.
+  BufView allowed;
   int num_rows = 0, vocab_size = 0;
   int max_top = 0;  // row stride of the top outputs, 0..MAX_TOP; bounds every num_top_logprobs
   int num_probs_rows = 0;
+  int num_mask_rows = 0;
+  int mask_words = 0;  // ceil(vocab_size / 32) when num_mask_rows > 0
 };
 
 // Copies whole KV blocks src[i] -> dst[i] in every layer's cache (copy-on-write).

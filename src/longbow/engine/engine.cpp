@@ -204,6 +204,73 @@ bool Engine::abort(const std::string& request_id, int sample_idx) {
   return !done.empty();
 }
 
+std::vector<uint32_t>* Engine::allowed_tokens_slot(const char* fn, const std::string& request_id,
+                                                   int sample_idx) {
+  const std::string where = std::string("[engine] ") + fn + ": request '" + request_id + "': ";
+  // The scheduler's table owns the samples; the engine changes only their masks here.
+  const auto* samples = scheduler_->find(request_id);
+  if (samples == nullptr || samples->empty()) {
+    throw std::invalid_argument(where +
+                                "unknown request (never added, or finished and reported already)");
+  }
+  Sequence* parent = samples->front().get();
+  const int n = parent->params.n;
+  if (sample_idx < 0 || sample_idx >= n) {
+    throw std::invalid_argument(where + "expected sample_index in 0.." + std::to_string(n - 1) +
+                                " (n = " + std::to_string(n) + "), found " +
+                                std::to_string(sample_idx));
+  }
+  for (const auto& s : *samples) {
+    if (s->sample_idx != sample_idx) continue;
+    return s->status == SeqStatus::Finished ? nullptr : &s->allowed_tokens;
+  }
+  // Not forked yet: the parent keeps the mask until the fork, unless the sample was aborted.
+  const auto& skipped = parent->skipped_forks;
+  if (parent->num_pending_forks == 0 ||
+      std::find(skipped.begin(), skipped.end(), sample_idx) != skipped.end()) {
+    return nullptr;
+  }
+  for (auto& [idx, mask] : parent->fork_allowed_tokens) {
+    if (idx == sample_idx) return &mask;
+  }
+  return &parent->fork_allowed_tokens.emplace_back(sample_idx, std::vector<uint32_t>{}).second;
+}
+
+void Engine::set_allowed_tokens(const std::string& request_id, int sample_idx,
+                                std::vector<uint32_t> mask) {
+  const char* fn = "set_allowed_tokens";
+  const std::string where = std::string("[engine] ") + fn + ": request '" + request_id + "': ";
+  const int vocab = model_config().vocab_size;
+  const size_t words = (static_cast<size_t>(vocab) + 31) / 32;
+  std::vector<uint32_t>* slot = allowed_tokens_slot(fn, request_id, sample_idx);
+  if (slot == nullptr) {
+    throw std::invalid_argument(where + "sample " + std::to_string(sample_idx) + " is finished");
+  }
+  if (mask.size() != words) {
+    throw std::invalid_argument(where + "expected " + std::to_string(words) +
+                                " mask words (ceil(vocab_size " + std::to_string(vocab) +
+                                " / 32)), found " + std::to_string(mask.size()));
+  }
+  const uint32_t tail = vocab % 32 == 0 ? 0u : ~0u << (vocab % 32);  // bits of ids >= vocab
+  if ((mask.back() & tail) != 0) {
+    int id = vocab;  // the first such id
+    while (((mask.back() >> (id % 32)) & 1u) == 0) ++id;
+    throw std::invalid_argument(where + "mask allows token " + std::to_string(id) +
+                                ", expected ids below vocab_size " + std::to_string(vocab));
+  }
+  if (std::all_of(mask.begin(), mask.end(), [](uint32_t w) { return w == 0; })) {
+    throw std::invalid_argument(where + "mask allows no token");
+  }
+  *slot = std::move(mask);
+}
+
+bool Engine::clear_allowed_tokens(const std::string& request_id, int sample_idx) {
+  std::vector<uint32_t>* slot = allowed_tokens_slot("clear_allowed_tokens", request_id, sample_idx);
+  if (slot == nullptr || slot->empty()) return false;
+  slot->clear();
+  return true;
+}
+
 void Engine::copy_blocks(const std::vector<std::pair<int, int>>& copies) {
   if (copies.empty()) return;
   if (copies.size() > copy_capacity_) {  // grows rarely, never inside a forward
@@ -303,6 +370,8 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
   const int R = static_cast<int>(rows.size());
   std::vector<SampleRowParams> params(R);
   std::vector<int32_t> penalty;
+  std::vector<uint32_t> masks;  // (num_mask_rows, mask_words): allowed tokens of masked rows
+  const int mask_words = (model_config().vocab_size + 31) / 32;
   int max_top = 0;  // the widest top-logprobs request of the step sets the output row stride
   for (int r = 0; r < R; ++r) {
     const Sequence& seq = *rows[r].seq;
@@ -314,14 +383,21 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
       p.draft_row = seq.draft_probs_row + j;  // a sampled draft: rejection sampling against q
       p.draft_token = seq.draft_tokens[j];
     }
+    if (j == 0) add_mask_row(seq, penalty, p, masks);  // a masked sequence has no drafts
   }
   if (penalty.size() > penalty_capacity_) {  // grows rarely, never inside a forward
     penalty_capacity_ = std::max(penalty.size(), 2 * penalty_capacity_);
     penalty_tokens_ = backend_->alloc(penalty_capacity_ * sizeof(int32_t));
   }
+  if (masks.size() > mask_capacity_) {  // likewise
+    mask_capacity_ = std::max(masks.size(), 2 * mask_capacity_);
+    allowed_masks_ = backend_->alloc(mask_capacity_ * sizeof(uint32_t));
+  }
   backend_->upload({sample_params_.get(), 0}, params.data(), R * sizeof(SampleRowParams));
   if (!penalty.empty())
     backend_->upload({penalty_tokens_.get(), 0}, penalty.data(), penalty.size() * sizeof(int32_t));
+  if (!masks.empty())
+    backend_->upload({allowed_masks_.get(), 0}, masks.data(), masks.size() * sizeof(uint32_t));
   backend_->sample({.out_ids = {sample_ids_.get(), 0},
                     .out_logprobs = {sample_logprobs_.get(), 0},
                     .out_top_ids = {sample_top_ids_.get(), 0},
@@ -330,10 +406,13 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
                     .params = {sample_params_.get(), 0},
                     .penalty_tokens = {penalty_tokens_.get(), 0},
                     .probs = proposer_ ? proposer_->draft_probs() : BufView{},
+                    .allowed = {allowed_masks_.get(), 0},
                     .num_rows = R,
                     .vocab_size = model_config().vocab_size,
                     .max_top = max_top,
-                    .num_probs_rows = proposer_ ? proposer_->num_draft_probs_rows() : 0});
+                    .num_probs_rows = proposer_ ? proposer_->num_draft_probs_rows() : 0,
+                    .num_mask_rows = static_cast<int>(masks.size()) / mask_words,
+                    .mask_words = mask_words});
   std::vector<int32_t> ids(R);
   std::vector<float> logprobs(R);
   backend_->download(ids.data(), {sample_ids_.get(), 0}, R * sizeof(int32_t));
@@ -351,6 +430,7 @@ std::vector<TokenOutput> Engine::sample_and_update(const SchedulerOutput& plan) 
   for (int r = 0; r < R;) {
     Sequence* seq = rows[r].seq;
     const int drafted = static_cast<int>(seq->draft_tokens.size());
+    seq->allowed_tokens.clear();  // the mask applied to the token sampled now
     SeqUpdate u{seq, {}, 0, FinishReason::None};
     for (int j = 0; j <= drafted; ++j) {
       const int row = r + j;

@@ -110,6 +110,17 @@ class Engine {
   std::vector<TokenOutput> step();
   // Aborts a request (all samples, or one when sample_idx >= 0); false if nothing was running.
   bool abort(const std::string& request_id, int sample_idx = -1);
+  // Structured output: the tokens allowed for the NEXT token that sample `sample_idx` of a request
+  // samples, (ceil(vocab_size / 32),) words, bit t % 32 of word t / 32 set = token t allowed. It
+  // applies once and is then cleared; it waits while the sample is in prefill, not forked yet or
+  // preempted. Replaces a pending mask. A sample with a pending mask gets no speculative draft
+  // tokens. Throws std::invalid_argument naming the request for an unknown request, a sample index
+  // out of range or finished, a wrong word count, bits at or beyond vocab_size, or no token.
+  void set_allowed_tokens(const std::string& request_id, int sample_idx,
+                          std::vector<uint32_t> mask);
+  // Drops the pending mask of a sample; false if it had none (or is finished). Throws
+  // std::invalid_argument for an unknown request or a sample index out of range.
+  bool clear_allowed_tokens(const std::string& request_id, int sample_idx);
   bool has_unfinished() const { return scheduler_->has_unfinished() || !pending_aborts_.empty(); }
   // The scheduler's prefill cost rule (SchedulerConfig::context_per_token).
   double context_per_token() const { return scheduler_->config().context_per_token; }
@@ -125,6 +136,11 @@ class Engine {
   void propose(const SchedulerOutput& plan);
   std::vector<TokenOutput> sample_and_update(const SchedulerOutput& plan);
   void copy_blocks(const std::vector<std::pair<int, int>>& copies);
+  // The pending mask of sample_idx of a request (in its Sequence, or in the parent's fork list
+  // before the fork); nullptr for a finished sample. Throws for an unknown request or an index out
+  // of range (`fn` names the caller).
+  std::vector<uint32_t>* allowed_tokens_slot(const char* fn, const std::string& request_id,
+                                             int sample_idx);
   // Whether `token`, generated token number `num_generated` (from 1) of seq, ends it.
   bool is_stop(const Sequence& seq, int token, int num_generated) const;
 
@@ -146,7 +162,9 @@ class Engine {
   std::unique_ptr<Buffer> sample_top_ids_,
       sample_top_logprobs_;  // (max_num_seqs, SampleArgs::MAX_TOP)
   size_t penalty_capacity_ = 0;
-  std::unique_ptr<Buffer> copy_pairs_;  // (capacity, 2) i32 (src, dst) for copy-on-write
+  std::unique_ptr<Buffer> allowed_masks_;  // (mask_capacity_ / mask words, mask words) u32
+  size_t mask_capacity_ = 0;               // u32 words
+  std::unique_ptr<Buffer> copy_pairs_;     // (capacity, 2) i32 (src, dst) for copy-on-write
   size_t copy_capacity_ = 0;
   uint64_t total_step_tokens_ = 0;
   int last_step_tokens_ = 0, last_step_seqs_ = 0;

@@ -1,5 +1,7 @@
 #include "longbow/engine/sample_rows.h"
 
+#include <algorithm>
+
 namespace longbow::engine {
 
 void append_banned_ids(const Sequence& seq, int num_generated, const std::vector<int>& eos_ids,
@@ -44,6 +46,21 @@ SampleRowParams sample_row_params(const Sequence& seq, int j, const std::vector<
   append_banned_ids(seq, seq.num_generated() + j + 1, eos_ids, vocab_size, tokens);
   p.ban_count = static_cast<int32_t>(tokens.size()) - p.ban_start;
   return p;
+}
+
+void add_mask_row(const Sequence& seq, const std::vector<int32_t>& tokens, SampleRowParams& p,
+                  std::vector<uint32_t>& masks) {
+  const std::vector<uint32_t>& mask = seq.allowed_tokens;
+  if (mask.empty()) return;
+  p.mask_row = static_cast<int32_t>(masks.size() / mask.size());
+  masks.insert(masks.end(), mask.begin(), mask.end());
+  if (p.ban_count == 0) return;
+  std::vector<uint32_t> left(mask);  // allowed and not banned
+  for (int i = 0; i < p.ban_count; ++i) {
+    const int id = tokens[p.ban_start + i];  // 0 <= id < vocab_size (append_banned_ids)
+    left[id / 32] &= ~(1u << (id % 32));
+  }
+  if (std::all_of(left.begin(), left.end(), [](uint32_t w) { return w == 0; })) p.ban_count = 0;
 }
 
 }  // namespace longbow::engine

@@ -22,4 +22,11 @@ void append_banned_ids(const Sequence& seq, int num_generated, const std::vector
 SampleRowParams sample_row_params(const Sequence& seq, int j, const std::vector<int>& eos_ids,
                                   int vocab_size, std::vector<int32_t>& tokens);
 
+// Gives `p`, the row sampling seq's next token, seq's allowed-token mask if it has one: appends
+// its words to `masks` ((rows, mask_words) u32) and sets p.mask_row. The row's banned ids (in
+// `tokens`) yield to the mask when they would leave no allowed token (e.g. a grammar that must end
+// before min_tokens): the row then drops its bans.
+void add_mask_row(const Sequence& seq, const std::vector<int32_t>& tokens, SampleRowParams& p,
+                  std::vector<uint32_t>& masks);
+
 }  // namespace longbow::engine

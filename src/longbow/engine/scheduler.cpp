@@ -193,9 +193,11 @@ SchedulerOutput Scheduler::schedule() {
 
 // Draft-token slots for a decoding sequence this step: its adaptive k, within the budget left,
 // the context (every draft could be accepted plus one sampled token) and max_tokens; none in a
-// batch larger than speculative_max_batch.
+// batch larger than speculative_max_batch, and none for a sequence whose next token is masked.
 int Scheduler::num_spec_slots(const Sequence& seq, int budget) const {
   if (seq.spec_k <= 0 || seq.num_tokens() - seq.num_computed != 1) return 0;
+  // A masked next token (structured output) is sampled alone: drafts could not follow the mask.
+  if (!seq.allowed_tokens.empty()) return 0;
   if (static_cast<int>(running_.size()) > config_.speculative_max_batch) return 0;
   const int64_t room_len = static_cast<int64_t>(config_.max_model_len) - seq.num_tokens() - 1;
   const int64_t room_out = static_cast<int64_t>(seq.params.max_tokens) - seq.num_generated() - 1;
@@ -275,11 +277,17 @@ std::vector<Sequence*> Scheduler::fork(Sequence* parent) {
     child->seed = parent->seed + static_cast<uint64_t>(child->sample_idx);
     child->num_preemptions = 0;
     child->num_draft_tokens = child->num_accepted_tokens = child->num_verify_steps = 0;
+    child->allowed_tokens.clear();  // its own mask, if one was set for it before the fork
+    child->fork_allowed_tokens.clear();
+    for (auto& [idx, mask] : parent->fork_allowed_tokens) {
+      if (idx == child->sample_idx) child->allowed_tokens = std::move(mask);
+    }
     blocks_.share(child->block_table);
     running_.push_back(child.get());
     all.push_back(child.get());
     samples.push_back(std::move(child));
   }
+  parent->fork_allowed_tokens.clear();
   return all;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "longbow/sampling_params.h"
@@ -41,6 +42,15 @@ struct Sequence {
   int spec_misses = 0;     // consecutive verify steps that accepted no draft token
   int draft_computed = 0;  // tokens whose K/V are in the draft model's cache
   int64_t num_draft_tokens = 0, num_accepted_tokens = 0, num_verify_steps = 0;
+
+  // Structured output (Engine::set_allowed_tokens): the tokens allowed for the next token this
+  // sequence samples, (ceil(vocab_size / 32),) words, bit t % 32 of word t / 32 = token t; empty =
+  // every token. Kept through prefill and preemption, cleared when that token is sampled. A
+  // sequence with a mask gets no draft slots (Scheduler::num_spec_slots).
+  std::vector<uint32_t> allowed_tokens;
+  // Masks set for samples of this request not forked yet (sample_idx, mask): the parent holds them
+  // until the fork hands each to its sample.
+  std::vector<std::pair<int, std::vector<uint32_t>>> fork_allowed_tokens;
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_generated() const { return num_tokens() - num_prompt_tokens; }

@@ -1,10 +1,12 @@
 // Token sampling, one logits row per thread-chunk. The exact rule (shared with the Metal kernel):
 //  a) logprob = log_softmax(raw logits)[id] = raw[id] - (max + log(sum(exp(raw - max)))), NaN
 //  for every id of a row holding NaN or +inf or only -inf (the normalizer is undefined);  b)
-//  repetition / presence / frequency penalties, then banned ids (ban slice) set to -inf; c)
-//  temperature 0 -> argmax (lowest index on ties);  d) logits /= T, candidates sorted by (logit
-//  desc, index asc), top_k, softmax, top_p prefix, min_p, renormalize, and inverse-CDF with u =
-//  Philox(seed, counter, stream). Sorting is lazy: only a growing head of the candidates is
+//  ids outside the row's allowed-token mask (mask_row) set to -inf, repetition / presence /
+//  frequency penalties, then banned ids (ban slice) set to -inf; c) temperature 0 -> argmax
+//  (lowest index on ties);  d) logits /= T, candidates sorted by (logit desc, index asc), top_k,
+//  softmax, top_p prefix, min_p, renormalize, and inverse-CDF with u = Philox(seed, counter,
+//  stream); if rounding leaves the target unreached, the last kept candidate of nonzero weight (a
+//  -inf logit is never drawn). Sorting is lazy: only a growing head of the candidates is
 //  selected (nth_element) and sorted, which is all the truncation and the draw ever look at. e) top
 //  logprobs: the row's k most likely ids by (raw logit desc, id asc, NaN last) with log_softmax(raw
 //  logits) at each, as a); the draw does not depend on them. f) speculative decoding
@@ -56,6 +58,18 @@ void apply_penalties(const SampleRowParams& p, const int32_t* toks, int vocab, R
     l -= p.presence_penalty;
     l -= p.frequency_penalty * static_cast<float>(count);
     s.vals[tok] = l;
+  }
+}
+
+// The allowed-token mask (bit t % 32 of word t / 32 set = t allowed): other ids' logits -inf.
+void apply_mask(const uint32_t* mask, int vocab, float* vals) {
+  for (int w = 0; w * 32 < vocab; ++w) {
+    const uint32_t bits = mask[w];
+    if (bits == 0xffffffffu) continue;
+    const int n = std::min(32, vocab - w * 32);
+    for (int b = 0; b < n; ++b) {
+      if (((bits >> b) & 1u) == 0) vals[w * 32 + b] = -INFINITY;
+    }
   }
 }
 
@@ -143,12 +157,16 @@ class Truncation {
   int draw(double u) {
     const double target = u * total_;
     double acc = 0.0;
+    int last_pos = -1;  // the last kept candidate of nonzero weight seen
     for (int i = 0; i < kept_; ++i) {
       sort_head(i + 1);
-      acc += w_[idx_[i]];
+      const double wi = w_[idx_[i]];
+      acc += wi;
       if (acc > target) return idx_[i];
+      if (wi > 0.0) last_pos = i;
     }
-    return idx_[kept_ - 1];  // rounding left none: the last kept candidate
+    // Rounding left none: that candidate, so a -inf logit (masked or banned id) is never drawn.
+    return idx_[last_pos >= 0 ? last_pos : kept_ - 1];
   }
 
   // The truncated distribution's probability of id (0 outside the kept set).
@@ -277,8 +295,10 @@ void write_one_hot(float* q, int vocab, int id) {
   q[id] = 1.0f;
 }
 
+// mask: the row's (ceil(vocab / 32),) allowed-token words, or nullptr (every id allowed).
 void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
-                const int32_t* bans, int vocab, RowScratch& s, const RowOut& out) {
+                const int32_t* bans, const uint32_t* mask, int vocab, RowScratch& s,
+                const RowOut& out) {
   // a) log-softmax normalizer of the raw logits.
   // Vectorized max and exp-sum (the attention kernels' SIMD softmax pieces): a scalar exp per
   // vocab entry cost ~0.25 ms a row, a large share of a batched decode step.
@@ -297,15 +317,17 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
     top_logprobs(raw, vocab, lse, p.num_top_logprobs, out.max_top, out.top_ids, out.top_logprobs);
   float* q_out = p.probs_row >= 0 ? out.probs + static_cast<size_t>(p.probs_row) * vocab : nullptr;
   int id;
-  if (p.temperature == 0.0f && p.penalty_count == 0 && p.ban_count == 0) {
+  if (p.temperature == 0.0f && p.penalty_count == 0 && p.ban_count == 0 && mask == nullptr) {
     // Plain greedy: the first index holding the maximum (argmax's lowest index on ties), no copy.
     // Rows with NaN logits keep argmax's answer (NaN never wins a comparison, NaN first stays).
     const float* hit = std::isnan(raw[0]) ? raw + vocab : std::find(raw, raw + vocab, raw_max);
     id = hit != raw + vocab ? static_cast<int32_t>(hit - raw) : argmax(raw, vocab);
     if (q_out) write_one_hot(q_out, vocab, id);
   } else {
-    // b) penalties on a working copy, then banned ids (checked in op_sample) cannot be drawn.
+    // b) on a working copy: the allowed-token mask, penalties, then banned ids (checked in
+    // op_sample) cannot be drawn.
     std::memcpy(s.vals, raw, static_cast<size_t>(vocab) * sizeof(float));
+    if (mask) apply_mask(mask, vocab, s.vals);
     apply_penalties(p, toks, vocab, s);
     for (int i = 0; i < p.ban_count; ++i) s.vals[bans[i]] = -INFINITY;
     if (p.temperature == 0.0f) {  // c) greedy
@@ -327,8 +349,8 @@ void sample_row(const SampleRowParams& p, const float* raw, const int32_t* toks,
   *out.logprob = static_cast<float>(static_cast<double>(raw[id]) - lse);
 }
 
-void validate_params(const SampleRowParams& p, int row, int max_top, int vocab,
-                     int num_probs_rows) {
+void validate_params(const SampleRowParams& p, int row, int max_top, int vocab, int num_probs_rows,
+                     int num_mask_rows) {
   auto at = [row] { return "row " + std::to_string(row) + ": "; };  // built only on failure
   require(p.temperature >= 0.0f && std::isfinite(p.temperature), "cpu.sample", [&] {
     return at() + "expected temperature >= 0, found " + std::to_string(p.temperature);
@@ -362,6 +384,11 @@ void validate_params(const SampleRowParams& p, int row, int max_top, int vocab,
     return at() + "expected 0 <= draft_token < " + std::to_string(vocab) + ", found " +
            std::to_string(p.draft_token);
   });
+  require(p.mask_row >= -1 && p.mask_row < num_mask_rows, "cpu.sample", [&] {
+    return at() + "expected mask_row in -1.." + std::to_string(num_mask_rows - 1) +
+           " (num_mask_rows " + std::to_string(num_mask_rows) + "), found " +
+           std::to_string(p.mask_row);
+  });
 }
 }  // namespace
 
@@ -393,11 +420,25 @@ void op_sample(Ctx& c, const SampleArgs& a) {
   float* probs = a.num_probs_rows == 0
                      ? nullptr
                      : view_as<float>(a.probs, a.num_probs_rows * V, where, "probs");
+  require(
+      a.num_mask_rows >= 0 && (a.num_mask_rows == 0 || a.mask_words == (a.vocab_size + 31) / 32),
+      where, [&] {
+        return "expected num_mask_rows >= 0 and mask_words = ceil(vocab_size / 32) = " +
+               std::to_string((a.vocab_size + 31) / 32) + ", found " +
+               std::to_string(a.num_mask_rows) + ", " + std::to_string(a.mask_words);
+      });
+  // (num_mask_rows, mask_words); not bound when num_mask_rows is 0.
+  const uint32_t* allowed =
+      a.num_mask_rows == 0
+          ? nullptr
+          : view_as<const uint32_t>(a.allowed, static_cast<size_t>(a.num_mask_rows) * a.mask_words,
+                                    where, "allowed");
   std::vector<const int32_t*> toks(R), bans(R);  // per row: its slices of penalty_tokens
   bool writes_probs = false, reads_probs = false;
   for (size_t r = 0; r < R; ++r) {
     const SampleRowParams& p = params[r];
-    validate_params(p, static_cast<int>(r), a.max_top, a.vocab_size, a.num_probs_rows);
+    validate_params(p, static_cast<int>(r), a.max_top, a.vocab_size, a.num_probs_rows,
+                    a.num_mask_rows);
     writes_probs |= p.probs_row >= 0;
     reads_probs |= p.draft_row >= 0;
     toks[r] = p.penalty_count == 0
@@ -430,7 +471,10 @@ void op_sample(Ctx& c, const SampleArgs& a) {
                        top_lps ? top_lps + r * K : nullptr,
                        a.max_top,
                        probs};
-      sample_row(params[r], logits + r * V, toks[r], bans[r], a.vocab_size, s, out);
+      const int m = params[r].mask_row;
+      sample_row(params[r], logits + r * V, toks[r], bans[r],
+                 m < 0 ? nullptr : allowed + static_cast<size_t>(m) * a.mask_words, a.vocab_size, s,
+                 out);
     }
   });
 }

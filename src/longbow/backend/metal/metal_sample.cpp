@@ -49,17 +49,30 @@ void MetalBackend::sample(const SampleArgs& a) {
   const Bound probs = a.num_probs_rows == 0
                           ? logits
                           : bind_view(a.probs, a.num_probs_rows * V * 4, "sample", "probs");
+  require(
+      a.num_mask_rows >= 0 && (a.num_mask_rows == 0 || a.mask_words == (a.vocab_size + 31) / 32),
+      where,
+      "expected num_mask_rows >= 0 and mask_words = ceil(vocab_size / 32) = " +
+          std::to_string((a.vocab_size + 31) / 32) + ", found " + std::to_string(a.num_mask_rows) +
+          ", " + std::to_string(a.mask_words));
+  // (num_mask_rows, mask_words) u32; when none, the kernel reads no mask (logits stand in).
+  const Bound allowed =
+      a.num_mask_rows == 0
+          ? logits
+          : bind_view(a.allowed, static_cast<size_t>(a.num_mask_rows) * a.mask_words * 4, "sample",
+                      "allowed");
   if (R == 0) return;
   int sort_size = 1;
   while (static_cast<size_t>(sort_size) < V) sort_size <<= 1;
   const Bound vals = scratch(VALS_SLOT, R * V * 4);  // (num_rows, vocab) f32
   const Bound keys =
       scratch(KEYS_SLOT, R * static_cast<size_t>(sort_size) * 8);  // (num_rows, sort_size) u64
-  SampleKArgs k{a.num_rows, a.vocab_size,
-                sort_size,  static_cast<int32_t>(std::min<size_t>(capacity, 0x7fffffff)),
-                a.max_top,  a.num_probs_rows};
+  SampleKArgs k{a.num_rows,      a.vocab_size,
+                sort_size,       static_cast<int32_t>(std::min<size_t>(capacity, 0x7fffffff)),
+                a.max_top,       a.num_probs_rows,
+                a.num_mask_rows, a.num_mask_rows == 0 ? 0 : a.mask_words};
   encode(kernel_name(Op::Sample, "", DType::F32), &k, sizeof k,
-         {ids, lps, top_ids, top_lps, logits, params, toks, vals, keys, probs},
+         {ids, lps, top_ids, top_lps, logits, params, toks, vals, keys, probs, allowed},
          {static_cast<uint32_t>(R), 1, 1}, {LONGBOW_SAMPLE_THREADS, 1, 1});
 }
 
