@@ -81,8 +81,8 @@ class StructuredOutputs:
         else:
             alternatives = " | ".join(json.dumps(c) for c in self.choice)
             grammar = llg.LLMatcher.grammar_from_lark(f"start: {alternatives}")
-        ok, message = llg.LLMatcher.validate_grammar(grammar)
-        if not ok:
+        message = llg.LLMatcher.validate_grammar(grammar)
+        if message:
             raise ValueError(f"[StructuredOutputs] the constraint does not compile: {message}")
         return grammar
 
