@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,17 +128,23 @@ class GrammarMatcher:
             raise ValueError(f"[StructuredOutputs] {self._matcher.get_error()}")
         self.words = (vocab_size + 31) // 32
         self._mask = np.zeros(self.words, dtype=np.int32)
+        self.seconds = 0.0  # host time spent on masks and advancing (bench/bench_structured.py)
 
     def allowed(self) -> np.ndarray:
         """(ceil(vocab / 32),) uint32 bitmask of the tokens allowed next (bit t % 32 of word
         t / 32)."""
+        t = time.perf_counter()
         self._matcher.unsafe_compute_mask_ptr(self._mask.ctypes.data, self._mask.nbytes)
+        self.seconds += time.perf_counter() - t
         if self._matcher.is_error():
             raise RuntimeError(f"[StructuredOutputs] {self._matcher.get_error()}")
         return self._mask.view(np.uint32)
 
     def consume(self, token_id: int) -> None:
-        if not self._matcher.consume_token(token_id):
+        t = time.perf_counter()
+        ok = self._matcher.consume_token(token_id)
+        self.seconds += time.perf_counter() - t
+        if not ok:
             raise RuntimeError(
                 f"[StructuredOutputs] token {token_id} was sampled but the grammar does not allow "
                 f"it: {self._matcher.get_error()}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import re
@@ -25,6 +26,7 @@ from .errors import APIError, bad_request
 from .metrics import ServerMetrics
 from .protocol import MAX_N, ChatCompletionRequest, CompletionRequest, _sampling_fields
 from .settings import ServerSettings
+from .tools import ToolPlan
 
 _SAMPLING_FIELDS = list(_sampling_fields())
 
@@ -266,22 +268,35 @@ class OpenAIServer:
                 )
         return prompts
 
-    def _render_chat(self, req: ChatCompletionRequest) -> str:
+    def _render_chat(self, req: ChatCompletionRequest, plan: ToolPlan) -> str:
         """The chat template applied to the messages (runs on a worker thread)."""
         from jinja2 import TemplateError
 
-        messages = [m.for_template() for m in req.messages]
+        messages = plan.messages([m.for_template() for m in req.messages])
         try:
-            return self.llm.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+            return self.llm.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tools=plan.template_tools()
+            )
         except (ValueError, TemplateError) as exc:
             raise bad_request(str(exc), "messages") from exc
 
-    async def _chat_prompt(self, req: ChatCompletionRequest) -> str:
+    async def _chat_prompt(self, req: ChatCompletionRequest, plan: ToolPlan) -> str:
         self._check_chars(sum(m.text_length() for m in req.messages), "messages")
         loop = asyncio.get_running_loop()
-        prompt = await loop.run_in_executor(None, self._render_chat, req)
+        prompt = await loop.run_in_executor(None, self._render_chat, req, plan)
         self._check_chars(len(prompt), "messages")
         return prompt
+
+    def _chat_params(self, req: ChatCompletionRequest) -> tuple[SamplingParams, ToolPlan]:
+        params = sampling_params_from(req, self.settings.default_max_tokens)
+        plan = ToolPlan(req, self.llm.tokenizer.chat_template)
+        constraint = plan.constraint()
+        if constraint is not None:
+            try:
+                params = dataclasses.replace(params, structured=constraint)
+            except ValueError as exc:
+                raise bad_request(str(exc), "tool_choice") from exc
+        return params, plan
 
     async def _start(
         self, prompts: Sequence[str | list[int]], params: SamplingParams, special: bool
@@ -431,18 +446,26 @@ class OpenAIServer:
 
     async def chat(self, req: ChatCompletionRequest, disconnected: Disconnected) -> dict:
         self._check_model(req.model)
-        params = sampling_params_from(req, self.settings.default_max_tokens)
+        params, plan = self._chat_params(req)
         with self.admit(1):
-            prompt = await self._chat_prompt(req)
+            prompt = await self._chat_prompt(req, plan)
             timings = _Timings(self.metrics)
             streams = await self._start([prompt], params, special=False)
             (output,) = await self._results(streams, timings, disconnected)
         choices = []
         for i, c in enumerate(output.outputs):
+            message: dict = {"role": "assistant", "content": c.text}
+            finish = c.finish_reason
+            calls = plan.calls(c.text) if finish == "stop" else None
+            if calls:
+                message, finish = (
+                    {"role": "assistant", "content": None, "tool_calls": calls},
+                    ("tool_calls"),
+                )
             choice = {
                 "index": i,
-                "message": {"role": "assistant", "content": c.text},
-                "finish_reason": c.finish_reason,
+                "message": message,
+                "finish_reason": finish,
                 "logprobs": None,
             }
             if c.logprobs is not None:
@@ -465,13 +488,17 @@ class OpenAIServer:
         events are never consumed."""
         chat = isinstance(req, ChatCompletionRequest)
         self._check_model(req.model)
-        params = sampling_params_from(req, self.settings.default_max_tokens)
+        plan = None
+        if chat:
+            params, plan = self._chat_params(req)
+        else:
+            params = sampling_params_from(req, self.settings.default_max_tokens)
         prompts = self._completion_prompts(req) if not chat else None
         slots = contextlib.ExitStack()
         slots.enter_context(self.admit(1 if chat else len(prompts)))
         try:
             if chat:
-                prompts = [await self._chat_prompt(req)]
+                prompts = [await self._chat_prompt(req, plan)]
             timings = _Timings(self.metrics)
             streams = await self._start(prompts, params, special=not chat)
         except BaseException:
@@ -483,7 +510,7 @@ class OpenAIServer:
                 s.abort()
             slots.close()
 
-        events = self._events(req, prompts, streams, params, timings, slots)
+        events = self._events(req, prompts, streams, params, timings, slots, plan)
         return events, abort
 
     async def _events(
@@ -494,6 +521,7 @@ class OpenAIServer:
         params: SamplingParams,
         timings: _Timings,
         slots: contextlib.ExitStack,
+        plan: ToolPlan | None = None,
     ) -> AsyncIterator[str]:
         chat = isinstance(req, ChatCompletionRequest)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
@@ -525,9 +553,26 @@ class OpenAIServer:
                         offsets[p * n + i] = len(text)
                         choice = {"index": p * n + i, "text": text, "finish_reason": None}
                         yield chunk([choice])
+            # Tools: a sample's text is held back while it may still be a call; once it cannot
+            # be (or ends as plain text) it streams as content.
+            tools = plan is not None and plan.active
+            held: dict[int, str] = {}
+            as_text: set[int] = set()
             async for p, d in _merged(streams):
                 timings.on_delta(p, d)
                 index = p * n + d.index
+                if tools and index not in as_text:
+                    text = held.pop(index, "") + d.text
+                    if plan.constrained or plan.may_be_call(text):
+                        if not d.finished:
+                            held[index] = text
+                            continue
+                        calls = plan.calls(text) if d.finish_reason == "stop" else None
+                        if calls:
+                            yield chunk([self._tool_call_choice(index, calls, started)])
+                            continue
+                    as_text.add(index)
+                    d = dataclasses.replace(d, text=text)
                 choice = self._delta_choice(chat, index, d, started, offsets)
                 with_logprobs = d.logprobs is not None and bool(d.token_ids)
                 if d.text or d.finished or with_logprobs or (chat and "role" in choice["delta"]):
@@ -546,6 +591,14 @@ class OpenAIServer:
             for s in streams:
                 s.abort()
             slots.close()
+
+    def _tool_call_choice(self, index: int, calls: list[dict], started: set[int]) -> dict:
+        """The streamed reply of a sample that called tools: one delta with every call."""
+        delta: dict = {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
+        if index not in started:
+            started.add(index)
+            delta = {"role": "assistant", **delta}
+        return {"index": index, "delta": delta, "finish_reason": "tool_calls"}
 
     def _delta_choice(
         self, chat: bool, index: int, d: StreamDelta, started: set[int], offsets: dict[int, int]
