@@ -175,3 +175,42 @@ def test_server_response_format(tiny_gguf_model):
         assert r.status_code == 400 and r.json()["error"]["param"] == "response_format", r.text
         r = client.post("/v1/chat/completions", json={**body, "response_format": {"type": "xml"}})
         assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+
+
+@pytest.mark.slow
+def test_real_model_json_schemas_all_valid():
+    # The default model (SmolLM2-135M) asked for JSON: every finished output validates.
+    from real_model import smollm2_gguf
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "population": {"type": "integer", "minimum": 0},
+            "capital": {"type": "boolean"},
+            "sights": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 24},
+                "maxItems": 3,
+            },
+        },
+        "required": ["city", "population", "capital"],
+        "additionalProperties": False,
+    }
+    llm = longbow.LLM(str(smollm2_gguf()), max_model_len=1024)
+    prompt = llm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Describe Paris as JSON."}]
+    )
+    for temperature in (0.0, 0.8):
+        params = SP(
+            max_tokens=300,
+            temperature=temperature,
+            seed=3,
+            n=4,
+            structured=StructuredOutputs(json=schema),
+        )
+        for c in llm.generate(prompt, params)[0].outputs:
+            assert c.finish_reason == "stop", c.text
+            doc = json.loads(c.text)
+            assert {"city", "population", "capital"} <= set(doc) <= set(schema["properties"])
+            assert isinstance(doc["population"], int) and isinstance(doc["capital"], bool)
