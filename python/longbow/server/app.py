@@ -11,6 +11,7 @@ from .handlers import OpenAIServer
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .settings import ServerSettings
 
+_PARSE_INLINE_BYTES = 64 << 10  # bodies parsed on the event loop (microseconds)
 _MISSING_EXTRA = "[server] needs FastAPI and uvicorn: pip install 'longbow-quarrel[server]'"
 
 
@@ -27,7 +28,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                return await self._reject(send)
+                await self._reject(send)
+                return await self._discard(receive)
         received = 0
         too_big = False
 
@@ -45,6 +47,23 @@ class BodyLimit:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
             await self._reject(send)
+            await self._discard(receive)
+
+    async def _discard(self, receive) -> None:
+        """Read the rest of the body without keeping it, so the client (still sending) gets the
+        413 rather than a reset connection; bounded in bytes and time."""
+        total = 0
+
+        async def drain():
+            nonlocal total
+            while total < _DISCARD_BYTES:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    return
+                total += len(message.get("body", b""))
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(drain(), timeout=_DISCARD_SECONDS)
 
     async def _reject(self, send) -> None:
         body = json.dumps(
@@ -59,7 +78,6 @@ class BodyLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )
@@ -68,6 +86,12 @@ class BodyLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+# A rejected body is read (and dropped) up to this much, for this long, before the connection
+# closes.
+_DISCARD_BYTES = 1 << 30
+_DISCARD_SECONDS = 30.0
 
 
 def _schema(model) -> dict:
@@ -131,13 +155,16 @@ def create_app(llm: LLM, model_name: str | None = None, settings: ServerSettings
 
     async def parse(request: Request, model):
         raw = await request.body()
-        loop = asyncio.get_running_loop()
-        try:  # pydantic's parser is iterative and bounded in depth; off the loop for big bodies
+        try:  # pydantic's parser is bounded in depth; big bodies are parsed off the loop
+            if len(raw) <= _PARSE_INLINE_BYTES:
+                return model.model_validate_json(raw)
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, model.model_validate_json, raw)
         except ValidationError as exc:
             raise from_validation_error(exc) from None
 
     async def handle(request: Request, model):
+        server.check_capacity(1)  # a full server answers 429 before reading the body
         req = await parse(request, model)
         if req.stream:
             events, abort = await server.stream(req)

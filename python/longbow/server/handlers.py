@@ -179,9 +179,8 @@ class OpenAIServer:
 
     # ---- admission ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def admit(self, count: int):
-        """Hold `count` request slots for the body of the with-statement, or raise 429."""
+    def check_capacity(self, count: int) -> None:
+        """Raise 429 (with Retry-After) when `count` more requests would not fit."""
         if self.in_flight + count > self.capacity:
             raise APIError(
                 429,
@@ -191,6 +190,11 @@ class OpenAIServer:
                 code="server_busy",
                 headers={"Retry-After": str(self._retry_after())},
             )
+
+    @contextlib.contextmanager
+    def admit(self, count: int):
+        """Hold `count` request slots for the body of the with-statement, or raise 429."""
+        self.check_capacity(count)
         self.in_flight += count
         try:
             yield
