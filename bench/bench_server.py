@@ -162,6 +162,7 @@ class Server:
     log_path: Path
     proc: subprocess.Popen | None = None
     model_id: str = ""
+    log_file: object = None
 
     @property
     def base_url(self) -> str:
@@ -170,10 +171,10 @@ class Server:
     def start(self, timeout_s: float) -> None:
         """Start the process and wait until /health answers 200 and /v1/models names a model."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "w")
+        self.log_file = open(self.log_path, "w")
         print(f"[{self.name}] {shlex.join(self.cmd)}", file=sys.stderr)
         self.proc = subprocess.Popen(
-            self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.cmd, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -199,14 +200,16 @@ class Server:
 
     def stop(self) -> None:
         """SIGINT (graceful for uvicorn and llama-server), then SIGKILL after 15 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
 
 @dataclass
