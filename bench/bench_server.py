@@ -20,10 +20,11 @@ longest gap while it is being served (and before it, as the baseline), and its o
     python bench/bench_server.py [--model GGUF] [--llama-server /tmp/llama-build/bin/llama-server]
         [--clients 1,8,32,64] [--requests-per-client 4] [--max-tokens 128] [--threads 2]
         [--long-prompt] [--long-prompt-tokens 6000] [--long-prompt-clients 4]
-        [--longbow-args "--kv-dtype q8_0"] [--llama-args "..."] [--llama-ctx 16384]
+        [--longbow-args="--kv-dtype q8_0"] [--llama-args="-no-kvu"] [--llama-ctx 16384]
 
 The default model is longbow's default (`longbow.pull.pull()`, SmolLM2-135M-Instruct Q4_1).
-llama-server gets `-np` = the largest client count (+1 with --long-prompt) and a unified KV cache
+llama-server gets `-np` = the most concurrent requests (client count, or --long-prompt-clients + 1
+with --long-prompt) and a unified KV cache
 (`-kvu`) of --llama-ctx tokens, so every slot may use the whole context (the long prompt needs it);
 longbow serve gets its own defaults (KV pool of 256 MiB, ~11k tokens of this model in f16).
 
@@ -493,8 +494,14 @@ def main() -> int:
     ap.add_argument(
         "--long-prompt-baseline", type=float, default=1.0, help="seconds of streams before it"
     )
-    ap.add_argument("--longbow-args", default="", help="extra args for `longbow serve`")
-    ap.add_argument("--llama-args", default="", help="extra args for llama-server")
+    ap.add_argument(
+        "--longbow-args",
+        default="",
+        help='extra args for `longbow serve` (--longbow-args="-b cpu")',
+    )
+    ap.add_argument(
+        "--llama-args", default="", help='extra args for llama-server (--llama-args="-fa on")'
+    )
     ap.add_argument("--llama-ctx", type=int, default=16384, help="llama-server -c (unified KV)")
     ap.add_argument("--timeout", type=float, default=600.0, help="per request, seconds")
     ap.add_argument("--start-timeout", type=float, default=300.0, help="per server, seconds")
@@ -535,7 +542,7 @@ def main() -> int:
         )
     ]
     if args.llama_server and Path(args.llama_server).is_file():
-        num_slots = max(levels) + (args.long_prompt_clients + 1 if args.long_prompt else 0)
+        num_slots = max(levels + ([args.long_prompt_clients + 1] if args.long_prompt else []))
         servers.append(
             Server(
                 "llama.cpp",
