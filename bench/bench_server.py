@@ -24,9 +24,9 @@ longest gap while it is being served (and before it, as the baseline), and its o
 
 The default model is longbow's default (`longbow.pull.pull()`, SmolLM2-135M-Instruct Q4_1).
 llama-server gets `-np` = the most concurrent requests (client count, or --long-prompt-clients + 1
-with --long-prompt) and a unified KV cache
-(`-kvu`) of --llama-ctx tokens, so every slot may use the whole context (the long prompt needs it);
-longbow serve gets its own defaults (KV pool of 256 MiB, ~11k tokens of this model in f16).
+with --long-prompt) and a unified KV cache (`-kvu`) of --llama-ctx tokens, so every slot may use the
+whole context (the long prompt needs it); longbow serve gets its own defaults (KV pool of 256 MiB,
+~11k tokens of this model in f16).
 
 How to build llama-server for this bench (nothing of it goes into this repository): take the
 llama.cpp sources, e.g. those vendored in the llama-cpp-python sdist, and build the one target:
