@@ -224,6 +224,7 @@ class Request:
     usage_tokens: int | None = None
     prompt_tokens: int | None = None
     error: str | None = None
+    error_detail: str | None = None
 
     @property
     def ttft(self) -> float | None:
@@ -265,6 +266,8 @@ async def stream_one(
                 req.prompt_tokens = chunk.usage.prompt_tokens
     except Exception as exc:  # noqa: BLE001 - every failure is a data point here
         req.error = error_name(exc)
+        cause = exc.__cause__ or exc.__context__
+        req.error_detail = f"{exc}" + (f" ({type(cause).__name__}: {cause})" if cause else "")
     req.end = time.perf_counter()
     if req.error is None and not req.chunk_times and req.usage_tokens is None:
         req.error = "EmptyStream"  # a 200 without a single content chunk or usage
@@ -284,6 +287,15 @@ def count_errors(reqs: list[Request]) -> dict[str, int]:
         if r.error:
             errors[r.error] = errors.get(r.error, 0) + 1
     return errors
+
+
+def error_examples(reqs: list[Request]) -> dict[str, str]:
+    """The first message of each kind of error (with its cause), for the JSON line."""
+    out: dict[str, str] = {}
+    for r in reqs:
+        if r.error and r.error not in out:
+            out[r.error] = (r.error_detail or "")[:300]
+    return out
 
 
 def latency_stats(reqs: list[Request]) -> dict:
@@ -323,6 +335,7 @@ async def run_load(server: Server, args, num_clients: int) -> dict:
         "usage_reported": all(r.usage_tokens is not None for r in reqs if not r.error),
         **latency_stats([r for r in reqs if not r.error]),
         "errors": count_errors(reqs),
+        "error_examples": error_examples(reqs),
         "rss_before_bytes": rss_before,
         "rss_after_bytes": server.rss(),
     }
@@ -376,6 +389,7 @@ async def run_long_prompt(server: Server, args) -> dict:
         "bg_ttft_max_during_s": max(bg_ttft_during) if bg_ttft_during else None,
         "bg_requests": len(bg),
         "errors": count_errors(bg + [long_req]),
+        "error_examples": error_examples(bg + [long_req]),
         "rss_before_bytes": rss_before,
         "rss_after_bytes": server.rss(),
     }
@@ -392,7 +406,8 @@ async def run_server(server: Server, args, levels: list[int]) -> list[dict]:
     for n in levels:
         row = await run_load(server, args, n)
         print(
-            f"[{server.name}] {n} clients: {row['tok_s'] or 0:.1f} tok/s, errors {row['errors']}",
+            f"[{server.name}] {n} clients: {row['tok_s'] or 0:.1f} tok/s, errors {row['errors']}"
+            + (f" {row['error_examples']}" if row["errors"] else ""),
             file=sys.stderr,
         )
         rows.append(row)
