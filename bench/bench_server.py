@@ -498,7 +498,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--model", default=os.environ.get("LONGBOW_TEST_GGUF"), help="GGUF file")
     ap.add_argument("--llama-server", default=None, help="llama-server binary (else longbow only)")
-    ap.add_argument("--clients", default="1,8,32,64", help="comma-separated client counts")
+    ap.add_argument(
+        "--clients",
+        default="1,8,32,64",
+        help='comma-separated client counts ("" with --long-prompt: that alone)',
+    )
     ap.add_argument("--requests-per-client", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2, help="compute threads for both servers")
@@ -526,9 +530,10 @@ def main() -> int:
     if args.quick:
         args.clients, args.requests_per_client, args.max_tokens = "1,4", 2, 32
     levels = [int(x) for x in args.clients.split(",") if x.strip()]
-    if not levels or min(levels) < 1:
+    if (not levels and not args.long_prompt) or (levels and min(levels) < 1):
         raise ValueError(
-            f"[bench_server] --clients: expected positive counts, got {args.clients!r}"
+            f"[bench_server] --clients: expected positive counts (empty only with --long-prompt), "
+            f"got {args.clients!r}"
         )
 
     model = args.model
