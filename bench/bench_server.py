@@ -453,6 +453,14 @@ def errors_str(errors: dict[str, int]) -> str:
 
 def print_tables(rows: list[dict]) -> None:
     load = [r for r in rows if r["scenario"] == "load"]
+    if load:
+        print_load_table(load)
+    long = [r for r in rows if r["scenario"] == "long_prompt"]
+    if long:
+        print_long_prompt_table(long)
+
+
+def print_load_table(load: list[dict]) -> None:
     print(
         "| server | clients | requests | tok/s | TTFT p50/p95/p99 ms | ITL p50/p95/p99 ms | "
         "max gap ms | errors | RSS before/after MiB |"
@@ -477,21 +485,22 @@ def print_tables(rows: list[dict]) -> None:
         print("|---:|---:|---:|---:|")
         for n, a, b in ratios:
             print(f"| {n} | {a or 0:.1f} | {b or 0:.1f} | {(a / b) if a and b else 0:.2f} |")
-    long = [r for r in rows if r["scenario"] == "long_prompt"]
-    if long:
+
+
+def print_long_prompt_table(long: list[dict]) -> None:
+    print(
+        "\n| server | streams | long prompt tokens | its TTFT s | others' ITL p50/p99 ms during "
+        "(before) | max gap ms during (before) | errors |"
+    )
+    print("|---|---:|---:|---:|---|---|---|")
+    for r in long:
         print(
-            "\n| server | streams | long prompt tokens | its TTFT s | others' ITL p50/p99 ms during "
-            "(before) | max gap ms during (before) | errors |"
+            f"| {r['server']} | {r['clients']} | {r['long_prompt_tokens']} | "
+            f"{r['long_ttft_s'] or 0:.2f} | {ms(r['itl_during_p50_s'])}/{ms(r['itl_during_p99_s'])}"
+            f" ({ms(r['itl_before_p50_s'])}/{ms(r['itl_before_p99_s'])}) | "
+            f"{ms(r['max_gap_during_s'])} ({ms(r['max_gap_before_s'])}) | "
+            f"{errors_str(r['errors'])} |"
         )
-        print("|---|---:|---:|---:|---|---|---|")
-        for r in long:
-            print(
-                f"| {r['server']} | {r['clients']} | {r['long_prompt_tokens']} | "
-                f"{r['long_ttft_s'] or 0:.2f} | {ms(r['itl_during_p50_s'])}/{ms(r['itl_during_p99_s'])}"
-                f" ({ms(r['itl_before_p50_s'])}/{ms(r['itl_before_p99_s'])}) | "
-                f"{ms(r['max_gap_during_s'])} ({ms(r['max_gap_before_s'])}) | "
-                f"{errors_str(r['errors'])} |"
-            )
 
 
 def main() -> int:
