@@ -28,6 +28,11 @@ with --long-prompt) and a unified KV cache (`-kvu`) of --llama-ctx tokens, so ev
 whole context (the long prompt needs it); longbow serve gets its own defaults (KV pool of 256 MiB,
 ~11k tokens of this model in f16).
 
+The client runs on the same machine and needs CPU too. With --threads = all cores, ggml's worker
+threads (which spin while waiting) lose time whenever the client or anything else preempts one of
+them: on 2 cores llama-server at 8 clients fell from ~140 tok/s (4 clients) to ~50, with 3 s gaps.
+Leave a core free (--threads 1 on 2 cores) for a comparison of the servers rather than of that.
+
 How to build llama-server for this bench (nothing of it goes into this repository): take the
 llama.cpp sources, e.g. those vendored in the llama-cpp-python sdist, and build the one target:
 
