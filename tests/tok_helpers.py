@@ -57,7 +57,7 @@ def write_gguf(
     tok,
     path: Path,
     add_bos: bool = False,
-    pre: str = "smollm",
+    pre: str = "gpt2",  # the trained tokenizer splits with the plain GPT-2 regex
     chat_template: str | None = CHAT_TEMPLATE,
     user_defined=("<tool>",),
 ) -> Path:

@@ -42,7 +42,12 @@ _GPT4O_SPLIT = (
     r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
-# `tokenizer.ggml.pre` -> split regex. Types not listed (gpt2, smollm, default, ...) use the
+# `tokenizer.ggml.pre` types whose tokenizers isolate every digit before the GPT-2 regex (HF:
+# Digits(individual_digits) then ByteLevel; llama.cpp: the `\p{N}` split first). It matters
+# beyond digits: "\n\n1" is "\n\n" + "1" (one whitespace token), not "\n" + "\n1".
+DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"}
+
+# `tokenizer.ggml.pre` -> split regex. Types not listed here or above (gpt2, default, ...) use the
 # GPT-2 regex built into the ByteLevel pre-tokenizer, as transformers does.
 PRE_TOKENIZER_SPLITS = {
     "llama3": _LLAMA3_SPLIT,
@@ -407,8 +412,16 @@ def _byte_level_backend(
             fuse_unk=False,
         )
     )
-    split = PRE_TOKENIZER_SPLITS.get(meta.get("tokenizer.ggml.pre"))
-    if split is None:
+    pre = meta.get("tokenizer.ggml.pre")
+    split = PRE_TOKENIZER_SPLITS.get(pre)
+    if pre in DIGIT_SPLIT_PRE:
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            ]
+        )
+    elif split is None:
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     else:
         backend.pre_tokenizer = pre_tokenizers.Sequence(
