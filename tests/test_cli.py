@@ -253,3 +253,26 @@ def test_unset_sampling_flags_take_sampling_params_defaults():
         d.min_p,
         d.presence_penalty,
     )
+
+
+def test_generate_structured_output_flags(monkeypatch, tmp_path):
+    pytest.importorskip("llguidance")
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object", "properties": {"a": {"type": "integer"}}}')
+    for flags, field, value in [
+        (["--json-schema", f"@{schema}"], "json", schema.read_text()),
+        (["--json"], "json_object", True),
+        (["--regex", "[0-9]+"], "regex", "[0-9]+"),
+        (["--grammar", 'start: "a"'], "grammar", 'start: "a"'),
+    ]:
+        llm = FakeLLM(template=None)
+        code, _, _ = run(["generate", "Hi", "--no-chat", *flags], llm, monkeypatch)
+        assert code == 0
+        params = llm.calls[0][2]
+        assert getattr(params.structured, field) == value
+    code, _, err = run(
+        ["generate", "Hi", "--json-schema", f"@{tmp_path / 'missing.json'}"], FakeLLM(), monkeypatch
+    )
+    assert code != 0 and "missing.json" in err
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["generate", "x", "--json", "--regex", "a"])

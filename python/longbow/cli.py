@@ -95,6 +95,21 @@ def _add_sampling_args(p: argparse.ArgumentParser, max_tokens: int) -> None:
     p.add_argument("--frequency-penalty", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--json-schema",
+        default=None,
+        metavar="SCHEMA",
+        help="constrain the output to JSON matching this schema (JSON text, or @FILE)",
+    )
+    shape.add_argument("--json", action="store_true", help="constrain the output to a JSON object")
+    shape.add_argument("--regex", default=None, help="constrain the output to this regex")
+    shape.add_argument(
+        "--grammar",
+        default=None,
+        metavar="LARK",
+        help="constrain the output to a Lark grammar (text or @FILE)",
+    )
 
 
 _SAMPLING_FLAGS = [
@@ -300,7 +315,33 @@ def sampling_params(args: argparse.Namespace):
     from longbow.sampling import SamplingParams
 
     given = {k: getattr(args, k) for k in _SAMPLING_FLAGS if getattr(args, k) is not None}
+    structured = _structured(args)
+    if structured is not None:
+        given["structured"] = structured
     return SamplingParams(max_tokens=args.max_tokens, stop=list(args.stop), **given)
+
+
+def _text_or_file(value: str, flag: str) -> str:
+    if not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).read_text()
+    except OSError as exc:
+        raise CliError(f"{flag}: cannot read {value[1:]}: {exc.strerror}") from None
+
+
+def _structured(args: argparse.Namespace):
+    from longbow.structured import StructuredOutputs
+
+    if getattr(args, "json_schema", None) is not None:
+        return StructuredOutputs(json=_text_or_file(args.json_schema, "--json-schema"))
+    if getattr(args, "json", False):
+        return StructuredOutputs(json_object=True)
+    if getattr(args, "regex", None) is not None:
+        return StructuredOutputs(regex=args.regex)
+    if getattr(args, "grammar", None) is not None:
+        return StructuredOutputs(grammar=_text_or_file(args.grammar, "--grammar"))
+    return None
 
 
 def _write(out, text: str) -> None:
