@@ -63,8 +63,10 @@ def _download_sdist(dest: Path) -> Path:
         "pip",
         "download",
         "--no-deps",
+        # Only this package as a source distribution: ":all:" would also build its build
+        # dependencies (cmake, ninja) from source, which takes longer than the timeout.
         "--no-binary",
-        ":all:",
+        "llama-cpp-python",
         "--disable-pip-version-check",
         "-q",
         "-d",
@@ -73,9 +75,13 @@ def _download_sdist(dest: Path) -> Path:
     ]
     errors = []
     for extra in (["--no-build-isolation"], []):
-        proc = subprocess.run(
-            base + extra, check=False, capture_output=True, text=True, timeout=900
-        )
+        try:
+            proc = subprocess.run(
+                base + extra, check=False, capture_output=True, text=True, timeout=900
+            )
+        except subprocess.TimeoutExpired:
+            errors.append([f"pip download {' '.join(extra)} timed out"])
+            continue
         found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
         if found:
             return found[0]
