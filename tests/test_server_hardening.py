@@ -110,6 +110,7 @@ def test_bad_streaming_chat_gets_400_json(client):
         ({"n": 1.5}, "n"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),  # changes the output: never ignored
         ({"suffix": "x"}, "suffix"),
+        ({"echo": True, "logprobs": 2}, "echo"),  # prompt logprobs: not computed, so refused
         ({"presence_penalty": "high"}, "presence_penalty"),
         ({"max_completion_tokens": -1}, "max_completion_tokens"),
     ],

@@ -228,13 +228,7 @@ class OpenAIServer:
         return {"object": "list", "data": [self.model_card()]}
 
     def model(self, model_id: str) -> dict:
-        if model_id != self.model_name:
-            raise APIError(
-                404,
-                f"model {model_id!r} is not served here (serving {self.model_name!r})",
-                "model",
-                code="model_not_found",
-            )
+        self._check_model(model_id)
         return self.model_card()
 
     def _check_model(self, name: str | None) -> None:
@@ -257,6 +251,9 @@ class OpenAIServer:
             )
 
     def _completion_prompts(self, req: CompletionRequest) -> list[str | list[int]]:
+        if req.echo and req.logprobs not in (None, False):
+            # OpenAI would also return the prompt's logprobs, which longbow does not compute.
+            raise bad_request("echo with logprobs is not supported (prompt logprobs)", "echo")
         p = req.prompt
         prompts: list = [p] if isinstance(p, str) or (p and isinstance(p[0], int)) else list(p)
         if not prompts:
